@@ -1,0 +1,23 @@
+"""The documented defaults and the lab's address plan, fixed in one place. Pure."""
+from __future__ import annotations
+
+POD_CIDR_V4 = "10.244.0.0/16"
+POD_CIDR_V6 = "fd00:10:244::/56"
+BLOCK_SIZE_V4 = 26
+BLOCK_SIZE_V6 = 122
+SERVICE_CIDR_V4 = "10.96.0.0/12"
+SERVICE_CIDR_V6 = "fd00:10:96::/112"
+DNS_SERVICE_IP_V4 = "10.96.0.10"
+DNS_SERVICE_IP_V6 = "fd00:10:96::a"
+CLUSTER_DOMAIN = "cluster.local"
+POD_GATEWAY_V4 = "169.254.1.1"
+NODE_PORT_RANGE = (30000, 32767)
+
+# The lab (all inside the lab's own namespaces)
+UNDERLAY_V4 = "198.18.0.0/24"
+UNDERLAY_V6 = "fd00:198:18::/64"
+OUTSIDE_V4 = "203.0.113.0/24"
+OUTSIDE_V6 = "fd00:203:113::/64"
+LAB_PREFIX = "pn-"
+# podnet's route protocol number (rtnetlink protocols 0-4 are the kernel's; see /etc/iproute2/rt_protos)
+ROUTE_PROTO = 188

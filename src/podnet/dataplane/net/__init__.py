@@ -1,0 +1,1 @@
+"""Kernel links, routes, sysctls and network namespaces."""

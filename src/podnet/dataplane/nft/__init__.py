@@ -1,0 +1,1 @@
+"""nftables: renderers (pure text) and the runner that applies them."""
