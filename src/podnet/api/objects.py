@@ -24,7 +24,10 @@ KINDS: dict[str, tuple[str, bool]] = {
     "EndpointSlice": ("discovery.k8s.io/v1", True),
     "NetworkPolicy": ("networking.k8s.io/v1", True),
     "IPPool": ("podnet.io/v1", False),
+    "IPAMBlock": ("podnet.io/v1", False),
 }
+# Kinds podnet writes for itself (IPAM state): stored like any object, refused by `apply`.
+INTERNAL_KINDS: frozenset[str] = frozenset({"IPAMBlock"})
 # Other apiVersions accepted for a kind (users write `v1` Nodes, for example).
 ALT_API_VERSIONS: dict[str, tuple[str, ...]] = {"Node": ("v1",)}
 
