@@ -1,0 +1,247 @@
+"""The store-backed allocator: Calico's block IPAM over compare-and-swap.
+
+Every write is a CAS on the block's revision (or a create, for a new block), retried
+from a fresh read when another writer won; so two nodes, or two ADDs on one node, can
+never take the same address. Order of preference for a new address (per family):
+a free address in a block affine to this node; else claim a new block for the node;
+else (unless strict affinity) borrow a free address from another node's block.
+"""
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+from podnet.api.objects import Resource
+from podnet.datastore.interface import AlreadyExists, Conflict, Datastore, NotFound
+from podnet.ipam.blocks import KIND, Block, Handle, new_block
+from podnet.ipam.cidr import Address, block_count, nth_block, reserved_ordinals
+from podnet.ipam.pools import Pool, usable_pools
+
+MAX_RETRIES = 200
+DEFAULT_RELEASE_GRACE = 300.0  # seconds an empty block stays with its node
+
+
+class IpamError(Exception):
+    """Base of IPAM errors; `code` is the CNI error code the plugin answers with."""
+    code = 999
+
+
+class NoUsablePool(IpamError):
+    code = 7  # invalid network configuration: it asks for a family nobody serves
+
+
+class PoolsExhausted(IpamError):
+    code = 11  # try again later: DELs free addresses
+
+
+class TooMuchContention(IpamError):
+    code = 11
+
+
+@dataclass(frozen=True)
+class Assigned:
+    address: Address
+    block: str  # block CIDR
+    pool: str
+    borrowed: bool
+
+
+@dataclass(frozen=True)
+class Request:
+    handle: Handle
+    versions: tuple[int, ...]  # families wanted, e.g. (4,) or (4, 6)
+    pools: dict[int, tuple[str, ...]] | None = None  # per family: names/CIDRs allowed
+    strict_affinity: bool = False
+
+
+class Allocator:
+    def __init__(self, store: Datastore, node: str, clock: Callable[[], float] = time.time,
+                 release_grace: float = DEFAULT_RELEASE_GRACE, max_retries: int = MAX_RETRIES):
+        self.store = store
+        self.node = node
+        self.clock = clock
+        self.release_grace = release_grace
+        self.max_retries = max_retries
+        self._node_labels: dict[str, str] | None = None
+        self._node_read = False
+
+    # ---- reads ------------------------------------------------------------------------
+    def blocks(self) -> list[Block]:
+        return [Block.from_resource(r) for r in self.store.list(KIND).items]
+
+    def pools(self, version: int, wanted: Sequence[str] = ()) -> list[Pool]:
+        items = self.store.list("IPPool").items
+        if any(str(r.spec.get("nodeSelector") or "all()").strip() not in ("all()", "")
+               for r in items):
+            labels = self.node_labels()
+        else:
+            labels = {}
+        return usable_pools(items, version, labels, wanted)
+
+    def node_labels(self) -> dict[str, str] | None:
+        if not self._node_read:
+            try:
+                self._node_labels = self.store.get("Node", "", self.node).labels
+            except NotFound:
+                self._node_labels = None
+            self._node_read = True
+        return self._node_labels
+
+    # ---- assign -----------------------------------------------------------------------
+    def assign(self, req: Request) -> list[Assigned]:
+        """One address per family in `req.versions`; all or nothing."""
+        done: list[Assigned] = []
+        try:
+            for v in req.versions:
+                wanted = (req.pools or {}).get(v, ())
+                done.append(self._assign_one(str(req.handle), v, wanted, req.strict_affinity))
+        except BaseException:
+            if done:
+                self.release(req.handle)
+            raise
+        return done
+
+    def _assign_one(self, handle: str, version: int, wanted: Sequence[str],
+                    strict: bool) -> Assigned:
+        for attempt in range(self.max_retries):
+            pools = self.pools(version, wanted)
+            if not pools:
+                what = f" among {list(wanted)}" if wanted else ""
+                raise NoUsablePool(f"no enabled IPv{version} IPPool{what} serves node "
+                                   f"{self.node!r}: create one or fix the CNI config's "
+                                   f"ipv{version}_pools/assign_ipv{version}")
+            by_name = {p.name: p for p in pools}
+            blocks = [b for b in self.blocks()
+                      if b.pool in by_name and b.cidr.subnet_of(by_name[b.pool].cidr)]  # type: ignore[arg-type]
+            try:
+                got = (self._from_own_blocks(handle, blocks, by_name)
+                       or self._claim_block(handle, pools, blocks)
+                       or (None if strict else self._borrow(handle, blocks, by_name)))
+            except (Conflict, AlreadyExists, NotFound):
+                # Someone wrote first: back off a little (more with each loss) and reread.
+                time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
+                continue
+            if got is None:
+                raise PoolsExhausted(
+                    f"no free IPv{version} address for node {self.node!r} in pools "
+                    f"{sorted(by_name)}" + (" (strict affinity: no borrowing)" if strict else "")
+                    + ": delete pods or add an IPPool")
+            return got
+        raise TooMuchContention(f"gave up after {self.max_retries} compare-and-swap conflicts "
+                                f"allocating IPv{version} for {handle}; try again")
+
+    def _take(self, handle: str, block: Block, pool: Pool, borrowed: bool) -> Assigned | None:
+        o = block.first_free(reserved_ordinals(pool.cidr, block.cidr))
+        if o is None:
+            return None
+        self.store.update(block.allocate(o, handle).to_resource(), block.revision)
+        return Assigned(block.cidr[o], str(block.cidr), pool.name, borrowed)
+
+    def _from_own_blocks(self, handle: str, blocks: list[Block],
+                         pools: dict[str, Pool]) -> Assigned | None:
+        for b in sorted((b for b in blocks if b.node == self.node), key=lambda b: int(b.cidr.network_address)):
+            got = self._take(handle, b, pools[b.pool], False)
+            if got:
+                return got
+        return None
+
+    def _claim_block(self, handle: str, pools: Iterable[Pool], blocks: list[Block]) -> Assigned | None:
+        taken = {b.cidr for b in blocks}
+        for pool in pools:
+            n = block_count(pool.cidr, pool.block_size)
+            # Start the search at a node-dependent place so nodes claiming at once rarely
+            # race for the same block; wrap around to find any free one.
+            start = (hash_node(self.node) % n) if n > 1 else 0
+            for i in range(n):
+                cidr = nth_block(pool.cidr, pool.block_size, (start + i) % n)
+                if cidr in taken:
+                    continue
+                b = new_block(cidr, pool.name, self.node)
+                o = b.first_free(reserved_ordinals(pool.cidr, cidr))
+                if o is None:
+                    continue  # a /32 block that is the pool's network address
+                self.store.create(b.allocate(o, handle).to_resource())
+                return Assigned(cidr[o], str(cidr), pool.name, False)
+        return None
+
+    def _borrow(self, handle: str, blocks: list[Block], pools: dict[str, Pool]) -> Assigned | None:
+        for b in blocks:
+            if b.node != self.node:
+                got = self._take(handle, b, pools[b.pool], True)
+                if got:
+                    return got
+        return None
+
+    # ---- release ----------------------------------------------------------------------
+    def release(self, handle: Handle) -> list[Address]:
+        """Free every address of `handle`; an unknown handle frees nothing and is fine."""
+        text = str(handle)
+        return self._release_where(lambda h: h == text)
+
+    def gc(self, network: str, valid: set[tuple[str, str]]) -> list[Address]:
+        """Free this node's allocations of `network` whose (containerID, ifname) is not valid."""
+        def stale(h: str) -> bool:
+            p = Handle.parse(h)
+            return (p.node == self.node and p.network == network
+                    and (p.container_id, p.ifname) not in valid)
+        return self._release_where(stale)
+
+    def _release_where(self, match: Callable[[str], bool]) -> list[Address]:
+        freed: list[Address] = []
+        now = self.clock()
+        final: list[Block] = []
+        for block in self.blocks():
+            for _ in range(self.max_retries):
+                new, addrs = block.release(match, now)
+                if not addrs:
+                    final.append(block)
+                    break
+                try:
+                    block = Block.from_resource(self.store.update(new.to_resource(), block.revision))
+                    freed.extend(addrs)
+                    final.append(block)
+                    break
+                except Conflict:
+                    pass
+                except NotFound:
+                    break
+                try:
+                    block = Block.from_resource(self.store.get(KIND, "", block.name))
+                except NotFound:
+                    break
+            else:
+                raise TooMuchContention(f"gave up releasing addresses in block {block.cidr}")
+        self.release_empty_blocks(final)
+        return freed
+
+    def release_empty_blocks(self, blocks: list[Block] | None = None) -> list[str]:
+        """Give back this node's blocks that have been empty for the grace period."""
+        now = self.clock()
+        out = []
+        for b in blocks if blocks is not None else self.blocks():
+            if (b.node == self.node and not b.allocations and b.empty_since is not None
+                    and now - b.empty_since >= self.release_grace):
+                try:
+                    self.store.delete(KIND, "", b.name, b.revision)
+                    out.append(str(b.cidr))
+                except (Conflict, NotFound):
+                    pass  # reused or released meanwhile: fine either way
+        return out
+
+    def addresses_of(self, handle: Handle) -> list[Address]:
+        text = str(handle)
+        return [a for b in self.blocks() for a in b.addresses_of(lambda h: h == text)]
+
+
+def hash_node(node: str) -> int:
+    """A stable (not per-process salted) hash of a node name."""
+    h = 2166136261
+    for ch in node.encode():
+        h = ((h ^ ch) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def block_resources(store: Datastore) -> list[Resource]:
+    return store.list(KIND).items
