@@ -1,0 +1,78 @@
+"""One small cluster for the DNS tests, from the documented address plan, with builders."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from podnet.api.objects import Resource, from_dict
+from podnet.calc.model import ClusterState
+
+
+def service(ns: str, name: str, mutate: Callable[[dict[str, Any]], None] | None = None, **spec: Any) -> Resource:
+    d: dict[str, Any] = {"apiVersion": "v1", "kind": "Service",
+                         "metadata": {"name": name, "namespace": ns}, "spec": dict(spec)}
+    if mutate:
+        mutate(d)
+    return from_dict(d)
+
+
+def endpoint_slice(ns: str, svc: str, endpoints: list[dict[str, Any]], ports: list[dict[str, Any]],
+                   address_type: str = "IPv4", suffix: str = "a") -> Resource:
+    return from_dict({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                      "metadata": {"name": f"{svc}-{suffix}", "namespace": ns,
+                                   "labels": {"kubernetes.io/service-name": svc}},
+                      "addressType": address_type, "endpoints": endpoints, "ports": ports})
+
+
+def pod(ns: str, name: str, ips: list[str], **spec: Any) -> Resource:
+    return from_dict({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns},
+                      "spec": {"containers": [{"name": "c", "image": "x"}], **spec},
+                      "status": {"podIPs": [{"ip": ip} for ip in ips], "phase": "Running"}})
+
+
+def namespace(name: str) -> Resource:
+    return from_dict({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+
+def ep(ip: str, ready: bool = True, hostname: str = "", pod_name: str = "", ns: str = "default") -> dict[str, Any]:
+    d: dict[str, Any] = {"addresses": [ip], "conditions": {"ready": ready}}
+    if hostname:
+        d["hostname"] = hostname
+    if pod_name:
+        d["targetRef"] = {"kind": "Pod", "namespace": ns, "name": pod_name}
+    return d
+
+
+def cluster() -> ClusterState:
+    """default: web (ClusterIP, dual stack, named ports http/tcp and dns/udp, one unnamed),
+    v4only; headless `db` (2 ready + 1 not ready, one pod hostname via subdomain),
+    headless `empty` (no ready endpoint), headless `lax` (publishNotReadyAddresses);
+    ExternalName `ext` -> www.example.test, `inner` -> web.default.svc.cluster.local,
+    `loop1` <-> `loop2`. Namespace `other` with service `web`; namespace `quiet` empty."""
+    objs = [
+        namespace("default"), namespace("other"), namespace("quiet"),
+        service("default", "web", clusterIP="10.96.0.20", clusterIPs=["10.96.0.20", "fd00:10:96::20"],
+                ipFamilies=["IPv4", "IPv6"],
+                ports=[{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080},
+                       {"name": "dns", "port": 53, "protocol": "UDP"},
+                       {"port": 9000}]),
+        service("default", "v4only", clusterIP="10.96.0.21", ports=[{"port": 80}]),
+        service("other", "web", clusterIP="10.96.0.30", ports=[{"name": "http", "port": 80}]),
+        service("default", "db", clusterIP="None", ports=[{"name": "pg", "port": 5432}]),
+        endpoint_slice("default", "db", [ep("10.244.1.5", pod_name="db-0"),
+                                         ep("10.244.2.6", hostname="db-1", pod_name="db-1"),
+                                         ep("10.244.3.7", ready=False)],
+                       [{"name": "pg", "port": 15432, "protocol": "TCP"}]),
+        endpoint_slice("default", "db", [ep("fd00:10:244::5", pod_name="db-0")],
+                       [{"name": "pg", "port": 15432, "protocol": "TCP"}], address_type="IPv6", suffix="b"),
+        pod("default", "db-0", ["10.244.1.5", "fd00:10:244::5"], hostname="db-0", subdomain="db"),
+        pod("default", "db-1", ["10.244.2.6"], hostname="db-1", subdomain="db"),
+        service("default", "empty", clusterIP="None"),
+        endpoint_slice("default", "empty", [ep("10.244.1.9", ready=False)], []),
+        service("default", "lax", clusterIP="None", publishNotReadyAddresses=True),
+        endpoint_slice("default", "lax", [ep("10.244.1.10", ready=False)], []),
+        service("default", "ext", type="ExternalName", externalName="www.example.test"),
+        service("default", "inner", type="ExternalName", externalName="web.default.svc.cluster.local."),
+        service("default", "loop1", type="ExternalName", externalName="loop2.default.svc.cluster.local"),
+        service("default", "loop2", type="ExternalName", externalName="loop1.default.svc.cluster.local"),
+    ]
+    return ClusterState.from_objects(objs)

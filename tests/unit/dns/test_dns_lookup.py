@@ -1,0 +1,197 @@
+"""The Kubernetes DNS schema as a table of questions and expected answers (CoreDNS style)."""
+from __future__ import annotations
+
+import pytest
+
+from dns_cluster import cluster, pod, service
+from podnet.calc.model import ClusterState
+from podnet.dns.lookup import NOERROR, NXDOMAIN, resolve
+from podnet.dns.records import (A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT, build_zone, dashed,
+                                reverse_name)
+
+Z = "cluster.local"
+MX, ANY = 15, 255
+
+
+@pytest.fixture(scope="module")
+def zone():
+    return build_zone(cluster(), serial=7)
+
+
+def data(ans, rtype=None):
+    return sorted(str(rr.data) for rr in ans.answer if rtype is None or rr.rtype == rtype)
+
+
+# (qname, qtype, rcode, expected answer data sorted, or None for "don't check")
+CASES = [
+    ("dns-version." + Z, TXT, NOERROR, ["1.1.0"]),
+    ("web.default.svc." + Z, A, NOERROR, ["10.96.0.20"]),
+    ("web.default.svc." + Z, AAAA, NOERROR, ["fd00:10:96::20"]),
+    ("web.other.svc." + Z, A, NOERROR, ["10.96.0.30"]),
+    ("v4only.default.svc." + Z, A, NOERROR, ["10.96.0.21"]),
+    ("v4only.default.svc." + Z, AAAA, NOERROR, []),       # NODATA
+    ("web.default.svc." + Z, MX, NOERROR, []),            # NODATA for other types
+    ("web.default.svc." + Z, TXT, NOERROR, []),
+    ("_http._tcp.web.default.svc." + Z, SRV, NOERROR, [str((0, 100, 80, "web.default.svc." + Z))]),
+    ("_dns._udp.web.default.svc." + Z, SRV, NOERROR, [str((0, 100, 53, "web.default.svc." + Z))]),
+    ("_http._udp.web.default.svc." + Z, SRV, NXDOMAIN, []),  # wrong protocol
+    ("_http._tcp.web.default.svc." + Z, A, NOERROR, []),     # name exists, no A
+    ("_x._y._z.web.default.svc." + Z, A, NXDOMAIN, []),      # too long
+    ("nope.default.svc." + Z, A, NXDOMAIN, []),
+    ("web.nons.svc." + Z, A, NXDOMAIN, []),
+    ("default.svc." + Z, A, NOERROR, []),
+    ("quiet.svc." + Z, A, NOERROR, []),
+    ("nons.svc." + Z, A, NXDOMAIN, []),
+    ("svc." + Z, A, NOERROR, []),
+    ("pod." + Z, A, NOERROR, []),
+    ("other.pod." + Z, A, NOERROR, []),
+    (Z, A, NOERROR, []),
+    (Z, NS, NOERROR, ["ns.dns." + Z]),
+    ("foo." + Z, A, NXDOMAIN, []),
+    ("a.b.c.d.e.f.default.svc." + Z, A, NXDOMAIN, []),
+    # headless
+    ("db.default.svc." + Z, A, NOERROR, ["10.244.1.5", "10.244.2.6"]),
+    ("db.default.svc." + Z, AAAA, NOERROR, ["fd00:10:244::5"]),
+    ("db-0.db.default.svc." + Z, A, NOERROR, ["10.244.1.5"]),   # pod hostname+subdomain
+    ("db-0.db.default.svc." + Z, AAAA, NOERROR, ["fd00:10:244::5"]),
+    ("db-1.db.default.svc." + Z, A, NOERROR, ["10.244.2.6"]),   # endpoint hostname
+    ("10-244-3-7.db.default.svc." + Z, A, NXDOMAIN, []),         # not ready
+    ("empty.default.svc." + Z, A, NXDOMAIN, []),                 # no ready endpoint
+    ("empty.default.svc." + Z, AAAA, NXDOMAIN, []),
+    ("lax.default.svc." + Z, A, NOERROR, ["10.244.1.10"]),       # publishNotReadyAddresses
+    ("10-244-1-10.lax.default.svc." + Z, A, NOERROR, ["10.244.1.10"]),
+    # pods insecure
+    ("10-244-9-9.default.pod." + Z, A, NOERROR, ["10.244.9.9"]),
+    ("10-244-9-9.default.pod." + Z, AAAA, NOERROR, []),
+    ("fd00-10-244--9.default.pod." + Z, AAAA, NOERROR, ["fd00:10:244::9"]),
+    ("10-244-9-9.nons.pod." + Z, A, NXDOMAIN, []),
+    ("notanip.default.pod." + Z, A, NXDOMAIN, []),
+    ("10-244-9-999.default.pod." + Z, A, NXDOMAIN, []),
+    # PTR
+    (reverse_name("10.96.0.20"), PTR, NOERROR, ["web.default.svc." + Z]),
+    (reverse_name("fd00:10:96::20"), PTR, NOERROR, ["web.default.svc." + Z]),
+    (reverse_name("10.244.1.5"), PTR, NOERROR, ["db-0.db.default.svc." + Z]),
+    (reverse_name("fd00:10:244::5"), PTR, NOERROR, ["db-0.db.default.svc." + Z]),
+    (reverse_name("10.96.0.20"), A, NOERROR, []),
+    # ExternalName
+    ("inner.default.svc." + Z, A, NOERROR, ["10.96.0.20", "web.default.svc." + Z]),
+    ("inner.default.svc." + Z, CNAME, NOERROR, ["web.default.svc." + Z]),
+]
+
+
+@pytest.mark.parametrize("qname,qtype,rcode,expected", CASES, ids=[f"{c[0]}/{c[1]}" for c in CASES])
+def test_table(zone, qname, qtype, rcode, expected):
+    ans = resolve(zone, qname, qtype)
+    assert not ans.forward and not ans.chase
+    assert ans.rcode == rcode
+    assert data(ans) == sorted(expected)
+    if not ans.answer or rcode == NXDOMAIN:
+        # every negative answer: one SOA in Authority
+        assert [rr.rtype for rr in ans.authority] == [SOA]
+    else:
+        assert ans.authority == ()
+
+
+def test_soa_fields(zone):
+    ans = resolve(zone, "nope.default.svc." + Z, A)
+    soa = ans.authority[0]
+    assert soa.name == Z and soa.ttl == 30
+    assert soa.data == ("ns.dns." + Z, "hostmaster." + Z, 7, 7200, 1800, 86400, 30)
+    assert resolve(zone, Z, SOA).answer[0].data == soa.data
+
+
+def test_reverse_soa_owner(zone):
+    ans = resolve(zone, reverse_name("10.96.0.20"), A)
+    assert ans.authority[0].name == "in-addr.arpa"
+
+
+def test_srv_additional_has_target_addresses(zone):
+    ans = resolve(zone, "_http._tcp.web.default.svc." + Z, SRV)
+    assert sorted((rr.name, rr.data) for rr in ans.additional) == [
+        ("web.default.svc." + Z, "10.96.0.20"), ("web.default.svc." + Z, "fd00:10:96::20")]
+
+
+def test_headless_srv_per_endpoint(zone):
+    ans = resolve(zone, "_pg._tcp.db.default.svc." + Z, SRV)
+    assert sorted(rr.data[2:] for rr in ans.answer) == [
+        (15432, "db-0.db.default.svc." + Z),
+        (15432, "db-1.db.default.svc." + Z)]
+    assert {rr.data[1] for rr in ans.answer} == {50}
+    assert sorted(rr.data for rr in ans.additional) == ["10.244.1.5", "10.244.2.6", "fd00:10:244::5"]
+
+
+def test_unnamed_ports_have_no_srv(zone):
+    assert all("9000" not in str(rr.data) for rrs in zone.rrsets.values()
+               for rr in rrs.get(SRV, []))
+
+
+def test_external_name_out_of_zone_is_chased_upstream(zone):
+    ans = resolve(zone, "ext.default.svc." + Z, A)
+    assert ans.chase == "www.example.test"
+    assert [(rr.rtype, rr.data) for rr in ans.answer] == [(CNAME, "www.example.test")]
+    assert resolve(zone, "ext.default.svc." + Z, CNAME).answer[0].data == "www.example.test"
+
+
+def test_cname_loop_stops(zone):
+    ans = resolve(zone, "loop1.default.svc." + Z, A)
+    assert ans.rcode == NOERROR and len(ans.answer) == 9
+    assert all(rr.rtype == CNAME for rr in ans.answer)
+
+
+def test_out_of_zone_and_unknown_reverse_forward(zone):
+    assert resolve(zone, "www.example.test", A).forward
+    assert resolve(zone, reverse_name("192.0.2.1"), PTR).forward
+    assert resolve(zone, "in-addr.arpa", SOA).forward
+
+
+def test_any_returns_all_rrsets(zone):
+    ans = resolve(zone, "web.default.svc." + Z, ANY)
+    assert {rr.rtype for rr in ans.answer} == {A, AAAA}
+
+
+def test_pods_modes():
+    objs = list(cluster().of_kind("Pod")) + list(cluster().of_kind("Namespace"))
+    st = ClusterState.from_objects(objs)
+    verified = build_zone(st, pods_mode="verified")
+    assert data(resolve(verified, "10-244-1-5.default.pod." + Z, A)) == ["10.244.1.5"]
+    assert resolve(verified, "10-244-9-9.default.pod." + Z, A).rcode == NXDOMAIN
+    assert resolve(verified, "10-244-1-5.other.pod." + Z, A).rcode == NXDOMAIN  # wrong namespace
+    disabled = build_zone(st, pods_mode="disabled")
+    assert resolve(disabled, "10-244-1-5.default.pod." + Z, A).rcode == NXDOMAIN
+    assert resolve(disabled, "default.pod." + Z, A).rcode == NOERROR
+    with pytest.raises(ValueError, match="pods mode"):
+        build_zone(st, pods_mode="bogus")
+
+
+def test_zone_and_ttl_configurable():
+    z = build_zone(cluster(), origin="Corp.Example.", ttl=5)
+    ans = resolve(z, "web.default.svc.corp.example", A)
+    assert data(ans) == ["10.96.0.20"] and ans.answer[0].ttl == 5
+    assert resolve(z, "web.default.svc.cluster.local", A).forward
+
+
+def test_namespace_without_object_exists_through_its_services():
+    z = build_zone(ClusterState.from_objects([service("kube-system", "kube-dns", clusterIP="10.96.0.10")]))
+    assert data(resolve(z, "kube-dns.kube-system.svc." + Z, A)) == ["10.96.0.10"]
+    assert resolve(z, "kube-system.svc." + Z, A).rcode == NOERROR
+
+
+def test_bad_objects_are_skipped():
+    st = ClusterState.from_objects([
+        service("default", "bad", clusterIP="not-an-ip"),
+        service("default", "x" * 70, clusterIP="10.96.0.99"),
+        pod("default", "p", ["garbage"]),
+        service("default", "ok", clusterIP="10.96.0.98"),
+    ])
+    z = build_zone(st, pods_mode="verified")
+    assert data(resolve(z, "ok.default.svc." + Z, A)) == ["10.96.0.98"]
+    assert resolve(z, "bad.default.svc." + Z, A).rcode == NOERROR  # exists, no address
+    assert resolve(z, "bad.default.svc." + Z, A).answer == ()
+
+
+def test_dashed_and_reverse_names():
+    assert dashed("10.1.2.3") == "10-1-2-3"
+    assert dashed("fd00::1") == "fd00--1"
+    assert reverse_name("10.1.2.3") == "3.2.1.10.in-addr.arpa"
+    assert reverse_name("fd00::1").endswith(".0.0.d.f.ip6.arpa")
+    assert len(reverse_name("fd00::1").split(".")) == 34
