@@ -1,0 +1,161 @@
+"""From query bytes to response bytes: the request handler, with its answer cache. No sockets.
+
+Three paths, cheapest first:
+- fast (`fast`): a plain UDP query (no EDNS) whose lower-cased question is in the cache
+  gets its pre-built answer with the client's ID and question case patched in; no parsing.
+- slow (`handle`): parse, answer from the zone, pack a template, cache it.
+- upstream: names outside the zone (and CNAME chains that leave it) come back as a
+  `Pending`, which the server runs on a worker thread because it blocks on the network.
+
+The zone and the caches built from it live in one `_Snap`; a new zone swaps in a new
+snapshot, so a template built from the old zone can never land in the new cache.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from podnet.dns import wire
+from podnet.dns.forward import Forwarder
+from podnet.dns.lookup import Answer, NOERROR, SERVFAIL, resolve
+from podnet.dns.records import REVERSE_V4, REVERSE_V6, Zone
+from podnet.dns.wire import BadQuery, Drop, Query
+
+log = logging.getLogger(__name__)
+
+_QD1 = b"\x00\x01\x00\x00\x00\x00\x00\x00"  # qdcount 1, nothing else
+_ZONE_TRANSFER = (251, 252)                  # IXFR, AXFR
+_FORMERR_TYPES = (0, wire.OPT_TYPE)
+
+
+@dataclass
+class _Snap:
+    zone: Zone | None
+    templates: dict[bytes, bytes] = field(default_factory=dict)   # key -> template
+    udp: dict[bytes, tuple[bytes, bytes]] = field(default_factory=dict)  # key -> (RD 0, RD 1)
+
+
+class Pending:
+    """An answer that needs the upstream servers; `run()` blocks, never raises."""
+
+    def __init__(self, responder: "Responder", query: Query, partial: Answer | None, tcp: bool):
+        self.responder, self.query, self.partial, self.tcp = responder, query, partial, tcp
+
+    def run(self) -> bytes:
+        q = self.query
+        try:
+            return self._run()
+        except Exception:  # noqa: BLE001 - a daemon answers SERVFAIL rather than dying
+            log.exception("forwarding %r failed", q.name)
+            return wire.error_response(SERVFAIL, q.qid, q.flags, q.question, q.edns)
+
+    def _run(self) -> bytes:
+        q, fwd = self.query, self.responder.forwarder
+        assert fwd is not None
+        if self.partial is None:
+            rec = fwd.query(q.labels, q.qtype, q.qclass)
+            if rec is None:
+                return wire.error_response(SERVFAIL, q.qid, q.flags, q.question, q.edns)
+            tmpl = wire.template(q, rec.header.rcode, rec.rr, rec.auth, rec.ar, authoritative=False)
+            return wire.finalize(q, tmpl, self.tcp)
+        chain = [wire.to_dnslib(rr) for rr in self.partial.answer]
+        target = tuple(lb.encode("latin-1") for lb in self.partial.chase.split("."))
+        rec = fwd.query(target, q.qtype, q.qclass)
+        rcode, more, auth = NOERROR, [], []
+        if rec is not None:
+            rcode, more, auth = rec.header.rcode, rec.rr, rec.auth
+        return wire.finalize(q, wire.template(q, rcode, chain + more, auth), self.tcp)
+
+
+class Responder:
+    def __init__(self, origin: str = "cluster.local", forwarder: Forwarder | None = None,
+                 max_cached: int = 100_000):
+        self.origin = origin.strip(".").lower()
+        self.forwarder = forwarder if forwarder is not None and forwarder.upstreams else None
+        self.max_cached = max_cached
+        self._snap = _Snap(None)
+
+    @property
+    def zone(self) -> Zone | None:
+        return self._snap.zone
+
+    def set_zone(self, zone: Zone) -> None:
+        self._snap = _Snap(zone)
+
+    # ---- the fast path ------------------------------------------------------------------
+    def fast(self, data: bytes) -> bytes | None:
+        """A cached answer for a plain UDP query, or None (then call `handle`)."""
+        if data[4:12] != _QD1 or data[2] > 1:
+            return None
+        entry = self._snap.udp.get(data[12:-4].lower() + data[-4:])
+        if entry is None:
+            return None
+        t = entry[data[2]]
+        return data[:2] + t[2:12] + data[12:] + t[len(data):]
+
+    # ---- the slow path ------------------------------------------------------------------
+    def handle(self, data: bytes, tcp: bool = False) -> bytes | Pending | None:
+        """Never raises: an internal error becomes SERVFAIL (and a log line)."""
+        try:
+            return self.handle_strict(data, tcp)
+        except Exception:  # noqa: BLE001
+            log.exception("answering a query failed")
+            if len(data) >= 12:
+                return wire.error_response(SERVFAIL, int.from_bytes(data[:2], "big"),
+                                           int.from_bytes(data[2:4], "big"))
+            return None
+
+    def handle_strict(self, data: bytes, tcp: bool = False) -> bytes | Pending | None:
+        """`handle` without the safety net: what the fuzz test drives."""
+        try:
+            q = wire.parse_query(data)
+        except Drop:
+            return None
+        except BadQuery as e:
+            return wire.error_response(e.rcode, e.qid, e.flags, e.question, e.edns)
+        early = self._refuse(q)
+        if early is not None:
+            return wire.error_response(early, q.qid, q.flags, q.question, q.edns)
+        snap = self._snap
+        tmpl = snap.templates.get(q.key)
+        if tmpl is not None:
+            return wire.finalize(q, tmpl, tcp)
+        if snap.zone is None:  # not synced yet: no negative answer we could stand behind
+            if self.forwarder is not None and not self._ours(q.name):
+                return Pending(self, q, None, tcp)
+            return wire.error_response(SERVFAIL, q.qid, q.flags, q.question, q.edns)
+        ans = resolve(snap.zone, q.name, q.qtype)
+        if ans.forward:
+            if self.forwarder is None:
+                return wire.error_response(wire.REFUSED, q.qid, q.flags, q.question, q.edns)
+            return Pending(self, q, None, tcp)
+        if ans.chase and self.forwarder is not None:
+            return Pending(self, q, ans, tcp)
+        tmpl = wire.template(q, ans.rcode, map(wire.to_dnslib, ans.answer),
+                             map(wire.to_dnslib, ans.authority), map(wire.to_dnslib, ans.additional))
+        self._store(snap, q, tmpl)
+        return wire.finalize(q, tmpl, tcp)
+
+    def _ours(self, name: str) -> bool:
+        """In the cluster zone or a reverse zone: answered by us once synced."""
+        return any(name == z or name.endswith("." + z) for z in (self.origin, REVERSE_V4, REVERSE_V6))
+
+    @staticmethod
+    def _refuse(q: Query) -> int | None:
+        if q.qtype in _FORMERR_TYPES:
+            return wire.FORMERR
+        if q.qclass != wire.CLASS_IN:
+            return wire.REFUSED
+        if q.qtype in _ZONE_TRANSFER:
+            return wire.REFUSED
+        if 128 <= q.qtype <= 254:  # other meta types (MAILA, MAILB, TKEY, TSIG, ...)
+            return wire.NOTIMP
+        return None
+
+    def _store(self, snap: _Snap, q: Query, tmpl: bytes) -> None:
+        if len(snap.templates) >= self.max_cached:
+            snap.templates.clear()
+            snap.udp.clear()
+        qlen = len(q.question)
+        snap.templates[q.key] = tmpl
+        snap.udp[q.key] = (wire.udp_variant(tmpl, qlen), wire.udp_variant(wire.set_rd(tmpl), qlen))
