@@ -1,0 +1,275 @@
+"""NetworkPolicy compiled to the per-pod form the nftables renderer draws. Pure; imports api only.
+
+One `PolicyChain` per (policy, direction) holds that policy's rules; each rule is plain
+data: the peer addresses as merged intervals per family (pod IPs of the selector peers
+plus ipBlock ranges minus their excepts), numeric port ranges per protocol, and the
+named ports already resolved to (pod IP, protocol, port) triples (ingress: on the
+selected pods; egress: on the peer pods). One `PodPolicy` per local pod lists the chains
+that isolate it. `evaluate()` runs this form for a packet; tests hold it equal to the
+predicate in `policy.py`.
+"""
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from podnet.api.objects import NetworkPolicy, ObjectKey, Pod, PolicyPeer, PolicyRule
+from podnet.api.selector import LabelSelector
+from podnet.calc.model import ClusterState
+from podnet.calc.policy import (EGRESS, INGRESS, RuleRef, has_type, ip_in_block, is_policy_pod,
+                                namespace_labels)
+
+Interval = tuple[int, int]
+FAMILIES = (4, 6)
+
+
+@dataclass(frozen=True)
+class PortRange:
+    protocol: str
+    lo: int
+    hi: int
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    ref: RuleRef
+    any_peer: bool  # no `from`/`to`: every address
+    peers: dict[int, tuple[Interval, ...]]  # family -> merged address intervals
+    any_port: bool  # no `ports`: every protocol and port
+    ports: tuple[PortRange, ...]  # numeric ports (a protocol alone is 0-65535)
+    named: dict[int, tuple[tuple[int, str, int], ...]]  # family -> (ip, proto, port), resolved
+
+    def matches(self, direction: str, peer_ip: int, peer_fam: int, own_ip: int,
+                port: int, protocol: str) -> bool:
+        peer_ok = self.any_peer or _in(self.peers.get(peer_fam, ()), peer_ip)
+        if self.any_port:
+            return peer_ok
+        if peer_ok and any(p.protocol == protocol and p.lo <= port <= p.hi for p in self.ports):
+            return True
+        # named: ingress keys on the selected pod (own) and still needs the peer check;
+        # egress keys on the peer pod, whose membership already encodes the peer check.
+        key_ip = own_ip if direction == INGRESS else peer_ip
+        hit = (key_ip, protocol, port) in set(self.named.get(peer_fam, ()))
+        return hit and (peer_ok or direction == EGRESS)
+
+
+@dataclass(frozen=True)
+class PolicyChain:
+    namespace: str
+    policy: str
+    direction: str
+    rules: tuple[CompiledRule, ...]
+
+    @property
+    def id(self) -> str:
+        return f"{self.namespace}/{self.policy}/{self.direction}"
+
+
+@dataclass(frozen=True)
+class PodPolicy:
+    key: ObjectKey
+    ips: tuple[str, ...]
+    iface: str  # host-side veth name when known, else ""
+    ingress: tuple[str, ...] | None  # chain ids; None: not isolated
+    egress: tuple[str, ...] | None
+
+
+@dataclass
+class CompiledPolicies:
+    chains: dict[str, PolicyChain] = field(default_factory=dict)
+    pods: dict[ObjectKey, PodPolicy] = field(default_factory=dict)
+
+
+IFACE_ANNOTATION = "podnet.io/host-veth"
+
+
+def host_iface(pod: Pod) -> str:
+    """The pod's host-side veth, as the CNI plugin/lab recorded it (annotation or status)."""
+    return pod.annotations.get(IFACE_ANNOTATION) or str(pod.status.get("hostVeth") or "")
+
+
+# ---- intervals ------------------------------------------------------------------------
+def merge(intervals: Iterable[Interval]) -> tuple[Interval, ...]:
+    out: list[list[int]] = []
+    for lo, hi in sorted(intervals):
+        if out and lo <= out[-1][1] + 1:
+            out[-1][1] = max(out[-1][1], hi)
+        else:
+            out.append([lo, hi])
+    return tuple((a, b) for a, b in out)
+
+
+def _in(intervals: tuple[Interval, ...], x: int) -> bool:
+    return any(lo <= x <= hi for lo, hi in intervals)
+
+
+def block_intervals(cidr: str, excepts: Iterable[str]) -> tuple[int, tuple[Interval, ...]]:
+    net = ipaddress.ip_network(cidr, strict=False)
+    cur = [(int(net.network_address), int(net.broadcast_address))]
+    for e in excepts:
+        en = ipaddress.ip_network(e, strict=False)
+        if en.version != net.version:
+            continue
+        elo, ehi = int(en.network_address), int(en.broadcast_address)
+        nxt = []
+        for lo, hi in cur:
+            if ehi < lo or elo > hi:
+                nxt.append((lo, hi))
+                continue
+            if lo < elo:
+                nxt.append((lo, elo - 1))
+            if ehi < hi:
+                nxt.append((ehi + 1, hi))
+        cur = nxt
+    return net.version, merge(cur)
+
+
+# ---- pod index: selector evaluation without scanning every pod per selector -----------
+class PodIndex:
+    def __init__(self, state: ClusterState):
+        self.state = state
+        self.pods = sorted((p for p in state.pods if is_policy_pod(p)), key=lambda p: (p.namespace, p.name))
+        self.by_ns: dict[str, list[Pod]] = defaultdict(list)
+        self.by_label: dict[tuple[str, str], list[Pod]] = defaultdict(list)
+        for p in self.pods:
+            self.by_ns[p.namespace].append(p)
+            for kv in p.labels.items():
+                self.by_label[kv].append(p)
+        self.ns_labels = {ns: namespace_labels(state, ns)
+                          for ns in set(self.by_ns) | {n.name for n in state.namespaces}}
+        self._cache: dict[tuple[str, LabelSelector], list[Pod]] = {}
+
+    def in_namespace(self, ns: str, sel: LabelSelector) -> list[Pod]:
+        ck = (ns, sel)
+        if ck not in self._cache:
+            cands = self.by_ns.get(ns, [])
+            for r in sel.requirements:
+                if r.operator == "In" and len(r.values) == 1:
+                    cands = [p for p in self.by_label.get((r.key, r.values[0]), []) if p.namespace == ns]
+                    break
+            self._cache[ck] = [p for p in cands if sel.matches(p.labels)]
+        return self._cache[ck]
+
+    def peer_pods(self, np: NetworkPolicy, peer: PolicyPeer) -> list[Pod]:
+        if peer.ip_block is not None or (peer.pod_selector is None and peer.namespace_selector is None):
+            return []
+        psel = peer.pod_selector or LabelSelector.everything()
+        if peer.namespace_selector is None:
+            return self.in_namespace(np.namespace, psel)
+        out: list[Pod] = []
+        for ns, labels in sorted(self.ns_labels.items()):
+            if peer.namespace_selector.matches(labels):
+                out.extend(self.in_namespace(ns, psel))
+        return out
+
+
+def _ip_int(ip: str) -> tuple[int, int]:
+    a = ipaddress.ip_address(ip)
+    return a.version, int(a)
+
+
+# ---- compile --------------------------------------------------------------------------
+def _named_owners(idx: PodIndex, direction: str, rule: PolicyRule, selected: list[Pod],
+                  peer_pods: list[Pod]) -> list[tuple[Pod, list[str]]]:
+    """Pods a named port is resolved on, with the addresses that count: ingress, the
+    selected pods; egress, the peer pods (for an ipBlock peer only its addresses inside)."""
+    if direction == INGRESS:
+        return [(p, p.pod_ips) for p in selected]
+    if rule.peers is None:
+        return [(p, p.pod_ips) for p in idx.pods]
+    out = [(p, p.pod_ips) for p in peer_pods]
+    for pe in rule.peers:
+        if pe.ip_block is None:
+            continue
+        for p in idx.pods:
+            ips = [ip for ip in p.pod_ips if ip_in_block(ip, pe.ip_block.cidr, pe.ip_block.except_)]
+            if ips:
+                out.append((p, ips))
+    return out
+
+
+def _compile_rule(idx: PodIndex, np: NetworkPolicy, direction: str, i: int, rule: PolicyRule,
+                  selected: list[Pod]) -> CompiledRule:
+    peers: dict[int, list[Interval]] = {4: [], 6: []}
+    peer_pods: list[Pod] = []
+    for pe in rule.peers or ():
+        if pe.ip_block is not None:
+            fam, ivs = block_intervals(pe.ip_block.cidr, pe.ip_block.except_)
+            peers[fam].extend(ivs)
+        else:
+            peer_pods.extend(idx.peer_pods(np, pe))
+    for p in peer_pods:
+        for ip in p.pod_ips:
+            fam, n = _ip_int(ip)
+            peers[fam].append((n, n))
+    ports: list[PortRange] = []
+    named: dict[int, set[tuple[int, str, int]]] = {4: set(), 6: set()}
+    for pp in rule.ports or ():
+        if pp.port is None or isinstance(pp.port, int):
+            lo = 0 if pp.port is None else pp.port
+            hi = 65535 if pp.port is None else (pp.end_port if pp.end_port is not None else pp.port)
+            ports.append(PortRange(pp.protocol, lo, hi))
+            continue
+        for p, ips in _named_owners(idx, direction, rule, selected, peer_pods):
+            n = p.named_port(pp.port, pp.protocol)
+            if n is not None:
+                for ip in ips:
+                    fam, v = _ip_int(ip)
+                    named[fam].add((v, pp.protocol, n))
+    return CompiledRule(RuleRef(np.namespace, np.name, direction, i), rule.peers is None,
+                        {f: merge(peers[f]) for f in FAMILIES}, rule.ports is None,
+                        tuple(sorted(set(ports), key=lambda r: (r.protocol, r.lo, r.hi))),
+                        {f: tuple(sorted(named[f])) for f in FAMILIES})
+
+
+def compile_policies(state: ClusterState, local: Callable[[Pod], bool] | None = None,
+                     only: set[str] | None = None) -> CompiledPolicies:
+    """Compile for the pods `local` accepts (all when None). `only`: chain ids to compile
+    (partial sync); pods are always listed whole, which is cheap."""
+    idx = PodIndex(state)
+    out = CompiledPolicies()
+    locals_ = [p for p in idx.pods if local is None or local(p)]
+    memberships: dict[ObjectKey, dict[str, list[str]]] = {
+        p.key: {INGRESS: [], EGRESS: []} for p in locals_}
+    for np in sorted(state.policies, key=lambda n: (n.namespace, n.name)):
+        selected = [p for p in idx.in_namespace(np.namespace, np.pod_selector)
+                    if p.key in memberships]
+        if not selected:
+            continue
+        for direction in (INGRESS, EGRESS):
+            if not has_type(np, direction):
+                continue
+            cid = f"{np.namespace}/{np.name}/{direction}"
+            for p in selected:
+                memberships[p.key][direction].append(cid)
+            if only is not None and cid not in only:
+                continue
+            rules = np.ingress if direction == INGRESS else np.egress
+            out.chains[cid] = PolicyChain(np.namespace, np.name, direction, tuple(
+                _compile_rule(idx, np, direction, i, r, selected) for i, r in enumerate(rules)))
+    for p in locals_:
+        m = memberships[p.key]
+        out.pods[p.key] = PodPolicy(p.key, tuple(str(ipaddress.ip_address(x)) for x in p.pod_ips),
+                                    host_iface(p), tuple(m[INGRESS]) if m[INGRESS] else None,
+                                    tuple(m[EGRESS]) if m[EGRESS] else None)
+    return out
+
+
+def evaluate(c: CompiledPolicies, src_ip: str, dst_ip: str, port: int, protocol: str) -> bool:
+    """Run the compiled form for a new connection, as the nft chains will (a tracer)."""
+    sfam, s = _ip_int(src_ip)
+    _, d = _ip_int(dst_ip)
+    by_ip = {ip: pp for pp in c.pods.values() for ip in pp.ips}
+    sp, dp = by_ip.get(str(ipaddress.ip_address(src_ip))), by_ip.get(str(ipaddress.ip_address(dst_ip)))
+    if sp is not None and dp is not None and sp.key == dp.key:
+        return True
+    for pod, chains, direction, peer, own in ((sp, sp and sp.egress, EGRESS, d, s),
+                                              (dp, dp and dp.ingress, INGRESS, s, d)):
+        if pod is None or chains is None:
+            continue
+        if not any(r.matches(direction, peer, sfam, own, port, protocol)
+                   for cid in chains for r in c.chains[cid].rules):
+            return False
+    return True
