@@ -1,0 +1,150 @@
+"""The network config podnet's plugins accept: parsed, validated, with Calico's key names.
+
+`ipam` section (podnet-ipam): `type`, `datastore` (URL), `nodeName`, `assign_ipv4`,
+`assign_ipv6` ("true"/"false"/"auto", default auto: a family is assigned when an enabled
+pool of it serves the node), `ipv4_pools`/`ipv6_pools` (names or CIDRs),
+`strict_affinity`, `release_empty_blocks_after` (seconds), `routes` (copied to the result,
+as host-local does). podnet-cni's own keys: `mtu`, and `datastore`/`nodeName` at top
+level as fallbacks for the ipam section. Unknown keys are refused (code 2) so a typo
+never silently changes behaviour. Imports only the standard library.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping, NamedTuple
+
+from podnet.cni.errors import INVALID_CONFIG, UNSUPPORTED_FIELD, CniError
+
+# Keys any runtime may put in what one plugin receives (SPEC.md §3) plus podnet-cni's own.
+CNI_KEYS = frozenset({
+    "cniVersion", "cniVersions", "name", "type", "ipam", "dns", "args", "runtimeConfig",
+    "prevResult", "capabilities", "ipMasq", "disableCheck", "disableGC", "loadOnlyInlinedPlugins",
+    "cni.dev/valid-attachments", "cni.dev/attachments",
+    "mtu", "datastore", "nodeName", "nodename", "log_level", "etcd_endpoints",
+})
+IPAM_KEYS = frozenset({
+    "type", "datastore", "nodeName", "nodename", "assign_ipv4", "assign_ipv6", "ipv4_pools",
+    "ipv6_pools", "strict_affinity", "release_empty_blocks_after", "routes",
+})
+
+
+class IpamConf(NamedTuple):
+    network: str
+    datastore: str
+    node: str
+    assign: dict[int, str]  # family -> "true" | "false" | "auto"
+    pools: dict[int, tuple[str, ...]]
+    strict_affinity: bool
+    release_grace: float | None
+    routes: list[dict[str, Any]]
+
+
+def _bad(key: str, value: Any, why: str) -> CniError:
+    return CniError(INVALID_CONFIG, f"invalid network config: {key}={value!r}", why)
+
+
+def _tristate(key: str, value: Any) -> str:
+    if value is None:
+        return "auto"
+    v = str(value).lower()
+    if v not in ("true", "false", "auto"):
+        raise _bad(key, value, "expected \"true\", \"false\" or \"auto\"")
+    return v
+
+
+def check_keys(conf: Mapping[str, Any], known: frozenset[str], where: str) -> None:
+    for k, v in conf.items():
+        if k not in known:
+            raise CniError(UNSUPPORTED_FIELD, f"unsupported field {where}{k}={v!r} in network config",
+                           f"known fields: {', '.join(sorted(known))}")
+
+
+def parse_ipam(conf: Mapping[str, Any], env: Mapping[str, str] | None = None) -> IpamConf:
+    env = os.environ if env is None else env
+    ipam = conf.get("ipam")
+    if not isinstance(ipam, dict):
+        raise _bad("ipam", ipam, "podnet-ipam needs an \"ipam\" object with \"type\": \"podnet-ipam\"")
+    check_keys(ipam, IPAM_KEYS, "ipam.")
+    ds = ipam.get("datastore") or conf.get("datastore") or env.get("PODNET_DATASTORE", "")
+    if not ds or not isinstance(ds, str) or not (ds.startswith("sqlite:") or ds.startswith("etcd")):
+        raise _bad("ipam.datastore", ds, "set a datastore URL: sqlite:///path.db or etcd://host:port")
+    node = (ipam.get("nodeName") or ipam.get("nodename") or conf.get("nodeName")
+            or conf.get("nodename") or env.get("NODENAME") or os.uname().nodename)
+    pools: dict[int, tuple[str, ...]] = {}
+    for v in (4, 6):
+        key = f"ipv{v}_pools"
+        val = ipam.get(key) or []
+        if not isinstance(val, list) or not all(isinstance(x, str) and x for x in val):
+            raise _bad(f"ipam.{key}", val, "expected a list of pool names or CIDRs")
+        pools[v] = tuple(val)
+    assign = {4: _tristate("ipam.assign_ipv4", ipam.get("assign_ipv4")),
+              6: _tristate("ipam.assign_ipv6", ipam.get("assign_ipv6"))}
+    if assign[4] == assign[6] == "false":
+        raise _bad("ipam.assign_ipv4", "false", "with assign_ipv6 also false there is nothing to assign")
+    grace = ipam.get("release_empty_blocks_after")
+    if grace is not None and (isinstance(grace, bool) or not isinstance(grace, (int, float)) or grace < 0):
+        raise _bad("ipam.release_empty_blocks_after", grace, "expected seconds >= 0")
+    routes = ipam.get("routes") or []
+    if not isinstance(routes, list) or not all(isinstance(r, dict) and r.get("dst") for r in routes):
+        raise _bad("ipam.routes", routes, "expected a list of {\"dst\": CIDR, \"gw\"?: IP}")
+    strict = ipam.get("strict_affinity", False)
+    if not isinstance(strict, bool):
+        raise _bad("ipam.strict_affinity", strict, "expected true or false")
+    return IpamConf(str(conf.get("name")), ds, str(node), assign, pools, strict,
+                    float(grace) if grace is not None else None, routes)
+
+
+class NetConf(NamedTuple):
+    name: str
+    version: str
+    mtu: int
+    ipam_type: str
+    dns: dict[str, Any]
+
+
+def parse_netconf(conf: Mapping[str, Any]) -> NetConf:
+    """podnet-cni's view of the config (the ipam section is the IPAM plugin's business)."""
+    check_keys(conf, CNI_KEYS, "")
+    mtu = conf.get("mtu", 1500)
+    if isinstance(mtu, bool) or not isinstance(mtu, int) or not 68 <= mtu <= 65535:
+        raise _bad("mtu", mtu, "expected an integer between 68 and 65535")
+    ipam = conf.get("ipam")
+    if not isinstance(ipam, dict) or not isinstance(ipam.get("type"), str) or not ipam["type"]:
+        raise _bad("ipam", ipam, "expected {\"type\": \"podnet-ipam\", ...} (or another IPAM plugin)")
+    if "/" in ipam["type"]:
+        raise _bad("ipam.type", ipam["type"], "a plugin name, not a path")
+    dns = conf.get("dns") or {}
+    if not isinstance(dns, dict):
+        raise _bad("dns", dns, "expected {\"nameservers\": [...], \"search\": [...], ...}")
+    return NetConf(str(conf["name"]), str(conf.get("cniVersion")), mtu, ipam["type"], dns)
+
+
+def make_netconf(datastore_url: str, node_name: str, dual_stack: bool, mtu: int = 1500,
+                 cni_version: str = "1.1.0", name: str = "podnet",
+                 dns: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The network config the lab kubelet hands podnet-cni for one node."""
+    conf: dict[str, Any] = {
+        "cniVersion": cni_version, "name": name, "type": "podnet-cni", "mtu": mtu,
+        "ipam": {"type": "podnet-ipam", "datastore": datastore_url, "nodeName": node_name,
+                 "assign_ipv4": "true", "assign_ipv6": "true" if dual_stack else "false"},
+    }
+    if dns:
+        conf["dns"] = dict(dns)
+    return conf
+
+
+def valid_attachments(conf: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """GC's list; the spec-v1.1.0 tag called the key cni.dev/attachments (erratum): accept
+    both. Absent means no attachment is valid (what cnitool's `gc` sends)."""
+    out: set[tuple[str, str]] = set()
+    for key in ("cni.dev/valid-attachments", "cni.dev/attachments"):
+        items = conf.get(key)
+        if items is None:
+            continue
+        if not isinstance(items, list):
+            raise _bad(key, items, "expected a list of {\"containerID\", \"ifname\"}")
+        for it in items:
+            if not isinstance(it, dict) or not it.get("containerID") or not it.get("ifname"):
+                raise _bad(key, it, "each attachment needs containerID and ifname")
+            out.add((str(it["containerID"]), str(it["ifname"])))
+    return out

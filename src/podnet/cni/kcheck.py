@@ -1,0 +1,63 @@
+"""CHECK for podnet-cni: does the kernel still hold what prevResult says? Read-only.
+
+Reads `ip -j` output of the pod and node namespaces and fails with the first precise
+difference. Routes added later by chained plugins are tolerated (SPEC.md CHECK).
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any, Sequence
+
+from podnet.cni.errors import IO_FAILURE, CniError
+from podnet.cni.veth import GATEWAY_V4, GATEWAY_V6, netns_prefix
+
+CHECK_FAILED = 100  # plugin-specific: state differs from prevResult
+
+
+def _ip_json(prefix: Sequence[str], args: Sequence[str]) -> list[dict[str, Any]]:
+    cp = subprocess.run([*prefix, "-j", *args], capture_output=True, text=True)
+    if cp.returncode != 0:
+        if "Cannot find device" in cp.stderr or "does not exist" in cp.stderr:
+            return []
+        raise CniError(IO_FAILURE, f"`ip {' '.join(args)}` failed", cp.stderr.strip())
+    try:
+        return json.loads(cp.stdout or "[]")
+    except ValueError:
+        return []
+
+
+def _fail(msg: str, details: str = "") -> CniError:
+    return CniError(CHECK_FAILED, msg, details)
+
+
+def check(prev: dict[str, Any], netns: str, ifname: str, host: str) -> None:
+    pod = netns_prefix(netns)
+    links = _ip_json(pod, ["link", "show", "dev", ifname])
+    if not links:
+        raise _fail(f"interface {ifname} is missing in {netns}")
+    want_mac = next((i.get("mac") for i in prev.get("interfaces") or []
+                     if i.get("name") == ifname and i.get("sandbox")), None)
+    if want_mac and links[0].get("address") != want_mac:
+        raise _fail(f"interface {ifname} in {netns} has MAC {links[0].get('address')}, expected {want_mac}")
+    if "UP" not in links[0].get("flags", []):
+        raise _fail(f"interface {ifname} in {netns} is down")
+    have = {f"{a['local']}/{a['prefixlen']}" for i in _ip_json(pod, ["addr", "show", "dev", ifname])
+            for a in i.get("addr_info", [])}
+    routes4 = _ip_json(pod, ["-4", "route", "show", "dev", ifname])
+    routes6 = _ip_json(pod, ["-6", "route", "show", "dev", ifname])
+    host_routes = {r.get("dst") for fam in ("-4", "-6")
+                   for r in _ip_json(["ip"], [fam, "route", "show", "dev", host])}
+    if not _ip_json(["ip"], ["link", "show", "dev", host]):
+        raise _fail(f"host end {host} of {ifname} is missing in the node namespace")
+    for ip in prev.get("ips") or []:
+        addr = str(ip.get("address", ""))
+        if addr not in have:
+            raise _fail(f"address {addr} is missing on {ifname} in {netns}", f"present: {sorted(have)}")
+        bare = addr.split("/")[0]
+        if bare not in host_routes and addr not in host_routes:
+            raise _fail(f"route to {addr} via {host} is missing in the node namespace")
+        v6 = ":" in bare
+        gw = GATEWAY_V6 if v6 else GATEWAY_V4
+        if not any(r.get("dst") == "default" and r.get("gateway") == gw for r in (routes6 if v6 else routes4)):
+            raise _fail(f"default route via {gw} is missing on {ifname} in {netns}")

@@ -1,0 +1,117 @@
+"""podnet-cni's verbs. ADD keeps an undo stack (IPAM, then links) and unwinds it on any
+failure, so a failed ADD leaves nothing behind.
+
+IPAM is delegated per SPEC.md §4: `ipam.type` is executed from CNI_PATH with the same
+environment and the whole config. When the type is `podnet-ipam` the same code runs
+in-process instead of in a second Python process (identical behaviour, half the cost).
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+from podnet.cni import veth
+from podnet.cni.config import parse_netconf
+from podnet.cni.errors import CniError
+from podnet.cni.result import convert
+from podnet.cni.skel import Args
+
+OWN_IPAM = "podnet-ipam"
+
+
+def _ipam(a: Args, command: str, ipam_type: str) -> dict[str, Any] | None:
+    if ipam_type == OWN_IPAM:
+        from podnet.cni import ipam_plugin
+        return ipam_plugin.HANDLERS[command](a._replace(command=command))
+    from podnet.cni.invoke import delegate
+    return delegate(ipam_type, command, a.env, a.raw_stdin)
+
+
+def add(a: Args) -> dict[str, Any]:
+    nc = parse_netconf(a.conf)
+    veth.check_netns(a.netns)
+    veth.refuse_root_netns()
+    undo: list[Callable[[], Any]] = []
+    try:
+        ires = _ipam(a, "ADD", nc.ipam_type) or {}
+        undo.append(lambda: _ipam(a, "DEL", nc.ipam_type))
+        ips = [str(i.get("address", "")).split("/")[0] for i in ires.get("ips") or []]
+        if not ips:
+            raise CniError(7, f"IPAM plugin {nc.ipam_type} returned no address", json.dumps(ires))
+        host = veth.setup(a.container_id, a.ifname, a.netns, nc.mtu, ips, nc.name)
+        undo.append(lambda: veth.delete_link(host))
+    except BaseException:
+        for step in reversed(undo):
+            try:
+                step()
+            except Exception:
+                pass  # best effort: the original error is what the runtime must see
+        raise
+    return convert(build_result(a, nc.dns, host, ips, ires.get("routes") or []), a.version)
+
+
+def build_result(a: Args, dns: dict[str, Any], host: str, ips: list[str],
+                 extra_routes: list[dict[str, Any]]) -> dict[str, Any]:
+    out_ips, routes = [], []
+    for ip in ips:
+        v6 = ":" in ip
+        gw = veth.GATEWAY_V6 if v6 else veth.GATEWAY_V4
+        out_ips.append({"address": f"{ip}/{128 if v6 else 32}", "gateway": gw, "interface": 1})
+        routes.append({"dst": "::/0" if v6 else "0.0.0.0/0", "gw": gw})
+    routes += [r for r in extra_routes if r not in routes]
+    return {
+        "interfaces": [{"name": host, "mac": veth.HOST_MAC},
+                       {"name": a.ifname, "mac": veth.pod_mac(a.container_id, a.ifname), "sandbox": a.netns}],
+        "ips": out_ips, "routes": routes, "dns": dns,
+    }
+
+
+def delete(a: Args) -> None:
+    nc = parse_netconf(a.conf)
+    veth.refuse_root_netns()
+    veth.delete_link(veth.host_ifname(a.container_id, a.ifname))
+    _ipam(a, "DEL", nc.ipam_type)
+    return None
+
+
+def check(a: Args) -> None:
+    from podnet.cni.kcheck import check as kcheck
+    nc = parse_netconf(a.conf)
+    prev = a.conf.get("prevResult")
+    if not isinstance(prev, dict):
+        raise CniError(7, "CHECK needs prevResult", "the runtime passes the ADD result as prevResult")
+    veth.check_netns(a.netns)
+    _ipam(a, "CHECK", nc.ipam_type)
+    kcheck(prev, a.netns, a.ifname, veth.host_ifname(a.container_id, a.ifname))
+    return None
+
+
+def status(a: Args) -> None:
+    nc = parse_netconf(a.conf)
+    _ipam(a, "STATUS", nc.ipam_type)
+    return None
+
+
+def gc(a: Args) -> None:
+    """Stale host ends are found by their alias (network, containerID, ifname)."""
+    from podnet.cni.config import valid_attachments
+    nc = parse_netconf(a.conf)
+    veth.refuse_root_netns()
+    valid = valid_attachments(a.conf)
+    errors = []
+    try:
+        _ipam(a, "GC", nc.ipam_type)
+    except CniError as e:
+        errors.append(e)
+    for name, att in veth.our_links(nc.name).items():
+        if att not in valid:
+            try:
+                veth.delete_link(name)
+            except CniError as e:
+                errors.append(e)
+    if errors:
+        raise CniError(errors[0].code, "GC finished with errors", "; ".join(str(e) for e in errors))
+    return None
+
+
+HANDLERS = {"ADD": add, "DEL": delete, "CHECK": check, "STATUS": status, "GC": gc}

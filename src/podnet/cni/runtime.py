@@ -1,0 +1,126 @@
+"""A tiny container-runtime side (what libcni/cnitool do): run a network's plugins for one
+attachment, exactly as a runtime would (env + config on stdin, stdout + exit code).
+
+`netconf` is one plugin's config (`type` at top level) or a conflist (`plugins` list),
+whose plugins run in order for ADD/CHECK and in reverse for DEL, each getting the
+previous result as prevResult (SPEC.md §3). `node_netns`, when given, is the namespace
+the plugins run in (`ip netns exec <node_netns> plugin`): the node of the lab.
+Raises CniError(code, msg, details) on failure.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+from typing import Any, Iterable, Mapping, Sequence
+
+from podnet.cni.errors import CniError
+from podnet.cni.invoke import exec_plugin, find_plugin
+
+__all__ = ["CniError", "add", "delete", "check", "status", "gc", "version"]
+
+
+def _plugins(netconf: Mapping[str, Any]) -> list[dict[str, Any]]:
+    if "plugins" not in netconf:
+        return [dict(netconf)]
+    out = []
+    for p in netconf["plugins"]:
+        d = dict(p)
+        d["cniVersion"] = netconf.get("cniVersion", d.get("cniVersion"))
+        d["name"] = netconf.get("name", d.get("name"))
+        out.append(d)
+    return out
+
+
+def _path(cni_path: str | Sequence[str]) -> str:
+    return cni_path if isinstance(cni_path, str) else os.pathsep.join(cni_path)
+
+
+def _call(conf: Mapping[str, Any], command: str, cni_path: str, container_id: str = "",
+          netns_path: str = "", ifname: str = "", node_netns: str | None = None,
+          args: str = "") -> dict[str, Any] | None:
+    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "CNI_COMMAND": command,
+           "CNI_PATH": cni_path}
+    if command in ("ADD", "DEL", "CHECK"):
+        env.update({"CNI_CONTAINERID": container_id, "CNI_IFNAME": ifname})
+        if netns_path:
+            env["CNI_NETNS"] = netns_path
+        if args:
+            env["CNI_ARGS"] = args
+    for k in ("PODNET_DATASTORE", "PODNET_CNI_ALLOW_HOST_NETNS"):
+        if k in os.environ:
+            env[k] = os.environ[k]
+    binary = find_plugin(str(conf.get("type", "")), cni_path.split(os.pathsep))
+    prefix = ["ip", "netns", "exec", node_netns] if node_netns else []
+    return exec_plugin(binary, env, json.dumps(conf).encode(), prefix=prefix)
+
+
+def add(netconf: Mapping[str, Any], container_id: str, netns_path: str, ifname: str,
+        cni_path: str | Sequence[str], node_netns: str | None = None) -> dict[str, Any]:
+    prev: dict[str, Any] | None = None
+    for p in _plugins(netconf):
+        conf = copy.deepcopy(p)
+        if prev is not None:
+            conf["prevResult"] = prev
+        prev = _call(conf, "ADD", _path(cni_path), container_id, netns_path, ifname, node_netns) or prev
+    if prev is None:
+        raise CniError(999, "the plugins returned no result for ADD")
+    return prev
+
+
+def delete(netconf: Mapping[str, Any], container_id: str, netns_path: str, ifname: str,
+           cni_path: str | Sequence[str], node_netns: str | None = None,
+           prev_result: Mapping[str, Any] | None = None) -> None:
+    for p in reversed(_plugins(netconf)):
+        conf = copy.deepcopy(p)
+        if prev_result is not None:
+            conf["prevResult"] = dict(prev_result)
+        _call(conf, "DEL", _path(cni_path), container_id, netns_path, ifname, node_netns)
+
+
+def check(netconf: Mapping[str, Any], container_id: str, netns_path: str, ifname: str,
+          cni_path: str | Sequence[str], prev_result: Mapping[str, Any],
+          node_netns: str | None = None) -> None:
+    for p in _plugins(netconf):
+        conf = copy.deepcopy(p)
+        conf["prevResult"] = dict(prev_result)
+        _call(conf, "CHECK", _path(cni_path), container_id, netns_path, ifname, node_netns)
+
+
+def status(netconf: Mapping[str, Any], cni_path: str | Sequence[str],
+           node_netns: str | None = None) -> None:
+    for p in _plugins(netconf):
+        _call(p, "STATUS", _path(cni_path), node_netns=node_netns)
+
+
+def gc(netconf: Mapping[str, Any], valid_attachments: Iterable[Mapping[str, str] | tuple[str, str]],
+       cni_path: str | Sequence[str] = "", node_netns: str | None = None) -> None:
+    """Sends both keys, as libcni does (the spec-v1.1.0 erratum). Runs every plugin and
+    raises the first error after all ran."""
+    items = [dict(v) if isinstance(v, Mapping) else {"containerID": v[0], "ifname": v[1]}
+             for v in valid_attachments]
+    if not cni_path:
+        cni_path = default_cni_path()
+    first: CniError | None = None
+    for p in _plugins(netconf):
+        conf = copy.deepcopy(p)
+        conf["cni.dev/valid-attachments"] = items
+        conf["cni.dev/attachments"] = items
+        try:
+            _call(conf, "GC", _path(cni_path), node_netns=node_netns)
+        except CniError as e:
+            first = first or e
+    if first:
+        raise first
+
+
+def version(plugin_type: str, cni_path: str | Sequence[str], cni_version: str = "1.1.0") -> dict[str, Any]:
+    binary = find_plugin(plugin_type, _path(cni_path).split(os.pathsep))
+    return exec_plugin(binary, {"CNI_COMMAND": "VERSION"},
+                       json.dumps({"cniVersion": cni_version}).encode()) or {}
+
+
+def default_cni_path() -> str:
+    """The venv's bin dir (podnet-cni, podnet-ipam) then Debian's reference plugins."""
+    import sys
+    return os.pathsep.join([os.path.dirname(os.path.abspath(sys.executable)), "/usr/lib/cni"])

@@ -1,0 +1,169 @@
+"""The pod's wiring: a veth pair, /32 and /128 routes, static neighbours. Kernel work
+through `ip -batch -` (one process per namespace, no pyroute2 on the plugin's path).
+
+Layout (Calico's routed model): the host end lives in the namespace the plugin runs in
+(the node), is named `pn` + a hash of (containerID, ifname) and has the fixed MAC
+ee:ee:ee:ee:ee:ee, hence the link-local fe80::ecee:eeff:feee:eeee. The pod end gets the
+pod's addresses as /32 and /128, a default route via 169.254.1.1 (proxy ARP on the host
+end) and via the host end's link-local address, plus permanent neighbour entries for
+both gateways so the first packet waits on neither ARP nor IPv6 DAD/ND; the node gets a
+permanent neighbour entry for the pod's addresses for the same reason.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from typing import Sequence
+
+from podnet.cni.errors import INVALID_ENV, IO_FAILURE, UNKNOWN_CONTAINER, CniError
+
+HOST_MAC = "ee:ee:ee:ee:ee:ee"
+GATEWAY_V4 = "169.254.1.1"
+GATEWAY_V6 = "fe80::ecee:eeff:feee:eeee"  # EUI-64 link-local of HOST_MAC
+ALIAS_PREFIX = "podnet:"  # host end's ifalias: podnet:<network>/<containerID>/<ifname>, for GC
+NETNS_DIRS = ("/var/run/netns/", "/run/netns/")
+
+
+def host_ifname(container_id: str, ifname: str) -> str:
+    """Stable, <= 15 chars, recognisably ours (`pn` prefix)."""
+    return "pn" + hashlib.sha256(f"{container_id}/{ifname}".encode()).hexdigest()[:11]
+
+
+def pod_mac(container_id: str, ifname: str) -> str:
+    """Locally administered unicast, derived from the attachment so a re-ADD is identical."""
+    h = hashlib.sha256(f"mac/{container_id}/{ifname}".encode()).digest()
+    return ":".join(f"{b:02x}" for b in (0x0A, *h[:5]))
+
+
+def netns_prefix(netns: str) -> list[str]:
+    """argv prefix to run `ip` inside the pod's namespace."""
+    for d in NETNS_DIRS:
+        if netns.startswith(d) and "/" not in netns[len(d):]:
+            return ["ip", "-n", netns[len(d):]]
+    return ["nsenter", f"--net={netns}", "ip"]
+
+
+def ip_batch(prefix: Sequence[str], lines: Sequence[str], what: str) -> None:
+    cp = subprocess.run([*prefix, "-batch", "-"], input="\n".join(lines) + "\n",
+                        capture_output=True, text=True)
+    if cp.returncode != 0:
+        raise CniError(IO_FAILURE, f"{what} failed", cp.stderr.strip() or f"exit {cp.returncode}")
+
+
+def check_netns(netns: str) -> None:
+    """The pod namespace must exist and must not be the one the plugin runs in."""
+    try:
+        st = os.stat(netns)
+    except OSError as e:
+        raise CniError(UNKNOWN_CONTAINER, f"network namespace CNI_NETNS={netns} does not exist",
+                       str(e)) from None
+    me = os.stat("/proc/self/ns/net")
+    if (st.st_dev, st.st_ino) == (me.st_dev, me.st_ino):
+        raise CniError(INVALID_ENV, f"CNI_NETNS={netns} is the plugin's own network namespace",
+                       "the pod must have a namespace of its own")
+
+
+def refuse_root_netns() -> None:
+    """Lab safety: the node side is a lab namespace, never the machine's own one, unless
+    explicitly allowed (a real node)."""
+    if os.environ.get("PODNET_CNI_ALLOW_HOST_NETNS") == "1":
+        return
+    try:
+        mine, init = os.stat("/proc/self/ns/net"), os.stat("/proc/1/ns/net")
+    except OSError:
+        return
+    if (mine.st_dev, mine.st_ino) == (init.st_dev, init.st_ino):
+        raise CniError(INVALID_ENV, "podnet-cni runs in the machine's root network namespace",
+                       "run it in a node namespace (ip netns exec <node> ...) or set "
+                       "PODNET_CNI_ALLOW_HOST_NETNS=1 on a real node")
+
+
+def setup(container_id: str, ifname: str, netns: str, mtu: int, addrs: Sequence[str],
+          network: str = "") -> str:
+    """Create and wire the pair; returns the host end's name. `addrs` are bare IPs.
+    On failure the host end (and with it the pod end) is removed again."""
+    host = host_ifname(container_id, ifname)
+    mac = pod_mac(container_id, ifname)
+    v4 = [a for a in addrs if ":" not in a]
+    v6 = [a for a in addrs if ":" in a]
+    host_lines = [f"link add {host} mtu {mtu} address {HOST_MAC} type veth peer name {ifname} "
+                  f"mtu {mtu} address {mac} netns {netns}",
+                  f"link set {host} alias {ALIAS_PREFIX}{network}/{container_id}/{ifname}",
+                  f"link set {host} up"]
+    for a in v4:
+        host_lines += [f"route add {a}/32 dev {host} scope link",
+                       f"neigh replace {a} lladdr {mac} dev {host} nud permanent"]
+    for a in v6:
+        host_lines += [f"route add {a}/128 dev {host}",
+                       f"neigh replace {a} lladdr {mac} dev {host} nud permanent"]
+    pod_lines = [f"addr add {a}/32 dev {ifname}" for a in v4]
+    pod_lines += [f"addr add {a}/128 dev {ifname} nodad" for a in v6]
+    pod_lines.append(f"link set {ifname} up")
+    if v4:
+        pod_lines += [f"route add {GATEWAY_V4}/32 dev {ifname} scope link",
+                      f"route add 0.0.0.0/0 via {GATEWAY_V4} dev {ifname}",
+                      f"neigh replace {GATEWAY_V4} lladdr {HOST_MAC} dev {ifname} nud permanent"]
+    if v6:
+        pod_lines += [f"route add ::/0 via {GATEWAY_V6} dev {ifname}",
+                      f"neigh replace {GATEWAY_V6} lladdr {HOST_MAC} dev {ifname} nud permanent"]
+    try:
+        ip_batch(["ip"], host_lines[:1], f"creating veth {host} <-> {ifname} in {netns}")
+    except CniError as e:
+        if "File exists" in e.details:
+            e.msg += f" ({host} or {ifname} in {netns} already exists: ADD twice without DEL?)"
+        raise
+    try:
+        ip_batch(["ip"], host_lines[1:], f"configuring host end {host}")
+        ip_batch(netns_prefix(netns), pod_lines, f"configuring {ifname} in {netns}")
+        node_sysctls(host, bool(v4), bool(v6))
+    except BaseException:
+        delete_link(host)
+        raise
+    return host
+
+
+def _write(path: str, value: str) -> None:
+    try:
+        with open(path, "r+") as f:
+            if f.read().strip() != value:
+                f.seek(0)
+                f.write(value)
+    except OSError as e:
+        raise CniError(IO_FAILURE, f"cannot set sysctl {path[len('/proc/sys/'):].replace('/', '.')}",
+                       str(e)) from None
+
+
+def node_sysctls(host: str, v4: bool, v6: bool) -> None:
+    """In the namespace the plugin runs in (the node): forwarding, and proxy ARP so the host
+    end answers for 169.254.1.1 should the pod's static entry ever be flushed."""
+    if v4:
+        _write("/proc/sys/net/ipv4/ip_forward", "1")
+        _write(f"/proc/sys/net/ipv4/conf/{host}/proxy_arp", "1")
+        _write(f"/proc/sys/net/ipv4/neigh/{host}/proxy_delay", "0")
+    if v6:
+        _write("/proc/sys/net/ipv6/conf/all/forwarding", "1")
+
+
+def delete_link(host: str) -> bool:
+    """Remove the host end (the kernel removes its peer and routes with it). Missing is fine."""
+    cp = subprocess.run(["ip", "link", "del", host], capture_output=True, text=True)
+    if cp.returncode == 0:
+        return True
+    if "Cannot find device" in cp.stderr or "does not exist" in cp.stderr:
+        return False
+    raise CniError(IO_FAILURE, f"deleting {host} failed", cp.stderr.strip())
+
+
+def our_links(network: str) -> dict[str, tuple[str, str]]:
+    """Host ends of `network` in this namespace: name -> (containerID, ifname)."""
+    import json
+    cp = subprocess.run(["ip", "-j", "link", "show", "type", "veth"], capture_output=True, text=True)
+    out = {}
+    for link in json.loads(cp.stdout or "[]") if cp.returncode == 0 else []:
+        alias = str(link.get("ifalias") or "")
+        if alias.startswith(ALIAS_PREFIX):
+            parts = alias[len(ALIAS_PREFIX):].split("/")
+            if len(parts) == 3 and parts[0] == network:
+                out[str(link.get("ifname"))] = (parts[1], parts[2])
+    return out
