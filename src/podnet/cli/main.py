@@ -14,6 +14,7 @@ from podnet.cli.errors import UserError
 
 # One module per command group. Add yours here.
 COMMAND_MODULES = [
+    "podnet.cli.objects",
     "podnet.cli.dns",
 ]
 

@@ -1,0 +1,208 @@
+"""`podnet describe`: a readable `Key: value` view of one object.
+
+Every object gets the common header (Name, Namespace, Labels, Annotations, created), then
+podnet's own section for its kind, then any section other parts registered:
+`DESCRIBERS[kind] = fn(store, obj) -> list[str]` (lines, already indented as they like).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from podnet.api.objects import (Deployment, EndpointSlice, IPPool, NetworkPolicy, Node, Pod,
+                                PolicyRule, Resource, Service)
+from podnet.cli.output import NONE, node_agent, node_ready, service_ports
+
+Describer = Callable[[Any, Resource], list[str]]
+# Sections added by other parts of podnet (agent, ipam, dns ...), shown after ours.
+DESCRIBERS: dict[str, Describer] = {}
+_SKIP_ANNOTATIONS = ("podnet.io/last-applied",)
+
+
+def kv(key: str, value: Any, width: int = 18) -> str:
+    return f"{key + ':':<{width}}{value}"
+
+
+def _map_lines(key: str, m: dict[str, str]) -> list[str]:
+    items = [f"{k}={v}" for k, v in sorted(m.items())]
+    if not items:
+        return [kv(key, NONE)]
+    return [kv(key, items[0])] + [kv("", i) for i in items[1:]]
+
+
+def describe(store: Any, obj: Resource) -> str:
+    lines = [kv("Name", obj.name)]
+    if obj.namespace:
+        lines.append(kv("Namespace", obj.namespace))
+    lines += _map_lines("Labels", obj.labels)
+    lines += _map_lines("Annotations", {k: v for k, v in obj.annotations.items()
+                                        if k not in _SKIP_ANNOTATIONS})
+    lines.append(kv("Created", obj.metadata.get("creationTimestamp") or NONE))
+    base = _BASE.get(obj.kind)
+    if base:
+        lines += base(store, obj)
+    extra = DESCRIBERS.get(obj.kind)
+    if extra:
+        try:
+            lines += extra(store, obj)
+        except Exception as e:  # another part's bug must not hide the object
+            lines.append(kv("Error", f"{obj.kind} section failed: {e}"))
+    return "\n".join(lines) + "\n"
+
+
+def _pod(store: Any, o: Resource) -> list[str]:
+    assert isinstance(o, Pod)
+    lines = [kv("Node", o.node_name or NONE), kv("Status", o.phase),
+             kv("IP", o.pod_ips[0] if o.pod_ips else NONE)]
+    if o.pod_ips:
+        lines.append("IPs:")
+        lines += [f"  IP:  {ip}" for ip in o.pod_ips]
+    if o.host_network:
+        lines.append(kv("Host Network", "true"))
+    lines.append(kv("DNS Policy", o.dns_policy))
+    if o.hostname or o.subdomain:
+        lines.append(kv("Hostname", ".".join(x for x in (o.hostname, o.subdomain) if x)))
+    lines.append("Containers:")
+    for c in o.containers:
+        lines.append(f"  {c.name}:")
+        lines.append("    " + kv("Image", c.image, 10))
+        ports = ", ".join(f"{p.container_port}/{p.protocol}" + (f" ({p.name})" if p.name else "")
+                          for p in c.ports)
+        lines.append("    " + kv("Ports", ports or NONE, 10))
+    return lines
+
+
+def _service(store: Any, o: Resource) -> list[str]:
+    assert isinstance(o, Service)
+    lines = [kv("Selector", str(o.selector) if o.has_selector else NONE), kv("Type", o.type)]
+    if o.type == "ExternalName":
+        lines.append(kv("External Name", o.external_name))
+    else:
+        lines.append(kv("IP Family Policy", o.ip_family_policy))
+        lines.append(kv("IP Families", ",".join(o.ip_families) or NONE))
+        lines.append(kv("IP", "None" if o.headless else (o.cluster_ips[0] if o.cluster_ips else NONE)))
+        lines.append(kv("IPs", "None" if o.headless else (",".join(o.cluster_ips) or NONE)))
+    endpoints = _endpoints_of(store, o)
+    for p in o.ports:
+        label = p.name or "<unset>"
+        lines.append(kv("Port", f"{label}  {p.port}/{p.protocol}"))
+        lines.append(kv("TargetPort", f"{p.effective_target}/{p.protocol}"))
+        if p.node_port:
+            lines.append(kv("NodePort", f"{label}  {p.node_port}/{p.protocol}"))
+        lines.append(kv("Endpoints", ",".join(endpoints.get(p.name, [])) or NONE))
+    if not o.ports:
+        lines.append(kv("Port", NONE))
+    lines.append(kv("Session Affinity", o.session_affinity))
+    if o.session_affinity == "ClientIP":
+        lines.append(kv("Affinity Timeout", f"{o.session_affinity_timeout}s"))
+    return lines
+
+
+def _endpoints_of(store: Any, svc: Service) -> dict[str, list[str]]:
+    """Port name -> ready `ip:port` endpoints, from the Service's EndpointSlices."""
+    out: dict[str, list[str]] = {}
+    if store is None:
+        return out
+    for s in store.list("EndpointSlice", svc.namespace).items:
+        if not isinstance(s, EndpointSlice) or s.service_name != svc.name:
+            continue
+        for p in s.ports:
+            for e in s.endpoints:
+                if e.ready:
+                    for a in e.addresses:
+                        out.setdefault(p.name, []).append(f"[{a}]:{p.port}" if ":" in a else f"{a}:{p.port}")
+    return out
+
+
+def _deployment(store: Any, o: Resource) -> list[str]:
+    assert isinstance(o, Deployment)
+    st = o.status
+    return [kv("Selector", str(o.selector)),
+            kv("Replicas", f"{o.replicas} desired | {int(st.get('updatedReplicas') or 0)} updated | "
+                           f"{int(st.get('replicas') or 0)} total | {int(st.get('availableReplicas') or 0)}"
+                           f" available | {int(st.get('unavailableReplicas') or 0)} unavailable"),
+            "Pod Template:"] + ["  " + line for line in
+                                _map_lines("Labels", {str(k): str(v) for k, v in
+                                                      ((o.template.get("metadata") or {}).get("labels") or {}).items()})]
+
+
+def _rule_lines(rule: PolicyRule, peer_word: str) -> list[str]:
+    out = []
+    if rule.ports is None:
+        out.append(f"    To Port: <any> (traffic allowed to all ports)")
+    else:
+        for p in rule.ports:
+            port = "<any>" if p.port is None else str(p.port)
+            rng = f"-{p.end_port}" if p.end_port else ""
+            out.append(f"    To Port: {port}{rng}/{p.protocol}")
+    if rule.peers is None:
+        out.append(f"    {peer_word}: <any> (traffic not restricted by source/destination)")
+        return out
+    for peer in rule.peers:
+        if peer.ip_block:
+            exc = f" except {', '.join(peer.ip_block.except_)}" if peer.ip_block.except_ else ""
+            out.append(f"    {peer_word}: IPBlock: {peer.ip_block.cidr}{exc}")
+            continue
+        parts = []
+        if peer.namespace_selector is not None:
+            parts.append(f"NamespaceSelector: {peer.namespace_selector}")
+        if peer.pod_selector is not None:
+            parts.append(f"PodSelector: {peer.pod_selector}")
+        out.append(f"    {peer_word}: " + " and ".join(parts))
+    return out
+
+
+def _netpol(store: Any, o: Resource) -> list[str]:
+    assert isinstance(o, NetworkPolicy)
+    sel = o.pod_selector
+    lines = ["Spec:", f"  PodSelector:     {sel if not sel.is_everything else '<none> (all pods in the namespace)'}"]
+    for direction, rules, word in (("Ingress", o.ingress, "From"), ("Egress", o.egress, "To")):
+        if direction not in o.policy_types:
+            lines.append(f"  Not affecting {direction} traffic")
+            continue
+        lines.append(f"  Allowing {direction} traffic:")
+        if not rules:
+            lines.append(f"    <none> (selected pods are isolated for {direction.lower()} connectivity)")
+        for i, r in enumerate(rules):
+            if i:
+                lines.append("    ----------")
+            lines += _rule_lines(r, word)
+    lines.append(kv("  Policy Types", ", ".join(o.policy_types)))
+    return lines
+
+
+def _ippool(store: Any, o: Resource) -> list[str]:
+    assert isinstance(o, IPPool)
+    return [kv("CIDR", o.cidr), kv("Block Size", o.block_size), kv("NAT Outgoing", str(o.nat_outgoing).lower()),
+            kv("Disabled", str(o.disabled).lower()), kv("Node Selector", str(o.node_selector))]
+
+
+def _node(store: Any, o: Resource) -> list[str]:
+    assert isinstance(o, Node)
+    return [kv("Status", node_ready(o)), kv("Internal IPs", ",".join(o.internal_ips) or NONE),
+            kv("Pod CIDRs", ",".join(o.spec.get("podCIDRs") or []) or NONE), kv("Agent", node_agent(o))]
+
+
+def _endpointslice(store: Any, o: Resource) -> list[str]:
+    assert isinstance(o, EndpointSlice)
+    lines = [kv("AddressType", o.address_type), "Ports:"]
+    lines += [f"  {p.name or '<unset>'}  {p.port}/{p.protocol}" for p in o.ports] or ["  <unset>"]
+    lines.append("Endpoints:")
+    for e in o.endpoints:
+        lines.append(f"  - Addresses:  {','.join(e.addresses)}")
+        lines.append(f"    Conditions: Ready: {str(e.ready).lower()}  Serving: {str(e.serving).lower()}"
+                     f"  Terminating: {str(e.terminating).lower()}")
+        if e.node_name:
+            lines.append(f"    NodeName:   {e.node_name}")
+        if e.target_ref:
+            lines.append(f"    TargetRef:  {e.target_ref[0]}/{e.target_ref[2]}")
+    return lines
+
+
+def _namespace(store: Any, o: Resource) -> list[str]:
+    return [kv("Status", o.status.get("phase") or "Active")]
+
+
+_BASE: dict[str, Describer] = {
+    "Pod": _pod, "Service": _service, "Deployment": _deployment, "NetworkPolicy": _netpol,
+    "IPPool": _ippool, "Node": _node, "EndpointSlice": _endpointslice, "Namespace": _namespace,
+}

@@ -1,0 +1,258 @@
+"""`podnet apply | get | delete | describe`: the object commands, with kubectl's habits.
+
+Thin: load and validate with podnet.api, write with apply.py, print with output.py and
+describe.py. A bad object anywhere in what `apply -f` was given applies nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Sequence
+
+from podnet.api.codec import Manifest, as_list, load_paths, to_json, to_yaml
+from podnet.api.errors import InvalidObjects, LoadError
+from podnet.api.objects import Resource, is_namespaced
+from podnet.api.selector import LabelSelector
+from podnet.api.validate import label_of, validate_manifests
+from podnet.cli.admission import AdmissionError
+from podnet.cli.apply import ApplyError, Outcome, apply_one, undo
+from podnet.cli.context import open_store
+from podnet.cli.deleting import delete_object
+from podnet.cli.describe import describe
+from podnet.cli.errors import UserError
+from podnet.cli.kinds import KindInfo, info_of, ref, resolve_kind
+from podnet.cli.output import Ctx, render_table
+from podnet.datastore.interface import Datastore, DatastoreError, NotFound
+
+OUTPUTS = ("wide", "yaml", "json", "name")
+# Namespaces exist before what lives in them; pools and nodes before pods need them.
+_ORDER = {"Namespace": 0, "IPPool": 1, "Node": 2}
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("apply", help="create or update objects from manifests (kubectl apply)")
+    p.add_argument("-f", "--filename", action="append", required=True,
+                   help="file, directory (recursive) or - for stdin; repeatable")
+    p.add_argument("-n", "--namespace", help="namespace for objects that name none")
+    p.set_defaults(func=cmd_apply)
+
+    p = sub.add_parser("get", help="list objects (kubectl get)")
+    p.add_argument("kind", help="pods, services, deployments, namespaces, networkpolicies, "
+                                "endpointslices, ippools, nodes (or short names)")
+    p.add_argument("names", nargs="*")
+    _ns_args(p)
+    p.add_argument("-o", "--output", choices=OUTPUTS)
+    p.add_argument("-l", "--selector", help="label selector, e.g. app=web,tier!=db")
+    p.set_defaults(func=cmd_get)
+
+    p = sub.add_parser("delete", help="delete objects by manifest or by name (kubectl delete)")
+    p.add_argument("kind", nargs="?")
+    p.add_argument("names", nargs="*")
+    p.add_argument("-f", "--filename", action="append")
+    p.add_argument("-n", "--namespace")
+    p.add_argument("-l", "--selector")
+    p.add_argument("--ignore-not-found", action="store_true")
+    p.set_defaults(func=cmd_delete)
+
+    p = sub.add_parser("describe", help="show an object in detail (kubectl describe)")
+    p.add_argument("kind")
+    p.add_argument("names", nargs="*")
+    _ns_args(p)
+    p.add_argument("-l", "--selector")
+    p.set_defaults(func=cmd_describe)
+
+
+def _ns_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-n", "--namespace")
+    p.add_argument("-A", "--all-namespaces", action="store_true")
+
+
+def _fail(lines: Sequence[str]) -> int:
+    for line in lines:
+        print(f"error: {line}", file=sys.stderr)
+    return 1
+
+
+# ---- apply ----------------------------------------------------------------------------
+def load_checked(paths: Sequence[str], namespace: str | None) -> list[Manifest]:
+    """Load and validate; raises UserError (one problem) or InvalidObjects (many)."""
+    try:
+        manifests = load_paths(paths)
+    except LoadError as e:
+        raise UserError(str(e)) from None
+    if not manifests:
+        raise UserError(f"no objects passed to apply (in {', '.join(paths)})")
+    if namespace:
+        manifests = [_with_namespace(m, namespace) for m in manifests]
+    validate_manifests(manifests)
+    return manifests
+
+
+def _with_namespace(m: Manifest, namespace: str) -> Manifest:
+    if not is_namespaced(m.obj.kind) or not isinstance(m.obj.raw.get("metadata"), dict):
+        return m
+    given = m.obj.raw["metadata"].get("namespace")
+    if given and given != namespace:
+        raise UserError(f"{m.origin} {label_of(m.obj)}: the namespace from the manifest "
+                        f"({given}) does not match --namespace {namespace}")
+    obj = m.obj.with_metadata(namespace=namespace)
+    return Manifest(m.origin, obj)
+
+
+def _check_namespaces(store: Datastore, manifests: Sequence[Manifest]) -> list[str]:
+    existing = {o.name for o in store.list("Namespace").items}
+    existing |= {m.obj.name for m in manifests if m.obj.kind == "Namespace"}
+    return [f"{m.origin} {label_of(m.obj)}: namespace \"{m.obj.namespace}\" not found "
+            f"(create it first, or in the same apply)"
+            for m in manifests if is_namespaced(m.obj.kind) and m.obj.namespace not in existing]
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    try:
+        manifests = load_checked(args.filename, args.namespace)
+    except InvalidObjects as e:
+        return _fail(e.lines)
+    store = open_store(args)
+    try:
+        problems = _check_namespaces(store, manifests)
+        if problems:
+            return _fail(problems)
+        ordered = sorted(manifests, key=lambda m: _ORDER.get(m.obj.kind, 9))
+        done: list[Outcome] = []
+        for m in ordered:
+            try:
+                out = apply_one(store, m.obj)
+            except (ApplyError, AdmissionError, DatastoreError) as e:
+                for o in reversed(done):
+                    undo(store, o)
+                msg = [f"{m.origin} {label_of(m.obj)}: {e}"]
+                if done:
+                    msg.append(f"nothing applied: undid {len(done)} earlier object(s) of this apply")
+                return _fail(msg)
+            done.append(out)
+        for out in done:
+            print(f"{ref(out.after)} {out.action}")
+        return 0
+    finally:
+        store.close()
+
+
+# ---- get ------------------------------------------------------------------------------
+def _selector(text: str | None) -> LabelSelector | None:
+    if not text:
+        return None
+    try:
+        return LabelSelector.parse(text)
+    except ValueError as e:
+        raise UserError(f"bad label selector {text!r}: {e}") from None
+
+
+def fetch(store: Datastore, info: KindInfo, args: argparse.Namespace) -> tuple[list[Resource], list[str]]:
+    """The objects a get/describe names, and the not-found messages."""
+    namespaced = is_namespaced(info.kind)
+    ns = (args.namespace or "default") if namespaced else ""
+    if args.names:
+        found, missing = [], []
+        for name in args.names:
+            try:
+                found.append(store.get(info.kind, ns, name))
+            except NotFound:
+                missing.append(f'{info.plural} "{name}" not found'
+                               + (f' in namespace "{ns}"' if namespaced else ""))
+        return found, missing
+    all_ns = getattr(args, "all_namespaces", False)
+    items = store.list(info.kind, None if (all_ns or not namespaced) else ns,
+                       _selector(args.selector)).items
+    return items, []
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    info = resolve_kind(args.kind)
+    store = open_store(args)
+    try:
+        objs, missing = fetch(store, info, args)
+        _print_objects(store, info, objs, args)
+    finally:
+        store.close()
+    return _fail(missing) if missing else 0
+
+
+def _print_objects(store: Datastore, info: KindInfo, objs: list[Resource], args: argparse.Namespace) -> None:
+    out = args.output
+    if out == "name":
+        for o in objs:
+            print(ref(o))
+    elif out in ("yaml", "json"):
+        if not objs and args.names:
+            return
+        data: Any = objs[0] if len(objs) == 1 and args.names else as_list(objs)
+        text = to_yaml(data) if out == "yaml" else to_json(data)
+        print(text.rstrip("\n"))
+    elif not objs:
+        if not args.names:
+            print(_no_resources(info, args), file=sys.stderr)
+    else:
+        with_ns = bool(args.all_namespaces) and is_namespaced(info.kind)
+        print(render_table(info.kind, objs, Ctx(store=store), wide=out == "wide", with_namespace=with_ns))
+
+
+def _no_resources(info: KindInfo, args: argparse.Namespace) -> str:
+    if getattr(args, "all_namespaces", False) or not is_namespaced(info.kind):
+        return "No resources found"
+    return f"No resources found in {args.namespace or 'default'} namespace."
+
+
+# ---- delete ---------------------------------------------------------------------------
+def cmd_delete(args: argparse.Namespace) -> int:
+    if args.filename:
+        if args.kind:
+            raise UserError("give either -f FILE or KIND NAME, not both")
+        try:
+            targets = [m.obj for m in load_checked(args.filename, args.namespace)]
+        except InvalidObjects as e:
+            return _fail(e.lines)
+        # What lives in a namespace goes before the namespace.
+        targets.sort(key=lambda o: -_ORDER.get(o.kind, 9))
+    elif args.kind:
+        info = resolve_kind(args.kind)
+        if not args.names and not args.selector:
+            raise UserError(f"delete {info.plural}: name the objects to delete (or use -l)")
+        targets = None
+    else:
+        raise UserError("delete: give -f FILE or KIND NAME")
+    store = open_store(args)
+    errors: list[str] = []
+    try:
+        if targets is None:
+            args.all_namespaces = False
+            targets, errors = fetch(store, info, args)
+        for obj in targets:
+            try:
+                gone = delete_object(store, obj.kind, obj.namespace, obj.name)
+                print(f'{info_of(gone.kind).qualified} "{gone.name}" deleted')
+            except NotFound:
+                if not args.ignore_not_found:
+                    errors.append(f'{info_of(obj.kind).plural} "{obj.name}" not found')
+            except UserError as e:
+                errors.append(str(e))
+    finally:
+        store.close()
+    if args.ignore_not_found:
+        errors = [e for e in errors if "not found" not in e]
+    return _fail(errors) if errors else 0
+
+
+# ---- describe -------------------------------------------------------------------------
+def cmd_describe(args: argparse.Namespace) -> int:
+    info = resolve_kind(args.kind)
+    store = open_store(args)
+    try:
+        objs, missing = fetch(store, info, args)
+        texts = [describe(store, o) for o in objs]
+    finally:
+        store.close()
+    if texts:
+        print("\n\n".join(t.rstrip("\n") for t in texts))
+    elif not missing:
+        print(_no_resources(info, args), file=sys.stderr)
+    return _fail(missing) if missing else 0

@@ -1,0 +1,273 @@
+"""What `podnet get` prints: kubectl's columns per kind, aligned tables, ages. Pure
+formatting, except that ippools and wide nodes ask the IPAM module for usage when it exists.
+
+A column function takes (obj, ctx) and returns the row cells; ctx carries `now` (for AGE)
+and the store (for columns computed from other objects).
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Sequence
+
+from podnet.api.objects import (Deployment, EndpointSlice, IPPool, NetworkPolicy, Node, Pod,
+                                Resource, Service)
+
+NONE = "<none>"
+
+
+@dataclass
+class Ctx:
+    now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    store: Any = None
+    _cache: dict[str, Any] = field(default_factory=dict)
+
+    def optional(self, module: str, attr: str) -> Callable[..., Any] | None:
+        """A function of another part of podnet, or None when that part is not there."""
+        key = f"{module}:{attr}"
+        if key not in self._cache:
+            try:
+                self._cache[key] = getattr(importlib.import_module(module), attr)
+            except (ImportError, AttributeError):
+                self._cache[key] = None
+        return self._cache[key]
+
+
+# ---- ages -----------------------------------------------------------------------------
+def human_duration(seconds: float) -> str:
+    """k8s.io/apimachinery/pkg/util/duration.HumanDuration."""
+    s = int(seconds)
+    if s < -1:
+        return "<invalid>"
+    if s < 0:
+        return "0s"
+    if s < 120:
+        return f"{s}s"
+    minutes = s // 60
+    if minutes < 10:
+        return f"{minutes}m{s % 60}s" if s % 60 else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = s // 3600
+    if hours < 8:
+        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        return f"{hours // 24}d{hours % 24}h" if hours % 24 else f"{hours // 24}d"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        years, days = hours // 24 // 365, (hours // 24) % 365
+        return f"{years}y{days}d" if days else f"{years}y"
+    return f"{hours // 24 // 365}y"
+
+
+def parse_time(text: str) -> datetime | None:
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except (TypeError, ValueError):
+        return None
+
+
+def age(obj: Resource, ctx: Ctx) -> str:
+    t = parse_time(str(obj.metadata.get("creationTimestamp", "")))
+    return human_duration((ctx.now - t).total_seconds()) if t else NONE
+
+
+# ---- tables ---------------------------------------------------------------------------
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Columns left-aligned, three spaces apart, no trailing spaces (kubectl's tabwriter)."""
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+    lines = []
+    for r in [headers, *rows]:
+        cells = [str(c).ljust(widths[i]) if i < len(r) - 1 else str(c) for i, c in enumerate(r)]
+        lines.append("   ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+Columns = Callable[[Resource, Ctx], list[str]]
+
+
+@dataclass(frozen=True)
+class KindTable:
+    headers: tuple[str, ...]
+    row: Columns
+    wide_headers: tuple[str, ...] = ()
+    wide_row: Columns | None = None
+
+    def render(self, objs: Sequence[Resource], ctx: Ctx, wide: bool, with_namespace: bool) -> str:
+        headers = list(self.headers) + (list(self.wide_headers) if wide else [])
+        rows = []
+        for o in objs:
+            r = self.row(o, ctx) + (self.wide_row(o, ctx) if wide and self.wide_row else [])
+            rows.append(([o.namespace] if with_namespace else []) + r)
+        return table((["NAMESPACE"] if with_namespace else []) + headers, rows)
+
+
+# ---- per kind -------------------------------------------------------------------------
+def _pod(o: Resource, ctx: Ctx) -> list[str]:
+    assert isinstance(o, Pod)
+    statuses = o.status.get("containerStatuses") or []
+    total = len(o.containers)
+    ready = sum(1 for c in statuses if c.get("ready")) if statuses else (total if o.ready else 0)
+    status = "Terminating" if o.deletion_timestamp else str(o.status.get("reason") or o.phase)
+    restarts = sum(int(c.get("restartCount") or 0) for c in statuses)
+    return [o.name, f"{ready}/{total}", status, str(restarts), age(o, ctx)]
+
+
+def _pod_wide(o: Resource, ctx: Ctx) -> list[str]:
+    assert isinstance(o, Pod)
+    return [o.pod_ips[0] if o.pod_ips else NONE, o.node_name or NONE]
+
+
+def service_ports(svc: Service) -> str:
+    out = []
+    for p in svc.ports:
+        out.append(f"{p.port}:{p.node_port}/{p.protocol}" if p.node_port else f"{p.port}/{p.protocol}")
+    return ",".join(out) or NONE
+
+
+def _service(o: Resource, ctx: Ctx) -> list[str]:
+    assert isinstance(o, Service)
+    if o.headless:
+        cip = "None"
+    else:
+        cip = ",".join(o.cluster_ips) or NONE
+    ext = o.external_name if o.type == "ExternalName" else NONE
+    return [o.name, o.type, cip, ext or NONE, service_ports(o), age(o, ctx)]
+
+
+def _service_wide(o: Resource, ctx: Ctx) -> list[str]:
+    assert isinstance(o, Service)
+    return [str(o.selector) if o.has_selector else NONE]
+
+
+def _deployment(o: Resource, ctx: Ctx) -> list[str]:
+    assert isinstance(o, Deployment)
+    st = o.status
+    return [o.name, f"{int(st.get('readyReplicas') or 0)}/{o.replicas}",
+            str(int(st.get("updatedReplicas") or 0)), str(int(st.get("availableReplicas") or 0)),
+            age(o, ctx)]
+
+
+def _deployment_wide(o: Resource, ctx: Ctx) -> list[str]:
+    assert isinstance(o, Deployment)
+    cs = (o.template.get("spec") or {}).get("containers") or []
+    return [",".join(str(c.get("name", "")) for c in cs) or NONE,
+            ",".join(str(c.get("image", "")) for c in cs) or NONE, _selector_text(o.selector)]
+
+
+def _selector_text(sel: Any) -> str:
+    s = str(sel)
+    return NONE if s in ("<all>", "<none>") else s
+
+
+def _netpol(o: Resource, ctx: Ctx) -> list[str]:
+    assert isinstance(o, NetworkPolicy)
+    return [o.name, _selector_text(o.pod_selector), age(o, ctx)]
+
+
+def _endpointslice(o: Resource, ctx: Ctx) -> list[str]:
+    assert isinstance(o, EndpointSlice)
+    ports = ",".join(str(p.port) for p in o.ports) or "<unset>"
+    addrs = [a for e in o.endpoints for a in e.addresses]
+    eps = ",".join(addrs[:3]) + (f" + {len(addrs) - 3} more..." if len(addrs) > 3 else "")
+    return [o.name, o.address_type, ports, eps or "<unset>", age(o, ctx)]
+
+
+def _namespace(o: Resource, ctx: Ctx) -> list[str]:
+    status = "Terminating" if o.deletion_timestamp else str(o.status.get("phase") or "Active")
+    return [o.name, status, age(o, ctx)]
+
+
+def node_ready(o: Resource) -> str:
+    for c in o.status.get("conditions") or []:
+        if c.get("type") == "Ready":
+            return {"True": "Ready", "False": "NotReady"}.get(str(c.get("status")), "Unknown")
+    return "Unknown"
+
+
+def _node(o: Resource, ctx: Ctx) -> list[str]:
+    roles = sorted(k.split("/", 1)[1] for k in o.labels if k.startswith("node-role.kubernetes.io/"))
+    info = o.status.get("nodeInfo") or {}
+    version = str(info.get("kubeletVersion") or info.get("podnetVersion") or NONE)
+    return [o.name, node_ready(o), ",".join(roles) or NONE, age(o, ctx), version]
+
+
+def node_agent(o: Resource) -> str:
+    """The agent's health as the agent reports it in `status.agent` (a string, or an
+    object with `health`/`state`), else from a condition of type `AgentReady`."""
+    agent = o.status.get("agent")
+    if isinstance(agent, str) and agent:
+        return agent
+    if isinstance(agent, dict):
+        for k in ("health", "state", "status"):
+            if agent.get(k):
+                return str(agent[k])
+    for c in o.status.get("conditions") or []:
+        if c.get("type") == "AgentReady":
+            return "healthy" if c.get("status") == "True" else "unhealthy"
+    return NONE
+
+
+def _node_wide(o: Resource, ctx: Ctx) -> list[str]:
+    assert isinstance(o, Node)
+    blocks = NONE
+    fn = ctx.optional("podnet.ipam.usage", "block_usage")
+    if fn is not None and ctx.store is not None:
+        if "blocks" not in ctx._cache:
+            try:
+                ctx._cache["blocks"] = fn(ctx.store)
+            except Exception:  # a broken IPAM state must not break `get nodes`
+                ctx._cache["blocks"] = []
+        mine = [b.cidr for b in ctx._cache["blocks"] if b.node == o.name]
+        blocks = ",".join(mine) or NONE
+    return [",".join(o.internal_ips) or NONE, blocks, node_agent(o)]
+
+
+def _ippool(o: Resource, ctx: Ctx) -> list[str]:
+    assert isinstance(o, IPPool)
+    try:
+        bs = str(o.block_size)
+    except ValueError:
+        bs = NONE
+    row = [o.name, o.cidr or NONE, bs, str(o.nat_outgoing).lower(), str(o.disabled).lower()]
+    fn = ctx.optional("podnet.ipam.usage", "pool_usage")
+    if fn is not None and ctx.store is not None:
+        try:
+            used, free = fn(ctx.store, o.name)
+        except Exception:
+            used, free = "?", "?"
+        row += [str(used), str(free)]
+    row.append(age(o, ctx))
+    return row
+
+
+def ippool_headers(ctx: Ctx) -> tuple[str, ...]:
+    usage = ctx.optional("podnet.ipam.usage", "pool_usage") is not None and ctx.store is not None
+    return ("NAME", "CIDR", "BLOCKSIZE", "NAT", "DISABLED") + (("USED", "FREE") if usage else ()) + ("AGE",)
+
+
+TABLES: dict[str, KindTable] = {
+    "Pod": KindTable(("NAME", "READY", "STATUS", "RESTARTS", "AGE"), _pod, ("IP", "NODE"), _pod_wide),
+    "Service": KindTable(("NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"), _service,
+                         ("SELECTOR",), _service_wide),
+    "Deployment": KindTable(("NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"), _deployment,
+                            ("CONTAINERS", "IMAGES", "SELECTOR"), _deployment_wide),
+    "NetworkPolicy": KindTable(("NAME", "POD-SELECTOR", "AGE"), _netpol),
+    "EndpointSlice": KindTable(("NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"), _endpointslice),
+    "Namespace": KindTable(("NAME", "STATUS", "AGE"), _namespace),
+    "Node": KindTable(("NAME", "STATUS", "ROLES", "AGE", "VERSION"), _node,
+                      ("INTERNAL-IP", "BLOCKS", "AGENT"), _node_wide),
+    "IPPool": KindTable(("NAME", "CIDR", "BLOCKSIZE", "NAT", "DISABLED", "AGE"), _ippool),
+}
+
+
+def render_table(kind: str, objs: Sequence[Resource], ctx: Ctx, wide: bool = False,
+                 with_namespace: bool = False) -> str:
+    t = TABLES.get(kind) or KindTable(("NAME", "AGE"), lambda o, c: [o.name, age(o, c)])
+    if kind == "IPPool":
+        t = KindTable(ippool_headers(ctx), t.row)
+    return t.render(objs, ctx, wide, with_namespace)
