@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from podnet.cli.main import main
+from cli_helpers import run, stored, write
 from podnet.datastore.interface import open_datastore
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
@@ -40,29 +40,6 @@ def env(tmp_path, monkeypatch):
     url = f"sqlite://{tmp_path / 'store.db'}"
     monkeypatch.setenv("PODNET_DATASTORE", url)
     return tmp_path, url
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        rc = main(list(argv))
-    except SystemExit as e:  # argparse usage errors
-        rc = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def write(path: Path, text: str) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return str(path)
-
-
-def stored(url: str, kind: str, ns: str, name: str):
-    s = open_datastore(url)
-    try:
-        return s.get(kind, ns, name)
-    finally:
-        s.close()
 
 
 def test_apply_created_unchanged_configured(env, capsys):
