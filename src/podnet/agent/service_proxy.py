@@ -1,0 +1,178 @@
+"""The node agent's service proxy role: ClusterState -> calc.services -> nft text for
+table `inet podnet-svc`, full or partial, with the rendered state kept in memory.
+
+Events are cheap: `nft_fragment(state, changed)` recomputes only the Services that the
+changed keys touch (a Service itself, or an EndpointSlice labelled with its name, found
+through an index of which slice belonged to which Service, so deletions are attributed
+too). The kernel is never listed. A failed transaction (`committed(False)`) drops the
+memory, and the next sync recreates the table whole. The agent asks for a full sync now
+and then (changed=None) to repair drift; that one flushes rather than deletes, so ClientIP
+affinity survives it.
+
+Metrics are plain attributes (`full_syncs`, `partial_syncs`, `failed_syncs`,
+`last_sync_seconds`, ...) and `metrics_text()` renders them for a Prometheus endpoint.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Sequence
+
+from podnet.api.objects import EndpointSlice, ObjectKey, Service
+from podnet.calc.model import ClusterState
+from podnet.calc.services import (ServicePortEntry, build_table, entries_for_service,
+                                  node_ips_of)
+from podnet.dataplane.nft.services import Rendered, render_full, render_partial
+
+log = logging.getLogger(__name__)
+SvcKey = tuple[str, str]
+EntryKey = tuple[str, int]
+
+
+class ServiceProxyRole:
+    name = "services"
+    kinds = ("Service", "EndpointSlice", "Node")
+
+    def __init__(self, node_ips: Sequence[str] = ()):
+        self.extra_node_ips = tuple(node_ips)
+        self._rendered: Rendered | None = None
+        self._slice_owner: dict[SvcKey, SvcKey] = {}  # slice (ns, name) -> service (ns, name)
+        self._slices_of: dict[SvcKey, set[SvcKey]] = {}
+        self._entries_of: dict[SvcKey, set[EntryKey]] = {}
+        self._started = 0.0
+        self._kind = ""
+        self.full_syncs = 0
+        self.partial_syncs = 0
+        self.failed_syncs = 0
+        self.last_sync_kind = ""
+        self.last_sync_seconds = 0.0
+        self.last_render_seconds = 0.0
+        self.sync_seconds_total = 0.0
+
+    # ---- Role protocol ------------------------------------------------------------------
+    def nft_fragment(self, state: ClusterState, changed: set[ObjectKey] | None) -> str:
+        self._started = time.perf_counter()
+        if changed is None or self._rendered is None:
+            text = self._full(state)
+            self._kind = "full"
+        else:
+            text = self._partial(state, changed)
+            self._kind = "partial" if text else ""
+        self.last_render_seconds = time.perf_counter() - self._started
+        return text
+
+    def committed(self, ok: bool) -> None:
+        if not self._kind and ok:
+            return
+        took = time.perf_counter() - self._started
+        self.last_sync_seconds, self.last_sync_kind = took, self._kind
+        self.sync_seconds_total += took
+        if not ok:
+            self.failed_syncs += 1
+            self._rendered = None
+        elif self._kind == "full":
+            self.full_syncs += 1
+        else:
+            self.partial_syncs += 1
+        self._kind = ""
+
+    def apply_kernel(self, state: ClusterState) -> None:
+        return None
+
+    # ---- convenience for a standalone proxy, tests and bench -----------------------------
+    def sync(self, state: ClusterState, changed: set[ObjectKey] | None, runner) -> str:
+        """One sync through `runner.apply` (NftRunner or NftSession); returns the script."""
+        text = self.nft_fragment(state, changed)
+        try:
+            runner.apply(text)
+        except Exception:
+            self.committed(False)
+            raise
+        self.committed(True)
+        return text
+
+    @property
+    def service_ports(self) -> int:
+        return len(self._rendered.entries) if self._rendered else 0
+
+    def metrics_text(self) -> str:
+        p = "podnet_service_proxy"
+        return "\n".join([
+            f'{p}_syncs_total{{kind="full"}} {self.full_syncs}',
+            f'{p}_syncs_total{{kind="partial"}} {self.partial_syncs}',
+            f"{p}_sync_failures_total {self.failed_syncs}",
+            f"{p}_last_sync_seconds {self.last_sync_seconds:.6f}",
+            f"{p}_sync_seconds_total {self.sync_seconds_total:.6f}",
+            f"{p}_service_ports {self.service_ports}",
+        ]) + "\n"
+
+    # ---- internals ----------------------------------------------------------------------
+    def _node_ips(self, state: ClusterState) -> tuple[str, ...]:
+        node = state.get("Node", "", state.node_name) if state.node_name else None
+        return node_ips_of(node if node is not None else None, self.extra_node_ips)  # type: ignore[arg-type]
+
+    def _full(self, state: ClusterState) -> str:
+        self._slice_owner, self._slices_of, self._entries_of = {}, {}, {}
+        slices = state.endpoint_slices
+        for s in slices:
+            self._index_slice(s)
+        services = []
+        for svc in state.services:
+            services.append(svc)
+        table = build_table(services, slices, self._node_ips(state))
+        for key, e in table.entries.items():
+            self._entries_of.setdefault(e.service_key, set()).add(key)
+        text, self._rendered = render_full(table, self._rendered)
+        return text
+
+    def _index_slice(self, s: EndpointSlice) -> None:
+        if s.service_name:
+            svc = (s.namespace, s.service_name)
+            self._slice_owner[(s.namespace, s.name)] = svc
+            self._slices_of.setdefault(svc, set()).add((s.namespace, s.name))
+
+    def _unindex_slice(self, key: SvcKey) -> SvcKey | None:
+        svc = self._slice_owner.pop(key, None)
+        if svc is not None:
+            self._slices_of.get(svc, set()).discard(key)
+        return svc
+
+    def _partial(self, state: ClusterState, changed: set[ObjectKey]) -> str:
+        assert self._rendered is not None
+        affected: set[SvcKey] = set()
+        node_changed = False
+        for k in changed:
+            if k.kind == "Service":
+                affected.add((k.namespace, k.name))
+            elif k.kind == "EndpointSlice":
+                old = self._unindex_slice((k.namespace, k.name))
+                if old:
+                    affected.add(old)
+                obj = state.get("EndpointSlice", k.namespace, k.name)
+                if isinstance(obj, EndpointSlice) and obj.service_name:
+                    self._index_slice(obj)
+                    affected.add((obj.namespace, obj.service_name))
+            elif k.kind == "Node" and k.name == state.node_name:
+                node_changed = True
+        entries: dict[EntryKey, ServicePortEntry | None] = {}
+        for svc_key in sorted(affected):
+            entries.update(self._entries_for(state, svc_key))
+        node_ips = self._node_ips(state) if node_changed else None
+        return render_partial(self._rendered, entries, node_ips)
+
+    def _entries_for(self, state: ClusterState, svc_key: SvcKey) -> dict[EntryKey, ServicePortEntry | None]:
+        out: dict[EntryKey, ServicePortEntry | None] = {k: None for k in self._entries_of.pop(svc_key, set())}
+        svc = state.get("Service", *svc_key)
+        if not isinstance(svc, Service):
+            return out
+        slices = [s for s in (state.get("EndpointSlice", *k) for k in self._slices_of.get(svc_key, ()))
+                  if isinstance(s, EndpointSlice)]
+        try:
+            new = entries_for_service(svc, slices)
+        except Exception as e:  # one bad object must never stop the proxy
+            log.warning("Service %s/%s skipped: %s", svc_key[0], svc_key[1], e)
+            new = []
+        for e in new:
+            out[(e.id, e.family)] = e
+        self._entries_of[svc_key] = {(e.id, e.family) for e in new}
+        return out

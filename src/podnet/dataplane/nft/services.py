@@ -1,0 +1,299 @@
+"""Render the service table (calc.services) as nftables text for table `inet podnet-svc`:
+a full sync script, or a partial one that touches only what changed. Pure: no I/O.
+
+Layout (measured, see docs/design/services.md): chains hold static rules, maps hold data.
+- `svc4`/`svc6`: verdict map VIP . l4proto . port -> `jump` the service port's chain;
+  `np4`/`np6`: l4proto . nodePort -> the same chain, for packets to a node IP.
+- A service port's chain only draws the endpoint: `meta mark set numgen random mod N
+  offset 0x5c000000` (uniform), or, with ClientIP affinity, first looks the client up in
+  one dynamic set per endpoint (kube-proxy's `@affinity-*` sets) and returns.
+- ONE rule per family then DNATs: `dnat to ip daddr . l4proto . port . mark map @ep4`.
+  A rule per service referencing a shared map makes the kernel revalidate the map once
+  per rule (minutes at 10k services); one anonymous vmap per service costs ~20 s; this
+  layout loads 10k services x 10 endpoints in ~1.3 s.
+- The scratch mark is cleared right after NAT; reject of no-endpoint ports happens in
+  filter chains before NAT; masquerade (NodePort, hairpin) in postrouting keys on
+  conntrack's original destination and on `saddr . daddr` pairs, not on marks.
+The in-memory `Rendered` state is what partial syncs diff against: the kernel is never
+listed. Elements are claimed per service port, because a hairpin pair can belong to many.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+from podnet.calc.services import ServicePortEntry, ServiceTable
+
+TABLE = "podnet-svc"
+T = f"inet {TABLE}"
+MARK_BASE = 0x5C000000
+MARK_MASK = 0xFFFF0000
+MAX_ENDPOINTS = 0xFFFF  # the bucket lives in the mark's low 16 bits
+
+_FAM = {4: ("ip", "ipv4_addr"), 6: ("ip6", "ipv6_addr")}
+# (name, type) of every set/map per family; {a} is the address type
+_SETS = (
+    ("svc", "map", "{a} . inet_proto . inet_service : verdict"),
+    ("ep", "map", "{a} . inet_proto . inet_service . mark : {a} . inet_service"),
+    ("noep", "set", "{a} . inet_proto . inet_service"),
+    ("np", "map", "inet_proto . inet_service : verdict"),
+    ("npep", "map", "inet_proto . inet_service . mark : {a} . inet_service"),
+    ("npnoep", "set", "inet_proto . inet_service"),
+    ("nodeips", "set", "{a}"),
+    ("hairpin", "set", "{a} . {a}"),
+)
+_NAME_BAD = re.compile(r"[^A-Za-z0-9/_.-]")
+
+
+def _hash(text: str) -> str:
+    return base64.b32encode(hashlib.sha256(text.encode()).digest())[:8].decode()
+
+
+def chain_name(e: ServicePortEntry) -> str:
+    return f"svc{e.family}-{_hash(f'{e.family}|{e.id}')}-{_NAME_BAD.sub('_', e.id)}"[:200]
+
+
+def affinity_set_name(e: ServicePortEntry, ip: str, port: int) -> str:
+    return f"aff{e.family}-{_hash(f'{e.family}|{e.id}|{ip}|{port}')}"
+
+
+def mark(bucket: int) -> str:
+    return f"{MARK_BASE + bucket:#010x}"
+
+
+# ---- per entry ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EntryRender:
+    chain: str | None  # None: no endpoints, no chain
+    rules: tuple[str, ...]
+    elements: frozenset[tuple[str, str, str]]  # (set, key, value or "")
+    affinity_sets: tuple[tuple[str, int, int], ...]  # (name, family, timeout)
+
+
+def render_entry(e: ServicePortEntry) -> EntryRender:
+    fam = e.family
+    proto = e.protocol.lower()
+    ip = _FAM[fam][0]
+    els: set[tuple[str, str, str]] = set()
+    eps = e.endpoints[:MAX_ENDPOINTS]
+    if not eps:
+        els.add((f"noep{fam}", f"{e.vip} . {proto} . {e.port}", ""))
+        if e.node_port:
+            els.add((f"npnoep{fam}", f"{proto} . {e.node_port}", ""))
+        return EntryRender(None, (), frozenset(els), ())
+    chain = chain_name(e)
+    els.add((f"svc{fam}", f"{e.vip} . {proto} . {e.port}", f"jump {chain}"))
+    if e.node_port:
+        els.add((f"np{fam}", f"{proto} . {e.node_port}", f"jump {chain}"))
+    for i, ep in enumerate(eps):
+        els.add((f"ep{fam}", f"{e.vip} . {proto} . {e.port} . {mark(i)}", f"{ep.ip} . {ep.port}"))
+        if e.node_port:
+            els.add((f"npep{fam}", f"{proto} . {e.node_port} . {mark(i)}", f"{ep.ip} . {ep.port}"))
+        els.add((f"hairpin{fam}", f"{ep.ip} . {ep.ip}", ""))
+    draw = f"meta mark set numgen random mod {len(eps)} offset {MARK_BASE:#010x}"
+    if not e.affinity_timeout:
+        return EntryRender(chain, (draw,), frozenset(els), ())
+    sets = tuple((affinity_set_name(e, ep.ip, ep.port), fam, e.affinity_timeout) for ep in eps)
+    rules = [f"{ip} saddr @{s} meta mark set {mark(i)} update @{s} {{ {ip} saddr }} return"
+             for i, (s, _, _) in enumerate(sets)]
+    rules.append(draw)
+    rules += [f"meta mark {mark(i)} update @{s} {{ {ip} saddr }} return"
+              for i, (s, _, _) in enumerate(sets)]
+    return EntryRender(chain, tuple(rules), frozenset(els), sets)
+
+
+# ---- state kept between syncs ------------------------------------------------------------
+Key = tuple[str, int]
+
+
+@dataclass
+class Rendered:
+    """What the kernel holds (after a committed sync), in the renderer's own terms."""
+    node_ips: tuple[str, ...] = ()
+    entries: dict[Key, EntryRender] = field(default_factory=dict)
+    # (set, key) -> claims [(entry, value)], the kernel holds claims[0]'s value. Shared
+    # keys (a hairpin pair) have equal values; a duplicate nodePort in bad input has
+    # another value and waits its turn instead of failing the whole transaction.
+    claims: dict[tuple[str, str], list[tuple[Key, str]]] = field(default_factory=dict)
+
+    def active(self, sk: tuple[str, str]) -> str | None:
+        cl = self.claims.get(sk)
+        return cl[0][1] if cl else None
+
+    def claim(self, k: Key, elements: Iterable[tuple[str, str, str]]) -> None:
+        for s, key, val in elements:
+            self.claims.setdefault((s, key), []).append((k, val))
+
+    def release(self, k: Key, elements: Iterable[tuple[str, str, str]]) -> None:
+        for s, key, val in elements:
+            cl = self.claims.get((s, key), [])
+            if (k, val) in cl:
+                cl.remove((k, val))
+                if not cl:
+                    del self.claims[(s, key)]
+
+    def kernel_elements(self) -> list[tuple[str, str, str]]:
+        return [(s, key, cl[0][1]) for (s, key), cl in self.claims.items()]
+
+
+# ---- text --------------------------------------------------------------------------------
+def _elements_cmds(verb: str, items: Iterable[tuple[str, str, str]]) -> list[str]:
+    by_set: dict[str, list[str]] = {}
+    for s, key, val in items:
+        by_set.setdefault(s, []).append(f"{key} : {val}" if val and verb == "add" else key)
+    return [f"{verb} element {T} {s} {{ {', '.join(sorted(v))} }}" for s, v in sorted(by_set.items())]
+
+
+def _chain_cmds(chain: str, rules: Iterable[str]) -> list[str]:
+    return [f"add rule {T} {chain} {r}" for r in rules]
+
+
+def _set_decl(name: str, fam: int, timeout: int) -> str:
+    return (f"add set {T} {name} {{ type {_FAM[fam][1]} ; flags dynamic,timeout ; "
+            f"timeout {timeout}s ; }}")
+
+
+def _static() -> list[str]:
+    out = []
+    for fam, (ip, addr) in _FAM.items():
+        for name, kind, typ in _SETS:
+            out.append(f"add {kind} {T} {name}{fam} {{ type {typ.format(a=addr)} ; }}")
+    base = [("nat-prerouting", "nat", "prerouting", "dstnat", ["jump services"]),
+            ("nat-output", "nat", "output", "-100", ["jump services"]),
+            ("nat-postrouting", "nat", "postrouting", "srcnat", ["jump masquerading"]),
+            ("filter-prerouting", "filter", "prerouting", "dstnat - 10", ["ct state new jump reject-check"]),
+            ("filter-output", "filter", "output", "-110", ["ct state new jump reject-check"]),
+            ("mark-clear-prerouting", "filter", "prerouting", "dstnat + 10", ["jump mark-clear"]),
+            ("mark-clear-output", "filter", "output", "-90", ["jump mark-clear"])]
+    # every chain exists before any rule jumps to it
+    rules_after: list[str] = []
+    for name, typ, hook, prio, rules in base:
+        out.append(f"add chain {T} {name} {{ type {typ} hook {hook} priority {prio} ; policy accept ; }}")
+        rules_after += _chain_cmds(name, rules)
+    regular: dict[str, list[str]] = {
+        "services": [], "masquerading": [], "reject-check": [],
+        "mark-clear": [f"meta mark & {MARK_MASK:#010x} == {MARK_BASE:#010x} meta mark set 0x00000000"],
+        "do-reject": ["meta l4proto tcp reject with tcp reset", "reject with icmpx type port-unreachable"],
+    }
+    for fam, (ip, _) in _FAM.items():
+        sel = f"meta mark & {MARK_MASK:#010x} == {MARK_BASE:#010x}"
+        regular["services"] += [
+            f"{ip} daddr . meta l4proto . th dport vmap @svc{fam}",
+            f"{sel} dnat {ip} to {ip} daddr . meta l4proto . th dport . meta mark map @ep{fam}",
+            f"{ip} daddr @nodeips{fam} meta l4proto . th dport vmap @np{fam}",
+            f"{sel} {ip} daddr @nodeips{fam} dnat {ip} to meta l4proto . th dport . meta mark map @npep{fam}",
+        ]
+        regular["masquerading"] += [
+            f"ct status dnat {ip} saddr . {ip} daddr @hairpin{fam} masquerade",
+            f"ct status dnat ct original {ip} daddr @nodeips{fam} masquerade",
+        ]
+        regular["reject-check"] += [
+            f"{ip} daddr . meta l4proto . th dport @noep{fam} goto do-reject",
+            f"{ip} daddr @nodeips{fam} meta l4proto . th dport @npnoep{fam} goto do-reject",
+        ]
+    for name, rules in regular.items():
+        out.append(f"add chain {T} {name}")
+        rules_after += _chain_cmds(name, rules)
+    return out + rules_after
+
+
+def _node_ip_elements(ips: Iterable[str]) -> list[tuple[str, str, str]]:
+    return [(f"nodeips{6 if ':' in ip else 4}", ip, "") for ip in ips]
+
+
+def render_full(table: ServiceTable, prev: Rendered | None) -> tuple[str, Rendered]:
+    """A script that makes the table exactly `table`. With `prev` (the state of the last
+    committed sync) the table is flushed rather than deleted, so ClientIP affinity sets of
+    surviving endpoints keep their clients; without it the table is recreated."""
+    out = [f"add table {T}"]
+    if prev is None:
+        out += [f"delete table {T}", f"add table {T}"]
+    else:
+        out.append(f"flush table {T}")
+        for fam in _FAM:
+            for name, kind, _ in _SETS:
+                out.append(f"flush {kind} {T} {name}{fam}")
+    state = Rendered(node_ips=table.node_ips)
+    rendered = {k: render_entry(e) for k, e in sorted(table.entries.items())}
+    keep_sets = {s for r in rendered.values() for s, _, _ in r.affinity_sets}
+    keep_chains = {r.chain for r in rendered.values() if r.chain}
+    if prev is not None:
+        for r in prev.entries.values():
+            if r.chain and r.chain not in keep_chains:
+                out.append(f"delete chain {T} {r.chain}")
+            out += [f"delete set {T} {s}" for s, _, _ in r.affinity_sets if s not in keep_sets]
+    out += _static()
+    for k, r in rendered.items():
+        state.entries[k] = r
+        state.claim(k, sorted(r.elements))
+        out += [_set_decl(*s) for s in r.affinity_sets]
+        if r.chain:
+            out.append(f"add chain {T} {r.chain}")
+            out += _chain_cmds(r.chain, r.rules)
+    out += _elements_cmds("add", _node_ip_elements(table.node_ips) + state.kernel_elements())
+    return "\n".join(out) + "\n", state
+
+
+def render_partial(state: Rendered, changed: Mapping[Key, ServicePortEntry | None],
+                   node_ips: tuple[str, ...] | None = None) -> str:
+    """Update `state` in place to the new entries (None: gone) and return the script that
+    takes the kernel there; "" when nothing changes. Order matters to the kernel: map
+    elements go before the chains they jump to, chains are flushed before deleted, new
+    chains exist before elements jump to them."""
+    before: dict[tuple[str, str], str | None] = {}  # kernel value of each touched element
+    del_elems: list[tuple[str, str]] = []
+    add_elems: list[tuple[str, str, str]] = []
+    del_chains: list[str] = []
+    del_sets: list[str] = []
+    new_chains: list[str] = []
+    if node_ips is not None and tuple(sorted(node_ips)) != state.node_ips:
+        old, new = set(state.node_ips), set(node_ips)
+        del_elems += [(s, k) for s, k, _ in _node_ip_elements(sorted(old - new))]
+        add_elems += _node_ip_elements(sorted(new - old))
+        state.node_ips = tuple(sorted(new))
+    for k in sorted(changed):
+        e = changed[k]
+        old_r = state.entries.get(k)
+        new_r = render_entry(e) if e is not None else None
+        if old_r == new_r:
+            continue
+        old_els = old_r.elements if old_r else frozenset()
+        new_els = new_r.elements if new_r else frozenset()
+        for sk in {(x[0], x[1]) for x in old_els ^ new_els}:
+            before.setdefault(sk, state.active(sk))
+        state.release(k, sorted(old_els - new_els))
+        state.claim(k, sorted(new_els - old_els))
+        if new_r is None:
+            del state.entries[k]
+        else:
+            state.entries[k] = new_r
+        old_sets = {s for s, _, _ in old_r.affinity_sets} if old_r else set()
+        new_sets = {s for s, _, _ in new_r.affinity_sets} if new_r else set()
+        if old_r and old_r.chain and (not new_r or new_r.chain != old_r.chain):
+            del_chains.append(old_r.chain)
+        if new_r and new_r.chain and (not old_r or old_r.rules != new_r.rules
+                                      or old_r.chain != new_r.chain):
+            new_chains.append(f"add chain {T} {new_r.chain}")
+            new_chains.append(f"flush chain {T} {new_r.chain}")
+            new_chains += _chain_cmds(new_r.chain, new_r.rules)
+        del_sets += sorted(old_sets - new_sets)
+        new_chains[:0] = [_set_decl(*s) for s in (new_r.affinity_sets if new_r else ())
+                          if s[0] not in old_sets]
+    for sk, was in sorted(before.items()):
+        now = state.active(sk)
+        if was != now:
+            if was is not None:
+                del_elems.append(sk)
+            if now is not None:
+                add_elems.append((sk[0], sk[1], now))
+    # an element deleted and re-added with another value in one sync: delete first
+    out = _elements_cmds("delete", ((s, k, "") for s, k in del_elems))
+    for c in del_chains:
+        out += [f"flush chain {T} {c}", f"delete chain {T} {c}"]
+    out += new_chains
+    out += [f"delete set {T} {s}" for s in del_sets]
+    out += _elements_cmds("add", add_elems)
+    return "\n".join(out) + "\n" if out else ""

@@ -1,0 +1,64 @@
+"""The fixed set of services the golden files and the tracer tests render: affinity,
+NodePort, no endpoints, dual stack, SCTP, UDP, named ports, headless, ExternalName."""
+from __future__ import annotations
+
+from podnet.calc.services import ServiceTable, build_table
+from svc_builders import endpoint, make_service, make_slice
+
+NODE_IPS = ("198.18.0.11", "fd00:198:18::11")
+
+
+def _dual(d):
+    d["spec"].update(clusterIPs=["10.96.0.30", "fd00:10:96::30"], ipFamilies=["IPv4", "IPv6"],
+                     ipFamilyPolicy="RequireDualStack")
+
+
+def _affinity(d):
+    d["spec"].update(sessionAffinity="ClientIP",
+                     sessionAffinityConfig={"clientIP": {"timeoutSeconds": 60}})
+
+
+def _nodeport(port):
+    def m(d):
+        d["spec"]["type"] = "NodePort"
+        d["spec"]["ports"][0]["nodePort"] = port
+    return m
+
+
+def objects():
+    svcs = [
+        make_service("default", "web", ip="10.96.0.20"),
+        make_service("default", "sticky", _affinity, ip="10.96.0.21"),
+        make_service("default", "np", _nodeport(30080), ip="10.96.0.22"),
+        make_service("default", "empty", _nodeport(30081), ip="10.96.0.23"),
+        make_service("default", "dual", _dual, ip="10.96.0.30"),
+        make_service("default", "sctp", ip="10.96.0.24",
+                     ports=[{"name": "assoc", "port": 9999, "protocol": "SCTP", "targetPort": 9999}]),
+        make_service("kube-system", "kube-dns", ip="10.96.0.10",
+                     ports=[{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": "dns"},
+                            {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": "dns-tcp"}]),
+        make_service("default", "headless", ip="None"),
+        make_service("default", "ext", lambda d: d["spec"].update(type="ExternalName", externalName="example.org")),
+    ]
+    slices = [
+        make_slice("default", "web", [endpoint("10.244.1.2"), endpoint("10.244.1.3"), endpoint("10.244.2.2"),
+                                      endpoint("10.244.2.9", ready=False)]),
+        make_slice("default", "sticky", [endpoint("10.244.1.4"), endpoint("10.244.2.4")]),
+        make_slice("default", "np", [endpoint("10.244.1.5"), endpoint("10.244.2.5")]),
+        make_slice("default", "empty", [endpoint("10.244.1.6", ready=False)]),
+        make_slice("default", "dual", [endpoint("10.244.1.7"), endpoint("10.244.2.7")]),
+        make_slice("default", "dual", [endpoint("fd00:10:244:1::7"), endpoint("fd00:10:244:2::7")],
+                   family="IPv6"),
+        make_slice("default", "sctp", [endpoint("10.244.1.8")],
+                   ports=[{"name": "assoc", "port": 9999, "protocol": "SCTP"}]),
+        make_slice("kube-system", "kube-dns", [endpoint("10.244.1.9"), endpoint("10.244.2.9")],
+                   ports=[{"name": "dns", "port": 5353, "protocol": "UDP"},
+                          {"name": "dns-tcp", "port": 5353, "protocol": "TCP"}]),
+        make_slice("default", "headless", [endpoint("10.244.1.10")]),
+    ]
+    return svcs, slices
+
+
+def table() -> ServiceTable:
+    svcs, slices = objects()
+    return build_table(svcs, slices, NODE_IPS)

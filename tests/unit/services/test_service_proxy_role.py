@@ -1,0 +1,98 @@
+"""ServiceProxyRole: events touch only their services; partial syncs land where a full
+sync would; a failed transaction makes the next sync a fresh full one; metrics count."""
+from __future__ import annotations
+
+from podnet.agent.service_proxy import ServiceProxyRole
+from podnet.api.objects import ObjectKey
+from podnet.calc.model import ClusterState
+from svc_builders import endpoint, make_node, make_service, make_slice
+from svc_fixture import objects
+from svc_nftsim import NftModel
+
+
+class ModelRunner:
+    """The role's runner seam, backed by the nft model (the kernel version is in tests/kernel)."""
+    def __init__(self):
+        self.model = NftModel()
+        self.fail_next = False
+
+    def apply(self, script: str) -> None:
+        if self.fail_next:
+            self.fail_next = False
+            raise RuntimeError("transaction refused")
+        self.model.apply(script)
+
+
+def cluster() -> ClusterState:
+    svcs, slices = objects()
+    return ClusterState.from_objects([*svcs, *slices, make_node("node-1", ["198.18.0.11"])],
+                                     node_name="node-1")
+
+
+def fresh(state: ClusterState) -> NftModel:
+    r = ModelRunner()
+    ServiceProxyRole().sync(state, None, r)
+    return r.model
+
+
+def same(a: NftModel, b: NftModel) -> None:
+    assert a.chains == b.chains
+    assert {k: v for k, v in a.sets.items() if not k.startswith("aff")} == \
+        {k: v for k, v in b.sets.items() if not k.startswith("aff")}
+
+
+def test_events_sequence_partial_equals_full():
+    st, run, role = cluster(), ModelRunner(), ServiceProxyRole()
+    role.sync(st, None, run)
+    steps = [
+        [make_slice("default", "web", [endpoint("10.244.1.2"), endpoint("10.244.7.7")])],
+        [make_service("default", "new", ip="10.96.0.77"),
+         make_slice("default", "new", [endpoint("10.244.5.5")], name="new-abc")],
+        [make_node("node-1", ["198.18.0.11", "198.18.0.12"])],
+        [make_service("default", "sticky", ip="10.96.0.21")],
+    ]
+    for objs in steps:
+        for o in objs:
+            st.put(o)
+        text = role.sync(st, {o.key for o in objs}, run)
+        assert text and "delete table" not in text
+        same(run.model, fresh(st))
+    # deletions: a slice whose name does not say its service, then a whole service
+    st.remove("EndpointSlice", "default", "new-abc")
+    role.sync(st, {ObjectKey("EndpointSlice", "default", "new-abc")}, run)
+    same(run.model, fresh(st))
+    assert "10.96.0.77 . tcp . 80" in run.model.sets["noep4"]
+    st.remove("Service", "default", "np")
+    role.sync(st, {ObjectKey("Service", "default", "np")}, run)
+    same(run.model, fresh(st))
+    assert role.full_syncs == 1 and role.partial_syncs == 6 and role.failed_syncs == 0
+
+
+def test_unrelated_change_renders_nothing():
+    st, run, role = cluster(), ModelRunner(), ServiceProxyRole()
+    role.sync(st, None, run)
+    assert role.sync(st, {ObjectKey("Pod", "default", "x"), ObjectKey("Node", "", "node-2")}, run) == ""
+
+
+def test_failure_forgets_state_and_next_sync_is_fresh_full():
+    st, run, role = cluster(), ModelRunner(), ServiceProxyRole()
+    role.sync(st, None, run)
+    run.fail_next = True
+    s = make_slice("default", "web", [endpoint("10.244.1.2")])
+    st.put(s)
+    try:
+        role.sync(st, {s.key}, run)
+    except RuntimeError:
+        pass
+    assert role.failed_syncs == 1
+    text = role.sync(st, {s.key}, run)
+    assert "delete table inet podnet-svc" in text
+    same(run.model, fresh(st))
+    assert 'podnet_service_proxy_syncs_total{kind="full"} 2' in role.metrics_text()
+
+
+def test_periodic_full_sync_keeps_affinity_sets():
+    st, run, role = cluster(), ModelRunner(), ServiceProxyRole()
+    role.sync(st, None, run)
+    text = role.sync(st, None, run)
+    assert "delete table" not in text and "flush table inet podnet-svc" in text

@@ -1,0 +1,81 @@
+"""calc.services: which endpoints a service port gets, in which family, with which NodePort."""
+from __future__ import annotations
+
+from podnet.calc.services import EndpointAddr, build_table, entries_for_service, node_ips_of
+from svc_builders import endpoint, make_node, make_service, make_slice
+from svc_fixture import table
+
+
+def _eps(entry):
+    return [(e.ip, e.port) for e in entry.endpoints]
+
+
+def test_ready_endpoints_only_and_target_port_from_slice():
+    t = table()
+    web = t.entries[("default/web/tcp/http", 4)]
+    assert web.vip == "10.96.0.20" and web.port == 80
+    assert _eps(web) == [("10.244.1.2", 8080), ("10.244.1.3", 8080), ("10.244.2.2", 8080)]
+
+
+def test_terminating_serving_endpoints_are_the_fallback_when_none_ready():
+    svc = make_service("default", "web")
+    s = make_slice("default", "web", [endpoint("10.244.1.2", ready=False, serving=True, terminating=True),
+                                      endpoint("10.244.1.3", ready=False, serving=False, terminating=True)])
+    (e,) = entries_for_service(svc, [s])
+    assert _eps(e) == [("10.244.1.2", 8080)]
+    s2 = make_slice("default", "web", [endpoint("10.244.1.2", ready=False, serving=True, terminating=True),
+                                       endpoint("10.244.1.4")])
+    (e,) = entries_for_service(svc, [s2])
+    assert _eps(e) == [("10.244.1.4", 8080)]
+
+
+def test_headless_externalname_and_unknown_protocol_get_nothing():
+    t = table()
+    assert not [k for k in t.entries if "/headless/" in k[0] or "/ext/" in k[0]]
+    svc = make_service("default", "x", ports=[{"port": 80, "protocol": "ICMP"}])
+    assert entries_for_service(svc, []) == []
+
+
+def test_dual_stack_gets_one_entry_per_family_with_its_own_endpoints():
+    t = table()
+    v4, v6 = t.entries[("default/dual/tcp/http", 4)], t.entries[("default/dual/tcp/http", 6)]
+    assert v4.vip == "10.96.0.30" and v6.vip == "fd00:10:96::30"
+    assert _eps(v6) == [("fd00:10:244:1::7", 8080), ("fd00:10:244:2::7", 8080)]
+
+
+def test_port_matched_by_name_and_protocol_across_slices_deduplicated():
+    svc = make_service("kube-system", "dns", ports=[{"name": "dns", "port": 53, "protocol": "UDP"},
+                                                    {"name": "dns-tcp", "port": 53, "protocol": "TCP"}])
+    a = make_slice("kube-system", "dns", [endpoint("10.244.1.9")], name="a",
+                   ports=[{"name": "dns", "port": 5353, "protocol": "UDP"}])
+    b = make_slice("kube-system", "dns", [endpoint("10.244.1.9"), endpoint("10.244.2.9")], name="b",
+                   ports=[{"name": "dns", "port": 5353, "protocol": "UDP"},
+                          {"name": "dns-tcp", "port": 5354, "protocol": "TCP"}])
+    es = {e.protocol: e for e in entries_for_service(svc, [a, b])}
+    assert _eps(es["UDP"]) == [("10.244.1.9", 5353), ("10.244.2.9", 5353)]
+    assert _eps(es["TCP"]) == [("10.244.1.9", 5354), ("10.244.2.9", 5354)]
+
+
+def test_nodeport_only_for_nodeport_types_and_affinity_timeout():
+    t = table()
+    assert t.entries[("default/np/tcp/http", 4)].node_port == 30080
+    assert t.entries[("default/web/tcp/http", 4)].node_port == 0
+    assert t.entries[("default/sticky/tcp/http", 4)].affinity_timeout == 60
+    svc = make_service("default", "s", lambda d: d["spec"].update(sessionAffinity="ClientIP"))
+    assert entries_for_service(svc, [])[0].affinity_timeout == 10800
+    clusterip_with_nodeport = make_service("default", "c", ports=[{"port": 80, "nodePort": 30001}])
+    assert entries_for_service(clusterip_with_nodeport, [])[0].node_port == 0
+
+
+def test_bad_objects_are_skipped_not_raised():
+    bad = make_service("default", "bad", ports=[{"port": "eighty"}])
+    worse = make_service("default", "worse", ip="not-an-ip")
+    good = make_service("default", "good", ip="10.96.0.99")
+    t = build_table([bad, worse, good], [], ["198.18.0.11", "bogus"])
+    assert list(t.entries) == [("default/good/tcp/http", 4)]
+
+
+def test_node_ips_from_node_status_plus_extra():
+    n = make_node("node-1", ["198.18.0.12", "fd00:198:18::12"])
+    assert node_ips_of(n, ["198.18.0.99", "nope"]) == ("198.18.0.12", "198.18.0.99", "fd00:198:18::12")
+    assert EndpointAddr("10.0.0.1", 1) < EndpointAddr("10.0.0.2", 1)

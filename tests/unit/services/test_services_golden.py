@@ -1,0 +1,55 @@
+"""The rendered ruleset of a fixed set of services, compared to tests/golden/services/.
+PODNET_UPDATE_GOLDEN=1 rewrites the files (review the diff before committing)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from podnet.dataplane.nft.services import render_full, render_partial
+from svc_builders import endpoint, make_slice
+from svc_fixture import objects, table
+from podnet.calc.services import build_table, entries_for_service
+
+GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "services"
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("PODNET_UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert path.exists(), f"{path} missing: run with PODNET_UPDATE_GOLDEN=1"
+    assert text == path.read_text(), f"{name} differs from the golden file (PODNET_UPDATE_GOLDEN=1 to accept)"
+
+
+def test_full_sync_golden():
+    script, _ = render_full(table(), None)
+    check_golden("full.nft", script)
+
+
+def test_resync_golden_keeps_affinity_sets():
+    _, state = render_full(table(), None)
+    script, _ = render_full(table(), state)
+    check_golden("resync.nft", script)
+    assert "delete table" not in script and "delete set" not in script
+
+
+def test_partial_golden_one_endpoint_change():
+    _, state = render_full(table(), None)
+    svcs, slices = objects()
+    web = next(s for s in svcs if s.name == "web")
+    new_slice = make_slice("default", "web", [endpoint("10.244.1.2"), endpoint("10.244.2.2"),
+                                              endpoint("10.244.3.2")])
+    changed = {(e.id, e.family): e for e in entries_for_service(web, [new_slice])}
+    script = render_partial(state, changed)
+    check_golden("partial-endpoint-change.nft", script)
+
+
+def test_partial_golden_delete_and_empty():
+    _, state = render_full(table(), None)
+    t = table()
+    changed = {k: None for k, e in t.entries.items() if e.name in ("sticky", "np")}
+    script = render_partial(state, changed)
+    check_golden("partial-delete.nft", script)

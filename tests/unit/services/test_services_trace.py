@@ -1,0 +1,145 @@
+"""Behaviour of the rendered rules, traced packet by packet (no root), and partial syncs
+checked against a model of nft that refuses what the kernel refuses."""
+from __future__ import annotations
+
+from collections import Counter
+
+from hypothesis import given, settings, strategies as st
+
+from podnet.calc.services import ServiceTable, build_table
+from podnet.dataplane.nft.services import chain_name, render_full, render_partial
+from svc_builders import endpoint, make_service, make_slice
+from svc_fixture import NODE_IPS, table
+from svc_nftsim import NftModel, trace
+
+CLIENT = "10.244.9.9"
+
+
+def loaded(t: ServiceTable | None = None) -> NftModel:
+    m = NftModel()
+    m.apply(render_full(t or table(), None)[0])
+    return m
+
+
+def test_every_endpoint_is_reachable_and_each_draw_picks_one():
+    m = loaded()
+    got = Counter(trace(m, CLIENT, "10.96.0.20", "tcp", 80, draw=lambda n, i=i: i % n).ip for i in range(3))
+    assert got == {"10.244.1.2": 1, "10.244.1.3": 1, "10.244.2.2": 1}
+    v = trace(m, CLIENT, "10.96.0.20", "tcp", 80)
+    assert (v.action, v.port, v.masquerade) == ("dnat", 8080, False)
+
+
+def test_no_endpoints_rejects_on_vip_and_nodeport():
+    m = loaded()
+    assert trace(m, CLIENT, "10.96.0.23", "tcp", 80).action == "reject"
+    assert trace(m, "203.0.113.5", "198.18.0.11", "tcp", 30081).action == "reject"
+
+
+def test_not_a_service_is_untouched():
+    m = loaded()
+    assert trace(m, CLIENT, "10.96.0.20", "tcp", 81).action == "none"
+    assert trace(m, CLIENT, "10.96.0.20", "udp", 80).action == "none"
+    assert trace(m, CLIENT, "198.18.0.11", "tcp", 30082).action == "none"
+
+
+def test_nodeport_reaches_endpoints_masqueraded():
+    m = loaded()
+    v = trace(m, "203.0.113.5", "198.18.0.11", "tcp", 30080, draw=lambda n: n - 1)
+    assert (v.action, v.ip, v.port, v.masquerade) == ("dnat", "10.244.2.5", 8080, True)
+    assert trace(m, "203.0.113.5", NODE_IPS[1], "tcp", 30080).action == "none"  # v4-only service
+
+
+def test_affinity_sticks_after_first_choice():
+    m = loaded()
+    aff: dict[str, set[str]] = {}
+    first = trace(m, CLIENT, "10.96.0.21", "tcp", 80, draw=lambda n: 1, affinity=aff)
+    later = {trace(m, CLIENT, "10.96.0.21", "tcp", 80, draw=lambda n, i=i: i % n, affinity=aff).ip
+             for i in range(5)}
+    assert later == {first.ip}
+    other = {trace(m, "10.244.9.10", "10.96.0.21", "tcp", 80, draw=lambda n: 0, affinity=aff).ip}
+    assert other != {first.ip}
+
+
+def test_hairpin_is_masqueraded_other_clients_not():
+    m = loaded()
+    v = trace(m, "10.244.1.8", "10.96.0.24", "sctp", 9999)
+    assert (v.ip, v.masquerade) == ("10.244.1.8", True)
+    assert not trace(m, CLIENT, "10.96.0.24", "sctp", 9999).masquerade
+
+
+def test_ipv6_vip_and_udp():
+    m = loaded()
+    assert trace(m, "fd00:10:244:9::9", "fd00:10:96::30", "tcp", 80).ip == "fd00:10:244:1::7"
+    assert trace(m, CLIENT, "10.96.0.10", "udp", 53).port == 5353
+
+
+# ---- partial syncs == full syncs ---------------------------------------------------------
+IPS = [f"10.244.{i // 10}.{i % 10 + 2}" for i in range(12)]
+svc_state = st.fixed_dictionaries({
+    "eps": st.lists(st.sampled_from(IPS), max_size=4, unique=True),
+    "nodeport": st.booleans(),
+    "affinity": st.booleans(),
+    "present": st.booleans(),
+})
+states = st.lists(st.fixed_dictionaries({"a": svc_state, "b": svc_state, "c": svc_state}),
+                  min_size=2, max_size=5)
+
+
+def _table(spec, shared_nodeport: bool = False) -> ServiceTable:
+    svcs, slices = [], []
+    for i, (name, s) in enumerate(sorted(spec.items())):
+        if not s["present"]:
+            continue
+
+        def mut(d, s=s):
+            if s["nodeport"]:
+                d["spec"]["type"] = "NodePort"
+                d["spec"]["ports"][0]["nodePort"] = 30100 if shared_nodeport else 30100 + i
+            if s["affinity"]:
+                d["spec"]["sessionAffinity"] = "ClientIP"
+        svcs.append(make_service("default", name, mut, ip=f"10.96.1.{i + 1}"))
+        slices.append(make_slice("default", name, [endpoint(ip) for ip in s["eps"]]))
+    return build_table(svcs, slices, ("198.18.0.11",))
+
+
+@settings(max_examples=150, deadline=None)
+@given(states)
+def test_partial_sequence_ends_where_a_full_sync_would(seq):
+    m = NftModel()
+    script, rendered = render_full(_table(seq[0]), None)
+    m.apply(script)
+    for spec in seq[1:]:
+        t = _table(spec)
+        changed = {k: t.entries.get(k) for k in set(t.entries) | set(rendered.entries)}
+        m.apply(render_partial(rendered, changed))  # NftSimError here = kernel would refuse
+        fresh = NftModel()
+        fresh.apply(render_full(t, None)[0])
+        assert m.sets == {k: v for k, v in fresh.sets.items()} | {
+            k: v for k, v in m.sets.items() if k.startswith("aff")}
+        assert {c: r for c, r in m.chains.items()} == fresh.chains
+        # and a resync from memory is accepted on top of it
+        again = NftModel(m.exists, {c: list(r) for c, r in m.chains.items()},
+                         {k: dict(v) for k, v in m.sets.items()})
+        again.apply(render_full(t, rendered)[0])
+        assert again.chains == fresh.chains
+
+
+@settings(max_examples=80, deadline=None)
+@given(states)
+def test_duplicate_nodeports_in_bad_input_never_break_a_transaction(seq):
+    m = NftModel()
+    script, rendered = render_full(_table(seq[0], True), None)
+    m.apply(script)
+    for spec in seq[1:]:
+        t = _table(spec, True)
+        changed = {k: t.entries.get(k) for k in set(t.entries) | set(rendered.entries)}
+        m.apply(render_partial(rendered, changed))
+        holders = {f"jump {chain_name(e)}" for e in t.entries.values() if e.node_port and e.endpoints}
+        held = m.sets["np4"].get("tcp . 30100")
+        assert (held in holders) if holders else held is None
+
+
+def test_partial_without_changes_is_empty():
+    _, rendered = render_full(table(), None)
+    t = table()
+    assert render_partial(rendered, dict(t.entries)) == ""
