@@ -12,7 +12,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterator, Mapping
 
-from podnet.api.selector import LabelSelector
+from podnet.api.selector import LabelSelector, parse_calico
 
 # kind -> (apiVersion, namespaced)
 KINDS: dict[str, tuple[str, bool]] = {
@@ -524,7 +524,7 @@ class IPPool(Resource):
             return LabelSelector.everything()
         if isinstance(ns, Mapping):
             return LabelSelector.from_dict(ns)
-        return LabelSelector.parse(str(ns))
+        return parse_calico(str(ns))
 
 
 _BY_KIND: dict[str, type[Resource]] = {

@@ -8,6 +8,7 @@ decide; this module only evaluates.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -126,6 +127,42 @@ class LabelSelector:
             else:
                 out.append(f"!{r.key}")
         return ",".join(out)
+
+
+_CALICO_MARKERS = ("has(", "all()", "'", '"', "{", "&&", "||")
+_Q = r"""['"]([^'"]*)['"]"""
+_CALICO_TERMS = (
+    (re.compile(r"^has\(\s*([^)\s]+)\s*\)$"), lambda m: Requirement(m[1], "Exists")),
+    (re.compile(r"^!\s*has\(\s*([^)\s]+)\s*\)$"), lambda m: Requirement(m[1], "DoesNotExist")),
+    (re.compile(r"^([^\s=!]+)\s*==\s*" + _Q + "$"), lambda m: Requirement(m[1], "In", (m[2],))),
+    (re.compile(r"^([^\s=!]+)\s*!=\s*" + _Q + "$"), lambda m: Requirement(m[1], "NotIn", (m[2],))),
+    (re.compile(r"^(\S+)\s+(not\s+)?in\s*\{([^}]*)\}$"),
+     lambda m: Requirement(m[1], "NotIn" if m[2] else "In",
+                           tuple(v.strip().strip("'\"") for v in m[3].split(",") if v.strip()))),
+)
+
+
+def parse_calico(text: str) -> LabelSelector:
+    """Calico's selector expressions as IPPool.nodeSelector uses them: `all()`, `has(k)`,
+    `!has(k)`, `k == 'v'`, `k != 'v'`, `k in {'a','b'}`, `k not in {...}`, joined by `&&`.
+    Text without Calico syntax is read as kubectl's `-l` syntax. Raises ValueError."""
+    expr = text.strip()
+    if not any(m in expr for m in _CALICO_MARKERS):
+        return LabelSelector.parse(expr)
+    if "||" in expr:
+        raise ValueError("'||' is not supported in a node selector")
+    reqs: list[Requirement] = []
+    for term in (t.strip() for t in expr.split("&&")):
+        if term == "all()":
+            continue
+        for rx, build in _CALICO_TERMS:
+            m = rx.match(term)
+            if m:
+                reqs.append(build(m))
+                break
+        else:
+            raise ValueError(f"unsupported selector term {term!r}")
+    return LabelSelector(tuple(reqs), raw={"expr": text})
 
 
 def _split_top(text: str) -> list[str]:

@@ -15,7 +15,7 @@ from podnet.api.fields import (Errs, at, check_bool, check_cidr, check_enum, che
                                check_int_or_port_name, check_ip, check_labels, check_list,
                                check_map, check_name, check_protocol, check_selector,
                                check_str, show)
-from podnet.api.selector import LabelSelector
+from podnet.api.selector import parse_calico
 
 SERVICE_TYPES = ("ClusterIP", "NodePort", "ExternalName")
 IP_FAMILIES = ("IPv4", "IPv6")
@@ -270,6 +270,6 @@ def ip_pool(v: Any, path: str, errs: Errs) -> None:
         s = check_str(sel, spath, errs)
         if s is not None and s.strip() not in ("", "all()"):
             try:
-                LabelSelector.parse(s)
+                parse_calico(s)
             except ValueError as e:
                 errs.append(FieldError(spath, f"{show(s)} is not a valid selector: {e}"))

@@ -98,3 +98,26 @@ def test_parse_forms():
         ("app", "In", ("web",)), ("tier", "NotIn", ("db",)), ("env", "In", ("a", "b")),
         ("team", "NotIn", ("x",)), ("release", "Exists", ()), ("canary", "DoesNotExist", ()),
         ("x", "In", ("y",))]
+
+
+def test_calico_node_selector_forms():
+    from podnet.api.selector import parse_calico
+    s = parse_calico("has(zone) && rack == 'r1' && tier not in {'a', 'b'} && !has(drain)")
+    assert s.matches({"zone": "z", "rack": "r1", "tier": "c"})
+    assert not s.matches({"zone": "z", "rack": "r1", "tier": "a"})
+    assert not s.matches({"zone": "z", "rack": "r1", "drain": ""})
+    assert parse_calico("all()").is_everything
+    assert parse_calico("kubernetes.io/os in {'linux'}").matches({"kubernetes.io/os": "linux"})
+    assert parse_calico("app=web").matches({"app": "web"})  # kubectl syntax still works
+
+
+@given(SELECTORS, LABELS)
+def test_calico_text_agrees_with_reference(sel, labels):
+    from podnet.api.selector import parse_calico
+    parts = [f"{k} == '{v}'" for k, v in (sel.get("matchLabels") or {}).items()]
+    for e in sel.get("matchExpressions") or []:
+        k, op, vals = e["key"], e["operator"], e["values"]
+        quoted = ", ".join(f"'{v}'" for v in vals)
+        parts.append({"In": f"{k} in {{{quoted}}}", "NotIn": f"{k} not in {{{quoted}}}",
+                      "Exists": f"has({k})", "DoesNotExist": f"!has({k})"}[op])
+    assert parse_calico(" && ".join(parts) or "all()").matches(labels) == reference(sel, labels)

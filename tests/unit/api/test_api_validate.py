@@ -205,6 +205,9 @@ CASES = [
      ['spec.natOutgoing: must be true or false, not "yes"']),
     ("nodeSelector", make(POOL, lambda d: sp(d).update(nodeSelector="zone in (a")),
      ['spec.nodeSelector: "zone in (a" is not a valid selector: bad selector term \'zone in (a\': expected ( values )']),
+    ("calico nodeSelector", make(POOL, lambda d: sp(d).update(nodeSelector="has(zone) && rack == 'r1'")), []),
+    ("calico nodeSelector or", make(POOL, lambda d: sp(d).update(nodeSelector="has(a) || has(b)")),
+     ['spec.nodeSelector: "has(a) || has(b)" is not a valid selector: \'||\' is not supported in a node selector']),
     # endpoint slices
     ("slice address family", make(SLICE, lambda d: d["endpoints"][0].update(addresses=["fd00::1"])),
      ['endpoints[0].addresses[0]: "fd00::1" is not an IPv4 address']),
