@@ -27,7 +27,7 @@ class _Session:
         from podnet.ipam.allocator import DEFAULT_RELEASE_GRACE, Allocator
         try:
             self.store = open_datastore(ic.datastore)
-        except DatastoreError as e:
+        except Exception as e:  # DatastoreError, OSError, sqlite3 and etcd client errors alike
             raise CniError(NOT_AVAILABLE if status else TRY_AGAIN_LATER,
                            f"cannot open datastore {ic.datastore}", str(e)) from None
         grace = DEFAULT_RELEASE_GRACE if ic.release_grace is None else ic.release_grace

@@ -65,18 +65,29 @@ def check_netns(netns: str) -> None:
 
 
 def refuse_root_netns() -> None:
-    """Lab safety: the node side is a lab namespace, never the machine's own one, unless
-    explicitly allowed (a real node)."""
+    """Lab safety: the plugin only touches a namespace that is a named one (a lab node,
+    bound under /var/run/netns); the machine's own namespace is unnamed, so a call there
+    is refused before anything changes. A real node opts in with
+    PODNET_CNI_ALLOW_HOST_NETNS=1. (Comparing with PID 1's namespace is not enough: in a
+    container, PID 1 is not in the namespace the machine's processes use.)"""
     if os.environ.get("PODNET_CNI_ALLOW_HOST_NETNS") == "1":
         return
-    try:
-        mine, init = os.stat("/proc/self/ns/net"), os.stat("/proc/1/ns/net")
-    except OSError:
-        return
-    if (mine.st_dev, mine.st_ino) == (init.st_dev, init.st_ino):
-        raise CniError(INVALID_ENV, "podnet-cni runs in the machine's root network namespace",
-                       "run it in a node namespace (ip netns exec <node> ...) or set "
-                       "PODNET_CNI_ALLOW_HOST_NETNS=1 on a real node")
+    me = os.stat("/proc/self/ns/net")
+    for d in NETNS_DIRS:
+        try:
+            entries = list(os.scandir(d))
+        except OSError:
+            continue
+        for e in entries:
+            try:
+                st = os.stat(e.path)
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) == (me.st_dev, me.st_ino):
+                return
+    raise CniError(INVALID_ENV, "podnet-cni runs in an unnamed network namespace (the machine's own?)",
+                   "run it in a node namespace (ip netns exec <node> ...) or set "
+                   "PODNET_CNI_ALLOW_HOST_NETNS=1 on a real node")
 
 
 def setup(container_id: str, ifname: str, netns: str, mtu: int, addrs: Sequence[str],

@@ -1,0 +1,197 @@
+"""podnet-cni + podnet-ipam driven exactly as a runtime drives them, on the real kernel."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from podnet.cni import runtime
+from podnet.cni.config import make_netconf
+from podnet.cni.errors import CniError
+from podnet.cni.veth import host_ifname
+
+from cnilab import CNI_PATH, pool
+
+pytestmark = pytest.mark.root
+
+
+def _addr(result, family):
+    return next(i["address"].split("/")[0] for i in result["ips"]
+                if (":" in i["address"]) == (family == 6))
+
+
+def test_two_pods_ping_dual_stack_and_del_cleans_up(dual_lab):
+    lab = dual_lab
+    nc = make_netconf(lab.url, "n1", True, mtu=1400, cni_version="1.1.0")
+    nc["dns"] = {"nameservers": ["10.96.0.10"], "search": ["default.svc.cluster.local"]}
+    p1, p2 = lab.netns("p1"), lab.netns("p2")
+    r1 = runtime.add(nc, "c1", lab.path(p1), "eth0", CNI_PATH, node_netns=lab.node)
+    r2 = runtime.add(nc, "c2", lab.path(p2), "eth0", CNI_PATH, node_netns=lab.node)
+
+    # The result, exactly as the spec shapes it.
+    assert r1["cniVersion"] == "1.1.0" and r1["dns"] == nc["dns"]
+    host, pod = r1["interfaces"]
+    assert host == {"name": host_ifname("c1", "eth0"), "mac": "ee:ee:ee:ee:ee:ee"}
+    assert pod["name"] == "eth0" and pod["sandbox"] == lab.path(p1)
+    assert [i["address"].split("/")[1] for i in r1["ips"]] == ["32", "128"]
+    assert all(i["interface"] == 1 for i in r1["ips"])
+    assert {i["gateway"] for i in r1["ips"]} == {"169.254.1.1", "fe80::ecee:eeff:feee:eeee"}
+    assert {r["dst"] for r in r1["routes"]} == {"0.0.0.0/0", "::/0"}
+
+    # The kernel agrees.
+    links = json.loads(lab.sh(p1, "ip", "-j", "link", "show", "eth0").stdout)
+    assert links[0]["mtu"] == 1400 and links[0]["address"] == pod["mac"]
+    addrs = lab.sh(p1, "ip", "-o", "addr", "show", "dev", "eth0").stdout
+    assert f"{_addr(r1, 4)}/32" in addrs and f"{_addr(r1, 6)}/128" in addrs
+    assert "default via 169.254.1.1" in lab.sh(p1, "ip", "route").stdout
+    assert "default via fe80::ecee:eeff:feee:eeee" in lab.sh(p1, "ip", "-6", "route").stdout
+    hroutes = lab.sh(lab.node, "ip", "route").stdout + lab.sh(lab.node, "ip", "-6", "route").stdout
+    assert f"{_addr(r1, 4)} dev {host['name']}" in hroutes and f"{_addr(r1, 6)} dev {host['name']}" in hroutes
+    assert lab.sh(lab.node, "cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip() == "1"
+    assert lab.sh(lab.node, "cat", f"/proc/sys/net/ipv4/conf/{host['name']}/proxy_arp").stdout.strip() == "1"
+
+    assert lab.ping(p1, _addr(r2, 4)) and lab.ping(p2, _addr(r1, 4))
+    assert lab.ping(p1, _addr(r2, 6)) and lab.ping(p2, _addr(r1, 6))
+
+    runtime.check(nc, "c1", lab.path(p1), "eth0", CNI_PATH, r1, node_netns=lab.node)
+    runtime.status(nc, CNI_PATH, node_netns=lab.node)
+
+    for cid, p, r in (("c1", p1, r1), ("c2", p2, r2)):
+        runtime.delete(nc, cid, lab.path(p), "eth0", CNI_PATH, node_netns=lab.node, prev_result=r)
+    assert "pn" not in lab.sh(lab.node, "ip", "-o", "link").stdout.replace("pn-cni", "")
+    assert "eth0" not in lab.sh(p1, "ip", "-o", "link").stdout
+    assert lab.sh(lab.node, "ip", "route").stdout.strip() == ""
+    assert "fd00" not in lab.sh(lab.node, "ip", "-6", "route").stdout
+    assert lab.allocations() == set()
+
+
+def test_del_is_idempotent(dual_lab):
+    lab = dual_lab
+    nc = make_netconf(lab.url, "n1", False)
+    p1 = lab.netns("p1")
+    r = runtime.add(nc, "c1", lab.path(p1), "eth0", CNI_PATH, node_netns=lab.node)
+    runtime.delete(nc, "c1", lab.path(p1), "eth0", CNI_PATH, node_netns=lab.node, prev_result=r)
+    runtime.delete(nc, "c1", lab.path(p1), "eth0", CNI_PATH, node_netns=lab.node)  # again
+    runtime.delete(nc, "never-added", "", "eth0", CNI_PATH, node_netns=lab.node)  # no netns
+    runtime.delete(nc, "c9", "/var/run/netns/pn-cni-gone", "eth0", CNI_PATH, node_netns=lab.node)
+    assert lab.allocations() == set()
+
+
+def test_check_names_what_is_missing(dual_lab):
+    lab = dual_lab
+    nc = make_netconf(lab.url, "n1", True)
+    p1 = lab.netns("p1")
+    r = runtime.add(nc, "c1", lab.path(p1), "eth0", CNI_PATH, node_netns=lab.node)
+    lab.sh(p1, "ip", "-6", "route", "del", "default")
+    with pytest.raises(CniError, match="default route via fe80::ecee:eeff:feee:eeee is missing on eth0"):
+        runtime.check(nc, "c1", lab.path(p1), "eth0", CNI_PATH, r, node_netns=lab.node)
+    lab.sh(p1, "ip", "addr", "del", r["ips"][0]["address"], "dev", "eth0")
+    with pytest.raises(CniError, match=f"address {r['ips'][0]['address']} is missing on eth0"):
+        runtime.check(nc, "c1", lab.path(p1), "eth0", CNI_PATH, r, node_netns=lab.node)
+    lab.sh(lab.node, "ip", "link", "del", host_ifname("c1", "eth0"))
+    with pytest.raises(CniError, match="interface eth0 is missing"):
+        runtime.check(nc, "c1", lab.path(p1), "eth0", CNI_PATH, r, node_netns=lab.node)
+
+
+def test_failed_add_leaves_nothing_behind(dual_lab):
+    lab = dual_lab
+    nc = make_netconf(lab.url, "n1", True)
+    p1 = lab.netns("p1")
+    lab.sh(p1, "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "x0")  # the name is taken in the pod
+    with pytest.raises(CniError) as e:
+        runtime.add(nc, "c1", lab.path(p1), "eth0", CNI_PATH, node_netns=lab.node)
+    assert e.value.code == 5 and "already exists" in e.value.msg
+    assert host_ifname("c1", "eth0") not in lab.sh(lab.node, "ip", "-o", "link").stdout
+    assert lab.allocations() == set()
+
+
+def test_gc_releases_what_is_not_valid(dual_lab):
+    lab = dual_lab
+    nc = make_netconf(lab.url, "n1", False)
+    pods = {c: lab.netns(c) for c in ("a", "b", "c")}
+    for c, p in pods.items():
+        runtime.add(nc, c, lab.path(p), "eth0", CNI_PATH, node_netns=lab.node)
+    runtime.gc(nc, [{"containerID": "b", "ifname": "eth0"}], CNI_PATH, node_netns=lab.node)
+    assert lab.allocations() == {"n1/podnet/b/eth0"}
+    links = lab.sh(lab.node, "ip", "-o", "link").stdout
+    assert host_ifname("b", "eth0") in links and host_ifname("a", "eth0") not in links
+
+
+ADD_ENV = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_IFNAME": "eth0"}
+
+
+@pytest.mark.parametrize("case", ["no-netns", "bad-json", "old-version", "unknown-field",
+                                  "bad-mtu", "netns-gone", "bad-pool-cidr", "no-datastore"])
+def test_error_codes_from_real_bad_input(dual_lab, case):
+    lab = dual_lab
+    p1 = lab.netns("p1")
+    nc = make_netconf(lab.url, "n1", False)
+    env = {**ADD_ENV, "CNI_NETNS": lab.path(p1)}
+    code, stdin = {
+        "no-netns": (4, nc),
+        "bad-json": (6, b'{"cniVersion": "1.1.0", "name": '),
+        "old-version": (1, {**nc, "cniVersion": "0.3.1"}),
+        "unknown-field": (2, {**nc, "bridge": "cni0"}),
+        "bad-mtu": (7, {**nc, "mtu": 12}),
+        "netns-gone": (3, nc),
+        "bad-pool-cidr": (7, {**nc, "ipam": {**nc["ipam"], "ipv4_pools": ["10.1.0.0/33"]}}),
+        "no-datastore": (11, {**nc, "ipam": {**nc["ipam"], "datastore": "sqlite:///proc/pn-cni/x.db"}}),
+    }[case]
+    if case == "no-netns":
+        env.pop("CNI_NETNS")
+    if case == "netns-gone":
+        env["CNI_NETNS"] = "/var/run/netns/pn-cni-does-not-exist"
+    rc, doc, err = lab.raw("podnet-cni", env, stdin)
+    assert rc != 0 and doc["code"] == code, (doc, err)
+    assert doc["msg"] and doc["cniVersion"]
+    assert lab.allocations() == set()
+    assert "eth0" not in lab.sh(p1, "ip", "-o", "link").stdout
+
+
+def test_exhausted_pool_and_status(lab):
+    lab.store.create(pool("tiny", "10.50.0.0/30", blockSize=30))  # 2 usable addresses
+    nc = make_netconf(lab.url, "n1", False)
+    for c in ("a", "b"):
+        runtime.add(nc, c, lab.path(lab.netns(c)), "eth0", CNI_PATH, node_netns=lab.node)
+    p = lab.netns("c")
+    rc, doc, _ = lab.raw("podnet-cni", {**ADD_ENV, "CNI_NETNS": lab.path(p)}, nc)
+    assert rc != 0 and doc["code"] == 11 and "no free IPv4 address" in doc["msg"]
+    rc, doc, _ = lab.raw("podnet-cni", {"CNI_COMMAND": "STATUS"}, nc)
+    assert rc != 0 and doc["code"] == 50 and "full" in doc["msg"]
+    lab.store.update(lab.store.get("IPPool", "", "tiny").with_spec({"cidr": "10.50.0.0/30", "blockSize": 30, "disabled": True}), 0)
+    rc, doc, _ = lab.raw("podnet-cni", {"CNI_COMMAND": "STATUS"}, nc)
+    assert rc != 0 and doc["code"] == 50
+
+
+def test_version_and_unknown_container_check(dual_lab):
+    lab = dual_lab
+    rc, doc, _ = lab.raw("podnet-cni", {"CNI_COMMAND": "VERSION"}, {"cniVersion": "1.0.0"}, ns=False)
+    assert rc == 0 and doc["supportedVersions"] == ["0.4.0", "1.0.0", "1.1.0"]
+    nc = make_netconf(lab.url, "n1", False)
+    p = lab.netns("p")
+    rc, doc, _ = lab.raw("podnet-cni", {**ADD_ENV, "CNI_COMMAND": "CHECK", "CNI_NETNS": lab.path(p)},
+                         {**nc, "prevResult": {"cniVersion": "1.1.0", "ips": []}})
+    assert rc != 0 and doc["code"] == 3
+
+
+def test_old_config_version_gets_old_result(dual_lab):
+    lab = dual_lab
+    nc = make_netconf(lab.url, "n1", True, cni_version="0.4.0")
+    r = runtime.add(nc, "c1", lab.path(lab.netns("p")), "eth0", CNI_PATH, node_netns=lab.node)
+    assert r["cniVersion"] == "0.4.0" and [i["version"] for i in r["ips"]] == ["4", "6"]
+
+
+def test_refuses_an_unnamed_namespace(dual_lab):
+    """The guard that keeps the plugin out of the machine's own namespace, tested in an
+    anonymous namespace (unshare -n) so that a broken guard cannot hurt the machine."""
+    lab = dual_lab
+    nc = make_netconf(lab.url, "n1", False)
+    import os
+    import subprocess
+    from cnilab import BIN
+    env = {"PATH": os.environ["PATH"], **ADD_ENV, "CNI_NETNS": lab.path(lab.netns("p"))}
+    cp = subprocess.run(["unshare", "--net", os.path.join(BIN, "podnet-cni")], env=env,
+                        input=json.dumps(nc).encode(), capture_output=True)
+    doc = json.loads(cp.stdout)
+    assert cp.returncode != 0 and doc["code"] == 4 and "unnamed network namespace" in doc["msg"]
+    assert lab.allocations() == set()
