@@ -1,0 +1,96 @@
+"""Tables of the kinds other parts fill (nodes, endpoint slices, policies), -n on apply,
+and the round trip: what was applied comes back, plus what the server set."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from cli_helpers import run, write
+from podnet.datastore.interface import open_datastore
+
+NODE = {"apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": "node-1", "labels": {"node-role.kubernetes.io/control-plane": ""}},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}],
+                   "addresses": [{"type": "InternalIP", "address": "198.18.0.11"}],
+                   "nodeInfo": {"kubeletVersion": "podnet-0.1.0"}, "agent": {"health": "healthy"}}}
+SLICE = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+         "metadata": {"name": "web-abc", "labels": {"kubernetes.io/service-name": "web"}},
+         "addressType": "IPv4", "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+         "endpoints": [{"addresses": [f"10.244.0.{i}"], "conditions": {"ready": True}} for i in range(1, 6)]}
+NETPOL = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "deny"},
+          "spec": {"podSelector": {}}}
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("PODNET_HOME", str(tmp_path / "home"))
+    url = f"sqlite://{tmp_path / 'store.db'}"
+    monkeypatch.setenv("PODNET_DATASTORE", url)
+    return tmp_path, url
+
+
+def rows(out: str) -> list[list[str]]:
+    return [line.split() for line in out.splitlines()]
+
+
+def test_nodes(env, capsys):
+    tmp, _ = env
+    run(capsys, "apply", "-f", write(tmp / "n.json", json.dumps(NODE)))
+    r = rows(run(capsys, "get", "no")[1])
+    assert r[0] == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    assert r[1][:3] + r[1][4:] == ["node-1", "Ready", "control-plane", "podnet-0.1.0"]
+    r = rows(run(capsys, "get", "nodes", "-o", "wide")[1])
+    assert r[0] == ["NAME", "STATUS", "ROLES", "AGE", "VERSION", "INTERNAL-IP", "BLOCKS", "AGENT"]
+    assert r[1][5:] == ["198.18.0.11", "<none>", "healthy"]
+
+
+def test_endpointslices_and_netpol(env, capsys):
+    tmp, _ = env
+    f = write(tmp / "x.yaml", yaml.safe_dump_all([SLICE, NETPOL]))
+    assert run(capsys, "apply", "-f", f)[0] == 0
+    r = rows(run(capsys, "get", "endpointslices")[1])
+    assert r[0] == ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"]
+    assert r[1][:4] == ["web-abc", "IPv4", "8080", "10.244.0.1,10.244.0.2,10.244.0.3"]
+    assert r[1][4:7] == ["+", "2", "more..."]
+    r = rows(run(capsys, "get", "netpol")[1])
+    assert r[0] == ["NAME", "POD-SELECTOR", "AGE"] and r[1][:2] == ["deny", "<none>"]
+    out = run(capsys, "describe", "netpol", "deny")[1]
+    assert "PodSelector:     <none> (all pods in the namespace)" in out
+    assert "<none> (selected pods are isolated for ingress connectivity)" in out
+    assert "Not affecting Egress traffic" in out
+
+
+def test_apply_namespace_flag(env, capsys):
+    tmp, _ = env
+    run(capsys, "apply", "-f", write(tmp / "ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n"))
+    f = write(tmp / "p.json", json.dumps(NETPOL))
+    assert run(capsys, "apply", "-f", f, "-n", "shop") == (0, "networkpolicy.networking.k8s.io/deny created\n", "")
+    assert run(capsys, "get", "netpol", "-n", "shop", "-o", "name")[1] == "networkpolicy.networking.k8s.io/deny\n"
+    g = write(tmp / "q.json", json.dumps({**NETPOL, "metadata": {"name": "x", "namespace": "default"}}))
+    rc, _, err = run(capsys, "apply", "-f", g, "-n", "shop")
+    assert rc == 1 and "does not match --namespace shop" in err
+
+
+def test_round_trip_keeps_every_field(env, capsys):
+    tmp, url = env
+    manifest = {"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web"},
+                             "annotations": {"example.com/owner": "team-a"}},
+                "spec": {"type": "NodePort", "selector": {"app": "web"}, "externalTrafficPolicy": "Local",
+                         "ports": [{"name": "http", "port": 80, "targetPort": "http", "nodePort": 30080}],
+                         "someFutureField": {"x": [1, 2, 3]}}}
+    run(capsys, "apply", "-f", write(tmp / "s.json", json.dumps(manifest)))
+    s = open_datastore(url)
+    cur = s.get("Service", "default", "web")
+    s.update(cur.with_status({"conditions": []}))
+    s.close()
+    got = json.loads(run(capsys, "get", "svc", "web", "-o", "json")[1])
+    md = got["metadata"]
+    assert {"uid", "creationTimestamp", "resourceVersion"} <= set(md)
+    for f in ("uid", "creationTimestamp", "resourceVersion"):
+        md.pop(f)
+    assert json.loads(md["annotations"].pop("podnet.io/last-applied")) == manifest
+    assert got.pop("status") == {"conditions": []}
+    assert got == manifest
