@@ -16,6 +16,7 @@ from podnet.cli.errors import UserError
 COMMAND_MODULES = [
     "podnet.cli.objects",
     "podnet.cli.dns",
+    "podnet.cli.lab",
 ]
 
 

@@ -1,0 +1,308 @@
+"""The node agent loop: list+watch the store -> ClusterState -> roles -> kernel.
+
+Felix's shape: events only update the in-memory `ClusterState` and record which keys
+changed; nothing touches the kernel until the first full list is in (in sync); then each
+batch of changes becomes ONE `nft -f` transaction of every role's fragment, followed by
+each role's non-nftables kernel work (routes). A failed transaction makes every role
+render a full sync next time. The agent also registers its Node (addresses, VXLAN MAC,
+blocks, health, heartbeat, sync counts) so `podnet get nodes -o wide` can show it.
+
+Roles are loaded from an explicit list; a role whose module does not exist yet is
+simply not there. A role class is built with `cls.from_context(ctx)` when it has that
+classmethod, else `cls(ctx.node_name)`.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from podnet.api.objects import Node, ObjectKey, Resource
+from podnet.calc.model import ClusterState
+from podnet.calc.routes import MAC_STATUS_FIELD, vtep_mac
+from podnet.dataplane.nft.runner import NftError, NftRunner
+from podnet.datastore.common import now_rfc3339
+from podnet.datastore.interface import (Compacted, Conflict, Datastore, DatastoreError,
+                                        NotFound)
+
+log = logging.getLogger("podnet.agent")
+
+# (module, class): loaded in this order when the module exists.
+ROLE_SPECS: tuple[tuple[str, str], ...] = (
+    ("podnet.agent.routes_role", "RoutesRole"),
+    ("podnet.agent.service_proxy", "ServiceProxyRole"),
+    ("podnet.agent.policy_role", "PolicyRole"),
+    ("podnet.agent.policy_role", "NatRole"),
+)
+BATCH_WINDOW = 0.02  # seconds to gather events into one sync
+HEARTBEAT_EVERY = 10.0
+FULL_RESYNC_EVERY = 300.0
+
+
+@dataclass
+class AgentContext:
+    node_name: str
+    node_ips: list[str]
+    encap: str = "none"
+    netns: str | None = None  # None: the agent runs inside its node's netns
+    store: Datastore | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ip4(self) -> str | None:
+        return next((ip for ip in self.node_ips if ":" not in ip), None)
+
+
+def load_roles(ctx: AgentContext, specs: tuple[tuple[str, str], ...] = ROLE_SPECS) -> list[Any]:
+    roles = []
+    for mod_name, cls_name in specs:
+        try:
+            mod = importlib.import_module(mod_name)
+        except ModuleNotFoundError as e:
+            if e.name == mod_name:
+                continue  # that role is not built yet
+            log.exception("role %s.%s: import failed", mod_name, cls_name)
+            continue
+        cls = getattr(mod, cls_name, None)
+        if cls is None:
+            continue
+        try:
+            if cls is _routes_role_class():
+                roles.append(cls(ctx.node_name, ctx.ip4, ctx.encap, ctx.netns))
+            elif hasattr(cls, "from_context"):
+                roles.append(cls.from_context(ctx))
+            else:
+                roles.append(cls(ctx.node_name))
+        except Exception:  # noqa: BLE001 - one broken role must not stop the others
+            log.exception("role %s.%s: could not be created", mod_name, cls_name)
+    return roles
+
+
+def _routes_role_class() -> type:
+    from podnet.agent.routes_role import RoutesRole
+    return RoutesRole
+
+
+class Agent:
+    def __init__(self, ctx: AgentContext, roles: list[Any] | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        if ctx.store is None:
+            raise ValueError("AgentContext.store is required")
+        self.ctx = ctx
+        self.store: Datastore = ctx.store
+        self.roles = load_roles(ctx) if roles is None else roles
+        self.state = ClusterState(node_name=ctx.node_name)
+        self.nft = NftRunner(ctx.netns)
+        self.kinds = tuple(sorted({"Node", "IPAMBlock"} | {k for r in self.roles for k in r.kinds}))
+        self.events: queue.Queue[Any] = queue.Queue()
+        self.stop = threading.Event()
+        self.clock = clock
+        self.syncs = 0
+        self.failures = 0
+        self.last_error = ""
+        self.revision = 0
+        self._full_needed = True
+
+    # ---- store side ---------------------------------------------------------------
+    def relist(self) -> None:
+        objs: list[Resource] = []
+        rev = 0
+        for kind in self.kinds:
+            res = self.store.list(kind)
+            objs.extend(res.items)
+            rev = max(rev, res.revision)
+        self.state = ClusterState.from_objects(objs, self.ctx.node_name)
+        self.revision = rev
+        self._full_needed = True
+
+    def _watch(self) -> None:
+        """Feed events to the queue; on Compacted or a lost store, ask the loop to relist."""
+        while not self.stop.is_set():
+            try:
+                for ev in self.store.watch(self.revision, self.kinds, stop=self.stop):
+                    self.events.put(ev)
+                return
+            except Compacted:
+                self.events.put("relist")
+            except DatastoreError as e:
+                log.warning("watch failed (%s); retrying", e)
+                self.events.put("relist")
+            except Exception:  # noqa: BLE001 - the daemon survives a bad event
+                log.exception("watch crashed; retrying")
+                self.events.put("relist")
+            self.stop.wait(1.0)
+            return
+
+    # ---- kernel side --------------------------------------------------------------
+    def sync(self, changed: set[ObjectKey] | None) -> bool:
+        full = changed is None or self._full_needed
+        frags = []
+        for role in self.roles:
+            try:
+                frags.append(role.nft_fragment(self.state, None if full else changed))
+            except Exception:  # noqa: BLE001
+                log.exception("role %s: render failed", role.name)
+        script = "\n".join(f for f in frags if f and f.strip())
+        ok = True
+        try:
+            self.nft.apply(script)
+        except NftError as e:
+            ok = False
+            self.last_error = str(e)
+            log.error("%s", e)
+        for role in self.roles:
+            role.committed(ok)
+        for role in self.roles:
+            try:
+                role.apply_kernel(self.state)
+            except Exception as e:  # noqa: BLE001 - retried at the next sync
+                ok = False
+                self.last_error = f"{role.name}: {e}"
+                log.exception("role %s: kernel apply failed", role.name)
+        self._full_needed = not ok
+        self.syncs += 1
+        if not ok:
+            self.failures += 1
+        else:
+            self.last_error = ""
+        return ok
+
+    # ---- Node registration ----------------------------------------------------------
+    def node_status(self) -> dict[str, Any]:
+        blocks = sorted(str(b.spec.get("cidr")) for b in self.state.of_kind("IPAMBlock")
+                        if b.spec.get("affinity") == f"host:{self.ctx.node_name}")
+        addrs = [{"type": "InternalIP", "address": ip} for ip in self.ctx.node_ips]
+        addrs.append({"type": "Hostname", "address": self.ctx.node_name})
+        health = "healthy" if not self.last_error else "degraded"
+        agent = {"health": health, "heartbeat": now_rfc3339(), "syncs": self.syncs,
+                 "syncFailures": self.failures, "lastError": self.last_error,
+                 "roles": [r.name for r in self.roles]}
+        podnet: dict[str, Any] = {"blocks": blocks, "encap": self.ctx.encap}
+        if self.ctx.ip4:
+            podnet[MAC_STATUS_FIELD] = vtep_mac(self.ctx.ip4)
+        return {"addresses": addrs, "agent": agent, "podnet": podnet,
+                "nodeInfo": {"podnetVersion": _version()},
+                "conditions": [{"type": "Ready", "status": "True" if not self.last_error else "False",
+                                "lastHeartbeatTime": agent["heartbeat"]}]}
+
+    def register(self) -> None:
+        """Create or update our Node (CAS, retried): status only; labels/spec kept."""
+        for _ in range(20):
+            try:
+                cur = self.store.get("Node", "", self.ctx.node_name)
+            except NotFound:
+                obj = Node({"apiVersion": "podnet.io/v1", "kind": "Node",
+                            "metadata": {"name": self.ctx.node_name,
+                                         "labels": {"kubernetes.io/hostname": self.ctx.node_name}},
+                            "spec": {}, "status": self.node_status()})
+                try:
+                    self.store.create(obj)
+                    return
+                except DatastoreError:
+                    continue
+            try:
+                self.store.update(cur.with_status(self.node_status()))
+                return
+            except (Conflict, NotFound):
+                continue
+        log.warning("could not update Node %s after 20 tries", self.ctx.node_name)
+
+    # ---- the loop ---------------------------------------------------------------------
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.relist()  # nothing touches the kernel before the first full list
+                break
+            except DatastoreError as e:
+                log.warning("datastore not ready (%s); retrying", e)
+                self.stop.wait(0.5)
+        if self.stop.is_set():
+            return
+        self.sync(None)
+        self.register()
+        watcher = threading.Thread(target=self._watch_forever, daemon=True, name="watch")
+        watcher.start()
+        next_beat = self.clock() + HEARTBEAT_EVERY
+        next_full = self.clock() + FULL_RESYNC_EVERY
+        while not self.stop.is_set():
+            changed, relist = self._gather(timeout=min(1.0, max(0.0, next_beat - self.clock())))
+            if relist:
+                try:
+                    self.relist()
+                except DatastoreError as e:
+                    log.warning("relist failed: %s", e)
+                    self.stop.wait(1.0)
+                    continue
+                changed = None
+            now = self.clock()
+            if now >= next_full:
+                changed, next_full = None, now + FULL_RESYNC_EVERY
+            if changed is None or changed:
+                self.sync(changed)
+            if now >= next_beat or changed is None:
+                next_beat = now + HEARTBEAT_EVERY
+                try:
+                    self.register()
+                except DatastoreError as e:
+                    log.warning("heartbeat failed: %s", e)
+
+    def _watch_forever(self) -> None:
+        while not self.stop.is_set():
+            self._watch()
+
+    def _gather(self, timeout: float) -> tuple[set[ObjectKey], bool]:
+        """Apply queued events to the state; return the changed keys (no-ops dropped)."""
+        changed: set[ObjectKey] = set()
+        relist = False
+        try:
+            first = self.events.get(timeout=timeout)
+        except queue.Empty:
+            return changed, False
+        batch = [first]
+        deadline = time.monotonic() + BATCH_WINDOW
+        while True:
+            try:
+                batch.append(self.events.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
+        for ev in batch:
+            if ev == "relist":
+                relist = True
+                continue
+            obj = ev.object
+            self.revision = max(self.revision, ev.revision)
+            old = self.state.get(obj.kind, obj.namespace, obj.name)
+            if ev.type == "DELETED":
+                if old is not None:
+                    self.state.remove(obj.kind, obj.namespace, obj.name)
+                    changed.add(obj.key)
+            elif old is None or _content(old) != _content(obj):
+                self.state.put(obj)
+                changed.add(obj.key)
+            else:
+                self.state.put(obj)
+        # our own heartbeats change nothing a role reads
+        return changed, relist
+
+
+def _content(obj: Resource) -> Any:
+    """An object minus what changes on every write (resourceVersion, heartbeats)."""
+    d = obj.to_dict()
+    d.get("metadata", {}).pop("resourceVersion", None)
+    st = d.get("status")
+    if obj.kind == "Node" and isinstance(st, dict):
+        st.pop("conditions", None)
+        st.pop("agent", None)
+    return d
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+        return "podnet/" + version("podnet")
+    except Exception:  # noqa: BLE001 - not installed as a distribution
+        return "podnet"

@@ -1,0 +1,58 @@
+"""`podnet agent --node NAME`: run the node agent in the current network namespace.
+
+Run it inside the node's netns (the lab does `ip netns exec <node-ns> podnet agent ...`).
+SIGTERM and SIGINT stop it cleanly; the kernel state stays (routes and rules survive an
+agent restart, and the next start sweeps exactly what is podnet's).
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from typing import Any
+
+from podnet.agent.agent import Agent, AgentContext
+from podnet.dataplane.net.links import addresses, default_route_dev
+from podnet.dataplane.net.sysctl import NODE_SYSCTLS, write_sysctls
+from podnet.datastore.interface import DatastoreError, open_datastore
+
+log = logging.getLogger("podnet.agent")
+
+
+class AgentError(Exception):
+    pass
+
+
+def detect_node_ips() -> list[str]:
+    """The global addresses of the device that carries the default route."""
+    dev = default_route_dev(None)
+    if not dev:
+        raise AgentError("no --node-ip given and no default route to find the node's address by")
+    ips = addresses(None, dev)
+    if not ips:
+        raise AgentError(f"no --node-ip given and {dev} has no global address")
+    return ips
+
+
+def run_agent(url: str, node: str, encap: str = "none", node_ips: list[str] | None = None,
+              options: dict[str, Any] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if encap not in ("none", "vxlan"):
+        raise AgentError(f"--encap {encap!r}: must be none or vxlan")
+    ips = list(node_ips or []) or detect_node_ips()
+    write_sysctls(None, NODE_SYSCTLS)
+    try:
+        store = open_datastore(url)
+    except (DatastoreError, OSError) as e:
+        raise AgentError(f"datastore {url}: {e}") from e
+    agent = Agent(AgentContext(node, ips, encap, None, store, dict(options or {})))
+    signal.signal(signal.SIGTERM, lambda *_: agent.stop.set())
+    signal.signal(signal.SIGINT, lambda *_: agent.stop.set())
+    log.info("agent for node %s (%s), encap %s, roles: %s", node, ", ".join(ips), encap,
+             ", ".join(r.name for r in agent.roles) or "none")
+    try:
+        agent.run()
+    finally:
+        store.close()
+    return 0

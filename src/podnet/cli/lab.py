@@ -1,0 +1,201 @@
+"""`podnet up`, `down`, `exec`, `serve`, `agent`, `kubelet`: the lab and its processes.
+
+Thin: parse, call podnet.lab / podnet.agent, print. Lab state lives in
+`podnet.cli.context.lab_dir(name)`; `up` makes the lab current so that plain
+`podnet get pods` talks to its datastore.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Any
+
+from podnet.cli import context
+from podnet.cli.errors import UserError
+
+DEFAULT_LAB = "lab"
+NETNS_ANNOTATION = "podnet.io/netns"
+
+
+def _state(name: str) -> Any:
+    from podnet.lab.state import LabState
+    return LabState(context.lab_dir(name))
+
+
+def _need_root(what: str) -> None:
+    if os.geteuid() != 0:
+        raise UserError(f"{what} needs root (it creates network namespaces)")
+
+
+# ---- up / down --------------------------------------------------------------------------
+def cmd_up(args: argparse.Namespace) -> int:
+    from podnet.lab.topology import TopologyError, make_spec
+    from podnet.lab.up import LabError, up
+    _need_root("podnet up")
+    try:
+        spec = make_spec(args.name, args.nodes, args.dual_stack, args.encap, args.datastore)
+    except TopologyError as e:
+        raise UserError(str(e)) from None
+    state = _state(spec.name)
+    t0 = time.monotonic()
+
+    def progress(line: str) -> None:
+        print(f"[{time.monotonic() - t0:5.2f}s] {line}", flush=True)
+
+    try:
+        up(spec, state, progress)
+    except LabError as e:
+        raise UserError(f"{e}\n(clean up with: podnet down --name {spec.name} --force)") from None
+    except Exception as e:
+        print(f"podnet up failed: {e}; tearing the half-built lab down", file=sys.stderr)
+        from podnet.lab.down import teardown
+        teardown(spec.name, state)
+        raise UserError(f"podnet up --name {spec.name}: {e}") from None
+    context.set_current_lab(spec.name)
+    print(f"lab {spec.name!r} is up and current: try `podnet get nodes -o wide`")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from podnet.lab.down import lab_namespaces, teardown
+    from podnet.lab.topology import TopologyError, validate_name
+    _need_root("podnet down")
+    name = args.name or context.current_lab()
+    if not name:
+        raise UserError("no current lab: give --name NAME")
+    try:
+        validate_name(name)
+    except TopologyError as e:
+        raise UserError(str(e)) from None
+    state = _state(name)
+    if not state.exists and not args.force and not lab_namespaces(name) \
+            and not state.dir.exists():
+        raise UserError(f"no lab named {name!r} (use --force to clean up leftovers anyway)")
+    t0 = time.monotonic()
+    rep = teardown(name, state)
+    if context.current_lab() == name:
+        context.set_current_lab(None)
+    print(f"lab {name!r} down in {time.monotonic() - t0:.1f}s: {len(rep.processes)} processes, "
+          f"{len(rep.namespaces)} namespaces"
+          + (f", {len(rep.stray_pids)} stray processes" if rep.stray_pids else ""))
+    return 0
+
+
+# ---- exec -------------------------------------------------------------------------------
+def pod_netns(args: argparse.Namespace, namespace: str, pod: str) -> str:
+    from podnet.datastore.interface import NotFound
+    store = context.open_store(args)
+    try:
+        obj = store.get("Pod", namespace, pod)
+    except NotFound:
+        raise UserError(f"pod {namespace}/{pod} not found") from None
+    finally:
+        store.close()
+    ns = obj.annotations.get(NETNS_ANNOTATION)
+    if not ns:
+        raise UserError(f"pod {namespace}/{pod} has no network namespace yet "
+                        f"(phase {obj.status.get('phase') or 'Pending'})")
+    if args.container:
+        names = [c.get("name") for c in obj.spec.get("containers") or []]
+        if args.container not in names:
+            raise UserError(f"pod {namespace}/{pod} has no container {args.container!r} "
+                            f"(containers: {', '.join(map(str, names))})")
+    return ns
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    cmd = list(args.cmd)
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not cmd:
+        raise UserError("give a command: podnet exec POD -- CMD ...")
+    ns = pod_netns(args, args.namespace, args.pod)
+    if not os.path.exists(f"/var/run/netns/{ns}"):
+        raise UserError(f"pod {args.namespace}/{args.pod}: network namespace {ns} is gone")
+    sys.stdout.flush()
+    os.execvp("ip", ["ip", "netns", "exec", ns, *cmd])
+    return 127  # not reached
+
+
+# ---- processes ----------------------------------------------------------------------------
+def _parse_port(text: str) -> tuple[int, str]:
+    port, _, proto = text.partition("/")
+    proto = (proto or "TCP").upper()
+    if not port.isdigit() or not 0 < int(port) < 65536 or proto not in ("TCP", "UDP", "SCTP"):
+        raise argparse.ArgumentTypeError(f"--port {text!r}: use PORT[/TCP|UDP|SCTP]")
+    return int(port), proto
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+    from podnet.lab.serve import run_direct, run_node_server
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if args.control:
+        run_node_server(args.control, stop)
+        return 0
+    if not args.name or not args.port:
+        raise UserError("podnet serve: give --control SOCKET, or --name NS/NAME and --port PORT/PROTO")
+    run_direct(args.name, list(args.port), stop, log=lambda s: print(s, flush=True))
+    return 0
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    from podnet.agent.main import AgentError, run_agent
+    try:
+        return run_agent(context.datastore_url(args), args.node, args.encap, args.node_ip)
+    except AgentError as e:
+        raise UserError(str(e)) from None
+
+
+def cmd_kubelet(args: argparse.Namespace) -> int:
+    from podnet.lab.kubelet import run_kubelet
+    return run_kubelet(args.state)
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("up", help="build a lab: a cluster of network namespaces on this machine")
+    p.add_argument("--name", default=DEFAULT_LAB, help=f"lab name (default {DEFAULT_LAB})")
+    p.add_argument("--nodes", type=int, default=2)
+    p.add_argument("--dual-stack", action="store_true", help="IPv4 and IPv6 everywhere")
+    p.add_argument("--encap", choices=("none", "vxlan"), default="none")
+    p.add_argument("--datastore", dest="datastore_kind", choices=("sqlite", "etcd"),
+                   default="sqlite", help="the lab's datastore backend")
+    p.set_defaults(func=lambda a: cmd_up(_with_kind(a)))
+
+    p = sub.add_parser("down", help="stop a lab and remove every namespace, process and file of it")
+    p.add_argument("--name", help="lab name (default: the current lab)")
+    p.add_argument("--force", action="store_true", help="also clean up leftovers of a crashed lab")
+    p.set_defaults(func=cmd_down)
+
+    p = sub.add_parser("exec", help="run a command inside a pod's network namespace")
+    p.add_argument("-n", "--namespace", default="default")
+    p.add_argument("-c", "--container", default="")
+    p.add_argument("pod")
+    p.add_argument("cmd", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_exec)
+
+    p = sub.add_parser("serve", help="the lab's workload server")
+    p.add_argument("--control", help="node mode: serve the pods added through this unix socket")
+    p.add_argument("--name", help="direct mode: the identity to answer with (NS/NAME)")
+    p.add_argument("--port", action="append", type=_parse_port, help="PORT[/TCP|UDP|SCTP] (repeat)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("agent", help="run the node agent in the current network namespace")
+    p.add_argument("--node", required=True)
+    p.add_argument("--encap", choices=("none", "vxlan"), default="none")
+    p.add_argument("--node-ip", action="append", default=[], help="the node's address (repeat per family)")
+    p.set_defaults(func=cmd_agent)
+
+    p = sub.add_parser("kubelet", help=argparse.SUPPRESS)
+    p.add_argument("--state", required=True, help="the lab's state directory")
+    p.set_defaults(func=cmd_kubelet)
+
+
+def _with_kind(args: argparse.Namespace) -> argparse.Namespace:
+    # `up --datastore sqlite|etcd` names a backend, not a URL: keep the global option apart
+    args.datastore = args.datastore_kind
+    return args

@@ -1,0 +1,86 @@
+"""Sysctls of a network namespace, written from a thread that joined it (no fork).
+
+/proc/sys/net/* shows the namespace of the task that opens it, so a thread that did
+setns(CLONE_NEWNET) writes the target namespace's values while the rest of the process,
+and the machine's own namespace, are untouched.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from typing import Callable, Mapping, TypeVar
+
+CLONE_NEWNET = 0x40000000
+NETNS_DIR = "/var/run/netns"
+T = TypeVar("T")
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class NetnsError(OSError):
+    pass
+
+
+def setns_thread(netns: str) -> None:
+    """Move the CALLING THREAD into named netns `netns` (for good: use a thread you own)."""
+    fd = os.open(os.path.join(NETNS_DIR, netns), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if _libc.setns(fd, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise NetnsError(err, f"setns into {netns}: {os.strerror(err)}")
+    finally:
+        os.close(fd)
+
+
+def call_in_netns(netns: str | None, fn: Callable[[], T]) -> T:
+    """Run fn() in netns (a fresh thread that joins it), or here when netns is None."""
+    if netns is None:
+        return fn()
+    box: dict[str, object] = {}
+
+    def body() -> None:
+        try:
+            setns_thread(netns)
+            box["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller
+            box["error"] = e
+
+    t = threading.Thread(target=body, name=f"netns-{netns}")
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box["value"]  # type: ignore[return-value]
+
+
+def _path(key: str) -> str:
+    return "/proc/sys/" + key.replace(".", "/")
+
+
+def write_sysctls(netns: str | None, values: Mapping[str, str | int]) -> None:
+    """Set each key (dotted, `net.ipv4.ip_forward`) when it differs. Raises OSError."""
+    def body() -> None:
+        for key, value in values.items():
+            p = _path(key)
+            with open(p) as fh:
+                if fh.read().strip() == str(value):
+                    continue
+            with open(p, "w") as fh:
+                fh.write(str(value))
+    call_in_netns(netns, body)
+
+
+def read_sysctl(netns: str | None, key: str) -> str:
+    def body() -> str:
+        with open(_path(key)) as fh:
+            return fh.read().strip()
+    return call_in_netns(netns, body)
+
+
+NODE_SYSCTLS: dict[str, int] = {
+    "net.ipv4.ip_forward": 1,
+    "net.ipv6.conf.all.forwarding": 1,
+    "net.ipv4.conf.all.rp_filter": 0,
+    "net.ipv4.conf.default.rp_filter": 0,
+}

@@ -1,0 +1,82 @@
+"""Build a lab's namespaces and links from its LabSpec (lab/topology.py).
+
+Every kernel change happens inside a namespace this module just created: each `ip`
+batch runs with `-n <lab netns>`, veths are created inside a lab namespace with their
+peer placed directly into another lab namespace, sysctls are written by a thread that
+joined the lab namespace. Nothing is ever created in the machine's own namespace, not
+even for an instant.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from podnet.dataplane.net.links import IpBatch
+from podnet.dataplane.net.sysctl import NODE_SYSCTLS, write_sysctls
+from podnet.lab.topology import LabSpec
+
+Progress = Callable[[str], None]
+
+_NO_DAD = {"net.ipv6.conf.all.accept_dad": 0, "net.ipv6.conf.default.accept_dad": 0}
+_ROUTER_SYSCTLS = {"net.ipv4.ip_forward": 1, "net.ipv6.conf.all.forwarding": 1}
+
+
+def create_namespaces(spec: LabSpec, names: list[str]) -> None:
+    b = IpBatch(None)
+    for n in names:
+        b.add(f"netns add {n}")
+    b.run()
+
+
+def build(spec: LabSpec, progress: Progress = lambda s: None) -> list[str]:
+    """Create the underlay, router, outside world and node namespaces, wired and
+    addressed. Returns the namespaces created (also on the way to an error, the caller
+    records them first: see `planned_netns`)."""
+    names = spec.all_netns
+    create_namespaces(spec, names)
+    progress(f"namespaces: {', '.join(names)}")
+    for ns in names:
+        # before any link exists, so every link is born without duplicate address detection
+        write_sysctls(ns, _NO_DAD)
+    ul, rt, out = spec.underlay_netns, spec.router_netns, spec.outside_netns
+    v6 = spec.dual_stack
+
+    IpBatch(ul).add("link set lo up").add("link add br0 type bridge").add("link set br0 up").run()
+
+    r = IpBatch(rt).add("link set lo up")
+    r.add(f"link add eth0 type veth peer name rt netns {ul}")
+    r.add(f"link add eth1 type veth peer name eth0 netns {out}")
+    r.add(f"addr add {spec.router_ul4}/{spec.ul4_len} dev eth0")
+    r.add(f"addr add {spec.router_out4}/{spec.out4_len} dev eth1")
+    if v6:
+        r.add(f"addr add {spec.router_ul6}/{spec.ul6_len} dev eth0 nodad")
+        r.add(f"addr add {spec.router_out6}/{spec.out6_len} dev eth1 nodad")
+    r.add("link set eth0 up").add("link set eth1 up").run()
+    write_sysctls(rt, _ROUTER_SYSCTLS)
+
+    o = IpBatch(out).add("link set lo up")
+    o.add(f"addr add {spec.echo4}/{spec.out4_len} dev eth0")
+    # the outside world knows the nodes (their SNATed traffic) but no pod network
+    o.add(f"link set eth0 up").add(f"route add {spec.underlay4} via {spec.router_out4}")
+    if v6:
+        o.add(f"addr add {spec.echo6}/{spec.out6_len} dev eth0 nodad")
+        o.add(f"route add {spec.underlay6} via {spec.router_out6}")
+    o.run()
+    progress(f"underlay {spec.underlay4}, router {spec.router_ul4}, outside world {spec.outside4}")
+
+    for node in spec.nodes:
+        n = IpBatch(node.netns).add("link set lo up")
+        n.add(f"link add eth0 mtu {spec.mtu} type veth peer name {node.bridge_port} netns {ul}")
+        n.add(f"addr add {node.ip4}/{spec.ul4_len} dev eth0")
+        if node.ip6:
+            n.add(f"addr add {node.ip6}/{spec.ul6_len} dev eth0 nodad")
+        n.add("link set eth0 up").add(f"route add default via {spec.router_ul4}")
+        if node.ip6:
+            n.add(f"route add ::/0 via {spec.router_ul6}")
+        n.run()
+        write_sysctls(node.netns, NODE_SYSCTLS)
+    u = IpBatch(ul)
+    for port in ["rt"] + [n.bridge_port for n in spec.nodes]:
+        u.add(f"link set {port} master br0").add(f"link set {port} up")
+    u.run()
+    progress(f"nodes: {', '.join(f'{n.name} {n.ip4}' for n in spec.nodes)}")
+    return names

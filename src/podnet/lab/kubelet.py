@@ -1,0 +1,402 @@
+"""The lab kubelet: Pods and Deployments from the store, made real in network namespaces.
+
+One process per lab. A single loop keeps a cache of Pods and Deployments from list+watch
+and decides (lab/workloads.py: scheduling, Deployment expansion); a small pool of
+workers does the slow part per pod, serialised per pod: create the pod's netns, bring up
+its loopback, call podnet-cni ADD in the node's netns as a container runtime does
+(lab/network.py), write its resolv.conf, ask the node's `podnet serve` to listen on its
+containerPorts, then record status (podIPs, hostIP, phase, Ready) and the
+`podnet.io/netns` annotation. Deleting a pod does the reverse (CNI DEL releases its IPs).
+
+What the kubelet set up is also written to `<lab>/pods/<netns>.json`, so a restarted
+kubelet (or `podnet down`) can undo it even for pods whose object is already gone.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import shutil
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+from podnet.api.objects import Deployment, ObjectKey, Pod, Resource
+from podnet.datastore.common import now_rfc3339
+from podnet.datastore.interface import (AlreadyExists, Compacted, Conflict, Datastore,
+                                        DatastoreError, NotFound, open_datastore)
+from podnet.lab import network
+from podnet.lab.serve import ServeClient, ServeError
+from podnet.lab.state import LabState
+from podnet.lab.topology import LabSpec, spec_from_dict
+from podnet.lab.up import serve_socket
+from podnet.lab.workloads import deployment_plan, pending_status, running_status, schedule
+
+log = logging.getLogger("podnet.kubelet")
+NETNS_ANNOTATION = "podnet.io/netns"
+WORKERS = 6
+RETRY_AFTER = 2.0
+ETC_NETNS = Path("/etc/netns")
+
+
+class Kubelet:
+    def __init__(self, spec: LabSpec, state: LabState, store: Datastore, node_url: str):
+        self.spec = spec
+        self.state = state
+        self.store = store
+        self.node_url = node_url
+        self.pods: dict[tuple[str, str], Pod] = {}
+        self.deployments: dict[tuple[str, str], Deployment] = {}
+        self.events: queue.Queue[Any] = queue.Queue()
+        self.stop = threading.Event()
+        self.pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="pod")
+        self.locks: dict[tuple[str, str], threading.Lock] = {}
+        # pod key -> (uid, ips, host ips, netns, message, started) of what is set up
+        self.running: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self.serve = {n.name: ServeClient(serve_socket(state, n.name)) for n in spec.nodes}
+        self.revision = 0
+        self.records_dir = state.path("pods")
+        self.records_dir.mkdir(parents=True, exist_ok=True)
+
+    # ---- cache --------------------------------------------------------------------------
+    def relist(self) -> None:
+        pods = self.store.list("Pod")
+        deps = self.store.list("Deployment")
+        self.pods = {(p.namespace, p.name): p for p in pods.items if isinstance(p, Pod)}
+        self.deployments = {(d.namespace, d.name): d for d in deps.items if isinstance(d, Deployment)}
+        self.revision = max(pods.revision, deps.revision)
+
+    def _watch_forever(self) -> None:
+        while not self.stop.is_set():
+            try:
+                for ev in self.store.watch(self.revision, ("Pod", "Deployment"), stop=self.stop):
+                    self.events.put(ev)
+                return
+            except Compacted:
+                self.events.put("relist")
+            except Exception as e:  # noqa: BLE001 - the kubelet outlives a bad store moment
+                log.warning("watch: %s; retrying", e)
+                self.events.put("relist")
+            self.stop.wait(1.0)
+
+    # ---- the loop ---------------------------------------------------------------------
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.relist()
+                break
+            except DatastoreError as e:
+                log.warning("datastore not ready: %s", e)
+                self.stop.wait(0.5)
+        self.cleanup_orphans()
+        self.reconcile_all()
+        threading.Thread(target=self._watch_forever, daemon=True, name="watch").start()
+        while not self.stop.is_set():
+            try:
+                ev = self.events.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            try:
+                self.handle(ev)
+            except Exception:  # noqa: BLE001 - never crash the kubelet on one object
+                log.exception("handling %r", ev)
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def handle(self, ev: Any) -> None:
+        if ev == "relist":
+            self.relist()
+            self.reconcile_all()
+            return
+        if isinstance(ev, tuple) and ev[0] == "retry":
+            pod = self.pods.get(ev[1])
+            if pod is not None:
+                self.reconcile_pod(pod)
+            return
+        obj = ev.object
+        self.revision = max(self.revision, ev.revision)
+        key = (obj.namespace, obj.name)
+        if obj.kind == "Deployment":
+            if ev.type == "DELETED":
+                self.deployments.pop(key, None)
+                self.collect_garbage(obj)
+            else:
+                self.deployments[key] = obj
+                self.reconcile_deployment(obj)
+            return
+        if ev.type == "DELETED":
+            self.pods.pop(key, None)
+            self.submit(key, lambda: self.teardown(key, obj))
+        else:
+            self.pods[key] = obj
+            self.reconcile_pod(obj)
+        for ref in obj.metadata.get("ownerReferences") or []:
+            dep = self.deployments.get((obj.namespace, str(ref.get("name"))))
+            if dep is not None and ref.get("uid") == dep.uid:
+                self.reconcile_deployment(dep)
+
+    def reconcile_all(self) -> None:
+        for dep in list(self.deployments.values()):
+            self.reconcile_deployment(dep)
+        for pod in list(self.pods.values()):
+            self.reconcile_pod(pod)
+        # a pod deleted while we were not watching
+        for rec in self.records():
+            key = (rec["namespace"], rec["name"])
+            cur = self.pods.get(key)
+            if cur is None or cur.uid != rec["uid"]:
+                self.submit(key, lambda rec=rec: self.teardown_record(rec))
+
+    # ---- Deployments -------------------------------------------------------------------
+    def reconcile_deployment(self, dep: Deployment) -> None:
+        plan = deployment_plan(dep, self.pods.values())
+        for pod in plan.delete:
+            try:
+                self.store.delete("Pod", pod.namespace, pod.name)
+            except NotFound:
+                pass
+        for pod in plan.create:
+            try:
+                created = self.store.create(pod)
+                self.pods[(created.namespace, created.name)] = created  # count it at once
+            except AlreadyExists:
+                continue
+        if plan.create or plan.delete:
+            plan = deployment_plan(dep, self.pods.values())  # status after the changes
+        if {k: dep.status.get(k) for k in plan.status} != plan.status:
+            self._update_status(dep, lambda cur: {**cur.status, **plan.status})
+
+    def collect_garbage(self, dep: Resource) -> None:
+        for pod in list(self.pods.values()):
+            if any(r.get("uid") == dep.uid for r in pod.metadata.get("ownerReferences") or []):
+                try:
+                    self.store.delete("Pod", pod.namespace, pod.name)
+                except NotFound:
+                    pass
+
+    # ---- Pods --------------------------------------------------------------------------
+    def reconcile_pod(self, pod: Pod) -> None:
+        key = (pod.namespace, pod.name)
+        if pod.deletion_timestamp:
+            return
+        if not pod.node_name:
+            node = schedule(pod, [n.name for n in self.spec.nodes], self.pods.values())
+            if node is None:
+                return
+            spec = dict(pod.spec)
+            spec["nodeName"] = node
+            try:
+                pod = self.store.update(pod.with_spec(spec))  # type: ignore[assignment]
+            except (Conflict, NotFound):
+                return  # a newer version is on its way to us
+            self.pods[key] = pod
+        done = self.running.get(key)
+        if done is not None and done[0] == pod.uid and pod.ready \
+                and pod.annotations.get(NETNS_ANNOTATION) == done[3]:
+            return
+        self.submit(key, lambda: self.setup(key))
+
+    def submit(self, key: tuple[str, str], fn: Callable[[], None]) -> None:
+        lock = self.locks.setdefault(key, threading.Lock())
+
+        def job() -> None:
+            with lock:
+                try:
+                    fn()
+                except Exception:  # noqa: BLE001
+                    log.exception("pod %s/%s", *key)
+        self.pool.submit(job)
+
+    def _retry_later(self, key: tuple[str, str]) -> None:
+        t = threading.Timer(RETRY_AFTER, lambda: self.events.put(("retry", key)))
+        t.daemon = True
+        t.start()
+
+    def setup(self, key: tuple[str, str]) -> None:
+        pod = self.pods.get(key)
+        if pod is None or not pod.node_name:
+            return
+        done = self.running.get(key)
+        if done is not None and done[0] == pod.uid:
+            self._record_running(pod, *done[1:])  # already set up: only the status may lag
+            return
+        try:
+            node = self.spec.node(pod.node_name)
+        except ValueError as e:
+            self._set_pending(pod, "NodeNotFound", str(e))
+            return
+        host_net = pod.host_network
+        netns = node.netns if host_net else self.spec.pod_netns(pod.uid)
+        old = self.read_record(netns)
+        adopt = (old is not None and old.get("uid") == pod.uid and old.get("ips")
+                 and os.path.exists(f"/var/run/netns/{netns}"))
+        rec = {"namespace": pod.namespace, "name": pod.name, "uid": pod.uid, "node": node.name,
+               "netns": netns, "hostNetwork": host_net}
+        self.write_record(rec)
+        attached = False
+        try:
+            if host_net:
+                ips = node.ips
+            elif adopt:
+                ips = list(old["ips"])  # type: ignore[index]  # set up by an earlier kubelet
+            else:
+                ips = network.attach(self.spec, self.node_url, node, netns, pod.uid)
+                attached = True
+                self.write_resolv_conf(pod, netns)
+            self.write_record({**rec, "ips": ips})
+            warnings = self.start_workload(pod, node.name, netns)
+        except Exception as e:  # noqa: BLE001 - undo, report on the pod, retry
+            log.warning("pod %s/%s: %s", *key, e)
+            if attached or not adopt:
+                self.teardown_record(rec)  # like a runtime: a failed sandbox is removed whole
+            self._set_pending(pod, "ContainerCreating", str(e))
+            self._retry_later(key)
+            return
+        for w in warnings:
+            log.warning("pod %s/%s: %s", pod.namespace, pod.name, w)
+        info = (pod.uid, ips, node.ips, netns, "; ".join(warnings), now_rfc3339())
+        self.running[key] = info
+        self._record_running(pod, *info[1:])
+
+    def _record_running(self, pod: Pod, ips: list[str], host_ips: list[str], netns: str,
+                        message: str, started: str) -> None:
+        def mutate(cur: Resource) -> Resource:
+            out = cur.with_status(running_status(cur, ips, host_ips, started, True,  # type: ignore[arg-type]
+                                                 message))
+            ann = dict(cur.annotations)
+            ann[NETNS_ANNOTATION] = netns
+            return out.with_metadata(annotations=ann)
+
+        if pod.annotations.get(NETNS_ANNOTATION) == netns and pod.ready and pod.pod_ips == ips:
+            return
+        self._update(pod, mutate)
+
+    def start_workload(self, pod: Pod, node: str, netns: str) -> list[str]:
+        ports = sorted({(p.container_port, p.protocol) for p in pod.ports})
+        resp = self.serve[node].request({"op": "add", "pod": f"{pod.namespace}/{pod.name}",
+                                         "netns": netns, "ports": ports})
+        if not resp.get("ok"):
+            raise ServeError(str(resp.get("error")))
+        return list(resp.get("warnings") or [])
+
+    def teardown(self, key: tuple[str, str], obj: Resource) -> None:
+        self.running.pop(key, None)
+        rec = self.read_record(self.spec.pod_netns(obj.uid)) if obj.uid else None
+        if rec is None:
+            rec = {"namespace": key[0], "name": key[1], "uid": obj.uid,
+                   "node": (obj.spec.get("nodeName") or ""),
+                   "netns": obj.annotations.get(NETNS_ANNOTATION, ""),
+                   "hostNetwork": bool(obj.spec.get("hostNetwork"))}
+        self.teardown_record(rec)
+
+    def teardown_record(self, rec: dict[str, Any]) -> None:
+        node_name, netns = str(rec.get("node") or ""), str(rec.get("netns") or "")
+        client = self.serve.get(node_name)
+        if client is not None:
+            try:
+                client.request({"op": "del", "pod": f"{rec['namespace']}/{rec['name']}"})
+            except ServeError as e:
+                log.warning("serve del %s/%s: %s", rec["namespace"], rec["name"], e)
+        if not rec.get("hostNetwork") and netns.startswith(self.spec.prefix):
+            try:
+                node = self.spec.node(node_name)
+                network.detach(self.spec, self.node_url, node, netns, str(rec["uid"]))
+            except (network.NetworkError, ValueError) as e:
+                log.warning("CNI DEL %s/%s: %s", rec["namespace"], rec["name"], e)
+            network.delete_netns(netns)
+            shutil.rmtree(ETC_NETNS / netns, ignore_errors=True)
+        self.remove_record(netns)
+
+    def write_resolv_conf(self, pod: Pod, netns: str) -> None:
+        try:
+            from podnet.dns.resolvconf import resolv_conf
+        except ImportError:
+            return  # cluster DNS is not built yet: the pod keeps the machine's resolv.conf
+        from podnet.api import defaults
+        ips = [defaults.DNS_SERVICE_IP_V4] + ([defaults.DNS_SERVICE_IP_V6] if self.spec.dual_stack else [])
+        # the lab's nodes have no resolver of their own: no host search path to inherit
+        text = resolv_conf(pod, ips, defaults.CLUSTER_DOMAIN, "")
+        d = ETC_NETNS / netns
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "resolv.conf").write_text(text)
+
+    # ---- status writes (CAS, retried on a fresh read) -----------------------------------
+    def _update(self, obj: Resource, mutate: Callable[[Resource], Resource]) -> Resource | None:
+        cur = obj
+        for _ in range(10):
+            try:
+                return self.store.update(mutate(cur))
+            except Conflict:
+                try:
+                    cur = self.store.get(obj.kind, obj.namespace, obj.name)
+                except NotFound:
+                    return None
+                if cur.uid != obj.uid:
+                    return None
+            except NotFound:
+                return None
+        return None
+
+    def _update_status(self, obj: Resource, status: Callable[[Resource], dict[str, Any]]) -> None:
+        self._update(obj, lambda cur: cur.with_status(status(cur)))
+
+    def _set_pending(self, pod: Pod, reason: str, message: str) -> None:
+        self._update(pod, lambda cur: cur.with_status(pending_status(cur, reason, message)))  # type: ignore[arg-type]
+
+    # ---- records ------------------------------------------------------------------------
+    def write_record(self, rec: dict[str, Any]) -> None:
+        (self.records_dir / f"{rec['netns']}-{rec['name']}.json").write_text(json.dumps(rec))
+
+    def read_record(self, netns: str) -> dict[str, Any] | None:
+        for f in self.records_dir.glob(f"{netns}-*.json"):
+            try:
+                return json.loads(f.read_text())
+            except (OSError, ValueError):
+                return None
+        return None
+
+    def remove_record(self, netns: str) -> None:
+        for f in self.records_dir.glob(f"{netns}-*.json"):
+            f.unlink(missing_ok=True)
+
+    def records(self) -> list[dict[str, Any]]:
+        out = []
+        for f in sorted(self.records_dir.glob("*.json")):
+            try:
+                out.append(json.loads(f.read_text()))
+            except (OSError, ValueError):
+                continue
+        return out
+
+    def cleanup_orphans(self) -> None:
+        """Pod netns of this lab that no record explains (a crash between netns add and
+        the record): remove them; CNI GC of the IPAM state is the plugin's job."""
+        known = {str(r.get("netns")) for r in self.records()}
+        for ns in network.list_pod_netns(self.spec):
+            if ns not in known:
+                network.delete_netns(ns)
+
+
+def run_kubelet(state_dir: str) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    state = LabState(Path(state_dir))
+    meta = state.read_meta()
+    if not meta:
+        print(f"kubelet: no lab state in {state_dir}", file=sys.stderr)
+        return 1
+    spec = spec_from_dict(meta["spec"])
+    store = open_datastore(str(meta.get("cliDatastoreURL") or state.datastore_url()))
+    kubelet = Kubelet(spec, state, store, str(meta.get("datastoreURL")))
+    signal.signal(signal.SIGTERM, lambda *_: kubelet.stop.set())
+    signal.signal(signal.SIGINT, lambda *_: kubelet.stop.set())
+    log.info("lab kubelet for %s (%d nodes), pid %d", spec.name, len(spec.nodes), os.getpid())
+    try:
+        kubelet.run()
+    finally:
+        store.close()
+    return 0

@@ -1,0 +1,88 @@
+"""A pod's network, the way a container runtime makes it: netns, loopback, CNI ADD/DEL.
+
+The plugins run inside the NODE's netns (`ip netns exec <node-ns> podnet-cni`, through
+podnet.cni.runtime) with CNI_NETNS=/var/run/netns/<pod-ns>, so the host end of the veth,
+the pod routes and the node sysctls all land in the node, as on a real machine. The
+container ID is the pod's uid; the interface is eth0.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+from typing import Any
+
+from podnet.cni import runtime
+from podnet.cni.config import make_netconf
+from podnet.cni.errors import CniError
+from podnet.calc.routes import VXLAN_OVERHEAD
+from podnet.dataplane.net.links import IpBatch
+from podnet.dataplane.net.netns import CommandError, run
+from podnet.lab.topology import LabSpec, NodeSpec
+
+IFNAME = "eth0"
+NETNS_DIR = "/var/run/netns"
+
+
+class NetworkError(Exception):
+    pass
+
+
+def pod_mtu(spec: LabSpec) -> int:
+    return spec.mtu - (VXLAN_OVERHEAD if spec.encap == "vxlan" else 0)
+
+
+def netconf(spec: LabSpec, url: str, node: NodeSpec) -> dict[str, Any]:
+    return make_netconf(url, node.name, spec.dual_stack, pod_mtu(spec))
+
+
+def create_netns(netns: str) -> None:
+    if not os.path.exists(os.path.join(NETNS_DIR, netns)):
+        try:
+            IpBatch(None).add(f"netns add {netns}").run()
+        except CommandError as e:
+            if not os.path.exists(os.path.join(NETNS_DIR, netns)):
+                raise NetworkError(f"cannot create netns {netns}: {e.stderr.strip()}") from e
+    IpBatch(netns).add("link set lo up").run()
+
+
+def delete_netns(netns: str) -> None:
+    if os.path.exists(os.path.join(NETNS_DIR, netns)):
+        run(None, ["ip", "netns", "del", netns], check=False)
+
+
+def list_pod_netns(spec: LabSpec) -> list[str]:
+    prefix = spec.prefix + "p"
+    try:
+        return sorted(n for n in os.listdir(NETNS_DIR) if n.startswith(prefix))
+    except FileNotFoundError:
+        return []
+
+
+def _ips(result: dict[str, Any]) -> list[str]:
+    ips = [str(ipaddress.ip_interface(str(i.get("address"))).ip) for i in result.get("ips") or []]
+    return sorted(ips, key=lambda ip: ipaddress.ip_address(ip).version)
+
+
+def attach(spec: LabSpec, url: str, node: NodeSpec, netns: str, container_id: str) -> list[str]:
+    """Create the pod's netns and run CNI ADD; returns the pod IPs, IPv4 first."""
+    create_netns(netns)
+    try:
+        res = runtime.add(netconf(spec, url, node), container_id, os.path.join(NETNS_DIR, netns),
+                          IFNAME, runtime.default_cni_path(), node_netns=node.netns)
+    except CniError as e:
+        raise NetworkError(f"CNI ADD on node {node.name} failed (code {e.code}): {e}") from e
+    ips = _ips(res)
+    if not ips:
+        raise NetworkError(f"CNI ADD on node {node.name} returned no IP: {res}")
+    return ips
+
+
+def detach(spec: LabSpec, url: str, node: NodeSpec, netns: str, container_id: str) -> None:
+    """CNI DEL (releases the pod's IPs); the netns may already be gone."""
+    path = os.path.join(NETNS_DIR, netns)
+    try:
+        runtime.delete(netconf(spec, url, node), container_id,
+                       path if os.path.exists(path) else "", IFNAME,
+                       runtime.default_cni_path(), node_netns=node.netns)
+    except CniError as e:
+        raise NetworkError(f"CNI DEL on node {node.name} failed (code {e.code}): {e}") from e

@@ -1,0 +1,145 @@
+"""Start and stop the lab's processes, known only by the PIDs we recorded.
+
+Each process starts in a new session (its PID is its process group), its PID and kernel
+start time go to the lab state before anything else happens, and stopping signals that
+group only when the start time still matches (a recycled PID is somebody else's).
+Processes that sit inside one of the lab's namespaces are found with `ip netns pids`.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from podnet.dataplane.net.netns import netns_argv, run
+from podnet.lab.state import LabState
+
+
+def podnet_argv(*args: str) -> list[str]:
+    """The podnet CLI as a command line, from the same interpreter (venv) as ours."""
+    return [sys.executable, "-m", "podnet.cli.main", *args]
+
+
+def start_time(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # field 22 (starttime), counted after the ")" that ends the command name
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def spawn(state: LabState, what: str, argv: Sequence[str], netns: str | None = None,
+          env: dict[str, str] | None = None, cwd: str | None = None) -> int:
+    """Start argv (inside netns when given); record `what`'s PID; return the PID."""
+    log = open(state.log(what), "ab")
+    try:
+        p = subprocess.Popen(netns_argv(netns, argv), stdin=subprocess.DEVNULL, stdout=log,
+                             stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+                             env={**os.environ, **(env or {})}, cwd=cwd)
+    finally:
+        log.close()
+    state.record_pid(what, p.pid)
+    st = start_time(p.pid)
+    if st:
+        state.path("pids", f"{what}.start").write_text(st + "\n")
+    return p.pid
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    st = start_time(pid)
+    # a zombie of ours still answers kill(0): read its state
+    try:
+        return st is not None and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def recorded_pid_matches(state: LabState, what: str, pid: int) -> bool:
+    try:
+        want = state.path("pids", f"{what}.start").read_text().strip()
+    except OSError:
+        return alive(pid)  # no start time kept: trust the PID file
+    return start_time(pid) == want
+
+
+def netns_pids(netns: str) -> list[int]:
+    cp = run(None, ["ip", "netns", "pids", netns], check=False)
+    return [int(x) for x in cp.stdout.split() if x.isdigit()]
+
+
+def _signal(pids: Iterable[int], sig: int, group: bool) -> None:
+    for pid in pids:
+        try:
+            if group:
+                try:
+                    os.killpg(pid, sig)
+                except ProcessLookupError:
+                    os.kill(pid, sig)
+            else:
+                os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _reap(pids: Iterable[int]) -> None:
+    for pid in pids:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+
+
+def stop(pids: Sequence[int], group: bool = True, timeout: float = 3.0) -> list[int]:
+    """SIGTERM (the group when `group`), then SIGKILL after `timeout`. Returns the PIDs
+    that had to be killed."""
+    if not pids:
+        return []
+    _signal(pids, signal.SIGTERM, group)
+    deadline = time.monotonic() + timeout
+    left = list(pids)
+    while left and time.monotonic() < deadline:
+        _reap(left)
+        left = [p for p in left if alive(p)]
+        if left:
+            time.sleep(0.02)
+    if left:
+        _signal(left, signal.SIGKILL, group)
+        time.sleep(0.05)
+        _reap(left)
+    return left
+
+
+def stop_recorded(state: LabState, order: Sequence[str] = ()) -> list[str]:
+    """Stop every recorded process: the ones named in `order` first, in that order, then
+    the rest together. Returns the names stopped."""
+    pids = state.pids()
+    names = [n for n in order if n in pids] + sorted(n for n in pids if n not in order)
+    stopped = []
+    batch: list[int] = []
+    for n in names:
+        pid = pids[n]
+        if recorded_pid_matches(state, n, pid) and alive(pid):
+            if n in order:
+                stop([pid])
+            else:
+                batch.append(pid)
+            stopped.append(n)
+    stop(batch)
+    for n in names:
+        state.forget_pid(n)
+        try:
+            state.path("pids", f"{n}.start").unlink()
+        except FileNotFoundError:
+            pass
+    return stopped

@@ -1,0 +1,178 @@
+"""The lab's topology as data: names and addresses derived from the lab name. Pure.
+
+Kept apart from building it (lab/builder.py), as Mininet keeps its Topo apart from the
+Mininet object, so the plan can be printed, tested and torn down from the same data.
+Every network namespace is `pn-<lab>-<role>`; links live only inside those namespaces
+and go with them, so their names stay short and fixed (eth0, br0, one bridge port per
+node named after the node).
+
+Address plan (api/defaults.py): underlay 198.18.0.0/24 (router .1, nodes .11, .12, ...;
+IPv6 fd00:198:18::1 and fd00:198:18::11, ...), outside world 203.0.113.0/24 (router .1,
+echo server .10; fd00:203:113::1 and ::10).
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from podnet.api import defaults
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")
+MAX_NODES = 100
+ENCAPS = ("none", "vxlan")
+DATASTORES = ("sqlite", "etcd")
+# The outside world's echo server: HTTP on TCP 80, the same line on UDP 9000.
+ECHO_TCP_PORT = 80
+ECHO_UDP_PORT = 9000
+
+
+class TopologyError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str  # the Kubernetes node name: n1, n2, ...
+    netns: str  # pn-<lab>-n1
+    ip4: str
+    ip6: str | None
+    bridge_port: str  # the veth end in the underlay netns
+
+    @property
+    def ips(self) -> list[str]:
+        return [self.ip4] + ([self.ip6] if self.ip6 else [])
+
+
+@dataclass(frozen=True)
+class LabSpec:
+    name: str
+    nodes: tuple[NodeSpec, ...]
+    dual_stack: bool = False
+    encap: str = "none"
+    datastore: str = "sqlite"
+    mtu: int = 1500
+    underlay4: str = defaults.UNDERLAY_V4
+    underlay6: str = defaults.UNDERLAY_V6
+    outside4: str = defaults.OUTSIDE_V4
+    outside6: str = defaults.OUTSIDE_V6
+
+    @property
+    def prefix(self) -> str:
+        return f"{defaults.LAB_PREFIX}{self.name}-"
+
+    @property
+    def underlay_netns(self) -> str:
+        return self.prefix + "ul"
+
+    @property
+    def router_netns(self) -> str:
+        return self.prefix + "rt"
+
+    @property
+    def outside_netns(self) -> str:
+        return self.prefix + "out"
+
+    @property
+    def infra_netns(self) -> list[str]:
+        return [self.underlay_netns, self.router_netns, self.outside_netns]
+
+    @property
+    def all_netns(self) -> list[str]:
+        return self.infra_netns + [n.netns for n in self.nodes]
+
+    def _host(self, cidr: str, index: int) -> str:
+        return str(ipaddress.ip_network(cidr)[index])
+
+    @property
+    def router_ul4(self) -> str:
+        return self._host(self.underlay4, 1)
+
+    @property
+    def router_ul6(self) -> str:
+        return self._host(self.underlay6, 1)
+
+    @property
+    def router_out4(self) -> str:
+        return self._host(self.outside4, 1)
+
+    @property
+    def router_out6(self) -> str:
+        return self._host(self.outside6, 1)
+
+    @property
+    def echo4(self) -> str:
+        return self._host(self.outside4, 10)
+
+    @property
+    def echo6(self) -> str:
+        return self._host(self.outside6, 0x10)
+
+    @property
+    def ul4_len(self) -> int:
+        return ipaddress.ip_network(self.underlay4).prefixlen
+
+    @property
+    def ul6_len(self) -> int:
+        return ipaddress.ip_network(self.underlay6).prefixlen
+
+    @property
+    def out4_len(self) -> int:
+        return ipaddress.ip_network(self.outside4).prefixlen
+
+    @property
+    def out6_len(self) -> int:
+        return ipaddress.ip_network(self.outside6).prefixlen
+
+    def node(self, name: str) -> NodeSpec:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise TopologyError(f"lab {self.name!r} has no node {name!r} "
+                            f"(nodes: {', '.join(n.name for n in self.nodes)})")
+
+    def pod_netns(self, pod_uid: str) -> str:
+        """A pod's netns: the lab prefix and 10 hex chars of its uid (short, unique enough,
+        and derivable again from the pod alone)."""
+        short = re.sub(r"[^0-9a-f]", "", pod_uid.lower())[:10] or "0"
+        return f"{self.prefix}p{short}"
+
+
+def validate_name(name: str) -> str:
+    if not NAME_RE.match(name or ""):
+        raise TopologyError(f"lab name {name!r}: use 1-10 lowercase letters or digits, "
+                            f"starting with a letter (it prefixes every namespace: "
+                            f"{defaults.LAB_PREFIX}<name>-n1)")
+    return name
+
+
+def make_spec(name: str, nodes: int = 2, dual_stack: bool = False, encap: str = "none",
+              datastore: str = "sqlite") -> LabSpec:
+    validate_name(name)
+    if not 1 <= nodes <= MAX_NODES:
+        raise TopologyError(f"--nodes {nodes}: must be between 1 and {MAX_NODES}")
+    if encap not in ENCAPS:
+        raise TopologyError(f"--encap {encap!r}: must be one of {', '.join(ENCAPS)}")
+    if datastore not in DATASTORES:
+        raise TopologyError(f"--datastore {datastore!r}: must be one of {', '.join(DATASTORES)}")
+    ul4 = ipaddress.ip_network(defaults.UNDERLAY_V4)
+    ul6 = ipaddress.ip_network(defaults.UNDERLAY_V6)
+    prefix = f"{defaults.LAB_PREFIX}{name}-"
+    specs = []
+    for i in range(1, nodes + 1):
+        nname = f"n{i}"
+        # .11, .12, ... in v4; ::11, ::12, ... (the same digits, read as hex) in v6
+        ip6 = str(ul6[int(str(10 + i), 16)]) if dual_stack else None
+        specs.append(NodeSpec(nname, prefix + nname, str(ul4[10 + i]), ip6, nname))
+    return LabSpec(name, tuple(specs), dual_stack, encap, datastore)
+
+
+def spec_to_dict(spec: LabSpec) -> dict[str, object]:
+    return {"name": spec.name, "nodes": len(spec.nodes), "dualStack": spec.dual_stack,
+            "encap": spec.encap, "datastore": spec.datastore}
+
+
+def spec_from_dict(d: dict[str, object]) -> LabSpec:
+    return make_spec(str(d["name"]), int(d.get("nodes", 2)),  # type: ignore[arg-type]
+                     bool(d.get("dualStack", False)), str(d.get("encap", "none")),
+                     str(d.get("datastore", "sqlite")))

@@ -1,0 +1,129 @@
+"""`podnet up`: build a lab from its spec, seed its datastore, start its processes.
+
+The lab's state (spec and every namespace name) is written BEFORE the first namespace
+exists, and each PID as its process starts, so `podnet down` can undo a half-built lab.
+Processes: per node an agent and a workload server (`podnet serve`), both inside the
+node's netns; one lab kubelet; the outside world's echo server; with `--datastore etcd`
+an etcd server inside the first node's netns, on that node's underlay address.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from podnet.api import defaults
+from podnet.api.objects import Resource, from_dict
+from podnet.datastore.interface import AlreadyExists, Datastore, open_datastore
+from podnet.lab import builder, procs
+from podnet.lab.state import LabState
+from podnet.lab.topology import ECHO_TCP_PORT, ECHO_UDP_PORT, LabSpec, spec_to_dict
+
+Progress = Callable[[str], None]
+ETCD_PORT = 2379
+
+
+class LabError(Exception):
+    pass
+
+
+def default_objects(spec: LabSpec) -> list[Resource]:
+    objs: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n},
+         "status": {"phase": "Active"}} for n in ("default", "kube-system")]
+    pools = [("default-ipv4-ippool", defaults.POD_CIDR_V4, defaults.BLOCK_SIZE_V4)]
+    if spec.dual_stack:
+        pools.append(("default-ipv6-ippool", defaults.POD_CIDR_V6, defaults.BLOCK_SIZE_V6))
+    for name, cidr, bs in pools:
+        objs.append({"apiVersion": "podnet.io/v1", "kind": "IPPool", "metadata": {"name": name},
+                     "spec": {"cidr": cidr, "blockSize": bs, "natOutgoing": True,
+                              "nodeSelector": "all()",
+                              "vxlanMode": "Always" if spec.encap == "vxlan" else "Never"}})
+    return [from_dict(o) for o in objs]
+
+
+def seed(store: Datastore, spec: LabSpec) -> None:
+    for obj in default_objects(spec):
+        try:
+            store.create(obj)
+        except AlreadyExists:
+            pass
+
+
+def serve_socket(state: LabState, node: str) -> str:
+    return str(state.path(f"serve-{node}.sock"))
+
+
+def agent_argv(spec: LabSpec, node_name: str, url: str) -> list[str]:
+    node = spec.node(node_name)
+    argv = ["--datastore", url, "agent", "--node", node.name, "--encap", spec.encap,
+            "--node-ip", node.ip4]
+    if node.ip6:
+        argv += ["--node-ip", node.ip6]
+    return procs.podnet_argv(*argv)
+
+
+def start_datastore(spec: LabSpec, state: LabState, progress: Progress) -> tuple[str, str]:
+    """Returns (URL for processes inside the lab's nodes, URL for the CLI and the kubelet)."""
+    if spec.datastore == "sqlite":
+        url = f"sqlite://{state.path('store.db')}"
+        return url, url
+    from podnet.lab.etcd import start_etcd  # only etcd labs pay for it
+    return start_etcd(spec, state, progress)
+
+
+def up(spec: LabSpec, state: LabState, progress: Progress = lambda s: None,
+       wait_nodes: float = 30.0) -> dict[str, Any]:
+    if state.exists:
+        raise LabError(f"lab {spec.name!r} already exists ({state.dir}); "
+                       f"`podnet down --name {spec.name}` first")
+    t0 = time.monotonic()
+    state.create()
+    meta: dict[str, Any] = {"spec": spec_to_dict(spec), "netns": spec.all_netns,
+                            "created": time.time()}
+    state.write_meta(meta)
+    builder.build(spec, progress)
+    node_url, cli_url = start_datastore(spec, state, progress)
+    meta["datastoreURL"] = node_url
+    meta["cliDatastoreURL"] = cli_url
+    state.write_meta(meta)
+    state.write_datastore_url(cli_url)
+    store = open_datastore(cli_url)
+    try:
+        seed(store, spec)
+        progress("datastore: " + cli_url + (" (default IP pools)"))
+        procs.spawn(state, "echo", procs.podnet_argv(
+            "serve", "--name", "outside/echo", "--port", f"{ECHO_TCP_PORT}/TCP",
+            "--port", f"{ECHO_UDP_PORT}/UDP", "--port", f"{ECHO_UDP_PORT}/TCP"),
+            netns=spec.outside_netns)
+        for node in spec.nodes:
+            procs.spawn(state, f"serve-{node.name}", procs.podnet_argv(
+                "serve", "--control", serve_socket(state, node.name)), netns=node.netns)
+            procs.spawn(state, f"agent-{node.name}", agent_argv(spec, node.name, node_url),
+                        netns=node.netns)
+        procs.spawn(state, "kubelet", procs.podnet_argv("kubelet", "--state", str(state.dir)))
+        progress(f"agents and workload servers on {len(spec.nodes)} nodes, kubelet, "
+                 f"echo server {spec.echo4}:{ECHO_TCP_PORT}/tcp {ECHO_UDP_PORT}/udp")
+        wait_for_nodes(store, spec, state, wait_nodes)
+    finally:
+        store.close()
+    progress(f"lab {spec.name} up in {time.monotonic() - t0:.1f}s")
+    return meta
+
+
+def wait_for_nodes(store: Datastore, spec: LabSpec, state: LabState, timeout: float) -> None:
+    """Until every agent has registered its Node and finished its first sync."""
+    deadline = time.monotonic() + timeout
+    want = {n.name for n in spec.nodes}
+    while True:
+        ready = {n.name for n in store.list("Node").items
+                 if ((n.status.get("agent") or {}).get("syncs") or 0) > 0}
+        if want <= ready:
+            return
+        dead = [w for w, pid in state.pids().items() if not procs.alive(pid)]
+        if dead:
+            raise LabError(f"lab {spec.name}: {', '.join(dead)} exited; see "
+                           f"{state.path('logs')}/<name>.log")
+        if time.monotonic() > deadline:
+            raise LabError(f"lab {spec.name}: nodes {', '.join(sorted(want - ready))} did not "
+                           f"register within {timeout:.0f}s; see {state.path('logs')}")
+        time.sleep(0.05)
