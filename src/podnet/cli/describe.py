@@ -39,7 +39,10 @@ def describe(store: Any, obj: Resource) -> str:
     lines.append(kv("Created", obj.metadata.get("creationTimestamp") or NONE))
     base = _BASE.get(obj.kind)
     if base:
-        lines += base(store, obj)
+        try:
+            lines += base(store, obj)
+        except (TypeError, ValueError, AttributeError) as e:
+            lines.append(kv("Error", f"this {obj.kind} has malformed fields: {e}"))
     extra = DESCRIBERS.get(obj.kind)
     if extra:
         try:

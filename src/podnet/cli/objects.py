@@ -6,8 +6,9 @@ describe.py. A bad object anywhere in what `apply -f` was given applies nothing.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from podnet.api.codec import Manifest, as_list, load_paths, to_json, to_yaml
 from podnet.api.errors import InvalidObjects, LoadError
@@ -62,6 +63,17 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_describe)
 
 
+def _store_errors(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A datastore that fails mid-command is the user's one-line error, not a traceback."""
+    @functools.wraps(fn)
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return fn(args)
+        except DatastoreError as e:
+            raise UserError(f"datastore: {e}") from None
+    return wrapper
+
+
 def _ns_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-n", "--namespace")
     p.add_argument("-A", "--all-namespaces", action="store_true")
@@ -107,6 +119,7 @@ def _check_namespaces(store: Datastore, manifests: Sequence[Manifest]) -> list[s
             for m in manifests if is_namespaced(m.obj.kind) and m.obj.namespace not in existing]
 
 
+@_store_errors
 def cmd_apply(args: argparse.Namespace) -> int:
     try:
         manifests = load_checked(args.filename, args.namespace)
@@ -166,6 +179,7 @@ def fetch(store: Datastore, info: KindInfo, args: argparse.Namespace) -> tuple[l
     return items, []
 
 
+@_store_errors
 def cmd_get(args: argparse.Namespace) -> int:
     info = resolve_kind(args.kind)
     store = open_store(args)
@@ -203,6 +217,7 @@ def _no_resources(info: KindInfo, args: argparse.Namespace) -> str:
 
 
 # ---- delete ---------------------------------------------------------------------------
+@_store_errors
 def cmd_delete(args: argparse.Namespace) -> int:
     if args.filename:
         if args.kind:
@@ -243,6 +258,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 # ---- describe -------------------------------------------------------------------------
+@_store_errors
 def cmd_describe(args: argparse.Namespace) -> int:
     info = resolve_kind(args.kind)
     store = open_store(args)

@@ -101,7 +101,11 @@ class KindTable:
         headers = list(self.headers) + (list(self.wide_headers) if wide else [])
         rows = []
         for o in objs:
-            r = self.row(o, ctx) + (self.wide_row(o, ctx) if wide and self.wide_row else [])
+            try:
+                r = self.row(o, ctx) + (self.wide_row(o, ctx) if wide and self.wide_row else [])
+            except (TypeError, ValueError, AttributeError):
+                # An object another tool wrote badly still gets its line.
+                r = [o.name] + ["<invalid>"] * (len(headers) - 1)
             rows.append(([o.namespace] if with_namespace else []) + r)
         return table((["NAMESPACE"] if with_namespace else []) + headers, rows)
 

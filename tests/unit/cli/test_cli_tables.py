@@ -94,3 +94,16 @@ def test_round_trip_keeps_every_field(env, capsys):
     assert json.loads(md["annotations"].pop("podnet.io/last-applied")) == manifest
     assert got.pop("status") == {"conditions": []}
     assert got == manifest
+
+
+def test_a_badly_written_object_does_not_break_get_or_describe(env, capsys):
+    tmp, url = env
+    from podnet.api.objects import from_dict
+    s = open_datastore(url)
+    s.create(from_dict({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "bad", "namespace": "default"},
+                        "spec": {"ports": [{"port": "eighty"}]}}))
+    s.close()
+    rc, out, _ = run(capsys, "get", "svc")
+    assert rc == 0 and rows(out)[1] == ["bad"] + ["<invalid>"] * 5
+    rc, out, _ = run(capsys, "describe", "svc", "bad")
+    assert rc == 0 and "Error:            this Service has malformed fields" in out
