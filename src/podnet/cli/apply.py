@@ -47,6 +47,8 @@ def user_manifest(obj: Resource) -> dict[str, Any]:
     md = d.setdefault("metadata", {})
     if is_namespaced(obj.kind):
         md["namespace"] = obj.namespace
+    else:
+        md.pop("namespace", None)  # cluster-scoped: the store drops it too
     ann = md.get("annotations")
     if isinstance(ann, dict) and LAST_APPLIED in ann:
         del ann[LAST_APPLIED]
@@ -122,9 +124,6 @@ def apply_one(store: Datastore, obj: Resource) -> Outcome:
             except AlreadyExists:
                 release_quietly(store, new)
                 continue
-        if live.annotations.get(LAST_APPLIED) == wanted:
-            return Outcome("unchanged", live, live)
-        check_immutable(live, user)
         try:
             last = json.loads(live.annotations.get(LAST_APPLIED, "{}"))
         except ValueError:
@@ -132,6 +131,11 @@ def apply_one(store: Datastore, obj: Resource) -> Outcome:
         merged = merge3(live.raw, last, stamped)
         if kind == "Service":
             _fix_service(merged, live, user)
+        if merged == live.raw:
+            # Like kubectl: nothing to patch. (Same manifest as last time, and nobody
+            # changed a field the manifest sets.)
+            return Outcome("unchanged", live, live)
+        check_immutable(live, user)
         new = admit(store, from_dict(merged))
         try:
             return Outcome("configured", live, store.update(new, revision=live.resource_version))

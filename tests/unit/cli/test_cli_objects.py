@@ -262,3 +262,25 @@ def test_console_script_from_stdin(env):
     assert (cp.returncode, cp.stdout) == (0, "service/web\n")
     cp = subprocess.run([str(exe), "get", "svc", "missing"], capture_output=True, text=True, timeout=60)
     assert cp.returncode == 1 and "Traceback" not in cp.stderr
+
+
+def test_reapply_restores_a_field_someone_else_changed(env, capsys):
+    tmp, url = env
+    f = write(tmp / "web.yaml", WEB)
+    run(capsys, "apply", "-f", f)
+    s = open_datastore(url)
+    d = s.get("Deployment", "default", "web")
+    s.update(d.with_spec(dict(d.spec, replicas=7)).with_status({"readyReplicas": 7}))
+    s.close()
+    assert run(capsys, "apply", "-f", f)[1] == "deployment.apps/web configured\nservice/web unchanged\n"
+    d = stored(url, "Deployment", "default", "web")
+    assert d.spec["replicas"] == 3 and d.status == {"readyReplicas": 7}
+    assert run(capsys, "apply", "-f", f)[1] == "deployment.apps/web unchanged\nservice/web unchanged\n"
+
+
+def test_cluster_scoped_object_with_a_namespace_is_unchanged_on_reapply(env, capsys):
+    tmp, _ = env
+    f = write(tmp / "pool.yaml", "apiVersion: podnet.io/v1\nkind: IPPool\nmetadata: {name: p, namespace: default}\n"
+                                 "spec: {cidr: 10.244.0.0/16}\n")
+    assert run(capsys, "apply", "-f", f)[1] == "ippool.podnet.io/p created\n"
+    assert run(capsys, "apply", "-f", f)[1] == "ippool.podnet.io/p unchanged\n"
