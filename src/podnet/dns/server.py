@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 MAX_PENDING = 512      # upstream questions in flight; more get REFUSED (CoreDNS max_concurrent)
 MAX_TCP = 128          # concurrent TCP connections
 TCP_IDLE = 10.0        # seconds a TCP connection may sit idle
+MAX_UDP_QUERY = 4096   # bigger datagrams are cut here (a real query is far smaller)
 
 
 def parse_hostport(text: str, default_port: int = 53) -> tuple[str, int]:
@@ -157,32 +158,39 @@ class DnsServer:
 
     # ---- UDP ----------------------------------------------------------------------------
     def _udp_loop(self, sock: socket.socket) -> None:
+        # The fast path of Responder.fast, inlined: at ~100k queries/s every attribute
+        # lookup and call shows up in the CPU time per query.
         responder, stop = self.responder, self.stop_event
         recvfrom, sendto = sock.recvfrom, sock.sendto
+        qd1 = b"\x00\x01\x00\x00\x00\x00\x00\x00"
         while True:
             try:
-                data, addr = recvfrom(65535)
+                data, addr = recvfrom(MAX_UDP_QUERY)
             except OSError:
                 if stop.is_set():
                     return
                 continue
-            if addr is None or stop.is_set():
+            if addr is None:  # shutdown() woke us
                 if stop.is_set():
                     return
                 continue
-            out = responder.fast(data)
-            if out is None:
-                res = responder.handle(data)
-                if isinstance(res, Pending):
-                    self._defer(sock, res, addr)
+            if data[4:12] == qd1 and data[2] < 2:
+                entry = responder.cached_udp.get(data[12:-4].lower() + data[-4:])
+                if entry is not None:
+                    t = entry[data[2]]
+                    try:
+                        sendto(data[:2] + t[2:12] + data[12:] + t[len(data):], addr)
+                    except OSError:
+                        pass
                     continue
-                if res is None:
-                    continue
-                out = res
-            try:
-                sendto(out, addr)
-            except OSError:
-                pass
+            res = responder.handle(data)
+            if isinstance(res, Pending):
+                self._defer(sock, res, addr)
+            elif res is not None:
+                try:
+                    sendto(res, addr)
+                except OSError:
+                    pass
 
     def _defer(self, sock: socket.socket, pending: Pending, addr: Any) -> None:
         q = pending.query
