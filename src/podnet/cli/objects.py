@@ -119,6 +119,32 @@ def _check_namespaces(store: Datastore, manifests: Sequence[Manifest]) -> list[s
             for m in manifests if is_namespaced(m.obj.kind) and m.obj.namespace not in existing]
 
 
+def apply_all(store: Datastore, manifests: Sequence[Manifest]) -> list[Outcome]:
+    """Apply validated manifests all-or-nothing; raises InvalidObjects (lines to print).
+    For other commands (`podnet demo`, `podnet up`) that apply manifests themselves."""
+    problems = _check_namespaces(store, manifests)
+    if problems:
+        raise InvalidObjects(problems)
+    ordered = sorted(manifests, key=lambda m: _ORDER.get(m.obj.kind, 9))
+    done: list[Outcome] = []
+    for m in ordered:
+        try:
+            done.append(apply_one(store, m.obj))
+        except (ApplyError, AdmissionError, DatastoreError) as e:
+            for o in reversed(done):
+                undo(store, o)
+            msg = [f"{m.origin} {label_of(m.obj)}: {e}"]
+            if done:
+                msg.append(f"nothing applied: undid {len(done)} earlier object(s) of this apply")
+            raise InvalidObjects(msg) from None
+    return done
+
+
+def apply_files(store: Datastore, paths: Sequence[str], namespace: str | None = None) -> list[Outcome]:
+    """`podnet apply -f` as a function: raises UserError or InvalidObjects."""
+    return apply_all(store, load_checked(paths, namespace))
+
+
 @_store_errors
 def cmd_apply(args: argparse.Namespace) -> int:
     try:
@@ -127,27 +153,14 @@ def cmd_apply(args: argparse.Namespace) -> int:
         return _fail(e.lines)
     store = open_store(args)
     try:
-        problems = _check_namespaces(store, manifests)
-        if problems:
-            return _fail(problems)
-        ordered = sorted(manifests, key=lambda m: _ORDER.get(m.obj.kind, 9))
-        done: list[Outcome] = []
-        for m in ordered:
-            try:
-                out = apply_one(store, m.obj)
-            except (ApplyError, AdmissionError, DatastoreError) as e:
-                for o in reversed(done):
-                    undo(store, o)
-                msg = [f"{m.origin} {label_of(m.obj)}: {e}"]
-                if done:
-                    msg.append(f"nothing applied: undid {len(done)} earlier object(s) of this apply")
-                return _fail(msg)
-            done.append(out)
-        for out in done:
-            print(f"{ref(out.after)} {out.action}")
-        return 0
+        done = apply_all(store, manifests)
+    except InvalidObjects as e:
+        return _fail(e.lines)
     finally:
         store.close()
+    for out in done:
+        print(f"{ref(out.after)} {out.action}")
+    return 0
 
 
 # ---- get ------------------------------------------------------------------------------
