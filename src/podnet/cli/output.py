@@ -116,7 +116,14 @@ def _pod(o: Resource, ctx: Ctx) -> list[str]:
     statuses = o.status.get("containerStatuses") or []
     total = len(o.containers)
     ready = sum(1 for c in statuses if c.get("ready")) if statuses else (total if o.ready else 0)
-    status = "Terminating" if o.deletion_timestamp else str(o.status.get("reason") or o.phase)
+    status = str(o.status.get("reason") or o.phase)
+    for c in statuses:  # kubectl shows a container's waiting/terminated reason instead
+        state = c.get("state") or {}
+        why = (state.get("waiting") or {}).get("reason") or (state.get("terminated") or {}).get("reason")
+        if why:
+            status = str(why)
+    if o.deletion_timestamp:
+        status = "Terminating"
     restarts = sum(int(c.get("restartCount") or 0) for c in statuses)
     return [o.name, f"{ready}/{total}", status, str(restarts), age(o, ctx)]
 
@@ -135,10 +142,8 @@ def service_ports(svc: Service) -> str:
 
 def _service(o: Resource, ctx: Ctx) -> list[str]:
     assert isinstance(o, Service)
-    if o.headless:
-        cip = "None"
-    else:
-        cip = ",".join(o.cluster_ips) or NONE
+    # kubectl shows the primary cluster IP only (spec.clusterIP), also for dual stack
+    cip = "None" if o.headless else (o.cluster_ips[0] if o.cluster_ips else NONE)
     ext = o.external_name if o.type == "ExternalName" else NONE
     return [o.name, o.type, cip, ext or NONE, service_ports(o), age(o, ctx)]
 

@@ -107,3 +107,23 @@ def test_a_badly_written_object_does_not_break_get_or_describe(env, capsys):
     assert rc == 0 and rows(out)[1] == ["bad"] + ["<invalid>"] * 5
     rc, out, _ = run(capsys, "describe", "svc", "bad")
     assert rc == 0 and "Error:            this Service has malformed fields" in out
+
+
+def test_pod_status_shows_container_reason_and_service_primary_ip(env, capsys):
+    tmp, url = env
+    from podnet.api.objects import from_dict
+    s = open_datastore(url)
+    s.create(from_dict({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"},
+                        "spec": {"containers": [{"name": "c", "image": "i"}, {"name": "d", "image": "i"}]},
+                        "status": {"phase": "Pending", "containerStatuses": [
+                            {"name": "c", "ready": True, "restartCount": 2, "state": {"running": {}}},
+                            {"name": "d", "ready": False, "restartCount": 1,
+                             "state": {"waiting": {"reason": "ContainerCreating"}}}]}}))
+    s.create(from_dict({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ds", "namespace": "default"},
+                        "spec": {"type": "NodePort", "clusterIP": "10.96.0.9",
+                                 "clusterIPs": ["10.96.0.9", "fd00:10:96::9"],
+                                 "ports": [{"port": 80, "nodePort": 30080}, {"port": 53, "protocol": "UDP"}]}}))
+    s.close()
+    assert rows(run(capsys, "get", "pods")[1])[1][:4] == ["p", "1/2", "ContainerCreating", "3"]
+    assert rows(run(capsys, "get", "svc")[1])[1][:5] == ["ds", "NodePort", "10.96.0.9", "<none>",
+                                                         "80:30080/TCP,53/UDP"]
