@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""ADD then DEL of N pods: podnet-cni + podnet-ipam (SQLite) vs the reference bridge +
+host-local, side by side on this machine, IPv4 and dual stack.
+
+Both are driven identically (podnet.cni.runtime: `ip netns exec <node> <plugin>`, env +
+config on stdin, cniVersion 1.0.0, which Debian's reference plugins speak). Pod
+namespaces are made before the clock starts. Prints p50/p90/max per verb and the
+podnet/reference ratios, then one JSON line. Needs root; uses only `pn-cnib-*` namespaces.
+
+    sudo .venv/bin/python bench/cni.py [--pods 100] [--modes ipv4,dual]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from podnet.api.objects import from_dict
+from podnet.cni import runtime
+from podnet.cni.config import make_netconf
+from podnet.datastore.sqlite import SqliteDatastore
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def stats(xs: list[float]) -> dict[str, float]:
+    return {"p50": statistics.median(xs) * 1000, "p90": pct(xs, 90) * 1000, "max": max(xs) * 1000}
+
+
+def netns(name: str, made: list[str]) -> str:
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    made.append(name)
+    subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+    return name
+
+
+def run_side(label: str, netconf: dict, pods: int, tag: str, made: list[str]) -> dict[str, dict]:
+    cni_path = runtime.default_cni_path()
+    node = netns(f"pn-cnib-{tag}-{label}-n", made)
+    names = [netns(f"pn-cnib-{tag}-{label}-{i}", made) for i in range(pods)]
+    adds, dels, results = [], [], []
+    for i, ns in enumerate(names):
+        t = time.perf_counter()
+        results.append(runtime.add(netconf, f"bench{i}", f"/var/run/netns/{ns}", "eth0", cni_path, node_netns=node))
+        adds.append(time.perf_counter() - t)
+    for i, ns in enumerate(names):
+        t = time.perf_counter()
+        runtime.delete(netconf, f"bench{i}", f"/var/run/netns/{ns}", "eth0", cni_path, node_netns=node,
+                       prev_result=results[i])
+        dels.append(time.perf_counter() - t)
+    return {"ADD": stats(adds), "DEL": stats(dels)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pods", type=int, default=100)
+    ap.add_argument("--modes", default="ipv4,dual")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("bench/cni.py needs root (network namespaces)", file=sys.stderr)
+        return 2
+    tag = secrets.token_hex(2)
+    tmp = tempfile.mkdtemp(prefix="pn-cnib-")
+    made: list[str] = []
+    out: dict[str, dict] = {}
+    try:
+        for mode in args.modes.split(","):
+            dual = mode == "dual"
+            url = f"sqlite:///{tmp}/{mode}.db"
+            store = SqliteDatastore(url)
+            store.create(from_dict({"apiVersion": "podnet.io/v1", "kind": "IPPool",
+                                    "metadata": {"name": "v4"}, "spec": {"cidr": "10.244.0.0/16"}}))
+            if dual:
+                store.create(from_dict({"apiVersion": "podnet.io/v1", "kind": "IPPool",
+                                        "metadata": {"name": "v6"}, "spec": {"cidr": "fd00:10:244::/56"}}))
+            store.close()
+            ours = make_netconf(url, "bench", dual, cni_version="1.0.0")
+            ranges = [[{"subnet": "10.85.0.0/16"}]] + ([[{"subnet": "fd00:85::/64"}]] if dual else [])
+            ref = {"cniVersion": "1.0.0", "name": "refnet", "type": "bridge", "bridge": f"pnbr{tag}",
+                   "isGateway": True, "ipam": {"type": "host-local", "dataDir": f"{tmp}/hl-{mode}",
+                                               "ranges": ranges}}
+            ref_s = run_side(f"r{mode[0]}", ref, args.pods, tag, made)
+            our_s = run_side(f"p{mode[0]}", ours, args.pods, tag, made)
+            out[mode] = {"podnet": our_s, "reference": ref_s,
+                         "ratio": {v: our_s[v]["p50"] / ref_s[v]["p50"] for v in ("ADD", "DEL")}}
+            print(f"\n{mode}: {args.pods} pods, milliseconds")
+            print(f"{'':12}{'ADD p50':>9}{'p90':>8}{'max':>8}{'DEL p50':>10}{'p90':>8}{'max':>8}")
+            for name, s in (("podnet", our_s), ("reference", ref_s)):
+                a, d = s["ADD"], s["DEL"]
+                print(f"{name:12}{a['p50']:9.1f}{a['p90']:8.1f}{a['max']:8.1f}{d['p50']:10.1f}{d['p90']:8.1f}{d['max']:8.1f}")
+            r = out[mode]["ratio"]
+            print(f"{'ratio':12}{r['ADD']:9.2f}{'':16}{r['DEL']:10.2f}   (podnet / reference, p50; <= 1.0 is the goal)")
+    finally:
+        for ns in reversed(made):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps({"bench": "cni", "pods": args.pods, "results": out}, separators=(",", ":")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
