@@ -192,20 +192,46 @@ def fetch(store: Datastore, info: KindInfo, args: argparse.Namespace) -> tuple[l
     return items, []
 
 
+# `get all`, as kubectl: the workload and service kinds of a namespace.
+ALL_KINDS = ("pods", "services", "deployments")
+
+
+def resolve_kinds(text: str) -> list[KindInfo]:
+    """`svc`, `svc,pods`, `all`."""
+    names = [n for n in text.split(",") if n]
+    if not names:
+        raise UserError("name a resource type, e.g. pods or svc")
+    out: list[KindInfo] = []
+    for n in names:
+        for info in ([resolve_kind(a) for a in ALL_KINDS] if n.lower() == "all" else [resolve_kind(n)]):
+            if info not in out:
+                out.append(info)
+    return out
+
+
 @_store_errors
 def cmd_get(args: argparse.Namespace) -> int:
-    info = resolve_kind(args.kind)
+    infos = resolve_kinds(args.kind)
+    if len(infos) > 1 and args.names:
+        raise UserError("name objects of one kind only (get KIND NAME...)")
     store = open_store(args)
     try:
-        objs, missing = fetch(store, info, args)
-        _print_objects(store, info, objs, args)
+        found = []
+        missing: list[str] = []
+        for info in infos:
+            objs, miss = fetch(store, info, args)
+            found.append((info, objs))
+            missing += miss
+        _print_objects(store, found, args)
     finally:
         store.close()
     return _fail(missing) if missing else 0
 
 
-def _print_objects(store: Datastore, info: KindInfo, objs: list[Resource], args: argparse.Namespace) -> None:
+def _print_objects(store: Datastore, found: list[tuple[KindInfo, list[Resource]]],
+                   args: argparse.Namespace) -> None:
     out = args.output
+    objs = [o for _, group in found for o in group]
     if out == "name":
         for o in objs:
             print(ref(o))
@@ -217,10 +243,19 @@ def _print_objects(store: Datastore, info: KindInfo, objs: list[Resource], args:
         print(text.rstrip("\n"))
     elif not objs:
         if not args.names:
-            print(_no_resources(info, args), file=sys.stderr)
+            print(_no_resources(found[0][0], args), file=sys.stderr)
     else:
-        with_ns = bool(args.all_namespaces) and is_namespaced(info.kind)
-        print(render_table(info.kind, objs, Ctx(store=store), wide=out == "wide", with_namespace=with_ns))
+        ctx = Ctx(store=store)
+        tables = []
+        for info, group in found:
+            if not group:
+                continue
+            with_ns = bool(args.all_namespaces) and is_namespaced(info.kind)
+            # several kinds: names carry their kind, as kubectl prints them
+            prefix = f"{info.qualified}/" if len(found) > 1 else ""
+            tables.append(render_table(info.kind, group, ctx, wide=out == "wide",
+                                       with_namespace=with_ns, name_prefix=prefix))
+        print("\n\n".join(tables))
 
 
 def _no_resources(info: KindInfo, args: argparse.Namespace) -> str:

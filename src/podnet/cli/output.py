@@ -97,7 +97,8 @@ class KindTable:
     wide_headers: tuple[str, ...] = ()
     wide_row: Columns | None = None
 
-    def render(self, objs: Sequence[Resource], ctx: Ctx, wide: bool, with_namespace: bool) -> str:
+    def render(self, objs: Sequence[Resource], ctx: Ctx, wide: bool, with_namespace: bool,
+               name_prefix: str = "") -> str:
         headers = list(self.headers) + (list(self.wide_headers) if wide else [])
         rows = []
         for o in objs:
@@ -106,6 +107,7 @@ class KindTable:
             except (TypeError, ValueError, AttributeError):
                 # An object another tool wrote badly still gets its line.
                 r = [o.name] + ["<invalid>"] * (len(headers) - 1)
+            r[0] = name_prefix + r[0]
             rows.append(([o.namespace] if with_namespace else []) + r)
         return table((["NAMESPACE"] if with_namespace else []) + headers, rows)
 
@@ -275,8 +277,8 @@ TABLES: dict[str, KindTable] = {
 
 
 def render_table(kind: str, objs: Sequence[Resource], ctx: Ctx, wide: bool = False,
-                 with_namespace: bool = False) -> str:
+                 with_namespace: bool = False, name_prefix: str = "") -> str:
     t = TABLES.get(kind) or KindTable(("NAME", "AGE"), lambda o, c: [o.name, age(o, c)])
     if kind == "IPPool":
         t = KindTable(ippool_headers(ctx), t.row)
-    return t.render(objs, ctx, wide, with_namespace)
+    return t.render(objs, ctx, wide, with_namespace, name_prefix)

@@ -284,3 +284,15 @@ def test_cluster_scoped_object_with_a_namespace_is_unchanged_on_reapply(env, cap
                                  "spec: {cidr: 10.244.0.0/16}\n")
     assert run(capsys, "apply", "-f", f)[1] == "ippool.podnet.io/p created\n"
     assert run(capsys, "apply", "-f", f)[1] == "ippool.podnet.io/p unchanged\n"
+
+
+def test_get_several_kinds_and_all(env, capsys):
+    tmp, _ = env
+    run(capsys, "apply", "-f", write(tmp / "web.yaml", WEB))
+    rc, out, _ = run(capsys, "get", "all")
+    tables = out.split("\n\n")
+    assert rc == 0 and len(tables) == 2  # no pods yet: only services and deployments
+    assert tables[0].splitlines()[1].split()[0] == "service/web"
+    assert tables[1].splitlines()[1].split()[0] == "deployment.apps/web"
+    assert run(capsys, "get", "svc,deploy", "-o", "name")[1] == "service/web\ndeployment.apps/web\n"
+    assert run(capsys, "get", "svc,deploy", "web")[0] == 1
