@@ -18,7 +18,7 @@ from typing import Callable, Iterable
 from podnet.api.objects import NetworkPolicy, ObjectKey, Pod, PolicyPeer, PolicyRule
 from podnet.api.selector import LabelSelector
 from podnet.calc.model import ClusterState
-from podnet.calc.policy import (EGRESS, INGRESS, RuleRef, has_type, ip_in_block, is_policy_pod,
+from podnet.calc.policy import (EGRESS, INGRESS, RuleRef, has_type, is_policy_pod,
                                 namespace_labels)
 
 Interval = tuple[int, int]
@@ -36,14 +36,16 @@ class PortRange:
 class CompiledRule:
     ref: RuleRef
     any_peer: bool  # no `from`/`to`: every address
-    peers: dict[int, tuple[Interval, ...]]  # family -> merged address intervals
+    peer_ips: dict[int, frozenset[int]]  # family -> addresses of the selector peers' pods
+    peer_blocks: dict[int, tuple[Interval, ...]]  # family -> ipBlocks minus excepts, merged
     any_port: bool  # no `ports`: every protocol and port
     ports: tuple[PortRange, ...]  # numeric ports (a protocol alone is 0-65535)
     named: dict[int, tuple[tuple[int, str, int], ...]]  # family -> (ip, proto, port), resolved
 
     def matches(self, direction: str, peer_ip: int, peer_fam: int, own_ip: int,
                 port: int, protocol: str) -> bool:
-        peer_ok = self.any_peer or _in(self.peers.get(peer_fam, ()), peer_ip)
+        peer_ok = (self.any_peer or peer_ip in self.peer_ips.get(peer_fam, ())
+                   or _in(self.peer_blocks.get(peer_fam, ()), peer_ip))
         if self.any_port:
             return peer_ok
         if peer_ok and any(p.protocol == protocol and p.lo <= port <= p.hi for p in self.ports):
@@ -132,11 +134,19 @@ class PodIndex:
         self.state = state
         self.pods = sorted((p for p in state.pods if is_policy_pod(p)), key=lambda p: (p.namespace, p.name))
         self.by_ns: dict[str, list[Pod]] = defaultdict(list)
-        self.by_label: dict[tuple[str, str], list[Pod]] = defaultdict(list)
+        self.by_label: dict[tuple[str, str, str], list[Pod]] = defaultdict(list)
+        # Parsed once: address parsing dominates compile time at scale.
+        # Keyed by id(): Resource accessors are too slow for the inner loops at scale.
+        self.ips: dict[int, list[tuple[int, int]]] = {}
+        self.named: dict[int, dict[tuple[str, str], int]] = {}
         for p in self.pods:
-            self.by_ns[p.namespace].append(p)
+            ns = p.namespace
+            self.ips[id(p)] = [_ip_int(ip) for ip in p.pod_ips]
+            self.named[id(p)] = {(cp.name, cp.protocol): cp.container_port for cp in reversed(p.ports)
+                                 if cp.name}
+            self.by_ns[ns].append(p)
             for kv in p.labels.items():
-                self.by_label[kv].append(p)
+                self.by_label[(ns,) + kv].append(p)
         self.ns_labels = {ns: namespace_labels(state, ns)
                           for ns in set(self.by_ns) | {n.name for n in state.namespaces}}
         self._cache: dict[tuple[str, LabelSelector], list[Pod]] = {}
@@ -147,7 +157,7 @@ class PodIndex:
             cands = self.by_ns.get(ns, [])
             for r in sel.requirements:
                 if r.operator == "In" and len(r.values) == 1:
-                    cands = [p for p in self.by_label.get((r.key, r.values[0]), []) if p.namespace == ns]
+                    cands = self.by_label.get((ns, r.key, r.values[0]), [])
                     break
             self._cache[ck] = [p for p in cands if sel.matches(p.labels)]
         return self._cache[ck]
@@ -172,19 +182,20 @@ def _ip_int(ip: str) -> tuple[int, int]:
 
 # ---- compile --------------------------------------------------------------------------
 def _named_owners(idx: PodIndex, direction: str, rule: PolicyRule, selected: list[Pod],
-                  peer_pods: list[Pod]) -> list[tuple[Pod, list[str]]]:
+                  peer_pods: list[Pod]) -> list[tuple[Pod, list[tuple[int, int]]]]:
     """Pods a named port is resolved on, with the addresses that count: ingress, the
     selected pods; egress, the peer pods (for an ipBlock peer only its addresses inside)."""
     if direction == INGRESS:
-        return [(p, p.pod_ips) for p in selected]
+        return [(p, idx.ips[id(p)]) for p in selected]
     if rule.peers is None:
-        return [(p, p.pod_ips) for p in idx.pods]
-    out = [(p, p.pod_ips) for p in peer_pods]
+        return [(p, idx.ips[id(p)]) for p in idx.pods]
+    out = [(p, idx.ips[id(p)]) for p in peer_pods]
     for pe in rule.peers:
         if pe.ip_block is None:
             continue
+        fam, ivs = block_intervals(pe.ip_block.cidr, pe.ip_block.except_)
         for p in idx.pods:
-            ips = [ip for ip in p.pod_ips if ip_in_block(ip, pe.ip_block.cidr, pe.ip_block.except_)]
+            ips = [(f, v) for f, v in idx.ips[id(p)] if f == fam and _in(ivs, v)]
             if ips:
                 out.append((p, ips))
     return out
@@ -192,18 +203,18 @@ def _named_owners(idx: PodIndex, direction: str, rule: PolicyRule, selected: lis
 
 def _compile_rule(idx: PodIndex, np: NetworkPolicy, direction: str, i: int, rule: PolicyRule,
                   selected: list[Pod]) -> CompiledRule:
-    peers: dict[int, list[Interval]] = {4: [], 6: []}
+    blocks: dict[int, list[Interval]] = {4: [], 6: []}
+    pips: dict[int, set[int]] = {4: set(), 6: set()}
     peer_pods: list[Pod] = []
     for pe in rule.peers or ():
         if pe.ip_block is not None:
             fam, ivs = block_intervals(pe.ip_block.cidr, pe.ip_block.except_)
-            peers[fam].extend(ivs)
+            blocks[fam].extend(ivs)
         else:
             peer_pods.extend(idx.peer_pods(np, pe))
     for p in peer_pods:
-        for ip in p.pod_ips:
-            fam, n = _ip_int(ip)
-            peers[fam].append((n, n))
+        for fam, n in idx.ips[id(p)]:
+            pips[fam].add(n)
     ports: list[PortRange] = []
     named: dict[int, set[tuple[int, str, int]]] = {4: set(), 6: set()}
     for pp in rule.ports or ():
@@ -213,13 +224,13 @@ def _compile_rule(idx: PodIndex, np: NetworkPolicy, direction: str, i: int, rule
             ports.append(PortRange(pp.protocol, lo, hi))
             continue
         for p, ips in _named_owners(idx, direction, rule, selected, peer_pods):
-            n = p.named_port(pp.port, pp.protocol)
+            n = idx.named[id(p)].get((pp.port, pp.protocol))
             if n is not None:
-                for ip in ips:
-                    fam, v = _ip_int(ip)
+                for fam, v in ips:
                     named[fam].add((v, pp.protocol, n))
     return CompiledRule(RuleRef(np.namespace, np.name, direction, i), rule.peers is None,
-                        {f: merge(peers[f]) for f in FAMILIES}, rule.ports is None,
+                        {f: frozenset(pips[f]) for f in FAMILIES},
+                        {f: merge(blocks[f]) for f in FAMILIES}, rule.ports is None,
                         tuple(sorted(set(ports), key=lambda r: (r.protocol, r.lo, r.hi))),
                         {f: tuple(sorted(named[f])) for f in FAMILIES})
 
@@ -231,11 +242,11 @@ def compile_policies(state: ClusterState, local: Callable[[Pod], bool] | None = 
     idx = PodIndex(state)
     out = CompiledPolicies()
     locals_ = [p for p in idx.pods if local is None or local(p)]
-    memberships: dict[ObjectKey, dict[str, list[str]]] = {
-        p.key: {INGRESS: [], EGRESS: []} for p in locals_}
+    memberships: dict[int, dict[str, list[str]]] = {
+        id(p): {INGRESS: [], EGRESS: []} for p in locals_}
     for np in sorted(state.policies, key=lambda n: (n.namespace, n.name)):
         selected = [p for p in idx.in_namespace(np.namespace, np.pod_selector)
-                    if p.key in memberships]
+                    if id(p) in memberships]
         if not selected:
             continue
         for direction in (INGRESS, EGRESS):
@@ -243,14 +254,14 @@ def compile_policies(state: ClusterState, local: Callable[[Pod], bool] | None = 
                 continue
             cid = f"{np.namespace}/{np.name}/{direction}"
             for p in selected:
-                memberships[p.key][direction].append(cid)
+                memberships[id(p)][direction].append(cid)
             if only is not None and cid not in only:
                 continue
             rules = np.ingress if direction == INGRESS else np.egress
             out.chains[cid] = PolicyChain(np.namespace, np.name, direction, tuple(
                 _compile_rule(idx, np, direction, i, r, selected) for i, r in enumerate(rules)))
     for p in locals_:
-        m = memberships[p.key]
+        m = memberships[id(p)]
         out.pods[p.key] = PodPolicy(p.key, tuple(str(ipaddress.ip_address(x)) for x in p.pod_ips),
                                     host_iface(p), tuple(m[INGRESS]) if m[INGRESS] else None,
                                     tuple(m[EGRESS]) if m[EGRESS] else None)

@@ -1,0 +1,265 @@
+"""Render compiled NetworkPolicy (calc/policy_compile.py) into table `inet podnet-pol`. No I/O.
+
+Layout (chosen by measuring at scale, see docs/design/policy.md):
+- two base chains on the forward hook: `egress` (priority filter+5) then `ingress`
+  (filter+10). Each accepts established/related first, then dispatches on the pod IP
+  through a verdict map (`ip saddr vmap @eg4`, `ip daddr vmap @in4`, same for IPv6) to the
+  pod's chain. An `accept` ends only the current base chain, so a packet between two
+  local pods passes the egress check of one and the ingress check of the other.
+- a pod chain `pod/<ns>/<name>/<in|eg>` jumps to the chain of every policy isolating it
+  and ends with `drop`; a policy chain `pol/<ns>/<name>/<in|eg>` holds one rule per
+  policy rule, family and match kind, each with a named counter
+  and `accept`.
+- counters are named `rule/<ns>/<policy>/<ingress|egress>/<i>`; sets are named by
+  a hash of their content and shared by every rule with the same content.
+- what changes lives in named sets: peers (interval sets of addresses), ports
+  (`inet_proto . inet_service` intervals) and resolved named ports
+  (`addr . inet_proto . inet_service`); each set is referenced by one or two rules only.
+- anti-spoofing: packets entering from a known pod veth must carry that pod's address
+  (`iifname . ip saddr` against the set of local pods).
+Per-packet cost: two map lookups, then per isolating policy a few set lookups,
+independent of the number of pods.
+
+`render(compiled)` gives an `NftModel`; `full_script` re-creates the table in one
+transaction; `diff_script(old, new)` touches only changed sets, chains and map elements.
+"""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass, field
+
+from podnet.calc.policy import INGRESS
+from podnet.calc.policy_compile import CompiledPolicies, CompiledRule, PolicyChain
+
+TABLE = "podnet-pol"
+FAM = "inet"
+SHORT = {"ingress": "in", "egress": "eg"}
+ADDR_TYPE = {4: "ipv4_addr", 6: "ipv6_addr"}
+IPKW = {4: "ip", 6: "ip6"}
+
+BASE_CHAINS = {
+    "egress": (
+        "type filter hook forward priority filter + 5; policy accept;",
+        ("iifname @pod-ifaces iifname . ip saddr != @pod-addr4 counter name spoofed drop",
+         "iifname @pod-ifaces iifname . ip6 saddr != @pod-addr6 counter name spoofed drop",
+         "ct state established,related accept",
+         "ip saddr vmap @eg4",
+         "ip6 saddr vmap @eg6")),
+    "ingress": (
+        "type filter hook forward priority filter + 10; policy accept;",
+        ("ct state established,related accept",
+         "ip daddr vmap @in4",
+         "ip6 daddr vmap @in6")),
+}
+STATIC_SETS = {
+    "eg4": "type ipv4_addr : verdict;", "eg6": "type ipv6_addr : verdict;",
+    "in4": "type ipv4_addr : verdict;", "in6": "type ipv6_addr : verdict;",
+    "pod-ifaces": "type ifname;",
+    "pod-addr4": "type ifname . ipv4_addr;", "pod-addr6": "type ifname . ipv6_addr;",
+}
+STATIC_COUNTERS = ("spoofed",)
+
+
+@dataclass
+class NftModel:
+    """Everything in the table except the static base chains and static sets' declarations."""
+    sets: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict)  # name -> (decl, elements)
+    chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    counters: set[str] = field(default_factory=set)
+
+
+def nft_name(*parts: str) -> str:
+    """Readable names (`ns/name/...`) when short enough; kernel names stop at 255 bytes."""
+    n = "/".join(parts)
+    if len(n) <= 200:
+        return n
+    return f"{parts[0]}/{parts[1][:40]}/h{hashlib.sha1(n.encode()).hexdigest()[:24]}"
+
+
+def _addr(fam: int, v: int) -> str:
+    return str(ipaddress.IPv4Address(v) if fam == 4 else ipaddress.IPv6Address(v))
+
+
+def _interval(fam: int, lo: int, hi: int) -> str:
+    if lo == hi:
+        return _addr(fam, lo)
+    size = hi - lo + 1
+    if size & (size - 1) == 0 and lo % size == 0:
+        bits = (32 if fam == 4 else 128) - (size.bit_length() - 1)
+        return f"{_addr(fam, lo)}/{bits}"
+    return f"{_addr(fam, lo)}-{_addr(fam, hi)}"
+
+
+def _set(model: NftModel, decl: str, elems: frozenset[str]) -> str:
+    """Sets are named by their content: rules with the same peers share one set (at scale
+    most selectors repeat), and a set never changes in place, it is replaced."""
+    h = hashlib.sha1((decl + "\n".join(sorted(elems))).encode()).hexdigest()[:20]
+    name = f"set/{h}"
+    model.sets[name] = (decl, elems)
+    return name
+
+
+def _rule_lines(ch: PolicyChain, r: CompiledRule, model: NftModel) -> list[str]:
+    counter = f"rule/{r.ref.name}"
+    model.counters.add(counter)
+    tail = f"counter name {counter} accept"
+    peer_dir, own_dir = ("saddr", "daddr") if ch.direction == INGRESS else ("daddr", "saddr")
+    out: list[str] = []
+    ports = ""
+    if not r.any_port and r.ports:
+        ports = "meta l4proto . th dport @" + _set(
+            model, "type inet_proto . inet_service; flags interval;",
+            frozenset(f"{p.protocol.lower()} . {p.lo}-{p.hi}" if p.lo != p.hi
+                      else f"{p.protocol.lower()} . {p.lo}" for p in r.ports)) + " "
+    if r.any_peer:
+        if r.any_port:
+            out.append(tail)
+        elif ports:
+            out.append(ports + tail)
+    for fam in (4, 6):
+        kw = IPKW[fam]
+        peer_matches: list[str] = []
+        if not r.any_peer and r.peer_ips.get(fam):
+            peer_matches.append(f"{kw} {peer_dir} @" + _set(
+                model, f"type {ADDR_TYPE[fam]};",
+                frozenset(_addr(fam, v) for v in r.peer_ips[fam])) + " ")
+        if not r.any_peer and r.peer_blocks.get(fam):
+            peer_matches.append(f"{kw} {peer_dir} @" + _set(
+                model, f"type {ADDR_TYPE[fam]}; flags interval;",
+                frozenset(_interval(fam, lo, hi) for lo, hi in r.peer_blocks[fam])) + " ")
+        for pm in peer_matches:
+            if r.any_port:
+                out.append(pm + tail)
+            elif ports:
+                out.append(pm + ports + tail)
+        if not r.named.get(fam):
+            continue
+        nset = _set(model, f"type {ADDR_TYPE[fam]} . inet_proto . inet_service;",
+                    frozenset(f"{_addr(fam, ip)} . {proto.lower()} . {port}"
+                              for ip, proto, port in r.named[fam]))
+        if ch.direction == INGRESS:
+            # keyed on the selected pod; the peer check stays
+            for pm in (peer_matches if not r.any_peer else [""]):
+                out.append(f"{pm}{kw} {own_dir} . meta l4proto . th dport @{nset} {tail}")
+        else:
+            # keyed on the peer pod: membership already encodes the peer check
+            out.append(f"{kw} {peer_dir} . meta l4proto . th dport @{nset} {tail}")
+    return out
+
+
+def chain_name(kind: str, ns: str, name: str, direction: str) -> str:
+    return nft_name(kind, ns, name, SHORT[direction])
+
+
+def render(c: CompiledPolicies) -> NftModel:
+    m = NftModel()
+    for name, decl in STATIC_SETS.items():
+        m.sets[name] = (decl, frozenset())
+    elems: dict[str, set[str]] = {k: set() for k in STATIC_SETS}
+    for cid, ch in sorted(c.chains.items()):
+        lines: list[str] = []
+        for r in ch.rules:
+            lines.extend(_rule_lines(ch, r, m))
+        m.chains[chain_name("pol", ch.namespace, ch.policy, ch.direction)] = tuple(lines)
+    for key, pp in sorted(c.pods.items(), key=lambda kv: (kv[0].namespace, kv[0].name)):
+        for direction, chains, mapname in ((INGRESS, pp.ingress, "in"), ("egress", pp.egress, "eg")):
+            if chains is None:
+                continue
+            pc = chain_name("pod", key.namespace, key.name, direction)
+            m.chains[pc] = tuple(
+                f"jump {chain_name('pol', *cid.rsplit('/', 2)[:2], direction)}" for cid in chains
+            ) + ("counter drop",)
+            for ip in pp.ips:
+                fam = ipaddress.ip_address(ip).version
+                elems[f"{mapname}{fam}"].add(f"{ip} : jump {pc}")
+        if pp.iface:
+            elems["pod-ifaces"].add(f'"{pp.iface}"')
+            for ip in pp.ips:
+                fam = ipaddress.ip_address(ip).version
+                elems[f"pod-addr{fam}"].add(f'"{pp.iface}" . {ip}')
+    for name, e in elems.items():
+        m.sets[name] = (STATIC_SETS[name], frozenset(e))
+    return m
+
+
+# ---- scripts --------------------------------------------------------------------------
+def _t(obj: str) -> str:
+    return f"{FAM} {TABLE} {obj}"
+
+
+def _q(name: str) -> str:
+    # nft 1.0 takes object names unquoted; ours are prefixed identifiers of [a-z0-9/.-].
+    return name
+
+
+def _elements(name: str, elems: frozenset[str]) -> list[str]:
+    if not elems:
+        return []
+    return [f"add element {_t(_q(name))} {{ {', '.join(sorted(elems))} }}"]
+
+
+def full_script(m: NftModel) -> str:
+    """Re-create the table whole: stale objects of any earlier version vanish with it."""
+    out = [f"add table {FAM} {TABLE}", f"delete table {FAM} {TABLE}", f"add table {FAM} {TABLE}"]
+    for c in sorted(m.counters | set(STATIC_COUNTERS)):
+        out.append(f"add counter {_t(_q(c))}")
+    for name, (decl, elems) in sorted(m.sets.items()):
+        kind = "map" if ": verdict" in decl else "set"
+        out.append(f"add {kind} {_t(_q(name))} {{ {decl} }}")
+    for name in sorted(m.chains):
+        out.append(f"add chain {_t(_q(name))}")
+    for name, rules in sorted(m.chains.items()):
+        out.extend(f"add rule {_t(_q(name))} {r}" for r in rules)
+    for name, (_, elems) in sorted(m.sets.items()):
+        out.extend(_elements(name, elems))
+    for name, (hook, rules) in BASE_CHAINS.items():
+        out.append(f"add chain {_t(name)} {{ {hook} }}")
+        out.extend(f"add rule {_t(name)} {r}" for r in rules)
+    return "\n".join(out) + "\n"
+
+
+def diff_script(old: NftModel, new: NftModel) -> str:
+    """Only what changed, ordered so that nothing is deleted while still referenced."""
+    out: list[str] = []
+    for c in sorted(new.counters - old.counters):
+        out.append(f"add counter {_t(_q(c))}")
+    for name, (decl, elems) in sorted(new.sets.items()):
+        prev = old.sets.get(name)
+        kind = "map" if ": verdict" in decl else "set"
+        if prev is None:
+            out.append(f"add {kind} {_t(_q(name))} {{ {decl} }}")
+    for name in sorted(set(new.chains) - set(old.chains)):
+        out.append(f"add chain {_t(_q(name))}")
+    # Sets before the rules that may now reference them; a changed set is rewritten whole
+    # (flush + add) because interval elements cannot be edited in place safely.
+    for name, (decl, elems) in sorted(new.sets.items()):
+        prev = old.sets.get(name)
+        if prev is not None and prev[1] == elems:
+            continue
+        if ": verdict" in decl and prev is not None:
+            gone, added = prev[1] - elems, elems - prev[1]
+            if gone:
+                out.append(f"delete element {_t(_q(name))} {{ {', '.join(sorted(k.split(' : ')[0] for k in gone))} }}")
+            out.extend(_elements(name, frozenset(added)))
+            continue
+        if prev is not None:
+            out.append(f"flush set {_t(_q(name))}")
+        out.extend(_elements(name, elems))
+    for name, rules in sorted(new.chains.items()):
+        if old.chains.get(name) == rules:
+            continue
+        if name in old.chains:
+            out.append(f"flush chain {_t(_q(name))}")
+        out.extend(f"add rule {_t(_q(name))} {r}" for r in rules)
+    # Removals: flush every removed chain first (drops its jumps and set references),
+    # then delete chains, then sets and counters nothing refers to any more.
+    gone_chains = sorted(set(old.chains) - set(new.chains))
+    out.extend(f"flush chain {_t(_q(n))}" for n in gone_chains)
+    out.extend(f"delete chain {_t(_q(n))}" for n in gone_chains)
+    for name in sorted(set(old.sets) - set(new.sets)):
+        kind = "map" if ": verdict" in old.sets[name][0] else "set"
+        out.append(f"delete {kind} {_t(_q(name))}")
+    for c in sorted(old.counters - new.counters):
+        out.append(f"delete counter {_t(_q(c))}")
+    return "\n".join(out) + ("\n" if out else "")

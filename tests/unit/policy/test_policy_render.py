@@ -1,0 +1,70 @@
+"""Golden rulesets of the policy renderer (PODNET_UPDATE_GOLDEN=1 regenerates) and the
+shape of partial syncs."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from podnet.calc.model import ClusterState
+from podnet.calc.policy_compile import compile_policies
+from podnet.calc.policy_table import e2e_model
+from podnet.dataplane.nft.policy import diff_script, full_script, render
+from policy_cases import load_cases
+
+GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "policy"
+CASES = load_cases()
+GOLDEN_CASES = ["deny-all-ingress", "ipblock-except", "mixed-ports", "egress-named-port",
+                "sctp", "default-deny-both-egress-to-z", "ipblock-ipv6"]
+
+
+def _model(policies, mutate=None):
+    objs = e2e_model()
+    if mutate:
+        objs = [mutate(o) for o in objs]
+    st = ClusterState.from_objects(objs + list(policies), node_name="node-1")
+    return render(compile_policies(st, local=lambda p: p.namespace in ("x", "y")))
+
+
+def _check(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("PODNET_UPDATE_GOLDEN") == "1" or not path.exists():
+        path.write_text(text)
+    assert text == path.read_text(), f"{path} differs; PODNET_UPDATE_GOLDEN=1 regenerates"
+
+
+@pytest.mark.parametrize("case", GOLDEN_CASES)
+def test_full_ruleset_golden(case):
+    _check(f"{case}.nft", full_script(_model(CASES[case][0].policies)))
+
+
+def test_partial_sync_golden_update_and_delete():
+    steps = CASES["update-and-delete"]
+    m0, m1, m2 = (_model(s.policies) for s in steps)
+    text = "# step 0 -> 1 (policy updated)\n" + diff_script(m0, m1)
+    text += "# step 1 -> 2 (policy deleted)\n" + diff_script(m1, m2)
+    _check("update-and-delete.diff.nft", text)
+
+
+def test_no_change_renders_nothing():
+    m = _model(CASES["mixed-ports"][0].policies)
+    assert diff_script(m, m) == ""
+
+
+def test_partial_sync_touches_only_changed_objects():
+    pols = CASES["union-of-policies"][0].policies
+    before = _model(pols)
+
+    def relabel(o):
+        if o.kind == "Namespace" and o.name == "z":
+            return o.with_metadata(labels={"ns": "y"})
+        return o
+    after = _model(pols, relabel)
+    script = diff_script(before, after)
+    lines = script.splitlines()
+    # z's pods now match `ns=y`: one new peer set, one rewritten policy chain, one old set gone
+    assert any(ln.startswith("add set inet podnet-pol set/") for ln in lines)
+    assert "flush chain inet podnet-pol pol/x/from-y/in" in lines
+    assert not any("from-b" in ln for ln in lines)
+    assert not any(ln.startswith(("delete table", "flush table")) for ln in lines)
