@@ -38,7 +38,23 @@ def _plugin(kind: str, which: int) -> Callable[..., Any] | None:
     return getattr(mod, spec[which], None)
 
 
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def _namespace(obj: Resource) -> Resource:
+    """The API server's own defaulting: every Namespace carries the immutable label
+    `kubernetes.io/metadata.name` (policies select namespaces by it) and a phase."""
+    labels = dict(obj.metadata.get("labels") or {})
+    if labels.get(NAMESPACE_NAME_LABEL) == obj.name and obj.status.get("phase"):
+        return obj
+    labels[NAMESPACE_NAME_LABEL] = obj.name
+    out = obj.with_metadata(labels=labels)
+    return out if obj.status.get("phase") else out.with_status(dict(obj.status, phase="Active"))
+
+
 def admit(store: Datastore, obj: Resource) -> Resource:
+    if obj.kind == "Namespace":
+        obj = _namespace(obj)
     fn = _plugin(obj.kind, 1)
     if fn is None:
         return obj

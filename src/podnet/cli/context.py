@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from podnet.api.objects import Namespace
+from podnet.cli.admission import NAMESPACE_NAME_LABEL
 from podnet.cli.errors import UserError
 from podnet.datastore.interface import AlreadyExists, Datastore, DatastoreError, open_datastore
 
@@ -89,7 +90,8 @@ def ensure_default_namespaces(store: Datastore) -> None:
     for name in DEFAULT_NAMESPACES:
         if name in existing:
             continue
-        ns = Namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name},
+        ns = Namespace({"apiVersion": "v1", "kind": "Namespace",
+                        "metadata": {"name": name, "labels": {NAMESPACE_NAME_LABEL: name}},
                         "status": {"phase": "Active"}})
         try:
             store.create(ns)

@@ -296,3 +296,13 @@ def test_get_several_kinds_and_all(env, capsys):
     assert tables[1].splitlines()[1].split()[0] == "deployment.apps/web"
     assert run(capsys, "get", "svc,deploy", "-o", "name")[1] == "service/web\ndeployment.apps/web\n"
     assert run(capsys, "get", "svc,deploy", "web")[0] == 1
+
+
+def test_namespaces_carry_their_name_label(env, capsys):
+    tmp, url = env
+    f = write(tmp / "ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {team: a}}\n")
+    run(capsys, "apply", "-f", f)
+    assert stored(url, "Namespace", "", "shop").labels == {"team": "a", "kubernetes.io/metadata.name": "shop"}
+    assert stored(url, "Namespace", "", "kube-system").labels == {"kubernetes.io/metadata.name": "kube-system"}
+    assert run(capsys, "apply", "-f", f)[1] == "namespace/shop unchanged\n"
+    assert run(capsys, "get", "ns", "-l", "kubernetes.io/metadata.name=shop", "-o", "name")[1] == "namespace/shop\n"
