@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 
 from podnet.api.codec import Manifest, as_list, load_paths, to_json, to_yaml
 from podnet.api.errors import InvalidObjects, LoadError
+from podnet.api.fields import label_value_error, qualified_name_error
 from podnet.api.objects import Resource, is_namespaced
 from podnet.api.selector import LabelSelector
 from podnet.api.validate import label_of, validate_manifests
@@ -168,9 +169,16 @@ def _selector(text: str | None) -> LabelSelector | None:
     if not text:
         return None
     try:
-        return LabelSelector.parse(text)
+        sel = LabelSelector.parse(text)
     except ValueError as e:
         raise UserError(f"bad label selector {text!r}: {e}") from None
+    for r in sel.requirements:
+        problem = qualified_name_error(r.key) and f"key {r.key!r} {qualified_name_error(r.key)}"
+        for v in r.values:
+            problem = problem or (label_value_error(v) and f"value {v!r} {label_value_error(v)}")
+        if problem:
+            raise UserError(f"bad label selector {text!r}: {problem}")
+    return sel
 
 
 def fetch(store: Datastore, info: KindInfo, args: argparse.Namespace) -> tuple[list[Resource], list[str]]:

@@ -306,3 +306,13 @@ def test_namespaces_carry_their_name_label(env, capsys):
     assert stored(url, "Namespace", "", "kube-system").labels == {"kubernetes.io/metadata.name": "kube-system"}
     assert run(capsys, "apply", "-f", f)[1] == "namespace/shop unchanged\n"
     assert run(capsys, "get", "ns", "-l", "kubernetes.io/metadata.name=shop", "-o", "name")[1] == "namespace/shop\n"
+
+
+def test_bad_label_selector_is_a_user_error(env, capsys):
+    rc, out, err = run(capsys, "get", "pods", "-l", "app in web")
+    assert rc == 1 and err == "error: bad label selector 'app in web': bad selector term 'app in web': expected ( values )\n"
+    rc, out, err = run(capsys, "get", "pods", "-l", "my app")
+    assert rc == 1 and err == "error: bad label selector 'my app': key 'my app' name part must consist of " \
+                              "alphanumerics, '-', '_' or '.', starting and ending with an alphanumeric\n"
+    rc, out, err = run(capsys, "get", "pods", "-l", "app in (a b)")
+    assert rc == 1 and err.startswith("error: bad label selector 'app in (a b)': value 'a b' must be empty or")
