@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from podnet.api.objects import (Deployment, EndpointSlice, IPPool, NetworkPolicy, Node, Pod,
+from podnet.api.objects import (Deployment, containers_of, EndpointSlice, IPPool, NetworkPolicy, Node, Pod,
                                 PolicyRule, Resource, Service)
 from podnet.cli.output import NONE, node_agent, node_ready, service_ports
 
@@ -19,14 +19,15 @@ _SKIP_ANNOTATIONS = ("podnet.io/last-applied",)
 
 
 def kv(key: str, value: Any, width: int = 18) -> str:
-    return f"{key + ':':<{width}}{value}"
+    """`Key:` padded to `width`; an empty key continues the previous key's values."""
+    return f"{key + ':' if key else '':<{width}}{value}"
 
 
-def _map_lines(key: str, m: dict[str, str]) -> list[str]:
+def _map_lines(key: str, m: dict[str, str], width: int = 18) -> list[str]:
     items = [f"{k}={v}" for k, v in sorted(m.items())]
     if not items:
-        return [kv(key, NONE)]
-    return [kv(key, items[0])] + [kv("", i) for i in items[1:]]
+        return [kv(key, NONE, width)]
+    return [kv(key, items[0], width)] + [kv("", i, width) for i in items[1:]]
 
 
 def describe(store: Any, obj: Resource) -> str:
@@ -123,9 +124,20 @@ def _deployment(store: Any, o: Resource) -> list[str]:
             kv("Replicas", f"{o.replicas} desired | {int(st.get('updatedReplicas') or 0)} updated | "
                            f"{int(st.get('replicas') or 0)} total | {int(st.get('availableReplicas') or 0)}"
                            f" available | {int(st.get('unavailableReplicas') or 0)} unavailable"),
-            "Pod Template:"] + ["  " + line for line in
-                                _map_lines("Labels", {str(k): str(v) for k, v in
-                                                      ((o.template.get("metadata") or {}).get("labels") or {}).items()})]
+            "Pod Template:"] + ["  " + line for line in _template_lines(o.template)]
+
+
+def _template_lines(template: dict[str, Any]) -> list[str]:
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    lines = _map_lines("Labels", {str(k): str(v) for k, v in labels.items()}, 16)
+    lines.append("Containers:")
+    for c in containers_of(template.get("spec") or {}):
+        lines.append(f"  {c.name}:")
+        lines.append("    " + kv("Image", c.image, 10))
+        ports = ", ".join(f"{p.container_port}/{p.protocol}" + (f" ({p.name})" if p.name else "")
+                          for p in c.ports)
+        lines.append("    " + kv("Ports", ports or NONE, 10))
+    return lines
 
 
 def _rule_lines(rule: PolicyRule, peer_word: str) -> list[str]:
