@@ -236,9 +236,11 @@ def _compile_rule(idx: PodIndex, np: NetworkPolicy, direction: str, i: int, rule
 
 
 def compile_policies(state: ClusterState, local: Callable[[Pod], bool] | None = None,
-                     only: set[str] | None = None) -> CompiledPolicies:
-    """Compile for the pods `local` accepts (all when None). `only`: chain ids to compile
-    (partial sync); pods are always listed whole, which is cheap."""
+                     only: set[str] | None = None,
+                     reuse: dict[str, PolicyChain] | None = None) -> CompiledPolicies:
+    """Compile for the pods `local` accepts (all when None). Partial sync: chains not in
+    `only` are taken from `reuse` when there (see policy_sync.affected_chains); pods and
+    their memberships are always computed whole, which is cheap."""
     idx = PodIndex(state)
     out = CompiledPolicies()
     locals_ = [p for p in idx.pods if local is None or local(p)]
@@ -255,7 +257,8 @@ def compile_policies(state: ClusterState, local: Callable[[Pod], bool] | None = 
             cid = f"{np.namespace}/{np.name}/{direction}"
             for p in selected:
                 memberships[id(p)][direction].append(cid)
-            if only is not None and cid not in only:
+            if only is not None and reuse is not None and cid not in only and cid in reuse:
+                out.chains[cid] = reuse[cid]
                 continue
             rules = np.ingress if direction == INGRESS else np.egress
             out.chains[cid] = PolicyChain(np.namespace, np.name, direction, tuple(

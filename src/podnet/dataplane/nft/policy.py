@@ -152,16 +152,35 @@ def chain_name(kind: str, ns: str, name: str, direction: str) -> str:
     return nft_name(kind, ns, name, SHORT[direction])
 
 
-def render(c: CompiledPolicies) -> NftModel:
+ChainCache = dict[str, tuple[PolicyChain, NftModel]]
+
+
+def render(c: CompiledPolicies, cache: ChainCache | None = None) -> NftModel:
+    """`cache` (kept by the caller between syncs) maps a chain id to the PolicyChain object
+    last rendered and its fragment: an unchanged chain (the same object, reused by a partial
+    compile) is not rendered again."""
     m = NftModel()
     for name, decl in STATIC_SETS.items():
         m.sets[name] = (decl, frozenset())
     elems: dict[str, set[str]] = {k: set() for k in STATIC_SETS}
     for cid, ch in sorted(c.chains.items()):
-        lines: list[str] = []
-        for r in ch.rules:
-            lines.extend(_rule_lines(ch, r, m))
-        m.chains[chain_name("pol", ch.namespace, ch.policy, ch.direction)] = tuple(lines)
+        hit = cache.get(cid) if cache is not None else None
+        if hit is not None and hit[0] is ch:
+            frag = hit[1]
+        else:
+            frag = NftModel()
+            lines: list[str] = []
+            for r in ch.rules:
+                lines.extend(_rule_lines(ch, r, frag))
+            frag.chains[chain_name("pol", ch.namespace, ch.policy, ch.direction)] = tuple(lines)
+            if cache is not None:
+                cache[cid] = (ch, frag)
+        m.sets.update(frag.sets)
+        m.chains.update(frag.chains)
+        m.counters |= frag.counters
+    if cache is not None:
+        for cid in set(cache) - set(c.chains):
+            del cache[cid]
     for key, pp in sorted(c.pods.items(), key=lambda kv: (kv[0].namespace, kv[0].name)):
         for direction, chains, mapname in ((INGRESS, pp.ingress, "in"), ("egress", pp.egress, "eg")):
             if chains is None:

@@ -1,0 +1,89 @@
+"""The node agent's policy role (NetworkPolicy -> `inet podnet-pol`) and NAT-outgoing role
+(IPPools -> `inet podnet-nat`), implementing agent/role.Role.
+
+Both keep what they last committed in memory and answer a sync with the difference only:
+the policy role recompiles just the chains a change can affect (calc/policy_sync), reuses
+the rest, renders only recompiled chains and emits the diff; a failed transaction
+(`committed(False)`) makes the next sync full. Bad objects are skipped, never raised.
+"""
+from __future__ import annotations
+
+import logging
+
+from podnet.api.objects import ObjectKey, Pod, Resource
+from podnet.calc.model import ClusterState
+from podnet.calc.nat import NatPlan, nat_plan
+from podnet.calc.policy_compile import PolicyChain, compile_policies
+from podnet.calc.policy_sync import affected_chains
+from podnet.dataplane.nft import nat as nat_nft
+from podnet.dataplane.nft import policy as pol_nft
+
+log = logging.getLogger(__name__)
+
+
+class PolicyRole:
+    name = "policy"
+    kinds = ("Pod", "Namespace", "NetworkPolicy")
+
+    def __init__(self, node_name: str = ""):
+        self.node_name = node_name  # "" renders every pod (single-node uses, tests)
+        self._model: pol_nft.NftModel | None = None
+        self._chains: dict[str, PolicyChain] = {}
+        self._cache: pol_nft.ChainCache = {}
+        self._pods: dict[ObjectKey, Resource] = {}
+        self._pending: tuple[pol_nft.NftModel, dict[str, PolicyChain], dict[ObjectKey, Resource]] | None = None
+
+    def _local(self, pod: Pod) -> bool:
+        return not self.node_name or pod.node_name == self.node_name
+
+    def nft_fragment(self, state: ClusterState, changed: set[ObjectKey] | None) -> str:
+        try:
+            full = changed is None or self._model is None
+            only = None if full else affected_chains(state, changed or set(), self._pods)
+            compiled = compile_policies(state, self._local, only=only,
+                                        reuse=None if full else self._chains)
+            if full:
+                self._cache.clear()
+            model = pol_nft.render(compiled, self._cache)
+        except Exception:  # a bad object must not stop the agent: skip this sync, go full next
+            log.exception("policy: render failed; next sync is full")
+            self._model = None
+            return ""
+        pods = {p.key: p for p in state.pods}
+        self._pending = (model, dict(compiled.chains), pods)
+        assert self._model is not None or full
+        return pol_nft.full_script(model) if full else pol_nft.diff_script(self._model, model)  # type: ignore[arg-type]
+
+    def committed(self, ok: bool) -> None:
+        if ok and self._pending is not None:
+            self._model, self._chains, self._pods = self._pending
+        else:
+            self._model, self._chains, self._pods = None, {}, {}
+            self._cache.clear()
+        self._pending = None
+
+    def apply_kernel(self, state: ClusterState) -> None:
+        return None
+
+
+class NatRole:
+    name = "nat"
+    kinds = ("IPPool",)
+
+    def __init__(self) -> None:
+        self._plan: NatPlan | None = None
+        self._pending: NatPlan | None = None
+
+    def nft_fragment(self, state: ClusterState, changed: set[ObjectKey] | None) -> str:
+        plan = nat_plan(state)
+        self._pending = plan
+        if changed is None or self._plan is None:
+            return nat_nft.full_script(plan)
+        return nat_nft.diff_script(self._plan, plan)
+
+    def committed(self, ok: bool) -> None:
+        self._plan = self._pending if ok else None
+        self._pending = None
+
+    def apply_kernel(self, state: ClusterState) -> None:
+        return None

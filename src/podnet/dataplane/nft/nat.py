@@ -1,0 +1,46 @@
+"""Render a NatPlan (calc/nat.py) into table `inet podnet-nat`. No I/O.
+
+One postrouting chain at srcnat priority: a source in a natOutgoing pool going to a
+destination outside every pool and the service CIDRs is masqueraded to the address of
+the interface it leaves by (the node's IP); conntrack un-NATs the replies. The CIDRs
+live in interval sets, so a pool change is a set rewrite.
+"""
+from __future__ import annotations
+
+from podnet.calc.nat import NatPlan
+
+TABLE = "podnet-nat"
+ADDR = {4: "ipv4_addr", 6: "ipv6_addr"}
+KW = {4: "ip", 6: "ip6"}
+
+
+def _sets(plan: NatPlan) -> dict[str, tuple[int, tuple[str, ...]]]:
+    return {f"masq{f}": (f, plan.masquerade[f]) for f in (4, 6)} | \
+        {f"cluster{f}": (f, plan.cluster[f]) for f in (4, 6)}
+
+
+def _fill(name: str, elems: tuple[str, ...]) -> list[str]:
+    return [f"add element inet {TABLE} {name} {{ {', '.join(elems)} }}"] if elems else []
+
+
+def full_script(plan: NatPlan) -> str:
+    out = [f"add table inet {TABLE}", f"delete table inet {TABLE}", f"add table inet {TABLE}"]
+    for name, (fam, elems) in _sets(plan).items():
+        out.append(f"add set inet {TABLE} {name} {{ type {ADDR[fam]}; flags interval; }}")
+        out.extend(_fill(name, elems))
+    out.append(f"add chain inet {TABLE} postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}")
+    for f in (4, 6):
+        out.append(f"add rule inet {TABLE} postrouting {KW[f]} saddr @masq{f} {KW[f]} daddr != @cluster{f} "
+                   f"counter name masquerade{f} masquerade")
+    out[3:3] = [f"add counter inet {TABLE} masquerade{f}" for f in (4, 6)]
+    return "\n".join(out) + "\n"
+
+
+def diff_script(old: NatPlan, new: NatPlan) -> str:
+    out: list[str] = []
+    o = _sets(old)
+    for name, (fam, elems) in _sets(new).items():
+        if o[name][1] != elems:
+            out.append(f"flush set inet {TABLE} {name}")
+            out.extend(_fill(name, elems))
+    return "\n".join(out) + ("\n" if out else "")

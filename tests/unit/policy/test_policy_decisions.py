@@ -1,0 +1,86 @@
+"""What podnet decides where Kubernetes leaves the choice open (docs/design/policy.md)."""
+from __future__ import annotations
+
+from podnet.api.objects import IPPool, Node
+from podnet.calc.model import ClusterState
+from podnet.calc.nat import nat_plan
+from podnet.calc.policy import allowed, policies_for_pod
+from podnet.calc.policy_table import e2e_model
+from policy_cases import make_policy
+
+DENY_X = make_policy("x", "deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]})
+NODE = Node({"apiVersion": "podnet.io/v1", "kind": "Node", "metadata": {"name": "node-1"},
+             "status": {"addresses": [{"type": "InternalIP", "address": "198.18.0.11"}]}})
+
+
+def _st(*extra):
+    return ClusterState.from_objects(e2e_model() + [NODE, *extra], node_name="node-1")
+
+
+def _pod(st, ns, name):
+    return st.get("Pod", ns, name)
+
+
+def test_node_to_its_own_pods_is_always_allowed_both_ways():
+    st = _st(DENY_X)
+    xa = _pod(st, "x", "a")
+    v = allowed(st, "198.18.0.11", xa, 80)
+    assert v.allowed and "own node" in v.ingress.reason
+    assert allowed(st, xa, "198.18.0.11", 10250).allowed
+
+
+def test_another_nodes_address_is_judged_like_any_address():
+    assert not allowed(_st(DENY_X), "198.18.0.12", _pod(_st(), "x", "a"), 80).allowed
+
+
+def test_a_pod_to_itself_is_allowed():
+    st = _st(DENY_X)
+    assert allowed(st, _pod(st, "x", "a"), _pod(st, "x", "a"), 80).allowed
+
+
+def test_ipblock_matches_pod_addresses():
+    np_ = make_policy("x", "b", {"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "10.244.0.5/32"}}]}]})
+    st = _st(np_)
+    v = allowed(st, _pod(st, "y", "b"), _pod(st, "x", "a"), 80)
+    assert v.allowed and v.ingress.rule.name == "x/b/ingress/0"
+
+
+def test_host_network_pods_are_not_selected():
+    st = _st(DENY_X)
+    hn = _pod(st, "x", "b")
+    hn = hn.with_spec({**hn.spec, "hostNetwork": True})
+    st.put(hn)
+    assert policies_for_pod(st, hn) == {"ingress": [], "egress": []}
+
+
+def test_verdict_names_the_deciding_rule_and_isolating_policies():
+    allow = make_policy("x", "from-y", {"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"ns": "y"}}}]}]})
+    st = _st(DENY_X, allow)
+    v = allowed(st, _pod(st, "y", "a"), _pod(st, "x", "a"), 80)
+    assert v.allowed and v.ingress.rule.name == "x/from-y/ingress/0"
+    assert v.ingress.policies == ("x/deny", "x/from-y")
+    v = allowed(st, _pod(st, "z", "a"), _pod(st, "x", "a"), 80)
+    assert not v.allowed and "x/deny" in v.reason
+
+
+def _pool(name, cidr, nat):
+    return IPPool({"apiVersion": "podnet.io/v1", "kind": "IPPool", "metadata": {"name": name},
+                   "spec": {"cidr": cidr, "natOutgoing": nat}})
+
+
+def test_nat_outgoing_both_families():
+    plan = nat_plan(ClusterState.from_objects([
+        _pool("v4", "10.244.0.0/16", True), _pool("v6", "fd00:10:244::/56", True),
+        _pool("plain", "10.250.0.0/16", False)]))
+    assert plan.masquerades("10.244.0.5", "203.0.113.10")
+    assert plan.masquerades("fd00:10:244::5", "fd00:203:113::10")
+    assert not plan.masquerades("10.244.0.5", "10.250.0.7")  # another pool: pod to pod, no NAT
+    assert not plan.masquerades("10.244.0.5", "10.96.0.10")  # service CIDR
+    assert not plan.masquerades("fd00:10:244::5", "fd00:10:96::a")
+    assert not plan.masquerades("10.250.0.7", "203.0.113.10")  # natOutgoing false keeps the pod IP
+    assert plan.cluster[4] == ("10.96.0.0/12", "10.244.0.0/16", "10.250.0.0/16")
+
+
+def test_nat_skips_a_pool_with_a_bad_cidr():
+    plan = nat_plan(ClusterState.from_objects([_pool("bad", "10.244.0.0/33", True)]))
+    assert plan.masquerade[4] == ()
