@@ -6,7 +6,6 @@ for IPv6, never larger than the pool).
 """
 from __future__ import annotations
 
-import ipaddress
 from typing import Any, Mapping
 
 from podnet.api.defaults import NODE_PORT_RANGE

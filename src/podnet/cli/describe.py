@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from podnet.api.objects import (Deployment, containers_of, EndpointSlice, IPPool, NetworkPolicy, Node, Pod,
                                 PolicyRule, Resource, Service)
-from podnet.cli.output import NONE, node_agent, node_ready, service_ports
+from podnet.cli.output import NONE, node_agent, node_ready
 
 Describer = Callable[[Any, Resource], list[str]]
 # Sections added by other parts of podnet (agent, ipam, dns ...), shown after ours.
