@@ -23,6 +23,7 @@ import tempfile
 import time
 
 from podnet.api.objects import from_dict
+from podnet.cni import daemon as cnid
 from podnet.cni import runtime
 from podnet.cni.config import make_netconf
 from podnet.datastore.sqlite import SqliteDatastore
@@ -44,10 +45,20 @@ def netns(name: str, made: list[str]) -> str:
     return name
 
 
-def run_side(label: str, netconf: dict, pods: int, tag: str, made: list[str]) -> dict[str, dict]:
+def run_side(label: str, netconf: dict, pods: int, tag: str, made: list[str],
+             daemon: bool = False) -> dict[str, dict]:
     cni_path = runtime.default_cni_path()
     node = netns(f"pn-cnib-{tag}-{label}-n", made)
     names = [netns(f"pn-cnib-{tag}-{label}-{i}", made) for i in range(pods)]
+    proc = cnid.start(node) if daemon else None
+    try:
+        return _timed(netconf, names, node, cni_path)
+    finally:
+        if proc is not None:
+            cnid.stop(proc)
+
+
+def _timed(netconf: dict, names: list[str], node: str, cni_path: str) -> dict[str, dict]:
     adds, dels, results = [], [], []
     for i, ns in enumerate(names):
         t = time.perf_counter()
@@ -90,16 +101,21 @@ def main() -> int:
                    "isGateway": True, "ipam": {"type": "host-local", "dataDir": f"{tmp}/hl-{mode}",
                                                "ranges": ranges}}
             ref_s = run_side(f"r{mode[0]}", ref, args.pods, tag, made)
+            our_d = run_side(f"d{mode[0]}", ours, args.pods, tag, made, daemon=True)
             our_s = run_side(f"p{mode[0]}", ours, args.pods, tag, made)
-            out[mode] = {"podnet": our_s, "reference": ref_s,
-                         "ratio": {v: our_s[v]["p50"] / ref_s[v]["p50"] for v in ("ADD", "DEL")}}
+            ratio = {v: our_d[v]["p50"] / ref_s[v]["p50"] for v in ("ADD", "DEL")}
+            ratio_np = {v: our_s[v]["p50"] / ref_s[v]["p50"] for v in ("ADD", "DEL")}
+            out[mode] = {"podnet": our_d, "podnet_no_daemon": our_s, "reference": ref_s,
+                         "ratio": ratio, "ratio_no_daemon": ratio_np}
             print(f"\n{mode}: {args.pods} pods, milliseconds")
-            print(f"{'':12}{'ADD p50':>9}{'p90':>8}{'max':>8}{'DEL p50':>10}{'p90':>8}{'max':>8}")
-            for name, s in (("podnet", our_s), ("reference", ref_s)):
-                a, d = s["ADD"], s["DEL"]
-                print(f"{name:12}{a['p50']:9.1f}{a['p90']:8.1f}{a['max']:8.1f}{d['p50']:10.1f}{d['p90']:8.1f}{d['max']:8.1f}")
-            r = out[mode]["ratio"]
-            print(f"{'ratio':12}{r['ADD']:9.2f}{'':16}{r['DEL']:10.2f}   (podnet / reference, p50; <= 1.0 is the goal)")
+            print(f"{'':18}{'ADD p50':>9}{'p90':>8}{'max':>8}{'DEL p50':>10}{'p90':>8}{'max':>8}")
+            for name, st in (("podnet (daemon)", our_d), ("podnet (no daemon)", our_s),
+                             ("reference", ref_s)):
+                a, d = st["ADD"], st["DEL"]
+                print(f"{name:18}{a['p50']:9.1f}{a['p90']:8.1f}{a['max']:8.1f}{d['p50']:10.1f}{d['p90']:8.1f}{d['max']:8.1f}")
+            for name, r in (("ratio (daemon)", ratio), ("ratio (no daemon)", ratio_np)):
+                print(f"{name:18}{r['ADD']:9.2f}{'':16}{r['DEL']:10.2f}")
+            print("(podnet / reference, p50; <= 1.0 is the goal)")
     finally:
         for ns in reversed(made):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)

@@ -19,6 +19,16 @@ from podnet.cni.skel import Args
 CHECK_FAILED = 100  # plugin-specific: CHECK found state that differs from prevResult
 
 
+_STORES: dict[str, Any] | None = None  # URL -> open store, when a daemon keeps them
+
+
+def enable_store_cache() -> None:
+    """For the long-running daemon: open each datastore once and keep it."""
+    global _STORES
+    if _STORES is None:
+        _STORES = {}
+
+
 class _Session:
     """An open store + allocator for one call; closes the store on exit."""
 
@@ -26,7 +36,12 @@ class _Session:
         from podnet.datastore.interface import DatastoreError, open_datastore
         from podnet.ipam.allocator import DEFAULT_RELEASE_GRACE, Allocator
         try:
-            self.store = open_datastore(ic.datastore)
+            if _STORES is not None:
+                if ic.datastore not in _STORES:
+                    _STORES[ic.datastore] = open_datastore(ic.datastore)
+                self.store = _STORES[ic.datastore]
+            else:
+                self.store = open_datastore(ic.datastore)
         except Exception as e:  # DatastoreError, OSError, sqlite3 and etcd client errors alike
             raise CniError(NOT_AVAILABLE if status else TRY_AGAIN_LATER,
                            f"cannot open datastore {ic.datastore}", str(e)) from None
@@ -38,10 +53,11 @@ class _Session:
         return self
 
     def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
-        try:
-            self.store.close()
-        except Exception:
-            pass
+        if _STORES is None:
+            try:
+                self.store.close()
+            except Exception:
+                pass
         if ev is not None and not isinstance(ev, CniError):
             _translate(ev, self.status)
 

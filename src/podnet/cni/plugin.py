@@ -30,7 +30,7 @@ def _ipam(a: Args, command: str, ipam_type: str) -> dict[str, Any] | None:
 def add(a: Args) -> dict[str, Any]:
     nc = parse_netconf(a.conf)
     veth.check_netns(a.netns)
-    veth.refuse_root_netns()
+    veth.refuse_root_netns(a.env)
     undo: list[Callable[[], Any]] = []
     try:
         ires = _ipam(a, "ADD", nc.ipam_type) or {}
@@ -68,7 +68,7 @@ def build_result(a: Args, dns: dict[str, Any], host: str, ips: list[str],
 
 def delete(a: Args) -> None:
     nc = parse_netconf(a.conf)
-    veth.refuse_root_netns()
+    veth.refuse_root_netns(a.env)
     veth.delete_link(veth.host_ifname(a.container_id, a.ifname))
     _ipam(a, "DEL", nc.ipam_type)
     return None
@@ -96,7 +96,7 @@ def gc(a: Args) -> None:
     """Stale host ends are found by their alias (network, containerID, ifname)."""
     from podnet.cni.config import valid_attachments
     nc = parse_netconf(a.conf)
-    veth.refuse_root_netns()
+    veth.refuse_root_netns(a.env)
     valid = valid_attachments(a.conf)
     errors = []
     try:

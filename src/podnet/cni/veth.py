@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from podnet.cni.errors import INVALID_ENV, IO_FAILURE, UNKNOWN_CONTAINER, CniError
 
@@ -64,13 +64,13 @@ def check_netns(netns: str) -> None:
                        "the pod must have a namespace of its own")
 
 
-def refuse_root_netns() -> None:
+def refuse_root_netns(env: Mapping[str, str]) -> None:
     """Lab safety: the plugin only touches a namespace that is a named one (a lab node,
     bound under /var/run/netns); the machine's own namespace is unnamed, so a call there
     is refused before anything changes. A real node opts in with
     PODNET_CNI_ALLOW_HOST_NETNS=1. (Comparing with PID 1's namespace is not enough: in a
     container, PID 1 is not in the namespace the machine's processes use.)"""
-    if os.environ.get("PODNET_CNI_ALLOW_HOST_NETNS") == "1":
+    if env.get("PODNET_CNI_ALLOW_HOST_NETNS") == "1":
         return
     me = os.stat("/proc/self/ns/net")
     for d in NETNS_DIRS:
@@ -119,13 +119,14 @@ def setup(container_id: str, ifname: str, netns: str, mtu: int, addrs: Sequence[
         pod_lines += [f"route add ::/0 via {GATEWAY_V6} dev {ifname}",
                       f"neigh replace {GATEWAY_V6} lladdr {HOST_MAC} dev {ifname} nud permanent"]
     try:
-        ip_batch(["ip"], host_lines[:1], f"creating veth {host} <-> {ifname} in {netns}")
+        ip_batch(["ip"], host_lines, f"creating veth {host} <-> {ifname} in {netns}")
     except CniError as e:
-        if "File exists" in e.details:
+        if "-:1" not in e.details:  # the pair exists (line 1 passed): undo it
+            delete_link(host)
+        elif "File exists" in e.details:
             e.msg += f" ({host} or {ifname} in {netns} already exists: ADD twice without DEL?)"
         raise
     try:
-        ip_batch(["ip"], host_lines[1:], f"configuring host end {host}")
         ip_batch(netns_prefix(netns), pod_lines, f"configuring {ifname} in {netns}")
         node_sysctls(host, bool(v4), bool(v6))
     except BaseException:

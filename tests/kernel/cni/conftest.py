@@ -1,4 +1,5 @@
-"""Fixtures: a node namespace + SQLite store per test (see cnilab.Lab), always cleaned up."""
+"""Fixtures: a node namespace + SQLite store per test (see cnilab.Lab), always cleaned up,
+with and without the node's CNI daemon."""
 from __future__ import annotations
 
 import pytest
@@ -6,12 +7,20 @@ import pytest
 from cnilab import Lab, pool
 
 
-@pytest.fixture
-def lab(tmp_path):
+@pytest.fixture(params=["in-process", "daemon"])
+def lab(request, tmp_path):
+    """Every test runs twice: the binaries doing the work themselves, and handing it to
+    the node's CNI daemon (podnet.cni.daemon), which must behave identically."""
     lab = Lab(tmp_path)
+    daemon = None
     try:
+        if request.param == "daemon":
+            from podnet.cni import daemon as cnid
+            daemon = cnid.start(lab.node)
         yield lab
     finally:
+        if daemon is not None:
+            cnid.stop(daemon)
         lab.close()
 
 

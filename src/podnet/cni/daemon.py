@@ -1,0 +1,118 @@
+"""The node's CNI daemon: serves podnet-cni and podnet-ipam calls with everything loaded.
+
+Run it in the node's network namespace (`ip netns exec <node> python -m
+podnet.cni.daemon`); it binds the abstract socket `podnet-cni` there (see client.py).
+Each connection is one plugin call, served on its own thread by exactly the code the
+binaries run in-process (`skel.run` with the same handlers), so behaviour cannot differ;
+datastores are opened once per URL and kept. A call that crashes the handler still gets
+a CNI error answer; the daemon itself keeps serving.
+"""
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from podnet.cni import ipam_plugin, plugin, skel
+from podnet.cni.client import SOCKET_NAME, decode_request, encode_reply
+
+HANDLERS = {"cni": plugin.HANDLERS, "ipam": ipam_plugin.HANDLERS}
+
+
+def _serve_one(conn: socket.socket) -> None:
+    try:
+        chunks = []
+        while True:
+            b = conn.recv(65536)
+            if not b:
+                break
+            chunks.append(b)
+        binary, env, stdin = decode_request(b"".join(chunks))
+        out, err = io.StringIO(), io.StringIO()
+        handlers = HANDLERS.get(binary)
+        if handlers is None:
+            rc = 1
+            out.write('{"cniVersion":"1.1.0","code":4,"msg":"unknown plugin %r"}\n' % binary)
+        else:
+            rc = skel.run(handlers, env, stdin, out, err)
+        conn.sendall(encode_reply(rc, out.getvalue().encode(), err.getvalue().encode()))
+    except OSError:
+        pass
+    finally:
+        conn.close()
+
+
+def serve(stop: threading.Event | None = None, ready: threading.Event | None = None) -> None:
+    ipam_plugin.enable_store_cache()
+    _warm()
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(SOCKET_NAME)
+    srv.listen(128)
+    srv.settimeout(0.5)
+    if ready:
+        ready.set()
+    print("podnet-cni daemon ready", flush=True)
+    try:
+        while not (stop and stop.is_set()):
+            try:
+                conn, _ = srv.accept()
+            except socket.timeout:
+                continue
+            conn.settimeout(None)
+            threading.Thread(target=_serve_one, args=(conn,), daemon=True).start()
+    finally:
+        srv.close()
+
+
+def _warm() -> None:
+    """Import what calls need now, not on the first pod's clock."""
+    import podnet.cni.invoke  # noqa: F401
+    import podnet.cni.kcheck  # noqa: F401
+    import podnet.datastore.sqlite  # noqa: F401
+    import podnet.ipam.allocator  # noqa: F401
+    import podnet.ipam.usage  # noqa: F401
+
+
+def start(node_netns: str, timeout: float = 10.0) -> subprocess.Popen:
+    """Start the daemon in `node_netns` and wait until it answers. The caller keeps the
+    Popen (its PID) and stops it with `stop()`."""
+    p = subprocess.Popen(["ip", "netns", "exec", node_netns, sys.executable, "-m", "podnet.cni.daemon"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    deadline = time.monotonic() + timeout
+    line = p.stdout.readline() if p.stdout else ""
+    if "ready" not in line or time.monotonic() > deadline:
+        stop(p)
+        raise RuntimeError(f"podnet CNI daemon in {node_netns} did not start")
+    return p
+
+
+def stop(p: subprocess.Popen) -> None:
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def main() -> int:
+    stop_ev = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop_ev.set())
+    signal.signal(signal.SIGINT, lambda *_: stop_ev.set())
+    try:
+        serve(stop_ev)
+    except OSError as e:
+        print(f"podnet-cni daemon: cannot listen: {e} (another daemon in this namespace?)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PODNET_CNI_NO_DAEMON", "1")  # never call ourselves
+    sys.exit(main())
