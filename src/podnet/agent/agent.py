@@ -106,6 +106,7 @@ class Agent:
         self.last_error = ""
         self.revision = 0
         self._full_needed = True
+        self._published_blocks: list[str] = []
 
     # ---- store side ---------------------------------------------------------------
     def relist(self) -> None:
@@ -172,9 +173,13 @@ class Agent:
         return ok
 
     # ---- Node registration ----------------------------------------------------------
+    def _own_blocks(self) -> list[str]:
+        return sorted(str(b.spec.get("cidr")) for b in self.state.of_kind("IPAMBlock")
+                      if b.spec.get("affinity") == f"host:{self.ctx.node_name}")
+
     def node_status(self) -> dict[str, Any]:
-        blocks = sorted(str(b.spec.get("cidr")) for b in self.state.of_kind("IPAMBlock")
-                        if b.spec.get("affinity") == f"host:{self.ctx.node_name}")
+        blocks = self._own_blocks()
+        self._published_blocks = blocks
         addrs = [{"type": "InternalIP", "address": ip} for ip in self.ctx.node_ips]
         addrs.append({"type": "Hostname", "address": self.ctx.node_name})
         health = "healthy" if not self.last_error else "degraded"
@@ -243,7 +248,7 @@ class Agent:
                 changed, next_full = None, now + FULL_RESYNC_EVERY
             if changed is None or changed:
                 self.sync(changed)
-            if now >= next_beat or changed is None:
+            if now >= next_beat or changed is None or self._own_blocks() != self._published_blocks:
                 next_beat = now + HEARTBEAT_EVERY
                 try:
                     self.register()

@@ -390,7 +390,8 @@ def run_kubelet(state_dir: str) -> int:
         print(f"kubelet: no lab state in {state_dir}", file=sys.stderr)
         return 1
     spec = spec_from_dict(meta["spec"])
-    store = open_datastore(str(meta.get("cliDatastoreURL") or state.datastore_url()))
+    # it runs inside the first node's netns, so it reaches the store as the agents do
+    store = open_datastore(str(meta.get("datastoreURL") or state.datastore_url()))
     kubelet = Kubelet(spec, state, store, str(meta.get("datastoreURL")))
     signal.signal(signal.SIGTERM, lambda *_: kubelet.stop.set())
     signal.signal(signal.SIGINT, lambda *_: kubelet.stop.set())

@@ -33,12 +33,21 @@ def start_time(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
+def nsenter_argv(netns: str, argv: Sequence[str]) -> list[str]:
+    """Enter only the network namespace. `ip netns exec` also gives the process a mount
+    namespace of its own, where a netns it creates with `ip netns add` stays invisible to
+    every other process (the bind mount does not propagate back): the kubelet needs this."""
+    return ["nsenter", f"--net=/var/run/netns/{netns}", "--", *argv]
+
+
 def spawn(state: LabState, what: str, argv: Sequence[str], netns: str | None = None,
-          env: dict[str, str] | None = None, cwd: str | None = None) -> int:
+          env: dict[str, str] | None = None, cwd: str | None = None,
+          net_only: bool = False) -> int:
     """Start argv (inside netns when given); record `what`'s PID; return the PID."""
     log = open(state.log(what), "ab")
+    full = nsenter_argv(netns, argv) if netns and net_only else netns_argv(netns, argv)
     try:
-        p = subprocess.Popen(netns_argv(netns, argv), stdin=subprocess.DEVNULL, stdout=log,
+        p = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=log,
                              stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
                              env={**os.environ, **(env or {})}, cwd=cwd)
     finally:

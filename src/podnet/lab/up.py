@@ -3,7 +3,7 @@
 The lab's state (spec and every namespace name) is written BEFORE the first namespace
 exists, and each PID as its process starts, so `podnet down` can undo a half-built lab.
 Processes: per node an agent and a workload server (`podnet serve`), both inside the
-node's netns; one lab kubelet; the outside world's echo server; with `--datastore etcd`
+node's netns; one lab kubelet (in the first node's netns); the outside world's echo server; with `--datastore etcd`
 an etcd server inside the first node's netns, on that node's underlay address.
 """
 from __future__ import annotations
@@ -100,7 +100,10 @@ def up(spec: LabSpec, state: LabState, progress: Progress = lambda s: None,
                 "serve", "--control", serve_socket(state, node.name)), netns=node.netns)
             procs.spawn(state, f"agent-{node.name}", agent_argv(spec, node.name, node_url),
                         netns=node.netns)
-        procs.spawn(state, "kubelet", procs.podnet_argv("kubelet", "--state", str(state.dir)))
+        # the kubelet lives on the first (control-plane) node: no lab process runs outside
+        # the lab's namespaces, so `down --force` finds every one even without PID files
+        procs.spawn(state, "kubelet", procs.podnet_argv("kubelet", "--state", str(state.dir)),
+                    netns=spec.nodes[0].netns, net_only=True)
         progress(f"agents and workload servers on {len(spec.nodes)} nodes, kubelet, "
                  f"echo server {spec.echo4}:{ECHO_TCP_PORT}/tcp {ECHO_UDP_PORT}/udp")
         wait_for_nodes(store, spec, state, wait_nodes)

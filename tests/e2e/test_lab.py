@@ -1,0 +1,156 @@
+"""A 3-node dual-stack lab on SQLite: pods, Deployments, pod-to-pod without NAT, teardown.
+
+One lab for the module (built once, torn down by the fixture whatever happens); the
+tests run in file order and build on each other's state, like a user session.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import subprocess
+
+import pytest
+
+from lablib import all_pairs, manifests, netns_list, probe_from, root_ns_snapshot
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+PORT = 8080
+
+
+@pytest.fixture(scope="module")
+def session(make_lab):
+    before = root_ns_snapshot()
+    lab = make_lab("--nodes", "3", "--dual-stack")
+    lab.podnet("apply", "-f", "-", input=manifests(6, 6, PORT, pinned={1: "n3", 2: "n3"}))
+    pods = lab.wait_pods(12)
+    return {"lab": lab, "before": before, "pods": pods}
+
+
+def test_nodes_registered_with_addresses_blocks_and_health(session):
+    lab = session["lab"]
+    out = lab.podnet("get", "nodes", "-o", "wide").stdout
+    for i in (1, 2, 3):
+        assert f"198.18.0.1{i}" in out and f"fd00:198:18::1{i}" in out
+    assert out.count("healthy") == 3
+    s = lab.store()
+    try:
+        nodes = {n.name: n for n in s.list("Node").items}
+    finally:
+        s.close()
+    assert set(nodes) == {"n1", "n2", "n3"}
+    for n in nodes.values():
+        assert n.status["agent"]["syncs"] >= 1 and n.status["agent"]["lastError"] == ""
+        assert n.status["podnet"]["blocks"], f"{n.name} claimed no block"
+
+
+def test_pods_spread_and_pinned_pods_stay(session):
+    pods = session["pods"]
+    by_name = {p.name: p for p in pods}
+    assert by_name["p1"].node_name == "n3" and by_name["p2"].node_name == "n3"
+    counts = {n: sum(p.node_name == n for p in pods) for n in ("n1", "n2", "n3")}
+    assert max(counts.values()) - min(counts.values()) <= 1, counts
+    for p in pods:
+        v = {ipaddress.ip_address(ip).version for ip in p.pod_ips}
+        assert v == {4, 6} and p.status["podIP"] == p.pod_ips[0]
+        assert p.status["hostIP"].startswith("198.18.0.1") and p.phase == "Running"
+        assert p.annotations["podnet.io/netns"] in netns_list()
+    web = [p for p in pods if p.labels.get("app") == "web"]
+    assert len(web) == 6
+    for p in web:
+        ref = p.metadata["ownerReferences"][0]
+        assert ref["kind"] == "Deployment" and ref["name"] == "web"
+        assert p.name.startswith("web-") and len(p.name.split("-")[-1]) == 5
+
+
+def test_every_pod_reaches_every_pod_without_nat(session):
+    failures = all_pairs(session["pods"], PORT)
+    assert not failures, "\n".join(failures[:20])
+
+
+def test_exec_runs_in_the_pod_and_passes_the_exit_code(session):
+    lab = session["lab"]
+    p = next(p for p in session["pods"] if p.name == "p3")
+    out = lab.podnet("exec", "p3", "--", "ip", "-o", "addr", "show", "dev", "eth0").stdout
+    assert all(ip in out for ip in p.pod_ips)
+    assert lab.podnet("exec", "p3", "--", "sh", "-c", "exit 3", check=False).returncode == 3
+    other = next(q for q in session["pods"] if q.node_name != p.node_name)
+    out = lab.podnet("exec", "p3", "--", "curl", "-s", "-m", "3", f"http://{other.pod_ips[0]}:{PORT}/").stdout
+    assert out.strip() == f"default/{other.name} {p.pod_ips[0]}"
+    assert lab.podnet("exec", "nope", "--", "true", check=False).returncode == 1
+
+
+def test_nodes_reach_the_outside_world_through_the_router(session):
+    lab = session["lab"]
+    ns = f"pn-{lab.name}-n2"
+    [(_, ans)] = probe_from(ns, [("203.0.113.10", 80, "TCP")])
+    assert ans == "outside/echo 198.18.0.12"
+    [(_, ans)] = probe_from(ns, [("fd00:203:113::10", 9000, "UDP")])
+    assert ans == "outside/echo fd00:198:18::12"
+
+
+def _deploy(lab, replicas: int) -> None:
+    lab.podnet("apply", "-f", "-", input=manifests(replicas, 0, PORT))
+
+
+def test_scaling_the_deployment_up_and_down(session):
+    lab = session["lab"]
+    _deploy(lab, 9)
+    web = lab.wait_pods(9, app="web")
+    assert not all_pairs(web[:3] + web[-3:], PORT, protos=("TCP",))
+    _deploy(lab, 2)
+    web = lab.wait_pods(2, app="web")
+    s = lab.store()
+    try:
+        dep = s.get("Deployment", "default", "web")
+    finally:
+        s.close()
+    assert dep.status.get("replicas") == 2
+    assert len(lab.wait_pods(8)) == 8  # 6 pods + 2 replicas
+
+
+def _allocated_ips(lab) -> set[str]:
+    s = lab.store()
+    try:
+        blocks = s.list("IPAMBlock").items
+    finally:
+        s.close()
+    out = set()
+    for b in blocks:
+        net = ipaddress.ip_network(b.spec["cidr"])
+        out |= {str(net[int(o)]) for o in (b.spec.get("allocations") or {})}
+    return out
+
+
+def test_deleting_a_pod_releases_its_ips_and_netns(session):
+    lab = session["lab"]
+    p = next(p for p in lab.pods() if p.name == "p4")
+    assert set(p.pod_ips) <= _allocated_ips(lab)
+    netns = p.annotations["podnet.io/netns"]
+    lab.podnet("delete", "pod", "p4")
+    lab.wait_pods(7)
+    import time
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (set(p.pod_ips) & _allocated_ips(lab) or netns in netns_list()):
+        time.sleep(0.1)
+    assert not set(p.pod_ips) & _allocated_ips(lab)
+    assert netns not in netns_list()
+
+
+def test_down_leaves_nothing_behind(session):
+    lab = session["lab"]
+    pids = [int(f.read_text()) for f in (lab.dir / "pids").glob("*.pid")]
+    assert len(pids) >= 3 + 3 + 1  # agents, servers, kubelet (+ echo)
+    out = lab.podnet("down", "--name", lab.name).stdout
+    assert "down" in out
+    assert not [n for n in netns_list() if n.startswith(f"pn-{lab.name}-")]
+    for pid in pids:
+        assert not os.path.exists(f"/proc/{pid}") or \
+            open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] == "Z"
+    assert not lab.dir.exists()
+    assert not [d for d in (os.listdir("/etc/netns") if os.path.isdir("/etc/netns") else [])
+                if d.startswith(f"pn-{lab.name}-")]
+    assert not (lab.home / "current").exists()
+    after = root_ns_snapshot()
+    assert after == session["before"], json.dumps({k: (session["before"][k], after[k])
+                                                   for k in after if after[k] != session["before"][k]})
