@@ -8,7 +8,7 @@ Follows kubernetes/dns `docs/specification.md` (schema 1.1.0) and CoreDNS's
 """
 from __future__ import annotations
 
-import ipaddress
+import socket
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -46,11 +46,13 @@ class Zone:
     additional: dict[str, list[RR]] = field(default_factory=dict)
     namespaces: frozenset[str] = frozenset()
     pod_ips: dict[str, frozenset[str]] = field(default_factory=dict)  # for pods verified
+    _seen: set[RR] = field(default_factory=set, repr=False)
 
     def add(self, rr: RR) -> None:
-        rrs = self.rrsets.setdefault(rr.name, {}).setdefault(rr.rtype, [])
-        if rr not in rrs:
-            rrs.append(rr)
+        if rr in self._seen:
+            return
+        self._seen.add(rr)
+        self.rrsets.setdefault(rr.name, {}).setdefault(rr.rtype, []).append(rr)
 
     def touch(self, name: str) -> None:
         self.rrsets.setdefault(name, {})
@@ -63,9 +65,26 @@ class Zone:
                    7200, 1800, 86400, self.ttl))
 
 
+def canonical_ip(ip: str) -> tuple[int, str, bytes] | None:
+    """(RR type A or AAAA, canonical text, packed) of an address, None if it is not one.
+    inet_pton rather than ipaddress: a zone of 10k Services parses many addresses."""
+    for family, rtype in ((socket.AF_INET, A), (socket.AF_INET6, AAAA)):
+        try:
+            packed = socket.inet_pton(family, ip)
+        except (OSError, ValueError):
+            continue
+        return rtype, socket.inet_ntop(family, packed), packed
+    return None
+
+
 def reverse_name(ip: str) -> str:
     """10.1.2.3 -> 3.2.1.10.in-addr.arpa; IPv6 as 32 reversed nibbles under ip6.arpa."""
-    return ipaddress.ip_address(ip).reverse_pointer.lower()
+    c = canonical_ip(ip)
+    if c is None:
+        raise ValueError(f"not an IP address: {ip!r}")
+    if c[0] == A:
+        return ".".join(reversed(c[1].split("."))) + "." + REVERSE_V4
+    return ".".join(reversed(c[2].hex())) + "." + REVERSE_V6
 
 
 def dashed(ip: str) -> str:
@@ -73,16 +92,9 @@ def dashed(ip: str) -> str:
     return ip.replace(".", "-").replace(":", "-")
 
 
-def _family_type(ip: str) -> int | None:
-    try:
-        return A if ipaddress.ip_address(ip).version == 4 else AAAA
-    except ValueError:
-        return None
-
-
 def _addr_rr(name: str, ip: str, ttl: int) -> RR | None:
-    t = _family_type(ip)
-    return RR(name, t, ttl, str(ipaddress.ip_address(ip))) if t else None
+    c = canonical_ip(ip)
+    return RR(name, c[0], ttl, c[1]) if c else None
 
 
 def _dns_label(s: str) -> str:
@@ -93,9 +105,9 @@ def _dns_label(s: str) -> str:
 def namespaces_of(state: ClusterState) -> frozenset[str]:
     """A namespace exists when it has a Namespace object or anything lives in it (the lab
     does not require Namespace objects for `default` and `kube-system`)."""
-    names = {ns.name for ns in state.namespaces}
+    names = {name for _ns, name in state.objects.get("Namespace", {})}
     for kind in ("Service", "Pod", "EndpointSlice"):
-        names.update(o.namespace for o in state.of_kind(kind))
+        names.update(ns for ns, _name in state.objects.get(kind, {}))  # keys: (namespace, name)
     return frozenset(n.lower() for n in names if n)
 
 
@@ -107,18 +119,27 @@ def _slices_by_service(state: ClusterState) -> dict[tuple[str, str], list[Endpoi
     return out
 
 
-def _endpoint_hostname(ep: Endpoint, ip: str, svc: Service, state: ClusterState) -> str:
+def _endpoint_hostname(ep: Endpoint, ip: str, svc: Service, subdomain_pods: tuple[Pod, ...]) -> str:
     """The endpoint's `hostname`; else the pod's own hostname when its subdomain names this
     Service (what the endpoints controller would have copied); else the dashed IP."""
     if ep.hostname and _dns_label(ep.hostname):
         return _dns_label(ep.hostname)
     if ep.target_ref and ep.target_ref[0] == "Pod":
-        pod = state.get("Pod", ep.target_ref[1] or svc.namespace, ep.target_ref[2])
-        if isinstance(pod, Pod) and pod.hostname and pod.subdomain == svc.name:
-            h = _dns_label(pod.hostname)
-            if h:
-                return h
+        for pod in subdomain_pods:
+            if pod.name == ep.target_ref[2] and pod.hostname:
+                h = _dns_label(pod.hostname)
+                if h:
+                    return h
     return dashed(ip)
+
+
+def _subdomain_pods(state: ClusterState) -> dict[tuple[str, str], tuple[Pod, ...]]:
+    """Pods by (namespace, spec.subdomain): the only pods a Service's records depend on."""
+    out: dict[tuple[str, str], list[Pod]] = {}
+    for p in state.pods:
+        if p.subdomain:
+            out.setdefault((p.namespace, p.subdomain), []).append(p)
+    return {k: tuple(v) for k, v in out.items()}
 
 
 def _srv_weight(n: int) -> int:
@@ -142,10 +163,9 @@ def _add_cluster_ip_service(zone: Zone, svc: Service, base: str) -> None:
 
 
 def _add_headless_service(zone: Zone, svc: Service, base: str,
-                          slices: list[EndpointSlice], state: ClusterState) -> None:
+                          slices: list[EndpointSlice], pods: tuple[Pod, ...]) -> None:
     ttl = zone.ttl
-    targets: list[tuple[str, list[RR]]] = []  # (endpoint name, its address RRs)
-    named_ports: set[tuple[str, str, int]] = set()
+    addr_of: dict[str, list[RR]] = {}  # endpoint name -> its address RRs
     per_target_ports: dict[str, set[tuple[str, str, int]]] = {}
     for sl in slices:
         if sl.address_type not in ("IPv4", "IPv6"):
@@ -155,7 +175,7 @@ def _add_headless_service(zone: Zone, svc: Service, base: str,
             if not (ep.ready or svc.publish_not_ready):
                 continue
             for ip in ep.addresses:
-                host = _endpoint_hostname(ep, ip, svc, state)
+                host = _endpoint_hostname(ep, ip, svc, pods)
                 name = f"{host}.{base}"
                 rr = _addr_rr(name, ip, ttl)
                 if rr is None:
@@ -163,10 +183,9 @@ def _add_headless_service(zone: Zone, svc: Service, base: str,
                 zone.add(RR(base, rr.rtype, ttl, rr.data))
                 zone.add(rr)
                 zone.add(RR(reverse_name(rr.data), PTR, ttl, name))
-                targets.append((name, [rr]))
+                addr_of.setdefault(name, []).append(rr)
                 per_target_ports.setdefault(name, set()).update(ports)
-                named_ports.update(ports)
-    if not targets:
+    if not addr_of:
         return  # no ready endpoint: the name does not exist (NXDOMAIN), per the spec
     by_owner: dict[str, list[tuple[int, str]]] = {}
     for name, ports in sorted(per_target_ports.items()):
@@ -174,59 +193,104 @@ def _add_headless_service(zone: Zone, svc: Service, base: str,
             by_owner.setdefault(f"_{pname}._{proto}.{base}", []).append((port, name))
     for owner, pairs in by_owner.items():
         w = _srv_weight(len(pairs))
+        extra: dict[RR, None] = {}  # ordered set
         for port, target in pairs:
             zone.add(RR(owner, SRV, ttl, (0, w, port, target)))
-            for tname, rrs in targets:
-                if tname == target:
-                    extra = zone.additional.setdefault(owner, [])
-                    extra.extend(r for r in rrs if r not in extra)
+            extra.update(dict.fromkeys(addr_of.get(target, ())))
+        zone.additional.setdefault(owner, []).extend(extra)
 
 
-def _add_service(zone: Zone, svc: Service, slices: list[EndpointSlice], state: ClusterState) -> None:
+def _service_part(origin: str, ttl: int, svc: Service, slices: list[EndpointSlice],
+                  pods: tuple[Pod, ...]) -> Zone:
+    """The records one Service contributes, as a small zone of their own."""
+    part = Zone(origin=origin, ttl=ttl)
     ns, name = _dns_label(svc.namespace), _dns_label(svc.name)
     if not ns or not name:
-        return
-    base = f"{name}.{ns}.svc.{zone.origin}"
+        return part
+    base = f"{name}.{ns}.svc.{origin}"
     if svc.type == "ExternalName":
         target = svc.external_name.strip().rstrip(".").lower()
         if target:
-            zone.add(RR(base, CNAME, zone.ttl, target))
-        return
-    if svc.headless:
-        _add_headless_service(zone, svc, base, slices, state)
+            part.add(RR(base, CNAME, ttl, target))
+    elif svc.headless:
+        _add_headless_service(part, svc, base, slices, pods)
     else:
-        _add_cluster_ip_service(zone, svc, base)
+        _add_cluster_ip_service(part, svc, base)
+    return part
+
+
+def _merge(zone: Zone, part: Zone) -> None:
+    """Names under a Service belong to it alone, so its RRset dicts are shared, not copied
+    (which is also what lets the server keep cached answers of unchanged Services). Reverse
+    names can be shared by two Services: those are merged into a fresh dict."""
+    for name, sets in part.rrsets.items():
+        have = zone.rrsets.get(name)
+        if have is None:
+            zone.rrsets[name] = sets
+            continue
+        merged = {t: list(rrs) for t, rrs in have.items()}
+        for t, rrs in sets.items():
+            merged.setdefault(t, []).extend(rr for rr in rrs if rr not in merged[t])
+        zone.rrsets[name] = merged
+    for owner, extra in part.additional.items():
+        zone.additional[owner] = extra
+
+
+class ZoneBuilder:
+    """Builds the zone again and again, reusing a Service's part while its inputs (the
+    Service, its EndpointSlices, the pods naming it as subdomain) are the very same
+    objects as last time: a change to one Service costs one part, not the whole zone."""
+
+    def __init__(self, origin: str = "cluster.local", ttl: int = 30, pods_mode: str = "insecure"):
+        if pods_mode not in POD_MODES:
+            raise ValueError(f"pods mode {pods_mode!r}: must be one of {', '.join(POD_MODES)}")
+        self.origin, self.ttl, self.pods_mode = origin.strip(".").lower(), ttl, pods_mode
+        self._parts: dict[tuple[str, str], tuple[tuple[object, ...], Zone]] = {}
+
+    def build(self, state: ClusterState, serial: int = 1) -> Zone:
+        origin, ttl = self.origin, self.ttl
+        namespaces = namespaces_of(state)
+        zone = Zone(origin=origin, ttl=ttl, serial=serial, pods_mode=self.pods_mode, namespaces=namespaces)
+        zone.add(RR(origin, SOA, min(ttl, 300), zone.soa().data))
+        zone.add(RR(origin, NS, ttl, f"ns.dns.{origin}"))
+        zone.add(RR(f"dns-version.{origin}", TXT, VERSION_TTL, SCHEMA_VERSION))
+        for sub in ("svc", "pod"):
+            zone.touch(f"{sub}.{origin}")
+            for ns in namespaces:
+                zone.touch(f"{ns}.{sub}.{origin}")
+        slices = _slices_by_service(state)
+        sub_pods = _subdomain_pods(state)
+        parts: dict[tuple[str, str], tuple[tuple[object, ...], Zone]] = {}
+        for key, svc in sorted(state.objects.get("Service", {}).items()):
+            if not isinstance(svc, Service):
+                continue
+            my_slices = slices.get(key, [])
+            pods = sub_pods.get(key, ())
+            inputs = (svc, *my_slices, None, *pods)
+            old = self._parts.get(key)
+            if old is not None and len(old[0]) == len(inputs) and all(a is b for a, b in zip(old[0], inputs)):
+                part = old[1]
+            else:
+                part = _service_part(origin, ttl, svc, my_slices, pods)
+            parts[key] = (inputs, part)
+            _merge(zone, part)
+        self._parts = parts
+        if self.pods_mode == "verified":
+            zone.pod_ips = _pod_ips(state.pods)
+        return zone
 
 
 def build_zone(state: ClusterState, origin: str = "cluster.local", ttl: int = 30,
                pods_mode: str = "insecure", serial: int = 1) -> Zone:
     """Every record of the cluster zone and the reverse names for a snapshot."""
-    if pods_mode not in POD_MODES:
-        raise ValueError(f"pods mode {pods_mode!r}: must be one of {', '.join(POD_MODES)}")
-    origin = origin.strip(".").lower()
-    namespaces = namespaces_of(state)
-    zone = Zone(origin=origin, ttl=ttl, serial=serial, pods_mode=pods_mode, namespaces=namespaces)
-    zone.add(RR(origin, SOA, min(ttl, 300), zone.soa().data))
-    zone.add(RR(origin, NS, ttl, f"ns.dns.{origin}"))
-    zone.add(RR(f"dns-version.{origin}", TXT, VERSION_TTL, SCHEMA_VERSION))
-    for sub in ("svc", "pod"):
-        zone.touch(f"{sub}.{origin}")
-        for ns in namespaces:
-            zone.touch(f"{ns}.{sub}.{origin}")
-    slices = _slices_by_service(state)
-    for svc in sorted(state.services, key=lambda s: (s.namespace, s.name)):
-        _add_service(zone, svc, slices.get((svc.namespace, svc.name), []), state)
-    if pods_mode == "verified":
-        zone.pod_ips = _pod_ips(state.pods)
-    return zone
+    return ZoneBuilder(origin, ttl, pods_mode).build(state, serial)
 
 
 def _pod_ips(pods: Iterable[Pod]) -> dict[str, frozenset[str]]:
     out: dict[str, set[str]] = {}
     for p in pods:
         for ip in p.pod_ips:
-            try:
-                out.setdefault(p.namespace.lower(), set()).add(str(ipaddress.ip_address(ip)))
-            except ValueError:
-                continue
+            c = canonical_ip(ip)
+            if c is not None:
+                out.setdefault(p.namespace.lower(), set()).add(c[1])
     return {k: frozenset(v) for k, v in out.items()}

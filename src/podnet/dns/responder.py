@@ -33,6 +33,9 @@ class _Snap:
     zone: Zone | None
     templates: dict[bytes, bytes] = field(default_factory=dict)   # key -> template
     udp: dict[bytes, tuple[bytes, bytes]] = field(default_factory=dict)  # key -> (RD 0, RD 1)
+    # key -> (name, its RRset dict, its additional list): what a positive answer was built
+    # from, so an answer whose inputs are the same objects in the next zone can be kept.
+    deps: dict[bytes, tuple[str, object, object]] = field(default_factory=dict)
 
 
 class Pending:
@@ -81,7 +84,17 @@ class Responder:
         return self._snap.zone
 
     def set_zone(self, zone: Zone) -> None:
-        snap = _Snap(zone)
+        """Swap in a new zone. Cached positive answers whose RRsets are the very same
+        objects in the new zone (ZoneBuilder shares unchanged Services' records) stay;
+        negative answers go, as they carry the SOA serial."""
+        old, snap = self._snap, _Snap(zone)
+        if old.zone is not None and old.zone.origin == zone.origin and old.zone.ttl == zone.ttl:
+            for key, dep in list(old.deps.items()):
+                name, sets, extra = dep
+                if zone.rrsets.get(name) is sets and zone.additional.get(name) is extra:
+                    tmpl, udp = old.templates.get(key), old.udp.get(key)
+                    if tmpl is not None and udp is not None:
+                        snap.templates[key], snap.udp[key], snap.deps[key] = tmpl, udp, dep
         self._snap = snap
         self.cached_udp = snap.udp  # for the server's inlined fast path
 
@@ -136,7 +149,7 @@ class Responder:
             return Pending(self, q, ans, tcp)
         tmpl = wire.template(q, ans.rcode, map(wire.to_dnslib, ans.answer),
                              map(wire.to_dnslib, ans.authority), map(wire.to_dnslib, ans.additional))
-        self._store(snap, q, tmpl)
+        self._store(snap, q, tmpl, ans)
         return wire.finalize(q, tmpl, tcp)
 
     def _ours(self, name: str) -> bool:
@@ -155,10 +168,17 @@ class Responder:
             return wire.NOTIMP
         return None
 
-    def _store(self, snap: _Snap, q: Query, tmpl: bytes) -> None:
+    def _store(self, snap: _Snap, q: Query, tmpl: bytes, ans: Answer) -> None:
         if len(snap.templates) >= self.max_cached:
             snap.templates.clear()
             snap.udp.clear()
+            snap.deps.clear()
         qlen = len(q.question)
         snap.templates[q.key] = tmpl
         snap.udp[q.key] = (wire.udp_variant(tmpl, qlen), wire.udp_variant(wire.set_rd(tmpl), qlen))
+        name = q.name
+        assert snap.zone is not None
+        sets = snap.zone.rrsets.get(name)
+        if ans.rcode == NOERROR and ans.answer and sets is not None and \
+                all(rr.name == name for rr in ans.answer):
+            snap.deps[q.key] = (name, sets, snap.zone.additional.get(name))

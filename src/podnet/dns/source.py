@@ -14,7 +14,7 @@ from typing import Callable
 
 from podnet.calc.model import ClusterState
 from podnet.datastore.interface import Compacted, Datastore
-from podnet.dns.records import Zone, build_zone
+from podnet.dns.records import Zone, ZoneBuilder
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ class ZoneFeed:
                  ttl: int = 30, pods_mode: str = "insecure", stop: threading.Event | None = None):
         self.store = store
         self.on_zone = on_zone
-        self.origin, self.ttl, self.pods_mode = origin, ttl, pods_mode
+        self.builder = ZoneBuilder(origin, ttl, pods_mode)
         self.stop = stop or threading.Event()
         self._lock = threading.Lock()
         self._state = ClusterState()
@@ -96,7 +96,7 @@ class ZoneFeed:
                 snap = ClusterState(objects={k: dict(v) for k, v in self._state.objects.items()})
                 revision = self._revision
             try:
-                zone = build_zone(snap, self.origin, self.ttl, self.pods_mode, serial=max(1, revision))
+                zone = self.builder.build(snap, serial=max(1, revision))
             except Exception:  # noqa: BLE001 - a bad object must not stop DNS
                 log.exception("dns: building the zone failed; keeping the previous one")
                 continue

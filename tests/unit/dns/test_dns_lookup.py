@@ -195,3 +195,47 @@ def test_dashed_and_reverse_names():
     assert reverse_name("10.1.2.3") == "3.2.1.10.in-addr.arpa"
     assert reverse_name("fd00::1").endswith(".0.0.d.f.ip6.arpa")
     assert len(reverse_name("fd00::1").split(".")) == 34
+
+
+def _changes():
+    """A sequence of edits, each a function of the state (forward order)."""
+    from dns_cluster import endpoint_slice, ep, pod
+
+    def scale_db(st):
+        st.put(endpoint_slice("default", "db", [ep("10.244.1.5", pod_name="db-0"), ep("10.244.9.1")],
+                              [{"name": "pg", "port": 15432, "protocol": "TCP"}]))
+
+    def rename_pod_host(st):
+        st.put(pod("default", "db-0", ["10.244.1.5"], hostname="primary", subdomain="db"))
+
+    def retarget_ext(st):
+        st.put(service("default", "ext", type="ExternalName", externalName="other.example.test"))
+
+    def move_web(st):
+        st.put(service("default", "web", clusterIP="10.96.0.99", ports=[{"name": "h", "port": 81}]))
+
+    def drop_db(st):
+        st.remove("Service", "default", "db")
+
+    def share_ip(st):
+        st.put(service("other", "twin", clusterIP="10.96.0.21"))
+
+    return [scale_db, rename_pod_host, retarget_ext, move_web, drop_db, share_ip]
+
+
+@pytest.mark.parametrize("order", ["forward", "reversed"])
+def test_incremental_builder_matches_a_fresh_build(order):
+    from podnet.dns.records import ZoneBuilder
+    changes = _changes() if order == "forward" else list(reversed(_changes()))
+    st = cluster()
+    builder = ZoneBuilder()
+    builder.build(st)
+    for change in changes:
+        change(st)
+        inc, fresh = builder.build(st), build_zone(st)
+        norm = lambda z: {n: {t: sorted(map(repr, rrs)) for t, rrs in s.items()} for n, s in z.rrsets.items()}
+        assert norm(inc) == norm(fresh)
+        assert {k: sorted(map(repr, v)) for k, v in inc.additional.items()} == \
+            {k: sorted(map(repr, v)) for k, v in fresh.additional.items()}
+    assert sorted(data(resolve(builder.build(st), reverse_name("10.96.0.21"), PTR))) == \
+        ["twin.other.svc." + Z, "v4only.default.svc." + Z]

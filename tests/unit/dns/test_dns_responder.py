@@ -196,3 +196,23 @@ def test_dotted_labels_never_match(name):
     r = responder()
     m = ask(r, name)
     assert m.rcode() in (dns.rcode.NXDOMAIN, dns.rcode.REFUSED) and not m.answer
+
+
+def test_unchanged_services_keep_their_cached_answers_across_zones():
+    from podnet.dns.records import ZoneBuilder
+    st = cluster()
+    builder = ZoneBuilder()
+    r = Responder()
+    r.set_zone(builder.build(st))
+    for name in ("web.default.svc.cluster.local", "v4only.default.svc.cluster.local", "nope.cluster.local"):
+        ask(r, name)
+    st.put(service("default", "v4only", clusterIP="10.96.0.55"))
+    r.set_zone(builder.build(st, serial=2))
+
+    def cached(name):
+        return r.fast(dns.message.make_query(name, "A", use_edns=False).to_wire()) is not None
+    assert cached("web.default.svc.cluster.local")          # same records: kept
+    assert not cached("v4only.default.svc.cluster.local")   # changed: rebuilt on next query
+    assert not cached("nope.cluster.local")                 # negative: new SOA serial
+    assert addrs(ask(r, "v4only.default.svc.cluster.local")) == ["10.96.0.55"]
+    assert ask(r, "nope.cluster.local").authority[0][0].serial == 2
