@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "podnet.cli.objects",
     "podnet.cli.dns",
     "podnet.cli.lab",
+    "podnet.cli.ipam",
 ]
 
 
