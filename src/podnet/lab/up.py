@@ -2,12 +2,13 @@
 
 The lab's state (spec and every namespace name) is written BEFORE the first namespace
 exists, and each PID as its process starts, so `podnet down` can undo a half-built lab.
-Processes: per node an agent and a workload server (`podnet serve`), both inside the
-node's netns; one lab kubelet (in the first node's netns); the outside world's echo server; with `--datastore etcd`
+Processes: per node an agent, a workload server (`podnet serve`) and the CNI daemon,
+all inside the node's netns; one lab kubelet (in the first node's netns); the outside world's echo server; with `--datastore etcd`
 an etcd server inside the first node's netns, on that node's underlay address.
 """
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any, Callable
 
@@ -96,6 +97,9 @@ def up(spec: LabSpec, state: LabState, progress: Progress = lambda s: None,
             "--port", f"{ECHO_UDP_PORT}/UDP", "--port", f"{ECHO_UDP_PORT}/TCP"),
             netns=spec.outside_netns)
         for node in spec.nodes:
+            # the CNI plugins are thin clients of this per-node daemon (podnet.cni.daemon)
+            procs.spawn(state, f"cni-{node.name}", [sys.executable, "-m", "podnet.cni.daemon"],
+                        netns=node.netns)
             procs.spawn(state, f"serve-{node.name}", procs.podnet_argv(
                 "serve", "--control", serve_socket(state, node.name)), netns=node.netns)
             procs.spawn(state, f"agent-{node.name}", agent_argv(spec, node.name, node_url),
