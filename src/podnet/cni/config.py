@@ -76,6 +76,15 @@ def parse_ipam(conf: Mapping[str, Any], env: Mapping[str, str] | None = None) ->
         val = ipam.get(key) or []
         if not isinstance(val, list) or not all(isinstance(x, str) and x for x in val):
             raise _bad(f"ipam.{key}", val, "expected a list of pool names or CIDRs")
+        for x in val:
+            if "/" in x:
+                import ipaddress
+                try:
+                    net = ipaddress.ip_network(x, strict=True)
+                except ValueError as e:
+                    raise _bad(f"ipam.{key}", x, f"not a valid CIDR: {e}") from None
+                if net.version != v:
+                    raise _bad(f"ipam.{key}", x, f"not an IPv{v} CIDR")
         pools[v] = tuple(val)
     assign = {4: _tristate("ipam.assign_ipv4", ipam.get("assign_ipv4")),
               6: _tristate("ipam.assign_ipv6", ipam.get("assign_ipv6"))}

@@ -21,6 +21,7 @@ import time
 from podnet.cni import ipam_plugin, plugin, skel
 from podnet.cni.client import SOCKET_NAME, decode_request, encode_reply
 
+WORKERS = 8  # parallel calls served at once; more wait in the listen backlog
 HANDLERS = {"cni": plugin.HANDLERS, "ipam": ipam_plugin.HANDLERS}
 
 
@@ -50,6 +51,10 @@ def _serve_one(conn: socket.socket) -> None:
 def serve(stop: threading.Event | None = None, ready: threading.Event | None = None) -> None:
     ipam_plugin.enable_store_cache()
     _warm()
+    # A fixed set of worker threads, not one per call: each thread keeps its own store
+    # connection (SQLite's are per thread), so a new thread per call would leak them.
+    from concurrent.futures import ThreadPoolExecutor
+    workers = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="cni")
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(SOCKET_NAME)
     srv.listen(128)
@@ -64,9 +69,10 @@ def serve(stop: threading.Event | None = None, ready: threading.Event | None = N
             except socket.timeout:
                 continue
             conn.settimeout(None)
-            threading.Thread(target=_serve_one, args=(conn,), daemon=True).start()
+            workers.submit(_serve_one, conn)
     finally:
         srv.close()
+        workers.shutdown(wait=True)
 
 
 def _warm() -> None:

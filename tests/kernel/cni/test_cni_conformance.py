@@ -195,3 +195,25 @@ def test_refuses_an_unnamed_namespace(dual_lab):
     doc = json.loads(cp.stdout)
     assert cp.returncode != 0 and doc["code"] == 4 and "unnamed network namespace" in doc["msg"]
     assert lab.allocations() == set()
+
+
+def test_parallel_adds_and_dels_on_one_node(dual_lab):
+    """A runtime starts many pods at once: every one gets its own addresses and link,
+    and parallel DELs leave nothing (runs with and without the daemon)."""
+    from concurrent.futures import ThreadPoolExecutor
+    lab = dual_lab
+    nc = make_netconf(lab.url, "n1", True)
+    pods = {f"c{i}": lab.netns(f"q{i}") for i in range(16)}
+    with ThreadPoolExecutor(8) as ex:
+        res = dict(zip(pods, ex.map(lambda c: runtime.add(nc, c, lab.path(pods[c]), "eth0", CNI_PATH,
+                                                          node_netns=lab.node), pods)))
+    addrs = [i["address"] for r in res.values() for i in r["ips"]]
+    assert len(addrs) == 32 == len(set(addrs))
+    links = lab.sh(lab.node, "ip", "-o", "link").stdout
+    assert all(host_ifname(c, "eth0") in links for c in pods)
+    assert lab.ping(pods["c0"], _addr(res["c15"], 4)) and lab.ping(pods["c15"], _addr(res["c0"], 6))
+    with ThreadPoolExecutor(8) as ex:
+        list(ex.map(lambda c: runtime.delete(nc, c, lab.path(pods[c]), "eth0", CNI_PATH,
+                                             node_netns=lab.node), pods))
+    assert lab.allocations() == set()
+    assert "pn" not in lab.sh(lab.node, "ip", "-o", "link").stdout.replace("pn-cni", "")
