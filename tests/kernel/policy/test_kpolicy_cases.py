@@ -1,0 +1,54 @@
+"""Real packets: for every shared case (tests/golden/policy/cases.yaml) the probe table
+from real connections equals calc's prediction equals the expected table; then a
+hypothesis differential test of random policies (real == predicted)."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from podnet.calc.policy_table import pod_label, predict
+from podnet.cli.policy_probe import probe
+from policy_cases import load_cases
+from policy_strategies import policy_sets
+
+pytestmark = pytest.mark.root
+CASES = load_cases()
+
+
+def _tables(node, port, protocol, family, extra=()):
+    pods = sorted(node.state.pods, key=lambda p: (p.namespace, p.name))
+    fam = lambda ips: next(a for a in ips if (":" in a) == (family == 6))  # noqa: E731
+    sources = [(pod_label(p), node.topo.pod_netns(pod_label(p))) for p in pods]
+    targets = [(pod_label(p), fam(p.pod_ips)) for p in pods] + [(a, a) for a in extra]
+    real, results = probe(sources, targets, port, protocol)
+    predicted = predict(node.state, port, protocol, family, targets=pods + list(extra))
+    return real, predicted, results
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_case_real_equals_predicted_equals_expected(node, name):
+    untestable = []
+    for i, step in enumerate(CASES[name]):
+        node.set_objects("NetworkPolicy", step.policies)
+        for pr in step.probes:
+            real, predicted, results = _tables(node, pr.port, pr.protocol, pr.family, pr.targets_extra)
+            where = f"{name} step {i} {pr.protocol}/{pr.port} IPv{pr.family}"
+            assert predicted.diff(pr.expected) == [], f"{where}: predicted\n{predicted.text()}"
+            if all(r.outcome == "untestable" for r in results):
+                untestable.append(where)
+                continue
+            assert real.diff(predicted) == [], f"{where}: real\n{real.text()}"
+            assert all(real.get(r, c) is not None for r in real.rows for c in real.cols), real.text()
+    node.set_objects("NetworkPolicy", [])
+    if untestable:
+        pytest.skip(f"kernel without SCTP (socket: Protocol not supported): {', '.join(untestable)}")
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@given(pols=policy_sets(), port=st.sampled_from([80, 81]), protocol=st.sampled_from(["TCP", "UDP"]),
+       family=st.sampled_from([4, 6]))
+def test_random_policies_real_equals_predicted(node, pols, port, protocol, family):
+    node.set_objects("NetworkPolicy", pols)
+    real, predicted, _ = _tables(node, port, protocol, family)
+    assert real.diff(predicted) == [], f"{[p.raw for p in pols]}\nreal\n{real.text()}\npredicted\n{predicted.text()}"
