@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "podnet.cli.dns",
     "podnet.cli.lab",
     "podnet.cli.ipam",
+    "podnet.cli.policy",
 ]
 
 

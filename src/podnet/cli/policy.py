@@ -1,0 +1,143 @@
+"""`podnet analyze` (reachability predicted from manifests alone) and `podnet probe` (real
+connections in the current lab), both printed as the Kubernetes e2e network-policy tests
+print their truth tables: rows = from, columns = to, `.` allowed, `X` denied, `?` untestable.
+
+JSON (`-o json`): {"tables": [{"port", "protocol", "family", "from": [...], "to": [...],
+"cells": [{"from", "to", "allowed": true|false|null, "outcome"?}]}]} (docs/design/policy.md).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+from typing import Any
+
+from podnet.api.errors import ApiError
+from podnet.api.objects import Deployment, Pod, Resource
+from podnet.calc.model import ClusterState
+from podnet.calc.policy_table import TruthTable, assign_ips, pod_label, predict
+from podnet.cli.errors import UserError
+
+NETNS_ANNOTATION = "podnet.io/netns"
+PROTOCOLS = ("TCP", "UDP", "SCTP")
+
+
+def _family_ip(pod: Pod, family: int) -> str | None:
+    return next((a for a in pod.pod_ips if (":" in a) == (family == 6)), None)
+
+
+def _print(tables: list[tuple[TruthTable, int, dict[tuple[str, str], str]]], fmt: str) -> None:
+    if fmt == "json":
+        out = []
+        for t, fam, outcomes in tables:
+            d = t.to_json()
+            d["family"] = fam
+            for c in d["cells"]:
+                if (c["from"], c["to"]) in outcomes:
+                    c["outcome"] = outcomes[(c["from"], c["to"])]
+            out.append(d)
+        print(json.dumps({"tables": out}, indent=2))
+        return
+    for i, (t, fam, _) in enumerate(tables):
+        if i:
+            print()
+        print(f"{t.protocol}/{t.port} IPv{fam}:")
+        sys.stdout.write(t.text())
+
+
+# ---- analyze --------------------------------------------------------------------------
+def _expand(objs: list[Resource]) -> list[Resource]:
+    """Deployments become their pods (names as the lab kubelet makes them, seeded)."""
+    from podnet.lab.workloads import deployment_plan
+    out = list(objs)
+    rng = random.Random(0)
+    for d in objs:
+        if isinstance(d, Deployment):
+            out.extend(deployment_plan(d, [], rng).create)
+    return out
+
+
+def load_objects(paths: list[str]) -> list[Resource]:
+    from podnet.api.codec import load_paths
+    from podnet.api.validate import validate_manifests
+    try:
+        manifests = load_paths(paths)
+        validate_manifests(manifests)
+    except ApiError as e:
+        raise UserError(str(e)) from None
+    return assign_ips(_expand([m.obj for m in manifests]))
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    objs = load_objects(args.filename)
+    state = ClusterState.from_objects(objs)
+    pods = sorted((p for p in state.pods if not args.namespace or p.namespace == args.namespace),
+                  key=lambda p: (p.namespace, p.name))
+    if not pods:
+        raise UserError(f"no pods in {', '.join(args.filename)}")
+    targets: list[Pod | str] = list(args.to) if args.to else list(pods)
+    tables = []
+    for port in args.port or [80]:
+        t = predict(state, port, args.protocol, args.family, sources=pods, targets=targets)
+        tables.append((t, args.family, {}))
+    _print(tables, args.output)
+    return 0
+
+
+# ---- probe ----------------------------------------------------------------------------
+def cmd_probe(args: argparse.Namespace) -> int:
+    from podnet.cli import context
+    from podnet.cli.policy_probe import probe
+    if os.geteuid() != 0:
+        raise UserError("probe needs root (it connects from inside the pods' network namespaces)")
+    store = context.open_store(args)
+    try:
+        pods = [p for p in store.list("Pod").items if isinstance(p, Pod)]
+    finally:
+        store.close()
+    wired = [p for p in pods if p.annotations.get(NETNS_ANNOTATION) and _family_ip(p, args.family)
+             and not p.host_network and p.deletion_timestamp is None]
+    wired.sort(key=lambda p: (p.namespace, p.name))
+    ns = None if args.all_namespaces else (args.namespace or "default")
+    sources = [p for p in wired if ns is None or p.namespace == ns]
+    if not sources:
+        raise UserError(f"no running pods{'' if ns is None else f' in namespace {ns}'} "
+                        f"with an IPv{args.family} address")
+    src = [(pod_label(p), p.annotations[NETNS_ANNOTATION]) for p in sources]
+    if args.to:
+        dst = [(a, a) for a in args.to]
+    else:
+        dst = [(pod_label(p), str(_family_ip(p, args.family))) for p in sources]
+    tables = []
+    for port in args.port or [80]:
+        t, results = probe(src, dst, port, args.protocol, timeout=args.timeout)
+        tables.append((t, args.family, {(r.source, r.target): r.outcome for r in results}))
+    _print(tables, args.output)
+    return 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", type=int, action="append", help="port to test (repeatable; default 80)")
+    p.add_argument("--protocol", type=str.upper, choices=PROTOCOLS, default="TCP")
+    p.add_argument("--family", type=int, choices=(4, 6), default=4)
+    p.add_argument("--to", action="append", metavar="ADDRESS",
+                   help="probe this address (e.g. outside the cluster) instead of the pods (repeatable)")
+    p.add_argument("-o", "--output", choices=("table", "json"), default="table")
+
+
+def register(sub: Any) -> None:
+    a = sub.add_parser("analyze", help="predicted NetworkPolicy reachability from manifests alone")
+    a.add_argument("-f", "--filename", action="append", required=True,
+                   help="manifest file or directory (repeatable)")
+    a.add_argument("-n", "--namespace", help="only pods of this namespace (default: all)")
+    _common(a)
+    a.set_defaults(func=cmd_analyze)
+    p = sub.add_parser("probe", help="real connections from every pod to every pod of the lab")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-n", "--namespace", help="pods of this namespace (default: default)")
+    g.add_argument("-A", "--all-namespaces", action="store_true", help="pods of every namespace")
+    p.add_argument("--timeout", type=float, default=1.0, help="seconds per connection (default 1)")
+    _common(p)
+    p.set_defaults(func=cmd_probe)
