@@ -10,6 +10,7 @@ predicate in `policy.py`.
 """
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -87,9 +88,21 @@ class CompiledPolicies:
 IFACE_ANNOTATION = "podnet.io/host-veth"
 
 
+LAB_NETNS_ANNOTATION = "podnet.io/netns"
+
+
 def host_iface(pod: Pod) -> str:
-    """The pod's host-side veth, as the CNI plugin/lab recorded it (annotation or status)."""
-    return pod.annotations.get(IFACE_ANNOTATION) or str(pod.status.get("hostVeth") or "")
+    """The pod's host-side veth: as recorded (annotation), else, for a pod the lab kubelet
+    wired (it passes the pod uid as the CNI container id, interface eth0), the name
+    podnet-cni derives: `pn` + sha256("<container id>/<ifname>")[:11] (cni/veth.host_ifname;
+    calc may not import cni, a unit test keeps the two equal). "" when unknown: then the
+    pod is not in the anti-spoofing sets (never a false drop)."""
+    rec = pod.annotations.get(IFACE_ANNOTATION)
+    if rec:
+        return rec
+    if pod.uid and pod.annotations.get(LAB_NETNS_ANNOTATION):
+        return "pn" + hashlib.sha256(f"{pod.uid}/eth0".encode()).hexdigest()[:11]
+    return ""
 
 
 # ---- intervals ------------------------------------------------------------------------

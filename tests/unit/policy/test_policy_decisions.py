@@ -84,3 +84,14 @@ def test_nat_outgoing_both_families():
 def test_nat_skips_a_pool_with_a_bad_cidr():
     plan = nat_plan(ClusterState.from_objects([_pool("bad", "10.244.0.0/33", True)]))
     assert plan.masquerade[4] == ()
+
+
+def test_host_veth_name_matches_what_podnet_cni_creates():
+    from podnet.calc.policy_compile import host_iface
+    from podnet.cni.veth import host_ifname
+    from podnet.lab.network import IFNAME
+    pod = _st().get("Pod", "x", "a")
+    assert host_iface(pod) == ""  # not wired: not in the anti-spoofing sets
+    wired = pod.with_metadata(uid="0f6c2a1e-77aa-4b7e-9d3c-1234567890ab",
+                              annotations={"podnet.io/netns": "pn-lab-p0f6c2a1e77"})
+    assert host_iface(wired) == host_ifname("0f6c2a1e-77aa-4b7e-9d3c-1234567890ab", IFNAME)
