@@ -137,6 +137,59 @@ def test_deleting_a_pod_releases_its_ips_and_netns(session):
     assert netns not in netns_list()
 
 
+def test_pods_reach_the_outside_world_through_nat_outgoing(session):
+    lab = session["lab"]
+    p = next(p for p in lab.pods() if p.name == "p5")
+    node_ip = p.status["hostIP"]
+    out = lab.podnet("exec", "p5", "--", "curl", "-s", "-m", "3", "http://203.0.113.10/").stdout
+    assert out.strip() == f"outside/echo {node_ip}"  # SNATed to the node: the outside has no pod route
+
+
+COMMAND_POD = """apiVersion: v1
+kind: Pod
+metadata: {name: own, namespace: kube-system}
+spec:
+  containers:
+  - name: srv
+    image: x
+    command: ["podnet", "serve", "--name", "custom/own", "--port", "7000/TCP", "--port", "7000/UDP"]
+    ports: [{containerPort: 7000}, {containerPort: 7000, protocol: UDP}]
+  - name: side
+    image: x
+    ports: [{containerPort: 7001}]
+"""
+
+
+def test_a_container_with_a_command_runs_it_in_the_pod(session):
+    lab = session["lab"]
+    lab.podnet("apply", "-f", "-", input=COMMAND_POD)
+    import time
+    deadline = time.monotonic() + 30
+    while True:
+        own = next((p for p in lab.pods() if p.name == "own"), None)
+        if own is not None and own.ready:
+            break
+        assert time.monotonic() < deadline, f"pod own not ready: {own and own.status}"
+        time.sleep(0.1)
+    src = next(p for p in lab.pods() if p.name == "p3")
+    targets = [(own.pod_ips[0], 7000, "TCP"), (own.pod_ips[1], 7000, "UDP"), (own.pod_ips[0], 7001, "TCP")]
+    answers = [a for _, a in probe_from(src.annotations["podnet.io/netns"], targets)]
+    assert answers == [f"custom/own {src.pod_ips[0]}", f"custom/own {src.pod_ips[1]}",
+                       f"kube-system/own {src.pod_ips[0]}"]
+    # containers of one pod share its namespace: the side container reaches srv on localhost
+    out = lab.podnet("exec", "-n", "kube-system", "own", "-c", "side", "--", "curl", "-s", "-m", "2",
+                     "http://127.0.0.1:7000/").stdout
+    assert out.strip() == "custom/own 127.0.0.1"
+    pid_files = list((lab.dir / "pids").glob("pod-*-own-srv.pid"))
+    assert len(pid_files) == 1
+    pid = int(pid_files[0].read_text())
+    lab.podnet("delete", "pod", "own", "-n", "kube-system")
+    deadline = time.monotonic() + 20
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not os.path.exists(f"/proc/{pid}")
+
+
 def test_down_leaves_nothing_behind(session):
     lab = session["lab"]
     pids = [int(f.read_text()) for f in (lab.dir / "pids").glob("*.pid")]

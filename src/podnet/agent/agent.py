@@ -9,11 +9,12 @@ blocks, health, heartbeat, sync counts) so `podnet get nodes -o wide` can show i
 
 Roles are loaded from an explicit list; a role whose module does not exist yet is
 simply not there. A role class is built with `cls.from_context(ctx)` when it has that
-classmethod, else `cls(ctx.node_name)`.
+classmethod, else `cls(ctx.node_name)`, else `cls()`.
 """
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import queue
 import threading
@@ -75,11 +76,22 @@ def load_roles(ctx: AgentContext, specs: tuple[tuple[str, str], ...] = ROLE_SPEC
                 roles.append(cls(ctx.node_name, ctx.ip4, ctx.encap, ctx.netns))
             elif hasattr(cls, "from_context"):
                 roles.append(cls.from_context(ctx))
-            else:
+            elif _takes_args(cls):
                 roles.append(cls(ctx.node_name))
+            else:
+                roles.append(cls())
         except Exception:  # noqa: BLE001 - one broken role must not stop the others
             log.exception("role %s.%s: could not be created", mod_name, cls_name)
     return roles
+
+
+def _takes_args(cls: type) -> bool:
+    try:
+        params = list(inspect.signature(cls).parameters.values())
+    except (TypeError, ValueError):
+        return True
+    return bool(params) and params[0].kind in (inspect.Parameter.POSITIONAL_ONLY,
+                                               inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
 def _routes_role_class() -> type:

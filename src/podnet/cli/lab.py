@@ -105,10 +105,31 @@ def pod_netns(args: argparse.Namespace, namespace: str, pod: str) -> str:
     return ns
 
 
+def split_exec_args(args: argparse.Namespace) -> list[str]:
+    """kubectl's order, `POD [-c C] [-n NS] -- CMD`: options may follow the pod name, which
+    argparse cannot mix with a trailing command, so the tail is parsed here."""
+    rest = list(args.rest)
+    args.pod = None
+    while rest:
+        tok = rest.pop(0)
+        if tok == "--":
+            break
+        if tok in ("-c", "--container", "-n", "--namespace") and rest:
+            setattr(args, "container" if tok in ("-c", "--container") else "namespace", rest.pop(0))
+        elif tok.startswith("-") and args.pod is None:
+            raise UserError(f"podnet exec: unknown option {tok!r}")
+        elif args.pod is None:
+            args.pod = tok
+        else:
+            rest.insert(0, tok)  # no `--`: the command starts here
+            break
+    if not args.pod:
+        raise UserError("give a pod: podnet exec POD -- CMD ...")
+    return rest
+
+
 def cmd_exec(args: argparse.Namespace) -> int:
-    cmd = list(args.cmd)
-    if cmd and cmd[0] == "--":
-        cmd = cmd[1:]
+    cmd = split_exec_args(args)
     if not cmd:
         raise UserError("give a command: podnet exec POD -- CMD ...")
     ns = pod_netns(args, args.namespace, args.pod)
@@ -174,8 +195,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("exec", help="run a command inside a pod's network namespace")
     p.add_argument("-n", "--namespace", default="default")
     p.add_argument("-c", "--container", default="")
-    p.add_argument("pod")
-    p.add_argument("cmd", nargs=argparse.REMAINDER)
+    p.add_argument("rest", nargs=argparse.REMAINDER, metavar="POD [-c CONTAINER] -- CMD ...")
     p.set_defaults(func=cmd_exec)
 
     p = sub.add_parser("serve", help="the lab's workload server")

@@ -5,7 +5,8 @@ and decides (lab/workloads.py: scheduling, Deployment expansion); a small pool o
 workers does the slow part per pod, serialised per pod: create the pod's netns, bring up
 its loopback, call podnet-cni ADD in the node's netns as a container runtime does
 (lab/network.py), write its resolv.conf, ask the node's `podnet serve` to listen on its
-containerPorts, then record status (podIPs, hostIP, phase, Ready) and the
+containerPorts (a container with a `command` runs as its own process: lab/containers.py),
+then record status (podIPs, hostIP, phase, Ready) and the
 `podnet.io/netns` annotation. Deleting a pod does the reverse (CNI DEL releases its IPs).
 
 What the kubelet set up is also written to `<lab>/pods/<netns>.json`, so a restarted
@@ -30,7 +31,7 @@ from podnet.api.objects import Deployment, ObjectKey, Pod, Resource
 from podnet.datastore.common import now_rfc3339
 from podnet.datastore.interface import (AlreadyExists, Compacted, Conflict, Datastore,
                                         DatastoreError, NotFound, open_datastore)
-from podnet.lab import network
+from podnet.lab import containers, network
 from podnet.lab.serve import ServeClient, ServeError
 from podnet.lab.state import LabState
 from podnet.lab.topology import LabSpec, spec_from_dict
@@ -249,6 +250,10 @@ class Kubelet:
                 self.write_resolv_conf(pod, netns)
             self.write_record({**rec, "ips": ips})
             warnings = self.start_workload(pod, node.name, netns)
+            if containers.with_command(pod):
+                containers.stop(self.state, netns, pod.name)  # an earlier, failed attempt
+                pids = containers.start(self.state, pod, netns, self.node_url)
+                containers.wait_ready(pod, netns, pids)
         except Exception as e:  # noqa: BLE001 - undo, report on the pod, retry
             log.warning("pod %s/%s: %s", *key, e)
             if attached or not adopt:
@@ -276,7 +281,9 @@ class Kubelet:
         self._update(pod, mutate)
 
     def start_workload(self, pod: Pod, node: str, netns: str) -> list[str]:
-        ports = sorted({(p.container_port, p.protocol) for p in pod.ports})
+        # containers with a command of their own listen themselves
+        ports = sorted({(p.container_port, p.protocol) for c in pod.containers if not c.command
+                        for p in c.ports})
         resp = self.serve[node].request({"op": "add", "pod": f"{pod.namespace}/{pod.name}",
                                          "netns": netns, "ports": ports})
         if not resp.get("ok"):
@@ -301,6 +308,8 @@ class Kubelet:
                 client.request({"op": "del", "pod": f"{rec['namespace']}/{rec['name']}"})
             except ServeError as e:
                 log.warning("serve del %s/%s: %s", rec["namespace"], rec["name"], e)
+        if netns:
+            containers.stop(self.state, netns, str(rec["name"]))
         if not rec.get("hostNetwork") and netns.startswith(self.spec.prefix):
             try:
                 node = self.spec.node(node_name)
