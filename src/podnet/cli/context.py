@@ -16,7 +16,8 @@ from typing import Any
 from podnet.api.objects import Namespace
 from podnet.cli.admission import NAMESPACE_NAME_LABEL
 from podnet.cli.errors import UserError
-from podnet.datastore.interface import AlreadyExists, Datastore, DatastoreError, open_datastore
+from podnet.datastore.interface import (AlreadyExists, Conflict, Datastore, DatastoreError, NotFound,
+                                        open_datastore)
 
 DEFAULT_NAMESPACES = ("default", "kube-system")
 
@@ -86,7 +87,18 @@ def open_store(args: argparse.Namespace | Any = None) -> Datastore:
 
 
 def ensure_default_namespaces(store: Datastore) -> None:
-    existing = {o.name for o in store.list("Namespace").items}
+    """`default` and `kube-system` exist, and every Namespace carries the label
+    `kubernetes.io/metadata.name` (policies select namespaces by it; Namespaces written by
+    other tools may lack it). Writes only what is missing."""
+    items = store.list("Namespace").items
+    for ns in items:
+        if ns.labels.get(NAMESPACE_NAME_LABEL) != ns.name:
+            labels = dict(ns.metadata.get("labels") or {}, **{NAMESPACE_NAME_LABEL: ns.name})
+            try:
+                store.update(ns.with_metadata(labels=labels))
+            except (Conflict, NotFound):
+                pass  # changed meanwhile; the next command looks again
+    existing = {o.name for o in items}
     for name in DEFAULT_NAMESPACES:
         if name in existing:
             continue

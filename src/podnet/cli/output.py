@@ -224,10 +224,15 @@ def node_agent(o: Resource) -> str:
 
 
 def _node_wide(o: Resource, ctx: Ctx) -> list[str]:
+    """INTERNAL-IP, then podnet's: the node's blocks (as its agent publishes them in
+    status.podnet.blocks, else from IPAM block affinities) and the agent's health."""
     assert isinstance(o, Node)
     blocks = NONE
+    published = (o.status.get("podnet") or {}).get("blocks")
     fn = ctx.optional("podnet.ipam.usage", "block_usage")
-    if fn is not None and ctx.store is not None:
+    if isinstance(published, list):  # what the node's agent reports it routes
+        blocks = ",".join(str(b) for b in published) or NONE
+    elif fn is not None and ctx.store is not None:
         if "blocks" not in ctx._cache:
             try:
                 ctx._cache["blocks"] = fn(ctx.store)

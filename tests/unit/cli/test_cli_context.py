@@ -68,3 +68,19 @@ def test_human_duration_is_kubectls(seconds, text):
 
 def test_table_alignment():
     assert table(["NAME", "X"], [["a", "1"], ["longer", "22"]]) == "NAME     X\na        1\nlonger   22"
+
+
+def test_namespaces_written_by_others_get_their_name_label(home):
+    from podnet.api.objects import from_dict
+    from podnet.datastore.interface import open_datastore
+    url = f"sqlite://{home}/y.db"
+    s = open_datastore(url)
+    s.create(from_dict({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}}))
+    s.close()
+    s = context.open_store(argparse.Namespace(datastore=url))
+    try:
+        assert {n.name: n.labels for n in s.list("Namespace").items} == {
+            "default": {"kubernetes.io/metadata.name": "default"},
+            "kube-system": {"kubernetes.io/metadata.name": "kube-system"}}
+    finally:
+        s.close()

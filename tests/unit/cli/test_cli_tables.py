@@ -14,7 +14,8 @@ NODE = {"apiVersion": "v1", "kind": "Node",
         "metadata": {"name": "node-1", "labels": {"node-role.kubernetes.io/control-plane": ""}},
         "status": {"conditions": [{"type": "Ready", "status": "True"}],
                    "addresses": [{"type": "InternalIP", "address": "198.18.0.11"}],
-                   "nodeInfo": {"kubeletVersion": "podnet-0.1.0"}, "agent": {"health": "healthy"}}}
+                   "nodeInfo": {"podnetVersion": "0.1.0"}, "agent": {"health": "healthy"},
+                   "podnet": {"blocks": ["10.244.3.0/26", "fd00:10:244:0:1::/122"]}}}
 SLICE = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
          "metadata": {"name": "web-abc", "labels": {"kubernetes.io/service-name": "web"}},
          "addressType": "IPv4", "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
@@ -40,10 +41,10 @@ def test_nodes(env, capsys):
     run(capsys, "apply", "-f", write(tmp / "n.json", json.dumps(NODE)))
     r = rows(run(capsys, "get", "no")[1])
     assert r[0] == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
-    assert r[1][:3] + r[1][4:] == ["node-1", "Ready", "control-plane", "podnet-0.1.0"]
+    assert r[1][:3] + r[1][4:] == ["node-1", "Ready", "control-plane", "0.1.0"]
     r = rows(run(capsys, "get", "nodes", "-o", "wide")[1])
     assert r[0] == ["NAME", "STATUS", "ROLES", "AGE", "VERSION", "INTERNAL-IP", "BLOCKS", "AGENT"]
-    assert r[1][5:] == ["198.18.0.11", "<none>", "healthy"]
+    assert r[1][5:] == ["198.18.0.11", "10.244.3.0/26,fd00:10:244:0:1::/122", "healthy"]
 
 
 def test_endpointslices_and_netpol(env, capsys):
