@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 
-from podnet.cni import ipam_plugin, plugin, skel
+from podnet.cni import ipam_plugin, plugin, skel, veth
 from podnet.cni.client import SOCKET_NAME, decode_request, encode_reply
 
 WORKERS = 8  # parallel calls served at once; more wait in the listen backlog
@@ -50,6 +50,7 @@ def _serve_one(conn: socket.socket) -> None:
 
 def serve(stop: threading.Event | None = None, ready: threading.Event | None = None) -> None:
     ipam_plugin.enable_store_cache()
+    veth.USE_NETLINK = True
     _warm()
     # A fixed set of worker threads, not one per call: each thread keeps its own store
     # connection (SQLite's are per thread), so a new thread per call would leak them.
@@ -77,6 +78,7 @@ def serve(stop: threading.Event | None = None, ready: threading.Event | None = N
 
 def _warm() -> None:
     """Import what calls need now, not on the first pod's clock."""
+    import podnet.cni.fastwire  # noqa: F401
     import podnet.cni.invoke  # noqa: F401
     import podnet.cni.kcheck  # noqa: F401
     import podnet.datastore.sqlite  # noqa: F401

@@ -90,10 +90,17 @@ def refuse_root_netns(env: Mapping[str, str]) -> None:
                    "PODNET_CNI_ALLOW_HOST_NETNS=1 on a real node")
 
 
+# The daemon sets this: wire pods over its own netlink socket (fastwire.py), not `ip`.
+USE_NETLINK = False
+
+
 def setup(container_id: str, ifname: str, netns: str, mtu: int, addrs: Sequence[str],
           network: str = "") -> str:
     """Create and wire the pair; returns the host end's name. `addrs` are bare IPs.
     On failure the host end (and with it the pod end) is removed again."""
+    if USE_NETLINK:
+        from podnet.cni import fastwire
+        return fastwire.setup(container_id, ifname, netns, mtu, addrs, network)
     host = host_ifname(container_id, ifname)
     mac = pod_mac(container_id, ifname)
     v4 = [a for a in addrs if ":" not in a]
@@ -159,6 +166,9 @@ def node_sysctls(host: str, v4: bool, v6: bool) -> None:
 
 def delete_link(host: str) -> bool:
     """Remove the host end (the kernel removes its peer and routes with it). Missing is fine."""
+    if USE_NETLINK:
+        from podnet.cni import fastwire
+        return fastwire.delete_link(host)
     cp = subprocess.run(["ip", "link", "del", host], capture_output=True, text=True)
     if cp.returncode == 0:
         return True
