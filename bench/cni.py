@@ -45,31 +45,48 @@ def netns(name: str, made: list[str]) -> str:
     return name
 
 
-def run_side(label: str, netconf: dict, pods: int, tag: str, made: list[str],
-             daemon: bool = False) -> dict[str, dict]:
+class Side:
+    """One plugin setup on its own node namespace, with its pods' namespaces made up front."""
+
+    def __init__(self, label: str, netconf: dict, pods: int, tag: str, made: list[str], daemon: bool = False):
+        self.netconf = netconf
+        self.label = label
+        self.node = netns(f"pn-cnib-{tag}-{label}-n", made)
+        self.names = [netns(f"pn-cnib-{tag}-{label}-{i}", made) for i in range(pods)]
+        self.proc = cnid.start(self.node) if daemon else None
+        self.adds: list[float] = []
+        self.dels: list[float] = []
+        self.results: list[dict] = []
+
+    def add(self, i: int, cni_path: str) -> None:
+        t = time.perf_counter()
+        self.results.append(runtime.add(self.netconf, f"{self.label}-{i}", f"/var/run/netns/{self.names[i]}",
+                                        "eth0", cni_path, node_netns=self.node))
+        self.adds.append(time.perf_counter() - t)
+
+    def delete(self, i: int, cni_path: str) -> None:
+        t = time.perf_counter()
+        runtime.delete(self.netconf, f"{self.label}-{i}", f"/var/run/netns/{self.names[i]}", "eth0", cni_path,
+                       node_netns=self.node, prev_result=self.results[i])
+        self.dels.append(time.perf_counter() - t)
+
+    def stats(self) -> dict[str, dict]:
+        return {"ADD": stats(self.adds), "DEL": stats(self.dels)}
+
+    def close(self) -> None:
+        if self.proc is not None:
+            cnid.stop(self.proc)
+
+
+def run_sides(sides: list[Side], pods: int) -> None:
+    """Interleaved, pod by pod, so that load from elsewhere on the machine hits every side alike."""
     cni_path = runtime.default_cni_path()
-    node = netns(f"pn-cnib-{tag}-{label}-n", made)
-    names = [netns(f"pn-cnib-{tag}-{label}-{i}", made) for i in range(pods)]
-    proc = cnid.start(node) if daemon else None
-    try:
-        return _timed(netconf, names, node, cni_path)
-    finally:
-        if proc is not None:
-            cnid.stop(proc)
-
-
-def _timed(netconf: dict, names: list[str], node: str, cni_path: str) -> dict[str, dict]:
-    adds, dels, results = [], [], []
-    for i, ns in enumerate(names):
-        t = time.perf_counter()
-        results.append(runtime.add(netconf, f"bench{i}", f"/var/run/netns/{ns}", "eth0", cni_path, node_netns=node))
-        adds.append(time.perf_counter() - t)
-    for i, ns in enumerate(names):
-        t = time.perf_counter()
-        runtime.delete(netconf, f"bench{i}", f"/var/run/netns/{ns}", "eth0", cni_path, node_netns=node,
-                       prev_result=results[i])
-        dels.append(time.perf_counter() - t)
-    return {"ADD": stats(adds), "DEL": stats(dels)}
+    for i in range(pods):
+        for s in sides:
+            s.add(i, cni_path)
+    for i in range(pods):
+        for s in sides:
+            s.delete(i, cni_path)
 
 
 def main() -> int:
@@ -100,9 +117,15 @@ def main() -> int:
             ref = {"cniVersion": "1.0.0", "name": "refnet", "type": "bridge", "bridge": f"pnbr{tag}",
                    "isGateway": True, "ipam": {"type": "host-local", "dataDir": f"{tmp}/hl-{mode}",
                                                "ranges": ranges}}
-            ref_s = run_side(f"r{mode[0]}", ref, args.pods, tag, made)
-            our_d = run_side(f"d{mode[0]}", ours, args.pods, tag, made, daemon=True)
-            our_s = run_side(f"p{mode[0]}", ours, args.pods, tag, made)
+            sides = [Side(f"r{mode[0]}", ref, args.pods, tag, made),
+                     Side(f"d{mode[0]}", ours, args.pods, tag, made, daemon=True),
+                     Side(f"p{mode[0]}", ours, args.pods, tag, made)]
+            try:
+                run_sides(sides, args.pods)
+            finally:
+                for side in sides:
+                    side.close()
+            ref_s, our_d, our_s = (side.stats() for side in sides)
             ratio = {v: our_d[v]["p50"] / ref_s[v]["p50"] for v in ("ADD", "DEL")}
             ratio_np = {v: our_s[v]["p50"] / ref_s[v]["p50"] for v in ("ADD", "DEL")}
             out[mode] = {"podnet": our_d, "podnet_no_daemon": our_s, "reference": ref_s,
