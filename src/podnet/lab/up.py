@@ -8,6 +8,7 @@ an etcd server inside the first node's netns, on that node's underlay address.
 """
 from __future__ import annotations
 
+import importlib
 import sys
 import time
 from typing import Any, Callable
@@ -20,7 +21,6 @@ from podnet.lab.state import LabState
 from podnet.lab.topology import ECHO_TCP_PORT, ECHO_UDP_PORT, LabSpec, spec_to_dict
 
 Progress = Callable[[str], None]
-ETCD_PORT = 2379
 
 
 class LabError(Exception):
@@ -42,8 +42,31 @@ def default_objects(spec: LabSpec) -> list[Resource]:
     return [from_dict(o) for o in objs]
 
 
+# Parts that add their own objects to every new lab (cluster DNS: its Deployment and the
+# kube-dns Service). Each `function(dual_stack: bool)` returns manifests (dicts or
+# Resources); a module that does not exist yet adds nothing.
+ADDONS: tuple[tuple[str, str], ...] = (
+    ("podnet.dns.lab", "lab_objects"),
+)
+
+
+def addon_objects(spec: LabSpec) -> list[Resource]:
+    out: list[Resource] = []
+    for mod_name, fn_name in ADDONS:
+        try:
+            mod = importlib.import_module(mod_name)
+        except ModuleNotFoundError as e:
+            if e.name == mod_name:
+                continue
+            raise
+        fn = getattr(mod, fn_name, None)
+        if fn is not None:
+            out += [o if isinstance(o, Resource) else from_dict(o) for o in fn(spec.dual_stack)]
+    return out
+
+
 def seed(store: Datastore, spec: LabSpec) -> None:
-    for obj in default_objects(spec):
+    for obj in default_objects(spec) + addon_objects(spec):
         try:
             store.create(obj)
         except AlreadyExists:
