@@ -2,7 +2,7 @@
 """podnet dns vs dnsmasq, same 10,000 service names, same machine, one run (needs root).
 
 Both servers run in one network namespace of our own (`pn-dns-bench`) on loopback ports;
-dnsperf runs there too. podnet dns serves the names from a SQLite store holding 10,000
+dnsperf runs there too, pinned to CPU 0, the servers to CPU 1 (when there are two). podnet dns serves the names from a SQLite store holding 10,000
 Services; dnsmasq serves the same names from an addn-hosts file. Each round runs dnsperf
 for `--seconds` against each server in turn (podnet first warmed by one pass over the
 names, as its answers are built on first use); we report the medians of QPS, average
@@ -29,14 +29,19 @@ NETNS = "pn-dns-bench"
 PODNET_PORT, DNSMASQ_PORT = 5301, 5302
 ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# dnsperf on the first CPU, each server on the second: both servers get the same seat,
+# and neither competes with dnsperf for a core.
+PIN = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
+CPU_CLIENT, CPU_SERVER = 0, 1
 
 
 def sh(*argv: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(list(argv), check=check, capture_output=True, text=True, **kw)
 
 
-def in_ns(*argv: str) -> list[str]:
-    return ["ip", "netns", "exec", NETNS, *argv]
+def in_ns(*argv: str, cpu: int | None = None) -> list[str]:
+    pin = ["taskset", "-c", str(cpu)] if cpu is not None and PIN else []
+    return ["ip", "netns", "exec", NETNS, *pin, *argv]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -74,7 +79,7 @@ def wait_answer(port: int, name: str, timeout: float = 60) -> None:
 def dnsperf(port: int, qfile: str, seconds: int | None, once: bool = False) -> dict[str, float]:
     argv = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", qfile, "-c", "1", "-q", "200"]
     argv += ["-n", "1"] if once else ["-l", str(seconds)]
-    out = sh(*in_ns(*argv), timeout=(seconds or 60) + 60).stdout
+    out = sh(*in_ns(*argv, cpu=CPU_CLIENT), timeout=(seconds or 60) + 60).stdout
 
     def num(label: str) -> float:
         m = re.search(rf"{label}:\s+([\d.]+)", out)
@@ -127,14 +132,16 @@ def main() -> int:
         print(f"store: {args.names} Services in {time.monotonic() - t0:.1f}s", file=sys.stderr)
 
         podnet = subprocess.Popen(in_ns(str(ROOT / ".venv/bin/podnet"), "--datastore", url, "dns",
-                                        "--listen", f"127.0.0.1:{PODNET_PORT}", "--upstream", "none"),
+                                        "--listen", f"127.0.0.1:{PODNET_PORT}", "--upstream", "none",
+                                        cpu=CPU_SERVER),
                                   stdout=subprocess.DEVNULL, stderr=open(tmp / "podnet.log", "w"))
         procs.append(podnet)
         dnsmasq = subprocess.Popen(in_ns("dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
                                          "--no-resolv", "--no-hosts", f"--addn-hosts={tmp / 'hosts'}",
                                          "--listen-address=127.0.0.1", "--bind-interfaces",
                                          f"--port={DNSMASQ_PORT}", "--local-ttl=30", "--user=root",
-                                         "--pid-file=", f"--cache-size={args.names + 1000}"),
+                                         "--pid-file=", f"--cache-size={args.names + 1000}",
+                                         cpu=CPU_SERVER),
                                    stdout=subprocess.DEVNULL, stderr=open(tmp / "dnsmasq.log", "w"))
         procs.append(dnsmasq)
         t0 = time.monotonic()
@@ -145,8 +152,10 @@ def main() -> int:
         print(f"podnet dns: warm-up pass (answers built on first use): {warm['qps']:.0f} QPS", file=sys.stderr)
 
         results: dict[str, list[dict[str, float]]] = {"podnet": [], "dnsmasq": []}
+        servers = [("podnet", podnet, PODNET_PORT), ("dnsmasq", dnsmasq, DNSMASQ_PORT)]
         for rnd in range(args.rounds):
-            for name, proc, port in (("podnet", podnet, PODNET_PORT), ("dnsmasq", dnsmasq, DNSMASQ_PORT)):
+            # Alternate who goes first: the machine's load drifts between runs.
+            for name, proc, port in (servers if rnd % 2 == 0 else servers[::-1]):
                 r = measure(proc.pid, port, str(qfile), args.seconds)
                 results[name].append(r)
                 print(f"round {rnd + 1} {name:8s} {r['qps']:9.0f} QPS  {r['latency_ms']:.3f} ms  "

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from podnet.dns import wire
 from podnet.dns.forward import Forwarder
 from podnet.dns.lookup import Answer, NOERROR, SERVFAIL, resolve
-from podnet.dns.records import REVERSE_V4, REVERSE_V6, Zone
+from podnet.dns.records import A, AAAA, REVERSE_V4, REVERSE_V6, Zone
 from podnet.dns.wire import BadQuery, Drop, Query
 
 log = logging.getLogger(__name__)
@@ -28,11 +28,29 @@ _ZONE_TRANSFER = (251, 252)                  # IXFR, AXFR
 _FORMERR_TYPES = (0, wire.OPT_TYPE)
 
 
+class _Rotating:
+    """Several orderings of one answer, handed out in turn: CoreDNS's `loadbalance`, so
+    clients that take the first address of a headless Service spread over its endpoints.
+    Indexed like a plain entry (`entry[rd]`), so the fast path needs no special case."""
+    __slots__ = ("variants", "i")
+
+    def __init__(self, variants: list[tuple[bytes, bytes]]):
+        self.variants, self.i = variants, 0
+
+    def __getitem__(self, rd: int) -> bytes:
+        self.i = (self.i + 1) % len(self.variants)
+        return self.variants[self.i][rd]
+
+
+MAX_ROTATIONS = 16
+
+
 @dataclass
 class _Snap:
     zone: Zone | None
-    templates: dict[bytes, bytes] = field(default_factory=dict)   # key -> template
-    udp: dict[bytes, tuple[bytes, bytes]] = field(default_factory=dict)  # key -> (RD 0, RD 1)
+    templates: dict[bytes, tuple[bytes, ...]] = field(default_factory=dict)  # key -> templates
+    # key -> (RD 0, RD 1) UDP answers from byte 2 on (flags onward), or a _Rotating of them
+    udp: dict[bytes, tuple[bytes, bytes] | _Rotating] = field(default_factory=dict)
     # key -> (name, its RRset dict, its additional list): what a positive answer was built
     # from, so an answer whose inputs are the same objects in the next zone can be kept.
     deps: dict[bytes, tuple[str, object, object]] = field(default_factory=dict)
@@ -77,7 +95,8 @@ class Responder:
         self.forwarder = forwarder if forwarder is not None and forwarder.upstreams else None
         self.max_cached = max_cached
         self._snap = _Snap(None)
-        self.cached_udp: dict[bytes, tuple[bytes, bytes]] = self._snap.udp
+        self.cached_udp: dict[bytes, tuple[bytes, bytes] | _Rotating] = self._snap.udp
+        self._turn = 0
 
     @property
     def zone(self) -> Zone | None:
@@ -100,14 +119,19 @@ class Responder:
 
     # ---- the fast path ------------------------------------------------------------------
     def fast(self, data: bytes) -> bytes | None:
-        """A cached answer for a plain UDP query, or None (then call `handle`)."""
-        if data[4:12] != _QD1 or data[2] > 1:
+        """A cached answer for a plain UDP query, or None (then call `handle`).
+        The server inlines this same code in its UDP loop."""
+        if not data.startswith(_QD1, 4) or data[2] > 1:
             return None
-        entry = self.cached_udp.get(data[12:-4].lower() + data[-4:])
+        qs = data[12:]
+        key = qs.lower()
+        entry = self.cached_udp.get(key)
         if entry is None:
             return None
         t = entry[data[2]]
-        return data[:2] + t[2:12] + data[12:] + t[len(data):]
+        if key == qs:  # the client asked in lower case: the template's question is its own
+            return data[:2] + t
+        return data[:2] + t[:10] + qs + t[10 + len(qs):]
 
     # ---- the slow path ------------------------------------------------------------------
     def handle(self, data: bytes, tcp: bool = False) -> bytes | Pending | None:
@@ -133,9 +157,10 @@ class Responder:
         if early is not None:
             return wire.error_response(early, q.qid, q.flags, q.question, q.edns)
         snap = self._snap
-        tmpl = snap.templates.get(q.key)
-        if tmpl is not None:
-            return wire.finalize(q, tmpl, tcp)
+        tmpls = snap.templates.get(q.key)
+        if tmpls is not None:
+            self._turn += 1
+            return wire.finalize(q, tmpls[self._turn % len(tmpls)], tcp)
         if snap.zone is None:  # not synced yet: no negative answer we could stand behind
             if self.forwarder is not None and not self._ours(q.name):
                 return Pending(self, q, None, tcp)
@@ -147,10 +172,11 @@ class Responder:
             return Pending(self, q, None, tcp)
         if ans.chase and self.forwarder is not None:
             return Pending(self, q, ans, tcp)
-        tmpl = wire.template(q, ans.rcode, map(wire.to_dnslib, ans.answer),
-                             map(wire.to_dnslib, ans.authority), map(wire.to_dnslib, ans.additional))
-        self._store(snap, q, tmpl, ans)
-        return wire.finalize(q, tmpl, tcp)
+        tmpls = tuple(wire.template(q, ans.rcode, map(wire.to_dnslib, answer),
+                                    map(wire.to_dnslib, ans.authority), map(wire.to_dnslib, ans.additional))
+                      for answer in _orderings(ans, q.qtype))
+        self._store(snap, q, tmpls, ans)
+        return wire.finalize(q, tmpls[0], tcp)
 
     def _ours(self, name: str) -> bool:
         """In the cluster zone or a reverse zone: answered by us once synced."""
@@ -168,17 +194,30 @@ class Responder:
             return wire.NOTIMP
         return None
 
-    def _store(self, snap: _Snap, q: Query, tmpl: bytes, ans: Answer) -> None:
+    def _store(self, snap: _Snap, q: Query, tmpls: tuple[bytes, ...], ans: Answer) -> None:
         if len(snap.templates) >= self.max_cached:
             snap.templates.clear()
             snap.udp.clear()
             snap.deps.clear()
         qlen = len(q.question)
-        snap.templates[q.key] = tmpl
-        snap.udp[q.key] = (wire.udp_variant(tmpl, qlen), wire.udp_variant(wire.set_rd(tmpl), qlen))
+        snap.templates[q.key] = tmpls
+        # The template's question is the lower-cased one: key == question there.
+        variants = [(wire.udp_variant(t, qlen)[2:], wire.udp_variant(wire.set_rd(t), qlen)[2:]) for t in tmpls]
+        snap.udp[q.key] = variants[0] if len(variants) == 1 else _Rotating(variants)
         name = q.name
         assert snap.zone is not None
         sets = snap.zone.rrsets.get(name)
         if ans.rcode == NOERROR and ans.answer and sets is not None and \
                 all(rr.name == name for rr in ans.answer):
             snap.deps[q.key] = (name, sets, snap.zone.additional.get(name))
+
+
+def _orderings(ans: Answer, qtype: int) -> list[tuple]:
+    """The answer as is, or, for several addresses of one name, up to MAX_ROTATIONS
+    rotations of them spread evenly (each endpoint comes first equally often when N <= 16)."""
+    rrs = ans.answer
+    n = len(rrs)
+    if qtype not in (A, AAAA) or n < 2 or any(rr.rtype != qtype for rr in rrs):
+        return [rrs]
+    k = min(n, MAX_ROTATIONS)
+    return [rrs[i * n // k:] + rrs[: i * n // k] for i in range(k)]

@@ -174,12 +174,17 @@ class DnsServer:
                 if stop.is_set():
                     return
                 continue
-            if data[4:12] == qd1 and data[2] < 2:
-                entry = responder.cached_udp.get(data[12:-4].lower() + data[-4:])
+            if data.startswith(qd1, 4) and data[2] < 2:
+                qs = data[12:]
+                key = qs.lower()
+                entry = responder.cached_udp.get(key)
                 if entry is not None:
                     t = entry[data[2]]
                     try:
-                        sendto(data[:2] + t[2:12] + data[12:] + t[len(data):], addr)
+                        if key == qs:
+                            sendto(data[:2] + t, addr)
+                        else:
+                            sendto(data[:2] + t[:10] + qs + t[10 + len(qs):], addr)
                     except OSError:
                         pass
                     continue

@@ -216,3 +216,29 @@ def test_unchanged_services_keep_their_cached_answers_across_zones():
     assert not cached("nope.cluster.local")                 # negative: new SOA serial
     assert addrs(ask(r, "v4only.default.svc.cluster.local")) == ["10.96.0.55"]
     assert ask(r, "nope.cluster.local").authority[0][0].serial == 2
+
+
+def test_headless_answers_rotate_like_loadbalance():
+    eps = [ep(f"10.244.1.{i}") for i in range(1, 5)]
+    st = ClusterState.from_objects([service("default", "hl", clusterIP="None"),
+                                    endpoint_slice("default", "hl", eps, [])])
+    r = responder(st)
+    firsts = []
+    for i in range(8):
+        q = dns.message.make_query("hl.default.svc.cluster.local", "A", use_edns=bool(i % 2))
+        out = r.fast(q.to_wire()) if i % 2 == 0 and i else None
+        if out is None:
+            out = r.handle(q.to_wire())
+        m = dns.message.from_wire(out)
+        assert addrs(m) == [f"10.244.1.{i}" for i in range(1, 5)]  # always the whole set
+        firsts.append(next(iter(m.answer[0])).to_text())
+    assert len(set(firsts)) == 4
+
+
+def test_mixed_case_fast_path_keeps_the_clients_bytes():
+    r = responder()
+    ask(r, "web.default.svc.cluster.local")
+    wire_q = dns.message.make_query("wEb.DEFAULT.svc.cluster.local", "A", use_edns=False).to_wire()
+    out = r.fast(wire_q)
+    assert out is not None and out[12:len(wire_q)] == wire_q[12:]
+    assert addrs(dns.message.from_wire(out)) == ["10.96.0.20"]
