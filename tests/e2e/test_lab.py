@@ -182,7 +182,23 @@ def test_a_container_with_a_command_runs_it_in_the_pod(session):
     assert out.strip() == "custom/own 127.0.0.1"
     pid_files = list((lab.dir / "pids").glob("pod-*-own-srv.pid"))
     assert len(pid_files) == 1
+    first = int(pid_files[0].read_text())
+    # restartPolicy Always: a container that dies is started again, and counted
+    os.kill(first, 9)
+    deadline = time.monotonic() + 20
+    while True:
+        own = next(p for p in lab.pods() if p.name == "own")
+        counts = {c["name"]: c.get("restartCount") for c in own.status.get("containerStatuses") or []}
+        if counts.get("srv") == 1:
+            break
+        assert time.monotonic() < deadline, counts
+        time.sleep(0.1)
     pid = int(pid_files[0].read_text())
+    assert pid != first
+    deadline = time.monotonic() + 10
+    while probe_from(src.annotations["podnet.io/netns"], targets[:1])[0][1] != answers[0]:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
     lab.podnet("delete", "pod", "own", "-n", "kube-system")
     deadline = time.monotonic() + 20
     while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:

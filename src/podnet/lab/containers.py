@@ -63,10 +63,13 @@ def bound_ports(netns: str) -> set[tuple[int, str]]:
     return call_in_netns(netns, body)
 
 
-def start(state: LabState, pod: Pod, netns: str, datastore_url: str) -> dict[str, int]:
-    """Start every container with a command; returns {container: pid}."""
+def start(state: LabState, pod: Pod, netns: str, datastore_url: str,
+          only: set[str] | None = None) -> dict[str, int]:
+    """Start every container with a command (or those named in `only`); {container: pid}."""
     pids: dict[str, int] = {}
     for c in with_command(pod):
+        if only is not None and c.name not in only:
+            continue
         what = f"{_prefix(netns, pod.name)}{c.name}"
         env = {**os.environ, **_env(pod, c.name, datastore_url)}
         pids[c.name] = procs.spawn(state, what, [*c.command, *c.args], netns=netns, env=env)

@@ -14,7 +14,6 @@ kubelet (or `podnet down`) can undo it even for pods whose object is already gon
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
@@ -31,7 +30,8 @@ from podnet.api.objects import Deployment, ObjectKey, Pod, Resource
 from podnet.datastore.common import now_rfc3339
 from podnet.datastore.interface import (AlreadyExists, Compacted, Conflict, Datastore,
                                         DatastoreError, NotFound, open_datastore)
-from podnet.lab import containers, network
+from podnet.lab import containers, network, procs
+from podnet.lab.records import PodRecords
 from podnet.lab.serve import ServeClient, ServeError
 from podnet.lab.state import LabState
 from podnet.lab.topology import LabSpec, spec_from_dict
@@ -42,6 +42,7 @@ log = logging.getLogger("podnet.kubelet")
 NETNS_ANNOTATION = "podnet.io/netns"
 WORKERS = 6
 RETRY_AFTER = 2.0
+LIVENESS_EVERY = 2.0
 ETC_NETNS = Path("/etc/netns")
 
 
@@ -59,10 +60,11 @@ class Kubelet:
         self.locks: dict[tuple[str, str], threading.Lock] = {}
         # pod key -> (uid, ips, host ips, netns, message, started) of what is set up
         self.running: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self.procs: dict[tuple[str, str], dict[str, int]] = {}  # containers with a command
+        self.restarts: dict[tuple[str, str], dict[str, int]] = {}
         self.serve = {n.name: ServeClient(serve_socket(state, n.name)) for n in spec.nodes}
         self.revision = 0
-        self.records_dir = state.path("pods")
-        self.records_dir.mkdir(parents=True, exist_ok=True)
+        self.records = PodRecords(state.path("pods"))
 
     # ---- cache --------------------------------------------------------------------------
     def relist(self) -> None:
@@ -97,7 +99,11 @@ class Kubelet:
         self.cleanup_orphans()
         self.reconcile_all()
         threading.Thread(target=self._watch_forever, daemon=True, name="watch").start()
+        next_check = time.monotonic() + LIVENESS_EVERY
         while not self.stop.is_set():
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + LIVENESS_EVERY
+                self.check_containers()
             try:
                 ev = self.events.get(timeout=0.5)
             except queue.Empty:
@@ -146,7 +152,7 @@ class Kubelet:
         for pod in list(self.pods.values()):
             self.reconcile_pod(pod)
         # a pod deleted while we were not watching
-        for rec in self.records():
+        for rec in self.records.all():
             key = (rec["namespace"], rec["name"])
             cur = self.pods.get(key)
             if cur is None or cur.uid != rec["uid"]:
@@ -232,12 +238,12 @@ class Kubelet:
             return
         host_net = pod.host_network
         netns = node.netns if host_net else self.spec.pod_netns(pod.uid)
-        old = self.read_record(netns)
+        old = self.records.read(netns)
         adopt = (old is not None and old.get("uid") == pod.uid and old.get("ips")
                  and os.path.exists(f"/var/run/netns/{netns}"))
         rec = {"namespace": pod.namespace, "name": pod.name, "uid": pod.uid, "node": node.name,
                "netns": netns, "hostNetwork": host_net}
-        self.write_record(rec)
+        self.records.write(rec)
         attached = False
         try:
             if host_net:
@@ -248,12 +254,13 @@ class Kubelet:
                 ips = network.attach(self.spec, self.node_url, node, netns, pod.uid)
                 attached = True
                 self.write_resolv_conf(pod, netns)
-            self.write_record({**rec, "ips": ips})
+            self.records.write({**rec, "ips": ips})
             warnings = self.start_workload(pod, node.name, netns)
             if containers.with_command(pod):
                 containers.stop(self.state, netns, pod.name)  # an earlier, failed attempt
                 pids = containers.start(self.state, pod, netns, self.node_url)
                 containers.wait_ready(pod, netns, pids)
+                self.procs[key] = pids
         except Exception as e:  # noqa: BLE001 - undo, report on the pod, retry
             log.warning("pod %s/%s: %s", *key, e)
             if attached or not adopt:
@@ -280,6 +287,33 @@ class Kubelet:
             return
         self._update(pod, mutate)
 
+    def check_containers(self) -> None:
+        """restartPolicy Always: a container process that exited is started again."""
+        for key, pids in list(self.procs.items()):
+            dead = {name for name, pid in pids.items() if not procs.alive(pid)}
+            if dead:
+                self.submit(key, lambda key=key, dead=dead: self.restart(key, dead))
+
+    def restart(self, key: tuple[str, str], dead: set[str]) -> None:
+        pod, done = self.pods.get(key), self.running.get(key)
+        pids = self.procs.get(key)
+        if pod is None or done is None or pids is None or done[0] != pod.uid:
+            return
+        netns = done[3]
+        containers.stop(self.state, netns, pod.name, sorted(dead))
+        pids.update(containers.start(self.state, pod, netns, self.node_url, only=dead))
+        counts = self.restarts.setdefault(key, {})
+        for name in dead:
+            counts[name] = counts.get(name, 0) + 1
+            log.warning("pod %s/%s: container %s exited; restarted (%d)", *key, name, counts[name])
+
+        def mutate(cur: Resource) -> Resource:
+            st = dict(cur.status)
+            st["containerStatuses"] = [{**cs, "restartCount": counts.get(cs.get("name"), cs.get("restartCount", 0))}
+                                       for cs in st.get("containerStatuses") or []]
+            return cur.with_status(st)
+        self._update(pod, mutate)
+
     def start_workload(self, pod: Pod, node: str, netns: str) -> list[str]:
         # containers with a command of their own listen themselves
         ports = sorted({(p.container_port, p.protocol) for c in pod.containers if not c.command
@@ -292,7 +326,9 @@ class Kubelet:
 
     def teardown(self, key: tuple[str, str], obj: Resource) -> None:
         self.running.pop(key, None)
-        rec = self.read_record(self.spec.pod_netns(obj.uid)) if obj.uid else None
+        self.procs.pop(key, None)
+        self.restarts.pop(key, None)
+        rec = self.records.read(self.spec.pod_netns(obj.uid)) if obj.uid else None
         if rec is None:
             rec = {"namespace": key[0], "name": key[1], "uid": obj.uid,
                    "node": (obj.spec.get("nodeName") or ""),
@@ -318,7 +354,7 @@ class Kubelet:
                 log.warning("CNI DEL %s/%s: %s", rec["namespace"], rec["name"], e)
             network.delete_netns(netns)
             shutil.rmtree(ETC_NETNS / netns, ignore_errors=True)
-        self.remove_record(netns)
+        self.records.remove(netns)
 
     def write_resolv_conf(self, pod: Pod, netns: str) -> None:
         try:
@@ -356,35 +392,10 @@ class Kubelet:
     def _set_pending(self, pod: Pod, reason: str, message: str) -> None:
         self._update(pod, lambda cur: cur.with_status(pending_status(cur, reason, message)))  # type: ignore[arg-type]
 
-    # ---- records ------------------------------------------------------------------------
-    def write_record(self, rec: dict[str, Any]) -> None:
-        (self.records_dir / f"{rec['netns']}-{rec['name']}.json").write_text(json.dumps(rec))
-
-    def read_record(self, netns: str) -> dict[str, Any] | None:
-        for f in self.records_dir.glob(f"{netns}-*.json"):
-            try:
-                return json.loads(f.read_text())
-            except (OSError, ValueError):
-                return None
-        return None
-
-    def remove_record(self, netns: str) -> None:
-        for f in self.records_dir.glob(f"{netns}-*.json"):
-            f.unlink(missing_ok=True)
-
-    def records(self) -> list[dict[str, Any]]:
-        out = []
-        for f in sorted(self.records_dir.glob("*.json")):
-            try:
-                out.append(json.loads(f.read_text()))
-            except (OSError, ValueError):
-                continue
-        return out
-
     def cleanup_orphans(self) -> None:
         """Pod netns of this lab that no record explains (a crash between netns add and
         the record): remove them; CNI GC of the IPAM state is the plugin's job."""
-        known = {str(r.get("netns")) for r in self.records()}
+        known = {str(r.get("netns")) for r in self.records.all()}
         for ns in network.list_pod_netns(self.spec):
             if ns not in known:
                 network.delete_netns(ns)
