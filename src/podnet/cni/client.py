@@ -28,7 +28,7 @@ def _read_all(s) -> bytes:
 
 def encode_request(binary: str, env: dict, stdin: bytes) -> bytes:
     head = [binary.encode()] + [f"{k}={v}".encode() for k, v in env.items()
-                                 if k.startswith(("CNI_", "PODNET_")) or k == "PATH"]
+                                 if k.startswith(("CNI_", "PODNET_")) or k in ("PATH", "NODENAME")]
     return b"\0".join(head) + b"\0\0" + stdin
 
 

@@ -3,8 +3,8 @@ lazily, once the skeleton has validated the call.
 
 The handle of an attachment is `<node>/<network>/<containerID>/<ifname>`; DEL releases
 what that handle holds (nothing is fine), GC everything of this node and network that
-is not in the valid list. ADD of an attachment that already holds addresses returns them
-(a runtime retrying after a timeout must not leak a second set).
+is not in the valid list. ADD of an attachment that already holds addresses is refused
+(code 101), as host-local refuses a duplicate allocation.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from podnet.cni.result import ipam_result
 from podnet.cni.skel import Args
 
 CHECK_FAILED = 100  # plugin-specific: CHECK found state that differs from prevResult
+ALREADY_ALLOCATED = 101  # plugin-specific: ADD of an attachment that was never DELeted
 
 
 _STORES: dict[str, Any] | None = None  # URL -> open store, when a daemon keeps them
@@ -97,11 +98,13 @@ def add(a: Args) -> dict[str, Any]:
         h = _handle(a, ic)
         have = s.alloc.addresses_of(h)
         if have:
-            addrs = have
-        else:
-            got = s.alloc.assign(Request(h, _families(s, ic), ic.pools, ic.strict_affinity))
-            addrs = [g.address for g in got]
-        return ipam_result(a.version, [host_cidr(x) for x in addrs], ic.routes)
+            # ADD twice without DEL is a runtime bug (SPEC.md §3); answering with the same
+            # addresses would let the failing ADD's undo release a live pod's addresses.
+            raise CniError(ALREADY_ALLOCATED, f"container {a.container_id} interface {a.ifname} "
+                           f"already holds {', '.join(map(str, have))} in network {ic.network}",
+                           "DEL the attachment before adding it again")
+        got = s.alloc.assign(Request(h, _families(s, ic), ic.pools, ic.strict_affinity))
+        return ipam_result(a.version, [host_cidr(g.address) for g in got], ic.routes)
 
 
 def delete(a: Args) -> None:

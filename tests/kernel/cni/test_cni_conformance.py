@@ -105,6 +105,18 @@ def test_failed_add_leaves_nothing_behind(dual_lab):
     assert lab.allocations() == set()
 
 
+def test_add_twice_is_refused_and_keeps_the_first(dual_lab):
+    lab = dual_lab
+    nc = make_netconf(lab.url, "n1", False)
+    p1 = lab.netns("p1")
+    r = runtime.add(nc, "c1", lab.path(p1), "eth0", CNI_PATH, node_netns=lab.node)
+    with pytest.raises(CniError) as e:
+        runtime.add(nc, "c1", lab.path(p1), "eth0", CNI_PATH, node_netns=lab.node)
+    assert e.value.code == 101 and "already holds" in e.value.msg
+    assert lab.allocations() == {"n1/podnet/c1/eth0"}
+    runtime.check(nc, "c1", lab.path(p1), "eth0", CNI_PATH, r, node_netns=lab.node)
+
+
 def test_gc_releases_what_is_not_valid(dual_lab):
     lab = dual_lab
     nc = make_netconf(lab.url, "n1", False)
