@@ -229,3 +229,16 @@ def test_parallel_adds_and_dels_on_one_node(dual_lab):
                                              node_netns=lab.node), pods))
     assert lab.allocations() == set()
     assert "pn" not in lab.sh(lab.node, "ip", "-o", "link").stdout.replace("pn-cni", "")
+
+
+def test_ipv6_only(dual_lab):
+    lab = dual_lab
+    nc = make_netconf(lab.url, "n1", True)
+    nc["ipam"]["assign_ipv4"] = "false"
+    p1, p2 = lab.netns("p1"), lab.netns("p2")
+    r1 = runtime.add(nc, "c1", lab.path(p1), "eth0", CNI_PATH, node_netns=lab.node)
+    r2 = runtime.add(nc, "c2", lab.path(p2), "eth0", CNI_PATH, node_netns=lab.node)
+    assert [i["address"].split("/")[1] for i in r1["ips"]] == ["128"]
+    assert r1["routes"] == [{"dst": "::/0", "gw": "fe80::ecee:eeff:feee:eeee"}]
+    assert lab.ping(p1, _addr(r2, 6))
+    assert "inet " not in lab.sh(p1, "ip", "-o", "addr", "show", "dev", "eth0").stdout
