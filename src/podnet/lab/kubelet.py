@@ -62,6 +62,7 @@ class Kubelet:
         self.running: dict[tuple[str, str], tuple[Any, ...]] = {}
         self.procs: dict[tuple[str, str], dict[str, int]] = {}  # containers with a command
         self.restarts: dict[tuple[str, str], dict[str, int]] = {}
+        self.dirty: set[tuple[str, str]] = set()  # Deployments to reconcile after this batch
         self.serve = {n.name: ServeClient(serve_socket(state, n.name)) for n in spec.nodes}
         self.revision = 0
         self.records = PodRecords(state.path("pods"))
@@ -105,13 +106,28 @@ class Kubelet:
                 next_check = time.monotonic() + LIVENESS_EVERY
                 self.check_containers()
             try:
-                ev = self.events.get(timeout=0.5)
+                batch = [self.events.get(timeout=0.5)]
             except queue.Empty:
                 continue
-            try:
-                self.handle(ev)
-            except Exception:  # noqa: BLE001 - never crash the kubelet on one object
-                log.exception("handling %r", ev)
+            while len(batch) < 500:  # what has queued up meanwhile, in one go
+                try:
+                    batch.append(self.events.get_nowait())
+                except queue.Empty:
+                    break
+            for ev in batch:
+                try:
+                    self.handle(ev)
+                except Exception:  # noqa: BLE001 - never crash the kubelet on one object
+                    log.exception("handling %r", ev)
+            # a Deployment touched by many pod events in the batch is reconciled once
+            dirty, self.dirty = self.dirty, set()
+            for key in sorted(dirty):
+                dep = self.deployments.get(key)
+                if dep is not None:
+                    try:
+                        self.reconcile_deployment(dep)
+                    except Exception:  # noqa: BLE001
+                        log.exception("deployment %s/%s", *key)
         self.pool.shutdown(wait=True, cancel_futures=True)
 
     def handle(self, ev: Any) -> None:
@@ -133,7 +149,7 @@ class Kubelet:
                 self.collect_garbage(obj)
             else:
                 self.deployments[key] = obj
-                self.reconcile_deployment(obj)
+                self.dirty.add(key)
             return
         if ev.type == "DELETED":
             self.pods.pop(key, None)
@@ -144,7 +160,7 @@ class Kubelet:
         for ref in obj.metadata.get("ownerReferences") or []:
             dep = self.deployments.get((obj.namespace, str(ref.get("name"))))
             if dep is not None and ref.get("uid") == dep.uid:
-                self.reconcile_deployment(dep)
+                self.dirty.add((dep.namespace, dep.name))
 
     def reconcile_all(self) -> None:
         for dep in list(self.deployments.values()):
@@ -231,6 +247,7 @@ class Kubelet:
         if done is not None and done[0] == pod.uid:
             self._record_running(pod, *done[1:])  # already set up: only the status may lag
             return
+        t0 = time.monotonic()
         try:
             node = self.spec.node(pod.node_name)
         except ValueError as e:
@@ -272,7 +289,11 @@ class Kubelet:
             log.warning("pod %s/%s: %s", pod.namespace, pod.name, w)
         info = (pod.uid, ips, node.ips, netns, "; ".join(warnings), now_rfc3339())
         self.running[key] = info
+        t_net = time.monotonic()
         self._record_running(pod, *info[1:])
+        log.info("pod %s/%s on %s: %s in %s (network+workload %.0f ms, status %.0f ms)",
+                 pod.namespace, pod.name, node.name, ", ".join(ips), netns,
+                 1000 * (t_net - t0), 1000 * (time.monotonic() - t_net))
 
     def _record_running(self, pod: Pod, ips: list[str], host_ips: list[str], netns: str,
                         message: str, started: str) -> None:
