@@ -30,6 +30,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--pods", choices=POD_MODES, default="insecure",
                    help="a-b-c-d.<ns>.pod records: insecure (default, as kubeadm), verified, disabled")
     p.add_argument("--cache-ttl", type=int, default=30, help="cap on cached upstream answers, s (default 30)")
+    p.add_argument("--sync-wait", type=float, default=5.0,
+                   help="seconds to wait for the first zone before opening the ports (default 5)")
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     p.set_defaults(func=run)
 
@@ -90,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        srv.start()
+        srv.start(sync_timeout=args.sync_wait)
     except OSError as e:
         raise UserError(f"cannot listen on {srv.listen}: {e.strerror or e}") from None
     logging.info("listening on %s (udp+tcp), zone %s, upstreams %s, pods %s",

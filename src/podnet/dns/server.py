@@ -38,8 +38,10 @@ def parse_hostport(text: str, default_port: int = 53) -> tuple[str, int]:
     t = text.strip()
     host, port = t, default_port
     if t.startswith("["):
-        host, _, rest = t[1:].partition("]")
-        if rest.startswith(":"):
+        host, bracket, rest = t[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(f"{text!r}: expected [IPv6]:port")
+        if rest:
             port = int(rest[1:])
     elif t.count(":") == 1:
         host, p = t.split(":")
@@ -103,8 +105,15 @@ class DnsServer:
         self.bound: list[tuple[str, int]] = []
 
     # ---- life cycle ---------------------------------------------------------------------
-    def start(self) -> None:
-        """Bind every socket first (an OSError here means nothing was started), then run."""
+    def start(self, sync_timeout: float = 0.0) -> None:
+        """Start the store watch, wait up to `sync_timeout` s for the first zone, then bind
+        every socket (an OSError there stops everything again). Waiting first means that
+        "port bound" - the lab's readiness check - also means "has the zone", as CoreDNS's
+        ready plugin does; past the timeout we serve anyway (SERVFAIL until synced)."""
+        self.feed.start()
+        if sync_timeout > 0 and not self.synced.wait(sync_timeout):
+            log.warning("dns: no zone after %.1fs; serving anyway (SERVFAIL for our zones until synced)",
+                        sync_timeout)
         try:
             for host, port in self.listen:
                 udp = socket.socket(_family(host), socket.SOCK_DGRAM)
@@ -123,9 +132,8 @@ class DnsServer:
                 self._spawn(self._udp_loop, udp, f"dns-udp-{host}:{port}")
                 self._spawn(self._tcp_accept, tcp, f"dns-tcp-{host}:{port}")
         except OSError:
-            self._close_sockets()
+            self.stop()
             raise
-        self.feed.start()
 
     def _spawn(self, fn: Any, arg: Any, name: str) -> None:
         t = threading.Thread(target=fn, args=(arg,), name=name, daemon=True)
@@ -270,12 +278,12 @@ def _recv_exact(conn: socket.socket, n: int) -> bytes | None:
 def run_server(store: Datastore | str, listen: Iterable[tuple[str, int]] = (("0.0.0.0", 53),),
                zone: str = "cluster.local", ttl: int = 30, upstreams: Iterable[Any] | None = None,
                pods_mode: str = "insecure", stop_event: threading.Event | None = None,
-               ready: threading.Event | None = None) -> None:
+               ready: threading.Event | None = None, sync_timeout: float = 5.0) -> None:
     """Serve until `stop_event` is set (forever when None). `upstreams` None: the
     nameservers of /etc/resolv.conf (minus this server itself); [] : no forwarding.
-    `ready` is set once the sockets are bound."""
+    `ready` is set once the sockets are bound (after the first sync, or `sync_timeout`)."""
     srv = DnsServer(store, listen, zone, ttl, upstreams, pods_mode)
-    srv.start()
+    srv.start(sync_timeout)
     if ready is not None:
         ready.set()
     try:
