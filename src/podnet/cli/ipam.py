@@ -1,17 +1,38 @@
 """`podnet ipam show`: every pool with its used/free counts, then every block, its node
 and usage (Calico's `calicoctl ipam show --show-blocks`). `podnet ipam release-empty`
-hands back empty blocks now, grace period or not. Thin: podnet.ipam does the work."""
+hands back empty blocks now, grace period or not. Also adds the IPAM section (usage,
+blocks) to `podnet describe ippool`. Thin: podnet.ipam does the work."""
 from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
+
+from podnet.api.objects import Resource
+from podnet.cli.describe import DESCRIBERS
 
 from podnet.cli.context import open_store
 from podnet.cli.errors import UserError
 from podnet.cli.output import table
 
 
+def describe_pool(store: Any, obj: Resource) -> list[str]:
+    """The IPAM section of `podnet describe ippool <name>`: usage and blocks."""
+    from podnet.ipam.usage import block_usage, pool_usage
+    used, free = pool_usage(store, obj.name)
+    lines = [f"{'Used:':<18}{used}", f"{'Free:':<18}{free}"]
+    blocks = [b for b in block_usage(store) if b.pool == obj.name]
+    if not blocks:
+        return lines + [f"{'Blocks:':<18}<none>"]
+    lines.append("Blocks:")
+    for b in blocks:
+        lines.append(f"  {b.cidr:<22} node={b.node or '<none>'} used={b.used} free={b.free}"
+                     + (f" borrowed={b.borrowed}" if b.borrowed else ""))
+    return lines
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    DESCRIBERS.setdefault("IPPool", describe_pool)
     p = sub.add_parser("ipam", help="IP address management: pools, blocks, usage")
     s = p.add_subparsers(dest="ipam_command", metavar="SUBCOMMAND")
     show = s.add_parser("show", help="pools with used/free counts, blocks with their node and usage")

@@ -29,3 +29,6 @@ def test_ipam_show(tmp_path, capsys, monkeypatch):
     assert [b["node"] for b in doc["blocks"]] == ["n2"] and doc["pools"][0]["used"] == 4
     assert main(["get", "ippools"]) == 0
     assert "USED" in capsys.readouterr().out
+    assert main(["describe", "ippool", "v4"]) == 0
+    out = capsys.readouterr().out
+    assert "Used:             4" in out and "node=n2 used=1" in out
