@@ -70,6 +70,8 @@ def parse_ipam(conf: Mapping[str, Any], env: Mapping[str, str] | None = None) ->
         raise _bad("ipam.datastore", ds, "set a datastore URL: sqlite:///path.db or etcd://host:port")
     node = (ipam.get("nodeName") or ipam.get("nodename") or conf.get("nodeName")
             or conf.get("nodename") or env.get("NODENAME") or os.uname().nodename)
+    if not isinstance(node, str) or "/" in node or not node.strip():
+        raise _bad("ipam.nodeName", node, "a node name, without '/'")
     pools: dict[int, tuple[str, ...]] = {}
     for v in (4, 6):
         key = f"ipv{v}_pools"

@@ -40,6 +40,10 @@ class TooMuchContention(IpamError):
     code = 11
 
 
+class CorruptState(IpamError):
+    code = 5  # the stored IPAM state cannot be read: nothing is allocated until it is fixed
+
+
 @dataclass(frozen=True)
 class Assigned:
     address: Address
@@ -69,7 +73,14 @@ class Allocator:
 
     # ---- reads ------------------------------------------------------------------------
     def blocks(self) -> list[Block]:
-        return [Block.from_resource(r) for r in self.store.list(KIND).items]
+        out = []
+        for r in self.store.list(KIND).items:
+            try:
+                out.append(Block.from_resource(r))
+            except (ValueError, TypeError, AttributeError) as e:
+                raise CorruptState(f"IPAMBlock {r.name} in the datastore is malformed: {e}; "
+                                   f"fix or delete it (podnet ipam show lists blocks)") from None
+        return out
 
     def pools(self, version: int, wanted: Sequence[str] = ()) -> list[Pool]:
         items = self.store.list("IPPool").items
@@ -114,7 +125,8 @@ class Allocator:
                                    f"ipv{version}_pools/assign_ipv{version}")
             by_name = {p.name: p for p in pools}
             blocks = [b for b in self.blocks()
-                      if b.pool in by_name and b.cidr.subnet_of(by_name[b.pool].cidr)]  # type: ignore[arg-type]
+                      if b.pool in by_name and b.cidr.version == by_name[b.pool].version
+                      and b.cidr.subnet_of(by_name[b.pool].cidr)]  # type: ignore[arg-type]
             try:
                 got = (self._from_own_blocks(handle, blocks, by_name)
                        or self._claim_block(handle, pools, blocks)

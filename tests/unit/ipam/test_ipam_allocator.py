@@ -162,3 +162,12 @@ def test_invariants_under_random_add_del(store, ops):
     stored = {hd: str(b.cidr[o]) for b in (Block.from_resource(r) for r in store.list("IPAMBlock").items)
               for o, hd in b.allocations.items()}
     assert stored == {str(k): v for k, v in live.items()}
+
+
+def test_malformed_block_is_named_not_a_crash(store):
+    from podnet.ipam.allocator import CorruptState
+    store.create(make_pool("p", "10.6.0.0/24"))
+    store.create(from_dict({"apiVersion": "podnet.io/v1", "kind": "IPAMBlock",
+                            "metadata": {"name": "junk"}, "spec": {"cidr": "10.6.0.0/26", "allocations": {"x": "y"}}}))
+    with pytest.raises(CorruptState, match="IPAMBlock junk"):
+        Allocator(store, "n1").assign(Request(h("n1", "c"), (4,)))
