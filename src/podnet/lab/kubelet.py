@@ -14,6 +14,7 @@ kubelet (or `podnet down`) can undo it even for pods whose object is already gon
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import queue
@@ -422,6 +423,37 @@ class Kubelet:
                 network.delete_netns(ns)
 
 
+# Cluster-wide controllers run next to the kubelet on the control-plane node, each as
+# `function(store, stop_event)` on its own thread; a module not built yet is skipped.
+CONTROLLERS: tuple[tuple[str, str], ...] = (
+    ("podnet.agent.endpointslice_controller", "run"),
+)
+
+
+def start_controllers(store: Datastore, stop: threading.Event) -> list[str]:
+    started = []
+    for mod_name, fn_name in CONTROLLERS:
+        try:
+            mod = importlib.import_module(mod_name)
+        except ModuleNotFoundError as e:
+            if e.name == mod_name:
+                continue
+            log.exception("controller %s: import failed", mod_name)
+            continue
+        fn = getattr(mod, fn_name, None)
+        if fn is None:
+            continue
+
+        def body(fn: Callable[..., Any] = fn, name: str = mod_name) -> None:
+            try:
+                fn(store, stop)
+            except Exception:  # noqa: BLE001 - the kubelet keeps running
+                log.exception("controller %s stopped", name)
+        threading.Thread(target=body, daemon=True, name=mod_name).start()
+        started.append(mod_name)
+    return started
+
+
 def run_kubelet(state_dir: str) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -437,6 +469,8 @@ def run_kubelet(state_dir: str) -> int:
     signal.signal(signal.SIGTERM, lambda *_: kubelet.stop.set())
     signal.signal(signal.SIGINT, lambda *_: kubelet.stop.set())
     log.info("lab kubelet for %s (%d nodes), pid %d", spec.name, len(spec.nodes), os.getpid())
+    for name in start_controllers(store, kubelet.stop):
+        log.info("controller %s started", name)
     try:
         kubelet.run()
     finally:
