@@ -14,11 +14,12 @@ from podnet.cli.errors import UserError
 
 # One module per command group. Add yours here.
 COMMAND_MODULES = [
-    "podnet.cli.objects",
     "podnet.cli.dns",
+    "podnet.cli.objects",
     "podnet.cli.lab",
     "podnet.cli.ipam",
     "podnet.cli.policy",
+    "podnet.cli.demo",
 ]
 
 
