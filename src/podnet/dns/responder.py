@@ -24,6 +24,7 @@ from podnet.dns.wire import BadQuery, Drop, Query
 log = logging.getLogger(__name__)
 
 _QD1 = b"\x00\x01\x00\x00\x00\x00\x00\x00"  # qdcount 1, nothing else
+_QD1_AR1 = b"\x00\x01\x00\x00\x00\x00\x00\x01"  # qdcount 1, one additional (the OPT)
 _ZONE_TRANSFER = (251, 252)                  # IXFR, AXFR
 _FORMERR_TYPES = (0, wire.OPT_TYPE)
 
@@ -51,6 +52,8 @@ class _Snap:
     templates: dict[bytes, tuple[bytes, ...]] = field(default_factory=dict)  # key -> templates
     # key -> (RD 0, RD 1) UDP answers from byte 2 on (flags onward), or a _Rotating of them
     udp: dict[bytes, tuple[bytes, bytes] | _Rotating] = field(default_factory=dict)
+    # the same with our OPT, for EDNS queries, when it fits in 512 bytes (so in any UDP size)
+    edns: dict[bytes, tuple[bytes, bytes] | _Rotating] = field(default_factory=dict)
     # key -> (name, its RRset dict, its additional list): what a positive answer was built
     # from, so an answer whose inputs are the same objects in the next zone can be kept.
     deps: dict[bytes, tuple[str, object, object]] = field(default_factory=dict)
@@ -114,6 +117,8 @@ class Responder:
                     tmpl, udp = old.templates.get(key), old.udp.get(key)
                     if tmpl is not None and udp is not None:
                         snap.templates[key], snap.udp[key], snap.deps[key] = tmpl, udp, dep
+                        if key in old.edns:
+                            snap.edns[key] = old.edns[key]
         self._snap = snap
         self.cached_udp = snap.udp  # for the server's inlined fast path
 
@@ -130,6 +135,23 @@ class Responder:
             return None
         t = entry[data[2]]
         if key == qs:  # the client asked in lower case: the template's question is its own
+            return data[:2] + t
+        return data[:2] + t[:10] + qs + t[10 + len(qs):]
+
+    def fast_edns(self, data: bytes) -> bytes | None:
+        """The same for a UDP query whose only extra record is a plain EDNS0 OPT."""
+        if not data.startswith(_QD1_AR1, 4) or data[2] > 1:
+            return None
+        end = wire.edns_question_end(data)
+        if end is None:
+            return None
+        qs = data[12:end]
+        key = qs.lower()
+        entry = self._snap.edns.get(key)
+        if entry is None:
+            return None
+        t = entry[data[2]]
+        if key == qs:
             return data[:2] + t
         return data[:2] + t[:10] + qs + t[10 + len(qs):]
 
@@ -199,11 +221,16 @@ class Responder:
             snap.templates.clear()
             snap.udp.clear()
             snap.deps.clear()
+            snap.edns.clear()
         qlen = len(q.question)
         snap.templates[q.key] = tmpls
         # The template's question is the lower-cased one: key == question there.
         variants = [(wire.udp_variant(t, qlen)[2:], wire.udp_variant(wire.set_rd(t), qlen)[2:]) for t in tmpls]
         snap.udp[q.key] = variants[0] if len(variants) == 1 else _Rotating(variants)
+        opt = [wire.with_opt(t) for t in tmpls]
+        if all(len(t) <= wire.PLAIN_UDP_SIZE for t in opt):
+            ev = [(t[2:], wire.set_rd(t)[2:]) for t in opt]
+            snap.edns[q.key] = ev[0] if len(ev) == 1 else _Rotating(ev)
         name = q.name
         assert snap.zone is not None
         sets = snap.zone.rrsets.get(name)

@@ -196,7 +196,7 @@ class DnsServer:
                     except OSError:
                         pass
                     continue
-            res = responder.handle(data)
+            res = responder.fast_edns(data) or responder.handle(data)
             if isinstance(res, Pending):
                 self._defer(sock, res, addr)
             elif res is not None:

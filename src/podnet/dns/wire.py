@@ -154,6 +154,31 @@ def cache_key(question: bytes) -> bytes:
     return question.lower()
 
 
+def edns_question_end(data: bytes) -> int | None:
+    """For a query with one question and one additional RR: where the question ends, if
+    that RR is a plain version-0 OPT filling the rest of the packet; else None (the slow
+    path then parses it properly)."""
+    pos, n = 12, len(data)
+    while pos < n:
+        ln = data[pos]
+        if ln == 0:
+            break
+        if ln > 63:
+            return None
+        pos += ln + 1
+    end = pos + 5
+    if end + 11 > n or data[end] != 0 or data[end + 1] != 0 or data[end + 2] != OPT_TYPE \
+            or data[end + 6] != 0 or end + 11 + int.from_bytes(data[end + 9: end + 11], "big") != n:
+        return None
+    return end
+
+
+def with_opt(tmpl: bytes) -> bytes:
+    """The template with our OPT appended (ARCOUNT + 1)."""
+    ar = struct.unpack_from("!H", tmpl, 10)[0] + 1
+    return tmpl[:10] + struct.pack("!H", ar) + tmpl[12:] + _OPT_RR
+
+
 def udp_limit(edns: int | None) -> int:
     return PLAIN_UDP_SIZE if edns is None else max(PLAIN_UDP_SIZE, min(edns, MAX_UDP_SIZE))
 
@@ -236,8 +261,7 @@ def finalize(query: Query, tmpl: bytes, tcp: bool) -> bytes:
     flags = tmpl[2] | (query.flags >> 8 & 0x01)
     out = struct.pack("!H", query.qid) + bytes((flags,)) + tmpl[3:12] + query.question + tmpl[12 + qlen:]
     if query.edns is not None:
-        ar = struct.unpack_from("!H", out, 10)[0] + 1
-        out = out[:10] + struct.pack("!H", ar) + out[12:] + _OPT_RR
+        out = with_opt(out)
     if tcp or len(out) <= udp_limit(query.edns):
         return out
     tc = truncated(out, qlen)

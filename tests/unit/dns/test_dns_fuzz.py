@@ -38,8 +38,8 @@ def check(data: bytes, tcp: bool) -> None:
     out = _r.handle_strict(data, tcp)
     if isinstance(out, Pending):
         out = out.run()
-    fast = _r.fast(data)
-    for resp in (out, fast):
+    fast, fast_edns = _r.fast(data), _r.fast_edns(data)
+    for resp in (out, fast, fast_edns):
         if resp is None:
             continue
         assert resp[:2] == data[:2]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import struct
 
+import dns.edns
 import dns.flags
 import dns.message
 import dns.rcode
@@ -242,3 +243,32 @@ def test_mixed_case_fast_path_keeps_the_clients_bytes():
     out = r.fast(wire_q)
     assert out is not None and out[12:len(wire_q)] == wire_q[12:]
     assert addrs(dns.message.from_wire(out)) == ["10.96.0.20"]
+
+
+def test_edns_fast_path_matches_the_slow_path():
+    r = responder()
+    q = dns.message.make_query("web.default.svc.cluster.local", "A", use_edns=0, payload=1232)
+    assert r.fast_edns(q.to_wire()) is None
+    slow = dns.message.from_wire(r.handle(q.to_wire()))
+    q2 = dns.message.make_query("WEB.default.svc.cluster.local", "A", use_edns=0, payload=4096)
+    out = r.fast_edns(q2.to_wire())
+    assert out is not None
+    m = dns.message.from_wire(out)
+    assert m.id == q2.id and m.edns == 0 and m.payload == 1232 and str(m.question[0].name).startswith("WEB.")
+    assert addrs(m) == addrs(slow) == ["10.96.0.20"]
+    # a cookie option (as dig sends) is fine; EDNS version 1 is not for the fast path
+    q3 = dns.message.make_query("web.default.svc.cluster.local", "A", use_edns=0,
+                                options=[dns.edns.GenericOption(10, b"12345678")])
+    assert r.fast_edns(q3.to_wire()) is not None
+    q4 = dns.message.make_query("web.default.svc.cluster.local", "A", use_edns=1)
+    assert r.fast_edns(q4.to_wire()) is None
+
+
+def test_edns_fast_path_skips_big_answers():
+    eps = [ep(f"10.244.1.{i}") for i in range(1, 60)]
+    st = ClusterState.from_objects([service("default", "big", clusterIP="None"),
+                                    endpoint_slice("default", "big", eps, [])])
+    r = responder(st)
+    q = dns.message.make_query("big.default.svc.cluster.local", "A", use_edns=0, payload=4096)
+    r.handle(q.to_wire())
+    assert r.fast_edns(q.to_wire()) is None  # the slow path decides TC by the client's size
