@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from rich.console import Console
+from rich.markup import escape
 
 from podnet.cli.errors import UserError
 
@@ -39,13 +41,13 @@ class Demo:
     # ---- running and showing commands -------------------------------------------------
     def run(self, argv: list[str], show: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         if show:
-            self.con.print(f"[bold cyan]$ podnet {shlex.join(argv)}[/]")
+            self.con.print(f"[bold cyan]$ podnet {escape(shlex.join(argv))}[/]")
         cp = subprocess.run(self.podnet + argv, capture_output=True, text=True,
                             timeout=timeout, env=self.env)
         if show:
             out = (cp.stdout + cp.stderr).rstrip()
             if out:
-                self.con.print(out, markup=False, highlight=False)
+                self.con.print(out, markup=False, highlight=False, soft_wrap=True)
         return cp
 
     def exec_in(self, ns: str, pod: str, cmd: list[str], show: bool = True) -> subprocess.CompletedProcess[str]:
@@ -58,9 +60,9 @@ class Demo:
 
     def check(self, ok: bool, good: str, bad: str) -> None:
         if ok:
-            self.con.print(f"[green]✔ {good}[/]")
+            self.con.print(f"[green]✔ {escape(good)}[/]")
         else:
-            self.con.print(f"[red]✘ {bad}[/]")
+            self.con.print(f"[red]✘ {escape(bad)}[/]")
             self.failures.append(bad)
 
     def pods(self, namespace: str | None = None) -> list[dict[str, Any]]:
@@ -197,7 +199,7 @@ class Demo:
         self.con.print(f"[bold cyan]$ podnet apply -f -   # {what}[/]")
         cp = subprocess.run(self.podnet + ["apply", "-f", "-"], input=text, capture_output=True,
                             text=True, env=self.env)
-        self.con.print((cp.stdout + cp.stderr).rstrip(), markup=False, highlight=False)
+        self.con.print((cp.stdout + cp.stderr).rstrip(), markup=False, highlight=False, soft_wrap=True)
 
     def policy(self) -> None:
         self.step(6, "NetworkPolicy isolates pods",
@@ -245,7 +247,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     examples = Path(args.examples) if args.examples else EXAMPLES
     if not examples.is_dir():
         raise UserError(f"examples directory {examples} not found (give --examples DIR)")
-    demo = Demo(Console(highlight=False), args.name, examples)
+    demo = Demo(Console(highlight=False, width=shutil.get_terminal_size((120, 40)).columns),
+                args.name, examples)
     existing = subprocess.run(demo.podnet + ["down", "--name", args.name, "--force"],
                               capture_output=True, text=True, env=demo.env)
     if existing.returncode == 0 and "down" in existing.stdout:
