@@ -97,6 +97,13 @@ def _addr_rr(name: str, ip: str, ttl: int) -> RR | None:
     return RR(name, c[0], ttl, c[1]) if c else None
 
 
+def valid_name(name: str) -> bool:
+    """A name we can put on the wire: ASCII, labels of 1..63 bytes, at most 253 chars."""
+    if not name or len(name) > 253 or not name.isascii():
+        return False
+    return all(0 < len(lb) <= 63 for lb in name.split("."))
+
+
 def _dns_label(s: str) -> str:
     s = s.lower()
     return s if s and len(s) <= 63 and "." not in s else ""
@@ -210,7 +217,7 @@ def _service_part(origin: str, ttl: int, svc: Service, slices: list[EndpointSlic
     base = f"{name}.{ns}.svc.{origin}"
     if svc.type == "ExternalName":
         target = svc.external_name.strip().rstrip(".").lower()
-        if target:
+        if valid_name(target):
             part.add(RR(base, CNAME, ttl, target))
     elif svc.headless:
         _add_headless_service(part, svc, base, slices, pods)
@@ -244,6 +251,8 @@ class ZoneBuilder:
     def __init__(self, origin: str = "cluster.local", ttl: int = 30, pods_mode: str = "insecure"):
         if pods_mode not in POD_MODES:
             raise ValueError(f"pods mode {pods_mode!r}: must be one of {', '.join(POD_MODES)}")
+        if not valid_name(origin.strip(".")) or len(origin.strip(".")) > 200:
+            raise ValueError(f"zone {origin!r}: not a valid DNS name (labels of 1..63 characters)")
         self.origin, self.ttl, self.pods_mode = origin.strip(".").lower(), ttl, pods_mode
         self._parts: dict[tuple[str, str], tuple[tuple[object, ...], Zone]] = {}
 

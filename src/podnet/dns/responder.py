@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from podnet.dns import wire
 from podnet.dns.forward import Forwarder
 from podnet.dns.lookup import Answer, NOERROR, SERVFAIL, resolve
+from podnet.dns.pack import zone_template
 from podnet.dns.records import A, AAAA, REVERSE_V4, REVERSE_V6, Zone
 from podnet.dns.wire import BadQuery, Drop, Query
 
@@ -194,8 +195,8 @@ class Responder:
             return Pending(self, q, None, tcp)
         if ans.chase and self.forwarder is not None:
             return Pending(self, q, ans, tcp)
-        tmpls = tuple(wire.template(q, ans.rcode, map(wire.to_dnslib, answer),
-                                    map(wire.to_dnslib, ans.authority), map(wire.to_dnslib, ans.additional))
+        labels = tuple(lb.lower() for lb in q.labels)
+        tmpls = tuple(zone_template(labels, q.qtype, q.qclass, ans.rcode, answer, ans.authority, ans.additional)
                       for answer in _orderings(ans, q.qtype))
         self._store(snap, q, tmpls, ans)
         return wire.finalize(q, tmpls[0], tcp)
