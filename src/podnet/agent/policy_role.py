@@ -49,7 +49,8 @@ class PolicyRole:
             log.exception("policy: render failed; next sync is full")
             self._model = None
             return ""
-        pods = {p.key: p for p in state.pods}
+        pods: dict[ObjectKey, Resource] = {p.key: p for p in state.pods}
+        pods.update((n.key, n) for n in state.namespaces)
         self._pending = (model, dict(compiled.chains), pods)
         assert self._model is not None or full
         return pol_nft.full_script(model) if full else pol_nft.diff_script(self._model, model)  # type: ignore[arg-type]

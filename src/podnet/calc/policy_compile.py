@@ -142,24 +142,78 @@ def block_intervals(cidr: str, excepts: Iterable[str]) -> tuple[int, tuple[Inter
 
 
 # ---- pod index: selector evaluation without scanning every pod per selector -----------
+@dataclass
+class PodInfo:
+    """What compile reads of a pod, parsed once per pod object (Resource accessors and
+    address parsing dominate a sync at scale)."""
+    pod: Pod
+    ns: str
+    name: str
+    labels: dict[str, str]
+    ips: list[tuple[int, int]]
+    canon: tuple[str, ...]
+    named: dict[tuple[str, str], int]
+    iface: str
+
+
+_INFO: dict[int, PodInfo] = {}
+
+
+def pod_info(p: Pod) -> PodInfo:
+    hit = _INFO.get(id(p))
+    if hit is not None and hit.pod is p:  # the memo holds p, so its id cannot be reused
+        return hit
+    if len(_INFO) > 500_000:
+        _INFO.clear()
+    parsed = [_parse(ip) for ip in p.pod_ips]
+    info = _INFO[id(p)] = PodInfo(
+        p, p.namespace, p.name, p.labels, [(f, v) for f, v, _ in parsed], tuple(c for _, _, c in parsed),
+        {(cp.name, cp.protocol): cp.container_port for cp in reversed(p.ports) if cp.name},
+        host_iface(p))
+    return info
+
+
+@dataclass
+class PolicyInfo:
+    np: NetworkPolicy
+    ns: str
+    name: str
+    selector: LabelSelector
+    types: tuple[str, ...]
+    rules: dict[str, tuple[PolicyRule, ...]]
+
+
+_PINFO: dict[int, PolicyInfo] = {}
+
+
+def policy_info(np: NetworkPolicy) -> PolicyInfo:
+    hit = _PINFO.get(id(np))
+    if hit is not None and hit.np is np:
+        return hit
+    if len(_PINFO) > 200_000:
+        _PINFO.clear()
+    info = _PINFO[id(np)] = PolicyInfo(np, np.namespace, np.name, np.pod_selector,
+                                       tuple(d for d in (INGRESS, EGRESS) if has_type(np, d)),
+                                       {INGRESS: np.ingress, EGRESS: np.egress})
+    return info
+
+
 class PodIndex:
     def __init__(self, state: ClusterState):
         self.state = state
-        self.pods = sorted((p for p in state.pods if is_policy_pod(p)), key=lambda p: (p.namespace, p.name))
+        infos = sorted((pod_info(p) for p in state.pods if is_policy_pod(p)), key=lambda i: (i.ns, i.name))
+        self.pods = [i.pod for i in infos]
+        self.info: dict[int, PodInfo] = {id(i.pod): i for i in infos}
         self.by_ns: dict[str, list[Pod]] = defaultdict(list)
         self.by_label: dict[tuple[str, str, str], list[Pod]] = defaultdict(list)
-        # Parsed once: address parsing dominates compile time at scale.
-        # Keyed by id(): Resource accessors are too slow for the inner loops at scale.
         self.ips: dict[int, list[tuple[int, int]]] = {}
         self.named: dict[int, dict[tuple[str, str], int]] = {}
-        for p in self.pods:
-            ns = p.namespace
-            self.ips[id(p)] = [_ip_int(ip) for ip in p.pod_ips]
-            self.named[id(p)] = {(cp.name, cp.protocol): cp.container_port for cp in reversed(p.ports)
-                                 if cp.name}
-            self.by_ns[ns].append(p)
-            for kv in p.labels.items():
-                self.by_label[(ns,) + kv].append(p)
+        for i in infos:
+            self.ips[id(i.pod)] = i.ips
+            self.named[id(i.pod)] = i.named
+            self.by_ns[i.ns].append(i.pod)
+            for kv in i.labels.items():
+                self.by_label[(i.ns,) + kv].append(i.pod)
         self.ns_labels = {ns: namespace_labels(state, ns)
                           for ns in set(self.by_ns) | {n.name for n in state.namespaces}}
         self._cache: dict[tuple[str, LabelSelector], list[Pod]] = {}
@@ -172,7 +226,7 @@ class PodIndex:
                 if r.operator == "In" and len(r.values) == 1:
                     cands = self.by_label.get((ns, r.key, r.values[0]), [])
                     break
-            self._cache[ck] = [p for p in cands if sel.matches(p.labels)]
+            self._cache[ck] = [p for p in cands if sel.matches(self.info[id(p)].labels)]
         return self._cache[ck]
 
     def peer_pods(self, np: NetworkPolicy, peer: PolicyPeer) -> list[Pod]:
@@ -188,9 +242,23 @@ class PodIndex:
         return out
 
 
+_PARSED: dict[str, tuple[int, int, str]] = {}
+
+
+def _parse(ip: str) -> tuple[int, int, str]:
+    """(family, integer, canonical text), memoised: parsing dominates syncs at scale."""
+    hit = _PARSED.get(ip)
+    if hit is None:
+        if len(_PARSED) > 1_000_000:
+            _PARSED.clear()
+        a = ipaddress.ip_address(ip)
+        hit = _PARSED[ip] = (a.version, int(a), str(a))
+    return hit
+
+
 def _ip_int(ip: str) -> tuple[int, int]:
-    a = ipaddress.ip_address(ip)
-    return a.version, int(a)
+    f, v, _ = _parse(ip)
+    return f, v
 
 
 # ---- compile --------------------------------------------------------------------------
@@ -259,28 +327,27 @@ def compile_policies(state: ClusterState, local: Callable[[Pod], bool] | None = 
     locals_ = [p for p in idx.pods if local is None or local(p)]
     memberships: dict[int, dict[str, list[str]]] = {
         id(p): {INGRESS: [], EGRESS: []} for p in locals_}
-    for np in sorted(state.policies, key=lambda n: (n.namespace, n.name)):
-        selected = [p for p in idx.in_namespace(np.namespace, np.pod_selector)
-                    if id(p) in memberships]
+    for pi in sorted((policy_info(n) for n in state.policies), key=lambda i: (i.ns, i.name)):
+        np = pi.np
+        selected = [p for p in idx.in_namespace(pi.ns, pi.selector) if id(p) in memberships]
         if not selected:
             continue
-        for direction in (INGRESS, EGRESS):
-            if not has_type(np, direction):
-                continue
-            cid = f"{np.namespace}/{np.name}/{direction}"
+        for direction in pi.types:
+            cid = f"{pi.ns}/{pi.name}/{direction}"
             for p in selected:
                 memberships[id(p)][direction].append(cid)
             if only is not None and reuse is not None and cid not in only and cid in reuse:
                 out.chains[cid] = reuse[cid]
                 continue
-            rules = np.ingress if direction == INGRESS else np.egress
+            rules = pi.rules[direction]
             out.chains[cid] = PolicyChain(np.namespace, np.name, direction, tuple(
                 _compile_rule(idx, np, direction, i, r, selected) for i, r in enumerate(rules)))
     for p in locals_:
         m = memberships[id(p)]
-        out.pods[p.key] = PodPolicy(p.key, tuple(str(ipaddress.ip_address(x)) for x in p.pod_ips),
-                                    host_iface(p), tuple(m[INGRESS]) if m[INGRESS] else None,
-                                    tuple(m[EGRESS]) if m[EGRESS] else None)
+        i = idx.info[id(p)]
+        key = ObjectKey("Pod", i.ns, i.name)
+        out.pods[key] = PodPolicy(key, i.canon, i.iface, tuple(m[INGRESS]) if m[INGRESS] else None,
+                                  tuple(m[EGRESS]) if m[EGRESS] else None)
     return out
 
 

@@ -9,45 +9,72 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from podnet.api.objects import ObjectKey, Pod, Resource
+from podnet.api.objects import ObjectKey, Pod, PolicyPeer, Resource
 from podnet.calc.model import ClusterState
-from podnet.calc.policy import EGRESS, INGRESS, has_type, peer_selects_pod
+from podnet.calc.policy import (EGRESS, INGRESS, NS_NAME_LABEL, ip_in_block, is_policy_pod,
+                                namespace_labels)
+from podnet.calc.policy_compile import PodInfo, PolicyInfo, pod_info, policy_info
 
 
 def affected_chains(state: ClusterState, changed: set[ObjectKey],
                     previous: Mapping[ObjectKey, Resource]) -> set[str]:
-    """Chain ids (`ns/name/direction`) to recompile. `previous` holds the objects as they
-    were at the last sync (to see the pod a change moved out of a selector)."""
+    """Chain ids (`ns/name/direction`) to recompile. `previous` holds Pods and Namespaces as
+    they were at the last sync (to see what a change moved out of a selector)."""
     out: set[str] = set()
     pods: list[Pod] = []
-    ns_changed = False
+    ns_labels: list[dict[str, str]] = []
     for k in changed:
         if k.kind == "NetworkPolicy":
             out |= {f"{k.namespace}/{k.name}/{d}" for d in (INGRESS, EGRESS)}
         elif k.kind == "Pod":
-            for o in (state.get("Pod", k.namespace, k.name), previous.get(k)):
-                if isinstance(o, Pod):
-                    pods.append(o)
+            pods.extend(o for o in (state.get("Pod", k.namespace, k.name), previous.get(k))
+                        if isinstance(o, Pod))
         elif k.kind == "Namespace":
-            ns_changed = True
-    if not pods and not ns_changed:
+            ns_labels.append(namespace_labels(state, k.name))
+            old = previous.get(k)
+            if old is not None:
+                ns_labels.append({**old.labels, NS_NAME_LABEL: k.name})
+    if not pods and not ns_labels:
         return out
+    infos = [pod_info(p) for p in pods if is_policy_pod(p)]
+    pod_ns = {i.ns: namespace_labels(state, i.ns) for i in infos}
     for np in state.policies:
-        for direction in (INGRESS, EGRESS):
-            if not has_type(np, direction):
-                continue
-            cid = f"{np.namespace}/{np.name}/{direction}"
-            for r in (np.ingress if direction == INGRESS else np.egress):
-                if pods and any(isinstance(pp.port, str) for pp in r.ports or ()):
-                    out.add(cid)
-                    break
-                if r.peers is None:
-                    continue
-                if ns_changed and any(pe.namespace_selector is not None for pe in r.peers):
-                    out.add(cid)
-                    break
-                if any(pe.ip_block is None and peer_selects_pod(state, np, pe, p)
-                       for pe in r.peers for p in pods):
-                    out.add(cid)
-                    break
+        pi = policy_info(np)
+        for direction in pi.types:
+            if _touched(pi, direction, infos, pod_ns, ns_labels):
+                out.add(f"{pi.ns}/{pi.name}/{direction}")
     return out
+
+
+def _peer_selects(pi: PolicyInfo, pe: PolicyPeer, i: PodInfo, pod_ns: dict[str, dict[str, str]]) -> bool:
+    """policy.peer_selects_pod over pre-parsed pods (this runs for every policy)."""
+    if pe.pod_selector is None and pe.namespace_selector is None:
+        return False
+    if pe.namespace_selector is None:
+        if i.ns != pi.ns:
+            return False
+    elif not pe.namespace_selector.matches(pod_ns[i.ns]):
+        return False
+    return pe.pod_selector is None or pe.pod_selector.matches(i.labels)
+
+
+def _touched(pi: PolicyInfo, direction: str, pods: list[PodInfo],
+             pod_ns: dict[str, dict[str, str]], ns_labels: list[dict[str, str]]) -> bool:
+    for r in pi.rules[direction]:
+        named = any(isinstance(pp.port, str) for pp in r.ports or ())
+        if named and direction == INGRESS and any(
+                i.ns == pi.ns and pi.selector.matches(i.labels) for i in pods):
+            return True  # ingress named ports resolve on the selected pods
+        if r.peers is None:
+            if named and direction == EGRESS and pods:
+                return True  # resolved on every pod
+            continue
+        for pe in r.peers:
+            if pe.namespace_selector is not None and any(pe.namespace_selector.matches(lb) for lb in ns_labels):
+                return True
+            if pe.ip_block is None and any(_peer_selects(pi, pe, i, pod_ns) for i in pods):
+                return True
+            if pe.ip_block is not None and named and direction == EGRESS and any(
+                    ip_in_block(ip, pe.ip_block.cidr, pe.ip_block.except_) for i in pods for ip in i.canon):
+                return True
+    return False

@@ -30,7 +30,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from podnet.calc.policy import INGRESS
-from podnet.calc.policy_compile import CompiledPolicies, CompiledRule, PolicyChain
+from podnet.calc.policy_compile import CompiledPolicies, CompiledRule, PodPolicy, PolicyChain
 
 TABLE = "podnet-pol"
 FAM = "inet"
@@ -77,8 +77,16 @@ def nft_name(*parts: str) -> str:
     return f"{parts[0]}/{parts[1][:40]}/h{hashlib.sha1(n.encode()).hexdigest()[:24]}"
 
 
+_ADDR: dict[tuple[int, int], str] = {}
+
+
 def _addr(fam: int, v: int) -> str:
-    return str(ipaddress.IPv4Address(v) if fam == 4 else ipaddress.IPv6Address(v))
+    hit = _ADDR.get((fam, v))
+    if hit is None:
+        if len(_ADDR) > 1_000_000:
+            _ADDR.clear()
+        hit = _ADDR[(fam, v)] = str(ipaddress.IPv4Address(v) if fam == 4 else ipaddress.IPv6Address(v))
+    return hit
 
 
 def _interval(fam: int, lo: int, hi: int) -> str:
@@ -98,6 +106,24 @@ def _set(model: NftModel, decl: str, elems: frozenset[str]) -> str:
     name = f"set/{h}"
     model.sets[name] = (decl, elems)
     return name
+
+
+_ADDR_SETS: dict[tuple[str, int, frozenset[int]], tuple[str, frozenset[str]]] = {}
+
+
+def _addr_set(model: NftModel, fam: int, ips: frozenset[int]) -> str:
+    """A set of pod addresses, memoised on the addresses: a pod change re-renders the
+    chains that name it, but most of their sets are ones seen before."""
+    decl = f"type {ADDR_TYPE[fam]};"
+    key = (decl, fam, ips)
+    hit = _ADDR_SETS.get(key)
+    if hit is None:
+        if len(_ADDR_SETS) > 20_000:
+            _ADDR_SETS.clear()
+        elems = frozenset(_addr(fam, v) for v in ips)
+        hit = _ADDR_SETS[key] = (_set(NftModel(), decl, elems), elems)
+    model.sets[hit[0]] = (decl, hit[1])
+    return hit[0]
 
 
 def _rule_lines(ch: PolicyChain, r: CompiledRule, model: NftModel) -> list[str]:
@@ -121,9 +147,7 @@ def _rule_lines(ch: PolicyChain, r: CompiledRule, model: NftModel) -> list[str]:
         kw = IPKW[fam]
         peer_matches: list[str] = []
         if not r.any_peer and r.peer_ips.get(fam):
-            peer_matches.append(f"{kw} {peer_dir} @" + _set(
-                model, f"type {ADDR_TYPE[fam]};",
-                frozenset(_addr(fam, v) for v in r.peer_ips[fam])) + " ")
+            peer_matches.append(f"{kw} {peer_dir} @" + _addr_set(model, fam, r.peer_ips[fam]) + " ")
         if not r.any_peer and r.peer_blocks.get(fam):
             peer_matches.append(f"{kw} {peer_dir} @" + _set(
                 model, f"type {ADDR_TYPE[fam]}; flags interval;",
@@ -182,24 +206,44 @@ def render(c: CompiledPolicies, cache: ChainCache | None = None) -> NftModel:
         for cid in set(cache) - set(c.chains):
             del cache[cid]
     for key, pp in sorted(c.pods.items(), key=lambda kv: (kv[0].namespace, kv[0].name)):
-        for direction, chains, mapname in ((INGRESS, pp.ingress, "in"), ("egress", pp.egress, "eg")):
-            if chains is None:
-                continue
-            pc = chain_name("pod", key.namespace, key.name, direction)
-            m.chains[pc] = tuple(
-                f"jump {chain_name('pol', *cid.rsplit('/', 2)[:2], direction)}" for cid in chains
-            ) + ("counter drop",)
-            for ip in pp.ips:
-                fam = ipaddress.ip_address(ip).version
-                elems[f"{mapname}{fam}"].add(f"{ip} : jump {pc}")
-        if pp.iface:
-            elems["pod-ifaces"].add(f'"{pp.iface}"')
-            for ip in pp.ips:
-                fam = ipaddress.ip_address(ip).version
-                elems[f"pod-addr{fam}"].add(f'"{pp.iface}" . {ip}')
+        chains, pod_elems = _render_pod(pp)
+        m.chains.update(chains)
+        for set_name, e in pod_elems:
+            elems[set_name].add(e)
     for name, e in elems.items():
         m.sets[name] = (STATIC_SETS[name], frozenset(e))
     return m
+
+
+_POD_FRAGMENTS: dict[PodPolicy, tuple[dict[str, tuple[str, ...]], list[tuple[str, str]]]] = {}
+
+
+def _render_pod(pp: PodPolicy) -> tuple[dict[str, tuple[str, ...]], list[tuple[str, str]]]:
+    """A pod's chains and its elements of the static maps/sets; memoised on the (frozen,
+    hashable) PodPolicy, as most pods are unchanged from one sync to the next."""
+    hit = _POD_FRAGMENTS.get(pp)
+    if hit is not None:
+        return hit
+    if len(_POD_FRAGMENTS) > 200_000:
+        _POD_FRAGMENTS.clear()
+    key = pp.key
+    chains: dict[str, tuple[str, ...]] = {}
+    out: list[tuple[str, str]] = []
+    for direction, cids, mapname in ((INGRESS, pp.ingress, "in"), ("egress", pp.egress, "eg")):
+        if cids is None:
+            continue
+        pc = chain_name("pod", key.namespace, key.name, direction)
+        chains[pc] = tuple(
+            f"jump {chain_name('pol', *cid.rsplit('/', 2)[:2], direction)}" for cid in cids
+        ) + ("counter drop",)
+        for ip in pp.ips:
+            out.append((f"{mapname}{6 if ':' in ip else 4}", f"{ip} : jump {pc}"))
+    if pp.iface:
+        out.append(("pod-ifaces", f'"{pp.iface}"'))
+        for ip in pp.ips:
+            out.append((f"pod-addr{6 if ':' in ip else 4}", f'"{pp.iface}" . {ip}'))
+    _POD_FRAGMENTS[pp] = (chains, out)
+    return chains, out
 
 
 # ---- scripts --------------------------------------------------------------------------
@@ -254,8 +298,8 @@ def diff_script(old: NftModel, new: NftModel) -> str:
     # (flush + add) because interval elements cannot be edited in place safely.
     for name, (decl, elems) in sorted(new.sets.items()):
         prev = old.sets.get(name)
-        if prev is not None and prev[1] == elems:
-            continue
+        if prev is not None and (name.startswith("set/") or prev[1] == elems):
+            continue  # content-named sets never change under the same name
         if ": verdict" in decl and prev is not None:
             gone, added = prev[1] - elems, elems - prev[1]
             if gone:
