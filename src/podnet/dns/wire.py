@@ -24,6 +24,7 @@ MAX_NAME = 255
 OUR_UDP_SIZE = 1232       # the DNS flag day 2020 size we advertise
 MAX_UDP_SIZE = 4096       # cap on what a client may ask us to send over UDP
 PLAIN_UDP_SIZE = 512
+MAX_TCP_SIZE = 65535      # a TCP message's 2-byte length prefix
 FORMERR, SERVFAIL, NOTIMP, REFUSED, BADVERS = 1, 2, 4, 5, 16
 _QR, _AA, _TC, _RD = 0x8000, 0x0400, 0x0200, 0x0100
 _RA = 0x0080
@@ -262,7 +263,7 @@ def finalize(query: Query, tmpl: bytes, tcp: bool) -> bytes:
     out = struct.pack("!H", query.qid) + bytes((flags,)) + tmpl[3:12] + query.question + tmpl[12 + qlen:]
     if query.edns is not None:
         out = with_opt(out)
-    if tcp or len(out) <= udp_limit(query.edns):
+    if len(out) <= (MAX_TCP_SIZE if tcp else udp_limit(query.edns)):
         return out
     tc = truncated(out, qlen)
     if query.edns is not None:
