@@ -5,7 +5,8 @@ podnet.cni.daemon`); it binds the abstract socket `podnet-cni` there (see client
 Each connection is one plugin call, served on its own thread by exactly the code the
 binaries run in-process (`skel.run` with the same handlers), so behaviour cannot differ;
 datastores are opened once per URL and kept. A call that crashes the handler still gets
-a CNI error answer; the daemon itself keeps serving.
+a CNI error answer; the daemon itself keeps serving. It exits on SIGTERM, and by itself
+when its node namespace is deleted (so a crashed lab leaves no daemon behind).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import time
 from podnet.cni import ipam_plugin, plugin, skel, veth
 from podnet.cni.client import SOCKET_NAME, decode_request, encode_reply
 
+ORPHAN_CHECK_SECONDS = 2.0
 WORKERS = 8  # parallel calls served at once; more wait in the listen backlog
 HANDLERS = {"cni": plugin.HANDLERS, "ipam": ipam_plugin.HANDLERS}
 
@@ -63,8 +65,14 @@ def serve(stop: threading.Event | None = None, ready: threading.Event | None = N
     if ready:
         ready.set()
     print("podnet-cni daemon ready", flush=True)
+    last_check = time.monotonic()
     try:
         while not (stop and stop.is_set()):
+            if time.monotonic() - last_check > ORPHAN_CHECK_SECONDS:
+                last_check = time.monotonic()
+                if not _netns_still_named():
+                    print("podnet-cni daemon: my node namespace was deleted; exiting", file=sys.stderr)
+                    break
             try:
                 conn, _ = srv.accept()
             except socket.timeout:
@@ -74,6 +82,16 @@ def serve(stop: threading.Event | None = None, ready: threading.Event | None = N
     finally:
         srv.close()
         workers.shutdown(wait=True)
+
+
+def _netns_still_named() -> bool:
+    """False once the node namespace we serve is no longer bound under /var/run/netns
+    (the lab went down): then nobody can reach us, and we must not linger."""
+    try:
+        veth.refuse_root_netns({})
+        return True
+    except Exception:
+        return False
 
 
 def _warm() -> None:
