@@ -43,18 +43,20 @@ class Lab:
     def store(self) -> Datastore:
         return open_datastore((self.dir / "datastore.url").read_text().strip())
 
-    def pods(self) -> list[Pod]:
+    def pods(self, namespace: str | None = None) -> list[Pod]:
         s = self.store()
         try:
-            return [p for p in s.list("Pod").items if isinstance(p, Pod)]
+            return [p for p in s.list("Pod", namespace).items if isinstance(p, Pod)]
         finally:
             s.close()
 
-    def wait_pods(self, count: int, timeout: float = 60.0, **match: str) -> list[Pod]:
-        """Until exactly `count` pods (with these labels) exist and all are Ready."""
+    def wait_pods(self, count: int, timeout: float = 60.0, namespace: str = "default",
+                  **match: str) -> list[Pod]:
+        """Until exactly `count` pods of the namespace (with these labels) exist and all are
+        Ready. (Other parts, cluster DNS for one, run pods of their own in kube-system.)"""
         deadline = time.monotonic() + timeout
         while True:
-            pods = [p for p in self.pods() if all(p.labels.get(k) == v for k, v in match.items())]
+            pods = [p for p in self.pods(namespace) if all(p.labels.get(k) == v for k, v in match.items())]
             if len(pods) == count and all(p.ready and p.pod_ips for p in pods):
                 return pods
             if time.monotonic() > deadline:

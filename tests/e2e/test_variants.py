@@ -57,7 +57,7 @@ def test_two_labs_side_by_side_are_isolated(make_lab):
     url_a = (a.dir / "datastore.url").read_text().strip()
     a.podnet("--datastore", url_a, "apply", "-f", "-", input=manifests(0, 1, PORT))
     [pa] = a.wait_pods(1)
-    assert b.pods() == []  # separate stores
+    assert b.pods("default") == []  # separate stores
     assert "p1" not in b.podnet("get", "pods").stdout  # plain commands go to the current lab
     # the same addresses in both, each in its own namespaces
     b.podnet("apply", "-f", "-", input=manifests(0, 1, PORT))
