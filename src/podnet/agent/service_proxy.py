@@ -49,6 +49,11 @@ class ServiceProxyRole:
         self.last_render_seconds = 0.0
         self.sync_seconds_total = 0.0
 
+    @classmethod
+    def from_context(cls, ctx) -> "ServiceProxyRole":
+        """Built by the agent (agent.AgentContext): NodePorts also listen on ctx.node_ips."""
+        return cls(tuple(getattr(ctx, "node_ips", ()) or ()))
+
     # ---- Role protocol ------------------------------------------------------------------
     def nft_fragment(self, state: ClusterState, changed: set[ObjectKey] | None) -> str:
         self._started = time.perf_counter()
