@@ -87,6 +87,10 @@ def test_nodes_reach_the_outside_world_through_the_router(session):
     assert ans == "outside/echo 198.18.0.12"
     [(_, ans)] = probe_from(ns, [("fd00:203:113::10", 9000, "UDP")])
     assert ans == "outside/echo fd00:198:18::12"
+    # the outside world's DNS is the nodes' resolver (/etc/netns/<node>/resolv.conf)
+    dig = subprocess.run(["ip", "netns", "exec", ns, "dig", "+short", "+time=2", "www.example.test",
+                          "AAAA", "www.example.test", "A"], capture_output=True, text=True).stdout
+    assert dig.split() == ["fd00:203:113::10", "203.0.113.10"]
 
 
 def _deploy(lab, replicas: int) -> None:

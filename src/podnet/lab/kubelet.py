@@ -385,8 +385,8 @@ class Kubelet:
             return  # cluster DNS is not built yet: the pod keeps the machine's resolv.conf
         from podnet.api import defaults
         ips = [defaults.DNS_SERVICE_IP_V4] + ([defaults.DNS_SERVICE_IP_V6] if self.spec.dual_stack else [])
-        # the lab's nodes have no resolver of their own: no host search path to inherit
-        text = resolv_conf(pod, ips, defaults.CLUSTER_DOMAIN, "")
+        # the node's resolver (dnsPolicy Default) is the outside world's DNS server
+        text = resolv_conf(pod, ips, defaults.CLUSTER_DOMAIN, self.spec.node_resolv_conf())
         d = ETC_NETNS / netns
         d.mkdir(parents=True, exist_ok=True)
         (d / "resolv.conf").write_text(text)

@@ -25,6 +25,10 @@ DATASTORES = ("sqlite", "etcd")
 # The outside world's echo server: HTTP on TCP 80, the same line on UDP 9000.
 ECHO_TCP_PORT = 80
 ECHO_UDP_PORT = 9000
+# The outside world's DNS (dnsmasq on the echo address): an "internet" zone whose names
+# resolve to the echo server; the nodes' resolver, so cluster DNS forwards there.
+OUTSIDE_ZONE = "example.test"
+OUTSIDE_HOSTS = ("echo", "www")
 
 
 class TopologyError(ValueError):
@@ -123,6 +127,10 @@ class LabSpec:
     @property
     def out6_len(self) -> int:
         return ipaddress.ip_network(self.outside6).prefixlen
+
+    def node_resolv_conf(self) -> str:
+        """The nodes' /etc/resolv.conf: the outside world's DNS server."""
+        return f"nameserver {self.echo4}\n" + (f"nameserver {self.echo6}\n" if self.dual_stack else "")
 
     def node(self, name: str) -> NodeSpec:
         for n in self.nodes:

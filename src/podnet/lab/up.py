@@ -4,13 +4,16 @@ The lab's state (spec and every namespace name) is written BEFORE the first name
 exists, and each PID as its process starts, so `podnet down` can undo a half-built lab.
 Processes: per node an agent, a workload server (`podnet serve`) and the CNI daemon,
 all inside the node's netns; one lab kubelet (in the first node's netns); the outside world's echo server; with `--datastore etcd`
-an etcd server inside the first node's netns, on that node's underlay address.
+an etcd server inside the first node's netns, on that node's underlay address; dnsmasq
+in the outside world, the nodes' resolver (/etc/netns/<node>/resolv.conf).
 """
 from __future__ import annotations
 
 import importlib
+import shutil
 import sys
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 from podnet.api import defaults
@@ -18,9 +21,11 @@ from podnet.api.objects import Resource, from_dict
 from podnet.datastore.interface import AlreadyExists, Datastore, open_datastore
 from podnet.lab import builder, procs
 from podnet.lab.state import LabState
-from podnet.lab.topology import ECHO_TCP_PORT, ECHO_UDP_PORT, LabSpec, spec_to_dict
+from podnet.lab.topology import (ECHO_TCP_PORT, ECHO_UDP_PORT, OUTSIDE_HOSTS, OUTSIDE_ZONE,
+                                 LabSpec, spec_to_dict)
 
 Progress = Callable[[str], None]
+ETC_NETNS = Path("/etc/netns")
 
 
 class LabError(Exception):
@@ -119,6 +124,8 @@ def up(spec: LabSpec, state: LabState, progress: Progress = lambda s: None,
             "serve", "--name", "outside/echo", "--port", f"{ECHO_TCP_PORT}/TCP",
             "--port", f"{ECHO_UDP_PORT}/UDP", "--port", f"{ECHO_UDP_PORT}/TCP"),
             netns=spec.outside_netns)
+        start_outside_dns(spec, state, progress)
+        write_node_resolv_conf(spec)
         for node in spec.nodes:
             # the CNI plugins are thin clients of this per-node daemon (podnet.cni.daemon)
             procs.spawn(state, f"cni-{node.name}", [sys.executable, "-m", "podnet.cni.daemon"],
@@ -138,6 +145,31 @@ def up(spec: LabSpec, state: LabState, progress: Progress = lambda s: None,
         store.close()
     progress(f"lab {spec.name} up in {time.monotonic() - t0:.1f}s")
     return meta
+
+
+def start_outside_dns(spec: LabSpec, state: LabState, progress: Progress) -> None:
+    """dnsmasq in the outside world, authoritative for OUTSIDE_ZONE, nothing upstream."""
+    binary = shutil.which("dnsmasq")
+    if binary is None:
+        progress("no dnsmasq: the outside world has no DNS server (apt install dnsmasq-base)")
+        return
+    addrs = [spec.echo4] + ([spec.echo6] if spec.dual_stack else [])
+    hosts = ",".join(f"{h}.{OUTSIDE_ZONE}" for h in OUTSIDE_HOSTS)
+    argv = [binary, "-C", "/dev/null", "--keep-in-foreground", "--no-resolv", "--no-hosts",
+            "--no-poll", "--bind-interfaces", "--user=root", "--pid-file=", "--log-facility=-",
+            f"--local=/{OUTSIDE_ZONE}/", f"--host-record={hosts},{','.join(addrs)}"]
+    argv += [f"--listen-address={a}" for a in addrs]
+    procs.spawn(state, "dns-outside", argv, netns=spec.outside_netns)
+    progress(f"outside DNS {spec.echo4}:53 for {OUTSIDE_ZONE} "
+             f"({', '.join(f'{h}.{OUTSIDE_ZONE}' for h in OUTSIDE_HOSTS)})")
+
+
+def write_node_resolv_conf(spec: LabSpec) -> None:
+    """What `ip netns exec <node>` shows as /etc/resolv.conf (removed by `podnet down`)."""
+    for node in spec.nodes:
+        d = ETC_NETNS / node.netns
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "resolv.conf").write_text(spec.node_resolv_conf())
 
 
 def wait_for_nodes(store: Datastore, spec: LabSpec, state: LabState, timeout: float) -> None:
