@@ -262,6 +262,14 @@ def _ip_int(ip: str) -> tuple[int, int]:
 
 
 # ---- compile --------------------------------------------------------------------------
+def _merge_ports(ports: list[PortRange]) -> tuple[PortRange, ...]:
+    """Per protocol, overlapping or adjacent ranges merged (nft interval sets refuse overlaps)."""
+    out: list[PortRange] = []
+    for proto in sorted({p.protocol for p in ports}):
+        out.extend(PortRange(proto, lo, hi) for lo, hi in merge((p.lo, p.hi) for p in ports if p.protocol == proto))
+    return tuple(out)
+
+
 def _named_owners(idx: PodIndex, direction: str, rule: PolicyRule, selected: list[Pod],
                   peer_pods: list[Pod]) -> list[tuple[Pod, list[tuple[int, int]]]]:
     """Pods a named port is resolved on, with the addresses that count: ingress, the
@@ -312,7 +320,7 @@ def _compile_rule(idx: PodIndex, np: NetworkPolicy, direction: str, i: int, rule
     return CompiledRule(RuleRef(np.namespace, np.name, direction, i), rule.peers is None,
                         {f: frozenset(pips[f]) for f in FAMILIES},
                         {f: merge(blocks[f]) for f in FAMILIES}, rule.ports is None,
-                        tuple(sorted(set(ports), key=lambda r: (r.protocol, r.lo, r.hi))),
+                        _merge_ports(ports),
                         {f: tuple(sorted(named[f])) for f in FAMILIES})
 
 

@@ -52,3 +52,12 @@ def test_random_policies_real_equals_predicted(node, pols, port, protocol, famil
     node.set_objects("NetworkPolicy", pols)
     real, predicted, _ = _tables(node, port, protocol, family)
     assert real.diff(predicted) == [], f"{[p.raw for p in pols]}\nreal\n{real.text()}\npredicted\n{predicted.text()}"
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(pols=policy_sets(max_size=4))
+def test_random_policy_changes_always_load_as_partial_syncs(node, pols):
+    """Every random policy set, reached from the previous one by a partial sync, is accepted
+    by the kernel (syntax, overlapping intervals, deletion order)."""
+    script = node.set_objects("NetworkPolicy", pols)
+    assert "delete table" not in script

@@ -68,3 +68,11 @@ def test_partial_sync_touches_only_changed_objects():
     assert "flush chain inet podnet-pol pol/x/from-y/in" in lines
     assert not any("from-b" in ln for ln in lines)
     assert not any(ln.startswith(("delete table", "flush table")) for ln in lines)
+
+
+def test_overlapping_ports_are_merged_for_the_interval_set():
+    from policy_cases import make_policy
+    np_ = make_policy("x", "ports", {"podSelector": {}, "ingress": [{"ports": [
+        {"protocol": "UDP"}, {"protocol": "UDP", "port": 81}, {"port": 80, "endPort": 90}, {"port": 91}]}]})
+    text = full_script(_model([np_]))
+    assert "{ tcp . 80-91, udp . 0-65535 }" in text
