@@ -64,6 +64,12 @@ def test_two_labs_side_by_side_are_isolated(make_lab):
     [pb] = b.wait_pods(1)
     assert pa.pod_ips == pb.pod_ips
     assert pa.annotations["podnet.io/netns"] != pb.annotations["podnet.io/netns"]
+    # switching the current lab, like a kubeconfig context
+    b.podnet("delete", "pod", "p1")
+    a.podnet("use", a.name)
+    assert "p1" in a.podnet("get", "pods").stdout
+    listing = a.podnet("labs").stdout
+    assert f"*         {a.name}" in listing and b.name in listing
 
 
 def lab_current(lab) -> str:

@@ -1,4 +1,4 @@
-"""`podnet up`, `down`, `exec`, `serve`, `agent`, `kubelet`: the lab and its processes.
+"""`podnet up`, `down`, `labs`, `use`, `exec`, `serve`, `agent`, `kubelet`: the lab and its processes.
 
 Thin: parse, call podnet.lab / podnet.agent, print. Lab state lives in
 `podnet.cli.context.lab_dir(name)`; `up` makes the lab current so that plain
@@ -80,6 +80,37 @@ def cmd_down(args: argparse.Namespace) -> int:
     print(f"lab {name!r} down in {time.monotonic() - t0:.1f}s: {len(rep.processes)} processes, "
           f"{len(rep.namespaces)} namespaces"
           + (f", {len(rep.stray_pids)} stray processes" if rep.stray_pids else ""))
+    return 0
+
+
+def cmd_labs(args: argparse.Namespace) -> int:
+    root = context.podnet_home() / "labs"
+    current = context.current_lab()
+    rows = []
+    for d in sorted(root.iterdir()) if root.is_dir() else []:
+        st = _state(d.name)
+        meta = st.read_meta()
+        if not meta:
+            continue
+        spec = meta.get("spec") or {}
+        rows.append(("*" if d.name == current else "", d.name, str(spec.get("nodes", "?")),
+                     "dual" if spec.get("dualStack") else "ipv4", str(spec.get("encap", "")),
+                     str(spec.get("datastore", ""))))
+    if not rows:
+        print("no labs: `podnet up` builds one")
+        return 0
+    headers = ("CURRENT", "NAME", "NODES", "STACK", "ENCAP", "DATASTORE")
+    widths = [max(len(r[i]) for r in rows + [headers]) for i in range(len(headers))]
+    for r in [headers] + rows:
+        print("   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    return 0
+
+
+def cmd_use(args: argparse.Namespace) -> int:
+    if not _state(args.name).exists:
+        raise UserError(f"no lab named {args.name!r} (see `podnet labs`)")
+    context.set_current_lab(args.name)
+    print(f"lab {args.name!r} is current")
     return 0
 
 
@@ -191,6 +222,13 @@ def register(sub: Any) -> None:
     p.add_argument("--name", help="lab name (default: the current lab)")
     p.add_argument("--force", action="store_true", help="also clean up leftovers of a crashed lab")
     p.set_defaults(func=cmd_down)
+
+    p = sub.add_parser("labs", help="list the labs on this machine (* = current)")
+    p.set_defaults(func=cmd_labs)
+
+    p = sub.add_parser("use", help="make a lab the current one (plain commands talk to it)")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_use)
 
     p = sub.add_parser("exec", help="run a command inside a pod's network namespace")
     p.add_argument("-n", "--namespace", default="default")
