@@ -95,3 +95,21 @@ def test_host_veth_name_matches_what_podnet_cni_creates():
     wired = pod.with_metadata(uid="0f6c2a1e-77aa-4b7e-9d3c-1234567890ab",
                               annotations={"podnet.io/netns": "pn-lab-p0f6c2a1e77"})
     assert host_iface(wired) == host_ifname("0f6c2a1e-77aa-4b7e-9d3c-1234567890ab", IFNAME)
+
+
+def test_describe_pod_lists_isolating_policies_and_what_they_allow():
+    from podnet.calc.policy_describe import describe_pod
+    allow = make_policy("x", "from-y", {"podSelector": {"matchLabels": {"pod": "a"}}, "ingress": [{
+        "from": [{"namespaceSelector": {"matchLabels": {"ns": "y"}}}, {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}],
+        "ports": [{"port": 80}, {"port": "serve-81-tcp"}, {"port": 1000, "endPort": 1010}]}]})
+    st = _st(DENY_X, allow)
+    assert describe_pod(st, st.get("Pod", "x", "a")) == [
+        "Ingress: isolated by x/deny, x/from-y",
+        "  x/deny: allows nothing",
+        "  x/from-y rule 0: from pods in namespaces ns=y; 10.0.0.0/8 except 10.1.0.0/16; "
+        "ports TCP/80, TCP/serve-81-tcp (81), TCP/1000-1010",
+        "Egress: isolated by x/deny",
+        "  x/deny: allows nothing",
+    ]
+    assert describe_pod(st, st.get("Pod", "y", "a")) == [
+        "Ingress: not isolated (everything allowed)", "Egress: not isolated (everything allowed)"]

@@ -1,0 +1,58 @@
+"""For `podnet describe pod`: which policies isolate a pod and what they allow, as text. Pure.
+
+    Ingress: isolated by x/deny, x/from-y
+      x/deny: allows nothing
+      x/from-y rule 0: from pods in namespaces ns=y; ports TCP/80, TCP/serve-81-tcp (81)
+    Egress: not isolated (everything allowed)
+"""
+from __future__ import annotations
+
+from podnet.api.objects import Pod, PolicyPeer, PolicyPort, PolicyRule
+from podnet.calc.model import ClusterState
+from podnet.calc.policy import EGRESS, INGRESS, isolating_policies
+
+
+def _peer(p: PolicyPeer) -> str:
+    if p.ip_block is not None:
+        ex = f" except {', '.join(p.ip_block.except_)}" if p.ip_block.except_ else ""
+        return f"{p.ip_block.cidr}{ex}"
+    pods = "pods" if p.pod_selector is None or p.pod_selector.is_everything else f"pods {p.pod_selector}"
+    if p.namespace_selector is None:
+        return f"{pods} of this namespace"
+    ns = "every namespace" if p.namespace_selector.is_everything else f"namespaces {p.namespace_selector}"
+    return f"{pods} in {ns}"
+
+
+def _port(pp: PolicyPort, pod: Pod | None) -> str:
+    if pp.port is None:
+        return f"{pp.protocol}/all"
+    if isinstance(pp.port, int):
+        return f"{pp.protocol}/{pp.port}" + (f"-{pp.end_port}" if pp.end_port is not None else "")
+    n = pod.named_port(pp.port, pp.protocol) if pod is not None else None
+    return f"{pp.protocol}/{pp.port}" + (f" ({n})" if n is not None else " (not on this pod)" if pod else "")
+
+
+def _rule(r: PolicyRule, direction: str, pod: Pod) -> str:
+    word = "from" if direction == INGRESS else "to"
+    peers = "anywhere" if r.peers is None else "; ".join(_peer(p) for p in r.peers)
+    ports = "all ports" if r.ports is None else "ports " + ", ".join(
+        _port(pp, pod if direction == INGRESS else None) for pp in r.ports)
+    return f"{word} {peers}; {ports}"
+
+
+def describe_pod(state: ClusterState, pod: Pod) -> list[str]:
+    lines: list[str] = []
+    for direction in (INGRESS, EGRESS):
+        title = direction.capitalize()
+        pols = isolating_policies(state, pod, direction)
+        if not pols:
+            lines.append(f"{title}: not isolated (everything allowed)")
+            continue
+        lines.append(f"{title}: isolated by {', '.join(f'{p.namespace}/{p.name}' for p in pols)}")
+        for np in pols:
+            rules = np.ingress if direction == INGRESS else np.egress
+            if not rules:
+                lines.append(f"  {np.namespace}/{np.name}: allows nothing")
+            for i, r in enumerate(rules):
+                lines.append(f"  {np.namespace}/{np.name} rule {i}: {_rule(r, direction, pod)}")
+    return lines
