@@ -36,10 +36,11 @@ def node_ns():
         subprocess.run(["ip", "netns", "del", ns])
 
 
-def state(blocks: list[str], owner: str = "n2") -> ClusterState:
+def state(blocks: list[str], owner: str = "n2", nodes_up: tuple[str, ...] = ("n1", "n2")) -> ClusterState:
     nodes = [Node({"kind": "Node", "metadata": {"name": n}, "status": {"addresses": [
         {"type": "InternalIP", "address": f"198.18.0.1{i}"},
-        {"type": "InternalIP", "address": f"fd00:198:18::1{i}"}]}}) for i, n in ((1, "n1"), (2, "n2"))]
+        {"type": "InternalIP", "address": f"fd00:198:18::1{i}"}]}})
+        for i, n in ((1, "n1"), (2, "n2"), (3, "n3")) if n in nodes_up]
     bl = [Resource({"kind": "IPAMBlock", "metadata": {"name": c.replace("/", "-").replace(":", "-")},
                     "spec": {"cidr": c, "affinity": f"host:{owner}"}}) for c in blocks]
     return ClusterState.from_objects(nodes + bl, "n1")
@@ -79,3 +80,13 @@ def test_vxlan_device_entries_and_routes(node_ns):
     role.apply_kernel(state([]))  # n2 has no block left: entries and routes go
     assert "10.244.1.0/26" not in ip(node_ns, "route")
     assert "198.18.0.12" not in ip(node_ns, "neigh", "show", "dev", "pnvx")
+
+
+def test_a_node_that_leaves_takes_its_routes_and_one_that_joins_brings_them(node_ns):
+    role = RoutesRole("n1", "198.18.0.11", "none", node_ns)
+    role.apply_kernel(state(["10.244.3.0/26"], owner="n3"))  # n3 not registered yet
+    assert "10.244.3.0/26" not in ip(node_ns, "route")
+    role.apply_kernel(state(["10.244.3.0/26"], owner="n3", nodes_up=("n1", "n2", "n3")))
+    assert "10.244.3.0/26 via 198.18.0.13" in ip(node_ns, "route")
+    role.apply_kernel(state(["10.244.3.0/26"], owner="n3"))  # its Node object is deleted
+    assert "10.244.3.0/26" not in ip(node_ns, "route")
