@@ -19,7 +19,6 @@ listed. Elements are claimed per service port, because a hairpin pair can belong
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -49,7 +48,7 @@ _NAME_BAD = re.compile(r"[^A-Za-z0-9/_.-]")
 
 
 def _hash(text: str) -> str:
-    return base64.b32encode(hashlib.sha256(text.encode()).digest())[:8].decode()
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def chain_name(e: ServicePortEntry) -> str:
@@ -124,8 +123,14 @@ class Rendered:
         return cl[0][1] if cl else None
 
     def claim(self, k: Key, elements: Iterable[tuple[str, str, str]]) -> None:
+        claims = self.claims
         for s, key, val in elements:
-            self.claims.setdefault((s, key), []).append((k, val))
+            sk = (s, key)
+            cl = claims.get(sk)
+            if cl is None:
+                claims[sk] = [(k, val)]
+            else:
+                cl.append((k, val))
 
     def release(self, k: Key, elements: Iterable[tuple[str, str, str]]) -> None:
         for s, key, val in elements:
@@ -228,7 +233,7 @@ def render_full(table: ServiceTable, prev: Rendered | None) -> tuple[str, Render
     out += _static()
     for k, r in rendered.items():
         state.entries[k] = r
-        state.claim(k, sorted(r.elements))
+        state.claim(k, r.elements)
         out += [_set_decl(*s) for s in r.affinity_sets]
         if r.chain:
             out.append(f"add chain {T} {r.chain}")

@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""The service proxy at scale: podnet's layout vs a kube-proxy-iptables-style linear layout
+written in nftables, same services, same machine, same applier, one run (needs root).
+
+For each side: full sync of 1,000 and 10,000 services x 10 endpoints (render + one
+transaction, into a fresh table), one endpoint change with 10,000 services loaded (median
+of several), and first-packet latency (TCP connect to a VIP, median over many; the
+measured service is the LAST one, the linear layout's worst case) with 1 and with 10,000
+services present. The baseline (`inet pn-bench-linear`) is kube-proxy's iptables shape:
+one chain of per-service match rules, a chain per service with one random-choice rule per
+endpoint, a chain per endpoint that DNATs. Both are applied through the same libnftables
+session (podnet.dataplane.nft.session). Everything runs in `pn-svc-bench-*` namespaces
+(tests/kernel/services/svc_topo.py). Prints a table, the ratios, and one JSON line.
+
+    sudo .venv/bin/python bench/services.py [--services 10000] [--connects 300]
+"""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "kernel" / "services"))
+
+from podnet.agent.service_proxy import ServiceProxyRole  # noqa: E402
+from podnet.api.objects import from_dict  # noqa: E402
+from podnet.calc.model import ClusterState  # noqa: E402
+from podnet.calc.services import ServiceTable, build_table  # noqa: E402
+from podnet.dataplane.nft.session import NftSession  # noqa: E402
+from svc_topo import SvcTopo  # noqa: E402
+
+BACKEND = "10.244.1.11"  # b1 of svc_topo
+EPS = 10
+
+
+def vip(i: int) -> str:
+    return str(ipaddress.ip_address("10.96.0.0") + 100 + i)
+
+
+def objects(n: int, target_last: bool = True) -> list:
+    """n Services with EPS endpoints each; the last one's endpoints are the real backend."""
+    out = []
+    for i in range(n):
+        name = f"s{i:05d}"
+        out.append(from_dict({"apiVersion": "v1", "kind": "Service",
+                              "metadata": {"namespace": "bench", "name": name},
+                              "spec": {"clusterIP": vip(i), "clusterIPs": [vip(i)], "selector": {"a": name},
+                                       "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}))
+        if i == n - 1 and target_last:
+            ips = [BACKEND]
+        else:
+            base = int(ipaddress.ip_address("10.245.0.0")) + i * EPS
+            ips = [str(ipaddress.ip_address(base + j)) for j in range(EPS)]
+        out.append(from_dict({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                              "metadata": {"namespace": "bench", "name": f"{name}-x",
+                                           "labels": {"kubernetes.io/service-name": name}},
+                              "addressType": "IPv4", "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+                              "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip in ips]}))
+    return out
+
+
+# ---- the baseline: kube-proxy iptables mode's structure, in nft syntax -------------------
+LT = "inet pn-bench-linear"
+
+
+def linear_full(table: ServiceTable) -> str:
+    out = [f"add table {LT}", f"delete table {LT}", f"add table {LT}",
+           f"add chain {LT} nat-prerouting {{ type nat hook prerouting priority dstnat ; policy accept ; }}",
+           f"add chain {LT} services"]
+    rules = [f"add rule {LT} nat-prerouting jump services"]
+    for (eid, fam), e in sorted(table.entries.items(), key=lambda kv: int(ipaddress.ip_address(kv[1].vip))):
+        chain = f"svc-{e.name}"
+        out.append(f"add chain {LT} {chain}")
+        rules.append(f"add rule {LT} services ip daddr {e.vip} meta l4proto tcp th dport {e.port} goto {chain}")
+        rules += linear_service_rules(e)
+        for i, ep in enumerate(e.endpoints):
+            out.append(f"add chain {LT} sep-{e.name}-{i}")
+    return "\n".join(out + rules + [linear_sep_rules(e) for e in table.entries.values()]) + "\n"
+
+
+def linear_service_rules(e) -> list[str]:
+    """iptables' `-m statistic --probability 1/(n-i)` cascade, as numgen draws."""
+    chain = f"svc-{e.name}"
+    n = len(e.endpoints)
+    rules = [f"add rule {LT} {chain} numgen random mod {n - i} 0 goto sep-{e.name}-{i}" for i in range(n - 1)]
+    rules.append(f"add rule {LT} {chain} goto sep-{e.name}-{n - 1}")
+    return rules
+
+
+def linear_sep_rules(e) -> str:
+    return "\n".join(f"add rule {LT} sep-{e.name}-{i} meta l4proto tcp dnat ip to {ep.ip}:{ep.port}"
+                     for i, ep in enumerate(e.endpoints))
+
+
+def linear_change(e_old, e_new) -> str:
+    """kube-proxy rewrites the changed service's chains: flush it, add/remove sep chains."""
+    chain = f"svc-{e_new.name}"
+    out = [f"flush chain {LT} {chain}"]
+    for i in range(len(e_new.endpoints)):
+        out += [f"add chain {LT} sep-{e_new.name}-{i}", f"flush chain {LT} sep-{e_new.name}-{i}"]
+    out += linear_service_rules(e_new)
+    out.append(linear_sep_rules(e_new))
+    for i in range(len(e_new.endpoints), len(e_old.endpoints)):
+        out += [f"flush chain {LT} sep-{e_old.name}-{i}", f"delete chain {LT} sep-{e_old.name}-{i}"]
+    return "\n".join(out) + "\n"
+
+
+# ---- measurements ------------------------------------------------------------------------
+def connect_median(topo: SvcTopo, ip: str, n: int) -> float:
+    topo.connect(topo.ns("client"), ip, 80, n=20)  # warm ARP/neighbour caches
+    res = topo.connect(topo.ns("client"), ip, 80, n=n, timeout=2)
+    ok = [a for a in res["answers"] if a.startswith("b1 ")]
+    assert len(ok) == n, f"connects to {ip} failed: {set(res['answers']) - set(ok)}"
+    return statistics.median(res["times"])
+
+
+def changed_slice(i: int, k: int):
+    name = f"s{i:05d}"
+    base = int(ipaddress.ip_address("10.245.0.0")) + i * EPS
+    ips = [str(ipaddress.ip_address(base + j)) for j in range(EPS - 1)] + [f"10.246.{k}.1"]
+    return from_dict({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                      "metadata": {"namespace": "bench", "name": f"{name}-x",
+                                   "labels": {"kubernetes.io/service-name": name}},
+                      "addressType": "IPv4", "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+                      "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip in ips]})
+
+
+def bench_podnet(topo: SvcTopo, sess: NftSession, n_big: int, connects: int) -> dict[str, float]:
+    r: dict[str, float] = {}
+    drop = "add table inet podnet-svc\ndelete table inet podnet-svc\n"
+    st1 = ClusterState.from_objects(objects(1), "bench")
+    ServiceProxyRole().sync(st1, None, sess)
+    r["latency_1_us"] = connect_median(topo, vip(0), connects) * 1e6
+    for n in (1000, n_big):
+        sess.apply(drop)
+        st = ClusterState.from_objects(objects(n), "bench")
+        role = ServiceProxyRole()
+        t = time.perf_counter()
+        role.sync(st, None, sess)
+        r[f"full_{n}_s"] = time.perf_counter() - t
+    r[f"latency_{n_big}_us"] = connect_median(topo, vip(n_big - 1), connects) * 1e6
+    times = []
+    for k in range(7):
+        sl = changed_slice(k * 97 % (n_big - 1), k)
+        st.put(sl)
+        t = time.perf_counter()
+        role.sync(st, {sl.key}, sess)
+        times.append(time.perf_counter() - t)
+    r[f"change_{n_big}_ms"] = statistics.median(times) * 1000
+    sess.apply(drop)
+    return r
+
+
+def bench_linear(topo: SvcTopo, sess: NftSession, n_big: int, connects: int) -> dict[str, float]:
+    r: dict[str, float] = {}
+    drop = f"add table {LT}\ndelete table {LT}\n"
+    sess.apply(linear_full(build_table([o for o in objects(1) if o.kind == "Service"],
+                                       [o for o in objects(1) if o.kind == "EndpointSlice"], ())))
+    r["latency_1_us"] = connect_median(topo, vip(0), connects) * 1e6
+    for n in (1000, n_big):
+        sess.apply(drop)
+        objs = objects(n)
+        t = time.perf_counter()
+        table = build_table([o for o in objs if o.kind == "Service"],
+                            [o for o in objs if o.kind == "EndpointSlice"], ())
+        sess.apply(linear_full(table))
+        r[f"full_{n}_s"] = time.perf_counter() - t
+    r[f"latency_{n_big}_us"] = connect_median(topo, vip(n_big - 1), connects) * 1e6
+    times = []
+    for k in range(7):
+        i = k * 97 % (n_big - 1)
+        sl = changed_slice(i, k)
+        old = table.entries[(f"bench/s{i:05d}/tcp/http", 4)]
+        t = time.perf_counter()
+        new = build_table([o for o in objs if o.kind == "Service" and o.name == f"s{i:05d}"], [sl], ())
+        e_new = new.entries[(old.id, 4)]
+        sess.apply(linear_change(old, e_new))
+        times.append(time.perf_counter() - t)
+        table.entries[(old.id, 4)] = e_new  # type: ignore[index]
+    r[f"change_{n_big}_ms"] = statistics.median(times) * 1000
+    sess.apply(drop)
+    return r
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--services", type=int, default=10000)
+    ap.add_argument("--connects", type=int, default=300)
+    args = ap.parse_args()
+    n = args.services
+    topo = SvcTopo("bench", backends=1)
+    try:
+        topo.teardown()
+        topo.build()
+        topo.start_backend("b1")
+        with NftSession(topo.node) as sess:
+            pod = bench_podnet(topo, sess, n, args.connects)
+            lin = bench_linear(topo, sess, n, args.connects)
+    finally:
+        topo.teardown()
+    keys = ["full_1000_s", f"full_{n}_s", f"change_{n}_ms", "latency_1_us", f"latency_{n}_us"]
+    print(f"{'measure':<22}{'podnet':>12}{'linear':>12}{'podnet/linear':>16}")
+    for k in keys:
+        print(f"{k:<22}{pod[k]:>12.3f}{lin[k]:>12.3f}{pod[k] / lin[k]:>16.3f}")
+    growth_p = pod[f"latency_{n}_us"] / pod["latency_1_us"]
+    growth_l = lin[f"latency_{n}_us"] / lin["latency_1_us"]
+    print(f"first-packet latency growth 1 -> {n} services: podnet x{growth_p:.3f}, linear x{growth_l:.3f}")
+    print(json.dumps({"bench": "services", "services": n, "endpoints_per_service": EPS,
+                      "podnet": pod, "linear": lin,
+                      "ratios": {k: pod[k] / lin[k] for k in keys},
+                      "latency_growth": {"podnet": growth_p, "linear": growth_l}}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
