@@ -1,0 +1,65 @@
+"""`podnet trace` predictions of the demo's paths, from a fixed hand-built state, against
+golden text and JSON (tests/golden/trace). PODNET_UPDATE_GOLDEN=1 rewrites the files
+(review the diff before committing)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+import trace_demo_state as demo
+from podnet.trace import render
+from podnet.trace.path import predict
+from podnet.trace.resolve import find_pod, parse_dest, resolve
+
+GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "trace"
+ALLOW = ("40-deny-web.yaml", "50-allow-client.yaml")
+
+# name -> (src, dst, family, encap, policies, natOutgoing, endpoint)
+CASES = {
+    "pod-pod-same-node": ("client", "web-5d8f7-a1:8080", 4, "none", (), True, None),
+    "pod-pod-other-node-direct": ("client", "shop/web-5d8f7-b2:8080", 4, "none", (), True, None),
+    "pod-pod-other-node-vxlan": ("client", "shop/web-5d8f7-b2:8080", 4, "vxlan", (), True, None),
+    "pod-service-vip": ("client", "10.96.0.20:80/tcp", 4, "none", (), True, "10.244.0.66"),
+    "pod-service-name": ("client", "web", 4, "none", (), True, None),
+    "pod-service-fqdn-vxlan": ("client", "web.shop.svc.cluster.local:80", 4, "vxlan", (), True, "10.244.0.67"),
+    "pod-outside-nat": ("client", "203.0.113.10:80", 4, "none", (), True, None),
+    "pod-outside-no-nat": ("client", "203.0.113.10:80", 4, "none", (), False, None),
+    "pod-web-denied": ("client", "web", 4, "none", ALLOW[:1], True, "10.244.0.66"),
+    "pod-web-allowed": ("client", "web", 4, "none", ALLOW, True, "10.244.0.66"),
+    "worker-web-denied": ("batch/worker", "web.shop:80", 4, "none", ALLOW, True, "10.244.0.3"),
+    "ipv6-pod-service": ("client", "web", 6, "none", ALLOW, True, "fd00:10:244::42"),
+    "ipv6-pod-pod-vxlan": ("client", "shop/web-5d8f7-c3:8080", 6, "vxlan", (), True, None),
+    "ipv6-pod-outside-nat": ("client", "[fd00:203:113::10]:80", 6, "none", (), True, None),
+}
+
+
+def run(name: str):
+    src, dst, fam, encap, pols, nat, ep = CASES[name]
+    st = demo.state(pols, nat)
+    pod = find_pod(st, "shop", src)
+    d = parse_dest(dst)
+    target = resolve(st, pod.namespace, d.text, fam)
+    return predict(st, demo.facts(encap), pod, target, d.port, d.proto, fam, endpoint=ep, query=d.text)
+
+
+def check(path: Path, got: str) -> None:
+    if os.environ.get("PODNET_UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(got)
+    assert path.exists(), f"{path} missing: run with PODNET_UPDATE_GOLDEN=1"
+    assert got == path.read_text(), f"{path.name} differs (PODNET_UPDATE_GOLDEN=1 to accept)"
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_golden(name):
+    t = run(name)
+    check(GOLDEN / f"{name}.txt", render.text(t))
+    check(GOLDEN / f"{name}.json", render.to_json(t))
+
+
+def test_deterministic():
+    assert render.to_json(run("pod-service-name")) == render.to_json(run("pod-service-name"))
+    json.loads(render.to_json(run("pod-outside-nat")))
