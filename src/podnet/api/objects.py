@@ -25,9 +25,11 @@ KINDS: dict[str, tuple[str, bool]] = {
     "NetworkPolicy": ("networking.k8s.io/v1", True),
     "IPPool": ("podnet.io/v1", False),
     "IPAMBlock": ("podnet.io/v1", False),
+    "ServiceIPAllocation": ("podnet.io/v1", False),
+    "NodePortAllocation": ("podnet.io/v1", False),
 }
 # Kinds podnet writes for itself (IPAM state): stored like any object, refused by `apply`.
-INTERNAL_KINDS: frozenset[str] = frozenset({"IPAMBlock"})
+INTERNAL_KINDS: frozenset[str] = frozenset({"IPAMBlock", "ServiceIPAllocation", "NodePortAllocation"})
 # Other apiVersions accepted for a kind (users write `v1` Nodes, for example).
 ALT_API_VERSIONS: dict[str, tuple[str, ...]] = {"Node": ("v1",)}
 
