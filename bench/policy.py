@@ -61,8 +61,13 @@ def timed(fn) -> float:
     return time.perf_counter() - t
 
 
+CALC_TIMES: list[float] = []
+
+
 def sync(role: PolicyRole, nft: NftRunner, state: ClusterState, changed) -> None:
+    t = time.perf_counter()
     script = role.nft_fragment(state, changed)
+    CALC_TIMES.append(time.perf_counter() - t)
     try:
         nft.apply(script)
     except Exception:
@@ -127,9 +132,6 @@ def main() -> int:
         bare, bare_srv = bare_pair()
         sns, cns = t.pod_netns("ns0/server"), t.pod_netns("ns1/client")
         nft = NftRunner(t.node)
-        # ---- data path without policies
-        tp_without = [iperf(cns, sns, SERVER_IP) for _ in range(RUNS)]
-        lat_without = [connect_us(cns, SERVER_IP) for _ in range(RUNS)]
         tp_bare = [iperf(bare[0], bare[1], "10.99.0.2") for _ in range(RUNS)]
         lat_bare = [connect_us(bare[0], "10.99.0.2") for _ in range(RUNS)]
         # ---- full sync at scale
@@ -146,27 +148,37 @@ def main() -> int:
             fulls.append(time.perf_counter() - t0)
         res["script_mb"] = len(script) / 1e6
         # ---- one change
-        one_policy, one_pod, one_ns = [], [], []
+        one_policy, one_pod, one_ns, one_policy_calc = [], [], [], []
         for i in range(max(RUNS, 5)):
             np_ = state.get("NetworkPolicy", "ns7", "np7")
             spec = dict(np_.spec)
             spec["ingress"] = [{**spec["ingress"][0], "ports": [{"port": 1000 + i}]}]
             state.put(np_.with_spec(spec))
             one_policy.append(timed(lambda: sync(role, nft, state, {np_.key})))
+            one_policy_calc.append(CALC_TIMES[-1])
             p = state.get("Pod", "ns3", "p130")
             state.put(p.with_metadata(labels={**p.labels, "tier": f"tier{i % 3}"}))
             one_pod.append(timed(lambda: sync(role, nft, state, {p.key})))
             n = state.get("Namespace", "", "ns9")
             state.put(n.with_metadata(labels={"team": f"t{i % 5}"}))
             one_ns.append(timed(lambda: sync(role, nft, state, {n.key})))
-        # ---- data path with policies
-        tp_with = [iperf(cns, sns, SERVER_IP) for _ in range(RUNS)]
-        lat_with = [connect_us(cns, SERVER_IP) for _ in range(RUNS)]
+        # ---- data path, with and without the policies, interleaved (the machine is shared:
+        # alternating keeps slow phases from landing on one side only)
+        tp_with, lat_with, tp_without, lat_without = [], [], [], []
+        for _ in range(RUNS):
+            tp_with.append(iperf(cns, sns, SERVER_IP))
+            lat_with.append(connect_us(cns, SERVER_IP))
+            nft.apply("delete table inet podnet-pol\n")
+            role.committed(False)
+            tp_without.append(iperf(cns, sns, SERVER_IP))
+            lat_without.append(connect_us(cns, SERVER_IP))
+            sync(role, nft, state, None)
         med = statistics.median
         res.update({
             "pods": 2000, "policies": 1000,
             "full_sync_s": med(fulls), "full_calc_render_s": med(renders),
-            "one_policy_change_ms": med(one_policy) * 1e3, "one_pod_change_ms": med(one_pod) * 1e3,
+            "one_policy_change_ms": med(one_policy) * 1e3,
+            "one_policy_change_calc_render_ms": med(one_policy_calc) * 1e3, "one_pod_change_ms": med(one_pod) * 1e3,
             "one_namespace_change_ms": med(one_ns) * 1e3,
             "throughput_bare_gbps": med(tp_bare), "throughput_without_gbps": med(tp_without),
             "throughput_with_gbps": med(tp_with),
