@@ -76,18 +76,21 @@ def test_apply_namespace_flag(env, capsys):
 
 def test_round_trip_keeps_every_field(env, capsys):
     tmp, url = env
-    manifest = {"apiVersion": "v1", "kind": "Service",
+    manifest = {"apiVersion": "apps/v1", "kind": "Deployment",
                 "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web"},
                              "annotations": {"example.com/owner": "team-a"}},
-                "spec": {"type": "NodePort", "selector": {"app": "web"}, "externalTrafficPolicy": "Local",
-                         "ports": [{"name": "http", "port": 80, "targetPort": "http", "nodePort": 30080}],
+                "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%"}},
+                         "template": {"metadata": {"labels": {"app": "web"}},
+                                      "spec": {"containers": [{"name": "c", "image": "podnet/serve",
+                                                               "resources": {"limits": {"cpu": "100m"}}}]}},
                          "someFutureField": {"x": [1, 2, 3]}}}
     run(capsys, "apply", "-f", write(tmp / "s.json", json.dumps(manifest)))
     s = open_datastore(url)
-    cur = s.get("Service", "default", "web")
+    cur = s.get("Deployment", "default", "web")
     s.update(cur.with_status({"conditions": []}))
     s.close()
-    got = json.loads(run(capsys, "get", "svc", "web", "-o", "json")[1])
+    got = json.loads(run(capsys, "get", "deploy", "web", "-o", "json")[1])
     md = got["metadata"]
     assert {"uid", "creationTimestamp", "resourceVersion"} <= set(md)
     for f in ("uid", "creationTimestamp", "resourceVersion"):
