@@ -1,0 +1,149 @@
+"""The EndpointSlice controller: watch Services, Pods and EndpointSlices in the store and
+write the slices calc.endpointslices says each Service should have.
+
+Events only mark namespaces (and Services) dirty; a batch then lists the namespace's Pods
+and Services once and reconciles each Service: create what is missing, update what
+differs (CAS on the slice's revision), delete managed slices no longer wanted. Only slices
+labelled `endpointslice.kubernetes.io/managed-by: podnet-controller` are ever touched, so
+a selector-less Service keeps the slices its user applies. A Conflict just marks the
+namespace dirty again; a store error is logged and retried; nothing raises out of `run`.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import Any
+
+from podnet.api.objects import Pod, Resource, Service, from_dict
+from podnet.api.selector import LabelSelector
+from podnet.calc.endpointslices import (CONTROLLER, MANAGED_BY, SERVICE_NAME, desired_slices,
+                                        same_slice)
+from podnet.datastore.interface import (AlreadyExists, Compacted, Conflict, Datastore,
+                                        DatastoreError, NotFound)
+
+log = logging.getLogger("podnet.controllers.endpointslice")
+KINDS = ("Service", "Pod", "EndpointSlice")
+BATCH_WINDOW = 0.05
+
+
+class EndpointSliceController:
+    def __init__(self, store: Datastore):
+        self.store = store
+        self.writes = 0
+        self.reconciles = 0
+        self.errors = 0
+
+    # ---- one namespace --------------------------------------------------------------------
+    def reconcile_namespace(self, ns: str) -> bool:
+        """Bring every managed slice of `ns` in line. False when something must be retried."""
+        pods = [p for p in self.store.list("Pod", ns).items if isinstance(p, Pod)]
+        services = {s.name: s for s in self.store.list("Service", ns).items if isinstance(s, Service)}
+        managed = self.store.list("EndpointSlice", ns, LabelSelector.from_map({MANAGED_BY: CONTROLLER})).items
+        have: dict[str, dict[str, Resource]] = {}
+        for sl in managed:
+            have.setdefault(sl.labels.get(SERVICE_NAME, ""), {})[sl.name] = sl
+        ok = True
+        for name in sorted(set(services) | set(have)):
+            svc = services.get(name)
+            want = desired_slices(svc, pods) if svc is not None else []
+            ok &= self._converge(want, have.get(name, {}))
+        self.reconciles += 1
+        return ok
+
+    def _converge(self, want: list[dict[str, Any]], have: dict[str, Resource]) -> bool:
+        ok = True
+        for d in want:
+            cur = have.pop(d["metadata"]["name"], None)
+            try:
+                if cur is None:
+                    self.store.create(from_dict(d))
+                elif not same_slice(d, cur.raw):
+                    d["metadata"]["resourceVersion"] = str(cur.resource_version)
+                    self.store.update(from_dict(d), revision=cur.resource_version)
+                else:
+                    continue
+                self.writes += 1
+            except (Conflict, AlreadyExists, NotFound):
+                ok = False  # someone else wrote in between: recompute
+        for gone in have.values():
+            try:
+                self.store.delete("EndpointSlice", gone.namespace, gone.name, revision=gone.resource_version)
+                self.writes += 1
+            except (Conflict, NotFound):
+                ok = False
+        return ok
+
+    def reconcile_all(self) -> int:
+        """Every namespace that has Services, Pods or managed slices; returns the revision
+        the lists were consistent at (where a watch starts)."""
+        rev = self.store.revision()
+        namespaces = set()
+        for kind in KINDS:
+            namespaces |= {o.namespace for o in self.store.list(kind).items}
+        for ns in sorted(namespaces):
+            self._safe(ns)
+        return rev
+
+    def _safe(self, ns: str) -> bool:
+        try:
+            return self.reconcile_namespace(ns)
+        except DatastoreError as e:
+            self.errors += 1
+            log.warning("namespace %s: %s (will retry)", ns, e)
+            return False
+        except Exception:  # noqa: BLE001 - a bad object must never stop the controller
+            self.errors += 1
+            log.exception("namespace %s: reconcile failed", ns)
+            return True
+
+    # ---- the loop -------------------------------------------------------------------------
+    def run(self, stop: threading.Event, resync_every: float = 300.0) -> None:
+        events: queue.Queue[Any] = queue.Queue()
+        rev = self.reconcile_all()
+        watcher = threading.Thread(target=self._watch, args=(rev, events, stop), daemon=True)
+        watcher.start()
+        dirty: set[str] = set()
+        last_full = time.monotonic()
+        while not stop.is_set():
+            try:
+                item = events.get(timeout=0.5)
+            except queue.Empty:
+                item = None
+            if item == "relist" or time.monotonic() - last_full > resync_every:
+                self.reconcile_all()
+                last_full = time.monotonic()
+                continue
+            if item is not None:
+                dirty.add(item)
+                deadline = time.monotonic() + BATCH_WINDOW
+                while time.monotonic() < deadline:
+                    try:
+                        nxt = events.get(timeout=max(0.0, deadline - time.monotonic()))
+                    except queue.Empty:
+                        break
+                    if nxt == "relist":
+                        events.put(nxt)
+                        break
+                    dirty.add(nxt)
+            for ns in sorted(dirty):
+                if self._safe(ns):
+                    dirty.discard(ns)
+            if dirty:
+                stop.wait(0.2)
+
+    def _watch(self, rev: int, events: queue.Queue[Any], stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                for ev in self.store.watch(rev, KINDS, stop=stop):
+                    rev = ev.revision
+                    events.put(ev.object.namespace)
+                return
+            except Compacted:
+                rev = self.store.revision()
+                events.put("relist")
+            except DatastoreError as e:
+                log.warning("watch failed (%s); retrying", e)
+                stop.wait(1.0)
+                events.put("relist")

@@ -1,0 +1,125 @@
+"""calc.endpointslices (pure) and the controller that writes them (real SQLite store)."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from podnet.agent.endpointslice_controller import EndpointSliceController
+from podnet.api.objects import EndpointSlice
+from podnet.calc.endpointslices import desired_slices
+from podnet.datastore.sqlite import SqliteDatastore
+from svc_builders import make_pod, make_service, make_slice, endpoint
+
+
+def web(mutate=None, **kw):
+    return make_service("default", "web", mutate, ports=[{"name": "http", "port": 80, "targetPort": "http"}], **kw)
+
+
+def eps(sl):
+    return [(e["addresses"][0], e["conditions"]["ready"], e["conditions"]["serving"],
+             e["conditions"]["terminating"]) for e in sl["endpoints"]]
+
+
+def test_named_target_port_resolved_per_pod_groups_slices():
+    pods = [make_pod("default", "a", ["10.244.1.2"], {"app": "web"}),
+            make_pod("default", "b", ["10.244.1.3"], {"app": "web"},
+                     ports=[{"name": "http", "containerPort": 9090}]),
+            make_pod("default", "c", ["10.244.1.4"], {"app": "other"}),
+            make_pod("other", "d", ["10.244.1.5"], {"app": "web"})]
+    slices = desired_slices(web(), pods)
+    by_port = {s["ports"][0]["port"]: [e["addresses"][0] for e in s["endpoints"]] for s in slices}
+    assert by_port == {8080: ["10.244.1.2"], 9090: ["10.244.1.3"]}
+    assert all(s["metadata"]["labels"]["kubernetes.io/service-name"] == "web" for s in slices)
+    assert desired_slices(web(), pods) == slices  # stable names and order
+
+
+def test_conditions_ready_serving_terminating():
+    pods = [make_pod("default", "up", ["10.244.1.2"], {"app": "web"}),
+            make_pod("default", "unready", ["10.244.1.3"], {"app": "web"}, ready=False),
+            make_pod("default", "going", ["10.244.1.4"], {"app": "web"},
+                     lambda d: d["metadata"].update(deletionTimestamp="2026-01-01T00:00:00Z")),
+            make_pod("default", "done", ["10.244.1.5"], {"app": "web"},
+                     lambda d: d["status"].update(phase="Succeeded"))]
+    (s,) = desired_slices(web(), pods)
+    assert eps(s) == [("10.244.1.2", True, True, False), ("10.244.1.3", False, False, False),
+                      ("10.244.1.4", False, True, True)]
+    (s,) = desired_slices(web(lambda d: d["spec"].update(publishNotReadyAddresses=True)), pods)
+    assert [e[1] for e in eps(s)] == [True, True, True]
+
+
+def test_families_no_pods_no_selector_and_chunks():
+    dual = web(lambda d: d["spec"].update(ipFamilies=["IPv4", "IPv6"]))
+    pods = [make_pod("default", "a", ["10.244.1.2", "fd00:10:244:1::2"], {"app": "web"})]
+    assert [s["addressType"] for s in desired_slices(dual, pods)] == ["IPv4", "IPv6"]
+    (empty,) = desired_slices(web(), [])
+    assert empty["endpoints"] == [] and empty["metadata"]["name"] == "web-ipv4"
+    assert desired_slices(web(lambda d: d["spec"].pop("selector")), pods) == []
+    many = [make_pod("default", f"p{i}", [f"10.244.2.{i}"], {"app": "web"}) for i in range(1, 251)]
+    sizes = [len(s["endpoints"]) for s in desired_slices(web(), many)]
+    assert sizes == [100, 100, 50]
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = SqliteDatastore(f"sqlite:///{tmp_path}/store.db")
+    yield s
+    s.close()
+
+
+def slices_of(store, name="web"):
+    return sorted((s for s in store.list("EndpointSlice", "default").items
+                   if s.labels.get("kubernetes.io/service-name") == name), key=lambda s: s.name)
+
+
+def test_controller_converges_and_leaves_user_slices_alone(store):
+    store.create(web())
+    store.create(make_pod("default", "a", ["10.244.1.2"], {"app": "web"}))
+    user_svc = make_service("default", "ext", lambda d: d["spec"].pop("selector"))
+    store.create(user_svc)
+    store.create(make_slice("default", "ext", [endpoint("192.0.2.1")], name="ext-manual"))
+    ctl = EndpointSliceController(store)
+    ctl.reconcile_all()
+    (s,) = slices_of(store)
+    assert isinstance(s, EndpointSlice) and [e.addresses for e in s.endpoints] == [("10.244.1.2",)]
+    writes = ctl.writes
+    ctl.reconcile_all()
+    assert ctl.writes == writes  # nothing differs: nothing written
+    assert [s.name for s in slices_of(store, "ext")] == ["ext-manual"]
+    store.delete("Service", "default", "web")
+    ctl.reconcile_all()
+    assert slices_of(store) == []
+
+
+def test_controller_loop_follows_pod_readiness(store):
+    store.create(web())
+    pod = store.create(make_pod("default", "a", ["10.244.1.2"], {"app": "web"}))
+    ctl = EndpointSliceController(store)
+    stop = threading.Event()
+    t = threading.Thread(target=ctl.run, args=(stop,), daemon=True)
+    t.start()
+    try:
+        def ready_of():
+            sl = slices_of(store)
+            return [e.ready for s in sl for e in s.endpoints]
+        _wait(lambda: ready_of() == [True])
+        d = pod.to_dict()
+        d["status"]["conditions"] = [{"type": "Ready", "status": "False"}]
+        store.update(pod.with_status(d["status"]))
+        _wait(lambda: ready_of() == [False])
+        store.delete("Pod", "default", "a")
+        _wait(lambda: ready_of() == [])
+    finally:
+        stop.set()
+        t.join(timeout=5)
+    assert not t.is_alive()
+
+
+def _wait(cond, timeout=5.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.05)
+    assert cond()
