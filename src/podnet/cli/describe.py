@@ -13,8 +13,39 @@ from podnet.api.objects import (Deployment, containers_of, EndpointSlice, IPPool
 from podnet.cli.output import NONE, node_agent, node_ready
 
 Describer = Callable[[Any, Resource], list[str]]
+
+
+class DescriberRegistry(dict[str, Describer]):
+    """kind -> section. Several parts may add a section for the same kind: assigning (or
+    `setdefault`) a second describer chains it after the first instead of replacing it,
+    and registering the same function twice is a no-op."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._fns: dict[str, list[Describer]] = {}
+
+    def __setitem__(self, kind: str, fn: Describer) -> None:
+        fns = self._fns.setdefault(kind, [])
+        if fn not in fns:
+            fns.append(fn)
+        super().__setitem__(kind, fns[0] if len(fns) == 1 else self._chained(kind))
+
+    def setdefault(self, kind: str, fn: Describer) -> Describer:  # type: ignore[override]
+        self[kind] = fn
+        return self[kind]
+
+    def pop(self, kind: str, *default: Any) -> Any:  # type: ignore[override]
+        self._fns.pop(kind, None)
+        return super().pop(kind, *default)
+
+    def _chained(self, kind: str) -> Describer:
+        def run(store: Any, obj: Resource) -> list[str]:
+            return [line for fn in list(self._fns.get(kind, [])) for line in fn(store, obj)]
+        return run
+
+
 # Sections added by other parts of podnet (agent, ipam, dns ...), shown after ours.
-DESCRIBERS: dict[str, Describer] = {}
+DESCRIBERS = DescriberRegistry()
 _SKIP_ANNOTATIONS = ("podnet.io/last-applied",)
 
 

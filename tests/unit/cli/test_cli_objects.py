@@ -238,9 +238,14 @@ def test_describe(env, capsys):
     assert "Name:             web\nNamespace:        default\nLabels:           app=web\n" in out
     assert "Type:             ClusterIP\n" in out and "Port:             http  80/TCP\n" in out
     from podnet.cli import describe as d
-    d.DESCRIBERS["Service"] = lambda store, obj: ["Extra:            from a plugin"]
+    def first(store, obj):
+        return ["Extra:            from a plugin"]
+    d.DESCRIBERS["Service"] = first
+    d.DESCRIBERS.setdefault("Service", lambda store, obj: ["More:             from another"])
+    d.DESCRIBERS["Service"] = first  # registering again changes nothing
     try:
-        assert "Extra:            from a plugin" in run(capsys, "describe", "service", "web")[1]
+        out = run(capsys, "describe", "service", "web")[1]
+        assert out.endswith("Extra:            from a plugin\nMore:             from another\n")
     finally:
         d.DESCRIBERS.pop("Service")
 
