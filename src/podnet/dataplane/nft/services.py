@@ -59,8 +59,11 @@ def affinity_set_name(e: ServicePortEntry, ip: str, port: int) -> str:
     return f"aff{e.family}-{_hash(f'{e.family}|{e.id}|{ip}|{port}')}"
 
 
+_MARKS = [f"{MARK_BASE + i:#010x}" for i in range(256)]
+
+
 def mark(bucket: int) -> str:
-    return f"{MARK_BASE + bucket:#010x}"
+    return _MARKS[bucket] if bucket < 256 else f"{MARK_BASE + bucket:#010x}"
 
 
 # ---- per entry ---------------------------------------------------------------------------
@@ -113,35 +116,44 @@ class Rendered:
     """What the kernel holds (after a committed sync), in the renderer's own terms."""
     node_ips: tuple[str, ...] = ()
     entries: dict[Key, EntryRender] = field(default_factory=dict)
-    # (set, key) -> claims [(entry, value)], the kernel holds claims[0]'s value. Shared
-    # keys (a hairpin pair) have equal values; a duplicate nodePort in bad input has
-    # another value and waits its turn instead of failing the whole transaction.
-    claims: dict[tuple[str, str], list[tuple[Key, str]]] = field(default_factory=dict)
+    # (set, key) -> (entry, value) the kernel holds; later claimants of the same key wait
+    # in `waiting`. Shared keys (a hairpin pair) have equal values; a duplicate nodePort in
+    # bad input has another value and waits its turn instead of failing the transaction.
+    claims: dict[tuple[str, str], tuple[Key, str]] = field(default_factory=dict)
+    waiting: dict[tuple[str, str], list[tuple[Key, str]]] = field(default_factory=dict)
 
     def active(self, sk: tuple[str, str]) -> str | None:
-        cl = self.claims.get(sk)
-        return cl[0][1] if cl else None
+        c = self.claims.get(sk)
+        return c[1] if c else None
 
     def claim(self, k: Key, elements: Iterable[tuple[str, str, str]]) -> None:
         claims = self.claims
-        for s, key, val in elements:
-            sk = (s, key)
-            cl = claims.get(sk)
-            if cl is None:
-                claims[sk] = [(k, val)]
+        new = {(s, key): (k, val) for s, key, val in elements}
+        if claims.keys().isdisjoint(new):  # the common case, at C speed
+            claims.update(new)
+            return
+        for sk, c in new.items():
+            if sk in claims:
+                self.waiting.setdefault(sk, []).append(c)
             else:
-                cl.append((k, val))
+                claims[sk] = c
 
     def release(self, k: Key, elements: Iterable[tuple[str, str, str]]) -> None:
         for s, key, val in elements:
-            cl = self.claims.get((s, key), [])
-            if (k, val) in cl:
-                cl.remove((k, val))
-                if not cl:
-                    del self.claims[(s, key)]
+            sk, c = (s, key), (k, val)
+            w = self.waiting.get(sk)
+            if self.claims.get(sk) == c:
+                if w:
+                    self.claims[sk] = w.pop(0)
+                else:
+                    del self.claims[sk]
+            elif w and c in w:
+                w.remove(c)
+            if w is not None and not w:
+                del self.waiting[sk]
 
     def kernel_elements(self) -> list[tuple[str, str, str]]:
-        return [(s, key, cl[0][1]) for (s, key), cl in self.claims.items()]
+        return [(s, key, c[1]) for (s, key), c in self.claims.items()]
 
 
 # ---- text --------------------------------------------------------------------------------
