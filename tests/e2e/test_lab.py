@@ -77,6 +77,8 @@ def test_exec_runs_in_the_pod_and_passes_the_exit_code(session):
     other = next(q for q in session["pods"] if q.node_name != p.node_name)
     out = lab.podnet("exec", "p3", "--", "curl", "-s", "-m", "3", f"http://{other.pod_ips[0]}:{PORT}/").stdout
     assert out.strip() == f"default/{other.name} {p.pod_ips[0]}"
+    for ip in other.pod_ips:  # ICMP and ICMPv6 across nodes too
+        assert lab.podnet("exec", "p3", "--", "ping", "-c", "1", "-W", "3", ip, check=False).returncode == 0
     assert lab.podnet("exec", "nope", "--", "true", check=False).returncode == 1
 
 
@@ -205,9 +207,16 @@ def test_a_container_with_a_command_runs_it_in_the_pod(session):
         time.sleep(0.1)
     lab.podnet("delete", "pod", "own", "-n", "kube-system")
     deadline = time.monotonic() + 20
-    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+    while _running(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not os.path.exists(f"/proc/{pid}")
+    assert not _running(pid)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_down_leaves_nothing_behind(session):

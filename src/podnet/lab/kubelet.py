@@ -43,6 +43,7 @@ log = logging.getLogger("podnet.kubelet")
 NETNS_ANNOTATION = "podnet.io/netns"
 WORKERS = 6
 RETRY_AFTER = 2.0
+RETRY_MAX = 30.0
 LIVENESS_EVERY = 2.0
 ETC_NETNS = Path("/etc/netns")
 
@@ -63,6 +64,8 @@ class Kubelet:
         self.running: dict[tuple[str, str], tuple[Any, ...]] = {}
         self.procs: dict[tuple[str, str], dict[str, int]] = {}  # containers with a command
         self.restarts: dict[tuple[str, str], dict[str, int]] = {}
+        self.failures: dict[tuple[str, str], int] = {}  # consecutive setup failures (back-off)
+        self.next_restart: dict[tuple[str, str], float] = {}
         self.dirty: set[tuple[str, str]] = set()  # Deployments to reconcile after this batch
         self.serve = {n.name: ServeClient(serve_socket(state, n.name)) for n in spec.nodes}
         self.revision = 0
@@ -235,10 +238,14 @@ class Kubelet:
                     log.exception("pod %s/%s", *key)
         self.pool.submit(job)
 
-    def _retry_later(self, key: tuple[str, str]) -> None:
-        t = threading.Timer(RETRY_AFTER, lambda: self.events.put(("retry", key)))
+    def _retry_later(self, key: tuple[str, str]) -> float:
+        """Kubernetes' back-off: 2 s, doubling per failure, at most 30 s."""
+        n = self.failures[key] = self.failures.get(key, 0) + 1
+        delay = min(RETRY_AFTER * 2 ** (n - 1), RETRY_MAX)
+        t = threading.Timer(delay, lambda: self.events.put(("retry", key)))
         t.daemon = True
         t.start()
+        return delay
 
     def setup(self, key: tuple[str, str]) -> None:
         pod = self.pods.get(key)
@@ -283,11 +290,14 @@ class Kubelet:
             log.warning("pod %s/%s: %s", *key, e)
             if attached or not adopt:
                 self.teardown_record(rec)  # like a runtime: a failed sandbox is removed whole
-            self._set_pending(pod, "ContainerCreating", str(e))
-            self._retry_later(key)
+            delay = self._retry_later(key)
+            reason = "CrashLoopBackOff" if isinstance(e, containers.ContainerError) else "ContainerCreating"
+            self._set_pending(pod, reason, f"{e} (retry in {delay:.0f}s)")
             return
         for w in warnings:
             log.warning("pod %s/%s: %s", pod.namespace, pod.name, w)
+        self.failures.pop(key, None)
+        self.next_restart.pop(key, None)
         info = (pod.uid, ips, node.ips, netns, "; ".join(warnings), now_rfc3339())
         self.running[key] = info
         t_net = time.monotonic()
@@ -311,9 +321,12 @@ class Kubelet:
 
     def check_containers(self) -> None:
         """restartPolicy Always: a container process that exited is started again."""
+        now = time.monotonic()
         for key, pids in list(self.procs.items()):
             dead = {name for name, pid in pids.items() if not procs.alive(pid)}
-            if dead:
+            if dead and now >= self.next_restart.get(key, 0.0):
+                n = max((self.restarts.get(key) or {}).values(), default=0)
+                self.next_restart[key] = now + min(RETRY_AFTER * 2 ** n, RETRY_MAX)  # back-off
                 self.submit(key, lambda key=key, dead=dead: self.restart(key, dead))
 
     def restart(self, key: tuple[str, str], dead: set[str]) -> None:
@@ -350,6 +363,8 @@ class Kubelet:
         self.running.pop(key, None)
         self.procs.pop(key, None)
         self.restarts.pop(key, None)
+        self.failures.pop(key, None)
+        self.next_restart.pop(key, None)
         rec = self.records.read(self.spec.pod_netns(obj.uid)) if obj.uid else None
         if rec is None:
             rec = {"namespace": key[0], "name": key[1], "uid": obj.uid,

@@ -125,7 +125,7 @@ def stop(pids: Sequence[int], group: bool = True, timeout: float = 3.0) -> list[
     if left:
         _signal(left, signal.SIGKILL, group)
         time.sleep(0.05)
-        _reap(left)
+    _reap(pids)  # our own children would stay zombies until the next Popen otherwise
     return left
 
 
