@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "podnet.cli.lab",
     "podnet.cli.ipam",
     "podnet.cli.policy",
+    "podnet.cli.trace",
     "podnet.cli.demo",
     "podnet.cli.controllers",
 ]

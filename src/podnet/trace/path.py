@@ -129,7 +129,7 @@ def _pod_send(pod: Pod, pkt: Pkt, dst_l2: str = HOST_MAC) -> Hop:
     d = rt.pod_decision(pkt.family)
     steps = (Step("route", f"routes: {' | '.join(rt.pod_routes(pkt.family))}"),
              Step("route", f"route chosen for {pkt.dst}: {d.route}",
-                  {"dst": pkt.dst, "route": d.route, "dev": d.dev, "gateway": d.gateway}),
+                  {"src": pkt.src, "dst": pkt.dst, "route": d.route, "dev": d.dev, "gateway": d.gateway}),
              Step("route", f"{d.gateway} is {HOST_MAC}, the node's end of the veth "
                            + ("(proxy ARP; the CNI plugin also wrote a permanent neighbour entry)"
                               if pkt.family == 4 else "(its link-local address; a permanent neighbour entry)")))
@@ -202,7 +202,7 @@ class Walker:
             return self._hop(name, iif, None, steps, None), None, done[0], done[1]
         d = rt.node_decision(self.state, self.facts, name, pkt.dst)
         steps.append(Step("route", f"route lookup for {pkt.dst}: {d.route}",
-                          {"dst": pkt.dst, "route": d.route, "dev": d.dev, "gateway": d.gateway}))
+                          {"src": pkt.src, "dst": pkt.dst, "route": d.route, "dev": d.dev, "gateway": d.gateway}))
         if d.to == "local":
             steps.append(Step("deliver", f"{pkt.dst} is node {name}'s own address: delivered to the node"))
             return self._hop(name, iif, None, steps, None), None, "delivered", f"to node {name}"
@@ -331,11 +331,15 @@ class Walker:
         f = self.facts
         d = rt.router_decision(f, pkt.dst)
         steps = [Step("route", f"route lookup for {pkt.dst}: {d.route}",
-                      {"dst": pkt.dst, "route": d.route, "dev": d.dev, "gateway": d.gateway})]
+                      {"src": pkt.src, "dst": pkt.dst, "route": d.route, "dev": d.dev, "gateway": d.gateway})]
         mk = lambda oif, h, nxt: Hop("router", "router", "", f.router_netns, loc[2], oif, tuple(steps), h)  # noqa: E731
         if d.to == "none":
             steps.append(Step("drop", f"no route to {pkt.dst}: ICMP destination unreachable"))
             return mk(None, None, None), None, "unreachable", f"the router has no route to {pkt.dst}"
+        if d.to == "outside" and pkt.dst not in (f.echo4, f.echo6):
+            steps.append(Step("drop", f"no host {pkt.dst} answers ARP/neighbour discovery on "
+                                      f"{d.dev}: ICMP host unreachable"))
+            return mk(None, None, None), None, "unreachable", f"no host {pkt.dst} in the outside world"
         steps.append(Step("ttl", f"forwarded: TTL {pkt.ttl} -> {pkt.ttl - 1}"))
         pkt.ttl -= 1
         if d.to == "outside":
@@ -348,14 +352,11 @@ class Walker:
 
     def _outside(self, loc: Loc, pkt: Pkt) -> tuple[Hop, Loc | None, str, str]:
         f = self.facts
-        echo = pkt.dst in (f.echo4, f.echo6)
-        if echo and (pkt.dport, pkt.proto) in f.echo_ports:
+        if (pkt.dport, pkt.proto) in f.echo_ports:
             what, outcome = f"delivered to the outside world's echo server {pkt.dst} port {pkt.dport}/{pkt.proto}; " \
                             f"it sees the source {pkt.src}", "delivered"
-        elif echo:
-            what, outcome = f"{pkt.dst} has nothing listening on {pkt.dport}/{pkt.proto}: refused", "rejected"
         else:
-            what, outcome = f"no host {pkt.dst} in the outside world", "unreachable"
+            what, outcome = f"{pkt.dst} has nothing listening on {pkt.dport}/{pkt.proto}: refused", "rejected"
         h = Headers(self._last_l2(), pkt.l3(), pkt.l4())
         hop = Hop("outside world", "outside", "", f.outside_netns, "eth0", None,
                   (Step("deliver" if outcome == "delivered" else "drop", what),), h)
@@ -424,7 +425,7 @@ def _reply(state: ClusterState, facts: LabFacts, conn: Conn, entry: ServicePortE
         return w.run(_pod_send(dst_pod, pkt), ("node", dst_pod.node_name, rt.veth_of(dst_pod), False), pkt)
     d = rt.outside_decision(facts, pkt.dst)
     steps = [Step("route", f"route lookup for {pkt.dst}: {d.route}",
-                  {"dst": pkt.dst, "route": d.route, "dev": d.dev, "gateway": d.gateway})]
+                  {"src": pkt.src, "dst": pkt.dst, "route": d.route, "dev": d.dev, "gateway": d.gateway})]
     if d.to == "none":
         steps.append(Step("drop", f"the answer to {pkt.dst} has nowhere to go: it never comes back "
                                   f"(this is what NAT outgoing is for)"))

@@ -1,0 +1,120 @@
+"""`podnet trace [-n NS] SRC DST[:PORT[/PROTO]]`: a packet's path hop by hop, predicted
+from calc and the lab's state, then confirmed with a real traced packet (podnet.trace)."""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+from typing import Any
+
+from podnet.cli import context
+from podnet.cli.errors import UserError
+
+KINDS = ("Namespace", "Pod", "Service", "EndpointSlice", "NetworkPolicy", "Node", "IPPool", "IPAMBlock")
+
+
+def _lab_facts(args: argparse.Namespace, state: Any) -> tuple[Any, bool]:
+    """The lab's facts, and whether the lab exists on this machine (confirmable)."""
+    from podnet.trace.facts import LabFacts, NodeFacts, from_spec
+    name = args.lab or context.current_lab()
+    if name:
+        from podnet.lab.state import LabState
+        from podnet.lab.topology import spec_from_dict
+        st = LabState(context.lab_dir(name))
+        meta = st.read_meta()
+        if meta.get("spec"):
+            return from_spec(spec_from_dict(meta["spec"])), True
+    nodes = []
+    for n in sorted(state.nodes, key=lambda n: n.name):
+        ips = n.internal_ips
+        v4 = next((a for a in ips if ":" not in a), "")
+        v6 = next((a for a in ips if ":" in a), None)
+        nodes.append(NodeFacts(n.name, f"<netns of node {n.name}>", v4, v6))
+    return LabFacts(name or "?", tuple(nodes)), False
+
+
+def _family(args: argparse.Namespace, host: str) -> int:
+    try:
+        return ipaddress.ip_address(host).version
+    except ValueError:
+        return 6 if args.ipv6 else 4
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    from podnet.calc.model import ClusterState
+    from podnet.trace import render
+    from podnet.trace.path import predict
+    from podnet.trace.resolve import TraceError, find_pod, parse_dest, resolve
+    store = context.open_store(args)
+    try:
+        state = ClusterState.from_objects(o for k in KINDS for o in store.list(k).items)
+    finally:
+        store.close()
+    facts, have_lab = _lab_facts(args, state)
+    try:
+        src = find_pod(state, args.namespace, args.src)
+        dest = parse_dest(args.dst)
+        fam = _family(args, dest.text)
+        target = resolve(state, src.namespace, dest.text, fam)
+        t = predict(state, facts, src, target, dest.port, dest.proto, fam, endpoint=args.endpoint,
+                    query=dest.text)
+    except TraceError as e:
+        raise UserError(str(e)) from None
+    confirm_lines = confirm_json = None
+    if not args.no_confirm:
+        if not have_lab or os.geteuid() != 0:
+            why = "no lab on this machine" if not have_lab else "confirming needs root"
+            confirm_lines, confirm_json = [f"not confirmed: {why} (prediction only)"], {"ok": None, "why": why}
+        else:
+            t, confirm_lines, confirm_json = _confirm(state, facts, src, target, dest, fam, t, args.endpoint)
+    if args.output == "json":
+        sys.stdout.write(render.to_json(t, confirm_json))
+    else:
+        sys.stdout.write(render.text(t, confirm_lines))
+    if confirm_json and confirm_json.get("ok") is False:
+        return 3
+    return 0
+
+
+def _confirm(state: Any, facts: Any, src: Any, target: Any, dest: Any, fam: int, t: Any,
+             endpoint: str | None) -> tuple[Any, list[str], dict[str, Any]]:
+    from podnet.trace import confirm, kernel
+    from podnet.trace.path import predict
+    from podnet.trace.resolve import family_ip
+    watched = [n.netns for n in facts.nodes] + [facts.router_netns, facts.outside_netns]
+    pod_ns = src.annotations.get("podnet.io/netns", "")
+    if not pod_ns:
+        raise UserError(f"pod {src.namespace}/{src.name} has no network namespace yet")
+    macs = kernel.read_macs([(ns, "") for ns in watched])
+    obs = kernel.watch_and_send(watched, pod_ns, fam, family_ip(src.pod_ips, fam) or "", target.ip,
+                                t.port, t.proto)
+    obs.macs = macs
+    chosen = confirm.kernel_endpoint(t, obs) or endpoint
+    t = predict(state, facts.with_macs(macs), src, target, t.port, t.proto, fam, endpoint=chosen,
+                sport=obs.sport, query=t.target)
+    checks = confirm.compare(t, obs, kernel.route_get, set(watched))
+    lines = []
+    if t.chosen is not None:
+        lines.append(f"the kernel's DNAT chose endpoint {t.chosen.ip}:{t.chosen.port}; the path above follows it")
+    lines += [c.line for c in checks]
+    bad = sum(not c.ok for c in checks)
+    lines.append("prediction and kernel agree" if not bad else f"{bad} MISMATCH(ES): please report them")
+    return t, lines, confirm.summary(checks) | {"outcome": obs.outcome, "sport": obs.sport}
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("trace", help="a packet's path hop by hop: routes, NAT, policy, headers per layer",
+                       description="Predict a packet's path from the cluster's state, then confirm it "
+                                   "with a real packet traced by the kernel (nftables trace, ip route get).")
+    p.add_argument("src", metavar="SRC", help="the source pod: POD or NS/POD")
+    p.add_argument("dst", metavar="DST[:PORT[/PROTO]]",
+                   help="a pod, a Service (name or virtual IP), a DNS name or an outside address")
+    p.add_argument("-n", "--namespace", default="default", help="namespace of SRC (and of short names)")
+    p.add_argument("-6", dest="ipv6", action="store_true", help="IPv6 (when DST is a name)")
+    p.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    p.add_argument("--endpoint", help="follow this Service endpoint (default: the first; "
+                                      "when confirming, the one the kernel chose)")
+    p.add_argument("--no-confirm", action="store_true", help="prediction only: send no packet")
+    p.add_argument("--lab", help="the lab (default: the current one)")
+    p.set_defaults(func=cmd_trace)

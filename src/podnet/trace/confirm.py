@@ -1,0 +1,161 @@
+"""Hold the predicted path against what the kernel did. Pure: compares a `Trace` with an
+`Observation` (nft traces of the real packet, per namespace) and the kernel's route
+lookups; every difference is a line starting `MISMATCH: predicted X, kernel Y`.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+from podnet.trace.kernel import Observation
+from podnet.trace.model import Hop, Path, Trace
+from podnet.trace.nftrace import PacketTrace
+
+BUG = " — this is a podnet bug"
+RouteGet = Callable[[str, str, "str | None", "str | None"], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Check:
+    ok: bool
+    where: str
+    what: str
+    predicted: str
+    kernel: str
+
+    @property
+    def line(self) -> str:
+        if self.ok:
+            return f"ok        {self.where}: {self.what}: {self.kernel}"
+        return f"MISMATCH: {self.where}: {self.what}: predicted {self.predicted}, kernel {self.kernel}{BUG}"
+
+
+def kernel_endpoint(t: Trace, obs: Observation) -> str | None:
+    """The endpoint the kernel's DNAT chose on the source node (None: no DNAT seen)."""
+    if not t.endpoints or len(t.request.hops) < 2:
+        return None
+    ns = t.request.hops[1].netns
+    pt = _packet(obs, ns, "request")
+    daddr = pt.oif and pt.last.get("daddr") if pt else None
+    return daddr if daddr and any(e.ip == daddr for e in t.endpoints) else None
+
+
+def _packet(obs: Observation, netns: str, direction: str) -> PacketTrace | None:
+    key = "sport" if direction == "request" else "dport"
+    for pt in obs.traces.get(netns, []):
+        if pt.first.get(key) == str(obs.sport):
+            return pt
+    return None
+
+
+def expected_outcome(t: Trace) -> set[str]:
+    if t.request.outcome == "rejected":
+        return {"refused"}
+    if t.request.outcome != "delivered" or t.reply is None or t.reply.outcome != "delivered":
+        return {"timeout", "unreachable"}
+    return {"connected", "refused"}  # refused: reached, but nothing listens
+
+
+def _route_checks(p: Path, route_get: RouteGet) -> list[Check]:
+    out = []
+    for i, hop in enumerate(p.hops):
+        rs = [s for s in hop.steps if s.kind == "route" and "dst" in s.data]
+        if not rs or hop.kind == "underlay":
+            continue
+        d = rs[-1].data
+        first = i == 0
+        src, iif = (None, None) if first else (d.get("src"), hop.iif)
+        got = route_get(hop.netns, d["dst"], src, iif)
+        where = f"{p.direction} {hop.where}"
+        want_dev = d.get("dev") or "(none)"
+        if "error" in got:
+            kernel = f"no route ({got['error']})"
+            ok = want_dev == "(none)"
+        else:
+            kdev = "lo" if got.get("type") == "local" else str(got.get("dev"))
+            kernel = f"dev {kdev}" + (f" via {got['gateway']}" if got.get("gateway") else "")
+            ok = kdev == want_dev and (got.get("gateway") or None) == (d.get("gateway") or None)
+        pred = "no route" if want_dev == "(none)" else \
+            f"dev {want_dev}" + (f" via {d['gateway']}" if d.get("gateway") else "")
+        out.append(Check(ok, where, f"ip route get {d['dst']}", pred, kernel))
+    return out
+
+
+def _hop_checks(p: Path, i: int, hop: Hop, obs: Observation) -> list[Check]:
+    where = f"{p.direction} {hop.where}"
+    pt = _packet(obs, hop.netns, p.direction)
+    last = i == len(p.hops) - 1
+    if pt is None:
+        return [Check(False, where, "packet seen", "the packet passes here", "never saw it")]
+    out = [Check(True, where, "packet seen", "", f"in {pt.first.get('iif', '?')}")]
+    dropped = last and p.outcome in ("dropped", "rejected", "unreachable") and hop.kind != "outside"
+    if hop.kind in ("node", "router") and not dropped and hop.oif:
+        out.append(Check(pt.oif == hop.oif, where, "leaves by", hop.oif, str(pt.oif)))
+    if hop.kind in ("node",) and dropped:
+        out.append(Check(pt.dropped, where, "verdict", "drop", "drop" if pt.dropped else "not dropped"))
+    for s in hop.steps:
+        if s.kind == "dnat":
+            to = s.data["to"].rsplit(":", 1)[0]
+            got = pt.last.get("daddr", "?")
+            out.append(Check(got == to, where, "DNAT to", to, got))
+        if s.kind == "policy" and s.data.get("direction") in ("egress", "ingress"):
+            d = s.data
+            want = ("allowed", d["rule"]) if d["isolated"] and d["allowed"] else \
+                ("open", "") if not d["isolated"] else ("denied", "")
+            got = pt.policy(d["direction"])
+            ok = got[0] == want[0] and (want[0] != "allowed" or got[1] == want[1])
+            out.append(Check(ok, where, f"policy {d['direction']}", " ".join(want).strip(), " ".join(got).strip()))
+        if s.kind == "policy" and s.data.get("direction") == "reply":
+            got = pt.policy("egress")[0]
+            out.append(Check(got in ("established", "unseen"), where, "policy", "established", got))
+    if hop.kind == "node" and not dropped:
+        want_snat = any(s.kind == "snat" for s in hop.steps)
+        got = pt.masquerade
+        out.append(Check(bool(got) == want_snat, where, "SNAT",
+                         "masquerade" if want_snat else "none", f"masquerade ({got})" if got else "none"))
+    if hop.headers is not None and hop.kind == "outside":
+        out.append(Check(pt.first.get("saddr") == hop.headers.l3.src, where, "source address seen",
+                         hop.headers.l3.src, pt.first.get("saddr", "?")))
+    return out
+
+
+def _l2_checks(p: Path, obs: Observation) -> list[Check]:
+    out = []
+    for prev, hop in zip(p.hops, p.hops[1:]):
+        if hop.kind != "node" or prev.headers is None:
+            continue
+        pt = _packet(obs, hop.netns, p.direction)
+        if pt is None or "ether saddr" not in pt.first:
+            continue
+        # our chain sees the packet on the device it entered by: the inner frame after VXLAN
+        want = (prev.headers.l2.src, prev.headers.l2.dst)
+        if any(m.startswith("<") for m in want):
+            continue
+        got = (pt.first["ether saddr"], pt.first["ether daddr"])
+        out.append(Check(got == want, f"{p.direction} {hop.where}", "L2 arriving",
+                         f"{want[0]} -> {want[1]}", f"{got[0]} -> {got[1]}"))
+    return out
+
+
+def compare(t: Trace, obs: Observation, route_get: RouteGet, watched: set[str]) -> list[Check]:
+    exp = expected_outcome(t)
+    out = [Check(obs.outcome in exp, "probe", f"{t.proto} from {t.src} port {obs.sport}",
+                 " or ".join(sorted(exp)), obs.outcome)]
+    for p in [t.request] + ([t.reply] if t.reply else []):
+        out += _route_checks(p, route_get)
+        on_path = set()
+        for i, hop in enumerate(p.hops):
+            if hop.netns in watched and hop.iif is not None:
+                on_path.add(hop.netns)
+                out += _hop_checks(p, i, hop, obs)
+        out += _l2_checks(p, obs)
+        for ns in sorted(watched - on_path - {h.netns for h in p.hops}):
+            if _packet(obs, ns, p.direction) is not None:
+                out.append(Check(False, f"{p.direction} netns {ns}", "packet seen",
+                                 "the path does not pass here", "saw it"))
+    return out
+
+
+def summary(checks: list[Check]) -> dict[str, Any]:
+    bad = [c for c in checks if not c.ok]
+    return {"ok": not bad, "mismatches": len(bad), "checks": [asdict(c) | {"line": c.line} for c in checks]}

@@ -1,0 +1,140 @@
+"""Ask the kernel: send one real, traced packet and ask each namespace for its routes.
+
+`watch_and_send` puts a temporary table (`inet pntrace<pid>`: a prerouting chain at
+priority -400, before conntrack and NAT, and an empty postrouting chain last) into every node, the router and the outside
+world, marking the packets of the probe's flow with `meta nftrace set 1`; runs
+`nft monitor trace` in each of those namespaces; opens a connection from the source
+pod's namespace with a fixed source port; then stops the monitors and removes the
+tables (always, also on error). `route_get` runs `ip -j route get`. Only the lab's own
+namespaces are touched.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import random
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from podnet.dataplane.net.netns import netns_argv, run
+from podnet.dataplane.net.sysctl import call_in_netns
+from podnet.trace.nftrace import PacketTrace, parse
+
+SETTLE = 0.4  # seconds for `nft monitor` to subscribe before the probe is sent
+
+
+@dataclass
+class Observation:
+    sport: int
+    outcome: str  # connected | refused | timeout | unreachable | error: ...
+    traces: dict[str, list[PacketTrace]] = field(default_factory=dict)  # netns -> packets
+    macs: dict[str, str] = field(default_factory=dict)  # "netns/dev" -> MAC
+    raw: dict[str, str] = field(default_factory=dict)
+
+
+def table_name() -> str:
+    return f"pntrace{os.getpid()}"
+
+
+def _table_script(name: str, proto: str, sport: int) -> str:
+    p = proto.lower()
+    return (f"table inet {name} {{\n chain pre {{ type filter hook prerouting priority -400; policy accept;\n"
+            f"  meta l4proto {p} th sport {sport} meta nftrace set 1\n"
+            f"  meta l4proto {p} th dport {sport} meta nftrace set 1\n }}\n"
+            # an empty chain last in postrouting: its `packet:` line shows the device the
+            # packet leaves by, also in namespaces without any other table (the router)
+            f" chain post {{ type filter hook postrouting priority 500; policy accept; }}\n}}\n")
+
+
+def read_macs(netns_devs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for ns in sorted({n for n, _ in netns_devs}):
+        cp = run(ns, ["ip", "-j", "link"], check=False)
+        try:
+            links = json.loads(cp.stdout or "[]")
+        except ValueError:
+            continue
+        for link in links:
+            if link.get("address"):
+                out[f"{ns}/{link['ifname']}"] = link["address"]
+    return out
+
+
+def probe(netns: str, family: int, src: str, dst: str, port: int, proto: str, sport: int,
+          timeout: float) -> str:
+    def body() -> str:
+        fam = socket.AF_INET6 if family == 6 else socket.AF_INET
+        kind = socket.SOCK_STREAM if proto == "TCP" else socket.SOCK_DGRAM
+        with socket.socket(fam, kind) as s:
+            s.settimeout(timeout)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((src, sport))
+            try:
+                if proto == "TCP":
+                    s.connect((dst, port))
+                    return "connected"
+                s.sendto(b"podnet trace\n", (dst, port))
+                s.recv(4096)
+                return "connected"
+            except socket.timeout:
+                return "timeout"
+            except ConnectionRefusedError:
+                return "refused"
+            except OSError as e:
+                if e.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+                    return "unreachable"
+                return f"error: {e.strerror or e}"
+    return call_in_netns(netns, body)
+
+
+def watch_and_send(watch: list[str], src_netns: str, family: int, src: str, dst: str, port: int,
+                   proto: str, sport: int | None = None, timeout: float = 1.0) -> Observation:
+    sport = sport or random.randint(42000, 59999)
+    name = table_name()
+    script = _table_script(name, proto, sport)
+    installed: list[str] = []
+    monitors: list[tuple[str, subprocess.Popen[str]]] = []
+    obs = Observation(sport, "")
+    try:
+        for ns in watch:
+            run(ns, ["nft", "-f", "-"], input=script)
+            installed.append(ns)
+        for ns in watch:
+            monitors.append((ns, subprocess.Popen(netns_argv(ns, ["nft", "monitor", "trace"]),
+                                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                                  text=True)))
+        time.sleep(SETTLE)
+        obs.outcome = probe(src_netns, family, src, dst, port, proto, sport, timeout)
+        time.sleep(0.2)  # let the last events of the reply reach the monitors
+    finally:
+        for ns, p in monitors:
+            p.terminate()
+            try:
+                out, _ = p.communicate(timeout=3)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                out, _ = p.communicate()
+            obs.raw[ns] = out or ""
+            obs.traces[ns] = parse(out or "")
+        for ns in installed:
+            run(ns, ["nft", "delete", "table", "inet", name], check=False)
+    return obs
+
+
+def route_get(netns: str, dst: str, src: str | None = None, iif: str | None = None) -> dict[str, object]:
+    """The kernel's answer as `ip -j route get` gives it, or {"error": "..."}."""
+    argv = ["ip", "-j", "route", "get", dst]
+    if src and iif:
+        argv += ["from", src, "iif", iif]
+    cp = run(netns, argv, check=False)
+    if cp.returncode != 0:
+        return {"error": (cp.stderr or "").strip().replace("RTNETLINK answers: ", "") or f"exit {cp.returncode}"}
+    try:
+        got = json.loads(cp.stdout)
+    except ValueError:
+        return {"error": f"unreadable: {cp.stdout[:100]}"}
+    return got[0] if got else {"error": "no answer"}
