@@ -204,7 +204,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
 
 def cmd_kubelet(args: argparse.Namespace) -> int:
-    from podnet.lab.kubelet import run_kubelet
+    from podnet.lab.kubelet_main import run_kubelet
     return run_kubelet(args.state)
 
 

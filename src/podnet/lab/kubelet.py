@@ -14,28 +14,25 @@ kubelet (or `podnet down`) can undo it even for pods whose object is already gon
 """
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import queue
 import shutil
-import signal
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-from podnet.api.objects import Deployment, ObjectKey, Pod, Resource
+from podnet.api.objects import Deployment, Pod, Resource
 from podnet.datastore.common import now_rfc3339
 from podnet.datastore.interface import (AlreadyExists, Compacted, Conflict, Datastore,
-                                        DatastoreError, NotFound, open_datastore)
+                                        DatastoreError, NotFound)
 from podnet.lab import containers, network, procs
 from podnet.lab.records import PodRecords
 from podnet.lab.serve import ServeClient, ServeError
 from podnet.lab.state import LabState
-from podnet.lab.topology import LabSpec, spec_from_dict
+from podnet.lab.topology import LabSpec
 from podnet.lab.up import serve_socket
 from podnet.lab.workloads import deployment_plan, pending_status, running_status, schedule
 
@@ -436,58 +433,3 @@ class Kubelet:
         for ns in network.list_pod_netns(self.spec):
             if ns not in known:
                 network.delete_netns(ns)
-
-
-# Cluster-wide controllers run next to the kubelet on the control-plane node, each as
-# `function(store, stop_event)` on its own thread; a module not built yet is skipped.
-CONTROLLERS: tuple[tuple[str, str], ...] = (
-    ("podnet.agent.endpointslice_controller", "run"),
-)
-
-
-def start_controllers(store: Datastore, stop: threading.Event) -> list[str]:
-    started = []
-    for mod_name, fn_name in CONTROLLERS:
-        try:
-            mod = importlib.import_module(mod_name)
-        except ModuleNotFoundError as e:
-            if e.name == mod_name:
-                continue
-            log.exception("controller %s: import failed", mod_name)
-            continue
-        fn = getattr(mod, fn_name, None)
-        if fn is None:
-            continue
-
-        def body(fn: Callable[..., Any] = fn, name: str = mod_name) -> None:
-            try:
-                fn(store, stop)
-            except Exception:  # noqa: BLE001 - the kubelet keeps running
-                log.exception("controller %s stopped", name)
-        threading.Thread(target=body, daemon=True, name=mod_name).start()
-        started.append(mod_name)
-    return started
-
-
-def run_kubelet(state_dir: str) -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    state = LabState(Path(state_dir))
-    meta = state.read_meta()
-    if not meta:
-        print(f"kubelet: no lab state in {state_dir}", file=sys.stderr)
-        return 1
-    spec = spec_from_dict(meta["spec"])
-    # it runs inside the first node's netns, so it reaches the store as the agents do
-    store = open_datastore(str(meta.get("datastoreURL") or state.datastore_url()))
-    kubelet = Kubelet(spec, state, store, str(meta.get("datastoreURL")))
-    signal.signal(signal.SIGTERM, lambda *_: kubelet.stop.set())
-    signal.signal(signal.SIGINT, lambda *_: kubelet.stop.set())
-    log.info("lab kubelet for %s (%d nodes), pid %d", spec.name, len(spec.nodes), os.getpid())
-    for name in start_controllers(store, kubelet.stop):
-        log.info("controller %s started", name)
-    try:
-        kubelet.run()
-    finally:
-        store.close()
-    return 0

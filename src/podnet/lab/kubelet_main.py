@@ -1,0 +1,41 @@
+"""`podnet kubelet --state DIR`: the lab kubelet process (started by `podnet up` on the
+control-plane node) and the cluster-wide controllers that run beside it."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from podnet.datastore.interface import open_datastore
+from podnet.lab.controllers import start_controllers
+from podnet.lab.kubelet import Kubelet
+from podnet.lab.state import LabState
+from podnet.lab.topology import spec_from_dict
+
+log = logging.getLogger("podnet.kubelet")
+
+
+def run_kubelet(state_dir: str) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    state = LabState(Path(state_dir))
+    meta = state.read_meta()
+    if not meta:
+        print(f"kubelet: no lab state in {state_dir}", file=sys.stderr)
+        return 1
+    spec = spec_from_dict(meta["spec"])
+    # it runs inside the first node's netns, so it reaches the store as the agents do
+    store = open_datastore(str(meta.get("datastoreURL") or state.datastore_url()))
+    kubelet = Kubelet(spec, state, store, str(meta.get("datastoreURL")))
+    signal.signal(signal.SIGTERM, lambda *_: kubelet.stop.set())
+    signal.signal(signal.SIGINT, lambda *_: kubelet.stop.set())
+    log.info("lab kubelet for %s (%d nodes), pid %d", spec.name, len(spec.nodes), os.getpid())
+    for name in start_controllers(store, kubelet.stop):
+        log.info("controller %s started", name)
+    try:
+        kubelet.run()
+    finally:
+        store.close()
+    return 0
