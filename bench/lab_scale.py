@@ -116,8 +116,8 @@ def main() -> int:
         podnet(env, "apply", "-f", "-", input=deployment(a.pods))
         ready = 0
         while time.monotonic() - t1 < a.timeout:
-            pods = store.list("Pod").items
-            ready = sum(1 for p in pods if p.ready)  # type: ignore[attr-defined]
+            pods = store.list("Pod", "default").items  # not the cluster DNS pods
+            ready = sum(1 for p in pods if p.ready and p.labels.get("app") == "scale")  # type: ignore[attr-defined]
             if ready >= a.pods:
                 break
             time.sleep(0.2)

@@ -38,7 +38,7 @@ from podnet.lab.workloads import deployment_plan, pending_status, running_status
 
 log = logging.getLogger("podnet.kubelet")
 NETNS_ANNOTATION = "podnet.io/netns"
-WORKERS = 6
+WORKERS = 8
 RETRY_AFTER = 2.0
 RETRY_MAX = 30.0
 LIVENESS_EVERY = 2.0
