@@ -15,7 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "policy"))
 import topo  # noqa: E402
 
 from podnet.agent.policy_role import NatRole, PolicyRole  # noqa: E402
-from podnet.api.objects import IPPool, ObjectKey, Resource  # noqa: E402
+from podnet.api.objects import ObjectKey, Resource  # noqa: E402
+from topo import pool  # noqa: E402
 from podnet.calc.model import ClusterState  # noqa: E402
 from podnet.calc.policy_table import e2e_model  # noqa: E402
 from podnet.dataplane.nft.runner import NftRunner  # noqa: E402
@@ -28,11 +29,6 @@ def _need_root() -> None:
         pytest.skip("needs root")
     if shutil.which("ip") is None:
         pytest.skip("needs ip netns (iproute2)")
-
-
-def pool(name: str, cidr: str, nat: bool) -> IPPool:
-    return IPPool({"apiVersion": "podnet.io/v1", "kind": "IPPool", "metadata": {"name": name},
-                   "spec": {"cidr": cidr, "natOutgoing": nat}})
 
 
 class Node:

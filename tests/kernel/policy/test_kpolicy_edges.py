@@ -8,7 +8,7 @@ import re
 import pytest
 
 import topo
-from conftest import pool
+from topo import pool
 from podnet.api.objects import Node
 from podnet.calc.policy import allowed
 from podnet.cli.policy_probe import probe

@@ -15,12 +15,17 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from podnet.api.objects import Pod, Resource
+from podnet.api.objects import IPPool, Pod, Resource
 from podnet.calc.policy_compile import IFACE_ANNOTATION
 
 SERVER = Path(__file__).with_name("pod_server.py")
 OUTSIDE_V4, OUTSIDE_V6 = "203.0.113.10", "fd00:203:113::10"
 NODE_UP_V4, NODE_UP_V6 = "203.0.113.1", "fd00:203:113::1"
+
+
+def pool(name: str, cidr: str, nat: bool) -> IPPool:
+    return IPPool({"apiVersion": "podnet.io/v1", "kind": "IPPool", "metadata": {"name": name},
+                   "spec": {"cidr": cidr, "natOutgoing": nat}})
 
 
 def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
