@@ -24,6 +24,7 @@ from podnet.api.objects import EndpointSlice, ObjectKey, Service
 from podnet.calc.model import ClusterState
 from podnet.calc.services import (ServicePortEntry, build_table, entries_for_service,
                                   node_ips_of)
+from podnet.dataplane.net.conntrack import delete_udp_flows
 from podnet.dataplane.nft.services import Rendered, render_full, render_partial
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,16 @@ class ServiceProxyRole:
     name = "services"
     kinds = ("Service", "EndpointSlice", "Node")
 
-    def __init__(self, node_ips: Sequence[str] = ()):
+    def __init__(self, node_ips: Sequence[str] = (), *, conntrack: bool = False,
+                 netns: str | None = None):
+        """`conntrack=True`: after a sync, delete UDP flows to endpoints that left (in
+        `netns`, or in the agent's own namespace when None: only the agent, running in its
+        node, may pass that)."""
         self.extra_node_ips = tuple(node_ips)
+        self.conntrack = conntrack
+        self.netns = netns
+        self._entries: dict[EntryKey, ServicePortEntry] = {}
+        self._stale_udp: list[tuple[str, str]] = []  # (vip, endpoint ip) to forget
         self._rendered: Rendered | None = None
         self._slice_owner: dict[SvcKey, SvcKey] = {}  # slice (ns, name) -> service (ns, name)
         self._slices_of: dict[SvcKey, set[SvcKey]] = {}
@@ -67,7 +76,8 @@ class ServiceProxyRole:
     @classmethod
     def from_context(cls, ctx) -> "ServiceProxyRole":
         """Built by the agent (agent.AgentContext): NodePorts also listen on ctx.node_ips."""
-        return cls(tuple(getattr(ctx, "node_ips", ()) or ()))
+        return cls(tuple(getattr(ctx, "node_ips", ()) or ()), conntrack=True,
+                   netns=getattr(ctx, "netns", None))
 
     # ---- Role protocol ------------------------------------------------------------------
     def nft_fragment(self, state: ClusterState, changed: set[ObjectKey] | None) -> str:
@@ -98,7 +108,11 @@ class ServiceProxyRole:
         self._kind = ""
 
     def apply_kernel(self, state: ClusterState) -> None:
-        return None
+        stale, self._stale_udp = self._stale_udp, []
+        if not self.conntrack:
+            return
+        for vip, ip in stale:
+            delete_udp_flows(self.netns, vip, ip)
 
     # ---- convenience for a standalone proxy, tests and bench -----------------------------
     def sync(self, state: ClusterState, changed: set[ObjectKey] | None, runner) -> str:
@@ -110,6 +124,7 @@ class ServiceProxyRole:
             self.committed(False)
             raise
         self.committed(True)
+        self.apply_kernel(state)
         return text
 
     @property
@@ -141,6 +156,7 @@ class ServiceProxyRole:
         for svc in state.services:
             services.append(svc)
         table = build_table(services, slices, self._node_ips(state))
+        self._entries = dict(table.entries)
         for key, e in table.entries.items():
             self._entries_of.setdefault(e.service_key, set()).add(key)
         text, self._rendered = render_full(table, self._rendered)
@@ -179,6 +195,13 @@ class ServiceProxyRole:
         for svc_key in sorted(affected):
             entries.update(self._entries_for(state, svc_key))
         node_ips = self._node_ips(state) if node_changed else None
+        for k, e in entries.items():
+            old_e = self._entries.pop(k, None)
+            if e is not None:
+                self._entries[k] = e
+            if old_e is not None and old_e.protocol == "UDP":
+                kept = {ep.ip for ep in e.endpoints} if e is not None else set()
+                self._stale_udp += [(old_e.vip, ep.ip) for ep in old_e.endpoints if ep.ip not in kept]
         return render_partial(self._rendered, entries, node_ips)
 
     def _entries_for(self, state: ClusterState, svc_key: SvcKey) -> dict[EntryKey, ServicePortEntry | None]:

@@ -20,7 +20,7 @@ class Proxy:
     """A ClusterState, the role and the session: `put`/`remove` objects, then `sync()`."""
     def __init__(self, topo: SvcTopo):
         self.state = ClusterState(node_name="node-1")
-        self.role = ServiceProxyRole([NODE_IP4, NODE_IP6])
+        self.role = ServiceProxyRole([NODE_IP4, NODE_IP6], conntrack=True, netns=topo.node)
         self.session = NftSession(topo.node)
         self.changed: set | None = None
 

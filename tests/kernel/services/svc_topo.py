@@ -24,10 +24,11 @@ OUT_IP4, OUT_IP6 = "198.18.0.100", "fd00:198:18::100"
 SERVER = textwrap.dedent('''
     import socket, sys, threading
     name, tcp_ports, udp_ports = sys.argv[1], sys.argv[2], sys.argv[3]
+    sctp_ports = sys.argv[4] if len(sys.argv) > 4 else ""
     def peer(a):
         return a[0].removeprefix("::ffff:")
-    def tcp(port):
-        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    def tcp(port, proto=0):
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM, proto)
         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("::", port)); s.listen(512)
@@ -44,6 +45,7 @@ SERVER = textwrap.dedent('''
             data, a = s.recvfrom(2048)
             s.sendto(f"{name} {peer(a)}\\n".encode(), a)
     socks = [tcp(int(p)) for p in tcp_ports.split(",") if p]
+    socks += [tcp(int(p), socket.IPPROTO_SCTP) for p in sctp_ports.split(",") if p]
     for s in socks:
         threading.Thread(target=serve_tcp, args=(s,), daemon=True).start()
     for p in [int(p) for p in udp_ports.split(",") if p]:
@@ -58,19 +60,23 @@ SERVER = textwrap.dedent('''
 CLIENT = textwrap.dedent('''
     import json, socket, sys, time
     ip, port, proto, n, timeout = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
+    sport = int(sys.argv[6]) if len(sys.argv) > 6 else 0
     fam = socket.AF_INET6 if ":" in ip else socket.AF_INET
     out, times = [], []
     for _ in range(n):
         t = time.perf_counter()
         try:
-            if proto == "tcp":
-                s = socket.socket(fam, socket.SOCK_STREAM)
+            if proto in ("tcp", "sctp"):
+                s = socket.socket(fam, socket.SOCK_STREAM, socket.IPPROTO_SCTP if proto == "sctp" else 0)
                 s.settimeout(timeout)
                 s.connect((ip, port))
                 times.append(time.perf_counter() - t)
                 out.append(s.makefile().readline().strip())
             else:
                 s = socket.socket(fam, socket.SOCK_DGRAM)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if sport:
+                    s.bind(("::" if fam == socket.AF_INET6 else "0.0.0.0", sport))
                 s.settimeout(timeout)
                 s.connect((ip, port))
                 s.send(b"hi")
@@ -159,20 +165,21 @@ class SvcTopo:
     def run(self, ns: str, *argv: str) -> str:
         return sh("ip", "netns", "exec", ns, *argv)
 
-    def start_backend(self, pod: str, tcp: str = "8080", udp: str = "5353") -> None:
+    def start_backend(self, pod: str, tcp: str = "8080", udp: str = "5353", sctp: str = "") -> None:
         p = subprocess.Popen(["ip", "netns", "exec", self.ns(pod), sys.executable, "-c", SERVER,
-                              pod, tcp, udp], stdout=subprocess.PIPE, text=True)
+                              pod, tcp, udp, sctp], stdout=subprocess.PIPE, text=True)
         self.procs.append(p)
         assert p.stdout and p.stdout.readline().strip() == "ready", f"backend {pod} did not start"
 
     def connect(self, ns: str, ip: str, port: int, proto: str = "tcp", n: int = 1,
-                timeout: float = 3.0) -> dict[str, list]:
+                timeout: float = 3.0, sport: int = 0) -> dict[str, list]:
         out = sh("ip", "netns", "exec", ns, sys.executable, "-c", CLIENT, ip, str(port), proto,
-                 str(n), str(timeout))
+                 str(n), str(timeout), str(sport))
         return json.loads(out)
 
-    def answers(self, pod: str, ip: str, port: int, proto: str = "tcp", n: int = 1) -> list[str]:
-        return self.connect(self.ns(pod), ip, port, proto, n)["answers"]
+    def answers(self, pod: str, ip: str, port: int, proto: str = "tcp", n: int = 1,
+                sport: int = 0) -> list[str]:
+        return self.connect(self.ns(pod), ip, port, proto, n, sport=sport)["answers"]
 
     def teardown(self) -> None:
         for p in self.procs:

@@ -133,8 +133,8 @@ def test_sctp_service(topo, proxy):
               make_slice("default", "sctp", [endpoint(B["b1"][0])],
                          ports=[{"name": "s", "port": 8080, "protocol": "SCTP"}]))
     proxy.sync(full=True)
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_SCTP)
-    s.close()  # a kernel with SCTP would run an SCTP client here, as for TCP
+    topo.start_backend("b1", tcp="", udp="", sctp="8080")
+    assert topo.answers("client", "10.96.0.27", 9999, proto="sctp") == [f"b1 {CLIENT}"]
 
 
 def test_sctp_rules_load_into_the_kernel(topo, proxy):
@@ -145,3 +145,17 @@ def test_sctp_rules_load_into_the_kernel(topo, proxy):
     proxy.sync(full=True)
     listing = topo.run(topo.node, "nft", "list", "map", "inet", "podnet-svc", "svc4")
     assert "10.96.0.27 . sctp . 9999" in listing
+
+
+def test_udp_flow_moves_when_its_endpoint_leaves(topo, proxy):
+    port = [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 5353}]
+    sl_ports = [{"name": "dns", "port": 5353, "protocol": "UDP"}]
+    proxy.put(make_service("kube-system", "dns", ip="10.96.0.10", ports=port),
+              make_slice("kube-system", "dns", [endpoint(B["b2"][0])], ports=sl_ports))
+    proxy.sync(full=True)
+    # one client port: the same conntrack flow for every datagram
+    assert topo.answers("client", "10.96.0.10", 53, proto="udp", n=3, sport=40053) == [f"b2 {CLIENT}"] * 3
+    proxy.put(make_slice("kube-system", "dns", [endpoint(B["b3"][0])], ports=sl_ports))
+    proxy.sync()
+    # b2 still answers on its own address; only deleting the flow sends the client to b3
+    assert topo.answers("client", "10.96.0.10", 53, proto="udp", n=2, sport=40053) == [f"b3 {CLIENT}"] * 2
