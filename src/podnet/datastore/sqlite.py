@@ -1,0 +1,330 @@
+"""The embedded datastore: one SQLite file in WAL mode, shared by many processes.
+
+Why this is safe across processes (and across network namespaces, which share the
+filesystem): every write is one `BEGIN IMMEDIATE` transaction, so SQLite's file lock
+serialises writers machine-wide; the revision counter, the object row and the event
+row change together or not at all, and compare-and-swap is checked inside that lock.
+Readers never block writers (WAL). Watchers poll `PRAGMA data_version`, which changes
+only when another connection committed, and then read new rows of the `events` table
+by its integer primary key: a cheap indexed query, so a 10 ms poll costs little.
+
+Events are auto-compacted (older than `retain_seconds`, or beyond the last
+`retain_events`) so the file does not grow forever; the compaction floor is kept in
+`meta`, and a watcher that starts (or falls) below it gets `Compacted`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from typing import Any, Callable, Iterator, TypeVar
+from urllib.parse import urlsplit
+
+from podnet.api.objects import Resource
+from podnet.api.selector import LabelSelector
+from podnet.datastore.common import (decode, encode, norm_namespace, object_key, prepare_create,
+                                     prepare_update, selected, stamp)
+from podnet.datastore.interface import (AlreadyExists, Compacted, Conflict, DatastoreError,
+                                        Event, ListResult, NotFound, Unavailable)
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS objects(
+  kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+  value TEXT NOT NULL, create_rev INTEGER NOT NULL, mod_rev INTEGER NOT NULL,
+  PRIMARY KEY(kind, namespace, name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events(
+  rev INTEGER PRIMARY KEY, type TEXT NOT NULL, kind TEXT NOT NULL,
+  namespace TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, ts REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta(key, value) VALUES ('revision', 0), ('compacted', 0);
+"""
+
+BUSY_TIMEOUT_MS = 30_000
+POLL_INTERVAL = 0.01
+AUTO_COMPACT_EVERY = 1000  # revisions between auto-compaction checks
+WATCH_BATCH = 1000
+
+
+def sqlite_path(url: str) -> str:
+    """`sqlite:///abs/path.db` -> /abs/path.db; `sqlite://rel.db` -> rel.db."""
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite":
+        raise DatastoreError(f"not a sqlite URL: {url!r}")
+    path = parts.netloc + parts.path
+    if not path:
+        raise DatastoreError(f"sqlite URL {url!r} has no file path (use sqlite:///abs/path.db)")
+    return path
+
+
+class SqliteDatastore:
+    def __init__(self, url: str, *, retain_events: int = 100_000,
+                 retain_seconds: float = 600.0) -> None:
+        self.url = url
+        self.path = sqlite_path(url)
+        self.retain_events = retain_events
+        self.retain_seconds = retain_seconds
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._closed = False
+        parent = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(parent, exist_ok=True)
+        self._write(lambda c: c.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;"),
+                    explicit=True)
+
+    # ---- connections ----------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
+                                   isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable against process crashes in WAL mode; only an OS crash
+            # can lose the last commits, which is the trade etcd's default makes too.
+            conn.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as e:
+            raise Unavailable(f"cannot open SQLite datastore {self.path}: {e}") from e
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise DatastoreError(f"datastore {self.url} is closed")
+        if self._pid != os.getpid():
+            # A forked child must not use its parent's connections.
+            self._local = threading.local()
+            self._conns = []
+            self._pid = os.getpid()
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._lock:
+                self._conns.append(conn)
+        return conn
+
+    def _write(self, fn: Callable[[sqlite3.Connection], T], explicit: bool = False) -> T:
+        conn = self._conn()
+        try:
+            if explicit:
+                return fn(conn)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return result
+        except sqlite3.Error as e:
+            raise Unavailable(f"SQLite datastore {self.path}: {e}") from e
+
+    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN")
+            try:
+                return fn(conn)
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            raise Unavailable(f"SQLite datastore {self.path}: {e}") from e
+
+    # ---- reads ----------------------------------------------------------------------
+    def get(self, kind: str, namespace: str, name: str) -> Resource:
+        ns = norm_namespace(kind, namespace)
+        row = self._conn().execute(
+            "SELECT value FROM objects WHERE kind=? AND namespace=? AND name=?",
+            (kind, ns, name)).fetchone()
+        if row is None:
+            raise NotFound(f"{kind} {ns + '/' if ns else ''}{name} not found")
+        return decode(row[0])
+
+    def list(self, kind: str, namespace: str | None = None,
+             selector: LabelSelector | None = None) -> ListResult:
+        def run(c: sqlite3.Connection) -> tuple[list[Any], int]:
+            if namespace is None:
+                rows = c.execute("SELECT value FROM objects WHERE kind=? ORDER BY namespace, name",
+                                 (kind,)).fetchall()
+            else:
+                rows = c.execute("SELECT value FROM objects WHERE kind=? AND namespace=? "
+                                 "ORDER BY name", (kind, norm_namespace(kind, namespace))).fetchall()
+            return rows, _meta(c, "revision")
+        rows, rev = self._read(run)
+        items = [o for o in (decode(r[0]) for r in rows) if selected(o, selector)]
+        return ListResult(items, rev)
+
+    def revision(self) -> int:
+        return _meta(self._conn(), "revision")
+
+    # ---- writes ---------------------------------------------------------------------
+    def create(self, obj: Resource) -> Resource:
+        kind, ns, name = object_key(obj)
+        d = prepare_create(obj)
+
+        def run(c: sqlite3.Connection) -> Resource:
+            if _stored(c, kind, ns, name) is not None:
+                raise AlreadyExists(f"{kind} {ns + '/' if ns else ''}{name} already exists")
+            rev = self._bump(c)
+            value = encode(stamp(d, rev))
+            c.execute("INSERT INTO objects VALUES (?,?,?,?,?,?)", (kind, ns, name, value, rev, rev))
+            self._event(c, rev, "ADDED", kind, ns, name, value)
+            return decode(value)
+        return self._write(run)
+
+    def update(self, obj: Resource, revision: int | None = None) -> Resource:
+        kind, ns, name = object_key(obj)
+        want = obj.resource_version if revision is None else revision
+
+        def run(c: sqlite3.Connection) -> Resource:
+            row = _stored(c, kind, ns, name)
+            if row is None:
+                raise NotFound(f"{kind} {ns + '/' if ns else ''}{name} not found")
+            old_value, mod_rev = row
+            if want and want != mod_rev:
+                raise Conflict(f"{kind} {ns + '/' if ns else ''}{name}: revision {want} is stale "
+                               f"(stored: {mod_rev})")
+            rev = self._bump(c)
+            value = encode(stamp(prepare_update(obj, _loads(old_value)), rev))
+            c.execute("UPDATE objects SET value=?, mod_rev=? WHERE kind=? AND namespace=? AND name=?",
+                      (value, rev, kind, ns, name))
+            self._event(c, rev, "MODIFIED", kind, ns, name, value)
+            return decode(value)
+        return self._write(run)
+
+    def delete(self, kind: str, namespace: str, name: str, revision: int | None = None) -> Resource:
+        ns = norm_namespace(kind, namespace)
+
+        def run(c: sqlite3.Connection) -> Resource:
+            row = _stored(c, kind, ns, name)
+            if row is None:
+                raise NotFound(f"{kind} {ns + '/' if ns else ''}{name} not found")
+            old_value, mod_rev = row
+            if revision and revision != mod_rev:
+                raise Conflict(f"{kind} {ns + '/' if ns else ''}{name}: revision {revision} is "
+                               f"stale (stored: {mod_rev})")
+            rev = self._bump(c)
+            value = encode(stamp(_loads(old_value), rev))
+            c.execute("DELETE FROM objects WHERE kind=? AND namespace=? AND name=?", (kind, ns, name))
+            self._event(c, rev, "DELETED", kind, ns, name, value)
+            return decode(value)
+        return self._write(run)
+
+    def _bump(self, c: sqlite3.Connection) -> int:
+        rev = _meta(c, "revision") + 1
+        c.execute("UPDATE meta SET value=? WHERE key='revision'", (rev,))
+        if rev % AUTO_COMPACT_EVERY == 0:
+            self._auto_compact(c, rev)
+        return rev
+
+    def _event(self, c: sqlite3.Connection, rev: int, type_: str, kind: str, ns: str,
+               name: str, value: str) -> None:
+        c.execute("INSERT INTO events VALUES (?,?,?,?,?,?,?)",
+                  (rev, type_, kind, ns, name, value, time.time()))
+
+    # ---- compaction -----------------------------------------------------------------
+    def compact(self, revision: int) -> None:
+        self._write(lambda c: _compact_to(c, min(revision, _meta(c, "revision"))))
+
+    def _auto_compact(self, c: sqlite3.Connection, rev: int) -> None:
+        floor = rev - self.retain_events
+        row = c.execute("SELECT max(rev) FROM events WHERE ts < ?",
+                        (time.time() - self.retain_seconds,)).fetchone()
+        if row[0] is not None:
+            floor = max(floor, int(row[0]))
+        if floor > _meta(c, "compacted"):
+            _compact_to(c, floor)
+
+    # ---- watch ----------------------------------------------------------------------
+    def watch(self, from_revision: int, kinds: tuple[str, ...] | None = None,
+              stop: Any = None) -> Iterator[Event]:
+        """A generator on its own connection, so it can run in any one thread while
+        other threads use the store."""
+        conn = self._connect()
+        try:
+            yield from self._watch(conn, from_revision, kinds, stop)
+        finally:
+            conn.close()
+
+    def _watch(self, conn: sqlite3.Connection, last: int, kinds: tuple[str, ...] | None,
+               stop: Any) -> Iterator[Event]:
+        wanted = set(kinds) if kinds else None
+        version = None
+        while not (stop is not None and stop.is_set()):
+            if self._closed:
+                return
+            try:
+                now = conn.execute("PRAGMA data_version").fetchone()[0]
+                if now == version:
+                    _sleep(stop, POLL_INTERVAL)
+                    continue
+                rows, floor = _read_events(conn, last)
+            except sqlite3.Error as e:
+                raise Unavailable(f"SQLite datastore {self.path}: {e}") from e
+            if last < floor:
+                raise Compacted(last, floor)
+            if len(rows) < WATCH_BATCH:
+                version = now  # caught up at this data_version
+            for rev, type_, kind, _ns, _name, value in rows:
+                last = rev
+                if wanted is None or kind in wanted:
+                    yield Event(type_, rev, decode(value))
+                if stop is not None and stop.is_set():
+                    return
+
+    def close(self) -> None:
+        self._closed = True
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for c in conns:
+            try:
+                c.close()
+            except sqlite3.Error:
+                pass
+
+
+def _read_events(conn: sqlite3.Connection, last: int) -> tuple[list[Any], int]:
+    # One read transaction so the floor and the rows are from the same snapshot:
+    # otherwise a compaction between the two reads could hide lost events.
+    conn.execute("BEGIN")
+    try:
+        floor = _meta(conn, "compacted")
+        rows = conn.execute("SELECT rev, type, kind, namespace, name, value FROM events "
+                            "WHERE rev > ? ORDER BY rev LIMIT ?", (last, WATCH_BATCH)).fetchall()
+    finally:
+        conn.execute("COMMIT")
+    return rows, floor
+
+
+def _compact_to(c: sqlite3.Connection, revision: int) -> None:
+    if revision <= _meta(c, "compacted"):
+        return
+    c.execute("DELETE FROM events WHERE rev <= ?", (revision,))
+    c.execute("UPDATE meta SET value=? WHERE key='compacted'", (revision,))
+
+
+def _meta(c: sqlite3.Connection, key: str) -> int:
+    return int(c.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()[0])
+
+
+def _stored(c: sqlite3.Connection, kind: str, ns: str, name: str) -> tuple[str, int] | None:
+    return c.execute("SELECT value, mod_rev FROM objects WHERE kind=? AND namespace=? AND name=?",
+                     (kind, ns, name)).fetchone()
+
+
+def _loads(value: str) -> dict[str, Any]:
+    return dict(json.loads(value))
+
+
+def _sleep(stop: Any, seconds: float) -> None:
+    if stop is not None:
+        stop.wait(seconds)
+    else:
+        time.sleep(seconds)
