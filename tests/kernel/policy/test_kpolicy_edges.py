@@ -125,3 +125,22 @@ def test_ruleset_uses_sets_not_rules_per_pod(node):
     chain = re.search(r"chain pol/x/from-all-ns/in \{(.*?)\n\t\}", text, re.S).group(1)
     assert len(chain.strip().splitlines()) == 2  # one rule per family, whatever the pod count
     node.set_objects("NetworkPolicy", [])
+
+
+def test_a_pod_reaches_itself_through_a_service_vip_even_when_isolated(node):
+    vip = "10.96.0.51"
+    node.nft.apply("add table ip pn-test-hp\n"
+                   "add chain ip pn-test-hp pre { type nat hook prerouting priority dstnat; }\n"
+                   f"add rule ip pn-test-hp pre ip daddr {vip} tcp dport 80 dnat to 10.244.0.1:80\n"
+                   "add chain ip pn-test-hp post { type nat hook postrouting priority srcnat; }\n"
+                   "add rule ip pn-test-hp post ip saddr 10.244.0.1 ip daddr 10.244.0.1 masquerade\n")
+    try:
+        node.set_objects("NetworkPolicy", [make_policy("x", "lock", {
+            "podSelector": {}, "policyTypes": ["Ingress", "Egress"]})])
+        assert _one(node, "x/a", vip) == "ok"
+        assert _one(node, "y/a", vip) == "timeout"
+        xa = node.state.get("Pod", "x", "a")
+        assert allowed(node.state, xa, xa, 80).allowed
+    finally:
+        node.nft.apply("delete table ip pn-test-hp\n")
+        node.set_objects("NetworkPolicy", [])

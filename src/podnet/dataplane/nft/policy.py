@@ -6,8 +6,8 @@ Layout (chosen by measuring at scale, see docs/design/policy.md):
   through a verdict map (`ip saddr vmap @eg4`, `ip daddr vmap @in4`, same for IPv6) to the
   pod's chain. An `accept` ends only the current base chain, so a packet between two
   local pods passes the egress check of one and the ingress check of the other.
-- a pod chain `pod/<ns>/<name>/<in|eg>` jumps to the chain of every policy isolating it
-  and ends with `drop`; a policy chain `pol/<ns>/<name>/<in|eg>` holds one rule per
+- a pod chain `pod/<ns>/<name>/<in|eg>` accepts the pod's own address (hairpin through a
+  Service VIP), jumps to the chain of every policy isolating it and ends with `drop`; a policy chain `pol/<ns>/<name>/<in|eg>` holds one rule per
   policy rule, family and match kind, each with a named counter
   and `accept`.
 - counters are named `rule/<ns>/<policy>/<ingress|egress>/<i>`; sets are named by
@@ -233,7 +233,9 @@ def _render_pod(pp: PodPolicy) -> tuple[dict[str, tuple[str, ...]], list[tuple[s
         if cids is None:
             continue
         pc = chain_name("pod", key.namespace, key.name, direction)
-        chains[pc] = tuple(
+        # A pod reaching itself (hairpin through a Service VIP) passes, as calc decides.
+        own = "daddr" if direction == "egress" else "saddr"
+        chains[pc] = tuple(f"{'ip6' if ':' in ip else 'ip'} {own} {ip} accept" for ip in pp.ips) + tuple(
             f"jump {chain_name('pol', *cid.rsplit('/', 2)[:2], direction)}" for cid in cids
         ) + ("counter drop",)
         for ip in pp.ips:
