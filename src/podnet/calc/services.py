@@ -113,8 +113,8 @@ def _endpoints_for(sp: ServicePort, family: int,
             continue
         port = next((p.port for p in s.ports
                      if p.name == sp.name and p.protocol == sp.protocol), None)
-        if not port:
-            continue
+        if not isinstance(port, int) or not 0 < port < 65536:
+            continue  # a bad port must not make the node's whole transaction fail
         # the raw dicts, not EndpointSlice.endpoints: same defaults, without building
         # a dataclass per endpoint (100k of them at 10k services)
         for ep in s.raw.get("endpoints") or ():

@@ -75,6 +75,14 @@ def test_bad_objects_are_skipped_not_raised():
     assert list(t.entries) == [("default/good/tcp/http", 4)]
 
 
+def test_endpoint_port_out_of_range_is_ignored():
+    svc = make_service("default", "web")
+    s = make_slice("default", "web", [endpoint("10.244.1.2")],
+                   ports=[{"name": "http", "port": 70000, "protocol": "TCP"}])
+    (e,) = entries_for_service(svc, [s])
+    assert e.endpoints == ()
+
+
 def test_node_ips_from_node_status_plus_extra():
     n = make_node("node-1", ["198.18.0.12", "fd00:198:18::12"])
     assert node_ips_of(n, ["198.18.0.99", "nope"]) == ("198.18.0.12", "198.18.0.99", "fd00:198:18::12")
