@@ -53,6 +53,9 @@ def _serve_one(conn: socket.socket) -> None:
 def serve(stop: threading.Event | None = None, ready: threading.Event | None = None) -> None:
     ipam_plugin.enable_store_cache()
     veth.USE_NETLINK = True
+    # Checked once here (and then every ORPHAN_CHECK_SECONDS), not on every call. A daemon
+    # in an unnamed namespace still serves, refusing kernel work per call as the binary would.
+    veth.NETNS_CONFIRMED = _netns_still_named()
     _warm()
     # A fixed set of worker threads, not one per call: each thread keeps its own store
     # connection (SQLite's are per thread), so a new thread per call would leak them.
@@ -88,9 +91,8 @@ def _netns_still_named() -> bool:
     """False once the node namespace we serve is no longer bound under /var/run/netns
     (the lab went down): then nobody can reach us, and we must not linger."""
     try:
-        veth.refuse_root_netns({})
-        return True
-    except Exception:
+        return veth.netns_is_named()
+    except OSError:
         return False
 
 

@@ -64,14 +64,12 @@ def check_netns(netns: str) -> None:
                        "the pod must have a namespace of its own")
 
 
-def refuse_root_netns(env: Mapping[str, str]) -> None:
-    """Lab safety: the plugin only touches a namespace that is a named one (a lab node,
-    bound under /var/run/netns); the machine's own namespace is unnamed, so a call there
-    is refused before anything changes. A real node opts in with
-    PODNET_CNI_ALLOW_HOST_NETNS=1. (Comparing with PID 1's namespace is not enough: in a
-    container, PID 1 is not in the namespace the machine's processes use.)"""
-    if env.get("PODNET_CNI_ALLOW_HOST_NETNS") == "1":
-        return
+# The daemon sets this once it has checked its (unchanging) namespace at start.
+NETNS_CONFIRMED = False
+
+
+def netns_is_named() -> bool:
+    """Is the namespace we run in bound under /var/run/netns (a lab node)?"""
     me = os.stat("/proc/self/ns/net")
     for d in NETNS_DIRS:
         try:
@@ -84,10 +82,22 @@ def refuse_root_netns(env: Mapping[str, str]) -> None:
             except OSError:
                 continue
             if (st.st_dev, st.st_ino) == (me.st_dev, me.st_ino):
-                return
-    raise CniError(INVALID_ENV, "podnet-cni runs in an unnamed network namespace (the machine's own?)",
-                   "run it in a node namespace (ip netns exec <node> ...) or set "
-                   "PODNET_CNI_ALLOW_HOST_NETNS=1 on a real node")
+                return True
+    return False
+
+
+def refuse_root_netns(env: Mapping[str, str]) -> None:
+    """Lab safety: the plugin only touches a namespace that is a named one (a lab node,
+    bound under /var/run/netns); the machine's own namespace is unnamed, so a call there
+    is refused before anything changes. A real node opts in with
+    PODNET_CNI_ALLOW_HOST_NETNS=1. (Comparing with PID 1's namespace is not enough: in a
+    container, PID 1 is not in the namespace the machine's processes use.)"""
+    if NETNS_CONFIRMED or env.get("PODNET_CNI_ALLOW_HOST_NETNS") == "1":
+        return
+    if not netns_is_named():
+        raise CniError(INVALID_ENV, "podnet-cni runs in an unnamed network namespace (the machine's own?)",
+                       "run it in a node namespace (ip netns exec <node> ...) or set "
+                       "PODNET_CNI_ALLOW_HOST_NETNS=1 on a real node")
 
 
 # The daemon sets this: wire pods over its own netlink socket (fastwire.py), not `ip`.
