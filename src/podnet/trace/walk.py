@@ -1,0 +1,329 @@
+"""Walk one direction of one connection hop by hop, as the kernel of each namespace
+would take it: the pod's route, the node's prerouting (service DNAT, conntrack's
+un-SNAT), route lookup, the forward-hook policy chains, postrouting (NAT outgoing,
+hairpin, conntrack's un-DNAT), VXLAN encapsulation; the underlay bridge; the router and
+the outside world. Pure. `path.predict` drives it for the request and the reply.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from podnet.api.objects import Pod
+from podnet.calc.model import ClusterState
+from podnet.calc.nat import nat_plan
+from podnet.calc.policy import SideVerdict, Verdict
+from podnet.calc.routes import VXLAN_PORT, VXLAN_VNI
+from podnet.calc.services import ServicePortEntry
+from podnet.cni.veth import HOST_MAC, pod_mac
+from podnet.trace import routing as rt
+from podnet.trace.facts import LabFacts
+from podnet.trace.model import L2, L3, L4, Endpoint, Headers, Hop, Path, Step
+
+TTL = 64
+MAX_HOPS = 16
+
+
+@dataclass
+class Pkt:
+    family: int
+    src: str
+    dst: str
+    sport: int | None
+    dport: int | None
+    proto: str
+    ttl: int = TTL
+
+    def l3(self) -> L3:
+        return L3(self.family, self.src, self.dst, self.ttl)
+
+    def l4(self) -> L4:
+        return L4(self.proto, self.sport, self.dport)
+
+
+@dataclass
+class Conn:
+    """What conntrack remembers of the request, for the reply."""
+    client: Pod
+    dnat_node: str = ""
+    vip: tuple[str, int] | None = None
+    snat_node: str = ""
+    snat_to: str = ""
+    pod_ip: str = ""
+    verdict: Verdict | None = None
+    steps: list[Step] = field(default_factory=list)
+
+
+def pod_label(p: Pod) -> str:
+    return f"{p.namespace}/{p.name}"
+
+
+def pod_netns(p: Pod) -> str:
+    return p.annotations.get("podnet.io/netns") or f"<netns of {pod_label(p)}>"
+
+
+def _node_netns(facts: LabFacts, node: str) -> str:
+    n = facts.node(node)
+    return n.netns if n else f"<netns of node {node}>"
+
+
+def _eth(facts: LabFacts, node: str) -> str:
+    return facts.mac(_node_netns(facts, node), rt.UNDERLAY_DEV, f"node {node}")
+
+
+# ---- policy ----------------------------------------------------------------------------
+def policy_step(side: SideVerdict, pod: str) -> Step:
+    chain = "egress" if side.direction == "egress" else "ingress"
+    data = {"direction": side.direction, "pod": pod, "isolated": side.isolated, "allowed": side.allowed,
+            "rule": side.rule.name if side.rule else None, "policies": list(side.policies)}
+    if not side.isolated:
+        text = f"{side.direction} of {pod}: {side.reason}: accept"
+    elif side.allowed:
+        text = f"{side.direction} of {pod}: {side.reason}: accept"
+    else:
+        text = f"{side.direction} of {pod}: DROP: {side.reason}"
+    return Step("policy", f"policy (inet podnet-pol, chain {chain}): {text}", data)
+
+
+# ---- hops ------------------------------------------------------------------------------
+def pod_send(pod: Pod, pkt: Pkt, dst_l2: str = HOST_MAC) -> Hop:
+    d = rt.pod_decision(pkt.family)
+    steps = (Step("route", f"routes: {' | '.join(rt.pod_routes(pkt.family))}"),
+             Step("route", f"route chosen for {pkt.dst}: {d.route}",
+                  {"src": pkt.src, "dst": pkt.dst, "route": d.route, "dev": d.dev, "gateway": d.gateway}),
+             Step("route", f"{d.gateway} is {HOST_MAC}, the node's end of the veth "
+                           + ("(proxy ARP; the CNI plugin also wrote a permanent neighbour entry)"
+                              if pkt.family == 4 else "(its link-local address; a permanent neighbour entry)")))
+    h = Headers(L2(pod_mac(pod.uid, rt.POD_IFNAME), dst_l2), pkt.l3(), pkt.l4())
+    return Hop(f"pod {pod_label(pod)} (on node {pod.node_name})", "pod", pod_label(pod), pod_netns(pod),
+               None, rt.POD_IFNAME, steps, h)
+
+
+def pod_deliver(pod: Pod, pkt: Pkt, iif_hop_mac: str, reply: bool) -> tuple[Hop, str]:
+    listens = [p for p in pod.ports if p.container_port == pkt.dport and p.protocol == pkt.proto]
+    if reply:
+        what = f"the reply reaches {pod_label(pod)}'s socket (conntrack: established)"
+    elif listens:
+        name = f" ({listens[0].name})" if listens[0].name else ""
+        what = f"delivered to {pod_label(pod)} eth0, port {pkt.dport}/{pkt.proto}{name}"
+    else:
+        what = (f"delivered to {pod_label(pod)} eth0, port {pkt.dport}/{pkt.proto} "
+                f"(no containerPort declares it; answered only if something listens)")
+    h = Headers(L2(iif_hop_mac, pod_mac(pod.uid, rt.POD_IFNAME)), pkt.l3(), pkt.l4())
+    return Hop(f"pod {pod_label(pod)} (on node {pod.node_name})", "pod", pod_label(pod), pod_netns(pod),
+               rt.POD_IFNAME, None, (Step("deliver", what, {"pod": pod_label(pod), "port": pkt.dport}),), h), what
+
+
+# ---- the walk --------------------------------------------------------------------------
+Loc = tuple[str, str, str, bool]  # (kind, name, iif, encapsulated)
+
+
+class Walker:
+    """Walks one direction of one connection; `conn` carries conntrack's memory across."""
+
+    def __init__(self, state: ClusterState, facts: LabFacts, conn: Conn,
+                 entry: ServicePortEntry | None, chosen: Endpoint | None, direction: str):
+        self.state, self.facts, self.conn = state, facts, conn
+        self.entry, self.chosen, self.direction = entry, chosen, direction
+        self.nat = nat_plan(state)
+        self.hops: list[Hop] = []
+        self.then: list[Loc] = []  # where the packet goes after the underlay
+
+    @property
+    def reply(self) -> bool:
+        return self.direction == "reply"
+
+    def run(self, first: Hop, loc: Loc | None, pkt: Pkt) -> Path:
+        self.hops.append(first)
+        outcome, why = "delivered", ""
+        while loc is not None:
+            if len(self.hops) > MAX_HOPS:
+                return self._path("dropped", "routing loop: more than 16 hops")
+            hop, loc, outcome, why = getattr(self, "_" + loc[0])(loc, pkt)
+            self.hops.append(hop)
+        return self._path(outcome, why)
+
+    def _path(self, outcome: str, why: str) -> Path:
+        return Path(self.direction, tuple(self.hops), outcome, why)
+
+    def _last_l2(self) -> L2:
+        h = self.hops[-1].headers
+        return h.l2 if h else L2("?", "?")
+
+    # -- a node ----------------------------------------------------------------------------
+    def _node(self, loc: Loc, pkt: Pkt) -> tuple[Hop, Loc | None, str, str]:
+        _, name, iif, encap = loc
+        steps: list[Step] = []
+        if encap:
+            steps.append(Step("decap", f"UDP/{VXLAN_PORT} on {rt.UNDERLAY_DEV} is VXLAN VNI {VXLAN_VNI}: "
+                                       f"decapsulated, the inner packet enters on {iif}",
+                              {"vni": VXLAN_VNI, "dev": iif}))
+        done = self._prerouting(name, pkt, steps)
+        if done is not None:
+            return self._hop(name, iif, None, steps, None), None, done[0], done[1]
+        d = rt.node_decision(self.state, self.facts, name, pkt.dst)
+        steps.append(Step("route", f"route lookup for {pkt.dst}: {d.route}",
+                          {"src": pkt.src, "dst": pkt.dst, "route": d.route, "dev": d.dev, "gateway": d.gateway}))
+        if d.to == "local":
+            steps.append(Step("deliver", f"{pkt.dst} is node {name}'s own address: delivered to the node"))
+            return self._hop(name, iif, None, steps, None), None, "delivered", f"to node {name}"
+        drop = self._filter(name, d, steps)
+        if drop:
+            return self._hop(name, iif, d.dev, steps, None), None, "dropped", drop
+        steps.append(Step("ttl", f"forwarded: TTL {pkt.ttl} -> {pkt.ttl - 1}"))
+        pkt.ttl -= 1
+        self._postrouting(name, d, pkt, steps)
+        headers, nxt = self._leave(name, d, pkt, steps)
+        return self._hop(name, iif, d.dev, steps, headers), nxt, "delivered", ""
+
+    def _hop(self, name: str, iif: str, oif: str | None, steps: list[Step], h: Headers | None) -> Hop:
+        return Hop(f"node {name}", "node", name, _node_netns(self.facts, name), iif, oif, tuple(steps), h)
+
+    def _prerouting(self, name: str, pkt: Pkt, steps: list[Step]) -> tuple[str, str] | None:
+        e = self.entry
+        if not self.reply and e is not None and (pkt.dst, pkt.dport) == (e.vip, e.port) \
+                and not self.conn.dnat_node:
+            svc = f"{e.namespace}/{e.name}"
+            if not e.endpoints or self.chosen is None:
+                steps.append(Step("reject", f"service proxy (inet podnet-svc): {svc} port {e.port}/{e.protocol} "
+                                            f"has no ready endpoint: REJECT"))
+                return "rejected", f"Service {svc} has no ready endpoints"
+            n = len(e.endpoints)
+            k = next(i for i, x in enumerate(e.endpoints) if x.ip == self.chosen.ip) + 1
+            aff = f"; ClientIP affinity {e.affinity_timeout}s" if e.affinity_timeout else ""
+            steps.append(Step("dnat", f"service proxy (inet podnet-svc, nat prerouting): DNAT {e.vip}:{e.port} -> "
+                                      f"{self.chosen.ip}:{self.chosen.port} (endpoint {k} of {n}, "
+                                      f"each drawn with probability 1/{n}{aff})",
+                              {"from": f"{e.vip}:{e.port}", "to": f"{self.chosen.ip}:{self.chosen.port}",
+                               "candidates": [f"{x.ip}:{x.port}" for x in e.endpoints]}))
+            self.conn.dnat_node, self.conn.vip = name, (e.vip, e.port)
+            pkt.dst, pkt.dport = self.chosen.ip, self.chosen.port
+        if self.reply and self.conn.snat_node == name and pkt.dst == self.conn.snat_to:
+            steps.append(Step("unsnat", f"conntrack: reply to the masqueraded connection: destination "
+                                        f"{pkt.dst} -> {self.conn.pod_ip}",
+                              {"from": pkt.dst, "to": self.conn.pod_ip}))
+            pkt.dst = self.conn.pod_ip
+        return None
+
+    def _filter(self, name: str, d: rt.Decision, steps: list[Step]) -> str:
+        if self.reply:
+            steps.append(Step("policy", "policy (inet podnet-pol): ct state established,related accept "
+                                        "(the reply of an allowed connection)",
+                              {"direction": "reply", "allowed": True, "rule": None}))
+            return ""
+        v = self.conn.verdict
+        assert v is not None
+        if self.conn.client.node_name == name:
+            steps.append(policy_step(v.egress, pod_label(self.conn.client)))
+            if not v.egress.allowed:
+                return f"egress of {pod_label(self.conn.client)}: {v.egress.reason}"
+        if d.to == "pod":
+            steps.append(policy_step(v.ingress, d.to_name))
+            if not v.ingress.allowed:
+                return f"ingress of {d.to_name}: {v.ingress.reason}"
+        return ""
+
+    def _postrouting(self, name: str, d: rt.Decision, pkt: Pkt, steps: list[Step]) -> None:
+        if self.reply:
+            if self.conn.dnat_node == name and self.conn.vip is not None:
+                vip, port = self.conn.vip
+                steps.append(Step("undnat", f"conntrack: reply of the DNATed connection: source "
+                                            f"{pkt.src}:{pkt.sport} -> {vip}:{port} (the Service's address)",
+                                  {"from": f"{pkt.src}:{pkt.sport}", "to": f"{vip}:{port}"}))
+                pkt.src, pkt.sport = vip, port
+            return
+        node_ip = self.facts.node_ip(name, pkt.family) or f"<IPv{pkt.family} of node {name}>"
+        if self.conn.dnat_node == name and pkt.src == pkt.dst:
+            steps.append(Step("snat", f"hairpin (inet podnet-svc, masquerading): the pod reached itself "
+                                      f"through its Service: source {pkt.src} -> {node_ip}",
+                              {"from": pkt.src, "to": node_ip, "why": "hairpin"}))
+        elif self.nat.masquerades(pkt.src, pkt.dst):
+            steps.append(Step("snat", f"NAT outgoing (inet podnet-nat, postrouting): {pkt.dst} is outside "
+                                      f"every IP pool and the Service CIDRs and the source's pool has "
+                                      f"natOutgoing: masquerade {pkt.src} -> {node_ip}",
+                              {"from": pkt.src, "to": node_ip, "why": "natOutgoing"}))
+        elif d.to in ("router",):
+            steps.append(Step("nosnat", f"no SNAT: the pool of {pkt.src} has natOutgoing off: "
+                                        f"the packet leaves with its pod address"))
+            return
+        else:
+            return
+        self.conn.snat_node, self.conn.snat_to, self.conn.pod_ip = name, node_ip, pkt.src
+        pkt.src = node_ip
+
+    def _leave(self, name: str, d: rt.Decision, pkt: Pkt, steps: list[Step]) -> tuple[Headers, Loc | None]:
+        f = self.facts
+        if d.to == "pod":
+            pod = self.state.get("Pod", *d.to_name.split("/", 1))
+            assert isinstance(pod, Pod)
+            return Headers(L2(HOST_MAC, pod_mac(pod.uid, rt.POD_IFNAME)), pkt.l3(), pkt.l4()), \
+                ("podin", d.to_name, rt.POD_IFNAME, False)
+        if d.to == "node" and d.dev == "pnvx":
+            peer = f.node(d.to_name)
+            src4, dst4 = f.node_ip(name, 4) or "?", (peer.ip4 if peer else "?")
+            outer = Headers(L2(_eth(f, name), _eth(f, d.to_name)), L3(4, src4, dst4, TTL), L4("UDP", None, VXLAN_PORT))
+            inner = L2(rt.vtep_mac(self.state, name), rt.vtep_mac(self.state, d.to_name))
+            steps.append(Step("encap", f"VXLAN (dev pnvx, VNI {VXLAN_VNI}): the packet is wrapped in "
+                                       f"Ethernet/IPv4 {src4} -> {dst4}/UDP {VXLAN_PORT}",
+                              {"vni": VXLAN_VNI, "outer_src": src4, "outer_dst": dst4}))
+            self.then = [("node", d.to_name, "pnvx", True)]
+            return Headers(inner, pkt.l3(), pkt.l4(), outer, VXLAN_VNI), ("underlay", d.to_name, "", False)
+        if d.to == "node":
+            self.then = [("node", d.to_name, rt.UNDERLAY_DEV, False)]
+            return Headers(L2(_eth(f, name), _eth(f, d.to_name)), pkt.l3(), pkt.l4()), \
+                ("underlay", d.to_name, "", False)
+        self.then = [("router", "", rt.UNDERLAY_DEV, False)]
+        return Headers(L2(_eth(f, name), f.mac(f.router_netns, rt.UNDERLAY_DEV, "router")), pkt.l3(), pkt.l4()), \
+            ("underlay", "router", "", False)
+
+    # -- the shared parts --------------------------------------------------------------------
+    def _underlay(self, loc: Loc, pkt: Pkt) -> tuple[Hop, Loc | None, str, str]:
+        prev = self.hops[-1]
+        h = prev.headers
+        dst_mac = (h.outer.l2.dst if h and h.outer else self._last_l2().dst)
+        port = loc[1] if loc[1] != "router" else "rt"
+        step = Step("switch", f"bridge br0 forwards the frame by its destination MAC {dst_mac} "
+                              f"to port {port}", {"port": port})
+        hop = Hop("underlay (bridge br0)", "underlay", "", self.facts.underlay_netns,
+                  prev.name if prev.kind != "router" else "rt", port, (step,), h)
+        return hop, self.then.pop(0), "delivered", ""
+
+    def _router(self, loc: Loc, pkt: Pkt) -> tuple[Hop, Loc | None, str, str]:
+        f = self.facts
+        d = rt.router_decision(f, pkt.dst)
+        steps = [Step("route", f"route lookup for {pkt.dst}: {d.route}",
+                      {"src": pkt.src, "dst": pkt.dst, "route": d.route, "dev": d.dev, "gateway": d.gateway})]
+        mk = lambda oif, h: Hop("router", "router", "", f.router_netns, loc[2], oif, tuple(steps), h)  # noqa: E731
+        if d.to == "none":
+            steps.append(Step("drop", f"no route to {pkt.dst}: ICMP destination unreachable"))
+            return mk(None, None), None, "unreachable", f"the router has no route to {pkt.dst}"
+        if d.to == "outside" and pkt.dst not in (f.echo4, f.echo6):
+            steps.append(Step("drop", f"no host {pkt.dst} answers ARP/neighbour discovery on "
+                                      f"{d.dev}: ICMP host unreachable"))
+            return mk(None, None), None, "unreachable", f"no host {pkt.dst} in the outside world"
+        steps.append(Step("ttl", f"forwarded: TTL {pkt.ttl} -> {pkt.ttl - 1}"))
+        pkt.ttl -= 1
+        if d.to == "outside":
+            h = Headers(L2(f.mac(f.router_netns, rt.ROUTER_OUT_DEV, "router"),
+                           f.mac(f.outside_netns, "eth0", "outside world")), pkt.l3(), pkt.l4())
+            return mk(d.dev, h), ("outside", "", "eth0", False), "delivered", ""
+        h = Headers(L2(f.mac(f.router_netns, rt.UNDERLAY_DEV, "router"), _eth(f, d.to_name)), pkt.l3(), pkt.l4())
+        self.then = [("node", d.to_name, rt.UNDERLAY_DEV, False)]
+        return mk(d.dev, h), ("underlay", d.to_name, "", False), "delivered", ""
+
+    def _outside(self, loc: Loc, pkt: Pkt) -> tuple[Hop, Loc | None, str, str]:
+        f = self.facts
+        if (pkt.dport, pkt.proto) in f.echo_ports:
+            what, outcome = f"delivered to the outside world's echo server {pkt.dst} port {pkt.dport}/{pkt.proto}; " \
+                            f"it sees the source {pkt.src}", "delivered"
+        else:
+            what, outcome = f"{pkt.dst} has nothing listening on {pkt.dport}/{pkt.proto}: refused", "rejected"
+        h = Headers(self._last_l2(), pkt.l3(), pkt.l4())
+        hop = Hop("outside world", "outside", "", f.outside_netns, "eth0", None,
+                  (Step("deliver" if outcome == "delivered" else "drop", what),), h)
+        return hop, None, outcome, what
+
+    def _podin(self, loc: Loc, pkt: Pkt) -> tuple[Hop, Loc | None, str, str]:
+        pod = self.state.get("Pod", *loc[1].split("/", 1))
+        assert isinstance(pod, Pod)
+        hop, what = pod_deliver(pod, pkt, self._last_l2().src, self.reply)
+        return hop, None, "delivered", what
