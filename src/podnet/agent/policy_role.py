@@ -42,6 +42,8 @@ class PolicyRole:
             only = None if full else affected_chains(state, changed or set(), self._pods)
             compiled = compile_policies(state, self._local, only=only,
                                         reuse=None if full else self._chains)
+            for err in compiled.errors:
+                log.warning("policy: skipped %s", err)
             if full:
                 self._cache.clear()
             model = pol_nft.render(compiled, self._cache)

@@ -22,7 +22,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Iterable, Union
 
-from podnet.api.objects import NetworkPolicy, ObjectKey, Pod, PolicyPeer, PolicyPort
+from podnet.api.objects import NetworkPolicy, ObjectKey, Pod, PolicyPeer, PolicyPort, PolicyRule
 from podnet.calc.model import ClusterState
 
 INGRESS = "ingress"
@@ -86,7 +86,19 @@ def is_policy_pod(pod: Pod) -> bool:
 
 
 def has_type(np: NetworkPolicy, direction: str) -> bool:
-    return direction.capitalize() in np.policy_types
+    try:
+        return direction.capitalize() in np.policy_types
+    except (TypeError, AttributeError):
+        return False
+
+
+def rules_of(np: NetworkPolicy, direction: str) -> tuple[PolicyRule, ...]:
+    """The rules of one direction; a malformed spec (validation normally rejects it) gives
+    none: the policy still isolates what it selects and allows nothing (fail closed)."""
+    try:
+        return np.ingress if direction == INGRESS else np.egress
+    except (TypeError, ValueError, AttributeError):
+        return ()
 
 
 def selects(np: NetworkPolicy, pod: Pod) -> bool:
@@ -114,7 +126,20 @@ def peer_selects_pod(state: ClusterState, np: NetworkPolicy, peer: PolicyPeer, p
     return peer.pod_selector is None or peer.pod_selector.matches(pod.labels)
 
 
+def valid_block(cidr: str, excepts: Iterable[str]) -> bool:
+    """A bad ipBlock (validation normally rejects it) matches nothing, here and in the
+    compiled form alike; it never stops the agent."""
+    try:
+        for c in (cidr, *excepts):
+            ipaddress.ip_network(c, strict=False)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
 def ip_in_block(ip: str, cidr: str, excepts: Iterable[str]) -> bool:
+    if not valid_block(cidr, excepts):
+        return False
     a = ipaddress.ip_address(ip)
     net = ipaddress.ip_network(cidr, strict=False)
     if a.version != net.version or a not in net:
@@ -161,20 +186,28 @@ def ports_match(ports: tuple[PolicyPort, ...] | None, port: int, protocol: str,
 
 
 # ---- the predicate --------------------------------------------------------------------
+def pod_addresses(pod: Pod) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The pod's addresses; a malformed one is skipped (it can carry no traffic)."""
+    out = []
+    for ip in pod.pod_ips:
+        try:
+            out.append(ipaddress.ip_address(ip))
+        except ValueError:
+            continue
+    return out
+
+
 def pod_by_ip(state: ClusterState) -> dict[str, Pod]:
     out: dict[str, Pod] = {}
     for p in state.pods:
         if is_policy_pod(p):
-            for ip in p.pod_ips:
-                out[str(ipaddress.ip_address(ip))] = p
+            for a in pod_addresses(p):
+                out[str(a)] = p
     return out
 
 
 def pod_ip(pod: Pod, family: int) -> str | None:
-    for ip in pod.pod_ips:
-        if ipaddress.ip_address(ip).version == family:
-            return str(ipaddress.ip_address(ip))
-    return None
+    return next((str(a) for a in pod_addresses(pod) if a.version == family), None)
 
 
 def _endpoint(state: ClusterState, x: Address, family: int,
@@ -198,8 +231,7 @@ def _side(state: ClusterState, direction: str, subject: Pod, peer_pod: Pod | Non
         return SideVerdict(direction, False, True, None, (), "not isolated")
     named_on = subject if direction == INGRESS else peer_pod
     for np in pols:
-        rules = np.ingress if direction == INGRESS else np.egress
-        for i, rule in enumerate(rules):
+        for i, rule in enumerate(rules_of(np, direction)):
             if rule.peers is not None and not any(
                     peer_matches(state, np, pe, peer_pod, peer_ip) for pe in rule.peers):
                 continue

@@ -19,10 +19,11 @@ from typing import Callable, Iterable
 from podnet.api.objects import NetworkPolicy, ObjectKey, Pod, PolicyPeer, PolicyRule
 from podnet.api.selector import LabelSelector
 from podnet.calc.model import ClusterState
-from podnet.calc.policy import (EGRESS, INGRESS, RuleRef, has_type, is_policy_pod,
-                                namespace_labels)
+from podnet.calc.policy import (EGRESS, INGRESS, RuleRef, has_type, is_policy_pod, namespace_labels,
+                                pod_addresses, rules_of, valid_block)
 
 Interval = tuple[int, int]
+PROTOCOLS = ("TCP", "UDP", "SCTP")
 FAMILIES = (4, 6)
 
 
@@ -83,6 +84,7 @@ class PodPolicy:
 class CompiledPolicies:
     chains: dict[str, PolicyChain] = field(default_factory=dict)
     pods: dict[ObjectKey, PodPolicy] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)  # objects skipped, for the agent's log
 
 
 IFACE_ANNOTATION = "podnet.io/host-veth"
@@ -165,7 +167,7 @@ def pod_info(p: Pod) -> PodInfo:
         return hit
     if len(_INFO) > 500_000:
         _INFO.clear()
-    parsed = [_parse(ip) for ip in p.pod_ips]
+    parsed = [_parse(str(a)) for a in pod_addresses(p)]
     info = _INFO[id(p)] = PodInfo(
         p, p.namespace, p.name, p.labels, [(f, v) for f, v, _ in parsed], tuple(c for _, _, c in parsed),
         {(cp.name, cp.protocol): cp.container_port for cp in reversed(p.ports) if cp.name},
@@ -194,7 +196,7 @@ def policy_info(np: NetworkPolicy) -> PolicyInfo:
         _PINFO.clear()
     info = _PINFO[id(np)] = PolicyInfo(np, np.namespace, np.name, np.pod_selector,
                                        tuple(d for d in (INGRESS, EGRESS) if has_type(np, d)),
-                                       {INGRESS: np.ingress, EGRESS: np.egress})
+                                       {d: rules_of(np, d) for d in (INGRESS, EGRESS)})
     return info
 
 
@@ -280,7 +282,7 @@ def _named_owners(idx: PodIndex, direction: str, rule: PolicyRule, selected: lis
         return [(p, idx.ips[id(p)]) for p in idx.pods]
     out = [(p, idx.ips[id(p)]) for p in peer_pods]
     for pe in rule.peers:
-        if pe.ip_block is None:
+        if pe.ip_block is None or not valid_block(pe.ip_block.cidr, pe.ip_block.except_):
             continue
         fam, ivs = block_intervals(pe.ip_block.cidr, pe.ip_block.except_)
         for p in idx.pods:
@@ -297,6 +299,8 @@ def _compile_rule(idx: PodIndex, np: NetworkPolicy, direction: str, i: int, rule
     peer_pods: list[Pod] = []
     for pe in rule.peers or ():
         if pe.ip_block is not None:
+            if not valid_block(pe.ip_block.cidr, pe.ip_block.except_):
+                continue
             fam, ivs = block_intervals(pe.ip_block.cidr, pe.ip_block.except_)
             blocks[fam].extend(ivs)
         else:
@@ -307,14 +311,18 @@ def _compile_rule(idx: PodIndex, np: NetworkPolicy, direction: str, i: int, rule
     ports: list[PortRange] = []
     named: dict[int, set[tuple[int, str, int]]] = {4: set(), 6: set()}
     for pp in rule.ports or ():
+        if pp.protocol not in PROTOCOLS:
+            continue  # matches no packet in the predicate either
         if pp.port is None or isinstance(pp.port, int):
             lo = 0 if pp.port is None else pp.port
             hi = 65535 if pp.port is None else (pp.end_port if pp.end_port is not None else pp.port)
-            ports.append(PortRange(pp.protocol, lo, hi))
+            lo, hi = max(lo, 0), min(hi, 65535)  # the part a real port can match
+            if lo <= hi:
+                ports.append(PortRange(pp.protocol, lo, hi))
             continue
         for p, ips in _named_owners(idx, direction, rule, selected, peer_pods):
             n = idx.named[id(p)].get((pp.port, pp.protocol))
-            if n is not None:
+            if n is not None and 0 <= n <= 65535:
                 for fam, v in ips:
                     named[fam].add((v, pp.protocol, n))
     return CompiledRule(RuleRef(np.namespace, np.name, direction, i), rule.peers is None,
@@ -322,6 +330,26 @@ def _compile_rule(idx: PodIndex, np: NetworkPolicy, direction: str, i: int, rule
                         {f: merge(blocks[f]) for f in FAMILIES}, rule.ports is None,
                         _merge_ports(ports),
                         {f: tuple(sorted(named[f])) for f in FAMILIES})
+
+
+def _compile_policy(idx: PodIndex, pi: PolicyInfo, memberships: dict[int, dict[str, list[str]]],
+                    out: CompiledPolicies, only: set[str] | None,
+                    reuse: dict[str, PolicyChain] | None) -> None:
+    selected = [p for p in idx.in_namespace(pi.ns, pi.selector) if id(p) in memberships]
+    if not selected:
+        return
+    chains: dict[str, PolicyChain] = {}
+    for direction in pi.types:
+        cid = f"{pi.ns}/{pi.name}/{direction}"
+        if only is not None and reuse is not None and cid not in only and cid in reuse:
+            chains[cid] = reuse[cid]
+            continue
+        chains[cid] = PolicyChain(pi.ns, pi.name, direction, tuple(
+            _compile_rule(idx, pi.np, direction, i, r, selected) for i, r in enumerate(pi.rules[direction])))
+    out.chains.update(chains)  # only once the whole policy compiled
+    for cid, ch in chains.items():
+        for p in selected:
+            memberships[id(p)][ch.direction].append(cid)
 
 
 def compile_policies(state: ClusterState, local: Callable[[Pod], bool] | None = None,
@@ -335,21 +363,13 @@ def compile_policies(state: ClusterState, local: Callable[[Pod], bool] | None = 
     locals_ = [p for p in idx.pods if local is None or local(p)]
     memberships: dict[int, dict[str, list[str]]] = {
         id(p): {INGRESS: [], EGRESS: []} for p in locals_}
-    for pi in sorted((policy_info(n) for n in state.policies), key=lambda i: (i.ns, i.name)):
-        np = pi.np
-        selected = [p for p in idx.in_namespace(pi.ns, pi.selector) if id(p) in memberships]
-        if not selected:
-            continue
-        for direction in pi.types:
-            cid = f"{pi.ns}/{pi.name}/{direction}"
-            for p in selected:
-                memberships[id(p)][direction].append(cid)
-            if only is not None and reuse is not None and cid not in only and cid in reuse:
-                out.chains[cid] = reuse[cid]
-                continue
-            rules = pi.rules[direction]
-            out.chains[cid] = PolicyChain(np.namespace, np.name, direction, tuple(
-                _compile_rule(idx, np, direction, i, r, selected) for i, r in enumerate(rules)))
+    for np in sorted(state.policies, key=lambda n: (n.namespace, n.name)):  # stable jump order
+        try:
+            _compile_policy(idx, policy_info(np), memberships, out, only, reuse)
+        except (ValueError, TypeError, AttributeError) as e:
+            # Validation keeps such objects out of the store; if one gets in anyway the
+            # agent skips it (reported) rather than stop enforcing every other policy.
+            out.errors.append(f"NetworkPolicy {np.namespace}/{np.name}: {e}")
     for p in locals_:
         m = memberships[id(p)]
         i = idx.info[id(p)]

@@ -144,3 +144,15 @@ def test_a_pod_reaches_itself_through_a_service_vip_even_when_isolated(node):
     finally:
         node.nft.apply("delete table ip pn-test-hp\n")
         node.set_objects("NetworkPolicy", [])
+
+
+def test_malformed_policy_parts_load_and_match_nothing(node):
+    bad = make_policy("x", "bad-parts", {"podSelector": {"matchLabels": {"pod": "a"}}, "ingress": [
+        {"from": [{"ipBlock": {"cidr": "10.0.0.0/33"}}, {"podSelector": {"matchLabels": {"pod": "b"}}}],
+         "ports": [{"port": 70000}, {"protocol": "ICMP", "port": 80}, {"port": 80, "endPort": 99999}]}]})
+    node.set_objects("NetworkPolicy", [bad])
+    try:
+        assert _one(node, "x/b", "10.244.0.1") == "ok"
+        assert _one(node, "x/c", "10.244.0.1") == "timeout"
+    finally:
+        node.set_objects("NetworkPolicy", [])

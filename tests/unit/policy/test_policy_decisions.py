@@ -113,3 +113,26 @@ def test_describe_pod_lists_isolating_policies_and_what_they_allow():
     ]
     assert describe_pod(st, st.get("Pod", "y", "a")) == [
         "Ingress: not isolated (everything allowed)", "Egress: not isolated (everything allowed)"]
+
+
+def test_malformed_objects_never_stop_the_policy_role():
+    """Validation keeps these out of the store; if they get in anyway, the agent keeps
+    enforcing everything else, and the broken parts match nothing, as in the predicate."""
+    from podnet.agent.policy_role import PolicyRole
+    from podnet.calc.policy_compile import compile_policies, evaluate
+    bad_parts = make_policy("x", "bad-parts", {"podSelector": {"matchLabels": {"pod": "a"}}, "ingress": [
+        {"from": [{"ipBlock": {"cidr": "10.0.0.0/33"}}, {"podSelector": {"matchLabels": {"pod": "b"}}}],
+         "ports": [{"port": 70000}, {"protocol": "ICMP", "port": 80}, {"port": 80, "endPort": 99999}]}]})
+    bad_selector = make_policy("y", "bad-selector", {"podSelector": {"matchExpressions": [
+        {"key": "pod", "operator": "Near", "values": ["a"]}]}, "policyTypes": ["Ingress"]})
+    st = _st(bad_parts, bad_selector)
+    xa, xb, xc = (st.get("Pod", "x", n) for n in "abc")
+    assert allowed(st, xb, xa, 80).allowed and allowed(st, xb, xa, 65535).allowed
+    assert not allowed(st, xc, xa, 80).allowed
+    comp = compile_policies(st)
+    assert comp.errors and "y/bad-selector" in comp.errors[0]
+    assert evaluate(comp, "10.244.0.2", "10.244.0.1", 80, "TCP")
+    assert not evaluate(comp, "10.244.0.3", "10.244.0.1", 80, "TCP")
+    role = PolicyRole("node-1")
+    script = role.nft_fragment(st, None)
+    assert "pol/x/bad-parts/in" in script and "tcp . 80-65535" in script and "icmp" not in script
