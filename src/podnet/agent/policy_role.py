@@ -32,6 +32,7 @@ class PolicyRole:
         self._cache: pol_nft.ChainCache = {}
         self._pods: dict[ObjectKey, Resource] = {}
         self._pending: tuple[pol_nft.NftModel, dict[str, PolicyChain], dict[ObjectKey, Resource]] | None = None
+        self._logged: set[str] = set()  # skipped objects already reported
 
     def _local(self, pod: Pod) -> bool:
         return not self.node_name or pod.node_name == self.node_name
@@ -42,8 +43,9 @@ class PolicyRole:
             only = None if full else affected_chains(state, changed or set(), self._pods)
             compiled = compile_policies(state, self._local, only=only,
                                         reuse=None if full else self._chains)
-            for err in compiled.errors:
+            for err in set(compiled.errors) - self._logged:
                 log.warning("policy: skipped %s", err)
+            self._logged = set(compiled.errors)
             if full:
                 self._cache.clear()
             model = pol_nft.render(compiled, self._cache)
@@ -54,8 +56,9 @@ class PolicyRole:
         pods: dict[ObjectKey, Resource] = {p.key: p for p in state.pods}
         pods.update((n.key, n) for n in state.namespaces)
         self._pending = (model, dict(compiled.chains), pods)
-        assert self._model is not None or full
-        return pol_nft.full_script(model) if full else pol_nft.diff_script(self._model, model)  # type: ignore[arg-type]
+        if full or self._model is None:
+            return pol_nft.full_script(model)
+        return pol_nft.diff_script(self._model, model)
 
     def committed(self, ok: bool) -> None:
         if ok and self._pending is not None:
