@@ -9,7 +9,8 @@ measured service is the LAST one, the linear layout's worst case) with 1 and wit
 services present. The baseline (`inet pn-bench-linear`) is kube-proxy's iptables shape:
 one chain of per-service match rules, a chain per service with one random-choice rule per
 endpoint, a chain per endpoint that DNATs. Both are applied through the same libnftables
-session (podnet.dataplane.nft.session). Everything runs in `pn-svc-bench-*` namespaces
+session (podnet.dataplane.nft.session). Endpoints carry nodeNames as in a cluster: one of
+each service's ten is on the benched node (only local endpoints need hairpin state). Everything runs in `pn-svc-bench-*` namespaces
 (tests/kernel/services/svc_topo.py). Prints a table, the ratios, and one JSON line.
 
     sudo .venv/bin/python bench/services.py [--services 10000] [--connects 300]
@@ -59,7 +60,9 @@ def objects(n: int, target_last: bool = True) -> list:
                               "metadata": {"namespace": "bench", "name": f"{name}-x",
                                            "labels": {"kubernetes.io/service-name": name}},
                               "addressType": "IPv4", "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
-                              "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip in ips]}))
+                              "endpoints": [{"addresses": [ip], "conditions": {"ready": True},
+                                             "nodeName": "bench" if ip == BACKEND or j == 0 else f"node-{j}"}
+                                            for j, ip in enumerate(ips)]}))
     return out
 
 
@@ -126,7 +129,8 @@ def changed_slice(i: int, k: int):
                       "metadata": {"namespace": "bench", "name": f"{name}-x",
                                    "labels": {"kubernetes.io/service-name": name}},
                       "addressType": "IPv4", "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
-                      "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip in ips]})
+                      "endpoints": [{"addresses": [ip], "conditions": {"ready": True}, "nodeName": "node-1"}
+                                    for ip in ips]})
 
 
 def bench_podnet(topo: SvcTopo, sess: NftSession, n_big: int, connects: int) -> dict[str, float]:
@@ -142,6 +146,7 @@ def bench_podnet(topo: SvcTopo, sess: NftSession, n_big: int, connects: int) -> 
         t = time.perf_counter()
         role.sync(st, None, sess)
         r[f"full_{n}_s"] = time.perf_counter() - t
+        r[f"full_{n}_render_s"] = role.last_render_seconds
     r[f"latency_{n_big}_us"] = connect_median(topo, vip(n_big - 1), connects) * 1e6
     times = []
     for k in range(7):

@@ -155,7 +155,7 @@ class ServiceProxyRole:
         services = []
         for svc in state.services:
             services.append(svc)
-        table = build_table(services, slices, self._node_ips(state))
+        table = build_table(services, slices, self._node_ips(state), state.node_name)
         self._entries = dict(table.entries)
         for key, e in table.entries.items():
             self._entries_of.setdefault(e.service_key, set()).add(key)
@@ -212,7 +212,7 @@ class ServiceProxyRole:
         slices = [s for s in (state.get("EndpointSlice", *k) for k in self._slices_of.get(svc_key, ()))
                   if isinstance(s, EndpointSlice)]
         try:
-            new = entries_for_service(svc, slices)
+            new = entries_for_service(svc, slices, state.node_name)
         except Exception as e:  # one bad object must never stop the proxy
             log.warning("Service %s/%s skipped: %s", svc_key[0], svc_key[1], e)
             new = []

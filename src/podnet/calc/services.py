@@ -27,9 +27,11 @@ NODE_PORT_TYPES = ("NodePort", "LoadBalancer")
 
 
 class EndpointAddr(NamedTuple):
-    """A tuple, so sorting 100k of them compares in C."""
+    """A tuple, so sorting 100k of them compares in C. `local`: on this node (or the
+    slice does not say), so it may be its own client (hairpin)."""
     ip: str
     port: int
+    local: bool = True
 
 
 @dataclass(frozen=True)
@@ -103,8 +105,8 @@ def slices_by_service(slices: Iterable[EndpointSlice]) -> dict[tuple[str, str], 
     return out
 
 
-def _endpoints_for(sp: ServicePort, family: int,
-                   slices: Iterable[EndpointSlice]) -> tuple[EndpointAddr, ...]:
+def _endpoints_for(sp: ServicePort, family: int, slices: Iterable[EndpointSlice],
+                   node_name: str = "") -> tuple[EndpointAddr, ...]:
     want_type = "IPv4" if family == 4 else "IPv6"
     ready: set[EndpointAddr] = set()
     fallback: set[EndpointAddr] = set()
@@ -121,13 +123,14 @@ def _endpoints_for(sp: ServicePort, family: int,
             cond = ep.get("conditions") or {}
             ready_c = cond.get("ready")
             is_ready = True if ready_c is None else bool(ready_c)
+            local = not node_name or ep.get("nodeName") in (None, "", node_name)
             serving_c = cond.get("serving")
             is_serving = is_ready if serving_c is None else bool(serving_c)
             for ip in ep.get("addresses") or ():
                 n = _norm(str(ip))
                 if n is None or n[1] != family:
                     continue
-                addr = EndpointAddr(n[0], port)
+                addr = EndpointAddr(n[0], port, local)
                 if is_ready:
                     ready.add(addr)
                 elif is_serving and cond.get("terminating"):
@@ -135,7 +138,8 @@ def _endpoints_for(sp: ServicePort, family: int,
     return tuple(sorted(ready or fallback))
 
 
-def entries_for_service(svc: Service, slices: Iterable[EndpointSlice]) -> list[ServicePortEntry]:
+def entries_for_service(svc: Service, slices: Iterable[EndpointSlice],
+                        node_name: str = "") -> list[ServicePortEntry]:
     """Every (port, family) entry of one Service. Bad fields make the Service (or the
     port) contribute nothing rather than raise: one bad object must not stop the proxy."""
     if svc.type == "ExternalName" or svc.headless:
@@ -168,18 +172,18 @@ def entries_for_service(svc: Service, slices: Iterable[EndpointSlice]) -> list[S
             out.append(ServicePortEntry(
                 svc.namespace, svc.name, sp.name, sp.protocol, fam,
                 vip, sp.port, np,
-                _endpoints_for(sp, fam, slices), timeout))
+                _endpoints_for(sp, fam, slices, node_name), timeout))
     return out
 
 
 def build_table(services: Iterable[Service], slices: Iterable[EndpointSlice],
-                node_ips: Iterable[str]) -> ServiceTable:
+                node_ips: Iterable[str], node_name: str = "") -> ServiceTable:
     """The whole table (full sync)."""
     by_svc = slices_by_service(slices)
     entries: dict[tuple[str, int], ServicePortEntry] = {}
     for svc in services:
         try:
-            found = entries_for_service(svc, by_svc.get((svc.namespace, svc.name), []))
+            found = entries_for_service(svc, by_svc.get((svc.namespace, svc.name), []), node_name)
         except (TypeError, ValueError, AttributeError):
             continue  # a malformed object contributes nothing; validation reports it
         for e in found:

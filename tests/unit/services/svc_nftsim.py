@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-from podnet.dataplane.nft.services import MARK_BASE, T
+from podnet.dataplane.nft.services import T
 
 
 class NftSimError(Exception):
@@ -123,10 +123,6 @@ class Verdict:
     masquerade: bool = False
 
 
-def _m(bucket: int) -> str:
-    return f"{MARK_BASE + bucket:#010x}"
-
-
 def trace(model: NftModel, src: str, dst: str, proto: str, dport: int,
           draw: Callable[[int], int] = lambda n: 0,
           affinity: dict[str, set[str]] | None = None) -> Verdict:
@@ -144,10 +140,7 @@ def trace(model: NftModel, src: str, dst: str, proto: str, dport: int,
     if target is None:
         return Verdict("none")
     mark = _run_chain(model, target.split()[1], src, draw, aff)
-    if node and key not in s[f"svc{fam}"]:
-        val = s[f"npep{fam}"][f"{proto} . {dport} . {mark}"]
-    else:
-        val = s[f"ep{fam}"][f"{key} . {mark}"]
+    val = s[f"ep{fam}"][mark]
     ip, port = val.split(" . ")
     hairpin = f"{src} . {ip}" in s[f"hairpin{fam}"] and src == ip
     return Verdict("dnat", ip, int(port), masquerade=hairpin or node)
@@ -174,3 +167,25 @@ def _run_chain(model: NftModel, chain: str, src: str, draw: Callable[[int], int]
             continue
         raise AssertionError(f"tracer does not know rule {rule!r} in chain {chain}")
     return mark
+
+
+def canonical(model: NftModel) -> tuple[dict[str, list[str]], dict[str, dict[str, str]]]:
+    """Chains and sets with every mark written as `<chain>#<bucket>`: slots are handed out
+    in history order, so two tables with the same behaviour may number them differently."""
+    slot_chain: dict[int, str] = {}
+    for c, rules in model.chains.items():
+        for r in rules:
+            m = re.search(r"numgen random mod \d+ offset (0x[0-9a-f]+)", r)
+            if m:
+                slot_chain[(int(m[1], 16) >> 12) & 0xFFFF] = c
+
+    def sub(text: str) -> str:
+        def one(m: re.Match[str]) -> str:
+            v = int(m[0], 16)
+            if v & 0xF0000000 != 0x50000000 or not (v >> 12) & 0xFFFF:
+                return m[0]
+            return f"{slot_chain.get((v >> 12) & 0xFFFF, '?')}#{v & 0xFFF}"
+        return re.sub(r"0x[0-9a-f]{8}", one, text)
+    chains = {c: [sub(r) for r in rules] for c, rules in model.chains.items()}
+    sets = {s: {sub(k): sub(v) for k, v in els.items()} for s, els in model.sets.items()}
+    return chains, sets

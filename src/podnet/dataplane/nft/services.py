@@ -5,12 +5,12 @@ Layout (measured, see docs/design/services.md): chains hold static rules, maps h
 - `svc4`/`svc6`: verdict map VIP . l4proto . port -> `jump` the service port's chain;
   `np4`/`np6`: l4proto . nodePort -> the same chain, for packets to a node IP.
 - A service port's chain only draws the endpoint: `meta mark set numgen random mod N
-  offset 0x5c000000` (uniform), or, with ClientIP affinity, first looks the client up in
-  one dynamic set per endpoint (kube-proxy's `@affinity-*` sets) and returns.
-- ONE rule per family then DNATs: `dnat to ip daddr . l4proto . port . mark map @ep4`.
-  A rule per service referencing a shared map makes the kernel revalidate the map once
-  per rule (minutes at 10k services); one anonymous vmap per service costs ~20 s; this
-  layout loads 10k services x 10 endpoints in ~1.3 s.
+  offset <mark of its slot>` (uniform), or, with ClientIP affinity, first looks the client
+  up in one dynamic set per endpoint (kube-proxy's `@affinity-*` sets) and returns.
+- ONE rule per family and protocol then DNATs: `dnat ip to meta mark map @ep4`; the mark
+  names (slot, bucket), so VIP and NodePort traffic share the map. A rule per service
+  referencing a shared map costs minutes at 10k services; one anonymous vmap per service
+  ~20 s; this layout loads 10k services x 10 endpoints in ~1 s.
 - The scratch mark is cleared right after NAT; reject of no-endpoint ports happens in
   filter chains before NAT; masquerade (NodePort, hairpin) in postrouting keys on
   conntrack's original destination and on `saddr . daddr` pairs, not on marks.
@@ -28,18 +28,23 @@ from podnet.calc.services import ServicePortEntry, ServiceTable
 
 TABLE = "podnet-svc"
 T = f"inet {TABLE}"
-MARK_BASE = 0x5C000000
-MARK_MASK = 0xFFFF0000
-MAX_ENDPOINTS = 0xFFFF  # the bucket lives in the mark's low 16 bits
+# The scratch mark: tag 0x5 in the top 4 bits, the service port's slot in the next 16,
+# the endpoint's bucket in the low 12. One mark names one endpoint of one service port, so
+# the endpoint map is keyed on the mark alone (half the load time of a VIP.proto.port.mark
+# key) and NodePort traffic uses the same map.
+MARK_TAG = 0x50000000
+MARK_MASK = 0xF0000000
+SLOT_SHIFT = 12
+MAX_ENDPOINTS = 1 << SLOT_SHIFT
+MAX_SLOTS = (1 << 16) - 1
 
 _FAM = {4: ("ip", "ipv4_addr"), 6: ("ip6", "ipv6_addr")}
 # (name, type) of every set/map per family; {a} is the address type
 _SETS = (
     ("svc", "map", "{a} . inet_proto . inet_service : verdict"),
-    ("ep", "map", "{a} . inet_proto . inet_service . mark : {a} . inet_service"),
+    ("ep", "map", "mark : {a} . inet_service"),
     ("noep", "set", "{a} . inet_proto . inet_service"),
     ("np", "map", "inet_proto . inet_service : verdict"),
-    ("npep", "map", "inet_proto . inet_service . mark : {a} . inet_service"),
     ("npnoep", "set", "inet_proto . inet_service"),
     ("nodeips", "set", "{a}"),
     ("hairpin", "set", "{a} . {a}"),
@@ -59,11 +64,8 @@ def affinity_set_name(e: ServicePortEntry, ip: str, port: int) -> str:
     return f"aff{e.family}-{_hash(f'{e.family}|{e.id}|{ip}|{port}')}"
 
 
-_MARKS = [f"{MARK_BASE + i:#010x}" for i in range(256)]
-
-
-def mark(bucket: int) -> str:
-    return _MARKS[bucket] if bucket < 256 else f"{MARK_BASE + bucket:#010x}"
+def mark(slot: int, bucket: int = 0) -> str:
+    return f"{MARK_TAG | slot << SLOT_SHIFT | bucket:#010x}"
 
 
 # ---- per entry ---------------------------------------------------------------------------
@@ -75,7 +77,7 @@ class EntryRender:
     affinity_sets: tuple[tuple[str, int, int], ...]  # (name, family, timeout)
 
 
-def render_entry(e: ServicePortEntry) -> EntryRender:
+def render_entry(e: ServicePortEntry, slot: int) -> EntryRender:
     fam = e.family
     proto = e.protocol.lower()
     ip = _FAM[fam][0]
@@ -91,18 +93,17 @@ def render_entry(e: ServicePortEntry) -> EntryRender:
     if e.node_port:
         els.add((f"np{fam}", f"{proto} . {e.node_port}", f"jump {chain}"))
     for i, ep in enumerate(eps):
-        els.add((f"ep{fam}", f"{e.vip} . {proto} . {e.port} . {mark(i)}", f"{ep.ip} . {ep.port}"))
-        if e.node_port:
-            els.add((f"npep{fam}", f"{proto} . {e.node_port} . {mark(i)}", f"{ep.ip} . {ep.port}"))
-        els.add((f"hairpin{fam}", f"{ep.ip} . {ep.ip}", ""))
-    draw = f"meta mark set numgen random mod {len(eps)} offset {MARK_BASE:#010x}"
+        els.add((f"ep{fam}", mark(slot, i), f"{ep.ip} . {ep.port}"))
+        if ep.local:  # only a pod on this node can be its own client
+            els.add((f"hairpin{fam}", f"{ep.ip} . {ep.ip}", ""))
+    draw = f"meta mark set numgen random mod {len(eps)} offset {mark(slot)}"
     if not e.affinity_timeout:
         return EntryRender(chain, (draw,), frozenset(els), ())
     sets = tuple((affinity_set_name(e, ep.ip, ep.port), fam, e.affinity_timeout) for ep in eps)
-    rules = [f"{ip} saddr @{s} meta mark set {mark(i)} update @{s} {{ {ip} saddr }} return"
+    rules = [f"{ip} saddr @{s} meta mark set {mark(slot, i)} update @{s} {{ {ip} saddr }} return"
              for i, (s, _, _) in enumerate(sets)]
     rules.append(draw)
-    rules += [f"meta mark {mark(i)} update @{s} {{ {ip} saddr }} return"
+    rules += [f"meta mark {mark(slot, i)} update @{s} {{ {ip} saddr }} return"
               for i, (s, _, _) in enumerate(sets)]
     return EntryRender(chain, tuple(rules), frozenset(els), sets)
 
@@ -120,6 +121,27 @@ class Rendered:
     # in `waiting`. Shared keys (a hairpin pair) have equal values; a duplicate nodePort in
     # bad input has another value and waits its turn instead of failing the transaction.
     claims: dict[tuple[str, str], tuple[Key, str]] = field(default_factory=dict)
+    slots: dict[Key, int] = field(default_factory=dict)
+    free_slots: list[int] = field(default_factory=list)
+    next_slot: int = 1
+
+    def slot_for(self, k: Key) -> int | None:
+        """The entry's slot, kept while the entry lives; None when all are taken."""
+        if k in self.slots:
+            return self.slots[k]
+        if self.free_slots:
+            slot = self.free_slots.pop()
+        elif self.next_slot <= MAX_SLOTS:
+            slot, self.next_slot = self.next_slot, self.next_slot + 1
+        else:
+            return None
+        self.slots[k] = slot
+        return slot
+
+    def drop_slot(self, k: Key) -> None:
+        slot = self.slots.pop(k, None)
+        if slot is not None:
+            self.free_slots.append(slot)
     waiting: dict[tuple[str, str], list[tuple[Key, str]]] = field(default_factory=dict)
 
     def active(self, sk: tuple[str, str]) -> str | None:
@@ -191,18 +213,19 @@ def _static() -> list[str]:
         out.append(f"add chain {T} {name} {{ type {typ} hook {hook} priority {prio} ; policy accept ; }}")
         rules_after += _chain_cmds(name, rules)
     regular: dict[str, list[str]] = {
-        "services": [], "masquerading": [], "reject-check": [],
-        "mark-clear": [f"meta mark & {MARK_MASK:#010x} == {MARK_BASE:#010x} meta mark set 0x00000000"],
+        "services": [], "endpoint-dnat": [], "masquerading": [], "reject-check": [],
+        "mark-clear": [f"meta mark & {MARK_MASK:#010x} == {MARK_TAG:#010x} meta mark set 0x00000000"],
         "do-reject": ["meta l4proto tcp reject with tcp reset", "reject with icmpx type port-unreachable"],
     }
     for fam, (ip, _) in _FAM.items():
-        sel = f"meta mark & {MARK_MASK:#010x} == {MARK_BASE:#010x}"
         regular["services"] += [
             f"{ip} daddr . meta l4proto . th dport vmap @svc{fam}",
-            f"{sel} dnat {ip} to {ip} daddr . meta l4proto . th dport . meta mark map @ep{fam}",
             f"{ip} daddr @nodeips{fam} meta l4proto . th dport vmap @np{fam}",
-            f"{sel} {ip} daddr @nodeips{fam} dnat {ip} to meta l4proto . th dport . meta mark map @npep{fam}",
         ]
+        # a port mapping needs a protocol match first (nft refuses it otherwise), so one
+        # rule per protocol; a data map referenced by 3 rules costs nothing extra to load
+        regular["endpoint-dnat"] += [f"meta nfproto {'ipv4' if fam == 4 else 'ipv6'} meta l4proto {p} "
+                            f"dnat {ip} to meta mark map @ep{fam}" for p in ("tcp", "udp", "sctp")]
         regular["masquerading"] += [
             f"ct status dnat {ip} saddr . {ip} daddr @hairpin{fam} masquerade",
             f"ct status dnat ct original {ip} daddr @nodeips{fam} masquerade",
@@ -211,6 +234,8 @@ def _static() -> list[str]:
             f"{ip} daddr . meta l4proto . th dport @noep{fam} goto do-reject",
             f"{ip} daddr @nodeips{fam} meta l4proto . th dport @npnoep{fam} goto do-reject",
         ]
+    # after the service lookups: only a packet that a service chain marked goes on to NAT
+    regular["services"].append(f"meta mark & {MARK_MASK:#010x} == {MARK_TAG:#010x} goto endpoint-dnat")
     for name, rules in regular.items():
         out.append(f"add chain {T} {name}")
         rules_after += _chain_cmds(name, rules)
@@ -234,7 +259,11 @@ def render_full(table: ServiceTable, prev: Rendered | None) -> tuple[str, Render
             for name, kind, _ in _SETS:
                 out.append(f"flush {kind} {T} {name}{fam}")
     state = Rendered(node_ips=table.node_ips)
-    rendered = {k: render_entry(e) for k, e in sorted(table.entries.items())}
+    rendered = {}
+    for k, e in sorted(table.entries.items()):
+        slot = state.slot_for(k)
+        if slot is not None:  # beyond 65535 service ports a node proxies nothing more
+            rendered[k] = render_entry(e, slot)
     keep_sets = {s for r in rendered.values() for s, _, _ in r.affinity_sets}
     keep_chains = {r.chain for r in rendered.values() if r.chain}
     if prev is not None:
@@ -274,7 +303,8 @@ def render_partial(state: Rendered, changed: Mapping[Key, ServicePortEntry | Non
     for k in sorted(changed):
         e = changed[k]
         old_r = state.entries.get(k)
-        new_r = render_entry(e) if e is not None else None
+        slot = state.slot_for(k) if e is not None else None
+        new_r = render_entry(e, slot) if e is not None and slot is not None else None
         if old_r == new_r:
             continue
         old_els = old_r.elements if old_r else frozenset()
@@ -284,7 +314,8 @@ def render_partial(state: Rendered, changed: Mapping[Key, ServicePortEntry | Non
         state.release(k, sorted(old_els - new_els))
         state.claim(k, sorted(new_els - old_els))
         if new_r is None:
-            del state.entries[k]
+            state.entries.pop(k, None)
+            state.drop_slot(k)
         else:
             state.entries[k] = new_r
         old_sets = {s for s, _, _ in old_r.affinity_sets} if old_r else set()
