@@ -4,10 +4,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from podnet.api.objects import from_dict
 
 WORKER = r"""
 import sys
+
+import pytest
 from podnet.datastore.interface import Conflict, open_datastore
 url, n = sys.argv[1], int(sys.argv[2])
 store = open_datastore(url)
@@ -29,6 +33,7 @@ print(conflicts)
 PROCS, INCREMENTS = 8, 200
 
 
+@pytest.mark.slow
 def test_cas_increments_from_many_processes_lose_nothing(backend):
     store = backend.open()
     store.create(from_dict({"kind": "Counter", "metadata": {"name": "c"}, "spec": {"value": 0}}))
