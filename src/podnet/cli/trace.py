@@ -20,11 +20,11 @@ def _lab_facts(args: argparse.Namespace, state: Any) -> tuple[Any, bool]:
     name = args.lab or context.current_lab()
     if name:
         from podnet.lab.state import LabState
-        from podnet.lab.topology import spec_from_dict
+        from podnet.lab.topology import OUTSIDE_HOSTS, OUTSIDE_ZONE, spec_from_dict
         st = LabState(context.lab_dir(name))
         meta = st.read_meta()
         if meta.get("spec"):
-            return from_spec(spec_from_dict(meta["spec"])), True
+            return from_spec(spec_from_dict(meta["spec"]), OUTSIDE_HOSTS, OUTSIDE_ZONE), True
     nodes = []
     for n in sorted(state.nodes, key=lambda n: n.name):
         ips = n.internal_ips
@@ -56,7 +56,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
         src = find_pod(state, args.namespace, args.src)
         dest = parse_dest(args.dst)
         fam = _family(args, dest.text)
-        target = resolve(state, src.namespace, dest.text, fam)
+        target = resolve(state, src.namespace, dest.text, fam, facts.outside_names)
         t = predict(state, facts, src, target, dest.port, dest.proto, fam, endpoint=args.endpoint,
                     query=dest.text)
     except TraceError as e:

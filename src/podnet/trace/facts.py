@@ -42,6 +42,8 @@ class LabFacts:
     echo6: str = "fd00:203:113::10"
     echo_ports: tuple[tuple[int, str], ...] = ((80, "TCP"), (9000, "UDP"), (9000, "TCP"))
     macs: Mapping[str, str] = field(default_factory=dict)
+    # names the outside world's DNS answers (cluster DNS forwards to it): name -> addresses
+    outside_names: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def node(self, name: str) -> NodeFacts | None:
         return next((n for n in self.nodes if n.name == name), None)
@@ -73,10 +75,13 @@ class LabFacts:
         return LabFacts(**{**self.__dict__, "macs": dict(macs)})
 
 
-def from_spec(spec: Any) -> LabFacts:
-    """From a podnet.lab.topology.LabSpec (read by attribute, not imported)."""
+def from_spec(spec: Any, outside_hosts: tuple[str, ...] = (), outside_zone: str = "") -> LabFacts:
+    """From a podnet.lab.topology.LabSpec (read by attribute, not imported), and the
+    host names of the outside world's DNS zone (they all name the echo server)."""
     nodes = tuple(NodeFacts(n.name, n.netns, n.ip4, n.ip6) for n in spec.nodes)
     return LabFacts(spec.name, nodes, spec.encap, spec.underlay_netns, spec.router_netns,
                     spec.outside_netns, spec.router_ul4, spec.router_ul6, spec.router_out4,
                     spec.router_out6, spec.underlay4,
-                    spec.underlay6, spec.outside4, spec.outside6, spec.echo4, spec.echo6)
+                    spec.underlay6, spec.outside4, spec.outside6, spec.echo4, spec.echo6,
+                    outside_names={f"{h}.{outside_zone}": (spec.echo4, spec.echo6)
+                                   for h in outside_hosts})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import Mapping
 
 from podnet.api.defaults import CLUSTER_DOMAIN
 from podnet.api.objects import Pod, Service
@@ -92,8 +93,11 @@ def _service_target(svc: Service, family: int, notes: list[str]) -> Target:
     return Target("service", vip, service=svc, notes=tuple(notes))
 
 
-def resolve(state: ClusterState, namespace: str, text: str, family: int) -> Target:
-    """`namespace` is the source pod's: a short name is looked up there, as its resolver would."""
+def resolve(state: ClusterState, namespace: str, text: str, family: int,
+            outside_names: Mapping[str, tuple[str, ...]] | None = None) -> Target:
+    """`namespace` is the source pod's: a short name is looked up there, as its resolver
+    would. `outside_names`: what the outside world's DNS answers (cluster DNS forwards
+    names outside the cluster domain to it)."""
     ip = _ip(text)
     if ip is not None:
         for p in state.pods:
@@ -128,6 +132,13 @@ def resolve(state: ClusterState, namespace: str, text: str, family: int) -> Targ
             pod = state.get("Pod", namespace, parts[0])
             if isinstance(pod, Pod):
                 return Target("pod", family_ip(pod.pod_ips, family) or _no_family(pod, family), pod=pod)
+    outside = (outside_names or {}).get(text.rstrip(".").lower())
+    if outside:
+        ip = family_ip(list(outside), family)
+        if ip is None:
+            raise TraceError(f"{text} has no IPv{family} address (it has: {', '.join(outside)})")
+        return Target("ip", ip, notes=(f"DNS: {text.rstrip('.')} {rr} {ip} (outside the cluster domain: "
+                                       f"cluster DNS forwards it to the outside world's server)",))
     raise TraceError(f"DST {text!r}: no pod, Service or address of that name "
                      f"(forms: POD, NS/POD, SERVICE[.NS[.svc.{CLUSTER_DOMAIN}]], an IP)")
 

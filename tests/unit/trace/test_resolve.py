@@ -60,3 +60,8 @@ def test_short_names_are_looked_up_in_the_source_namespace():
 def test_unknown_pod_is_named():
     with pytest.raises(TraceError, match="pod shop/nope not found"):
         find_pod(STATE, "shop", "nope")
+
+
+def test_outside_names_from_the_outside_dns():
+    t = resolve(STATE, "shop", "www.example.test.", 6, demo.facts().outside_names)
+    assert (t.kind, t.ip) == ("ip", "fd00:203:113::10") and "forwards" in t.notes[0]

@@ -26,6 +26,7 @@ CASES = {
     "pod-service-name": ("client", "web", 4, "none", (), True, None),
     "pod-service-fqdn-vxlan": ("client", "web.shop.svc.cluster.local:80", 4, "vxlan", (), True, "10.244.0.67"),
     "pod-outside-nat": ("client", "203.0.113.10:80", 4, "none", (), True, None),
+    "pod-outside-dns-name": ("client", "www.example.test", 4, "vxlan", (), True, None),
     "pod-outside-no-nat": ("client", "203.0.113.10:80", 4, "none", (), False, None),
     "pod-web-denied": ("client", "web", 4, "none", ALLOW[:1], True, "10.244.0.66"),
     "pod-web-allowed": ("client", "web", 4, "none", ALLOW, True, "10.244.0.66"),
@@ -41,8 +42,9 @@ def run(name: str):
     st = demo.state(pols, nat)
     pod = find_pod(st, "shop", src)
     d = parse_dest(dst)
-    target = resolve(st, pod.namespace, d.text, fam)
-    return predict(st, demo.facts(encap), pod, target, d.port, d.proto, fam, endpoint=ep, query=d.text)
+    facts = demo.facts(encap)
+    target = resolve(st, pod.namespace, d.text, fam, facts.outside_names)
+    return predict(st, facts, pod, target, d.port, d.proto, fam, endpoint=ep, query=d.text)
 
 
 def check(path: Path, got: str) -> None:

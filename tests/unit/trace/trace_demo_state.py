@@ -117,4 +117,5 @@ def facts(encap: str = "none") -> LabFacts:
     p = f"pn-{LAB}-"
     return LabFacts(LAB, (NodeFacts("n1", p + "n1", "198.18.0.11", "fd00:198:18::11"),
                           NodeFacts("n2", p + "n2", "198.18.0.12", "fd00:198:18::12")),
-                    encap, p + "ul", p + "rt", p + "out")
+                    encap, p + "ul", p + "rt", p + "out",
+                    outside_names={"www.example.test": ("203.0.113.10", "fd00:203:113::10")})
