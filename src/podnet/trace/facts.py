@@ -27,9 +27,9 @@ class LabFacts:
     name: str
     nodes: tuple[NodeFacts, ...]
     encap: str = "none"  # none | vxlan
-    underlay_netns: str = ""
-    router_netns: str = ""
-    outside_netns: str = ""
+    underlay_netns: str = "<underlay netns>"
+    router_netns: str = "<router netns>"
+    outside_netns: str = "<outside netns>"
     router_ul4: str = "198.18.0.1"
     router_ul6: str = "fd00:198:18::1"
     router_out4: str = "203.0.113.1"

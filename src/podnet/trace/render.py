@@ -49,8 +49,18 @@ def hop_lines(i: int, hop: Hop) -> list[str]:
     return out
 
 
+def summary(p: Path) -> str:
+    marks = {"dnat": "DNAT", "undnat": "un-DNAT", "snat": "SNAT", "unsnat": "un-SNAT",
+             "encap": "VXLAN", "decap": "de-VXLAN"}
+    parts = []
+    for hop in p.hops:
+        tags = [marks[s.kind] for s in hop.steps if s.kind in marks]
+        parts.append(hop.where.split(" (")[0] + (f" [{', '.join(tags)}]" if tags else ""))
+    return " -> ".join(parts)
+
+
 def path_lines(p: Path) -> list[str]:
-    out = [f"{p.direction.upper()}"]
+    out = [f"{p.direction.upper()}  {summary(p)}"]
     for i, hop in enumerate(p.hops, 1):
         out += hop_lines(i, hop)
     why = f": {p.why}" if p.why else ""
