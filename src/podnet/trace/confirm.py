@@ -141,7 +141,12 @@ def compare(t: Trace, obs: Observation, route_get: RouteGet, watched: set[str]) 
     exp = expected_outcome(t)
     out = [Check(obs.outcome in exp, "probe", f"{t.proto} from {t.src} port {obs.sport}",
                  " or ".join(sorted(exp)), obs.outcome)]
-    for p in [t.request] + ([t.reply] if t.reply else []):
+    paths = [t.request] + ([t.reply] if t.reply else [])
+    if obs.outcome == "refused" and t.proto != "TCP" and t.reply is not None:
+        # nothing listened: the answer was an ICMP error, which our marking rule does not match
+        out.append(Check(True, "reply", "not followed", "", "the answer was an ICMP port unreachable"))
+        paths = paths[:1]
+    for p in paths:
         out += _route_checks(p, route_get)
         on_path = set()
         for i, hop in enumerate(p.hops):

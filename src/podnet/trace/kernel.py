@@ -77,7 +77,9 @@ def probe(netns: str, family: int, src: str, dst: str, port: int, proto: str, sp
                 if proto == "TCP":
                     s.connect((dst, port))
                     return "connected"
-                s.sendto(b"podnet trace\n", (dst, port))
+                # a connected UDP socket: an ICMP port unreachable comes back as ECONNREFUSED
+                s.connect((dst, port))
+                s.send(b"podnet trace\n")
                 s.recv(4096)
                 return "connected"
             except socket.timeout:
