@@ -6,7 +6,7 @@ There is no reference implementation to run side by side on one machine without 
 or containers (kind needs Docker), so the figures stand against the issue's goals:
 200 pods Ready < 30 s, < 2 GiB in all, teardown < 10 s. Prints one JSON line at the end.
 
-    sudo .venv/bin/python bench/lab_scale.py [--nodes 4] [--pods 200] [--dual-stack]
+    sudo .venv/bin/python bench/lab_scale.py [--nodes 4] [--pods 200] [--dual-stack] [--datastore etcd]
 """
 from __future__ import annotations
 
@@ -91,6 +91,7 @@ def main() -> int:
     ap.add_argument("--nodes", type=int, default=4)
     ap.add_argument("--pods", type=int, default=200)
     ap.add_argument("--dual-stack", action="store_true")
+    ap.add_argument("--datastore", choices=("sqlite", "etcd"), default="sqlite")
     ap.add_argument("--timeout", type=float, default=300)
     a = ap.parse_args()
     if os.geteuid() != 0:
@@ -104,7 +105,8 @@ def main() -> int:
     from podnet.datastore.interface import open_datastore
 
     t0 = time.monotonic()
-    up_args = ["up", "--name", name, "--nodes", str(a.nodes)] + (["--dual-stack"] if a.dual_stack else [])
+    up_args = ["up", "--name", name, "--nodes", str(a.nodes), "--datastore", a.datastore] + \
+        (["--dual-stack"] if a.dual_stack else [])
     sampler = MemSampler(lab_dir, name)
     result: dict[str, object] = {}
     try:
@@ -127,6 +129,7 @@ def main() -> int:
         sampler.stop.set()
         sampler.join()
         result = {"nodes": a.nodes, "pods": a.pods, "ready": ready, "dual_stack": a.dual_stack,
+                  "datastore": a.datastore,
                   "up_s": round(t_up, 2), "all_ready_s": round(t_ready, 2),
                   "pods_per_s": round(ready / t_ready, 1) if t_ready else None,
                   "peak_rss_mib": round(sampler.peak / 1024, 1)}
