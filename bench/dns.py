@@ -66,11 +66,11 @@ def svc_ip(i: int) -> str:
     return f"10.96.{16 + i // 250}.{1 + i % 250}"
 
 
-def wait_answer(port: int, name: str, timeout: float = 60) -> None:
+def wait_answer(port: int, name: str, expect: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         cp = sh(*in_ns("dig", "@127.0.0.1", "-p", str(port), "+short", "+time=1", "+tries=1", name), check=False)
-        if cp.stdout.strip():
+        if expect in cp.stdout.split():  # (dig +short prints its errors on stdout too)
             return
         time.sleep(0.2)
     raise RuntimeError(f"server on port {port} never answered {name}")
@@ -145,9 +145,9 @@ def main() -> int:
                                    stdout=subprocess.DEVNULL, stderr=open(tmp / "dnsmasq.log", "w"))
         procs.append(dnsmasq)
         t0 = time.monotonic()
-        wait_answer(PODNET_PORT, names[-1])
+        wait_answer(PODNET_PORT, names[-1], svc_ip(args.names - 1))
         print(f"podnet dns: synced in {time.monotonic() - t0:.1f}s", file=sys.stderr)
-        wait_answer(DNSMASQ_PORT, names[-1])
+        wait_answer(DNSMASQ_PORT, names[-1], svc_ip(args.names - 1))
         warm = dnsperf(PODNET_PORT, str(qfile), None, once=True)
         print(f"podnet dns: warm-up pass (answers built on first use): {warm['qps']:.0f} QPS", file=sys.stderr)
 

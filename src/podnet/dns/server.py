@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 MAX_PENDING = 512      # upstream questions in flight; more get REFUSED (CoreDNS max_concurrent)
 MAX_TCP = 128          # concurrent TCP connections
 TCP_IDLE = 10.0        # seconds a TCP connection may sit idle
+UDP_RCVBUF = 4 << 20    # bytes
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux; Python does not name it
 MAX_UDP_QUERY = 4096   # bigger datagrams are cut here (a real query is far smaller)
 
 
@@ -78,6 +80,16 @@ def _loops_back(up: tuple[str, int], listen: list[tuple[str, int]]) -> bool:
     return False
 
 
+def _big_receive_buffer(sock: socket.socket) -> None:
+    """A burst of queries that miss the cache (a new zone, a client's first search-path
+    walk) arrives faster than the slow path answers; the default ~200 KiB buffer holds
+    only ~160 datagrams. FORCE passes net.core.rmem_max when we may (CAP_NET_ADMIN)."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, UDP_RCVBUF)
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RCVBUF)
+
+
 def _family(host: str) -> int:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
@@ -124,6 +136,7 @@ class DnsServer:
                     if s.family == socket.AF_INET6:
                         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                 tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                _big_receive_buffer(udp)
                 udp.bind((host, port))
                 port = udp.getsockname()[1]  # port 0: the kernel chose; TCP takes the same
                 tcp.bind((host, port))
