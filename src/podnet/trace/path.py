@@ -99,18 +99,21 @@ def predict(state: ClusterState, facts: LabFacts, src: Pod, target: Target, port
         request = w.run(pod_send(src, pkt), ("node", src.node_name, rt.veth_of(src), False), pkt)
     reply = None
     if request.outcome == "delivered" and target.ip != src_ip:
-        reply = _reply(state, facts, conn, entry, chosen, pkt, dst_pod)
+        reply = _reply(state, facts, conn, entry, chosen, pkt, dst_pod, request.hops[-1])
     svc = f"{entry.namespace}/{entry.name} {entry.port}/{entry.protocol}" if entry else ""
     return Trace(pod_label(src), query or target.ip, family, proto, port, tuple(notes), svc, eps, chosen,
                  "allowed" if verdict.allowed else "denied", verdict.reason, request, reply)
 
 
 def _reply(state: ClusterState, facts: LabFacts, conn: Conn, entry: ServicePortEntry | None,
-           chosen: Endpoint | None, req: Pkt, dst_pod: Pod | None) -> Path:
+           chosen: Endpoint | None, req: Pkt, dst_pod: Pod | None, responder: Hop) -> Path:
     pkt = Pkt(req.family, req.dst, req.src, req.dport, req.sport, req.proto)
     w = Walker(state, facts, conn, entry, chosen, "reply")
     if dst_pod is not None:
         return w.run(pod_send(dst_pod, pkt), ("node", dst_pod.node_name, rt.veth_of(dst_pod), False), pkt)
+    if responder.kind == "node":
+        hop, loc = w.node_origin(responder.name, pkt)
+        return w.run(hop, loc, pkt)
     d = rt.outside_decision(facts, pkt.dst)
     steps = [Step("route", f"route lookup for {pkt.dst}: {d.route}",
                   {"src": pkt.src, "dst": pkt.dst, "route": d.route, "dev": d.dev, "gateway": d.gateway})]

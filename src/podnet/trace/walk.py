@@ -175,7 +175,16 @@ class Walker:
         headers, nxt = self._leave(name, d, pkt, steps)
         return self._hop(name, iif, d.dev, steps, headers), nxt, "delivered", ""
 
-    def _hop(self, name: str, iif: str, oif: str | None, steps: list[Step], h: Headers | None) -> Hop:
+    def node_origin(self, name: str, pkt: Pkt) -> tuple[Hop, Loc | None]:
+        """A packet the node sends itself (its answer to a connection to its own address):
+        no prerouting, no forward hook, no TTL decrement."""
+        d = rt.node_decision(self.state, self.facts, name, pkt.dst)
+        steps = [Step("route", f"route lookup for {pkt.dst}: {d.route}",
+                      {"src": pkt.src, "dst": pkt.dst, "route": d.route, "dev": d.dev, "gateway": d.gateway})]
+        headers, nxt = self._leave(name, d, pkt, steps)
+        return self._hop(name, None, d.dev, steps, headers), nxt
+
+    def _hop(self, name: str, iif: str | None, oif: str | None, steps: list[Step], h: Headers | None) -> Hop:
         return Hop(f"node {name}", "node", name, _node_netns(self.facts, name), iif, oif, tuple(steps), h)
 
     def _prerouting(self, name: str, pkt: Pkt, steps: list[Step]) -> tuple[str, str] | None:

@@ -27,6 +27,7 @@ CASES = {
     "pod-service-fqdn-vxlan": ("client", "web.shop.svc.cluster.local:80", 4, "vxlan", (), True, "10.244.0.67"),
     "pod-outside-nat": ("client", "203.0.113.10:80", 4, "none", (), True, None),
     "pod-outside-dns-name": ("client", "www.example.test", 4, "vxlan", (), True, None),
+    "pod-node-ip-other-node": ("client", "198.18.0.12:22", 4, "none", (), True, None),
     "pod-outside-no-nat": ("client", "203.0.113.10:80", 4, "none", (), False, None),
     "pod-web-denied": ("client", "web", 4, "none", ALLOW[:1], True, "10.244.0.66"),
     "pod-web-allowed": ("client", "web", 4, "none", ALLOW, True, "10.244.0.66"),
