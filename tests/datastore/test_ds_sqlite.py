@@ -1,0 +1,91 @@
+"""SQLite-specific behaviour: URLs, persistence, auto-compaction, schema."""
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import pytest
+
+from podnet.api.objects import from_dict
+from podnet.datastore.etcd import parse_etcd_url
+from podnet.datastore.interface import Compacted, DatastoreError, open_datastore
+from podnet.datastore.sqlite import SqliteDatastore, sqlite_path
+
+
+def pod(name):
+    return from_dict({"kind": "Pod", "metadata": {"name": name, "namespace": "default"}})
+
+
+def test_sqlite_urls():
+    assert sqlite_path("sqlite:///var/lib/podnet/x.db") == "/var/lib/podnet/x.db"
+    assert sqlite_path("sqlite://rel/x.db") == "rel/x.db"
+    with pytest.raises(DatastoreError, match="no file path"):
+        sqlite_path("sqlite://")
+
+
+def test_etcd_urls():
+    assert parse_etcd_url("etcd://198.18.0.11:2379/lab?netns=pn-lab-n1") == {
+        "host": "198.18.0.11", "port": 2379, "prefix": "/lab", "netns": "pn-lab-n1", "unix": None}
+    assert parse_etcd_url("etcd://h")["prefix"] == "/podnet"
+    assert parse_etcd_url("etcd://[fd00::1]:2379")["host"] == "fd00::1"
+    u = parse_etcd_url("etcd+unix:///run/pn/etcd.sock:0/pfx")
+    assert (u["unix"], u["prefix"]) == ("/run/pn/etcd.sock:0", "/pfx")
+    assert parse_etcd_url("etcd+unix:///run/pn/etcd.sock:0")["prefix"] == "/podnet"
+    with pytest.raises(DatastoreError, match="NAME:PORT"):
+        parse_etcd_url("etcd+unix:///run/pn/etcd.sock")
+    with pytest.raises(DatastoreError, match="no host"):
+        parse_etcd_url("etcd:///x")
+
+
+def test_open_datastore_rejects_unknown_scheme():
+    with pytest.raises(DatastoreError, match="unknown datastore URL"):
+        open_datastore("redis://x")
+
+
+def test_state_survives_reopen_and_wal_mode(tmp_path):
+    url = f"sqlite://{tmp_path}/s.db"
+    s = open_datastore(url)
+    a = s.create(pod("a"))
+    s.close()
+    s2 = open_datastore(url)
+    assert s2.get("Pod", "default", "a") == a
+    assert s2.revision() == a.resource_version
+    s2.close()
+    mode = sqlite3.connect(tmp_path / "s.db").execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_auto_compaction_keeps_the_last_events(tmp_path, monkeypatch):
+    monkeypatch.setattr("podnet.datastore.sqlite.AUTO_COMPACT_EVERY", 10)
+    s = SqliteDatastore(f"sqlite://{tmp_path}/s.db", retain_events=25)
+    for i in range(100):
+        s.create(pod(f"p{i}"))
+    n = sqlite3.connect(tmp_path / "s.db").execute("SELECT count(*) FROM events").fetchone()[0]
+    assert 25 <= n <= 35
+    with pytest.raises(Compacted):
+        next(iter(s.watch(0)))
+    evs = []
+    stop = threading.Event()
+    for ev in s.watch(100 - 25, stop=stop):
+        evs.append(ev.object.name)
+        if len(evs) == 25:
+            break
+    assert evs == [f"p{i}" for i in range(75, 100)]
+    s.close()
+
+
+def test_auto_compaction_by_age(tmp_path, monkeypatch):
+    monkeypatch.setattr("podnet.datastore.sqlite.AUTO_COMPACT_EVERY", 10)
+    s = SqliteDatastore(f"sqlite://{tmp_path}/s.db", retain_seconds=0)
+    for i in range(10):
+        s.create(pod(f"p{i}"))
+    n = sqlite3.connect(tmp_path / "s.db").execute("SELECT count(*) FROM events").fetchone()[0]
+    assert n <= 1
+    s.close()
+
+
+def test_closed_store_errors_clearly(tmp_path):
+    s = open_datastore(f"sqlite://{tmp_path}/s.db")
+    s.close()
+    with pytest.raises(DatastoreError, match="closed"):
+        s.get("Pod", "default", "a")
