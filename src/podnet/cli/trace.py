@@ -6,6 +6,7 @@ import argparse
 import ipaddress
 import os
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 from podnet.cli import context
@@ -41,11 +42,34 @@ def _family(args: argparse.Namespace, host: str) -> int:
         return 6 if args.ipv6 else 4
 
 
-def cmd_trace(args: argparse.Namespace) -> int:
+@dataclass
+class TraceResult:
+    """What `run_trace` gives other commands (`podnet demo`): the trace, and the kernel's
+    confirmation as lines and as JSON (None when not asked; `ok` None when not possible)."""
+    trace: Any
+    lines: list[str] | None
+    confirmation: dict[str, Any] | None
+
+    @property
+    def agreed(self) -> bool | None:
+        return None if self.confirmation is None else self.confirmation.get("ok")
+
+    def text(self) -> str:
+        from podnet.trace import render
+        return render.text(self.trace, self.lines)
+
+    def json(self) -> str:
+        from podnet.trace import render
+        return render.to_json(self.trace, self.confirmation)
+
+
+def run_trace(namespace: str, src_name: str, dst: str, *, ipv6: bool = False, endpoint: str | None = None,
+              confirm: bool = True, lab: str | None = None, datastore: str | None = None) -> TraceResult:
+    """`podnet trace` as a function. Raises UserError for bad input."""
     from podnet.calc.model import ClusterState
-    from podnet.trace import render
     from podnet.trace.path import predict
     from podnet.trace.resolve import TraceError, find_pod, parse_dest, resolve
+    args = argparse.Namespace(datastore=datastore, lab=lab, ipv6=ipv6)
     store = context.open_store(args)
     try:
         state = ClusterState.from_objects(o for k in KINDS for o in store.list(k).items)
@@ -53,28 +77,28 @@ def cmd_trace(args: argparse.Namespace) -> int:
         store.close()
     facts, have_lab = _lab_facts(args, state)
     try:
-        src = find_pod(state, args.namespace, args.src)
-        dest = parse_dest(args.dst)
+        src = find_pod(state, namespace, src_name)
+        dest = parse_dest(dst)
         fam = _family(args, dest.text)
         target = resolve(state, src.namespace, dest.text, fam, facts.outside_names)
-        t = predict(state, facts, src, target, dest.port, dest.proto, fam, endpoint=args.endpoint,
+        t = predict(state, facts, src, target, dest.port, dest.proto, fam, endpoint=endpoint,
                     query=dest.text)
     except TraceError as e:
         raise UserError(str(e)) from None
-    confirm_lines = confirm_json = None
-    if not args.no_confirm:
-        if not have_lab or os.geteuid() != 0:
-            why = "no lab on this machine" if not have_lab else "confirming needs root"
-            confirm_lines, confirm_json = [f"not confirmed: {why} (prediction only)"], {"ok": None, "why": why}
-        else:
-            t, confirm_lines, confirm_json = _confirm(state, facts, src, target, dest, fam, t, args.endpoint)
-    if args.output == "json":
-        sys.stdout.write(render.to_json(t, confirm_json))
-    else:
-        sys.stdout.write(render.text(t, confirm_lines))
-    if confirm_json and confirm_json.get("ok") is False:
-        return 3
-    return 0
+    if not confirm:
+        return TraceResult(t, None, None)
+    if not have_lab or os.geteuid() != 0:
+        why = "no lab on this machine" if not have_lab else "confirming needs root"
+        return TraceResult(t, [f"not confirmed: {why} (prediction only)"], {"ok": None, "why": why})
+    t, lines, js = _confirm(state, facts, src, target, dest, fam, t, endpoint)
+    return TraceResult(t, lines, js)
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    r = run_trace(args.namespace, args.src, args.dst, ipv6=args.ipv6, endpoint=args.endpoint,
+                  confirm=not args.no_confirm, lab=args.lab, datastore=args.datastore)
+    sys.stdout.write(r.json() if args.output == "json" else r.text())
+    return 3 if r.agreed is False else 0
 
 
 def _confirm(state: Any, facts: Any, src: Any, target: Any, dest: Any, fam: int, t: Any,
