@@ -156,7 +156,8 @@ class Agent:
         frags = []
         for role in self.roles:
             try:
-                frags.append(role.nft_fragment(self.state, None if full else changed))
+                mine = None if full else {k for k in changed or () if k.kind in role.kinds}
+                frags.append(role.nft_fragment(self.state, mine))
             except Exception:  # noqa: BLE001
                 log.exception("role %s: render failed", role.name)
         script = "\n".join(f for f in frags if f and f.strip())
