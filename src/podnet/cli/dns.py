@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         srv.start(sync_timeout=args.sync_wait)
     except OSError as e:
-        raise UserError(f"cannot listen on {srv.listen}: {e.strerror or e}") from None
+        where = ", ".join(f"{h}:{p}" for h, p in srv.listen)
+        raise UserError(f"cannot listen on {where}: {e.strerror or e}") from None
     logging.info("listening on %s (udp+tcp), zone %s, upstreams %s, pods %s",
                  ", ".join(f"{h}:{p}" for h, p in srv.bound), args.zone,
                  ", ".join(f"{h}:{p}" for h, p in srv.upstreams) or "none", args.pods)
