@@ -6,8 +6,9 @@ Layout (chosen by measuring at scale, see docs/design/policy.md):
   through a verdict map (`ip saddr vmap @eg4`, `ip daddr vmap @in4`, same for IPv6) to the
   pod's chain. An `accept` ends only the current base chain, so a packet between two
   local pods passes the egress check of one and the ingress check of the other.
-- a pod chain `pod/<ns>/<name>/<in|eg>` accepts the pod's own address (hairpin through a
-  Service VIP), jumps to the chain of every policy isolating it and ends with `drop`; a policy chain `pol/<ns>/<name>/<in|eg>` holds one rule per
+- a pod chain `pod/<ns>/<name>/<in|eg>` jumps to the chain of every policy isolating it
+  and ends with `drop`; a pod reaching itself (hairpin through a Service VIP) is accepted
+  before, by `saddr . daddr` in the set of isolated pods' (ip . ip); a policy chain `pol/<ns>/<name>/<in|eg>` holds one rule per
   policy rule, family and match kind, each with a named counter
   and `accept`.
 - counters are named `rule/<ns>/<policy>/<ingress|egress>/<i>`; sets are named by
@@ -44,11 +45,15 @@ BASE_CHAINS = {
         ("iifname @pod-ifaces iifname . ip saddr != @pod-addr4 counter name spoofed drop",
          "iifname @pod-ifaces iifname . ip6 saddr != @pod-addr6 counter name spoofed drop",
          "ct state established,related accept",
+         "ip saddr . ip daddr @self4 accept",
+         "ip6 saddr . ip6 daddr @self6 accept",
          "ip saddr vmap @eg4",
          "ip6 saddr vmap @eg6")),
     "ingress": (
         "type filter hook forward priority filter + 10; policy accept;",
         ("ct state established,related accept",
+         "ip saddr . ip daddr @self4 accept",
+         "ip6 saddr . ip6 daddr @self6 accept",
          "ip daddr vmap @in4",
          "ip6 daddr vmap @in6")),
 }
@@ -56,6 +61,7 @@ STATIC_SETS = {
     "eg4": "type ipv4_addr : verdict;", "eg6": "type ipv6_addr : verdict;",
     "in4": "type ipv4_addr : verdict;", "in6": "type ipv6_addr : verdict;",
     "pod-ifaces": "type ifname;",
+    "self4": "type ipv4_addr . ipv4_addr;", "self6": "type ipv6_addr . ipv6_addr;",
     "pod-addr4": "type ifname . ipv4_addr;", "pod-addr6": "type ifname . ipv6_addr;",
 }
 STATIC_COUNTERS = ("spoofed",)
@@ -233,13 +239,14 @@ def _render_pod(pp: PodPolicy) -> tuple[dict[str, tuple[str, ...]], list[tuple[s
         if cids is None:
             continue
         pc = chain_name("pod", key.namespace, key.name, direction)
-        # A pod reaching itself (hairpin through a Service VIP) passes, as calc decides.
-        own = "daddr" if direction == "egress" else "saddr"
-        chains[pc] = tuple(f"{'ip6' if ':' in ip else 'ip'} {own} {ip} accept" for ip in pp.ips) + tuple(
+        chains[pc] = tuple(
             f"jump {chain_name('pol', *cid.rsplit('/', 2)[:2], direction)}" for cid in cids
         ) + ("counter drop",)
         for ip in pp.ips:
             out.append((f"{mapname}{6 if ':' in ip else 4}", f"{ip} : jump {pc}"))
+    if pp.ingress is not None or pp.egress is not None:
+        # A pod reaching itself (hairpin through a Service VIP) passes, as calc decides.
+        out.extend((f"self{6 if ':' in ip else 4}", f"{ip} . {ip}") for ip in pp.ips)
     if pp.iface:
         out.append(("pod-ifaces", f'"{pp.iface}"'))
         for ip in pp.ips:
