@@ -73,7 +73,7 @@ def mark(slot: int, bucket: int = 0) -> str:
 class EntryRender:
     chain: str | None  # None: no endpoints, no chain
     rules: tuple[str, ...]
-    elements: frozenset[tuple[str, str, str]]  # (set, key, value or "")
+    elements: tuple[tuple[str, str, str], ...]  # (set, key, value or ""), in a fixed order
     affinity_sets: tuple[tuple[str, int, int], ...]  # (name, family, timeout)
 
 
@@ -81,31 +81,31 @@ def render_entry(e: ServicePortEntry, slot: int) -> EntryRender:
     fam = e.family
     proto = e.protocol.lower()
     ip = _FAM[fam][0]
-    els: set[tuple[str, str, str]] = set()
+    els: list[tuple[str, str, str]] = []
     eps = e.endpoints[:MAX_ENDPOINTS]
     if not eps:
-        els.add((f"noep{fam}", f"{e.vip} . {proto} . {e.port}", ""))
+        els.append((f"noep{fam}", f"{e.vip} . {proto} . {e.port}", ""))
         if e.node_port:
-            els.add((f"npnoep{fam}", f"{proto} . {e.node_port}", ""))
-        return EntryRender(None, (), frozenset(els), ())
+            els.append((f"npnoep{fam}", f"{proto} . {e.node_port}", ""))
+        return EntryRender(None, (), tuple(els), ())
     chain = chain_name(e)
-    els.add((f"svc{fam}", f"{e.vip} . {proto} . {e.port}", f"jump {chain}"))
+    els.append((f"svc{fam}", f"{e.vip} . {proto} . {e.port}", f"jump {chain}"))
     if e.node_port:
-        els.add((f"np{fam}", f"{proto} . {e.node_port}", f"jump {chain}"))
+        els.append((f"np{fam}", f"{proto} . {e.node_port}", f"jump {chain}"))
     for i, ep in enumerate(eps):
-        els.add((f"ep{fam}", mark(slot, i), f"{ep.ip} . {ep.port}"))
+        els.append((f"ep{fam}", mark(slot, i), f"{ep.ip} . {ep.port}"))
         if ep.local:  # only a pod on this node can be its own client
-            els.add((f"hairpin{fam}", f"{ep.ip} . {ep.ip}", ""))
+            els.append((f"hairpin{fam}", f"{ep.ip} . {ep.ip}", ""))
     draw = f"meta mark set numgen random mod {len(eps)} offset {mark(slot)}"
     if not e.affinity_timeout:
-        return EntryRender(chain, (draw,), frozenset(els), ())
+        return EntryRender(chain, (draw,), tuple(els), ())
     sets = tuple((affinity_set_name(e, ep.ip, ep.port), fam, e.affinity_timeout) for ep in eps)
     rules = [f"{ip} saddr @{s} meta mark set {mark(slot, i)} update @{s} {{ {ip} saddr }} return"
              for i, (s, _, _) in enumerate(sets)]
     rules.append(draw)
     rules += [f"meta mark {mark(slot, i)} update @{s} {{ {ip} saddr }} return"
               for i, (s, _, _) in enumerate(sets)]
-    return EntryRender(chain, tuple(rules), frozenset(els), sets)
+    return EntryRender(chain, tuple(rules), tuple(els), sets)
 
 
 # ---- state kept between syncs ------------------------------------------------------------
@@ -179,11 +179,14 @@ class Rendered:
 
 
 # ---- text --------------------------------------------------------------------------------
-def _elements_cmds(verb: str, items: Iterable[tuple[str, str, str]]) -> list[str]:
+def _elements_cmds(verb: str, items: Iterable[tuple[str, str, str]], sort: bool = True) -> list[str]:
+    """One command per set. A full sync's items already come in entry order (stable),
+    so sorting 10^5 strings is left to the small partial syncs."""
     by_set: dict[str, list[str]] = {}
     for s, key, val in items:
         by_set.setdefault(s, []).append(f"{key} : {val}" if val and verb == "add" else key)
-    return [f"{verb} element {T} {s} {{ {', '.join(sorted(v))} }}" for s, v in sorted(by_set.items())]
+    return [f"{verb} element {T} {s} {{ {', '.join(sorted(v) if sort else v)} }}"
+            for s, v in sorted(by_set.items())]
 
 
 def _chain_cmds(chain: str, rules: Iterable[str]) -> list[str]:
@@ -279,7 +282,7 @@ def render_full(table: ServiceTable, prev: Rendered | None) -> tuple[str, Render
         if r.chain:
             out.append(f"add chain {T} {r.chain}")
             out += _chain_cmds(r.chain, r.rules)
-    out += _elements_cmds("add", _node_ip_elements(table.node_ips) + state.kernel_elements())
+    out += _elements_cmds("add", _node_ip_elements(table.node_ips) + state.kernel_elements(), sort=False)
     return "\n".join(out) + "\n", state
 
 
@@ -307,8 +310,8 @@ def render_partial(state: Rendered, changed: Mapping[Key, ServicePortEntry | Non
         new_r = render_entry(e, slot) if e is not None and slot is not None else None
         if old_r == new_r:
             continue
-        old_els = old_r.elements if old_r else frozenset()
-        new_els = new_r.elements if new_r else frozenset()
+        old_els = frozenset(old_r.elements) if old_r else frozenset()
+        new_els = frozenset(new_r.elements) if new_r else frozenset()
         for sk in {(x[0], x[1]) for x in old_els ^ new_els}:
             before.setdefault(sk, state.active(sk))
         state.release(k, sorted(old_els - new_els))
