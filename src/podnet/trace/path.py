@@ -76,6 +76,11 @@ def predict(state: ClusterState, facts: LabFacts, src: Pod, target: Target, port
     if target.service is not None and entry is None:
         notes.append(f"Service {target.service.namespace}/{target.service.name} has no port {port}/{proto}: "
                      f"no DNAT, the virtual IP answers nothing on it")
+    if target.kind == "ip" and facts.node_by_ip(target.ip) is not None:
+        for svc in state.services:
+            if any(sp.node_port == port and sp.protocol == proto for sp in svc.ports):
+                notes.append(f"{port}/{proto} is a NodePort of Service {svc.namespace}/{svc.name}: "
+                             f"trace does not model NodePort DNAT yet; the kernel check will differ")
     chosen = None
     if eps:
         chosen = next((e for e in eps if e.ip == endpoint), None) if endpoint else eps[0]
