@@ -1,45 +1,58 @@
 """Cluster-wide controllers the lab runs on its control-plane node, next to the kubelet.
 
-Each is `function(store, stop_event)` on its own thread (the EndpointSlice controller);
-a module not built yet is skipped, one that fails is logged and the rest keep running.
+Each entry names a class built as `Class(store)` whose `run(stop_event)` loops until the
+event is set (the EndpointSlice controller), or a function `fn(store, stop_event)`. Each
+gets its own store connection and thread; a module not built yet is skipped, one that
+fails is logged and the others keep running.
 """
 from __future__ import annotations
 
 import importlib
 import logging
 import threading
-from typing import Any, Callable
+from typing import Any
 
-from podnet.datastore.interface import Datastore
+from podnet.datastore.interface import open_datastore
 
 log = logging.getLogger("podnet.kubelet")
 
-# Cluster-wide controllers run next to the kubelet on the control-plane node, each as
-# `function(store, stop_event)` on its own thread; a module not built yet is skipped.
 CONTROLLERS: tuple[tuple[str, str], ...] = (
-    ("podnet.agent.endpointslice_controller", "run"),
+    ("podnet.agent.endpointslice_controller", "EndpointSliceController"),
 )
 
 
-def start_controllers(store: Datastore, stop: threading.Event) -> list[str]:
+def _load(mod_name: str, attr: str) -> Any:
+    try:
+        mod = importlib.import_module(mod_name)
+    except ModuleNotFoundError as e:
+        if e.name == mod_name:
+            return None
+        log.exception("controller %s: import failed", mod_name)
+        return None
+    return getattr(mod, attr, None)
+
+
+def start_controllers(url: str, stop: threading.Event) -> list[str]:
+    """Start every controller that exists against datastore `url`; returns their names."""
     started = []
-    for mod_name, fn_name in CONTROLLERS:
-        try:
-            mod = importlib.import_module(mod_name)
-        except ModuleNotFoundError as e:
-            if e.name == mod_name:
-                continue
-            log.exception("controller %s: import failed", mod_name)
-            continue
-        fn = getattr(mod, fn_name, None)
-        if fn is None:
+    for mod_name, attr in CONTROLLERS:
+        target = _load(mod_name, attr)
+        if target is None:
             continue
 
-        def body(fn: Callable[..., Any] = fn, name: str = mod_name) -> None:
+        def body(target: Any = target, name: str = f"{mod_name}.{attr}") -> None:
+            store = None
             try:
-                fn(store, stop)
+                store = open_datastore(url)
+                if isinstance(target, type):
+                    target(store).run(stop)
+                else:
+                    target(store, stop)
             except Exception:  # noqa: BLE001 - the kubelet keeps running
                 log.exception("controller %s stopped", name)
-        threading.Thread(target=body, daemon=True, name=mod_name).start()
-        started.append(mod_name)
+            finally:
+                if store is not None:
+                    store.close()
+        threading.Thread(target=body, daemon=True, name=attr).start()
+        started.append(f"{mod_name}.{attr}")
     return started

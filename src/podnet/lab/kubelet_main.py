@@ -32,7 +32,7 @@ def run_kubelet(state_dir: str) -> int:
     signal.signal(signal.SIGTERM, lambda *_: kubelet.stop.set())
     signal.signal(signal.SIGINT, lambda *_: kubelet.stop.set())
     log.info("lab kubelet for %s (%d nodes), pid %d", spec.name, len(spec.nodes), os.getpid())
-    for name in start_controllers(store, kubelet.stop):
+    for name in start_controllers(store.url, kubelet.stop):
         log.info("controller %s started", name)
     try:
         kubelet.run()
