@@ -21,6 +21,7 @@ SCHEMA_VERSION = "1.1.0"
 VERSION_TTL = 28800  # what CoreDNS serves dns-version with
 POD_MODES = ("insecure", "verified", "disabled")
 REVERSE_V4, REVERSE_V6 = "in-addr.arpa", "ip6.arpa"
+DNS_SERVICE = ("kube-system", "kube-dns")  # (namespace, name) of the cluster DNS Service
 
 
 @dataclass(frozen=True)
@@ -263,6 +264,15 @@ class ZoneBuilder:
         zone.add(RR(origin, SOA, min(ttl, 300), zone.soa().data))
         zone.add(RR(origin, NS, ttl, f"ns.dns.{origin}"))
         zone.add(RR(f"dns-version.{origin}", TXT, VERSION_TTL, SCHEMA_VERSION))
+        # As CoreDNS: the NS target resolves to the DNS Service's own addresses.
+        dns_svc = state.get("Service", DNS_SERVICE[0], DNS_SERVICE[1])
+        ns_addrs = [rr for ip in (dns_svc.cluster_ips if isinstance(dns_svc, Service) else [])
+                    if (rr := _addr_rr(f"ns.dns.{origin}", ip, ttl))]
+        zone.touch(f"dns.{origin}")
+        zone.touch(f"ns.dns.{origin}")
+        for rr in ns_addrs:
+            zone.add(rr)
+        zone.additional[origin] = ns_addrs
         for sub in ("svc", "pod"):
             zone.touch(f"{sub}.{origin}")
             for ns in namespaces:

@@ -239,3 +239,14 @@ def test_incremental_builder_matches_a_fresh_build(order):
             {k: sorted(map(repr, v)) for k, v in fresh.additional.items()}
     assert sorted(data(resolve(builder.build(st), reverse_name("10.96.0.21"), PTR))) == \
         ["twin.other.svc." + Z, "v4only.default.svc." + Z]
+
+
+def test_ns_target_is_the_dns_service():
+    st = cluster()
+    st.put(service("kube-system", "kube-dns", clusterIP="10.96.0.10", clusterIPs=["10.96.0.10", "fd00:10:96::a"]))
+    z = build_zone(st)
+    ans = resolve(z, Z, NS)
+    assert data(ans) == ["ns.dns." + Z]
+    assert sorted(rr.data for rr in ans.additional) == ["10.96.0.10", "fd00:10:96::a"]
+    assert data(resolve(z, "ns.dns." + Z, A)) == ["10.96.0.10"]
+    assert resolve(build_zone(cluster()), "ns.dns." + Z, A).rcode == NOERROR  # exists, no address yet
