@@ -219,6 +219,33 @@ def _running(pid: int) -> bool:
         return False
 
 
+SERVICE = """apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+"""
+
+
+def test_the_lab_wires_services_endpointslices_and_cluster_dns(session):
+    """What the lab runs for the other parts: the EndpointSlice controller beside the
+    kubelet, the cluster DNS pods (an addon), the agents' service proxy."""
+    lab = session["lab"]
+    lab.podnet("apply", "-f", "-", input=SERVICE)
+    web = {p.name for p in lab.wait_pods(2, app="web")}
+    import time
+    deadline = time.monotonic() + 30
+    while True:
+        out = lab.podnet("exec", "p3", "--", "curl", "-s", "-m", "2", "http://web.default.svc.cluster.local/",
+                         check=False).stdout.strip()
+        if out.split(" ")[0].split("/")[-1] in web:
+            break
+        assert time.monotonic() < deadline, f"no answer through the Service by name: {out!r}"
+        time.sleep(0.3)
+    lab.podnet("delete", "service", "web")
+
+
 def test_down_leaves_nothing_behind(session):
     lab = session["lab"]
     pids = [int(f.read_text()) for f in (lab.dir / "pids").glob("*.pid")]
