@@ -1,10 +1,12 @@
-"""Keep the zone in step with the store: list + watch into a `ClusterState`, rebuild the zone.
+"""Keep the zone in step with the store: an Informer (list + watch) feeds a `ClusterState`,
+a builder thread turns it into zones.
 
-Two threads, so a burst of events costs one rebuild: the watcher applies events to the
-state and marks it dirty; the builder waits for dirty, lets the burst settle for a few
-milliseconds, copies the state and builds a new zone off to the side, then hands it to
-`on_zone` (which swaps it in atomically). A compacted watch relists; a store error is
-retried every second while the last good zone keeps being served.
+The informer hands over batches (a burst of events, or the diff of a relist) on its own
+thread; we apply them to our state and mark it dirty. The builder waits for dirty, lets a
+burst settle for a few milliseconds, copies the state and builds the next zone off to the
+side (incrementally: `ZoneBuilder`), then hands it to `on_zone`, which swaps it in
+atomically. Store errors are the informer's business (it backs off and resumes); the last
+good zone keeps being served meanwhile.
 """
 from __future__ import annotations
 
@@ -13,73 +15,52 @@ import threading
 from typing import Callable
 
 from podnet.calc.model import ClusterState
-from podnet.datastore.interface import Compacted, Datastore
+from podnet.datastore.cache import Batch, Informer
+from podnet.datastore.interface import Datastore
 from podnet.dns.records import Zone, ZoneBuilder
 
 log = logging.getLogger(__name__)
 
 KINDS = ("Namespace", "Service", "EndpointSlice", "Pod")
 SETTLE = 0.02     # seconds a burst of events may take before we rebuild
-RETRY = 1.0
 
 
 class ZoneFeed:
     def __init__(self, store: Datastore, on_zone: Callable[[Zone], None], origin: str = "cluster.local",
                  ttl: int = 30, pods_mode: str = "insecure", stop: threading.Event | None = None):
-        self.store = store
         self.on_zone = on_zone
         self.builder = ZoneBuilder(origin, ttl, pods_mode)
         self.stop = stop or threading.Event()
+        self.informer = Informer(store, KINDS, self._on_batch, batch_window=SETTLE, name="dns")
         self._lock = threading.Lock()
         self._state = ClusterState()
         self._revision = 0
         self._dirty = threading.Event()
         self._listed = False
         self.rebuilds = 0
-        self._threads: list[threading.Thread] = []
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        for target, name in ((self._watch_loop, "dns-watch"), (self._build_loop, "dns-build")):
-            t = threading.Thread(target=target, name=name, daemon=True)
-            t.start()
-            self._threads.append(t)
+        self.informer.start()
+        self._thread = threading.Thread(target=self._build_loop, name="dns-build", daemon=True)
+        self._thread.start()
 
     def join(self, timeout: float | None = None) -> None:
+        self.informer.stop(timeout or 5.0)
         self._dirty.set()
-        for t in self._threads:
-            t.join(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
 
-    # ---- the watcher --------------------------------------------------------------------
-    def _list(self) -> int:
-        state = ClusterState()
-        revision = 0
-        for kind in KINDS:
-            res = self.store.list(kind)
-            revision = max(revision, res.revision)
-            for obj in res.items:
-                state.put(obj)
+    def _on_batch(self, batch: Batch) -> None:
         with self._lock:
-            self._state, self._revision, self._listed = state, revision, True
+            for ev in batch.events:
+                if ev.type == "DELETED":
+                    self._state.remove(ev.object.kind, ev.object.namespace, ev.object.name)
+                else:
+                    self._state.put(ev.object)
+            self._revision = max(self._revision, batch.revision)
+            self._listed = self._listed or batch.resync
         self._dirty.set()
-        return revision
-
-    def _watch_loop(self) -> None:
-        while not self.stop.is_set():
-            try:
-                rev = self._list()
-                for ev in self.store.watch(rev, KINDS, stop=self.stop):
-                    with self._lock:
-                        if ev.type == "DELETED":
-                            self._state.remove(ev.object.kind, ev.object.namespace, ev.object.name)
-                        else:
-                            self._state.put(ev.object)
-                        self._revision = ev.revision
-                    self._dirty.set()
-            except Compacted as e:
-                log.info("dns: watch compacted (%s); relisting", e)
-            except Exception as e:  # noqa: BLE001 - keep serving the last zone, retry
-                log.warning("dns: datastore error: %s; retrying in %.0fs", e, RETRY)
-                self.stop.wait(RETRY)
 
     # ---- the builder --------------------------------------------------------------------
     def _build_loop(self) -> None:
@@ -88,7 +69,6 @@ class ZoneFeed:
                 continue
             if self.stop.is_set():
                 return
-            self.stop.wait(SETTLE)
             self._dirty.clear()
             with self._lock:
                 if not self._listed:
