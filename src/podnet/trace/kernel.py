@@ -24,7 +24,9 @@ from podnet.dataplane.net.netns import netns_argv, run
 from podnet.dataplane.net.sysctl import call_in_netns
 from podnet.trace.nftrace import PacketTrace, parse
 
-SETTLE = 0.4  # seconds for `nft monitor` to subscribe before the probe is sent
+SETTLE = 3.0  # at most this long for every `nft monitor` to subscribe
+NETLINK_NETFILTER = 12
+NFNLGRP_NFTRACE_BIT = 1 << (9 - 1)  # group 9 (linux/netfilter/nfnetlink.h), bit group-1
 
 
 @dataclass
@@ -62,6 +64,33 @@ def read_macs(netns_devs: Iterable[tuple[str, str]]) -> dict[str, str]:
             if link.get("address"):
                 out[f"{ns}/{link['ifname']}"] = link["address"]
     return out
+
+
+def subscribed(pid: int) -> bool:
+    """Whether a netfilter netlink socket of the monitor's namespace listens to trace
+    events (its /proc/<pid>/net/netlink shows the group)."""
+    try:
+        lines = open(f"/proc/{pid}/net/netlink").read().splitlines()[1:]
+        fds = os.listdir(f"/proc/{pid}/fd")
+        own = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in fds}
+    except OSError:
+        return False
+    for ln in lines:
+        f = ln.split()
+        # its own socket (by inode), not another monitor's in the same namespace
+        if len(f) > 9 and f[1] == str(NETLINK_NETFILTER) and int(f[3], 16) & NFNLGRP_NFTRACE_BIT \
+                and f"socket:[{f[9]}]" in own:
+            return True
+    return False
+
+
+def wait_subscribed(pids: list[int], timeout: float = SETTLE) -> None:
+    deadline = time.monotonic() + timeout
+    pending = list(pids)
+    while pending and time.monotonic() < deadline:
+        pending = [p for p in pending if not subscribed(p)]
+        if pending:
+            time.sleep(0.02)
 
 
 def probe(netns: str, family: int, src: str, dst: str, port: int, proto: str, sport: int,
@@ -109,7 +138,7 @@ def watch_and_send(watch: list[str], src_netns: str, family: int, src: str, dst:
             monitors.append((ns, subprocess.Popen(netns_argv(ns, ["nft", "monitor", "trace"]),
                                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                                   text=True)))
-        time.sleep(SETTLE)
+        wait_subscribed([p.pid for _, p in monitors])
         obs.outcome = probe(src_netns, family, src, dst, port, proto, sport, timeout)
         time.sleep(0.2)  # let the last events of the reply reach the monitors
     finally:
