@@ -113,6 +113,17 @@ def test_update_cas(store):
     assert c.uid == a.uid and c.resource_version > b.resource_version
 
 
+def test_update_cas_without_uid_in_the_object(store):
+    """A manifest written by hand (no uid/creationTimestamp) with an explicit revision."""
+    a = store.create(pod("a"))
+    store.update(a.with_spec({"nodeName": "n1"}))
+    with pytest.raises(Conflict):
+        store.update(pod("a", nodeName="stale"), revision=a.resource_version)
+    cur = store.get("Pod", "default", "a")
+    b = store.update(pod("a", nodeName="n2"), revision=cur.resource_version)
+    assert b.spec["nodeName"] == "n2" and b.uid == a.uid
+
+
 def test_update_missing_raises_not_found(store):
     with pytest.raises(NotFound):
         store.update(pod("ghost"), revision=0)

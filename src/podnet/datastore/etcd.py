@@ -94,7 +94,9 @@ class EtcdDatastore:
     def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         try:
             return dict(self.client.post(self.client.get_url(path), json=payload))
-        except (etcd_exc.ConnectionFailedError, etcd_exc.ConnectionTimeoutError) as e:
+        except (etcd_exc.ConnectionFailedError, etcd_exc.ConnectionTimeoutError,
+                etcd_exc.InternalServerError) as e:
+            # 5xx from the gateway: no leader yet, server restarting, request timed out.
             raise Unavailable(f"etcd {self.url}: {e}") from e
         except etcd_exc.Etcd3Exception as e:
             raise DatastoreError(f"etcd {self.url} {path}: {e.detail_text or e}") from e

@@ -30,6 +30,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def _alive(pid: int) -> bool:
+    """Running (not gone, not a zombie waiting for its parent to reap it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def _hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -130,6 +139,8 @@ class EtcdServer:
                                          if self.unix_socket else None)
         finally:
             log.close()
+        with open(self.pid_file, "w") as f:
+            f.write(f"{self.proc.pid}\n")
         try:
             self.wait_healthy(timeout)
         except Unavailable:
@@ -179,6 +190,39 @@ class EtcdServer:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout)
+        try:
+            os.unlink(self.pid_file)
+        except FileNotFoundError:
+            pass
+
+    @property
+    def pid_file(self) -> str:
+        return self.data_dir.rstrip("/") + ".pid"
+
+    @classmethod
+    def stop_leftover(cls, data_dir: str, timeout: float = 10.0) -> bool:
+        """Stop an etcd a crashed owner left running on `data_dir`, found by its PID file
+        (never by name). The PID is used only if /proc says it is still an etcd on that
+        data dir. Returns True if one was stopped."""
+        pid_file = os.path.abspath(data_dir).rstrip("/") + ".pid"
+        try:
+            with open(pid_file) as f:
+                pid = int(f.read().strip())
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except (OSError, ValueError):
+            return False
+        if os.path.abspath(data_dir).encode() not in argv or not any(
+                a.endswith(b"etcd") for a in argv[:1]):
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.05)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        os.unlink(pid_file)
+        return True
 
     def restart(self, timeout: float = 30.0) -> None:
         """Stop and start again on the same ports and data (clients see a broken
