@@ -1,4 +1,4 @@
-"""The node agent loop: list+watch the store -> ClusterState -> roles -> kernel.
+"""The node agent loop: Informer (list+watch) -> ClusterState -> roles -> kernel.
 
 Felix's shape: events only update the in-memory `ClusterState` and record which keys
 changed; nothing touches the kernel until the first full list is in (in sync); then each
@@ -27,8 +27,8 @@ from podnet.calc.model import ClusterState
 from podnet.calc.routes import MAC_STATUS_FIELD, vtep_mac
 from podnet.dataplane.nft.runner import NftError, NftRunner
 from podnet.datastore.common import now_rfc3339
-from podnet.datastore.interface import (Compacted, Conflict, Datastore, DatastoreError,
-                                        NotFound)
+from podnet.datastore.cache import Batch, Informer
+from podnet.datastore.interface import Conflict, Datastore, DatastoreError, NotFound
 
 log = logging.getLogger("podnet.agent")
 
@@ -110,7 +110,9 @@ class Agent:
         self.state = ClusterState(node_name=ctx.node_name)
         self.nft = NftRunner(ctx.netns)
         self.kinds = tuple(sorted({"Node", "IPAMBlock"} | {k for r in self.roles for k in r.kinds}))
-        self.events: queue.Queue[Any] = queue.Queue()
+        self.events: queue.Queue[Batch] = queue.Queue()
+        self.informer = Informer(self.store, self.kinds, on_batch=self.events.put,
+                                 batch_window=BATCH_WINDOW, name=f"agent-{ctx.node_name}")
         self.stop = threading.Event()
         self.clock = clock
         self.syncs = 0
@@ -122,33 +124,13 @@ class Agent:
 
     # ---- store side ---------------------------------------------------------------
     def relist(self) -> None:
+        """Rebuild the state from the informer's cache (consistent at its revision)."""
         objs: list[Resource] = []
-        rev = 0
         for kind in self.kinds:
-            res = self.store.list(kind)
-            objs.extend(res.items)
-            rev = max(rev, res.revision)
+            objs.extend(self.informer.list(kind))
         self.state = ClusterState.from_objects(objs, self.ctx.node_name)
-        self.revision = rev
+        self.revision = self.informer.revision
         self._full_needed = True
-
-    def _watch(self) -> None:
-        """Feed events to the queue; on Compacted or a lost store, ask the loop to relist."""
-        while not self.stop.is_set():
-            try:
-                for ev in self.store.watch(self.revision, self.kinds, stop=self.stop):
-                    self.events.put(ev)
-                return
-            except Compacted:
-                self.events.put("relist")
-            except DatastoreError as e:
-                log.warning("watch failed (%s); retrying", e)
-                self.events.put("relist")
-            except Exception:  # noqa: BLE001 - the daemon survives a bad event
-                log.exception("watch crashed; retrying")
-                self.events.put("relist")
-            self.stop.wait(1.0)
-            return
 
     # ---- kernel side --------------------------------------------------------------
     def sync(self, changed: set[ObjectKey] | None) -> bool:
@@ -231,30 +213,26 @@ class Agent:
 
     # ---- the loop ---------------------------------------------------------------------
     def run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                self.relist()  # nothing touches the kernel before the first full list
-                break
-            except DatastoreError as e:
-                log.warning("datastore not ready (%s); retrying", e)
-                self.stop.wait(0.5)
-        if self.stop.is_set():
-            return
+        self.informer.start()
+        try:
+            # nothing touches the kernel before the first full list (Felix's rule)
+            while not self.informer.wait_synced(0.5):
+                if self.stop.is_set():
+                    return
+            self.relist()
+            self._loop()
+        finally:
+            self.informer.stop()
+
+    def _loop(self) -> None:
         self.sync(None)
         self.register()
-        watcher = threading.Thread(target=self._watch_forever, daemon=True, name="watch")
-        watcher.start()
         next_beat = self.clock() + HEARTBEAT_EVERY
         next_full = self.clock() + FULL_RESYNC_EVERY
         while not self.stop.is_set():
             changed, relist = self._gather(timeout=min(1.0, max(0.0, next_beat - self.clock())))
             if relist:
-                try:
-                    self.relist()
-                except DatastoreError as e:
-                    log.warning("relist failed: %s", e)
-                    self.stop.wait(1.0)
-                    continue
+                self.relist()
                 changed = None
             now = self.clock()
             if now >= next_full:
@@ -268,43 +246,36 @@ class Agent:
                 except DatastoreError as e:
                     log.warning("heartbeat failed: %s", e)
 
-    def _watch_forever(self) -> None:
-        while not self.stop.is_set():
-            self._watch()
-
     def _gather(self, timeout: float) -> tuple[set[ObjectKey], bool]:
-        """Apply queued events to the state; return the changed keys (no-ops dropped)."""
+        """Apply the informer's queued batches to the state; return the changed keys
+        (no-ops, like our own heartbeats, dropped) and whether a relist happened."""
         changed: set[ObjectKey] = set()
-        relist = False
         try:
-            first = self.events.get(timeout=timeout)
+            batches: list[Batch] = [self.events.get(timeout=timeout)]
         except queue.Empty:
             return changed, False
-        batch = [first]
-        deadline = time.monotonic() + BATCH_WINDOW
         while True:
             try:
-                batch.append(self.events.get(timeout=max(0.0, deadline - time.monotonic())))
+                batches.append(self.events.get_nowait())
             except queue.Empty:
                 break
-        for ev in batch:
-            if ev == "relist":
-                relist = True
-                continue
-            obj = ev.object
-            self.revision = max(self.revision, ev.revision)
-            old = self.state.get(obj.kind, obj.namespace, obj.name)
-            if ev.type == "DELETED":
-                if old is not None:
-                    self.state.remove(obj.kind, obj.namespace, obj.name)
+        if any(b.resync for b in batches):
+            return changed, True  # the informer relisted: take its cache whole
+        for batch in batches:
+            self.revision = max(self.revision, batch.revision)
+            for ev in batch.events:
+                obj = ev.object
+                old = self.state.get(obj.kind, obj.namespace, obj.name)
+                if ev.type == "DELETED":
+                    if old is not None:
+                        self.state.remove(obj.kind, obj.namespace, obj.name)
+                        changed.add(obj.key)
+                elif old is None or _content(old) != _content(obj):
+                    self.state.put(obj)
                     changed.add(obj.key)
-            elif old is None or _content(old) != _content(obj):
-                self.state.put(obj)
-                changed.add(obj.key)
-            else:
-                self.state.put(obj)
-        # our own heartbeats change nothing a role reads
-        return changed, relist
+                else:
+                    self.state.put(obj)
+        return changed, False
 
 
 def _content(obj: Resource) -> Any:
