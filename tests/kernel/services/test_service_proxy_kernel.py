@@ -159,3 +159,16 @@ def test_udp_flow_moves_when_its_endpoint_leaves(topo, proxy):
     proxy.sync()
     # b2 still answers on its own address; only deleting the flow sends the client to b3
     assert topo.answers("client", "10.96.0.10", 53, proto="udp", n=2, sport=40053) == [f"b3 {CLIENT}"] * 2
+
+
+def test_session_reports_a_refused_transaction_and_stays_usable(topo, proxy):
+    from podnet.dataplane.nft.runner import NftError
+    web(proxy)
+    proxy.sync(full=True)
+    pid = proxy.session.pid
+    with pytest.raises(NftError, match="podnet-svc"):
+        proxy.session.apply("delete element inet podnet-svc ep4 { 0x5fff0fff }\n")
+    # the kernel kept the old ruleset whole, and the same helper process goes on
+    assert set(names(topo.answers("client", "10.96.0.20", 80, n=12))) <= {"b1", "b2", "b3"}
+    proxy.session.apply("add element inet podnet-svc nodeips4 { 198.18.0.99 }\n")
+    assert proxy.session.pid == pid
