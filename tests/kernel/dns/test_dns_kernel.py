@@ -49,7 +49,9 @@ class Upstream:
              "--no-resolv", "--no-hosts", f"--listen-address={UP_IP}", "--bind-interfaces", "--port=53",
              "--user=root", "--pid-file=", "--auth-zone=example.test",
              "--auth-server=ns.example.test,veth-up", "--host-record=www.example.test,203.0.113.80",
-             f"--auth-ttl={UP_TTL}", f"--auth-soa=1,hostmaster.example.test,1200,180,1209600,{UP_TTL}"],
+             f"--auth-ttl={UP_TTL}", f"--auth-soa=1,hostmaster.example.test,1200,180,1209600,{UP_TTL}"]
+            # big.example.test: 90 addresses, more than fits in a 1232-byte UDP answer
+            + [f"--host-record=big.example.test,198.51.100.{i}" for i in range(1, 91)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: "203.0.113.80" in ns_run(NS_UP, "dig", f"@{UP_IP}", "+short", "+time=1",
                                                     "+tries=1", "www.example.test", check=False).stdout)
@@ -221,6 +223,13 @@ def test_forwarding_external_name_and_cache(lab):
     finally:
         lab["upstream"].start()
     assert rdatas(dig("www.example.test", "A")) == ["203.0.113.80"]
+
+
+def test_forwarding_retries_over_tcp_when_upstream_truncates(lab):
+    m = dig("+tcp", "big.example.test", "A")
+    assert m["status"] == "NOERROR" and len(rdatas(m)) == 90
+    udp = dig("+notcp", "+ignore", "+noedns", "big.example.test", "A")
+    assert "tc" in udp["flags"].split()
 
 
 def test_store_changes_are_visible_within_a_second(lab):
