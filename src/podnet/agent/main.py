@@ -7,13 +7,14 @@ agent restart, and the next start sweeps exactly what is podnet's).
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from typing import Any
 
 from podnet.agent.agent import Agent, AgentContext
 from podnet.dataplane.net.links import addresses, default_route_dev
-from podnet.dataplane.net.sysctl import NODE_SYSCTLS, write_sysctls
+from podnet.dataplane.net.sysctl import NODE_SYSCTLS, current_netns_name, write_sysctls
 from podnet.datastore.interface import DatastoreError, open_datastore
 
 log = logging.getLogger("podnet.agent")
@@ -40,6 +41,12 @@ def run_agent(url: str, node: str, encap: str = "none", node_ips: list[str] | No
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if encap not in ("none", "vxlan"):
         raise AgentError(f"--encap {encap!r}: must be none or vxlan")
+    if current_netns_name() is None and os.environ.get("PODNET_AGENT_ALLOW_HOST_NETNS") != "1":
+        # lab safety: forwarding sysctls, routes and nft tables would land in the machine's
+        # own namespace; a real node opts in explicitly
+        raise AgentError("refusing to run in an unnamed network namespace (the machine's own?): "
+                         "run it in a node's (ip netns exec <node> podnet agent ...) or set "
+                         "PODNET_AGENT_ALLOW_HOST_NETNS=1 on a real node")
     ips = list(node_ips or []) or detect_node_ips()
     write_sysctls(None, NODE_SYSCTLS)
     try:

@@ -54,6 +54,24 @@ def call_in_netns(netns: str | None, fn: Callable[[], T]) -> T:
     return box["value"]  # type: ignore[return-value]
 
 
+def current_netns_name() -> str | None:
+    """The name under /var/run/netns of the namespace this process runs in; None when it is
+    unnamed (the machine's own namespace is)."""
+    me = os.stat("/proc/self/ns/net")
+    try:
+        entries = list(os.scandir(NETNS_DIR))
+    except OSError:
+        return None
+    for e in entries:
+        try:
+            st = os.stat(e.path)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (me.st_dev, me.st_ino):
+            return e.name
+    return None
+
+
 def _path(key: str) -> str:
     return "/proc/sys/" + key.replace(".", "/")
 
