@@ -136,8 +136,6 @@ def main() -> int:
                 for _ in range(5)]
         sns, cns = t.pod_netns("ns0/server"), t.pod_netns("ns1/client")
         nft = NftRunner(t.node)
-        tp_bare = [iperf(bare[0], bare[1], "10.99.0.2") for _ in range(RUNS)]
-        lat_bare = [connect_us(bare[0], "10.99.0.2") for _ in range(RUNS)]
         # ---- full sync at scale
         objs = scale_objects() + annotated + bench_policies()
         fulls, renders = [], []
@@ -168,8 +166,10 @@ def main() -> int:
             one_ns.append(timed(lambda: sync(role, nft, state, {n.key})))
         # ---- data path, with and without the policies, interleaved (the machine is shared:
         # alternating keeps slow phases from landing on one side only)
-        tp_with, lat_with, tp_without, lat_without = [], [], [], []
+        tp_with, lat_with, tp_without, lat_without, tp_bare, lat_bare = [], [], [], [], [], []
         for _ in range(RUNS):
+            tp_bare.append(iperf(bare[0], bare[1], "10.99.0.2"))
+            lat_bare.append(connect_us(bare[0], "10.99.0.2"))
             tp_with.append(iperf(cns, sns, SERVER_IP))
             lat_with.append(connect_us(cns, SERVER_IP))
             nft.apply("delete table inet podnet-pol\n")
