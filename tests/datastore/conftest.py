@@ -66,7 +66,7 @@ def _etcd_backend(tmp_path) -> Iterator[Backend]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture(params=["sqlite", "etcd"])
+@pytest.fixture(params=["sqlite", pytest.param("etcd", marks=pytest.mark.etcd)])
 def backend(request, tmp_path) -> Iterator[Backend]:
     maker = _sqlite_backend if request.param == "sqlite" else _etcd_backend
     yield from maker(tmp_path)

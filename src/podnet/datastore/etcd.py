@@ -27,7 +27,7 @@ from podnet.datastore.common import (encode, norm_namespace, object_key, prepare
 from podnet.datastore.etcd_watch import watch_stream
 from podnet.datastore.interface import (AlreadyExists, Conflict, DatastoreError, Event,
                                         ListResult, NotFound, Unavailable)
-from podnet.datastore.transport import netns_session, unix_session
+from podnet.datastore.transport import netns_session, plain_session, unix_session
 
 DEFAULT_PREFIX = "/podnet"
 REQUEST_TIMEOUT = 10.0
@@ -73,7 +73,7 @@ class EtcdDatastore:
         self.unix: str | None = cfg["unix"]
         self._session_factory: Callable[[], requests.Session] = (
             (lambda: unix_session(cfg["unix"])) if cfg["unix"] else
-            (lambda: netns_session(cfg["netns"])) if cfg["netns"] else requests.Session)
+            (lambda: netns_session(cfg["netns"])) if cfg["netns"] else plain_session)
         self.client = Etcd3Client(host=cfg["host"], port=cfg["port"], timeout=timeout,
                                   api_path="/v3/", session=self._session_factory())
 

@@ -17,7 +17,7 @@ from typing import Sequence
 import requests
 
 from podnet.datastore.interface import Unavailable
-from podnet.datastore.transport import netns_session
+from podnet.datastore.transport import netns_session, plain_session
 
 DEFAULT_BINARY = "/usr/bin/etcd"
 
@@ -148,7 +148,7 @@ class EtcdServer:
             raise
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
-        session = netns_session(self.netns) if self.netns else requests.Session()
+        session = netns_session(self.netns) if self.netns else plain_session()
         deadline = time.monotonic() + timeout
         last = ""
         try:
