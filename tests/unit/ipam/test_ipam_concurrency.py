@@ -161,11 +161,11 @@ def test_parallel_adds_etcd(tmp_path):
         pytest.skip(f"etcd backend not available yet: {e}")
     try:
         from podnet.datastore.etcd_server import EtcdServer
-        server = EtcdServer(tmp_path / "etcd")
+        server = EtcdServer(str(tmp_path / "etcd"))
     except ImportError:
         server = _MiniEtcd(tmp_path / "etcd")
     with server as srv:
-        url = srv.url
+        url = srv.datastore_url("/pn-cni") if hasattr(srv, "datastore_url") else srv.url
         store = EtcdDatastore(url)
         try:
             _exercise(store, url)
