@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Iterable, Mapping, NamedTuple
 
 from podnet.api.objects import EndpointSlice, Node, Service, ServicePort
@@ -85,16 +84,14 @@ def _valid_ip(ip: str) -> bool:
     return _norm(ip) is not None
 
 
-@lru_cache(maxsize=1 << 18)
 def _norm(ip: str) -> tuple[str, int] | None:
     """(canonical text, family) of an address, None when it is not one. inet_pton/ntop:
     the table of a 10k-service cluster parses ~100k addresses, and ipaddress is ~20x slower."""
-    for fam, af in ((4, socket.AF_INET), (6, socket.AF_INET6)):
-        try:
-            return socket.inet_ntop(af, socket.inet_pton(af, ip)), fam
-        except (OSError, ValueError, TypeError):
-            continue
-    return None
+    af, fam = (socket.AF_INET6, 6) if ":" in ip else (socket.AF_INET, 4)
+    try:
+        return socket.inet_ntop(af, socket.inet_pton(af, ip)), fam
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def slices_by_service(slices: Iterable[EndpointSlice]) -> dict[tuple[str, str], list[EndpointSlice]]:
@@ -123,18 +120,18 @@ def _endpoints_for(sp: ServicePort, family: int, slices: Iterable[EndpointSlice]
             cond = ep.get("conditions") or {}
             ready_c = cond.get("ready")
             is_ready = True if ready_c is None else bool(ready_c)
+            if is_ready:
+                into = ready
+            else:
+                serving_c = cond.get("serving")
+                if not ((is_ready if serving_c is None else bool(serving_c)) and cond.get("terminating")):
+                    continue
+                into = fallback
             local = not node_name or ep.get("nodeName") in (None, "", node_name)
-            serving_c = cond.get("serving")
-            is_serving = is_ready if serving_c is None else bool(serving_c)
             for ip in ep.get("addresses") or ():
                 n = _norm(str(ip))
-                if n is None or n[1] != family:
-                    continue
-                addr = EndpointAddr(n[0], port, local)
-                if is_ready:
-                    ready.add(addr)
-                elif is_serving and cond.get("terminating"):
-                    fallback.add(addr)
+                if n is not None and n[1] == family:
+                    into.add(EndpointAddr(n[0], port, local))
     return tuple(sorted(ready or fallback))
 
 

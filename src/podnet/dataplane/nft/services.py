@@ -92,10 +92,11 @@ def render_entry(e: ServicePortEntry, slot: int) -> EntryRender:
     els.append((f"svc{fam}", f"{e.vip} . {proto} . {e.port}", f"jump {chain}"))
     if e.node_port:
         els.append((f"np{fam}", f"{proto} . {e.node_port}", f"jump {chain}"))
+    ep_set, hp_set, base = f"ep{fam}", f"hairpin{fam}", MARK_TAG | slot << SLOT_SHIFT
     for i, ep in enumerate(eps):
-        els.append((f"ep{fam}", mark(slot, i), f"{ep.ip} . {ep.port}"))
+        els.append((ep_set, f"{base | i:#010x}", f"{ep.ip} . {ep.port}"))
         if ep.local:  # only a pod on this node can be its own client
-            els.append((f"hairpin{fam}", f"{ep.ip} . {ep.ip}", ""))
+            els.append((hp_set, f"{ep.ip} . {ep.ip}", ""))
     draw = f"meta mark set numgen random mod {len(eps)} offset {mark(slot)}"
     if not e.affinity_timeout:
         return EntryRender(chain, (draw,), tuple(els), ())
