@@ -242,3 +242,38 @@ def test_ipv6_only(dual_lab):
     assert r1["routes"] == [{"dst": "::/0", "gw": "fe80::ecee:eeff:feee:eeee"}]
     assert lab.ping(p1, _addr(r2, 6))
     assert "inet " not in lab.sh(p1, "ip", "-o", "addr", "show", "dev", "eth0").stdout
+
+
+@pytest.mark.etcd
+def test_pods_on_an_etcd_store(lab, tmp_path):
+    """The same wiring with the addresses in etcd, several ADDs at once (the daemon's
+    worker threads share one etcd client)."""
+    import shutil
+    from concurrent.futures import ThreadPoolExecutor
+    if shutil.which("etcd") is None:
+        pytest.skip("etcd binary not installed")
+    from podnet.datastore.etcd import EtcdDatastore
+    from podnet.datastore.etcd_server import EtcdServer
+    # The plugins run in the node's namespace, where 127.0.0.1 is not this etcd: reach it
+    # through a unix socket (the filesystem is shared by all namespaces).
+    sock = tmp_path / "etcd.sock:0"
+    with EtcdServer(str(tmp_path / "etcd"), unix_socket=str(sock)):
+        url = f"etcd+unix://{sock}/pn-cni"
+        store = EtcdDatastore(url)
+        try:
+            store.create(pool("v4", "10.244.0.0/16"))
+            store.create(pool("v6", "fd00:10:244::/56"))
+            nc = make_netconf(url, "n1", True)
+            pods = {f"e{i}": lab.netns(f"e{i}") for i in range(6)}
+            with ThreadPoolExecutor(6) as ex:
+                res = dict(zip(pods, ex.map(lambda c: runtime.add(nc, c, lab.path(pods[c]), "eth0", CNI_PATH,
+                                                                  node_netns=lab.node), pods)))
+            addrs = [i["address"] for r in res.values() for i in r["ips"]]
+            assert len(set(addrs)) == 12
+            assert lab.ping(pods["e0"], _addr(res["e5"], 4)) and lab.ping(pods["e5"], _addr(res["e0"], 6))
+            with ThreadPoolExecutor(6) as ex:
+                list(ex.map(lambda c: runtime.delete(nc, c, lab.path(pods[c]), "eth0", CNI_PATH,
+                                                     node_netns=lab.node), pods))
+            assert all(not (r.spec.get("allocations") or {}) for r in store.list("IPAMBlock").items)
+        finally:
+            store.close()
