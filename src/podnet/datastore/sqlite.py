@@ -6,7 +6,8 @@ serialises writers machine-wide; the revision counter, the object row and the ev
 row change together or not at all, and compare-and-swap is checked inside that lock.
 Readers never block writers (WAL). Watchers poll `PRAGMA data_version`, which changes
 only when another connection committed, and then read new rows of the `events` table
-by its integer primary key: a cheap indexed query, so a 10 ms poll costs little.
+by its integer primary key: a cheap indexed query, so a 10 ms poll costs little
+(30 ms once the store has been quiet for 2 s; ~0.5% of a core per idle watcher).
 
 Events are auto-compacted (older than `retain_seconds`, or beyond the last
 `retain_events`) so the file does not grow forever; the compaction floor is kept in
@@ -44,7 +45,9 @@ INSERT OR IGNORE INTO meta(key, value) VALUES ('revision', 0), ('compacted', 0);
 """
 
 BUSY_TIMEOUT_MS = 30_000
-POLL_INTERVAL = 0.01
+POLL_INTERVAL = 0.01       # while the store is busy
+IDLE_POLL_INTERVAL = 0.03  # after IDLE_AFTER seconds without a change: a third of the wakeups
+IDLE_AFTER = 2.0
 AUTO_COMPACT_EVERY = 1000  # revisions between auto-compaction checks
 WATCH_BATCH = 1000
 
@@ -257,14 +260,17 @@ class SqliteDatastore:
                stop: Any) -> Iterator[Event]:
         wanted = set(kinds) if kinds else None
         version = None
+        changed_at = time.monotonic()
         while not (stop is not None and stop.is_set()):
             if self._closed:
                 return
             try:
                 now = conn.execute("PRAGMA data_version").fetchone()[0]
                 if now == version:
-                    _sleep(stop, POLL_INTERVAL)
+                    idle = time.monotonic() - changed_at > IDLE_AFTER
+                    _sleep(stop, IDLE_POLL_INTERVAL if idle else POLL_INTERVAL)
                     continue
+                changed_at = time.monotonic()
                 rows, floor = _read_events(conn, last)
             except sqlite3.Error as e:
                 raise Unavailable(f"SQLite datastore {self.path}: {e}") from e
