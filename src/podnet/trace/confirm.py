@@ -32,20 +32,26 @@ class Check:
 
 def kernel_endpoint(t: Trace, obs: Observation) -> str | None:
     """The endpoint the kernel's DNAT chose on the source node (None: no DNAT seen)."""
-    if not t.endpoints or len(t.request.hops) < 2:
+    hops = t.request.hops
+    at = next((i for i, h in enumerate(hops) if h.step("dnat")), None)
+    if not t.endpoints or at is None:
         return None
-    ns = t.request.hops[1].netns
-    pt = _packet(obs, ns, "request")
+    pt = _packet(obs, hops[at].netns, "request", _visit(hops, at))
     daddr = pt.oif and pt.last.get("daddr") if pt else None
     return daddr if daddr and any(e.ip == daddr for e in t.endpoints) else None
 
 
-def _packet(obs: Observation, netns: str, direction: str) -> PacketTrace | None:
+def _packet(obs: Observation, netns: str, direction: str, nth: int = 0) -> PacketTrace | None:
+    """The packet of the probe's flow in `netns`, on its `nth` visit there (a path may
+    cross a node twice: a NodePort on one node, the endpoint on the other)."""
     key = "sport" if direction == "request" else "dport"
-    for pt in obs.traces.get(netns, []):
-        if pt.first.get(key) == str(obs.sport):
-            return pt
-    return None
+    seen = [pt for pt in obs.traces.get(netns, []) if pt.first.get(key) == str(obs.sport)]
+    return seen[nth] if nth < len(seen) else None
+
+
+def _visit(hops: tuple[Hop, ...], i: int) -> int:
+    """How many times the path was in hop i's namespace before (and watched there)."""
+    return sum(1 for h in hops[:i] if h.netns == hops[i].netns and h.iif is not None)
 
 
 def expected_outcome(t: Trace) -> set[str]:
@@ -83,7 +89,7 @@ def _route_checks(p: Path, route_get: RouteGet) -> list[Check]:
 
 def _hop_checks(p: Path, i: int, hop: Hop, obs: Observation) -> list[Check]:
     where = f"{p.direction} {hop.where}"
-    pt = _packet(obs, hop.netns, p.direction)
+    pt = _packet(obs, hop.netns, p.direction, _visit(p.hops, i))
     last = i == len(p.hops) - 1
     if pt is None:
         return [Check(False, where, "packet seen", "the packet passes here", "never saw it")]
@@ -121,10 +127,10 @@ def _hop_checks(p: Path, i: int, hop: Hop, obs: Observation) -> list[Check]:
 
 def _l2_checks(p: Path, obs: Observation) -> list[Check]:
     out = []
-    for prev, hop in zip(p.hops, p.hops[1:]):
+    for i, (prev, hop) in enumerate(zip(p.hops, p.hops[1:]), 1):
         if hop.kind != "node" or prev.headers is None:
             continue
-        pt = _packet(obs, hop.netns, p.direction)
+        pt = _packet(obs, hop.netns, p.direction, _visit(p.hops, i))
         if pt is None or "ether saddr" not in pt.first:
             continue
         # our chain sees the packet on the device it entered by: the inner frame after VXLAN

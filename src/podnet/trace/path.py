@@ -36,6 +36,12 @@ def service_entry(state: ClusterState, target: Target, port: int, proto: str,
     return None
 
 
+def nodeport_entry(state: ClusterState, port: int, proto: str, family: int) -> ServicePortEntry | None:
+    table = build_table(state.services, state.endpoint_slices, ())
+    return next((e for _, e in sorted(table.entries.items())
+                 if e.family == family and e.node_port == port and e.protocol == proto), None)
+
+
 def endpoints_of(state: ClusterState, entry: ServicePortEntry) -> tuple[Endpoint, ...]:
     by_ip = pod_by_ip(state)
     out = []
@@ -76,11 +82,13 @@ def predict(state: ClusterState, facts: LabFacts, src: Pod, target: Target, port
     if target.service is not None and entry is None:
         notes.append(f"Service {target.service.namespace}/{target.service.name} has no port {port}/{proto}: "
                      f"no DNAT, the virtual IP answers nothing on it")
+    node_port = False
     if target.kind == "ip" and facts.node_by_ip(target.ip) is not None:
-        for svc in state.services:
-            if any(sp.node_port == port and sp.protocol == proto for sp in svc.ports):
-                notes.append(f"{port}/{proto} is a NodePort of Service {svc.namespace}/{svc.name}: "
-                             f"trace does not model NodePort DNAT yet; the kernel check will differ")
+        entry = nodeport_entry(state, port, proto, family)
+        if entry is not None:
+            node_port, eps = True, endpoints_of(state, entry)
+            notes.append(f"{target.ip}:{port} is NodePort {port}/{proto} of Service {entry.namespace}/"
+                         f"{entry.name}: every node listens on it")
     chosen = None
     if eps:
         chosen = next((e for e in eps if e.ip == endpoint), None) if endpoint else eps[0]
@@ -93,7 +101,7 @@ def predict(state: ClusterState, facts: LabFacts, src: Pod, target: Target, port
     verdict = allowed(state, src, dst_pod or dst_ip, dst_port, proto, family, by_ip)
     conn = Conn(src, verdict=verdict)
     pkt = Pkt(family, src_ip, target.ip, sport, port, proto)
-    w = Walker(state, facts, conn, entry, chosen, "request")
+    w = Walker(state, facts, conn, entry, chosen, "request", node_port)
     if target.ip == src_ip:
         hop = Hop(f"pod {pod_label(src)}", "pod", pod_label(src), pod_netns(src), None, "lo",
                   (Step("route", f"route lookup for {src_ip}: local {src_ip} dev lo table local"),
@@ -106,8 +114,13 @@ def predict(state: ClusterState, facts: LabFacts, src: Pod, target: Target, port
     if request.outcome == "delivered" and target.ip != src_ip:
         reply = _reply(state, facts, conn, entry, chosen, pkt, dst_pod, request.hops[-1])
     svc = f"{entry.namespace}/{entry.name} {entry.port}/{entry.protocol}" if entry else ""
+    vs, why = ("allowed" if verdict.allowed else "denied"), verdict.reason
+    if conn.policy_drop:
+        vs, why = "denied", conn.policy_drop
+    elif node_port and not verdict.allowed and request.outcome == "delivered":
+        vs, why = "allowed", "judged on the packets as they pass (the NodePort's masquerade changes the source)"
     return Trace(pod_label(src), query or target.ip, family, proto, port, tuple(notes), svc, eps, chosen,
-                 "allowed" if verdict.allowed else "denied", verdict.reason, request, reply)
+                 vs, why, request, reply)
 
 
 def _reply(state: ClusterState, facts: LabFacts, conn: Conn, entry: ServicePortEntry | None,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from podnet.api.objects import Pod
 from podnet.calc.model import ClusterState
 from podnet.calc.nat import nat_plan
-from podnet.calc.policy import SideVerdict, Verdict
+from podnet.calc.policy import SideVerdict, Verdict, allowed, pod_by_ip
 from podnet.calc.routes import VXLAN_PORT, VXLAN_VNI
 from podnet.calc.services import ServicePortEntry
 from podnet.cni.veth import HOST_MAC, pod_mac
@@ -45,12 +45,10 @@ class Conn:
     """What conntrack remembers of the request, for the reply."""
     client: Pod
     dnat_node: str = ""
-    vip: tuple[str, int] | None = None
-    snat_node: str = ""
-    snat_to: str = ""
-    pod_ip: str = ""
+    vip: tuple[str, int] | None = None  # the original destination (a VIP, or node IP:nodePort)
+    snats: list[tuple[str, str, str]] = field(default_factory=list)  # (node, to, from)
     verdict: Verdict | None = None
-    steps: list[Step] = field(default_factory=list)
+    policy_drop: str = ""
 
 
 def pod_label(p: Pod) -> str:
@@ -121,9 +119,11 @@ class Walker:
     """Walks one direction of one connection; `conn` carries conntrack's memory across."""
 
     def __init__(self, state: ClusterState, facts: LabFacts, conn: Conn,
-                 entry: ServicePortEntry | None, chosen: Endpoint | None, direction: str):
+                 entry: ServicePortEntry | None, chosen: Endpoint | None, direction: str,
+                 node_port: bool = False):
         self.state, self.facts, self.conn = state, facts, conn
         self.entry, self.chosen, self.direction = entry, chosen, direction
+        self.node_port = node_port  # the entry is reached by a node IP and its nodePort
         self.nat = nat_plan(state)
         self.hops: list[Hop] = []
         self.then: list[Loc] = []  # where the packet goes after the underlay
@@ -166,7 +166,7 @@ class Walker:
         if d.to == "local":
             steps.append(Step("deliver", f"{pkt.dst} is node {name}'s own address: delivered to the node"))
             return self._hop(name, iif, None, steps, None), None, "delivered", f"to node {name}"
-        drop = self._filter(name, d, steps)
+        drop = self._filter(name, d, pkt, steps)
         if drop:
             return self._hop(name, iif, d.dev, steps, None), None, "dropped", drop
         steps.append(Step("ttl", f"forwarded: TTL {pkt.ttl} -> {pkt.ttl - 1}"))
@@ -189,46 +189,57 @@ class Walker:
 
     def _prerouting(self, name: str, pkt: Pkt, steps: list[Step]) -> tuple[str, str] | None:
         e = self.entry
-        if not self.reply and e is not None and (pkt.dst, pkt.dport) == (e.vip, e.port) \
-                and not self.conn.dnat_node:
+        if self.node_port and e is not None:
+            mine = self.facts.node_ip(name, pkt.family) == pkt.dst and pkt.dport == e.node_port
+            orig, how = (pkt.dst, e.node_port), "NodePort"
+        else:
+            mine = e is not None and (pkt.dst, pkt.dport) == (e.vip, e.port)
+            orig, how = ((e.vip, e.port) if e else ("", 0)), "nat prerouting"
+        if not self.reply and e is not None and mine and not self.conn.dnat_node:
             svc = f"{e.namespace}/{e.name}"
             if not e.endpoints or self.chosen is None:
-                steps.append(Step("reject", f"service proxy (inet podnet-svc): {svc} port {e.port}/{e.protocol} "
+                steps.append(Step("reject", f"service proxy (inet podnet-svc): {svc} port {orig[1]}/{e.protocol} "
                                             f"has no ready endpoint: REJECT"))
                 return "rejected", f"Service {svc} has no ready endpoints"
             n = len(e.endpoints)
             k = next(i for i, x in enumerate(e.endpoints) if x.ip == self.chosen.ip) + 1
             aff = f"; ClientIP affinity {e.affinity_timeout}s" if e.affinity_timeout else ""
-            steps.append(Step("dnat", f"service proxy (inet podnet-svc, nat prerouting): DNAT {e.vip}:{e.port} -> "
+            steps.append(Step("dnat", f"service proxy (inet podnet-svc, {how}): DNAT {orig[0]}:{orig[1]} -> "
                                       f"{self.chosen.ip}:{self.chosen.port} (endpoint {k} of {n}, "
                                       f"each drawn with probability 1/{n}{aff})",
-                              {"from": f"{e.vip}:{e.port}", "to": f"{self.chosen.ip}:{self.chosen.port}",
+                              {"from": f"{orig[0]}:{orig[1]}", "to": f"{self.chosen.ip}:{self.chosen.port}",
                                "candidates": [f"{x.ip}:{x.port}" for x in e.endpoints]}))
-            self.conn.dnat_node, self.conn.vip = name, (e.vip, e.port)
+            self.conn.dnat_node, self.conn.vip = name, orig
             pkt.dst, pkt.dport = self.chosen.ip, self.chosen.port
-        if self.reply and self.conn.snat_node == name and pkt.dst == self.conn.snat_to:
-            steps.append(Step("unsnat", f"conntrack: reply to the masqueraded connection: destination "
-                                        f"{pkt.dst} -> {self.conn.pod_ip}",
-                              {"from": pkt.dst, "to": self.conn.pod_ip}))
-            pkt.dst = self.conn.pod_ip
+        for node, to, frm in reversed(self.conn.snats):
+            if self.reply and node == name and pkt.dst == to:
+                steps.append(Step("unsnat", f"conntrack: reply to the masqueraded connection: destination "
+                                            f"{pkt.dst} -> {frm}", {"from": pkt.dst, "to": frm}))
+                pkt.dst = frm
         return None
 
-    def _filter(self, name: str, d: rt.Decision, steps: list[Step]) -> str:
+    def _filter(self, name: str, d: rt.Decision, pkt: Pkt, steps: list[Step]) -> str:
         if self.reply:
             steps.append(Step("policy", "policy (inet podnet-pol): ct state established,related accept "
                                         "(the reply of an allowed connection)",
                               {"direction": "reply", "allowed": True, "rule": None}))
             return ""
-        v = self.conn.verdict
-        assert v is not None
-        if self.conn.client.node_name == name:
-            steps.append(policy_step(v.egress, pod_label(self.conn.client)))
-            if not v.egress.allowed:
-                return f"egress of {pod_label(self.conn.client)}: {v.egress.reason}"
+        # judged on the packet as the forward hook sees it here: after DNAT, before SNAT
+        # (a NodePort's masquerade on another node changes the source an ingress sees)
+        by_ip = pod_by_ip(self.state)
+        client = self.conn.client
+        if client.node_name == name:
+            eg = allowed(self.state, client, pkt.dst, pkt.dport or 0, pkt.proto, pkt.family, by_ip).egress
+            steps.append(policy_step(eg, pod_label(client)))
+            if not eg.allowed:
+                self.conn.policy_drop = f"egress: {eg.reason}"
+                return f"egress of {pod_label(client)}: {eg.reason}"
         if d.to == "pod":
-            steps.append(policy_step(v.ingress, d.to_name))
-            if not v.ingress.allowed:
-                return f"ingress of {d.to_name}: {v.ingress.reason}"
+            ing = allowed(self.state, pkt.src, pkt.dst, pkt.dport or 0, pkt.proto, pkt.family, by_ip).ingress
+            steps.append(policy_step(ing, d.to_name))
+            if not ing.allowed:
+                self.conn.policy_drop = f"ingress: {ing.reason}"
+                return f"ingress of {d.to_name}: {ing.reason}"
         return ""
 
     def _postrouting(self, name: str, d: rt.Decision, pkt: Pkt, steps: list[Step]) -> None:
@@ -236,7 +247,7 @@ class Walker:
             if self.conn.dnat_node == name and self.conn.vip is not None:
                 vip, port = self.conn.vip
                 steps.append(Step("undnat", f"conntrack: reply of the DNATed connection: source "
-                                            f"{pkt.src}:{pkt.sport} -> {vip}:{port} (the Service's address)",
+                                            f"{pkt.src}:{pkt.sport} -> {vip}:{port} (the address the client asked for)",
                                   {"from": f"{pkt.src}:{pkt.sport}", "to": f"{vip}:{port}"}))
                 pkt.src, pkt.sport = vip, port
             return
@@ -245,6 +256,10 @@ class Walker:
             steps.append(Step("snat", f"hairpin (inet podnet-svc, masquerading): the pod reached itself "
                                       f"through its Service: source {pkt.src} -> {node_ip}",
                               {"from": pkt.src, "to": node_ip, "why": "hairpin"}))
+        elif self.conn.dnat_node == name and self.node_port:
+            steps.append(Step("snat", f"NodePort (inet podnet-svc, masquerading): the connection came to a "
+                                      f"node address: source {pkt.src} -> {node_ip}, so the reply comes back here",
+                              {"from": pkt.src, "to": node_ip, "why": "nodePort"}))
         elif self.nat.masquerades(pkt.src, pkt.dst):
             steps.append(Step("snat", f"NAT outgoing (inet podnet-nat, postrouting): {pkt.dst} is outside "
                                       f"every IP pool and the Service CIDRs and the source's pool has "
@@ -256,7 +271,7 @@ class Walker:
             return
         else:
             return
-        self.conn.snat_node, self.conn.snat_to, self.conn.pod_ip = name, node_ip, pkt.src
+        self.conn.snats.append((name, node_ip, pkt.src))
         pkt.src = node_ip
 
     def _leave(self, name: str, d: rt.Decision, pkt: Pkt, steps: list[Step]) -> tuple[Headers, Loc | None]:

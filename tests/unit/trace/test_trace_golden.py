@@ -17,7 +17,8 @@ from podnet.trace.resolve import find_pod, parse_dest, resolve
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "trace"
 ALLOW = ("40-deny-web.yaml", "50-allow-client.yaml")
 
-# name -> (src, dst, family, encap, policies, natOutgoing, endpoint)
+# name -> (src, dst, family, encap, policies, natOutgoing, endpoint); nodePort cases:
+# the web Service as type NodePort on 30080
 CASES = {
     "pod-pod-same-node": ("client", "web-5d8f7-a1:8080", 4, "none", (), True, None),
     "pod-pod-other-node-direct": ("client", "shop/web-5d8f7-b2:8080", 4, "none", (), True, None),
@@ -28,6 +29,8 @@ CASES = {
     "pod-outside-nat": ("client", "203.0.113.10:80", 4, "none", (), True, None),
     "pod-outside-dns-name": ("client", "www.example.test", 4, "vxlan", (), True, None),
     "pod-node-ip-other-node": ("client", "198.18.0.12:22", 4, "none", (), True, None),
+    "pod-nodeport-other-node": ("client", "198.18.0.12:30080", 4, "none", (), True, "10.244.0.66"),
+    "pod-nodeport-own-node-vxlan": ("client", "198.18.0.11:30080", 4, "vxlan", ALLOW, True, "10.244.0.67"),
     "pod-outside-no-nat": ("client", "203.0.113.10:80", 4, "none", (), False, None),
     "pod-web-denied": ("client", "web", 4, "none", ALLOW[:1], True, "10.244.0.66"),
     "pod-web-allowed": ("client", "web", 4, "none", ALLOW, True, "10.244.0.66"),
@@ -40,7 +43,7 @@ CASES = {
 
 def run(name: str):
     src, dst, fam, encap, pols, nat, ep = CASES[name]
-    st = demo.state(pols, nat)
+    st = demo.state(pols, nat, 30080 if "nodeport" in name else 0)
     pod = find_pod(st, "shop", src)
     d = parse_dest(dst)
     facts = demo.facts(encap)

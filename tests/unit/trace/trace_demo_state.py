@@ -75,7 +75,7 @@ def _slice(fam: int, eps: list[tuple[str, str, str]]) -> Resource:
                       for name, node, ip in eps]})
 
 
-def objects(policies: tuple[str, ...] = (), nat_outgoing: bool = True) -> list[Resource]:
+def objects(policies: tuple[str, ...] = (), nat_outgoing: bool = True, node_port: int = 0) -> list[Resource]:
     docs = manifests("00-namespaces.yaml", "10-ippools.yaml", "20-web.yaml", "30-clients.yaml",
                      *policies)
     out: list[Resource] = []
@@ -97,6 +97,9 @@ def objects(policies: tuple[str, ...] = (), nat_outgoing: bool = True) -> list[R
         if kind == "Service":
             d = {**d, "spec": {**d["spec"], "clusterIP": VIP4, "clusterIPs": [VIP4, VIP6],
                                "ipFamilies": ["IPv4", "IPv6"]}}
+            if node_port:
+                d["spec"] = {**d["spec"], "type": "NodePort",
+                             "ports": [{**d["spec"]["ports"][0], "nodePort": node_port}]}
         out.append(from_dict(d))
     for i, (name, ns, node, ip4, ip6, labels) in enumerate(PODS, 1):
         out.append(_pod(i, name, ns, node, ip4, ip6, labels, raw_pods.get(name), template))
@@ -109,8 +112,8 @@ def objects(policies: tuple[str, ...] = (), nat_outgoing: bool = True) -> list[R
     return out
 
 
-def state(policies: tuple[str, ...] = (), nat_outgoing: bool = True) -> ClusterState:
-    return ClusterState.from_objects(objects(policies, nat_outgoing))
+def state(policies: tuple[str, ...] = (), nat_outgoing: bool = True, node_port: int = 0) -> ClusterState:
+    return ClusterState.from_objects(objects(policies, nat_outgoing, node_port))
 
 
 def facts(encap: str = "none") -> LabFacts:
