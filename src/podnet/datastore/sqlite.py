@@ -77,8 +77,20 @@ class SqliteDatastore:
         self._closed = False
         parent = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(parent, exist_ok=True)
-        self._write(lambda c: c.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;"),
-                    explicit=True)
+        if not self._has_schema():
+            # Short-lived processes (the CNI plugin) open the store often: only the first
+            # open takes the write lock to create the tables.
+            self._write(lambda c: c.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;"),
+                        explicit=True)
+
+    def _has_schema(self) -> bool:
+        try:
+            return self._conn().execute(
+                "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='meta'"
+            ).fetchone()[0] == 1 and self._conn().execute(
+                "SELECT count(*) FROM meta").fetchone()[0] >= 2
+        except sqlite3.Error:
+            return False
 
     # ---- connections ----------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
