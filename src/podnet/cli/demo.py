@@ -148,6 +148,10 @@ class Demo:
         cp = self.run(["get", "svc", "web", "-n", "shop", "-o", "json"], show=False)
         return json.loads(cp.stdout)["spec"]["clusterIP"]
 
+    def _vips(self) -> list[str]:
+        cp = self.run(["get", "svc", "web", "-n", "shop", "-o", "json"], show=False)
+        return list(json.loads(cp.stdout)["spec"]["clusterIPs"])
+
     def _spread(self, vip: str, n: int) -> dict[str, int]:
         script = f"for i in $(seq {n}); do curl -s --max-time 2 http://{vip}/; done"
         cp = self.exec_in("shop", "client", ["sh", "-c", script], show=False)
@@ -163,9 +167,11 @@ class Demo:
                   "every Service gets a DNS name; pods resolve it through the cluster DNS Service")
         self.exec_in("shop", "client", ["cat", "/etc/resolv.conf"])
         vip = self._vip()
-        short = self.exec_in("shop", "client", ["getent", "hosts", "web"])
-        self.check(vip in short.stdout, f"`web` resolves through the search path to {vip}",
-                   f"short name did not resolve to {vip}: {short.stdout.strip()!r}")
+        vips = self._vips()
+        short = self.exec_in("shop", "client", ["getent", "ahosts", "web"])
+        found = {line.split()[0] for line in short.stdout.splitlines() if line.strip()}
+        self.check(found == set(vips), f"`web` resolves through the search path to {', '.join(vips)}",
+                   f"short name did not resolve to {vips}: {short.stdout.strip()!r}")
         fq = self.exec_in("shop", "client", ["dig", "+short", "web.shop.svc.cluster.local"])
         self.check(vip in fq.stdout, "the FQDN answers the ClusterIP", f"FQDN answer {fq.stdout.strip()!r}")
         aaaa = self.exec_in("shop", "client", ["dig", "+short", "AAAA", "web.shop.svc.cluster.local"])
