@@ -45,6 +45,21 @@ def _socket_of(resp: requests.Response) -> socket.socket | None:
     return getattr(conn, "sock", None)
 
 
+def _keepalive(sock: socket.socket | None) -> None:
+    """A watch may be silent for hours; TCP keepalive notices a peer that vanished
+    without a reset (a partitioned node) within about half a minute, so the watch
+    breaks and the caller reconnects instead of waiting forever."""
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 10)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 5)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 4)
+    except OSError:
+        pass
+
+
 def watch_stream(session: requests.Session, url: str, key: str, range_end: str,
                  from_revision: int, stop: Any, label: str) -> Iterator[dict[str, Any]]:
     """Raw etcd events (kv base64-encoded) with mod_revision > from_revision."""
@@ -60,6 +75,7 @@ def watch_stream(session: requests.Session, url: str, key: str, range_end: str,
         resp.close()
         raise Unavailable(f"etcd {label}: watch refused: HTTP {resp.status_code} {text}")
     sock = _socket_of(resp)
+    _keepalive(sock)
     messages: "queue.Queue[Any]" = queue.Queue()
     reader = threading.Thread(target=_reader, args=(resp, messages), daemon=True,
                               name="pn-ds-etcd-watch")
