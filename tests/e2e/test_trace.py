@@ -18,23 +18,35 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo"
 
 
-def _slices(lab: Lab) -> None:
+NODE_PORT = """apiVersion: v1
+kind: Service
+metadata: {name: web-np, namespace: shop}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ipFamilyPolicy: PreferDualStack
+  ports: [{name: http, port: 80, targetPort: http, nodePort: 30080}]
+"""
+
+
+def _slices(lab: Lab, service: str = "web") -> None:
     """The EndpointSlice controller is another part; when the lab has not written the
     Service's slices within a few seconds, write them from the pods as it would."""
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline:
         s = lab.store()
         try:
-            slices = [x for x in s.list("EndpointSlice").items if x.namespace == "shop"]
+            slices = [x for x in s.list("EndpointSlice").items if x.namespace == "shop"
+                      and x.labels.get("kubernetes.io/service-name") == service]
         finally:
             s.close()
-        if sum(len(x.raw.get("endpoints") or []) for x in slices) >= 3:
+        if sum(len(x.raw.get("endpoints") or []) for x in slices) >= 6:
             return
         time.sleep(0.2)
     pods = [p for p in lab.pods() if p.namespace == "shop" and p.labels.get("app") == "web"]
     docs = [{"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-             "metadata": {"name": f"web-trace-ipv{fam}", "namespace": "shop",
-                          "labels": {"kubernetes.io/service-name": "web"}},
+             "metadata": {"name": f"{service}-trace-ipv{fam}", "namespace": "shop",
+                          "labels": {"kubernetes.io/service-name": service}},
              "addressType": f"IPv{fam}", "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
              "endpoints": [{"addresses": [ip], "conditions": {"ready": True}, "nodeName": p.node_name,
                             "targetRef": {"kind": "Pod", "namespace": "shop", "name": p.name}}
@@ -116,6 +128,18 @@ def test_pod_to_outside_with_nat_outgoing(demo, args):
     snat = [s for s in steps(t) if s["kind"] == "snat"]
     assert len(snat) == 1 and snat[0]["data"]["to"].startswith(("198.18.0.1", "fd00:198:18::1"))
     assert t["request"]["hops"][-1]["headers"]["l3"]["src"] == snat[0]["data"]["to"]
+    assert t["reply"]["outcome"] == "delivered"
+
+
+def test_pod_to_node_port_on_the_other_node(demo):
+    demo.podnet("apply", "-f", "-", input=NODE_PORT)
+    _slices(demo, "web-np")
+    client = next(p for p in demo.pods("shop") if p.name == "client")
+    other = "198.18.0.12" if client.node_name == "n1" else "198.18.0.11"
+    t = until(lambda: agreed(trace(demo, "-n", "shop", "client", f"{other}:30080")))
+    hops = t["request"]["hops"]
+    at = next(h for h in hops if any(s["kind"] == "dnat" for s in h["steps"]))
+    assert at["kind"] == "node" and at["name"] != client.node_name
     assert t["reply"]["outcome"] == "delivered"
 
 
