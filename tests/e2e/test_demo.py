@@ -1,0 +1,26 @@
+"""`make demo` is the README's main command: it must run end to end, every check passing."""
+from __future__ import annotations
+
+import secrets
+
+import pytest
+
+from lablib import Lab
+
+pytestmark = pytest.mark.root
+
+
+def test_demo_runs_end_to_end_and_every_check_passes(lab_home):
+    lab = Lab("d" + secrets.token_hex(2), lab_home)
+    try:
+        cp = lab.podnet("demo", "--name", lab.name, "--down", check=False, timeout=300)
+    finally:
+        lab.down()
+    out = cp.stdout + cp.stderr
+    assert cp.returncode == 0, out
+    assert "every check passed" in out, out
+    for step in ("1. Every pod has its own IP", "2. Pod to pod", "3. A Service", "4. Cluster DNS",
+                 "5. NAT outgoing", "6. NetworkPolicy"):
+        assert step in out, f"step {step!r} missing:\n{out}"
+    assert "✘" not in out, out
+    assert f"lab {lab.name!r} down" in out, out
