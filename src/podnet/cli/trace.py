@@ -97,8 +97,28 @@ def run_trace(namespace: str, src_name: str, dst: str, *, ipv6: bool = False, en
 def cmd_trace(args: argparse.Namespace) -> int:
     r = run_trace(args.namespace, args.src, args.dst, ipv6=args.ipv6, endpoint=args.endpoint,
                   confirm=not args.no_confirm, lab=args.lab, datastore=args.datastore)
-    sys.stdout.write(r.json() if args.output == "json" else r.text())
+    if args.output == "json":
+        sys.stdout.write(r.json())
+    elif sys.stdout.isatty():
+        _print_styled(r.text())
+    else:
+        sys.stdout.write(r.text())
     return 3 if r.agreed is False else 0
+
+
+STYLES = (("  MISMATCH", "bold red"), ("  => DELIVERED", "green"), ("  => ", "bold yellow"),
+          ("REQUEST", "bold"), ("REPLY", "bold"), ("KERNEL CONFIRMATION", "bold"),
+          ("  prediction and kernel agree", "bold green"))
+
+
+def _print_styled(text: str) -> None:
+    """The same text, with colour only where it helps the eye: outcomes and mismatches."""
+    from rich.console import Console
+    from rich.text import Text
+    con = Console(highlight=False, soft_wrap=True)
+    for line in text.splitlines():
+        style = next((st for prefix, st in STYLES if line.startswith(prefix)), "")
+        con.print(Text(line, style=style))
 
 
 def _confirm(state: Any, facts: Any, src: Any, target: Any, dest: Any, fam: int, t: Any,
