@@ -1,0 +1,103 @@
+"""A small tracer over the rendered policy model (dataplane/nft/policy.NftModel): runs a new
+connection through the base chains, maps, pod and policy chains as nftables would, so the
+renderer's semantics are tested without root. Knows exactly the rule forms the renderer
+writes, and fails loudly on any other."""
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from podnet.dataplane.nft.policy import BASE_CHAINS, NftModel
+
+
+def _addr_in(elem: str, a) -> bool:
+    if "-" in elem:
+        lo, hi = elem.split("-")
+        return ipaddress.ip_address(lo) <= a <= ipaddress.ip_address(hi) if ipaddress.ip_address(lo).version == a.version else False
+    net = ipaddress.ip_network(elem, strict=False)
+    return net.version == a.version and a in net
+
+
+def _port_in(elem: str, port: int) -> bool:
+    lo, _, hi = elem.partition("-")
+    return int(lo) <= port <= int(hi or lo)
+
+
+class Tracer:
+    def __init__(self, m: NftModel):
+        self.m = m
+
+    def _in_set(self, name: str, key: list) -> bool:
+        decl, elems = self.m.sets[name]
+        for e in elems:
+            parts = [p.strip() for p in e.split(" . ")]
+            if len(parts) != len(key):
+                continue
+            ok = True
+            for part, k in zip(parts, key):
+                if isinstance(k, int):
+                    ok = _port_in(part, k)
+                elif isinstance(k, str):  # protocol
+                    ok = part == k
+                else:
+                    ok = _addr_in(part.strip('"'), k)
+                if not ok:
+                    break
+            if ok:
+                return True
+        return False
+
+    def _field(self, tok: str, pkt: dict):
+        return {"saddr": pkt["src"], "daddr": pkt["dst"], "l4proto": pkt["proto"], "dport": pkt["port"]}[tok]
+
+    def _match(self, rule: str, pkt: dict) -> str | None:
+        """The verdict of one rule (accept/drop/jump X/vmap) or None when it does not match."""
+        fam = pkt["src"].version
+        m = re.fullmatch(r"(.*?)\s*(counter name \S+ accept|counter drop|jump \S+|accept)", rule)
+        if rule.startswith(("iifname", "ct state")):
+            return None  # a new connection from a known address: no spoofing, not established
+        if m is None:
+            vm = re.fullmatch(r"(ip6?) (saddr|daddr) vmap @(\S+)", rule)
+            assert vm, f"unknown rule form: {rule}"
+            if (vm.group(1) == "ip6") != (fam == 6):
+                return None
+            key = str(self._field(vm.group(2), pkt))
+            for e in self.m.sets[vm.group(3)][1]:
+                k, _, verdict = e.partition(" : ")
+                if k == key:
+                    return verdict
+            return None
+        conds, verdict = m.group(1), m.group(2)
+        cond_re = r"(ip6?|meta) ((?:saddr|daddr|l4proto)(?: \. [a-z0-9 .]+?)?) @(\S+)"
+        assert re.sub(cond_re, "", conds).strip() == "", f"unknown match in: {rule}"
+        for cm in re.finditer(r"(ip6?|meta) ((?:saddr|daddr|l4proto)(?: \. [a-z0-9 .]+?)?) @(\S+)", conds):
+            kw, fields, sname = cm.groups()
+            if kw != "meta" and (kw == "ip6") != (fam == 6):
+                return None
+            toks = [t for t in re.split(r"\s*\.\s*", fields) if t not in ("ip", "ip6", "meta", "th")]
+            toks = [t.split()[-1] for t in toks]
+            key = [self._field(t, pkt) for t in toks]
+            key = [k.lower() if isinstance(k, str) else k for k in key]
+            if not self._in_set(sname, key):
+                return None
+        return "accept" if verdict.endswith("accept") else verdict.replace("counter ", "")
+
+    def _chain(self, rules, pkt) -> str:
+        for r in rules:
+            v = self._match(r, pkt)
+            if v is None:
+                continue
+            if v.startswith("jump "):
+                sub = self._chain(self.m.chains[v[5:]], pkt)
+                if sub in ("accept", "drop"):
+                    return sub
+                continue
+            return v
+        return "return"
+
+    def allowed(self, src: str, dst: str, proto: str, port: int) -> bool:
+        pkt = {"src": ipaddress.ip_address(src), "dst": ipaddress.ip_address(dst), "proto": proto, "port": port}
+        for _, (_, rules) in BASE_CHAINS.items():
+            if self._chain(rules, pkt) == "drop":
+                return False
+        return True
