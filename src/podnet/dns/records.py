@@ -93,7 +93,7 @@ def dashed(ip: str) -> str:
     return ip.replace(".", "-").replace(":", "-")
 
 
-def _addr_rr(name: str, ip: str, ttl: int) -> RR | None:
+def addr_rr(name: str, ip: str, ttl: int) -> RR | None:
     c = canonical_ip(ip)
     return RR(name, c[0], ttl, c[1]) if c else None
 
@@ -119,7 +119,7 @@ def namespaces_of(state: ClusterState) -> frozenset[str]:
     return frozenset(n.lower() for n in names if n)
 
 
-def _slices_by_service(state: ClusterState) -> dict[tuple[str, str], list[EndpointSlice]]:
+def slices_by_service(state: ClusterState) -> dict[tuple[str, str], list[EndpointSlice]]:
     out: dict[tuple[str, str], list[EndpointSlice]] = {}
     for sl in state.endpoint_slices:
         if sl.service_name:
@@ -141,7 +141,7 @@ def _endpoint_hostname(ep: Endpoint, ip: str, svc: Service, subdomain_pods: tupl
     return dashed(ip)
 
 
-def _subdomain_pods(state: ClusterState) -> dict[tuple[str, str], tuple[Pod, ...]]:
+def subdomain_pods(state: ClusterState) -> dict[tuple[str, str], tuple[Pod, ...]]:
     """Pods by (namespace, spec.subdomain): the only pods a Service's records depend on."""
     out: dict[tuple[str, str], list[Pod]] = {}
     for p in state.pods:
@@ -157,7 +157,7 @@ def _srv_weight(n: int) -> int:
 def _add_cluster_ip_service(zone: Zone, svc: Service, base: str) -> None:
     ttl = zone.ttl
     zone.touch(base)
-    addr_rrs = [rr for ip in svc.cluster_ips if (rr := _addr_rr(base, ip, ttl))]
+    addr_rrs = [rr for ip in svc.cluster_ips if (rr := addr_rr(base, ip, ttl))]
     for rr in addr_rrs:
         zone.add(rr)
         zone.add(RR(reverse_name(rr.data), PTR, ttl, base))
@@ -185,7 +185,7 @@ def _add_headless_service(zone: Zone, svc: Service, base: str,
             for ip in ep.addresses:
                 host = _endpoint_hostname(ep, ip, svc, pods)
                 name = f"{host}.{base}"
-                rr = _addr_rr(name, ip, ttl)
+                rr = addr_rr(name, ip, ttl)
                 if rr is None:
                     continue
                 zone.add(RR(base, rr.rtype, ttl, rr.data))
@@ -208,7 +208,7 @@ def _add_headless_service(zone: Zone, svc: Service, base: str,
         zone.additional.setdefault(owner, []).extend(extra)
 
 
-def _service_part(origin: str, ttl: int, svc: Service, slices: list[EndpointSlice],
+def service_part(origin: str, ttl: int, svc: Service, slices: list[EndpointSlice],
                   pods: tuple[Pod, ...]) -> Zone:
     """The records one Service contributes, as a small zone of their own."""
     part = Zone(origin=origin, ttl=ttl)
@@ -227,85 +227,7 @@ def _service_part(origin: str, ttl: int, svc: Service, slices: list[EndpointSlic
     return part
 
 
-def _merge(zone: Zone, part: Zone) -> None:
-    """Names under a Service belong to it alone, so its RRset dicts are shared, not copied
-    (which is also what lets the server keep cached answers of unchanged Services). Reverse
-    names can be shared by two Services: those are merged into a fresh dict."""
-    for name, sets in part.rrsets.items():
-        have = zone.rrsets.get(name)
-        if have is None:
-            zone.rrsets[name] = sets
-            continue
-        merged = {t: list(rrs) for t, rrs in have.items()}
-        for t, rrs in sets.items():
-            merged.setdefault(t, []).extend(rr for rr in rrs if rr not in merged[t])
-        zone.rrsets[name] = merged
-    for owner, extra in part.additional.items():
-        zone.additional[owner] = extra
-
-
-class ZoneBuilder:
-    """Builds the zone again and again, reusing a Service's part while its inputs (the
-    Service, its EndpointSlices, the pods naming it as subdomain) are the very same
-    objects as last time: a change to one Service costs one part, not the whole zone."""
-
-    def __init__(self, origin: str = "cluster.local", ttl: int = 30, pods_mode: str = "insecure"):
-        if pods_mode not in POD_MODES:
-            raise ValueError(f"pods mode {pods_mode!r}: must be one of {', '.join(POD_MODES)}")
-        if not valid_name(origin.strip(".")) or len(origin.strip(".")) > 200:
-            raise ValueError(f"zone {origin!r}: not a valid DNS name (labels of 1..63 characters)")
-        self.origin, self.ttl, self.pods_mode = origin.strip(".").lower(), ttl, pods_mode
-        self._parts: dict[tuple[str, str], tuple[tuple[object, ...], Zone]] = {}
-
-    def build(self, state: ClusterState, serial: int = 1) -> Zone:
-        origin, ttl = self.origin, self.ttl
-        namespaces = namespaces_of(state)
-        zone = Zone(origin=origin, ttl=ttl, serial=serial, pods_mode=self.pods_mode, namespaces=namespaces)
-        zone.add(RR(origin, SOA, min(ttl, 300), zone.soa().data))
-        zone.add(RR(origin, NS, ttl, f"ns.dns.{origin}"))
-        zone.add(RR(f"dns-version.{origin}", TXT, VERSION_TTL, SCHEMA_VERSION))
-        # As CoreDNS: the NS target resolves to the DNS Service's own addresses.
-        dns_svc = state.get("Service", DNS_SERVICE[0], DNS_SERVICE[1])
-        ns_addrs = [rr for ip in (dns_svc.cluster_ips if isinstance(dns_svc, Service) else [])
-                    if (rr := _addr_rr(f"ns.dns.{origin}", ip, ttl))]
-        zone.touch(f"dns.{origin}")
-        zone.touch(f"ns.dns.{origin}")
-        for rr in ns_addrs:
-            zone.add(rr)
-        zone.additional[origin] = ns_addrs
-        for sub in ("svc", "pod"):
-            zone.touch(f"{sub}.{origin}")
-            for ns in namespaces:
-                zone.touch(f"{ns}.{sub}.{origin}")
-        slices = _slices_by_service(state)
-        sub_pods = _subdomain_pods(state)
-        parts: dict[tuple[str, str], tuple[tuple[object, ...], Zone]] = {}
-        for key, svc in sorted(state.objects.get("Service", {}).items()):
-            if not isinstance(svc, Service):
-                continue
-            my_slices = slices.get(key, [])
-            pods = sub_pods.get(key, ())
-            inputs = (svc, *my_slices, None, *pods)
-            old = self._parts.get(key)
-            if old is not None and len(old[0]) == len(inputs) and all(a is b for a, b in zip(old[0], inputs)):
-                part = old[1]
-            else:
-                part = _service_part(origin, ttl, svc, my_slices, pods)
-            parts[key] = (inputs, part)
-            _merge(zone, part)
-        self._parts = parts
-        if self.pods_mode == "verified":
-            zone.pod_ips = _pod_ips(state.pods)
-        return zone
-
-
-def build_zone(state: ClusterState, origin: str = "cluster.local", ttl: int = 30,
-               pods_mode: str = "insecure", serial: int = 1) -> Zone:
-    """Every record of the cluster zone and the reverse names for a snapshot."""
-    return ZoneBuilder(origin, ttl, pods_mode).build(state, serial)
-
-
-def _pod_ips(pods: Iterable[Pod]) -> dict[str, frozenset[str]]:
+def pod_ips(pods: Iterable[Pod]) -> dict[str, frozenset[str]]:
     out: dict[str, set[str]] = {}
     for p in pods:
         for ip in p.pod_ips:

@@ -17,7 +17,8 @@ from typing import Callable
 from podnet.calc.model import ClusterState
 from podnet.datastore.cache import Batch, Informer
 from podnet.datastore.interface import Datastore
-from podnet.dns.records import Zone, ZoneBuilder
+from podnet.dns.builder import ZoneBuilder
+from podnet.dns.records import Zone
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ class ZoneFeed:
         self._revision = 0
         self._dirty = threading.Event()
         self._listed = False
+        # keys changed since the last build; None: rebuild everything (after a relist)
+        self._changed: set[tuple[str, str, str]] | None = None
         self.rebuilds = 0
         self._thread: threading.Thread | None = None
 
@@ -60,6 +63,10 @@ class ZoneFeed:
                     self._state.put(ev.object)
             self._revision = max(self._revision, batch.revision)
             self._listed = self._listed or batch.resync
+            if batch.resync:
+                self._changed = None
+            elif self._changed is not None:
+                self._changed.update((e.object.kind, e.object.namespace, e.object.name) for e in batch.events)
         self._dirty.set()
 
     # ---- the builder --------------------------------------------------------------------
@@ -74,11 +81,13 @@ class ZoneFeed:
                 if not self._listed:
                     continue
                 snap = ClusterState(objects={k: dict(v) for k, v in self._state.objects.items()})
-                revision = self._revision
+                revision, changed, self._changed = self._revision, self._changed, set()
             try:
-                zone = self.builder.build(snap, serial=max(1, revision))
+                zone = self.builder.build(snap, serial=max(1, revision), changed=changed)
             except Exception:  # noqa: BLE001 - a bad object must not stop DNS
                 log.exception("dns: building the zone failed; keeping the previous one")
+                with self._lock:
+                    self._changed = None  # the builder's tables may be half-updated: rebuild all next
                 continue
             self.rebuilds += 1
             self.on_zone(zone)

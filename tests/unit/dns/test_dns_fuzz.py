@@ -7,7 +7,7 @@ import dns.rcode
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from dns_cluster import cluster
-from podnet.dns.records import build_zone
+from podnet.dns.builder import build_zone
 from podnet.dns.responder import Pending, Responder
 from test_dns_responder import CannedForwarder, upstream_answer
 

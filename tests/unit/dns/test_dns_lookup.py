@@ -6,7 +6,8 @@ import pytest
 from dns_cluster import cluster, pod, service
 from podnet.calc.model import ClusterState
 from podnet.dns.lookup import NOERROR, NXDOMAIN, resolve
-from podnet.dns.records import (A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT, build_zone, dashed,
+from podnet.dns.builder import build_zone
+from podnet.dns.records import (A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT, dashed,
                                 reverse_name)
 
 Z = "cluster.local"
@@ -220,33 +221,64 @@ def _changes():
     def share_ip(st):
         st.put(service("other", "twin", clusterIP="10.96.0.21"))
 
-    return [scale_db, rename_pod_host, retarget_ext, move_web, drop_db, share_ip]
+    def new_namespace(st):
+        st.put(service("fresh", "api", clusterIP="None"))
+        st.put(endpoint_slice("fresh", "api", [ep("10.244.7.7")], [{"name": "grpc", "port": 9090}]))
+
+    def unsubdomain(st):
+        st.put(pod("default", "db-1", ["10.244.2.6"], hostname="db-1"))  # subdomain dropped
+        st.remove("EndpointSlice", "default", "lax-a")
+
+    def slice_moves(st):
+        st.put(endpoint_slice("default", "empty", [ep("10.244.1.9")], [], suffix="a"))
+        moved = endpoint_slice("default", "lax", [ep("10.244.6.6")], [], suffix="x").to_dict()
+        moved["metadata"]["name"] = "db-b"  # the IPv6 slice of db now belongs to lax
+        from podnet.api.objects import from_dict
+        st.put(from_dict(moved))
+
+    return [scale_db, rename_pod_host, retarget_ext, move_web, drop_db, share_ip, new_namespace,
+            unsubdomain, slice_moves]
 
 
-@pytest.mark.parametrize("order", ["forward", "reversed"])
+def _changed_keys(before, after):
+    keys = set()
+    for kind in set(before) | set(after):
+        b, a = before.get(kind, {}), after.get(kind, {})
+        keys |= {(kind, ns, n) for (ns, n) in set(b) | set(a) if b.get((ns, n)) is not a.get((ns, n))}
+    return keys
+
+
+@pytest.mark.parametrize("order", ["forward", "reversed", "squashed"])
 def test_incremental_builder_matches_a_fresh_build(order):
-    from podnet.dns.records import ZoneBuilder
-    changes = _changes() if order == "forward" else list(reversed(_changes()))
+    """Sequences of states (forward, reversed, all at once): the builder that is told
+    what changed gives exactly the zone a fresh build gives."""
+    from podnet.dns.builder import ZoneBuilder
+    changes = _changes() if order != "reversed" else list(reversed(_changes()))
+    steps = [changes] if order == "squashed" else [[c] for c in changes]
     st = cluster()
     builder = ZoneBuilder()
     builder.build(st)
-    for change in changes:
-        change(st)
-        inc, fresh = builder.build(st), build_zone(st)
-        norm = lambda z: {n: {t: sorted(map(repr, rrs)) for t, rrs in s.items()} for n, s in z.rrsets.items()}
+    norm = lambda z: {n: {t: sorted(map(repr, rrs)) for t, rrs in s.items()} for n, s in z.rrsets.items()}
+    for step in steps:
+        before = {k: dict(v) for k, v in st.objects.items()}
+        for change in step:
+            change(st)
+        inc, fresh = builder.build(st, changed=_changed_keys(before, st.objects)), build_zone(st)
         assert norm(inc) == norm(fresh)
         assert {k: sorted(map(repr, v)) for k, v in inc.additional.items()} == \
             {k: sorted(map(repr, v)) for k, v in fresh.additional.items()}
-    assert sorted(data(resolve(builder.build(st), reverse_name("10.96.0.21"), PTR))) == \
+        assert inc.namespaces == fresh.namespaces
+    assert sorted(data(resolve(builder.build(st, changed=set()), reverse_name("10.96.0.21"), PTR))) == \
         ["twin.other.svc." + Z, "v4only.default.svc." + Z]
 
 
-def test_ns_target_is_the_dns_service():
+def test_incremental_builder_shares_unchanged_parts():
+    from podnet.dns.builder import ZoneBuilder
     st = cluster()
-    st.put(service("kube-system", "kube-dns", clusterIP="10.96.0.10", clusterIPs=["10.96.0.10", "fd00:10:96::a"]))
-    z = build_zone(st)
-    ans = resolve(z, Z, NS)
-    assert data(ans) == ["ns.dns." + Z]
-    assert sorted(rr.data for rr in ans.additional) == ["10.96.0.10", "fd00:10:96::a"]
-    assert data(resolve(z, "ns.dns." + Z, A)) == ["10.96.0.10"]
-    assert resolve(build_zone(cluster()), "ns.dns." + Z, A).rcode == NOERROR  # exists, no address yet
+    builder = ZoneBuilder()
+    z1 = builder.build(st)
+    st.put(service("default", "v4only", clusterIP="10.96.0.55"))
+    z2 = builder.build(st, changed={("Service", "default", "v4only")})
+    assert z2.rrsets["web.default.svc." + Z] is z1.rrsets["web.default.svc." + Z]
+    assert z2.rrsets["v4only.default.svc." + Z] is not z1.rrsets["v4only.default.svc." + Z]
+    assert data(resolve(z1, "v4only.default.svc." + Z, A)) == ["10.96.0.21"]  # the old zone is intact

@@ -6,7 +6,8 @@ import pytest
 
 from podnet.calc.model import ClusterState
 from podnet.dns.pack import name_labels, zone_template
-from podnet.dns.records import A, AAAA, CNAME, PTR, RR, SOA, SRV, TXT, ZoneBuilder, build_zone
+from podnet.dns.builder import ZoneBuilder, build_zone
+from podnet.dns.records import A, AAAA, CNAME, PTR, RR, SOA, SRV, TXT
 from dns_cluster import service
 
 Q = name_labels("web.default.svc.cluster.local")

@@ -14,7 +14,7 @@ import pytest
 from dns_cluster import cluster, endpoint_slice, ep, service
 from podnet.calc.model import ClusterState
 from podnet.dns.forward import Forwarder
-from podnet.dns.records import build_zone
+from podnet.dns.builder import build_zone
 from podnet.dns.responder import Pending, Responder
 
 
@@ -200,7 +200,7 @@ def test_dotted_labels_never_match(name):
 
 
 def test_unchanged_services_keep_their_cached_answers_across_zones():
-    from podnet.dns.records import ZoneBuilder
+    from podnet.dns.builder import ZoneBuilder
     st = cluster()
     builder = ZoneBuilder()
     r = Responder()
@@ -208,7 +208,7 @@ def test_unchanged_services_keep_their_cached_answers_across_zones():
     for name in ("web.default.svc.cluster.local", "v4only.default.svc.cluster.local", "nope.cluster.local"):
         ask(r, name)
     st.put(service("default", "v4only", clusterIP="10.96.0.55"))
-    r.set_zone(builder.build(st, serial=2))
+    r.set_zone(builder.build(st, serial=2, changed={("Service", "default", "v4only")}))
 
     def cached(name):
         return r.fast(dns.message.make_query(name, "A", use_edns=False).to_wire()) is not None
