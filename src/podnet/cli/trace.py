@@ -138,6 +138,9 @@ def _confirm(state: Any, facts: Any, src: Any, target: Any, dest: Any, fam: int,
     t = predict(state, facts.with_macs(macs), src, target, t.port, t.proto, fam, endpoint=chosen,
                 sport=obs.sport, query=t.target)
     checks = confirm.compare(t, obs, kernel.route_get, set(watched))
+    if target.dns_name:
+        checks.insert(0, confirm.dns_check(target.dns_name, fam, target.ip,
+                                           kernel.dns_lookup(pod_ns, target.dns_name, fam)))
     lines = []
     if t.chosen is not None:
         lines.append(f"the kernel's DNAT chose endpoint {t.chosen.ip}:{t.chosen.port}; the path above follows it")

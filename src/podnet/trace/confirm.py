@@ -167,6 +167,14 @@ def compare(t: Trace, obs: Observation, route_get: RouteGet, watched: set[str]) 
     return out
 
 
+def dns_check(name: str, family: int, predicted: str, answers: list[str] | str) -> Check:
+    rr = "A" if family == 4 else "AAAA"
+    if isinstance(answers, str):
+        return Check(False, "DNS in the source pod", f"{name} {rr}", predicted, f"no answer ({answers})")
+    got = ", ".join(answers) or "no address"
+    return Check(predicted in answers, "DNS in the source pod", f"{name} {rr}", predicted, got)
+
+
 def summary(checks: list[Check]) -> dict[str, Any]:
     bad = [c for c in checks if not c.ok]
     return {"ok": not bad, "mismatches": len(bad), "checks": [asdict(c) | {"line": c.line} for c in checks]}

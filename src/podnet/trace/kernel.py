@@ -11,6 +11,7 @@ namespaces are touched.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import json
 import os
 import random
@@ -154,6 +155,23 @@ def watch_and_send(watch: list[str], src_netns: str, family: int, src: str, dst:
         for ns in installed:
             run(ns, ["nft", "delete", "table", "inet", name], check=False)
     return obs
+
+
+def dns_lookup(netns: str, name: str, family: int) -> list[str] | str:
+    """What the pod's resolver (its resolv.conf, search path included) answers: the
+    addresses, or an error text."""
+    rr = "A" if family == 4 else "AAAA"
+    cp = run(netns, ["dig", "+short", "+search", "+time=1", "+tries=2", name, rr], check=False)
+    if cp.returncode != 0:
+        said = (cp.stdout + cp.stderr).strip().splitlines()
+        return said[-1] if said else f"dig exit {cp.returncode}"
+    out = []
+    for ln in cp.stdout.split():
+        try:
+            out.append(str(ipaddress.ip_address(ln)))
+        except ValueError:
+            continue  # a CNAME on the way
+    return out
 
 
 def route_get(netns: str, dst: str, src: str | None = None, iif: str | None = None) -> dict[str, object]:

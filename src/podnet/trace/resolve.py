@@ -36,6 +36,7 @@ class Target:
     pod: Pod | None = None
     service: Service | None = None
     notes: tuple[str, ...] = ()
+    dns_name: str = ""  # the name a DNS lookup in the pod turns into `ip` (to confirm)
 
 
 def parse_dest(text: str) -> Dest:
@@ -126,7 +127,7 @@ def resolve(state: ClusterState, namespace: str, text: str, family: int,
             fqdn = f"{parts[0]}.{svc_ns}.svc.{CLUSTER_DOMAIN}"
             t = _service_target(svc, family, [])
             how = "" if fqdn == text.rstrip(".") else f"{text} (search list of namespace {namespace}) = "
-            return Target(t.kind, t.ip, service=svc,
+            return Target(t.kind, t.ip, service=svc, dns_name=text,
                           notes=(f"DNS: {how}{fqdn} {rr} {t.ip} (Service {svc.namespace}/{svc.name})",))
         if len(parts) == 1:
             pod = state.get("Pod", namespace, parts[0])
@@ -137,8 +138,9 @@ def resolve(state: ClusterState, namespace: str, text: str, family: int,
         ip = family_ip(list(outside), family)
         if ip is None:
             raise TraceError(f"{text} has no IPv{family} address (it has: {', '.join(outside)})")
-        return Target("ip", ip, notes=(f"DNS: {text.rstrip('.')} {rr} {ip} (outside the cluster domain: "
-                                       f"cluster DNS forwards it to the outside world's server)",))
+        return Target("ip", ip, dns_name=text,
+                      notes=(f"DNS: {text.rstrip('.')} {rr} {ip} (outside the cluster domain: "
+                             f"cluster DNS forwards it to the outside world's server)",))
     raise TraceError(f"DST {text!r}: no pod, Service or address of that name "
                      f"(forms: POD, NS/POD, SERVICE[.NS[.svc.{CLUSTER_DOMAIN}]], an IP)")
 

@@ -3,7 +3,7 @@ kernel's side is text in the format nft prints (taken from a real lab run)."""
 from __future__ import annotations
 
 import trace_demo_state as demo
-from podnet.trace.confirm import compare, expected_outcome, kernel_endpoint
+from podnet.trace.confirm import compare, dns_check, expected_outcome, kernel_endpoint
 from podnet.trace.kernel import Observation
 from podnet.trace.nftrace import fields, parse
 from podnet.trace.path import predict
@@ -145,3 +145,11 @@ def test_packet_where_the_path_does_not_go():
     bad = [c.line for c in compare(t, obs, route_get, WATCHED) if not c.ok]
     assert bad == ["MISMATCH: request netns pn-demo-rt: packet seen: predicted the path does not pass "
                    "here, kernel saw it — this is a podnet bug"]
+
+
+def test_dns_answer_held_against_the_prediction():
+    assert dns_check("web", 4, "10.96.0.20", ["10.96.0.20"]).ok
+    bad = dns_check("web", 6, "fd00:10:96::14", [])
+    assert not bad.ok and bad.line == ("MISMATCH: DNS in the source pod: web AAAA: predicted fd00:10:96::14, "
+                                       "kernel no address — this is a podnet bug")
+    assert "timed out" in dns_check("web", 4, "10.96.0.20", ";; connection timed out").kernel
