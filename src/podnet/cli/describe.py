@@ -106,6 +106,16 @@ def _pod(store: Any, o: Resource) -> list[str]:
     return lines
 
 
+def _pod_policies(store: Any, o: Resource) -> list[str]:
+    """Which NetworkPolicies select the pod and what they let in and out (calc decides)."""
+    from podnet.calc.model import ClusterState
+    from podnet.calc.policy_describe import describe_pod
+    assert isinstance(o, Pod)
+    objs = [*store.list("NetworkPolicy", o.namespace).items, *store.list("Namespace").items,
+            *store.list("Pod").items]
+    return ["NetworkPolicy:"] + ["  " + line for line in describe_pod(ClusterState.from_objects(objs), o)]
+
+
 def _service(store: Any, o: Resource) -> list[str]:
     assert isinstance(o, Service)
     lines = [kv("Selector", str(o.selector) if o.has_selector else NONE), kv("Type", o.type)]
@@ -249,6 +259,6 @@ def _namespace(store: Any, o: Resource) -> list[str]:
 
 
 _BASE: dict[str, Describer] = {
-    "Pod": _pod, "Service": _service, "Deployment": _deployment, "NetworkPolicy": _netpol,
+    "Pod": lambda store, o: _pod(store, o) + _pod_policies(store, o), "Service": _service, "Deployment": _deployment, "NetworkPolicy": _netpol,
     "IPPool": _ippool, "Node": _node, "EndpointSlice": _endpointslice, "Namespace": _namespace,
 }
