@@ -11,6 +11,7 @@ import subprocess
 import pytest
 
 from lablib import all_pairs, manifests, netns_list
+from podnet.api.defaults import ROUTE_PROTO
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 PORT = 9090
@@ -24,7 +25,7 @@ def test_vxlan_overlay_dual_stack(make_lab):
     failures = all_pairs(pods, PORT)
     assert not failures, "\n".join(failures[:20])
     # the cross-node routes really go through the overlay device
-    routes = subprocess.run(["ip", "-n", f"pn-{lab.name}-n1", "route", "show", "proto", "188"],
+    routes = subprocess.run(["ip", "-n", f"pn-{lab.name}-n1", "route", "show", "proto", str(ROUTE_PROTO)],
                             capture_output=True, text=True).stdout
     assert "dev pnvx" in routes and "onlink" in routes
     mtu = subprocess.run(["ip", "-n", f"pn-{lab.name}-n1", "-o", "link", "show", "pnvx"],

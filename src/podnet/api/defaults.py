@@ -19,5 +19,6 @@ UNDERLAY_V6 = "fd00:198:18::/64"
 OUTSIDE_V4 = "203.0.113.0/24"
 OUTSIDE_V6 = "fd00:203:113::/64"
 LAB_PREFIX = "pn-"
-# podnet's route protocol number (rtnetlink protocols 0-4 are the kernel's; see /etc/iproute2/rt_protos)
-ROUTE_PROTO = 188
+# podnet's route protocol number: unnamed in /etc/iproute2/rt_protos (188 would be ospf,
+# 186 bgp, 42 babel), so a real node's routing daemons never claim our routes or we theirs.
+ROUTE_PROTO = 201

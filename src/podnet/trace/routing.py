@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from podnet.api.defaults import ROUTE_PROTO
 from podnet.api.objects import Node, Pod
 from podnet.calc.model import ClusterState
 from podnet.calc.routes import VXLAN_DEV, Route, node_addrs, plan_routes
@@ -69,8 +70,8 @@ def block_routes(state: ClusterState, facts: LabFacts, node: str) -> list[Route]
 
 def _route_text(r: Route) -> str:
     if r.dev == VXLAN_DEV:
-        return f"{r.dst} via {r.gateway} dev {VXLAN_DEV} onlink proto 188"
-    return f"{r.dst} via {r.gateway} dev {UNDERLAY_DEV} proto 188"
+        return f"{r.dst} via {r.gateway} dev {VXLAN_DEV} onlink proto {ROUTE_PROTO}"
+    return f"{r.dst} via {r.gateway} dev {UNDERLAY_DEV} proto {ROUTE_PROTO}"
 
 
 def node_decision(state: ClusterState, facts: LabFacts, node: str, dst: str) -> Decision:
