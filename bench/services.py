@@ -3,7 +3,7 @@
 written in nftables, same services, same machine, same applier, one run (needs root).
 
 For each side: full sync of 1,000 and 10,000 services x 10 endpoints (render + one
-transaction, into a fresh table), one endpoint change with 10,000 services loaded (median
+transaction, into a fresh table; median of 3), one endpoint change with 10,000 services loaded (median
 of several), and first-packet latency (TCP connect to a VIP, median over many; the
 measured service is the LAST one, the linear layout's worst case) with 1 and with 10,000
 services present. The baseline (`inet pn-bench-linear`) is kube-proxy's iptables shape:
@@ -36,6 +36,7 @@ from svc_topo import SvcTopo  # noqa: E402
 
 BACKEND = "10.244.1.11"  # b1 of svc_topo
 EPS = 10
+REPEAT = 3  # full syncs per size; the median is reported
 
 
 def vip(i: int) -> str:
@@ -114,11 +115,16 @@ def linear_change(e_old, e_new) -> str:
 
 # ---- measurements ------------------------------------------------------------------------
 def connect_median(topo: SvcTopo, ip: str, n: int) -> float:
-    topo.connect(topo.ns("client"), ip, 80, n=20)  # warm ARP/neighbour caches
-    res = topo.connect(topo.ns("client"), ip, 80, n=n, timeout=2)
-    ok = [a for a in res["answers"] if a.startswith("b1 ")]
-    assert len(ok) == n, f"connects to {ip} failed: {set(res['answers']) - set(ok)}"
-    return statistics.median(res["times"])
+    """Median connect time over 3 rounds of n, after 100 warm-up connects (neighbour
+    caches, CPU frequency, Python start-up in the client all settle first)."""
+    topo.connect(topo.ns("client"), ip, 80, n=100)
+    times: list[float] = []
+    for _ in range(3):
+        res = topo.connect(topo.ns("client"), ip, 80, n=n, timeout=2)
+        ok = [a for a in res["answers"] if a.startswith("b1 ")]
+        assert len(ok) == n, f"connects to {ip} failed: {set(res['answers']) - set(ok)}"
+        times += res["times"]
+    return statistics.median(times)
 
 
 def changed_slice(i: int, k: int):
@@ -140,13 +146,17 @@ def bench_podnet(topo: SvcTopo, sess: NftSession, n_big: int, connects: int) -> 
     ServiceProxyRole().sync(st1, None, sess)
     r["latency_1_us"] = connect_median(topo, vip(0), connects) * 1e6
     for n in (1000, n_big):
-        sess.apply(drop)
         st = ClusterState.from_objects(objects(n), "bench")
-        role = ServiceProxyRole()
-        t = time.perf_counter()
-        role.sync(st, None, sess)
-        r[f"full_{n}_s"] = time.perf_counter() - t
-        r[f"full_{n}_render_s"] = role.last_render_seconds
+        runs, renders = [], []
+        for _ in range(REPEAT):
+            sess.apply(drop)
+            role = ServiceProxyRole()
+            t = time.perf_counter()
+            role.sync(st, None, sess)
+            runs.append(time.perf_counter() - t)
+            renders.append(role.last_render_seconds)
+        r[f"full_{n}_s"] = statistics.median(runs)
+        r[f"full_{n}_render_s"] = statistics.median(renders)
     r[f"latency_{n_big}_us"] = connect_median(topo, vip(n_big - 1), connects) * 1e6
     times = []
     for k in range(7):
@@ -167,13 +177,16 @@ def bench_linear(topo: SvcTopo, sess: NftSession, n_big: int, connects: int) -> 
                                        [o for o in objects(1) if o.kind == "EndpointSlice"], ())))
     r["latency_1_us"] = connect_median(topo, vip(0), connects) * 1e6
     for n in (1000, n_big):
-        sess.apply(drop)
         objs = objects(n)
-        t = time.perf_counter()
-        table = build_table([o for o in objs if o.kind == "Service"],
-                            [o for o in objs if o.kind == "EndpointSlice"], ())
-        sess.apply(linear_full(table))
-        r[f"full_{n}_s"] = time.perf_counter() - t
+        runs = []
+        for _ in range(REPEAT):
+            sess.apply(drop)
+            t = time.perf_counter()
+            table = build_table([o for o in objs if o.kind == "Service"],
+                                [o for o in objs if o.kind == "EndpointSlice"], ())
+            sess.apply(linear_full(table))
+            runs.append(time.perf_counter() - t)
+        r[f"full_{n}_s"] = statistics.median(runs)
     r[f"latency_{n_big}_us"] = connect_median(topo, vip(n_big - 1), connects) * 1e6
     times = []
     for k in range(7):
