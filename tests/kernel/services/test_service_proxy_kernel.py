@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from svc_builders import endpoint, make_service, make_slice
-from svc_topo import NODE_IP4, OUT_IP4
+from svc_topo import NODE_IP4, NODE_IP6, OUT_IP4
 
 pytestmark = pytest.mark.root
 
@@ -172,3 +172,15 @@ def test_session_reports_a_refused_transaction_and_stays_usable(topo, proxy):
     assert set(names(topo.answers("client", "10.96.0.20", 80, n=12))) <= {"b1", "b2", "b3"}
     proxy.session.apply("add element inet podnet-svc nodeips4 { 198.18.0.99 }\n")
     assert proxy.session.pid == pid
+
+
+def test_ipv6_nodeport_from_outside(topo, proxy):
+    def np(d):
+        d["spec"].update(type="NodePort", clusterIPs=["fd00:10:96::21"], ipFamilies=["IPv6"])
+        d["spec"]["ports"][0]["nodePort"] = 30086
+    proxy.put(make_service("default", "np6", np, ip="fd00:10:96::21"),
+              make_slice("default", "np6", [endpoint(B["b2"][1])], family="IPv6"))
+    proxy.sync(full=True)
+    (answer,) = topo.answers("out", NODE_IP6, 30086)
+    who, seen = answer.split()
+    assert who == "b2" and seen == NODE_IP6  # masqueraded to the node's address
