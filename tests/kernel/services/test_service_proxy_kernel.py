@@ -62,6 +62,9 @@ def test_no_endpoints_is_refused_at_once_tcp_and_udp(topo, proxy):
     proxy.sync(full=True)
     assert topo.answers("client", "10.96.0.23", 80) == ["refused"]
     assert topo.answers("client", "10.96.0.24", 53, proto="udp") == ["refused"]
+    # a port the Service does not have is refused too, from a pod and from the node
+    assert topo.answers("client", "10.96.0.24", 54, proto="udp") == ["refused"]
+    assert topo.connect(topo.node, "10.96.0.23", 81)["answers"] == ["refused"]
 
 
 def test_endpoint_change_is_a_partial_sync_and_takes_effect(topo, proxy):

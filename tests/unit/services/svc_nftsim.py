@@ -138,7 +138,7 @@ def trace(model: NftModel, src: str, dst: str, proto: str, dport: int,
         return Verdict("reject")
     target = s[f"svc{fam}"].get(key) or (s[f"np{fam}"].get(f"{proto} . {dport}") if node else None)
     if target is None:
-        return Verdict("none")
+        return Verdict("reject" if dst in s[f"vips{fam}"] else "none")
     mark = _run_chain(model, target.split()[1], src, draw, aff)
     val = s[f"ep{fam}"][mark]
     ip, port = val.split(" . ")

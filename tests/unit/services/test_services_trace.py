@@ -35,10 +35,11 @@ def test_no_endpoints_rejects_on_vip_and_nodeport():
     assert trace(m, "203.0.113.5", "198.18.0.11", "tcp", 30081).action == "reject"
 
 
-def test_not_a_service_is_untouched():
+def test_not_a_service_is_untouched_but_a_clusterip_refuses_other_ports():
     m = loaded()
-    assert trace(m, CLIENT, "10.96.0.20", "tcp", 81).action == "none"
-    assert trace(m, CLIENT, "10.96.0.20", "udp", 80).action == "none"
+    assert trace(m, CLIENT, "10.96.0.20", "tcp", 81).action == "reject"
+    assert trace(m, CLIENT, "10.96.0.20", "udp", 80).action == "reject"
+    assert trace(m, CLIENT, "10.96.0.99", "tcp", 80).action == "none"
     assert trace(m, CLIENT, "198.18.0.11", "tcp", 30082).action == "none"
 
 

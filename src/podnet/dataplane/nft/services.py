@@ -48,6 +48,7 @@ _SETS = (
     ("npnoep", "set", "inet_proto . inet_service"),
     ("nodeips", "set", "{a}"),
     ("hairpin", "set", "{a} . {a}"),
+    ("vips", "set", "{a}"),
 )
 _NAME_BAD = re.compile(r"[^A-Za-z0-9/_.-]")
 
@@ -81,7 +82,7 @@ def render_entry(e: ServicePortEntry, slot: int) -> EntryRender:
     fam = e.family
     proto = e.protocol.lower()
     ip = _FAM[fam][0]
-    els: list[tuple[str, str, str]] = []
+    els: list[tuple[str, str, str]] = [(f"vips{fam}", e.vip, "")]
     eps = e.endpoints[:MAX_ENDPOINTS]
     if not eps:
         els.append((f"noep{fam}", f"{e.vip} . {proto} . {e.port}", ""))
@@ -240,6 +241,9 @@ def _static() -> list[str]:
         ]
     # after the service lookups: only a packet that a service chain marked goes on to NAT
     regular["services"].append(f"meta mark & {MARK_MASK:#010x} == {MARK_TAG:#010x} goto endpoint-dnat")
+    # a ClusterIP answers only on its Service's ports; anything else is refused at once,
+    # as kube-proxy does, instead of wandering off along the default route
+    regular["services"] += [f"{ip} daddr @vips{fam} goto do-reject" for fam, (ip, _) in _FAM.items()]
     for name, rules in regular.items():
         out.append(f"add chain {T} {name}")
         rules_after += _chain_cmds(name, rules)
