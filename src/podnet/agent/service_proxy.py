@@ -131,6 +131,13 @@ class ServiceProxyRole:
     def service_ports(self) -> int:
         return len(self._rendered.entries) if self._rendered else 0
 
+    def status(self) -> dict[str, object]:
+        """For the Node's status (what `podnet get nodes -o wide` / describe can show)."""
+        return {"fullSyncs": self.full_syncs, "partialSyncs": self.partial_syncs,
+                "failedSyncs": self.failed_syncs, "lastSync": self.last_sync_kind,
+                "lastSyncSeconds": round(self.last_sync_seconds, 6),
+                "servicePorts": self.service_ports}
+
     def metrics_text(self) -> str:
         p = "podnet_service_proxy"
         return "\n".join([

@@ -90,6 +90,15 @@ def test_failure_forgets_state_and_next_sync_is_fresh_full():
     assert "delete table inet podnet-svc" in text
     same(run.model, fresh(st))
     assert 'podnet_service_proxy_syncs_total{kind="full"} 2' in role.metrics_text()
+    st_ = role.status()
+    assert (st_["fullSyncs"], st_["failedSyncs"], st_["lastSync"]) == (2, 1, "full")
+    assert st_["servicePorts"] == len(fresh_role_entries(st))
+
+
+def fresh_role_entries(state):
+    r = ServiceProxyRole()
+    r.nft_fragment(state, None)
+    return r._rendered.entries
 
 
 def test_periodic_full_sync_keeps_affinity_sets():
