@@ -181,7 +181,9 @@ def admit_service(store: Datastore, svc: Service, cfg: ServiceCIDRs | None = Non
     if typ == "ExternalName":
         for f in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
             spec.pop(f, None)
-        return _as_service(d)
+        for p in spec.get("ports") or []:
+            p.pop("nodePort", None)
+        return _released_if_update(store, svc, _as_service(d))
     ips = [str(x) for x in spec.get("clusterIPs") or []] or ([str(spec["clusterIP"])] if spec.get("clusterIP") else [])
     if spec.get("clusterIP") and ips and str(spec["clusterIP"]) != ips[0]:
         raise ServiceAdmissionError(f"spec.clusterIP: {spec['clusterIP']} must equal spec.clusterIPs[0] ({ips[0]})")
@@ -199,10 +201,13 @@ def admit_service(store: Datastore, svc: Service, cfg: ServiceCIDRs | None = Non
                 out.append(_pick_ip(store, cfg.cidrs[fam], svc, fam))
         spec["clusterIP"], spec["clusterIPs"] = out[0], out
     _node_ports(store, spec, typ, svc, cfg)
-    out = _as_service(d)
+    return _released_if_update(store, svc, _as_service(d))
+
+
+def _released_if_update(store: Datastore, svc: Service, out: Service) -> Service:
+    """An update of the stored object (same uid) gives back what the new spec dropped. A
+    create that races another create of the same name must not touch the winner's."""
     live = _live(store, svc)
-    # an update of the stored object (same uid): give back what the spec dropped. A create
-    # that races another create of the same name must not touch the winner's allocations.
     if live is not None and svc.uid and svc.uid == live.uid:
         release_unused(store, out)
     return out

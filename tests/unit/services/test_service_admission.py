@@ -167,3 +167,12 @@ def test_concurrent_appliers_never_share_an_ip_or_port(tmp_path):
         res = [x for chunk in p.map(_admit_many, [(url, w, 15) for w in range(4)]) for x in chunk]
     ips, ports = [r[0] for r in res], [r[1] for r in res]
     assert len(set(ips)) == len(ips) == 60 and len(set(ports)) == len(ports)
+
+
+def test_update_to_externalname_gives_everything_back(store):
+    live = stored(store, svc("x", _np(30090)))
+    d = live.to_dict()
+    d["spec"].update(type="ExternalName", externalName="db.example")
+    out = admit_service(store, from_dict(d))
+    assert "clusterIP" not in out.spec and "nodePort" not in out.spec["ports"][0]
+    assert held_by(store, live) == []
