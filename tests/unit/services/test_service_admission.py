@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import ipaddress
 import multiprocessing as mp
+import os
+import shutil
 
 import pytest
 
 from podnet.api.objects import from_dict
+from podnet.datastore.interface import open_datastore
 from podnet.datastore.sqlite import SqliteDatastore
 from podnet.ipam.serviceips import (ServiceAdmissionError, ServiceCIDRs, admit_service,
                                     cluster_service_cidrs, held_by, release_service)
 from svc_builders import make_service
 
+ETCD_BIN = os.environ.get("PODNET_ETCD_BIN", "/usr/bin/etcd")
 DUAL = ServiceCIDRs({"IPv4": "10.96.0.0/12", "IPv6": "fd00:10:96::/112"})
 
 
@@ -147,7 +151,7 @@ def test_lost_create_race_keeps_the_winners_allocations(store):
 
 def _admit_many(args):
     url, worker, n = args
-    st = SqliteDatastore(url)
+    st = open_datastore(url)
     out = []
     for i in range(n):
         s = admit_service(st, make_service("default", f"w{worker}-{i}",
@@ -159,9 +163,26 @@ def _admit_many(args):
     return out
 
 
-def test_concurrent_appliers_never_share_an_ip_or_port(tmp_path):
-    url = f"sqlite:///{tmp_path}/race.db"
-    SqliteDatastore(url).close()
+@pytest.fixture(params=["sqlite", pytest.param("etcd", marks=pytest.mark.etcd)])
+def store_url(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/race.db"
+        SqliteDatastore(url).close()
+        yield url
+        return
+    if not (os.path.exists(ETCD_BIN) or shutil.which("etcd")):
+        pytest.skip(f"etcd binary not found at {ETCD_BIN}")
+    from podnet.datastore.etcd_server import EtcdServer
+    server = EtcdServer(data_dir=str(tmp_path / "etcd"), binary=ETCD_BIN)
+    server.start()
+    try:
+        yield f"etcd://{server.client_host}:{server.client_port}/svc-race"
+    finally:
+        server.stop()
+
+
+def test_concurrent_appliers_never_share_an_ip_or_port(store_url):
+    url = store_url
     # a /26 holds 62 service IPs: 4 x 15 fills almost all of it, so collisions are certain
     with mp.get_context("fork").Pool(4) as p:
         res = [x for chunk in p.map(_admit_many, [(url, w, 15) for w in range(4)]) for x in chunk]
