@@ -9,7 +9,6 @@ bind-mounts over /etc/resolv.conf, as the lab does for pods.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import time
