@@ -88,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
                         cache_ttl=args.cache_ttl)
     except DatastoreError as e:
         raise UserError(f"datastore {url}: {e}") from None
+    except ValueError as e:  # a bad --zone or --pods
+        raise UserError(str(e)) from None
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -75,3 +75,12 @@ def test_cli_parses_and_rejects():
         cli_dns.run(build_parser().parse_args(["--datastore", "sqlite:///x.db", "dns", "--ttl", "5000"]))
     with pytest.raises(SystemExit):
         build_parser().parse_args(["dns", "--pods", "sometimes"])
+
+
+def test_cli_rejects_a_bad_zone(tmp_path):
+    from podnet.cli.errors import UserError
+    from podnet.cli.main import build_parser
+    from podnet.cli import dns as cli_dns
+    args = build_parser().parse_args(["--datastore", f"sqlite://{tmp_path / 's.db'}", "dns", "--zone", "a..b"])
+    with pytest.raises(UserError, match="zone 'a..b'"):
+        cli_dns.run(args)
