@@ -1,9 +1,11 @@
 """The EndpointSlice controller: watch Services, Pods and EndpointSlices in the store and
 write the slices calc.endpointslices says each Service should have.
 
-Events only mark namespaces (and Services) dirty; a batch then lists the namespace's Pods
-and Services once and reconciles each Service: create what is missing, update what
-differs (CAS on the slice's revision), delete managed slices no longer wanted. Only slices
+Events only mark Services dirty: a Service or slice event its own Service, a Pod event the
+Services whose selector matches the pod's labels now or before (a cache of Services and of
+pod labels makes that cheap). A batch then lists each dirty namespace's Pods once and
+reconciles the dirty Services: create what is missing, update what differs (CAS on the
+slice's revision), delete managed slices no longer wanted. Only slices
 labelled `endpointslice.kubernetes.io/managed-by: podnet-controller` are ever touched, so
 a selector-less Service keeps the slices its user applies. A Conflict just marks the
 namespace dirty again; a store error is logged and retried; nothing raises out of `run`.
@@ -31,21 +33,30 @@ BATCH_WINDOW = 0.05
 class EndpointSliceController:
     def __init__(self, store: Datastore):
         self.store = store
+        self._services: dict[tuple[str, str], Service] = {}
+        self._pod_labels: dict[tuple[str, str], dict[str, str]] = {}
         self.writes = 0
         self.reconciles = 0
         self.errors = 0
 
     # ---- one namespace --------------------------------------------------------------------
-    def reconcile_namespace(self, ns: str) -> bool:
-        """Bring every managed slice of `ns` in line. False when something must be retried."""
+    def reconcile_namespace(self, ns: str, only: set[str] | None = None) -> bool:
+        """Bring the managed slices of `ns` (of the Services named in `only`, or all) in
+        line. False when something must be retried."""
         pods = [p for p in self.store.list("Pod", ns).items if isinstance(p, Pod)]
         services = {s.name: s for s in self.store.list("Service", ns).items if isinstance(s, Service)}
+        for p in pods:
+            self._pod_labels[(ns, p.name)] = p.labels
+        for name in list(k[1] for k in self._services if k[0] == ns and k[1] not in services):
+            del self._services[(ns, name)]
+        self._services.update({(ns, n): svc for n, svc in services.items()})
         managed = self.store.list("EndpointSlice", ns, LabelSelector.from_map({MANAGED_BY: CONTROLLER})).items
         have: dict[str, dict[str, Resource]] = {}
         for sl in managed:
             have.setdefault(sl.labels.get(SERVICE_NAME, ""), {})[sl.name] = sl
         ok = True
-        for name in sorted(set(services) | set(have)):
+        names = set(services) | set(have)
+        for name in sorted(names if only is None else names & only):
             svc = services.get(name)
             want = desired_slices(svc, pods) if svc is not None else []
             ok &= self._converge(want, have.get(name, {}))
@@ -86,9 +97,9 @@ class EndpointSliceController:
             self._safe(ns)
         return rev
 
-    def _safe(self, ns: str) -> bool:
+    def _safe(self, ns: str, only: set[str] | None = None) -> bool:
         try:
-            return self.reconcile_namespace(ns)
+            return self.reconcile_namespace(ns, only)
         except DatastoreError as e:
             self.errors += 1
             log.warning("namespace %s: %s (will retry)", ns, e)
@@ -99,12 +110,34 @@ class EndpointSliceController:
             return True
 
     # ---- the loop -------------------------------------------------------------------------
+    def services_touched(self, ev: Any) -> tuple[str, set[str]]:
+        """(namespace, Service names) an event concerns."""
+        obj = ev.object
+        ns = obj.namespace
+        if obj.kind == "Service":
+            if ev.type == "DELETED":
+                self._services.pop((ns, obj.name), None)
+            elif isinstance(obj, Service):
+                self._services[(ns, obj.name)] = obj
+            return ns, {obj.name}
+        if obj.kind == "EndpointSlice":
+            return ns, {obj.labels.get(SERVICE_NAME, "")} - {""}
+        old = self._pod_labels.pop((ns, obj.name), None)
+        if ev.type != "DELETED":
+            self._pod_labels[(ns, obj.name)] = obj.labels
+        out = set()
+        for (sns, name), svc in self._services.items():
+            if sns == ns and svc.has_selector and (svc.selector.matches(obj.labels)
+                                                   or (old is not None and svc.selector.matches(old))):
+                out.add(name)
+        return ns, out
+
     def run(self, stop: threading.Event, resync_every: float = 300.0) -> None:
         events: queue.Queue[Any] = queue.Queue()
         rev = self.reconcile_all()
         watcher = threading.Thread(target=self._watch, args=(rev, events, stop), daemon=True)
         watcher.start()
-        dirty: set[str] = set()
+        dirty: dict[str, set[str]] = {}
         last_full = time.monotonic()
         while not stop.is_set():
             try:
@@ -115,21 +148,28 @@ class EndpointSliceController:
                 self.reconcile_all()
                 last_full = time.monotonic()
                 continue
-            if item is not None:
-                dirty.add(item)
-                deadline = time.monotonic() + BATCH_WINDOW
-                while time.monotonic() < deadline:
-                    try:
-                        nxt = events.get(timeout=max(0.0, deadline - time.monotonic()))
-                    except queue.Empty:
-                        break
-                    if nxt == "relist":
-                        events.put(nxt)
-                        break
-                    dirty.add(nxt)
+            batch = [] if item is None else [item]
+            deadline = time.monotonic() + BATCH_WINDOW
+            while batch and time.monotonic() < deadline:
+                try:
+                    nxt = events.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if nxt == "relist":
+                    events.put(nxt)
+                    break
+                batch.append(nxt)
+            for ev in batch:
+                try:
+                    ns, names = self.services_touched(ev)
+                except Exception:  # noqa: BLE001 - a strange event must not stop the loop
+                    log.exception("event %s skipped", getattr(ev, "revision", "?"))
+                    continue
+                if names:
+                    dirty.setdefault(ns, set()).update(names)
             for ns in sorted(dirty):
-                if self._safe(ns):
-                    dirty.discard(ns)
+                if self._safe(ns, dirty[ns]):
+                    del dirty[ns]
             if dirty:
                 stop.wait(0.2)
 
@@ -138,7 +178,7 @@ class EndpointSliceController:
             try:
                 for ev in self.store.watch(rev, KINDS, stop=stop):
                     rev = ev.revision
-                    events.put(ev.object.namespace)
+                    events.put(ev)
                 return
             except Compacted:
                 rev = self.store.revision()

@@ -123,3 +123,26 @@ def _wait(cond, timeout=5.0):
             return
         time.sleep(0.05)
     assert cond()
+
+
+def test_controller_loop_follows_relabelling_and_new_services(store):
+    store.create(web())
+    pod = store.create(make_pod("default", "a", ["10.244.1.2"], {"app": "web"}))
+    ctl = EndpointSliceController(store)
+    stop = threading.Event()
+    t = threading.Thread(target=ctl.run, args=(stop,), daemon=True)
+    t.start()
+    try:
+        def addrs(name="web"):
+            return [e.addresses[0] for s in slices_of(store, name) for e in s.endpoints]
+        _wait(lambda: addrs() == ["10.244.1.2"])
+        # the pod leaves the Service by its labels (old labels matter: it was selected)
+        store.update(pod.with_metadata(labels={"app": "other"}))
+        _wait(lambda: addrs() == [])
+        store.create(make_service("default", "other", ports=[{"name": "http", "port": 80, "targetPort": 8080}],
+                                  selector={"app": "other"}))
+        _wait(lambda: addrs("other") == ["10.244.1.2"])
+    finally:
+        stop.set()
+        t.join(timeout=5)
+    assert not t.is_alive()
