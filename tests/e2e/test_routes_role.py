@@ -11,6 +11,7 @@ import subprocess
 import pytest
 
 from podnet.agent.routes_role import RoutesRole
+from podnet.api.defaults import ROUTE_PROTO
 from podnet.api.objects import Node, Resource
 from podnet.calc.model import ClusterState
 from podnet.dataplane.net.links import IpBatch
@@ -47,7 +48,7 @@ def state(blocks: list[str], owner: str = "n2", nodes_up: tuple[str, ...] = ("n1
 
 
 def test_direct_routes_follow_blocks_and_sweep_only_ours(node_ns):
-    ip(node_ns, "route", "add", "10.99.0.0/24", "via", "198.18.0.12", "proto", "188")  # stale, ours
+    ip(node_ns, "route", "add", "10.99.0.0/24", "via", "198.18.0.12", "proto", str(ROUTE_PROTO))  # stale, ours
     ip(node_ns, "route", "add", "10.98.0.0/24", "via", "198.18.0.12")  # somebody else's
     role = RoutesRole("n1", "198.18.0.11", "none", node_ns)
     role.apply_kernel(state(["10.244.1.0/26", "fd00:10:244::40/122"]))
