@@ -12,7 +12,7 @@ demo: deps
 
 test: deps
 	$(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
-	$(VENV)/bin/lint-imports --no-cache -q 2>/dev/null || $(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/lint-imports --no-cache
 
 deps: apt venv
 
