@@ -25,7 +25,9 @@ from typing import Any, Callable
 from podnet.api.objects import Node, ObjectKey, Resource
 from podnet.calc.model import ClusterState
 from podnet.calc.routes import MAC_STATUS_FIELD, vtep_mac
+from podnet.agent.metrics import AgentMetrics
 from podnet.dataplane.nft.runner import NftError, NftRunner
+from podnet.dataplane.nft.session import NftSession
 from podnet.datastore.common import now_rfc3339
 from podnet.datastore.cache import Batch, Informer
 from podnet.datastore.interface import Conflict, Datastore, DatastoreError, NotFound
@@ -101,14 +103,15 @@ def _routes_role_class() -> type:
 
 class Agent:
     def __init__(self, ctx: AgentContext, roles: list[Any] | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, use_session: bool = True):
         if ctx.store is None:
             raise ValueError("AgentContext.store is required")
         self.ctx = ctx
         self.store: Datastore = ctx.store
         self.roles = load_roles(ctx) if roles is None else roles
         self.state = ClusterState(node_name=ctx.node_name)
-        self.nft = NftRunner(ctx.netns)
+        self.nft: NftRunner | NftSession = NftSession(ctx.netns) if use_session else NftRunner(ctx.netns)
+        self.metrics = AgentMetrics()
         self.kinds = tuple(sorted({"Node", "IPAMBlock"} | {k for r in self.roles for k in r.kinds}))
         self.events: queue.Queue[Batch] = queue.Queue()
         self.informer = Informer(self.store, self.kinds, on_batch=self.events.put,
@@ -135,30 +138,46 @@ class Agent:
     # ---- kernel side --------------------------------------------------------------
     def sync(self, changed: set[ObjectKey] | None) -> bool:
         full = changed is None or self._full_needed
+        t0 = time.perf_counter()
         frags = []
+        took: dict[str, float] = {}  # role -> its own render and kernel seconds
+        work: dict[str, str] = {}  # role -> "full"/"partial" when the sync concerned it
         for role in self.roles:
+            t = time.perf_counter()
             try:
                 mine = None if full else {k for k in changed or () if k.kind in role.kinds}
+                if full or mine:
+                    work[role.name] = "full" if full else "partial"
                 frags.append(role.nft_fragment(self.state, mine))
             except Exception:  # noqa: BLE001
                 log.exception("role %s: render failed", role.name)
+            took[role.name] = time.perf_counter() - t
         script = "\n".join(f for f in frags if f and f.strip())
         ok = True
+        t = time.perf_counter()
         try:
-            self.nft.apply(script)
+            self._apply(script)
         except NftError as e:
             ok = False
             self.last_error = str(e)
             log.error("%s", e)
+        shared = time.perf_counter() - t
         for role in self.roles:
             role.committed(ok)
+        failed: set[str] = set() if ok else set(work)
         for role in self.roles:
+            t = time.perf_counter()
             try:
                 role.apply_kernel(self.state)
             except Exception as e:  # noqa: BLE001 - retried at the next sync
                 ok = False
+                failed.add(role.name)
                 self.last_error = f"{role.name}: {e}"
                 log.exception("role %s: kernel apply failed", role.name)
+            took[role.name] = took.get(role.name, 0.0) + time.perf_counter() - t
+        for name, kind in work.items():
+            self.metrics.role(name).record(kind, took.get(name, 0.0) + shared, name not in failed)
+        self.metrics.agent.record("full" if full else "partial", time.perf_counter() - t0, ok)
         self._full_needed = not ok
         self.syncs += 1
         if not ok:
@@ -166,6 +185,22 @@ class Agent:
         else:
             self.last_error = ""
         return ok
+
+    def _apply(self, script: str) -> None:
+        """Through the long-lived nft session (a partial sync then costs ~1 ms, not an
+        `nft` start-up); if the session itself cannot run (no libnftables), fall back to
+        `nft -f` for good. A refused transaction is an NftError either way."""
+        if isinstance(self.nft, NftSession):
+            try:
+                self.nft.apply(script)
+                return
+            except NftError as e:
+                if "died" not in str(e):
+                    raise
+                log.warning("nft session unusable (%s); using nft -f", e)
+                self.nft.close()
+                self.nft = NftRunner(self.ctx.netns)
+        self.nft.apply(script)
 
     # ---- Node registration ----------------------------------------------------------
     def _own_blocks(self) -> list[str]:
@@ -180,7 +215,7 @@ class Agent:
         health = "healthy" if not self.last_error else "degraded"
         agent = {"health": health, "heartbeat": now_rfc3339(), "syncs": self.syncs,
                  "syncFailures": self.failures, "lastError": self.last_error,
-                 "roles": [r.name for r in self.roles]}
+                 "roles": [r.name for r in self.roles], "sync": self.metrics.status()}
         podnet: dict[str, Any] = {"blocks": blocks, "encap": self.ctx.encap}
         if self.ctx.ip4:
             podnet[MAC_STATUS_FIELD] = vtep_mac(self.ctx.ip4)
@@ -223,6 +258,8 @@ class Agent:
             self._loop()
         finally:
             self.informer.stop()
+            if isinstance(self.nft, NftSession):
+                self.nft.close()
 
     def _loop(self) -> None:
         self.sync(None)

@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from podnet.agent.agent import Agent, AgentContext
+from podnet.agent.metrics import serve_metrics
 from podnet.dataplane.net.links import addresses, default_route_dev
 from podnet.dataplane.net.sysctl import NODE_SYSCTLS, current_netns_name, write_sysctls
 from podnet.datastore.interface import DatastoreError, open_datastore
@@ -58,8 +59,15 @@ def run_agent(url: str, node: str, encap: str = "none", node_ips: list[str] | No
     signal.signal(signal.SIGINT, lambda *_: agent.stop.set())
     log.info("agent for node %s (%s), encap %s, roles: %s", node, ", ".join(ips), encap,
              ", ".join(r.name for r in agent.roles) or "none")
+    server = None
+    port = int((options or {}).get("metrics_port") or 0)
+    if port:
+        server = serve_metrics(port, lambda: agent.metrics.prometheus(node))
+        log.info("metrics on :%d/metrics", port)
     try:
         agent.run()
     finally:
+        if server is not None:
+            server.shutdown()
         store.close()
     return 0

@@ -198,7 +198,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_agent(args: argparse.Namespace) -> int:
     from podnet.agent.main import AgentError, run_agent
     try:
-        return run_agent(context.datastore_url(args), args.node, args.encap, args.node_ip)
+        return run_agent(context.datastore_url(args), args.node, args.encap, args.node_ip,
+                         {"metrics_port": args.metrics_port} if args.metrics_port else None)
     except AgentError as e:
         raise UserError(str(e)) from None
 
@@ -246,6 +247,8 @@ def register(sub: Any) -> None:
     p.add_argument("--node", required=True)
     p.add_argument("--encap", choices=("none", "vxlan"), default="none")
     p.add_argument("--node-ip", action="append", default=[], help="the node's address (repeat per family)")
+    p.add_argument("--metrics-port", type=int, default=0,
+                   help="serve sync counts and durations as Prometheus text on this TCP port (/metrics)")
     p.set_defaults(func=cmd_agent)
 
     p = sub.add_parser("kubelet", help=argparse.SUPPRESS)

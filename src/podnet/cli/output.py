@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
+from podnet.agent.metrics import compact as compact_syncs
 from podnet.api.objects import (Deployment, EndpointSlice, IPPool, NetworkPolicy, Node, Pod,
                                 Resource, Service)
 
@@ -240,7 +241,14 @@ def _node_wide(o: Resource, ctx: Ctx) -> list[str]:
                 ctx._cache["blocks"] = []
         mine = [b.cidr for b in ctx._cache["blocks"] if b.node == o.name]
         blocks = ",".join(mine) or NONE
-    return [",".join(o.internal_ips) or NONE, blocks, node_agent(o)]
+    return [",".join(o.internal_ips) or NONE, blocks, node_agent(o), node_syncs(o)]
+
+
+def node_syncs(o: Resource) -> str:
+    """The agent's sync counts as it publishes them (status.agent.sync):
+    `<full>f+<partial>p,<failed>err,<last duration>`."""
+    agent = o.status.get("agent")
+    return compact_syncs(agent.get("sync") if isinstance(agent, dict) else None)
 
 
 def _ippool(o: Resource, ctx: Ctx) -> list[str]:
@@ -276,7 +284,7 @@ TABLES: dict[str, KindTable] = {
     "EndpointSlice": KindTable(("NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"), _endpointslice),
     "Namespace": KindTable(("NAME", "STATUS", "AGE"), _namespace),
     "Node": KindTable(("NAME", "STATUS", "ROLES", "AGE", "VERSION"), _node,
-                      ("INTERNAL-IP", "BLOCKS", "AGENT"), _node_wide),
+                      ("INTERNAL-IP", "BLOCKS", "AGENT", "SYNCS"), _node_wide),
     "IPPool": KindTable(("NAME", "CIDR", "BLOCKSIZE", "NAT", "DISABLED", "AGE"), _ippool),
 }
 

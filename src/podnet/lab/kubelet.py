@@ -28,7 +28,7 @@ from podnet.api.objects import Deployment, Pod, Resource
 from podnet.datastore.common import now_rfc3339
 from podnet.datastore.interface import (AlreadyExists, Compacted, Conflict, Datastore,
                                         DatastoreError, NotFound)
-from podnet.lab import containers, network, procs
+from podnet.lab import containers, network, probes, procs
 from podnet.lab.records import PodRecords
 from podnet.lab.serve import ServeClient, ServeError
 from podnet.lab.state import LabState
@@ -67,6 +67,8 @@ class Kubelet:
         self.serve = {n.name: ServeClient(serve_socket(state, n.name)) for n in spec.nodes}
         self.revision = 0
         self.records = PodRecords(state.path("pods"))
+        self.readiness: dict[tuple[str, str], bool] = {}  # pods with a readinessProbe
+        self.prober = probes.Prober(self._readiness_changed)
 
     # ---- cache --------------------------------------------------------------------------
     def relist(self) -> None:
@@ -101,6 +103,7 @@ class Kubelet:
         self.cleanup_orphans()
         self.reconcile_all()
         threading.Thread(target=self._watch_forever, daemon=True, name="watch").start()
+        threading.Thread(target=self.prober.loop, args=(self.stop,), daemon=True, name="probes").start()
         next_check = time.monotonic() + LIVENESS_EVERY
         while not self.stop.is_set():
             if time.monotonic() >= next_check:
@@ -219,7 +222,7 @@ class Kubelet:
                 return  # a newer version is on its way to us
             self.pods[key] = pod
         done = self.running.get(key)
-        if done is not None and done[0] == pod.uid and pod.ready \
+        if done is not None and done[0] == pod.uid and pod.ready == self.readiness.get(key, True) \
                 and pod.annotations.get(NETNS_ANNOTATION) == done[3]:
             return
         self.submit(key, lambda: self.setup(key))
@@ -295,6 +298,9 @@ class Kubelet:
             log.warning("pod %s/%s: %s", pod.namespace, pod.name, w)
         self.failures.pop(key, None)
         self.next_restart.pop(key, None)
+        probe = probes.readiness_probe(pod)
+        if probe is not None:
+            self.readiness[key] = self.prober.first(key, netns, probe, probes.env_of(pod, os.environ))
         info = (pod.uid, ips, node.ips, netns, "; ".join(warnings), now_rfc3339())
         self.running[key] = info
         t_net = time.monotonic()
@@ -305,16 +311,24 @@ class Kubelet:
 
     def _record_running(self, pod: Pod, ips: list[str], host_ips: list[str], netns: str,
                         message: str, started: str) -> None:
+        ready = self.readiness.get((pod.namespace, pod.name), True)
+
         def mutate(cur: Resource) -> Resource:
-            out = cur.with_status(running_status(cur, ips, host_ips, started, True,  # type: ignore[arg-type]
+            out = cur.with_status(running_status(cur, ips, host_ips, started, ready,  # type: ignore[arg-type]
                                                  message))
             ann = dict(cur.annotations)
             ann[NETNS_ANNOTATION] = netns
             return out.with_metadata(annotations=ann)
 
-        if pod.annotations.get(NETNS_ANNOTATION) == netns and pod.ready and pod.pod_ips == ips:
+        if pod.annotations.get(NETNS_ANNOTATION) == netns and pod.ready == ready and pod.pod_ips == ips:
             return
         self._update(pod, mutate)
+
+    def _readiness_changed(self, key: tuple[str, str], ready: bool) -> None:
+        """The prober's thread: record the new readiness, and let a worker write it."""
+        self.readiness[key] = ready
+        log.info("pod %s/%s: readiness probe %s", *key, "passes" if ready else "fails")
+        self.submit(key, lambda: self.setup(key))
 
     def check_containers(self) -> None:
         """restartPolicy Always: a container process that exited is started again."""
@@ -358,6 +372,8 @@ class Kubelet:
 
     def teardown(self, key: tuple[str, str], obj: Resource) -> None:
         self.running.pop(key, None)
+        self.prober.forget(key)
+        self.readiness.pop(key, None)
         self.procs.pop(key, None)
         self.restarts.pop(key, None)
         self.failures.pop(key, None)

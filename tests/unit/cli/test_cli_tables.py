@@ -14,7 +14,9 @@ NODE = {"apiVersion": "v1", "kind": "Node",
         "metadata": {"name": "node-1", "labels": {"node-role.kubernetes.io/control-plane": ""}},
         "status": {"conditions": [{"type": "Ready", "status": "True"}],
                    "addresses": [{"type": "InternalIP", "address": "198.18.0.11"}],
-                   "nodeInfo": {"podnetVersion": "0.1.0"}, "agent": {"health": "healthy"},
+                   "nodeInfo": {"podnetVersion": "0.1.0"},
+                   "agent": {"health": "healthy", "sync": {"full": 3, "partial": 41, "failed": 1,
+                                                           "lastSeconds": 0.0021}},
                    "podnet": {"blocks": ["10.244.3.0/26", "fd00:10:244:0:1::/122"]}}}
 SLICE = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
          "metadata": {"name": "web-abc", "labels": {"kubernetes.io/service-name": "web"}},
@@ -43,8 +45,8 @@ def test_nodes(env, capsys):
     assert r[0] == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
     assert r[1][:3] + r[1][4:] == ["node-1", "Ready", "control-plane", "0.1.0"]
     r = rows(run(capsys, "get", "nodes", "-o", "wide")[1])
-    assert r[0] == ["NAME", "STATUS", "ROLES", "AGE", "VERSION", "INTERNAL-IP", "BLOCKS", "AGENT"]
-    assert r[1][5:] == ["198.18.0.11", "10.244.3.0/26,fd00:10:244:0:1::/122", "healthy"]
+    assert r[0] == ["NAME", "STATUS", "ROLES", "AGE", "VERSION", "INTERNAL-IP", "BLOCKS", "AGENT", "SYNCS"]
+    assert r[1][5:] == ["198.18.0.11", "10.244.3.0/26,fd00:10:244:0:1::/122", "healthy", "3f+41p,1err,2.1ms"]
 
 
 def test_endpointslices_and_netpol(env, capsys):
