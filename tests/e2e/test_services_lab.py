@@ -214,7 +214,9 @@ def test_vip_from_pods_on_every_node_reaches_all_three_uniformly(lab):
     assert len(web) == 3
     got: list[str] = []
     for client in ("c1", "c2"):
-        got += connect_many(netns_of(lab, client), vip4, 80, 75)
+        mine = connect_many(netns_of(lab, client), vip4, 80, 75)
+        assert set(mine) == web, (client, Counter(mine))  # from each node, every endpoint
+        got += mine
     counts = Counter(got)
     assert set(counts) == web, counts
     expected = len(got) / 3
@@ -233,7 +235,7 @@ def test_udp_service_answers_from_every_endpoint(lab):
     vip4, vip6 = svc_ips(lab, "web")
     for vip in (vip4, vip6):
         # a fresh socket per datagram: a new flow, so a new choice
-        got = connect_many(netns_of(lab, "c2"), vip, 53, 30, proto="UDP")
+        got = connect_many(netns_of(lab, "c2"), vip, 53, 45, proto="UDP")
         assert set(got) == web_names(lab), Counter(got)
 
 
@@ -322,6 +324,26 @@ def test_a_deleted_pod_leaves_the_choice_within_two_seconds(lab):
     print(f"deleted pod left the choice after {took:.2f}s")
     assert took < 2.0, f"deleted pod chosen for {took:.2f}s"
     lab.wait_pods(3, app="web")  # the Deployment's replacement
+
+
+def test_a_service_losing_its_last_endpoint_refuses_then_its_deletion_clears_the_rules(lab):
+    [vip] = svc_ips(lab, "hair")
+    lab.podnet("delete", "pod", "hairpin")
+    c1 = netns_of(lab, "c1")
+    deadline = time.monotonic() + 3
+    while not (got := connect_many(c1, vip, 80, 1, timeout=0.5)[0]).startswith("ERROR: ConnectionRefused"):
+        assert time.monotonic() < deadline, got
+        time.sleep(0.1)
+    lab.podnet("delete", "service", "hair")
+    deadline = time.monotonic() + 3
+    while True:
+        tables = [subprocess.run(["ip", "netns", "exec", f"pn-{lab.name}-{n}", "nft", "list", "table", "inet",
+                                  "podnet-svc"], capture_output=True, text=True, check=True).stdout
+                  for n in ("n1", "n2")]
+        if not any(vip in t for t in tables):
+            break
+        assert time.monotonic() < deadline, f"{vip} still in the nodes' tables"
+        time.sleep(0.1)
 
 
 def test_nodes_report_their_agents_sync_counts(lab):
