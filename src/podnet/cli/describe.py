@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from podnet.api.objects import (Deployment, containers_of, EndpointSlice, IPPool, NetworkPolicy, Node, Pod,
                                 PolicyRule, Resource, Service)
+from podnet.agent.metrics import compact as compact_syncs
 from podnet.cli.output import NONE, node_agent, node_ready
 
 Describer = Callable[[Any, Resource], list[str]]
@@ -235,7 +236,22 @@ def _ippool(store: Any, o: Resource) -> list[str]:
 def _node(store: Any, o: Resource) -> list[str]:
     assert isinstance(o, Node)
     return [kv("Status", node_ready(o)), kv("Internal IPs", ",".join(o.internal_ips) or NONE),
-            kv("Pod CIDRs", ",".join(o.spec.get("podCIDRs") or []) or NONE), kv("Agent", node_agent(o))]
+            kv("Pod CIDRs", ",".join(o.spec.get("podCIDRs") or []) or NONE), kv("Agent", node_agent(o))] \
+        + _node_syncs(o)
+
+
+def _node_syncs(o: Resource) -> list[str]:
+    """The agent's sync counts (status.agent.sync): the totals, then one line per role."""
+    agent = o.status.get("agent")
+    sync = agent.get("sync") if isinstance(agent, dict) else None
+    if not isinstance(sync, dict):
+        return []
+    lines = [kv("Syncs", compact_syncs(sync))]
+    roles = sync.get("roles")
+    for name, r in sorted(roles.items()) if isinstance(roles, dict) else ():
+        if isinstance(r, dict):
+            lines.append(f"  {name:<10} {compact_syncs(r)}")
+    return lines
 
 
 def _endpointslice(store: Any, o: Resource) -> list[str]:

@@ -16,7 +16,8 @@ NODE = {"apiVersion": "v1", "kind": "Node",
                    "addresses": [{"type": "InternalIP", "address": "198.18.0.11"}],
                    "nodeInfo": {"podnetVersion": "0.1.0"},
                    "agent": {"health": "healthy", "sync": {"full": 3, "partial": 41, "failed": 1,
-                                                           "lastSeconds": 0.0021}},
+                                                           "lastSeconds": 0.0021,
+                                                           "roles": {"services": {"full": 3, "partial": 40}}}},
                    "podnet": {"blocks": ["10.244.3.0/26", "fd00:10:244:0:1::/122"]}}}
 SLICE = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
          "metadata": {"name": "web-abc", "labels": {"kubernetes.io/service-name": "web"}},
@@ -47,6 +48,9 @@ def test_nodes(env, capsys):
     r = rows(run(capsys, "get", "nodes", "-o", "wide")[1])
     assert r[0] == ["NAME", "STATUS", "ROLES", "AGE", "VERSION", "INTERNAL-IP", "BLOCKS", "AGENT", "SYNCS"]
     assert r[1][5:] == ["198.18.0.11", "10.244.3.0/26,fd00:10:244:0:1::/122", "healthy", "3f+41p,1err,2.1ms"]
+    out = run(capsys, "describe", "node", "node-1")[1]
+    assert "3f+41p,1err,2.1ms" in out
+    assert any(line.split() == ["services", "3f+40p,0err,0.0ms"] for line in out.splitlines()), out
 
 
 def test_endpointslices_and_netpol(env, capsys):
