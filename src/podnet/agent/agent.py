@@ -44,6 +44,7 @@ ROLE_SPECS: tuple[tuple[str, str], ...] = (
 BATCH_WINDOW = 0.02  # seconds to gather events into one sync
 HEARTBEAT_EVERY = 10.0
 FULL_RESYNC_EVERY = 300.0
+RETRY_FIRST, RETRY_MAX = 0.5, 30.0  # a failed sync is retried (in full) with back-off
 
 
 @dataclass
@@ -266,16 +267,25 @@ class Agent:
         self.register()
         next_beat = self.clock() + HEARTBEAT_EVERY
         next_full = self.clock() + FULL_RESYNC_EVERY
+        retry_in, retry_at = RETRY_FIRST, self.clock() + RETRY_FIRST
         while not self.stop.is_set():
-            changed, relist = self._gather(timeout=min(1.0, max(0.0, next_beat - self.clock())))
+            wait = min(1.0, max(0.0, next_beat - self.clock()))
+            if self._full_needed:
+                wait = min(wait, max(0.0, retry_at - self.clock()))
+            changed, relist = self._gather(timeout=wait)
             if relist:
                 self.relist()
                 changed = None
             now = self.clock()
             if now >= next_full:
                 changed, next_full = None, now + FULL_RESYNC_EVERY
+            if self._full_needed and now >= retry_at:
+                changed = None  # the last sync failed and nothing new came: try again, whole
             if changed is None or changed:
-                self.sync(changed)
+                if self.sync(changed):
+                    retry_in = RETRY_FIRST
+                else:
+                    retry_at, retry_in = now + retry_in, min(retry_in * 2, RETRY_MAX)
             if now >= next_beat or changed is None or self._own_blocks() != self._published_blocks:
                 next_beat = now + HEARTBEAT_EVERY
                 try:

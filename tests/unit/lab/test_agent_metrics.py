@@ -92,3 +92,39 @@ def test_metrics_endpoint_serves_the_text_on_loopback():
         server.shutdown()
         server.server_close()
     assert 'podnet_agent_syncs_total{node="n1",role="all",kind="full"} 1' in body
+
+
+def test_a_failed_sync_is_retried_whole_without_waiting_for_an_event(tmp_path):
+    import threading
+    import time
+
+    class Flaky(Quiet):
+        def __init__(self):
+            super().__init__("routes", ("Node",))
+            self.calls: list[bool] = []  # full?
+            self.left = 2
+
+        def nft_fragment(self, state, changed):
+            self.calls.append(changed is None)
+            return ""
+
+        def apply_kernel(self, state):
+            if self.left:
+                self.left -= 1
+                raise OSError("not yet")
+
+    role = Flaky()
+    agent, store = make(tmp_path, role)
+    t = threading.Thread(target=agent.run, daemon=True)
+    t.start()
+    try:
+        deadline = time.monotonic() + 10
+        while role.left or agent._full_needed:
+            assert time.monotonic() < deadline, (role.calls, agent.metrics.status())
+            time.sleep(0.05)
+    finally:
+        agent.stop.set()
+        t.join(5)
+        store.close()
+    assert role.calls[:3] == [True, True, True]  # the first sync, then two full retries
+    assert agent.metrics.agent.failed == 2 and agent.last_error == ""
