@@ -141,6 +141,14 @@ def svc_ips(lab: Lab, name: str) -> list[str]:
         s.close()
 
 
+def _node_port(lab: Lab, name: str) -> int:
+    s = lab.store()
+    try:
+        return int(s.get("Service", "default", name).spec["ports"][0]["nodePort"])
+    finally:
+        s.close()
+
+
 def pod(lab: Lab, name: str):
     return next(p for p in lab.pods() if p.name == name)
 
@@ -267,15 +275,27 @@ def test_hairpin_a_pod_reaches_itself_through_its_service(lab):
 
 
 def test_nodeport_from_the_outside_world_to_each_node(lab):
-    s = lab.store()
-    try:
-        node_port = s.get("Service", "default", "web-np").spec["ports"][0]["nodePort"]
-    finally:
-        s.close()
+    node_port = _node_port(lab, "web-np")
     out = f"pn-{lab.name}-out"
     for node_ip in ("198.18.0.11", "198.18.0.12", "fd00:198:18::11", "fd00:198:18::12"):
         got = connect_many(out, node_ip, node_port, 15)
         assert set(got) <= web_names(lab) and len(set(got)) >= 2, (node_ip, Counter(got))
+
+
+def test_nodeport_from_pods_to_their_own_and_the_other_node(lab):
+    node_port = _node_port(lab, "web-np")
+    for client in ("c1", "c2"):
+        for node_ip in ("198.18.0.11", "198.18.0.12", "fd00:198:18::11", "fd00:198:18::12"):
+            got = connect_many(netns_of(lab, client), node_ip, node_port, 10)
+            assert set(got) <= web_names(lab) and len(set(got)) >= 2, (client, node_ip, Counter(got))
+
+
+def test_nodes_themselves_reach_cluster_ips(lab):
+    vip4, vip6 = svc_ips(lab, "web")
+    for node in ("n1", "n2"):
+        for vip in (vip4, vip6):
+            got = connect_many(f"pn-{lab.name}-{node}", vip, 80, 15)
+            assert set(got) <= web_names(lab) and len(set(got)) >= 2, (node, vip, Counter(got))
 
 
 def test_sctp_service_rules_and_traffic_where_the_kernel_has_sctp(lab):
