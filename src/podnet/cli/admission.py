@@ -3,21 +3,24 @@
 `admit(store, obj)` runs before every create/update and returns the object to write
 (a Service gets its cluster IPs and node ports here); `release(store, obj)` runs after a
 delete and gives back what admission took. Per-kind plugins come from other parts of
-podnet when they are installed (looked up with importlib, so this module works before
-they exist). A plugin reports a refusal by raising ValueError (or its own error type);
-`AdmissionError` carries the message to the user.
+podnet (a Service's addresses from podnet.ipam.serviceips). A plugin reports a refusal
+by raising ValueError (or its own error type); `AdmissionError` carries the message to
+the user.
 """
 from __future__ import annotations
 
-import importlib
 from typing import Any, Callable
 
 from podnet.api.objects import Resource
 from podnet.datastore.interface import Datastore
+from podnet.ipam import serviceips
 
-# kind -> (module, admit function, release function)
-PLUGINS: dict[str, tuple[str, str, str]] = {
-    "Service": ("podnet.ipam.serviceips", "admit_service", "release_service"),
+Admit = Callable[[Datastore, Resource], Any]
+Release = Callable[[Datastore, Resource], Any]
+
+# kind -> (admit, release)
+PLUGINS: dict[str, tuple[Admit, Release]] = {
+    "Service": (serviceips.admit_service, serviceips.release_service),
 }
 
 
@@ -26,16 +29,8 @@ class AdmissionError(Exception):
 
 
 def _plugin(kind: str, which: int) -> Callable[..., Any] | None:
-    spec = PLUGINS.get(kind)
-    if spec is None:
-        return None
-    try:
-        mod = importlib.import_module(spec[0])
-    except ModuleNotFoundError as e:
-        if e.name and spec[0].startswith(e.name):
-            return None  # that part of podnet is not installed
-        raise
-    return getattr(mod, spec[which], None)
+    fns = PLUGINS.get(kind)
+    return fns[which] if fns else None
 
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
@@ -55,7 +50,7 @@ def _namespace(obj: Resource) -> Resource:
 def admit(store: Datastore, obj: Resource) -> Resource:
     if obj.kind == "Namespace":
         obj = _namespace(obj)
-    fn = _plugin(obj.kind, 1)
+    fn = _plugin(obj.kind, 0)
     if fn is None:
         return obj
     try:
@@ -72,6 +67,6 @@ def admit(store: Datastore, obj: Resource) -> Resource:
 
 
 def release(store: Datastore, obj: Resource) -> None:
-    fn = _plugin(obj.kind, 2)
+    fn = _plugin(obj.kind, 1)
     if fn is not None:
         fn(store, obj)

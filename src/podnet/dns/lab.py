@@ -4,7 +4,7 @@ What kubeadm installs, with `podnet dns` in place of CoreDNS: 2 replicas in `kub
 labelled `k8s-app: kube-dns`, dnsPolicy Default (the DNS pods forward to the node's
 resolvers, never to themselves), behind the `kube-dns` Service at 10.96.0.10 (and
 fd00:10:96::a in dual stack) with ports dns/UDP 53 and dns-tcp/TCP 53. The lab seeds these
-through `podnet.lab.up.ADDONS` (`lab_objects(dual_stack)`).
+through `podnet.lab.up.addon_objects`.
 """
 from __future__ import annotations
 

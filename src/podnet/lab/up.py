@@ -9,7 +9,6 @@ in the outside world, the nodes' resolver (/etc/netns/<node>/resolv.conf).
 """
 from __future__ import annotations
 
-import importlib
 import shutil
 import sys
 import time
@@ -19,6 +18,7 @@ from typing import Any, Callable
 from podnet.api import defaults
 from podnet.api.objects import Resource, from_dict
 from podnet.datastore.interface import AlreadyExists, Datastore, open_datastore
+from podnet.dns import lab as dns_lab
 from podnet.lab import builder, procs
 from podnet.lab.state import LabState
 from podnet.lab.topology import (ECHO_TCP_PORT, ECHO_UDP_PORT, OUTSIDE_HOSTS, OUTSIDE_ZONE,
@@ -47,27 +47,10 @@ def default_objects(spec: LabSpec) -> list[Resource]:
     return [from_dict(o) for o in objs]
 
 
-# Parts that add their own objects to every new lab (cluster DNS: its Deployment and the
-# kube-dns Service). Each `function(dual_stack: bool)` returns manifests (dicts or
-# Resources); a module that does not exist yet adds nothing.
-ADDONS: tuple[tuple[str, str], ...] = (
-    ("podnet.dns.lab", "lab_objects"),
-)
-
-
 def addon_objects(spec: LabSpec) -> list[Resource]:
-    out: list[Resource] = []
-    for mod_name, fn_name in ADDONS:
-        try:
-            mod = importlib.import_module(mod_name)
-        except ModuleNotFoundError as e:
-            if e.name == mod_name:
-                continue
-            raise
-        fn = getattr(mod, fn_name, None)
-        if fn is not None:
-            out += [o if isinstance(o, Resource) else from_dict(o) for o in fn(spec.dual_stack)]
-    return out
+    """What a cluster installs beside the network: cluster DNS (its Deployment and the
+    kube-dns Service)."""
+    return [from_dict(o) for o in dns_lab.lab_objects(spec.dual_stack)]
 
 
 def seed(store: Datastore, spec: LabSpec) -> None:

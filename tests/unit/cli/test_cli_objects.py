@@ -1,7 +1,6 @@
 """`podnet apply/get/delete/describe` against a real SQLite store in a temp dir."""
 from __future__ import annotations
 
-import importlib.util
 import ipaddress
 import json
 import os
@@ -16,7 +15,6 @@ from cli_helpers import run, stored, write
 from podnet.api.defaults import SERVICE_CIDR_V4
 from podnet.datastore.interface import open_datastore
 
-SERVICE_IPS = importlib.util.find_spec("podnet.ipam.serviceips") is not None
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 WEB = """apiVersion: apps/v1
@@ -141,10 +139,8 @@ def test_get_tables(env, capsys):
     assert lines[0].split() == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
     cells = lines[1].split()
     assert cells[:2] + cells[3:5] == ["web", "ClusterIP", "<none>", "80/TCP"]
-    if SERVICE_IPS:  # the services part allocates cluster IPs at admission
-        assert ipaddress.ip_address(cells[2]) in ipaddress.ip_network(SERVICE_CIDR_V4)
-    else:
-        assert cells[2] == "<none>"
+    # admission allocated the cluster IP
+    assert ipaddress.ip_address(cells[2]) in ipaddress.ip_network(SERVICE_CIDR_V4)
     # columns are aligned: every cell starts where its header starts
     assert lines[1].index("ClusterIP") == lines[0].index("TYPE")
     rc, out, _ = run(capsys, "get", "deployments", "-o", "wide")

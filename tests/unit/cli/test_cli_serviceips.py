@@ -10,8 +10,8 @@ import pytest
 from cli_helpers import run, stored, write
 from podnet.api.defaults import NODE_PORT_RANGE, SERVICE_CIDR_V4
 from podnet.datastore.interface import open_datastore
+from podnet.ipam import serviceips
 
-serviceips = pytest.importorskip("podnet.ipam.serviceips")
 
 SVC = """apiVersion: v1
 kind: Service
