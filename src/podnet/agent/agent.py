@@ -306,6 +306,9 @@ class Agent:
                 batches.append(self.events.get_nowait())
             except queue.Empty:
                 break
+        # the informer's (re)list that our own relist already read (its first list, at
+        # start) is not news: taking it again would cost a second full sync
+        batches = [b for b in batches if not (b.resync and b.revision <= self.revision)]
         if any(b.resync for b in batches):
             return changed, True  # the informer relisted: take its cache whole
         for batch in batches:

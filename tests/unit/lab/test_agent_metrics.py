@@ -128,3 +128,25 @@ def test_a_failed_sync_is_retried_whole_without_waiting_for_an_event(tmp_path):
         store.close()
     assert role.calls[:3] == [True, True, True]  # the first sync, then two full retries
     assert agent.metrics.agent.failed == 2 and agent.last_error == ""
+
+
+def test_start_is_one_full_sync_not_two(tmp_path):
+    """The informer's first list arrives as a resync batch too; the agent already read it."""
+    import threading
+    import time
+
+    role = Quiet("services", ("Service",))
+    agent, store = make(tmp_path, role)
+    t = threading.Thread(target=agent.run, daemon=True)
+    t.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not store.list("Node").items:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert agent.metrics.agent.full == 1, agent.metrics.status()
+    finally:
+        agent.stop.set()
+        t.join(5)
+        store.close()
