@@ -1,58 +1,46 @@
 """Cluster-wide controllers the lab runs on its control-plane node, next to the kubelet.
 
-Each entry names a class built as `Class(store)` whose `run(stop_event)` loops until the
-event is set (the EndpointSlice controller), or a function `fn(store, stop_event)`. Each
-gets its own store connection and thread; a module not built yet is skipped, one that
-fails is logged and the others keep running.
+Each runs in its own thread with its own store connection; one that fails is logged and
+restarted with back-off (a controller that silently stayed dead would freeze every
+Service's endpoints), until the kubelet stops.
 """
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
-from typing import Any
+from typing import Any, Callable
 
-from podnet.datastore.interface import open_datastore
+from podnet.agent.endpointslice_controller import EndpointSliceController
+from podnet.datastore.interface import Datastore, open_datastore
 
 log = logging.getLogger("podnet.kubelet")
 
-CONTROLLERS: tuple[tuple[str, str], ...] = (
-    ("podnet.agent.endpointslice_controller", "EndpointSliceController"),
-)
+# Built as `Class(store)`; `run(stop_event)` loops until the event is set.
+CONTROLLERS: tuple[Callable[[Datastore], Any], ...] = (EndpointSliceController,)
+RESTART_FIRST, RESTART_MAX = 0.5, 30.0
 
 
-def _load(mod_name: str, attr: str) -> Any:
-    try:
-        mod = importlib.import_module(mod_name)
-    except ModuleNotFoundError as e:
-        if e.name == mod_name:
-            return None
-        log.exception("controller %s: import failed", mod_name)
-        return None
-    return getattr(mod, attr, None)
+def _supervise(make: Callable[[Datastore], Any], url: str, stop: threading.Event) -> None:
+    delay = RESTART_FIRST
+    while not stop.is_set():
+        store = None
+        try:
+            store = open_datastore(url)
+            make(store).run(stop)
+            delay = RESTART_FIRST
+        except Exception:  # noqa: BLE001 - keep the controller alive
+            log.exception("controller %s failed; restarting in %.1fs", make.__name__, delay)
+        finally:
+            if store is not None:
+                store.close()
+        if stop.wait(delay):
+            return
+        delay = min(delay * 2, RESTART_MAX)
 
 
 def start_controllers(url: str, stop: threading.Event) -> list[str]:
-    """Start every controller that exists against datastore `url`; returns their names."""
-    started = []
-    for mod_name, attr in CONTROLLERS:
-        target = _load(mod_name, attr)
-        if target is None:
-            continue
-
-        def body(target: Any = target, name: str = f"{mod_name}.{attr}") -> None:
-            store = None
-            try:
-                store = open_datastore(url)
-                if isinstance(target, type):
-                    target(store).run(stop)
-                else:
-                    target(store, stop)
-            except Exception:  # noqa: BLE001 - the kubelet keeps running
-                log.exception("controller %s stopped", name)
-            finally:
-                if store is not None:
-                    store.close()
-        threading.Thread(target=body, daemon=True, name=attr).start()
-        started.append(f"{mod_name}.{attr}")
-    return started
+    """Start every controller against datastore `url`; returns their names."""
+    for make in CONTROLLERS:
+        threading.Thread(target=_supervise, args=(make, url, stop), daemon=True,
+                         name=make.__name__).start()
+    return [make.__name__ for make in CONTROLLERS]
