@@ -125,6 +125,15 @@ def test_pod_to_service(demo, args):
     assert any(s["kind"] == "undnat" for s in steps(t, "reply"))
 
 
+def test_dns_query_to_the_kube_dns_service(demo):
+    # The demo's DNS step: a UDP query to the kube-dns VIP, DNATed to a DNS pod and back.
+    t = until(lambda: agreed(trace(demo, "-n", "shop", "client", "kube-dns.kube-system:53/udp")))
+    dnat = [s for s in steps(t) if s["kind"] == "dnat"]
+    assert len(dnat) == 1 and dnat[0]["data"]["to"] in dnat[0]["data"]["candidates"]
+    assert t["request"]["hops"][0]["headers"]["l4"]["proto"].upper() == "UDP"
+    assert t["request"]["outcome"] == "delivered" and t["reply"]["outcome"] == "delivered"
+
+
 @pytest.mark.parametrize("args", [("203.0.113.10:80",), ("www.example.test", "-6")])
 def test_pod_to_outside_with_nat_outgoing(demo, args):
     t = until(lambda: agreed(trace(demo, "-n", "shop", "client", *args)))
