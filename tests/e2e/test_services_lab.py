@@ -40,7 +40,8 @@ spec:
       containers:
       - name: srv
         image: podnet/serve
-        ports: [{{name: http, containerPort: {PORT}}}, {{name: dns, containerPort: {PORT}, protocol: UDP}}]
+        ports: [{{name: http, containerPort: {PORT}}}, {{name: dns, containerPort: {PORT}, protocol: UDP}},
+                {{name: sctp, containerPort: 9000, protocol: SCTP}}]
         readinessProbe:
           exec: {{command: [sh, -c, '{probe}']}}
           periodSeconds: 1
@@ -90,7 +91,7 @@ kind: Service
 metadata: {{name: sctp}}
 spec:
   selector: {{app: web}}
-  ports: [{{port: 9000, protocol: SCTP, targetPort: 9000}}]
+  ports: [{{port: 9000, protocol: SCTP, targetPort: sctp}}]
 ---
 apiVersion: v1
 kind: Pod
