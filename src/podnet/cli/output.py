@@ -1,21 +1,23 @@
 """What `podnet get` prints: kubectl's columns per kind, aligned tables, ages. Pure
-formatting, except that ippools and wide nodes ask the IPAM module for usage when it exists.
+formatting, except that ippools and wide nodes ask the IPAM module for usage.
 
 A column function takes (obj, ctx) and returns the row cells; ctx carries `now` (for AGE)
 and the store (for columns computed from other objects).
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
+from podnet.agent.agent import HEARTBEAT_EVERY
 from podnet.agent.metrics import compact as compact_syncs
 from podnet.api.objects import (Deployment, EndpointSlice, IPPool, NetworkPolicy, Node, Pod,
                                 Resource, Service)
+from podnet.ipam.usage import block_usage, pool_usage
 
 NONE = "<none>"
+STALE_AFTER = 3 * HEARTBEAT_EVERY  # seconds without a heartbeat before a node's agent counts as gone
 
 
 @dataclass
@@ -24,15 +26,6 @@ class Ctx:
     store: Any = None
     _cache: dict[str, Any] = field(default_factory=dict)
 
-    def optional(self, module: str, attr: str) -> Callable[..., Any] | None:
-        """A function of another part of podnet, or None when that part is not there."""
-        key = f"{module}:{attr}"
-        if key not in self._cache:
-            try:
-                self._cache[key] = getattr(importlib.import_module(module), attr)
-            except (ImportError, AttributeError):
-                self._cache[key] = None
-        return self._cache[key]
 
 
 # ---- ages -----------------------------------------------------------------------------
@@ -194,7 +187,22 @@ def _namespace(o: Resource, ctx: Ctx) -> list[str]:
     return [o.name, status, age(o, ctx)]
 
 
-def node_ready(o: Resource) -> str:
+def heartbeat_age(o: Resource, now: datetime) -> float | None:
+    """Seconds since the node's agent last wrote its status, or None if it never did."""
+    agent = o.status.get("agent")
+    beat = agent.get("heartbeat") if isinstance(agent, dict) else None
+    try:
+        return (now - datetime.fromisoformat(str(beat).replace("Z", "+00:00"))).total_seconds()
+    except ValueError:
+        return None
+
+
+def node_ready(o: Resource, now: datetime | None = None) -> str:
+    """Ready as the agent reported it; Unknown once its heartbeat is stale, as Kubernetes
+    shows a node whose kubelet stopped posting status."""
+    age_s = heartbeat_age(o, now or datetime.now(timezone.utc))
+    if age_s is not None and age_s > STALE_AFTER:
+        return "Unknown"
     for c in o.status.get("conditions") or []:
         if c.get("type") == "Ready":
             return {"True": "Ready", "False": "NotReady"}.get(str(c.get("status")), "Unknown")
@@ -205,23 +213,19 @@ def _node(o: Resource, ctx: Ctx) -> list[str]:
     roles = sorted(k.split("/", 1)[1] for k in o.labels if k.startswith("node-role.kubernetes.io/"))
     info = o.status.get("nodeInfo") or {}
     version = str(info.get("kubeletVersion") or info.get("podnetVersion") or NONE)
-    return [o.name, node_ready(o), ",".join(roles) or NONE, age(o, ctx), version]
+    return [o.name, node_ready(o, ctx.now), ",".join(roles) or NONE, age(o, ctx), version]
 
 
-def node_agent(o: Resource) -> str:
-    """The agent's health as the agent reports it in `status.agent` (a string, or an
-    object with `health`/`state`), else from a condition of type `AgentReady`."""
+def node_agent(o: Resource, now: datetime | None = None) -> str:
+    """The agent's health as it reports it in `status.agent.health`, or `stale (<age>)`
+    when its heartbeat stopped: an agent that died cannot say so itself."""
     agent = o.status.get("agent")
-    if isinstance(agent, str) and agent:
-        return agent
-    if isinstance(agent, dict):
-        for k in ("health", "state", "status"):
-            if agent.get(k):
-                return str(agent[k])
-    for c in o.status.get("conditions") or []:
-        if c.get("type") == "AgentReady":
-            return "healthy" if c.get("status") == "True" else "unhealthy"
-    return NONE
+    if not isinstance(agent, dict) or not agent.get("health"):
+        return NONE
+    age_s = heartbeat_age(o, now or datetime.now(timezone.utc))
+    if age_s is not None and age_s > STALE_AFTER:
+        return f"stale({human_duration(age_s)})"
+    return str(agent["health"])
 
 
 def _node_wide(o: Resource, ctx: Ctx) -> list[str]:
@@ -230,18 +234,17 @@ def _node_wide(o: Resource, ctx: Ctx) -> list[str]:
     assert isinstance(o, Node)
     blocks = NONE
     published = (o.status.get("podnet") or {}).get("blocks")
-    fn = ctx.optional("podnet.ipam.usage", "block_usage")
     if isinstance(published, list):  # what the node's agent reports it routes
         blocks = ",".join(str(b) for b in published) or NONE
-    elif fn is not None and ctx.store is not None:
+    elif ctx.store is not None:
         if "blocks" not in ctx._cache:
             try:
-                ctx._cache["blocks"] = fn(ctx.store)
+                ctx._cache["blocks"] = block_usage(ctx.store)
             except Exception:  # a broken IPAM state must not break `get nodes`
                 ctx._cache["blocks"] = []
         mine = [b.cidr for b in ctx._cache["blocks"] if b.node == o.name]
         blocks = ",".join(mine) or NONE
-    return [",".join(o.internal_ips) or NONE, blocks, node_agent(o), node_syncs(o)]
+    return [",".join(o.internal_ips) or NONE, blocks, node_agent(o, ctx.now), node_syncs(o)]
 
 
 def node_syncs(o: Resource) -> str:
@@ -258,10 +261,9 @@ def _ippool(o: Resource, ctx: Ctx) -> list[str]:
     except ValueError:
         bs = NONE
     row = [o.name, o.cidr or NONE, bs, str(o.nat_outgoing).lower(), str(o.disabled).lower()]
-    fn = ctx.optional("podnet.ipam.usage", "pool_usage")
-    if fn is not None and ctx.store is not None:
+    if ctx.store is not None:
         try:
-            used, free = fn(ctx.store, o.name)
+            used, free = pool_usage(ctx.store, o.name)
         except Exception:
             used, free = "?", "?"
         row += [str(used), str(free)]
@@ -270,7 +272,7 @@ def _ippool(o: Resource, ctx: Ctx) -> list[str]:
 
 
 def ippool_headers(ctx: Ctx) -> tuple[str, ...]:
-    usage = ctx.optional("podnet.ipam.usage", "pool_usage") is not None and ctx.store is not None
+    usage = ctx.store is not None
     return ("NAME", "CIDR", "BLOCKSIZE", "NAT", "DISABLED") + (("USED", "FREE") if usage else ()) + ("AGE",)
 
 

@@ -3,6 +3,7 @@ and the round trip: what was applied comes back, plus what the server set."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import yaml
@@ -51,6 +52,17 @@ def test_nodes(env, capsys):
     out = run(capsys, "describe", "node", "node-1")[1]
     assert "3f+41p,1err,2.1ms" in out
     assert any(line.split() == ["services", "3f+40p,0err,0.0ms"] for line in out.splitlines()), out
+
+
+@pytest.mark.parametrize("seconds_ago, ready, agent", [(2, "Ready", "healthy"), (95, "Unknown", "stale(9")])
+def test_a_node_whose_agent_stopped_beating_is_unknown_and_stale(env, capsys, seconds_ago, ready, agent):
+    tmp, _ = env
+    beat = (datetime.now(timezone.utc) - timedelta(seconds=seconds_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    node = json.loads(json.dumps(NODE))
+    node["status"]["agent"]["heartbeat"] = beat
+    run(capsys, "apply", "-f", write(tmp / "n.json", json.dumps(node)))
+    r = rows(run(capsys, "get", "nodes", "-o", "wide")[1])
+    assert r[1][1] == ready and r[1][7].startswith(agent), r  # stale(95s) or (96s): whole seconds
 
 
 def test_endpointslices_and_netpol(env, capsys):
