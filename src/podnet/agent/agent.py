@@ -7,14 +7,10 @@ each role's non-nftables kernel work (routes). A failed transaction makes every 
 render a full sync next time. The agent also registers its Node (addresses, VXLAN MAC,
 blocks, health, heartbeat, sync counts) so `podnet get nodes -o wide` can show it.
 
-Roles are loaded from an explicit list; a role whose module does not exist yet is
-simply not there. A role class is built with `cls.from_context(ctx)` when it has that
-classmethod, else `cls(ctx.node_name)`, else `cls()`.
+The roles are routes, the service proxy, NetworkPolicy and NAT outgoing (`load_roles`).
 """
 from __future__ import annotations
 
-import importlib
-import inspect
 import logging
 import queue
 import threading
@@ -26,6 +22,9 @@ from podnet.api.objects import Node, ObjectKey, Resource
 from podnet.calc.model import ClusterState
 from podnet.calc.routes import MAC_STATUS_FIELD, vtep_mac
 from podnet.agent.metrics import AgentMetrics
+from podnet.agent.policy_role import NatRole, PolicyRole
+from podnet.agent.routes_role import RoutesRole
+from podnet.agent.service_proxy import ServiceProxyRole
 from podnet.dataplane.nft.runner import NftError, NftRunner
 from podnet.dataplane.nft.session import NftSession
 from podnet.datastore.common import now_rfc3339
@@ -34,13 +33,6 @@ from podnet.datastore.interface import Conflict, Datastore, DatastoreError, NotF
 
 log = logging.getLogger("podnet.agent")
 
-# (module, class): loaded in this order when the module exists.
-ROLE_SPECS: tuple[tuple[str, str], ...] = (
-    ("podnet.agent.routes_role", "RoutesRole"),
-    ("podnet.agent.service_proxy", "ServiceProxyRole"),
-    ("podnet.agent.policy_role", "PolicyRole"),
-    ("podnet.agent.policy_role", "NatRole"),
-)
 BATCH_WINDOW = 0.02  # seconds to gather events into one sync
 HEARTBEAT_EVERY = 10.0
 FULL_RESYNC_EVERY = 300.0
@@ -61,45 +53,11 @@ class AgentContext:
         return next((ip for ip in self.node_ips if ":" not in ip), None)
 
 
-def load_roles(ctx: AgentContext, specs: tuple[tuple[str, str], ...] = ROLE_SPECS) -> list[Any]:
-    roles = []
-    for mod_name, cls_name in specs:
-        try:
-            mod = importlib.import_module(mod_name)
-        except ModuleNotFoundError as e:
-            if e.name == mod_name:
-                continue  # that role is not built yet
-            log.exception("role %s.%s: import failed", mod_name, cls_name)
-            continue
-        cls = getattr(mod, cls_name, None)
-        if cls is None:
-            continue
-        try:
-            if cls is _routes_role_class():
-                roles.append(cls(ctx.node_name, ctx.ip4, ctx.encap, ctx.netns))
-            elif hasattr(cls, "from_context"):
-                roles.append(cls.from_context(ctx))
-            elif _takes_args(cls):
-                roles.append(cls(ctx.node_name))
-            else:
-                roles.append(cls())
-        except Exception:  # noqa: BLE001 - one broken role must not stop the others
-            log.exception("role %s.%s: could not be created", mod_name, cls_name)
-    return roles
-
-
-def _takes_args(cls: type) -> bool:
-    try:
-        params = list(inspect.signature(cls).parameters.values())
-    except (TypeError, ValueError):
-        return True
-    return bool(params) and params[0].kind in (inspect.Parameter.POSITIONAL_ONLY,
-                                               inspect.Parameter.POSITIONAL_OR_KEYWORD)
-
-
-def _routes_role_class() -> type:
-    from podnet.agent.routes_role import RoutesRole
-    return RoutesRole
+def load_roles(ctx: AgentContext) -> list[Any]:
+    """The node's roles, in the order their kernel work is applied: routes first (pods
+    must be reachable), then the service proxy, policy and NAT outgoing."""
+    return [RoutesRole(ctx.node_name, ctx.ip4, ctx.encap, ctx.netns),
+            ServiceProxyRole.from_context(ctx), PolicyRole(ctx.node_name), NatRole()]
 
 
 class Agent:

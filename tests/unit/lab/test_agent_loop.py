@@ -71,7 +71,6 @@ def test_loop_lists_first_then_passes_only_relevant_changes(tmp_path):
         store.close()
 
 
-def test_roles_load_by_explicit_list_and_missing_modules_are_skipped():
-    ctx = AgentContext("n1", ["198.18.0.11"])
-    roles = load_roles(ctx, (("podnet.agent.routes_role", "RoutesRole"), ("podnet.agent.nope", "X")))
-    assert [r.name for r in roles] == ["routes"]
+def test_every_role_is_loaded_in_kernel_order():
+    roles = load_roles(AgentContext("n1", ["198.18.0.11"]))
+    assert [type(r).__name__ for r in roles] == ["RoutesRole", "ServiceProxyRole", "PolicyRole", "NatRole"]

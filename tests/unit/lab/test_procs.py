@@ -24,9 +24,11 @@ def test_stop_recorded_kills_the_group_children_included(tmp_path):
     st.create()
     pid = procs.spawn(st, "worker", ["sh", "-c", "sleep 30 & echo $! > child; wait"], cwd=str(tmp_path))
     deadline = time.monotonic() + 5
-    while not (tmp_path / "child").exists() and time.monotonic() < deadline:
+    child_file = tmp_path / "child"
+    # the shell creates the file before it writes the PID into it: wait for a whole line
+    while not (child_file.exists() and child_file.read_text().endswith("\n")) and time.monotonic() < deadline:
         time.sleep(0.02)
-    child = int((tmp_path / "child").read_text())
+    child = int(child_file.read_text())
     assert st.pids() == {"worker": pid} and procs.alive(child)
     assert procs.stop_recorded(st) == ["worker"]
     assert wait_gone(pid) and wait_gone(child)
