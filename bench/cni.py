@@ -4,7 +4,9 @@ host-local, side by side on this machine, IPv4 and dual stack.
 
 Both are driven identically (podnet.cni.runtime: `ip netns exec <node> <plugin>`, env +
 config on stdin, cniVersion 1.0.0, which Debian's reference plugins speak). Pod
-namespaces are made before the clock starts. Prints p50/p90/max per verb and the
+namespaces are made before the clock starts. podnet runs three ways: with the node daemon
+through the thin `python -I -S` launchers (cni/bin, what the lab uses), with the daemon
+through the venv's console scripts, and without a daemon (in-process). Prints p50/p90/max per verb and the
 podnet/reference ratios, then one JSON line. Needs root; uses only `pn-cnib-*` namespaces.
 
     sudo .venv/bin/python bench/cni.py [--pods 100] [--modes ipv4,dual]
@@ -48,8 +50,10 @@ def netns(name: str, made: list[str]) -> str:
 class Side:
     """One plugin setup on its own node namespace, with its pods' namespaces made up front."""
 
-    def __init__(self, label: str, netconf: dict, pods: int, tag: str, made: list[str], daemon: bool = False):
+    def __init__(self, label: str, netconf: dict, pods: int, tag: str, made: list[str],
+                 cni_path: str, daemon: bool = False):
         self.netconf = netconf
+        self.cni_path = cni_path
         self.label = label
         self.node = netns(f"pn-cnib-{tag}-{label}-n", made)
         self.names = [netns(f"pn-cnib-{tag}-{label}-{i}", made) for i in range(pods)]
@@ -58,15 +62,15 @@ class Side:
         self.dels: list[float] = []
         self.results: list[dict] = []
 
-    def add(self, i: int, cni_path: str) -> None:
+    def add(self, i: int) -> None:
         t = time.perf_counter()
         self.results.append(runtime.add(self.netconf, f"{self.label}-{i}", f"/var/run/netns/{self.names[i]}",
-                                        "eth0", cni_path, node_netns=self.node))
+                                        "eth0", self.cni_path, node_netns=self.node))
         self.adds.append(time.perf_counter() - t)
 
-    def delete(self, i: int, cni_path: str) -> None:
+    def delete(self, i: int) -> None:
         t = time.perf_counter()
-        runtime.delete(self.netconf, f"{self.label}-{i}", f"/var/run/netns/{self.names[i]}", "eth0", cni_path,
+        runtime.delete(self.netconf, f"{self.label}-{i}", f"/var/run/netns/{self.names[i]}", "eth0", self.cni_path,
                        node_netns=self.node, prev_result=self.results[i])
         self.dels.append(time.perf_counter() - t)
 
@@ -80,13 +84,12 @@ class Side:
 
 def run_sides(sides: list[Side], pods: int) -> None:
     """Interleaved, pod by pod, so that load from elsewhere on the machine hits every side alike."""
-    cni_path = runtime.default_cni_path()
     for i in range(pods):
         for s in sides:
-            s.add(i, cni_path)
+            s.add(i)
     for i in range(pods):
         for s in sides:
-            s.delete(i, cni_path)
+            s.delete(i)
 
 
 def main() -> int:
@@ -98,6 +101,10 @@ def main() -> int:
         print("bench/cni.py needs root (network namespaces)", file=sys.stderr)
         return 2
     tag = secrets.token_hex(2)
+    # thin: cni/bin's `python -I -S` launchers first (what the lab uses); full: the venv's
+    # console scripts (`podnet-cni` with site, which the launchers exec when no daemon answers)
+    thin_path = runtime.default_cni_path()
+    full_path = os.pathsep.join(p for p in thin_path.split(os.pathsep) if not p.endswith("/cni/bin"))
     tmp = tempfile.mkdtemp(prefix="pn-cnib-")
     made: list[str] = []
     out: dict[str, dict] = {}
@@ -117,27 +124,31 @@ def main() -> int:
             ref = {"cniVersion": "1.0.0", "name": "refnet", "type": "bridge", "bridge": f"pnbr{tag}",
                    "isGateway": True, "ipam": {"type": "host-local", "dataDir": f"{tmp}/hl-{mode}",
                                                "ranges": ranges}}
-            sides = [Side(f"r{mode[0]}", ref, args.pods, tag, made),
-                     Side(f"d{mode[0]}", ours, args.pods, tag, made, daemon=True),
-                     Side(f"p{mode[0]}", ours, args.pods, tag, made)]
+            sides = [Side(f"r{mode[0]}", ref, args.pods, tag, made, full_path),
+                     Side(f"d{mode[0]}", ours, args.pods, tag, made, thin_path, daemon=True),
+                     Side(f"c{mode[0]}", ours, args.pods, tag, made, full_path, daemon=True),
+                     Side(f"p{mode[0]}", ours, args.pods, tag, made, full_path)]
             try:
                 run_sides(sides, args.pods)
             finally:
                 for side in sides:
                     side.close()
-            ref_s, our_d, our_s = (side.stats() for side in sides)
+            ref_s, our_d, our_c, our_s = (side.stats() for side in sides)
             ratio = {v: our_d[v]["p50"] / ref_s[v]["p50"] for v in ("ADD", "DEL")}
+            ratio_c = {v: our_c[v]["p50"] / ref_s[v]["p50"] for v in ("ADD", "DEL")}
             ratio_np = {v: our_s[v]["p50"] / ref_s[v]["p50"] for v in ("ADD", "DEL")}
-            out[mode] = {"podnet": our_d, "podnet_no_daemon": our_s, "reference": ref_s,
-                         "ratio": ratio, "ratio_no_daemon": ratio_np}
+            out[mode] = {"podnet": our_d, "podnet_console_script": our_c, "podnet_no_daemon": our_s,
+                         "reference": ref_s, "ratio": ratio, "ratio_console_script": ratio_c,
+                         "ratio_no_daemon": ratio_np}
             print(f"\n{mode}: {args.pods} pods, milliseconds")
-            print(f"{'':18}{'ADD p50':>9}{'p90':>8}{'max':>8}{'DEL p50':>10}{'p90':>8}{'max':>8}")
-            for name, st in (("podnet (daemon)", our_d), ("podnet (no daemon)", our_s),
-                             ("reference", ref_s)):
+            print(f"{'':22}{'ADD p50':>9}{'p90':>8}{'max':>8}{'DEL p50':>10}{'p90':>8}{'max':>8}")
+            for name, st in (("podnet (daemon, thin)", our_d), ("podnet (daemon, full)", our_c),
+                             ("podnet (no daemon)", our_s), ("reference", ref_s)):
                 a, d = st["ADD"], st["DEL"]
-                print(f"{name:18}{a['p50']:9.1f}{a['p90']:8.1f}{a['max']:8.1f}{d['p50']:10.1f}{d['p90']:8.1f}{d['max']:8.1f}")
-            for name, r in (("ratio (daemon)", ratio), ("ratio (no daemon)", ratio_np)):
-                print(f"{name:18}{r['ADD']:9.2f}{'':16}{r['DEL']:10.2f}")
+                print(f"{name:22}{a['p50']:9.1f}{a['p90']:8.1f}{a['max']:8.1f}{d['p50']:10.1f}{d['p90']:8.1f}{d['max']:8.1f}")
+            for name, r in (("ratio (daemon, thin)", ratio), ("ratio (daemon, full)", ratio_c),
+                            ("ratio (no daemon)", ratio_np)):
+                print(f"{name:22}{r['ADD']:9.2f}{'':16}{r['DEL']:10.2f}")
             print("(podnet / reference, p50; <= 1.0 is the goal)")
     finally:
         for ns in reversed(made):

@@ -74,6 +74,42 @@ def try_daemon(binary: str) -> int | None:
     return reply[0]
 
 
+def thin_main(binary: str, launcher: str) -> int:
+    """The thin launchers' body (bin/podnet-cni, bin/podnet-ipam, run as `python -I -S`):
+    the daemon, else exec the full plugin of the same name that follows the launcher in
+    CNI_PATH (stdin is still unread, so it gets the call intact)."""
+    rc = try_daemon(binary)
+    if rc is not None:
+        # Nothing to tear down: skip the interpreter's finalization (~0.5 ms).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(rc)
+    name = os.path.basename(launcher)
+    full = find_full(name, launcher, os.environ.get("CNI_PATH", ""))
+    if full is None:
+        msg = (f"the podnet CNI daemon is not reachable in this network namespace and no "
+               f"full {name} follows {launcher} in CNI_PATH")
+        sys.stdout.write('{"cniVersion":"1.1.0","code":11,"msg":%s,"details":%s}\n'
+                         % (_q(msg), _q("CNI_PATH=" + os.environ.get("CNI_PATH", ""))))
+        return 1
+    os.execv(full, [full] + sys.argv[1:])
+    return 1  # not reached
+
+
+def find_full(name: str, launcher: str, cni_path: str) -> str | None:
+    """The first executable `name` in the CNI_PATH dirs after the launcher's own dir (all
+    of them when the launcher is not on CNI_PATH), never the launcher itself: a copy of
+    a launcher further on execs the one after it, so there is no loop."""
+    dirs = [d for d in cni_path.split(":") if d]
+    me = os.path.realpath(launcher)
+    own = [i for i, d in enumerate(dirs) if os.path.realpath(os.path.join(d, name)) == me]
+    for d in dirs[own[0] + 1:] if own else dirs:
+        p = os.path.join(d, name)
+        if os.path.realpath(p) != me and os.path.isfile(p) and os.access(p, os.X_OK):
+            return p
+    return None
+
+
 def _q(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 

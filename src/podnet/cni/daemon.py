@@ -85,6 +85,8 @@ def serve(stop: threading.Event | None = None, ready: threading.Event | None = N
     finally:
         srv.close()
         workers.shutdown(wait=True)
+        from podnet.cni import fastwire
+        fastwire.drain()
 
 
 def _netns_still_named() -> bool:

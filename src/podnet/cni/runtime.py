@@ -121,6 +121,10 @@ def version(plugin_type: str, cni_path: str | Sequence[str], cni_version: str = 
 
 
 def default_cni_path() -> str:
-    """The venv's bin dir (podnet-cni, podnet-ipam) then Debian's reference plugins."""
+    """podnet's thin launchers (cni/bin: `python -I -S` clients of the node daemon, which
+    exec the full plugins below when no daemon answers), the venv's bin dir (the full
+    podnet-cni, podnet-ipam), then Debian's reference plugins."""
     import sys
-    return os.pathsep.join([os.path.dirname(os.path.abspath(sys.executable)), "/usr/lib/cni"])
+    thin = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bin")
+    dirs = [thin] if os.access(os.path.join(thin, "podnet-cni"), os.X_OK) else []
+    return os.pathsep.join(dirs + [os.path.dirname(os.path.abspath(sys.executable)), "/usr/lib/cni"])

@@ -1,12 +1,19 @@
-"""The node daemon: scoped to its namespace, and gone when the namespace is."""
+"""The node daemon: scoped to its namespace, and gone when the namespace is; DEL/ADD
+back to back; the thin launchers without a daemon."""
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 
 import pytest
 
-from podnet.cni import daemon
+from podnet.cni import daemon, runtime
 from podnet.cni.client import SOCKET_NAME
+from podnet.cni.config import make_netconf
+from podnet.cni.veth import host_ifname
+
+from cnilab import CNI_PATH
 
 pytestmark = pytest.mark.root
 
@@ -30,3 +37,48 @@ def test_daemon_is_only_reachable_from_its_node_and_exits_with_it(lab):
         if p is not None and p.poll() is None:
             daemon.stop(p)
             pytest.fail("the daemon outlived its node namespace")
+
+
+def test_del_then_add_again_right_away(dual_lab):
+    """With the daemon, DEL answers before the kernel has finished freeing the veth (see
+    fastwire.delete_link). By then the link, its pod peer and its routes must be gone for
+    everyone, the addresses released, and an ADD of the same attachment must work at once."""
+    lab = dual_lab
+    nc = make_netconf(lab.url, "n1", True)
+    p = lab.netns("p")
+    host = host_ifname("c1", "eth0")
+    for i in range(8):
+        r = runtime.add(nc, "c1", lab.path(p), "eth0", CNI_PATH, node_netns=lab.node)
+        runtime.delete(nc, "c1", lab.path(p), "eth0", CNI_PATH, node_netns=lab.node, prev_result=r)
+        if i % 2:
+            continue  # odd rounds: the next ADD follows the DEL with nothing in between
+        assert host not in lab.sh(lab.node, "ip", "-o", "link").stdout
+        assert "eth0" not in lab.sh(p, "ip", "-o", "link").stdout
+        assert lab.sh(lab.node, "ip", "route").stdout.strip() == ""
+        assert "fd00" not in lab.sh(lab.node, "ip", "-6", "route").stdout
+        assert lab.allocations() == set()
+    q = lab.netns("q")
+    r = runtime.add(nc, "c1", lab.path(p), "eth0", CNI_PATH, node_netns=lab.node)
+    r2 = runtime.add(nc, "c2", lab.path(q), "eth0", CNI_PATH, node_netns=lab.node)
+    v4 = next(i["address"].split("/")[0] for i in r["ips"] if ":" not in i["address"])
+    assert lab.ping(q, v4)
+    for cid, ns, res in (("c1", p, r), ("c2", q, r2)):
+        runtime.delete(nc, cid, lab.path(ns), "eth0", CNI_PATH, node_netns=lab.node, prev_result=res)
+    assert lab.allocations() == set()
+
+
+def test_thin_launcher_without_a_daemon(lab):
+    """cni/bin/podnet-cni (`python -I -S`) with no daemon in its namespace execs the full
+    plugin that follows it on CNI_PATH; with none there, a CNI error, not a traceback."""
+    thin = os.path.join(os.path.dirname(runtime.__file__), "bin", "podnet-cni")
+    bare = lab.netns("bare")  # no daemon here, whatever the fixture started in lab.node
+    env = {"PATH": os.environ["PATH"], "CNI_COMMAND": "VERSION"}
+    stdin = b'{"cniVersion": "1.0.0"}'
+    cp = subprocess.run(["ip", "netns", "exec", bare, thin], env={**env, "CNI_PATH": CNI_PATH},
+                        input=stdin, capture_output=True)
+    assert cp.returncode == 0 and "1.1.0" in json.loads(cp.stdout)["supportedVersions"]
+    cp = subprocess.run(["ip", "netns", "exec", bare, thin], env={**env, "CNI_PATH": os.path.dirname(thin)},
+                        input=stdin, capture_output=True)
+    doc = json.loads(cp.stdout)
+    assert cp.returncode == 1 and doc["code"] == 11 and "no full podnet-cni" in doc["msg"]
+    assert cp.stderr == b""
