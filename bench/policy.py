@@ -3,7 +3,9 @@ every pod local, so every policy is rendered), plus the data-path cost between t
 
 Measures (medians):
 - full sync: calc + render + `nft -f` of the whole `inet podnet-pol` table;
-- one change (partial sync): one policy edited, one pod relabelled, one namespace relabelled;
+- one change (partial sync): one policy edited, one pod relabelled, one namespace relabelled,
+  each applied as the agent applies it (one long-lived NftSession), with the calc+render
+  part alone, and again through the `nft -f` CLI for comparison;
 - TCP throughput (iperf3, 3 s) and TCP connect latency between two pods through the node,
   with and without the policies, next to a bare veth pair between two namespaces.
 Goals (issue #7): full apply < 5 s, one change < 100 ms, throughput with >= 95% of without.
@@ -31,6 +33,7 @@ from podnet.agent.policy_role import PolicyRole  # noqa: E402
 from podnet.api.objects import NetworkPolicy, Pod  # noqa: E402
 from podnet.calc.model import ClusterState  # noqa: E402
 from podnet.dataplane.nft.runner import NftRunner  # noqa: E402
+from podnet.dataplane.nft.session import NftSession  # noqa: E402
 
 PREFIX = "pn-pol-bench"
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
@@ -64,7 +67,23 @@ def timed(fn) -> float:
 CALC_TIMES: list[float] = []
 
 
-def sync(role: PolicyRole, nft: NftRunner, state: ClusterState, changed) -> None:
+def one_changes(state: ClusterState, i: int):
+    """The three one-change cases, each yielded once the state holds it: a policy's port
+    edited, a pod's tier relabelled, a namespace's team relabelled."""
+    np_ = state.get("NetworkPolicy", "ns7", "np7")
+    spec = dict(np_.spec)
+    spec["ingress"] = [{**spec["ingress"][0], "ports": [{"port": 1000 + i}]}]
+    state.put(np_.with_spec(spec))
+    yield "policy", np_.key
+    p = state.get("Pod", "ns3", "p130")
+    state.put(p.with_metadata(labels={**p.labels, "tier": f"tier{(i + 2) % 3}"}))
+    yield "pod", p.key
+    n = state.get("Namespace", "", "ns9")
+    state.put(n.with_metadata(labels={"team": f"t{(i + 1) % 5}"}))
+    yield "namespace", n.key
+
+
+def sync(role: PolicyRole, nft: NftRunner | NftSession, state: ClusterState, changed) -> None:
     t = time.perf_counter()
     script = role.nft_fragment(state, changed)
     CALC_TIMES.append(time.perf_counter() - t)
@@ -127,6 +146,7 @@ def main() -> int:
                       CLIENT_IP, "fd00:10:244::100:2")
     t, annotated = topo.build(PREFIX, [server, client])
     bare, bare_srv = [], None
+    sessions: list[NftSession] = []
     res: dict[str, float] = {}
     try:
         bare, bare_srv = bare_pair()
@@ -149,21 +169,21 @@ def main() -> int:
             role.committed(True)
             fulls.append(time.perf_counter() - t0)
         res["script_mb"] = len(script) / 1e6
-        # ---- one change
-        one_policy, one_pod, one_ns, one_policy_calc = [], [], [], []
-        for i in range(max(RUNS, 5)):
-            np_ = state.get("NetworkPolicy", "ns7", "np7")
-            spec = dict(np_.spec)
-            spec["ingress"] = [{**spec["ingress"][0], "ports": [{"port": 1000 + i}]}]
-            state.put(np_.with_spec(spec))
-            one_policy.append(timed(lambda: sync(role, nft, state, {np_.key})))
-            one_policy_calc.append(CALC_TIMES[-1])
-            p = state.get("Pod", "ns3", "p130")
-            state.put(p.with_metadata(labels={**p.labels, "tier": f"tier{i % 3}"}))
-            one_pod.append(timed(lambda: sync(role, nft, state, {p.key})))
-            n = state.get("Namespace", "", "ns9")
-            state.put(n.with_metadata(labels={"team": f"t{i % 5}"}))
-            one_ns.append(timed(lambda: sync(role, nft, state, {n.key})))
+        # ---- one change: as the agent applies it (one long-lived NftSession), then through
+        # the `nft -f` CLI for comparison (start-up and cache fill on every transaction)
+        session = NftSession(t.node)
+        sessions.append(session)
+        for applier, tag in ((session, ""), (nft, "_nft_cli")):
+            one: dict[str, list[float]] = {"policy": [], "pod": [], "namespace": []}
+            calc: dict[str, list[float]] = {"policy": [], "pod": [], "namespace": []}
+            for i in range(max(RUNS, 5)):
+                for kind, key in one_changes(state, i):
+                    one[kind].append(timed(lambda: sync(role, applier, state, {key})))
+                    calc[kind].append(CALC_TIMES[-1])
+            for kind in one:
+                res[f"one_{kind}_change{tag}_ms"] = statistics.median(one[kind]) * 1e3
+                if not tag:
+                    res[f"one_{kind}_change_calc_render_ms"] = statistics.median(calc[kind]) * 1e3
         # ---- data path, with and without the policies, interleaved (the machine is shared:
         # alternating keeps slow phases from landing on one side only)
         tp_with, lat_with, tp_without, lat_without, tp_bare, lat_bare = [], [], [], [], [], []
@@ -182,9 +202,6 @@ def main() -> int:
             "pods": 2000, "policies": 1000,
             "full_sync_s": med(fulls), "full_calc_render_s": med(renders),
             "nft_noop_ms": med(noop) * 1e3,
-            "one_policy_change_ms": med(one_policy) * 1e3,
-            "one_policy_change_calc_render_ms": med(one_policy_calc) * 1e3, "one_pod_change_ms": med(one_pod) * 1e3,
-            "one_namespace_change_ms": med(one_ns) * 1e3,
             "throughput_bare_gbps": med(tp_bare), "throughput_without_gbps": med(tp_without),
             "throughput_with_gbps": med(tp_with),
             "connect_bare_us": med(lat_bare), "connect_without_us": med(lat_without),
@@ -194,6 +211,8 @@ def main() -> int:
         res["throughput_with_over_bare"] = res["throughput_with_gbps"] / res["throughput_bare_gbps"]
         res["connect_with_over_without"] = res["connect_with_us"] / res["connect_without_us"]
     finally:
+        for sess in sessions:
+            sess.close()
         if bare_srv is not None:
             bare_srv.terminate()
             bare_srv.wait(timeout=5)

@@ -13,8 +13,8 @@ import logging
 from podnet.api.objects import ObjectKey, Pod, Resource
 from podnet.calc.model import ClusterState
 from podnet.calc.nat import NatPlan, nat_plan
-from podnet.calc.policy_compile import PolicyChain, compile_policies
-from podnet.calc.policy_sync import affected_chains
+from podnet.calc.policy_compile import CompiledPolicies, compile_policies
+from podnet.calc.policy_sync import affected_chains, dirty_namespaces
 from podnet.dataplane.nft import nat as nat_nft
 from podnet.dataplane.nft import policy as pol_nft
 
@@ -28,10 +28,10 @@ class PolicyRole:
     def __init__(self, node_name: str = ""):
         self.node_name = node_name  # "" renders every pod (single-node uses, tests)
         self._model: pol_nft.NftModel | None = None
-        self._chains: dict[str, PolicyChain] = {}
+        self._compiled: CompiledPolicies | None = None
         self._cache: pol_nft.ChainCache = {}
         self._pods: dict[ObjectKey, Resource] = {}
-        self._pending: tuple[pol_nft.NftModel, dict[str, PolicyChain], dict[ObjectKey, Resource]] | None = None
+        self._pending: tuple[pol_nft.NftModel, CompiledPolicies, dict[ObjectKey, Resource]] | None = None
         self._logged: set[str] = set()  # skipped objects already reported
 
     def _local(self, pod: Pod) -> bool:
@@ -39,10 +39,13 @@ class PolicyRole:
 
     def nft_fragment(self, state: ClusterState, changed: set[ObjectKey] | None) -> str:
         try:
-            full = changed is None or self._model is None
-            only = None if full else affected_chains(state, changed or set(), self._pods)
-            compiled = compile_policies(state, self._local, only=only,
-                                        reuse=None if full else self._chains)
+            full = changed is None or self._model is None or self._compiled is None
+            if full or self._compiled is None or changed is None:
+                compiled = compile_policies(state, self._local)
+            else:
+                compiled = compile_policies(state, self._local, only=affected_chains(state, changed, self._pods),
+                                            reuse=self._compiled.chains, prev=self._compiled,
+                                            dirty_ns=dirty_namespaces(changed))
             for err in set(compiled.errors) - self._logged:
                 log.warning("policy: skipped %s", err)
             self._logged = set(compiled.errors)
@@ -53,18 +56,33 @@ class PolicyRole:
             log.exception("policy: render failed; next sync is full")
             self._model = None
             return ""
-        pods: dict[ObjectKey, Resource] = {p.key: p for p in state.pods}
-        pods.update((n.key, n) for n in state.namespaces)
-        self._pending = (model, dict(compiled.chains), pods)
+        self._pending = (model, compiled, self._snapshot(state, None if full else changed))
         if full or self._model is None:
             return pol_nft.full_script(model)
         return pol_nft.diff_script(self._model, model)
 
+    def _snapshot(self, state: ClusterState, changed: set[ObjectKey] | None) -> dict[ObjectKey, Resource]:
+        """Pods and Namespaces as of this sync (the planner's `previous` next time); a partial
+        sync copies the last one and replaces only what changed."""
+        if changed is None:
+            pods: dict[ObjectKey, Resource] = {p.key: p for p in state.pods}
+            pods.update((n.key, n) for n in state.namespaces)
+            return pods
+        pods = dict(self._pods)
+        for k in changed:
+            if k.kind in ("Pod", "Namespace"):
+                o = state.get(k.kind, k.namespace, k.name)
+                if o is None:
+                    pods.pop(k, None)
+                else:
+                    pods[k] = o
+        return pods
+
     def committed(self, ok: bool) -> None:
         if ok and self._pending is not None:
-            self._model, self._chains, self._pods = self._pending
+            self._model, self._compiled, self._pods = self._pending
         else:
-            self._model, self._chains, self._pods = None, {}, {}
+            self._model, self._compiled, self._pods = None, None, {}
             self._cache.clear()
         self._pending = None
 

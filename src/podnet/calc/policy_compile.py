@@ -43,6 +43,9 @@ class CompiledRule:
     any_port: bool  # no `ports`: every protocol and port
     ports: tuple[PortRange, ...]  # numeric ports (a protocol alone is 0-65535)
     named: dict[int, tuple[tuple[int, str, int], ...]]  # family -> (ip, proto, port), resolved
+    # which selectors fill peer_ips (`PodIndex.peer_key`s joined): rules with equal keys have
+    # equal peer_ips, so the renderer names one set after it and edits it in place
+    peer_key: str = ""
 
     def matches(self, direction: str, peer_ip: int, peer_fam: int, own_ip: int,
                 port: int, protocol: str) -> bool:
@@ -219,6 +222,8 @@ class PodIndex:
         self.ns_labels = {ns: namespace_labels(state, ns)
                           for ns in set(self.by_ns) | {n.name for n in state.namespaces}}
         self._cache: dict[tuple[str, LabelSelector], list[Pod]] = {}
+        self._peer_ips: dict[str, dict[int, frozenset[int]]] = {}
+        self.named_memo: dict[tuple[str, tuple], dict[int, tuple[tuple[int, str, int], ...]]] = {}
 
     def in_namespace(self, ns: str, sel: LabelSelector) -> list[Pod]:
         ck = (ns, sel)
@@ -231,6 +236,26 @@ class PodIndex:
             self._cache[ck] = [p for p in cands if sel.matches(self.info[id(p)].labels)]
         return self._cache[ck]
 
+    def peer_key(self, np: NetworkPolicy, peer: PolicyPeer) -> str:
+        """Names what a selector peer picks: its selectors, and the policy's namespace when
+        it has no namespaceSelector."""
+        ns = np.namespace if peer.namespace_selector is None else "*"
+        return repr((ns, _sel_text(peer.namespace_selector), _sel_text(peer.pod_selector)))
+
+    def peer_ips(self, np: NetworkPolicy, peers: list[PolicyPeer]) -> tuple[str, dict[int, frozenset[int]]]:
+        """The addresses the selector peers of one rule pick, per family, memoised per sync
+        on their keys (at scale most rules repeat a few selectors)."""
+        key = repr(tuple(sorted({self.peer_key(np, pe) for pe in peers})))
+        hit = self._peer_ips.get(key)
+        if hit is None:
+            pips: dict[int, set[int]] = {4: set(), 6: set()}
+            for pe in peers:
+                for p in self.peer_pods(np, pe):
+                    for fam, n in self.ips[id(p)]:
+                        pips[fam].add(n)
+            hit = self._peer_ips[key] = {f: frozenset(pips[f]) for f in FAMILIES}
+        return key, hit
+
     def peer_pods(self, np: NetworkPolicy, peer: PolicyPeer) -> list[Pod]:
         if peer.ip_block is not None or (peer.pod_selector is None and peer.namespace_selector is None):
             return []
@@ -242,6 +267,22 @@ class PodIndex:
             if peer.namespace_selector.matches(labels):
                 out.extend(self.in_namespace(ns, psel))
         return out
+
+
+_SEL_TEXT: dict[LabelSelector, str] = {}
+
+
+def _sel_text(sel: LabelSelector | None) -> str:
+    """Unambiguous text of a selector (repr of plain tuples of strings), memoised."""
+    if sel is None:
+        return "-"
+    hit = _SEL_TEXT.get(sel)
+    if hit is None:
+        if len(_SEL_TEXT) > 100_000:
+            _SEL_TEXT.clear()
+        hit = _SEL_TEXT[sel] = "!" if sel.selects_nothing else repr(
+            tuple((r.key, r.operator, r.values) for r in sel.requirements))
+    return hit
 
 
 _PARSED: dict[str, tuple[int, int, str]] = {}
@@ -295,21 +336,24 @@ def _named_owners(idx: PodIndex, direction: str, rule: PolicyRule, selected: lis
 def _compile_rule(idx: PodIndex, np: NetworkPolicy, direction: str, i: int, rule: PolicyRule,
                   selected: list[Pod]) -> CompiledRule:
     blocks: dict[int, list[Interval]] = {4: [], 6: []}
-    pips: dict[int, set[int]] = {4: set(), 6: set()}
-    peer_pods: list[Pod] = []
+    sel_peers: list[PolicyPeer] = []
     for pe in rule.peers or ():
         if pe.ip_block is not None:
             if not valid_block(pe.ip_block.cidr, pe.ip_block.except_):
                 continue
             fam, ivs = block_intervals(pe.ip_block.cidr, pe.ip_block.except_)
             blocks[fam].extend(ivs)
-        else:
-            peer_pods.extend(idx.peer_pods(np, pe))
-    for p in peer_pods:
-        for fam, n in idx.ips[id(p)]:
-            pips[fam].add(n)
+        elif pe.pod_selector is not None or pe.namespace_selector is not None:
+            sel_peers.append(pe)
+    peer_key, pips = idx.peer_ips(np, sel_peers) if sel_peers else ("", {f: frozenset() for f in FAMILIES})
+    peer_pods: list[Pod] = []
     ports: list[PortRange] = []
     named: dict[int, set[tuple[int, str, int]]] = {4: set(), 6: set()}
+    names = tuple((pp.port, pp.protocol) for pp in rule.ports or () if isinstance(pp.port, str))
+    # egress named ports over selector peers only: a function of the peers' key, shared
+    memo_key = (peer_key, names) if (direction != INGRESS and names and rule.peers
+                                     and len(sel_peers) == len(rule.peers)) else None
+    memo = idx.named_memo.get(memo_key) if memo_key is not None else None
     for pp in rule.ports or ():
         if pp.protocol not in PROTOCOLS:
             continue  # matches no packet in the predicate either
@@ -320,22 +364,30 @@ def _compile_rule(idx: PodIndex, np: NetworkPolicy, direction: str, i: int, rule
             if lo <= hi:
                 ports.append(PortRange(pp.protocol, lo, hi))
             continue
+        if memo is not None:
+            continue
+        if direction != INGRESS and not peer_pods:
+            for pe in sel_peers:
+                peer_pods.extend(idx.peer_pods(np, pe))
         for p, ips in _named_owners(idx, direction, rule, selected, peer_pods):
             n = idx.named[id(p)].get((pp.port, pp.protocol))
             if n is not None and 0 <= n <= 65535:
                 for fam, v in ips:
                     named[fam].add((v, pp.protocol, n))
+    if memo is None:
+        memo = {f: tuple(sorted(named[f])) for f in FAMILIES}
+        if memo_key is not None:
+            idx.named_memo[memo_key] = memo
     return CompiledRule(RuleRef(np.namespace, np.name, direction, i), rule.peers is None,
-                        {f: frozenset(pips[f]) for f in FAMILIES},
-                        {f: merge(blocks[f]) for f in FAMILIES}, rule.ports is None,
-                        _merge_ports(ports),
-                        {f: tuple(sorted(named[f])) for f in FAMILIES})
+                        pips, {f: merge(blocks[f]) for f in FAMILIES}, rule.ports is None,
+                        _merge_ports(ports), memo, peer_key)
 
 
-def _compile_policy(idx: PodIndex, pi: PolicyInfo, memberships: dict[int, dict[str, list[str]]],
+def _compile_policy(idx: PodIndex, pi: PolicyInfo, local_ids: set[int],
+                    memberships: dict[int, dict[str, list[str]]],
                     out: CompiledPolicies, only: set[str] | None,
                     reuse: dict[str, PolicyChain] | None) -> None:
-    selected = [p for p in idx.in_namespace(pi.ns, pi.selector) if id(p) in memberships]
+    selected = [p for p in idx.in_namespace(pi.ns, pi.selector) if id(p) in local_ids]
     if not selected:
         return
     chains: dict[str, PolicyChain] = {}
@@ -349,29 +401,50 @@ def _compile_policy(idx: PodIndex, pi: PolicyInfo, memberships: dict[int, dict[s
     out.chains.update(chains)  # only once the whole policy compiled
     for cid, ch in chains.items():
         for p in selected:
-            memberships[id(p)][ch.direction].append(cid)
+            m = memberships.get(id(p))
+            if m is not None:
+                m[ch.direction].append(cid)
 
 
 def compile_policies(state: ClusterState, local: Callable[[Pod], bool] | None = None,
                      only: set[str] | None = None,
-                     reuse: dict[str, PolicyChain] | None = None) -> CompiledPolicies:
-    """Compile for the pods `local` accepts (all when None). Partial sync: chains not in
-    `only` are taken from `reuse` when there (see policy_sync.affected_chains); pods and
-    their memberships are always computed whole, which is cheap."""
+                     reuse: dict[str, PolicyChain] | None = None,
+                     prev: CompiledPolicies | None = None,
+                     dirty_ns: set[str] | None = None) -> CompiledPolicies:
+    """Compile for the pods `local` accepts (all when None).
+
+    Partial sync (see policy_sync): chains not in `only` are taken from `reuse` when there.
+    With `prev` (the last result) and `dirty_ns` (namespaces where a pod or a policy
+    changed), the pods of every other namespace keep their `prev` PodPolicy: which policies
+    select a pod depends only on its own namespace's pods and policies."""
     idx = PodIndex(state)
     out = CompiledPolicies()
+    # namespaces whose pods keep their `prev` PodPolicy: all but the dirty ones
+    dirty: set[str] | None = dirty_ns if prev is not None and only is not None and reuse is not None else None
+    only_, reuse_ = only or set(), reuse or {}
     locals_ = [p for p in idx.pods if local is None or local(p)]
+    local_ids = {id(p) for p in locals_}
     memberships: dict[int, dict[str, list[str]]] = {
-        id(p): {INGRESS: [], EGRESS: []} for p in locals_}
-    for np in sorted(state.policies, key=lambda n: (n.namespace, n.name)):  # stable jump order
+        id(p): {INGRESS: [], EGRESS: []} for p in locals_ if dirty is None or idx.info[id(p)].ns in dirty}
+    infos = sorted((policy_info(np) for np in state.policies), key=lambda i: (i.ns, i.name))
+    for pi in infos:  # stable jump order
+        if dirty is not None and pi.ns not in dirty:
+            cids = [f"{pi.ns}/{pi.name}/{d}" for d in pi.types]
+            if cids and all(c in reuse_ and c not in only_ for c in cids):
+                out.chains.update((c, reuse_[c]) for c in cids)
+                continue
         try:
-            _compile_policy(idx, policy_info(np), memberships, out, only, reuse)
+            _compile_policy(idx, pi, local_ids, memberships, out, only, reuse)
         except (ValueError, TypeError, AttributeError) as e:
             # Validation keeps such objects out of the store; if one gets in anyway the
             # agent skips it (reported) rather than stop enforcing every other policy.
-            out.errors.append(f"NetworkPolicy {np.namespace}/{np.name}: {e}")
+            out.errors.append(f"NetworkPolicy {pi.ns}/{pi.name}: {e}")
+    if dirty is not None and prev is not None:
+        out.pods = {k: pp for k, pp in prev.pods.items() if k.namespace not in dirty}
     for p in locals_:
-        m = memberships[id(p)]
+        m = memberships.get(id(p))
+        if m is None:
+            continue
         i = idx.info[id(p)]
         key = ObjectKey("Pod", i.ns, i.name)
         out.pods[key] = PodPolicy(key, i.canon, i.iface, tuple(m[INGRESS]) if m[INGRESS] else None,

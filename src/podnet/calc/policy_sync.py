@@ -19,31 +19,68 @@ from podnet.calc.policy_compile import PodInfo, PolicyInfo, pod_info, policy_inf
 def affected_chains(state: ClusterState, changed: set[ObjectKey],
                     previous: Mapping[ObjectKey, Resource]) -> set[str]:
     """Chain ids (`ns/name/direction`) to recompile. `previous` holds Pods and Namespaces as
-    they were at the last sync (to see what a change moved out of a selector)."""
+    they were at the last sync (to see what a change moved out of a selector).
+
+    A relabel (same addresses and ports, only labels changed) touches a chain only when
+    some selector of it decides differently for the old and the new labels: a chain is a
+    function of which pods its selectors pick, so an unchanged pick is an unchanged chain."""
     out: set[str] = set()
-    pods: list[Pod] = []
-    ns_labels: list[dict[str, str]] = []
+    pods: list[Pod] = []  # changed in what a chain can read besides labels: either version counts
+    relabels: list[tuple[PodInfo, PodInfo]] = []  # (old, new): only a changed pick counts
+    ns_pairs: list[tuple[dict[str, str], dict[str, str]]] = []
     for k in changed:
         if k.kind == "NetworkPolicy":
             out |= {f"{k.namespace}/{k.name}/{d}" for d in (INGRESS, EGRESS)}
         elif k.kind == "Pod":
-            pods.extend(o for o in (state.get("Pod", k.namespace, k.name), previous.get(k))
-                        if isinstance(o, Pod))
+            new, old = state.get("Pod", k.namespace, k.name), previous.get(k)
+            if (isinstance(new, Pod) and isinstance(old, Pod) and is_policy_pod(new) and is_policy_pod(old)
+                    and (oi := pod_info(old)).canon == (ni := pod_info(new)).canon and oi.named == ni.named):
+                if oi.labels != ni.labels:
+                    relabels.append((oi, ni))
+                continue
+            pods.extend(o for o in (new, old) if isinstance(o, Pod))
         elif k.kind == "Namespace":
-            ns_labels.append(namespace_labels(state, k.name))
+            # a namespace missing at the last sync was read as its name label alone
             old = previous.get(k)
-            if old is not None:
-                ns_labels.append({**old.labels, NS_NAME_LABEL: k.name})
-    if not pods and not ns_labels:
+            ns_pairs.append(({**(old.labels if old is not None else {}), NS_NAME_LABEL: k.name},
+                             namespace_labels(state, k.name)))
+    if not pods and not relabels and not ns_pairs:
         return out
     infos = [pod_info(p) for p in pods if is_policy_pod(p)]
     pod_ns = {i.ns: namespace_labels(state, i.ns) for i in infos}
+    pod_ns.update((n.ns, namespace_labels(state, n.ns)) for _, n in relabels)
     for np in state.policies:
         pi = policy_info(np)
         for direction in pi.types:
-            if _touched(pi, direction, infos, pod_ns, ns_labels):
+            if (_touched(pi, direction, infos, pod_ns)
+                    or _pick_changed(pi, direction, relabels, pod_ns, ns_pairs)):
                 out.add(f"{pi.ns}/{pi.name}/{direction}")
     return out
+
+
+def dirty_namespaces(changed: set[ObjectKey]) -> set[str]:
+    """Namespaces where a pod or a policy changed: only their pods can change which
+    policies select them (compile_policies keeps every other pod's memberships)."""
+    return {k.namespace for k in changed if k.kind in ("Pod", "NetworkPolicy")}
+
+
+def _pick_changed(pi: PolicyInfo, direction: str, relabels: list[tuple[PodInfo, PodInfo]],
+                  pod_ns: dict[str, dict[str, str]],
+                  ns_pairs: list[tuple[dict[str, str], dict[str, str]]]) -> bool:
+    for r in pi.rules[direction]:
+        named = any(isinstance(pp.port, str) for pp in r.ports or ())
+        if named and direction == INGRESS and any(
+                o.ns == pi.ns and pi.selector.matches(o.labels) != pi.selector.matches(n.labels)
+                for o, n in relabels):
+            return True  # ingress named ports resolve on the selected pods
+        for pe in r.peers or ():
+            if pe.namespace_selector is not None and any(
+                    pe.namespace_selector.matches(a) != pe.namespace_selector.matches(b) for a, b in ns_pairs):
+                return True
+            if pe.ip_block is None and any(
+                    _peer_selects(pi, pe, o, pod_ns) != _peer_selects(pi, pe, n, pod_ns) for o, n in relabels):
+                return True
+    return False
 
 
 def _peer_selects(pi: PolicyInfo, pe: PolicyPeer, i: PodInfo, pod_ns: dict[str, dict[str, str]]) -> bool:
@@ -59,7 +96,9 @@ def _peer_selects(pi: PolicyInfo, pe: PolicyPeer, i: PodInfo, pod_ns: dict[str, 
 
 
 def _touched(pi: PolicyInfo, direction: str, pods: list[PodInfo],
-             pod_ns: dict[str, dict[str, str]], ns_labels: list[dict[str, str]]) -> bool:
+             pod_ns: dict[str, dict[str, str]]) -> bool:
+    if not pods:
+        return False
     for r in pi.rules[direction]:
         named = any(isinstance(pp.port, str) for pp in r.ports or ())
         if named and direction == INGRESS and any(
@@ -70,8 +109,6 @@ def _touched(pi: PolicyInfo, direction: str, pods: list[PodInfo],
                 return True  # resolved on every pod
             continue
         for pe in r.peers:
-            if pe.namespace_selector is not None and any(pe.namespace_selector.matches(lb) for lb in ns_labels):
-                return True
             if pe.ip_block is None and any(_peer_selects(pi, pe, i, pod_ns) for i in pods):
                 return True
             if pe.ip_block is not None and named and direction == EGRESS and any(

@@ -63,9 +63,11 @@ def test_partial_sync_touches_only_changed_objects():
     after = _model(pols, relabel)
     script = diff_script(before, after)
     lines = script.splitlines()
-    # z's pods now match `ns=y`: one new peer set, one rewritten policy chain, one old set gone
-    assert any(ln.startswith("add set inet podnet-pol set/") for ln in lines)
-    assert "flush chain inet podnet-pol pol/x/from-y/in" in lines
+    # z's pods now match `ns=y`: their addresses join the peer sets, named after the
+    # selector, in place; no chain or rule is rewritten, no set is created or deleted
+    adds = [ln for ln in lines if ln.startswith("add element inet podnet-pol sel")]
+    assert len(adds) == 2 and all(ip in " ".join(adds) for ip in ("10.244.0.7", "fd00:10:244::9"))
+    assert all(ln.startswith("add element inet podnet-pol sel") for ln in lines), lines
     assert not any("from-b" in ln for ln in lines)
     assert not any(ln.startswith(("delete table", "flush table")) for ln in lines)
 

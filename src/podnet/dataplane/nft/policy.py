@@ -114,22 +114,36 @@ def _set(model: NftModel, decl: str, elems: frozenset[str]) -> str:
     return name
 
 
-_ADDR_SETS: dict[tuple[str, int, frozenset[int]], tuple[str, frozenset[str]]] = {}
+_ADDR_ELEMS: dict[tuple[int, frozenset[int]], frozenset[str]] = {}
 
 
-def _addr_set(model: NftModel, fam: int, ips: frozenset[int]) -> str:
-    """A set of pod addresses, memoised on the addresses: a pod change re-renders the
-    chains that name it, but most of their sets are ones seen before."""
+def _peer_set(model: NftModel, fam: int, key: str, ips: frozenset[int]) -> str:
+    """The set of pod addresses one rule's selectors pick, named after those selectors
+    (not the content): when pods or namespaces are relabelled the set keeps its name and
+    the diff adds and deletes elements, leaving every rule that references it alone."""
     decl = f"type {ADDR_TYPE[fam]};"
-    key = (decl, fam, ips)
-    hit = _ADDR_SETS.get(key)
+    elems = _ADDR_ELEMS.get((fam, ips))
+    if elems is None:
+        if len(_ADDR_ELEMS) > 20_000:
+            _ADDR_ELEMS.clear()
+        elems = _ADDR_ELEMS[(fam, ips)] = frozenset(_addr(fam, v) for v in ips)
+    name = f"sel{fam}/{hashlib.sha1(key.encode()).hexdigest()[:20]}"
+    model.sets[name] = (decl, elems)
+    return name
+
+
+_NAMED_ELEMS: dict[tuple[int, tuple[tuple[int, str, int], ...]], frozenset[str]] = {}
+
+
+def _named_elems(fam: int, named: tuple[tuple[int, str, int], ...]) -> frozenset[str]:
+    """Elements of a named-port set, memoised: rules over the same peers share them."""
+    hit = _NAMED_ELEMS.get((fam, named))
     if hit is None:
-        if len(_ADDR_SETS) > 20_000:
-            _ADDR_SETS.clear()
-        elems = frozenset(_addr(fam, v) for v in ips)
-        hit = _ADDR_SETS[key] = (_set(NftModel(), decl, elems), elems)
-    model.sets[hit[0]] = (decl, hit[1])
-    return hit[0]
+        if len(_NAMED_ELEMS) > 20_000:
+            _NAMED_ELEMS.clear()
+        hit = _NAMED_ELEMS[(fam, named)] = frozenset(
+            f"{_addr(fam, ip)} . {proto.lower()} . {port}" for ip, proto, port in named)
+    return hit
 
 
 def _rule_lines(ch: PolicyChain, r: CompiledRule, model: NftModel) -> list[str]:
@@ -153,7 +167,7 @@ def _rule_lines(ch: PolicyChain, r: CompiledRule, model: NftModel) -> list[str]:
         kw = IPKW[fam]
         peer_matches: list[str] = []
         if not r.any_peer and r.peer_ips.get(fam):
-            peer_matches.append(f"{kw} {peer_dir} @" + _addr_set(model, fam, r.peer_ips[fam]) + " ")
+            peer_matches.append(f"{kw} {peer_dir} @" + _peer_set(model, fam, r.peer_key, r.peer_ips[fam]) + " ")
         if not r.any_peer and r.peer_blocks.get(fam):
             peer_matches.append(f"{kw} {peer_dir} @" + _set(
                 model, f"type {ADDR_TYPE[fam]}; flags interval;",
@@ -165,9 +179,10 @@ def _rule_lines(ch: PolicyChain, r: CompiledRule, model: NftModel) -> list[str]:
                 out.append(pm + ports + tail)
         if not r.named.get(fam):
             continue
-        nset = _set(model, f"type {ADDR_TYPE[fam]} . inet_proto . inet_service;",
-                    frozenset(f"{_addr(fam, ip)} . {proto.lower()} . {port}"
-                              for ip, proto, port in r.named[fam]))
+        # named after its rule, edited in place: pods come and go without touching the rule
+        nset = nft_name("named", r.ref.namespace, r.ref.policy, SHORT[r.ref.direction], str(r.ref.index), str(fam))
+        model.sets[nset] = (f"type {ADDR_TYPE[fam]} . inet_proto . inet_service;",
+                            _named_elems(fam, r.named[fam]))
         if ch.direction == INGRESS:
             # keyed on the selected pod; the peer check stays
             for pm in (peer_matches if not r.any_peer else [""]):
@@ -307,9 +322,10 @@ def diff_script(old: NftModel, new: NftModel) -> str:
     # (flush + add) because interval elements cannot be edited in place safely.
     for name, (decl, elems) in sorted(new.sets.items()):
         prev = old.sets.get(name)
-        if prev is not None and (name.startswith("set/") or prev[1] == elems):
+        if prev is not None and (name.startswith("set/") or prev[1] is elems or prev[1] == elems):
             continue  # content-named sets never change under the same name
-        if ": verdict" in decl and prev is not None:
+        if "interval" not in decl and prev is not None:
+            # plain sets and maps: edit in place, the element delta only
             gone, added = prev[1] - elems, elems - prev[1]
             if gone:
                 out.append(f"delete element {_t(_q(name))} {{ {', '.join(sorted(k.split(' : ')[0] for k in gone))} }}")
