@@ -6,11 +6,10 @@ first try the daemon (`podnet.cni.daemon`), which has all that loaded: connect, 
 (binary, environment, stdin), copy back stdout/stderr/exit code. The daemon listens on
 an *abstract* unix socket, which the kernel scopes to the network namespace: a plugin
 running in node N's namespace reaches node N's daemon and no other, with no config.
-Only builtin modules are imported here. No daemon -> None, and the caller runs the call
-in-process; a daemon that dies mid-call -> CNI error 11 (try again later).
+Only builtin modules are imported here, and nothing from podnet: the thin launchers
+(bin/) load this file alone, as the top-level module `client`. No daemon -> None, and
+the caller runs the call in-process; a daemon that dies mid-call -> CNI error 11.
 """
-from __future__ import annotations
-
 import os
 import sys
 
