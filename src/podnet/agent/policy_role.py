@@ -13,7 +13,7 @@ import logging
 from podnet.api.objects import ObjectKey, Pod, Resource
 from podnet.calc.model import ClusterState
 from podnet.calc.nat import NatPlan, nat_plan
-from podnet.calc.policy_compile import CompiledPolicies, compile_policies
+from podnet.calc.policy_compile import CompiledPolicies, compile_policies, pod_index
 from podnet.calc.policy_sync import affected_chains, dirty_namespaces
 from podnet.dataplane.nft import nat as nat_nft
 from podnet.dataplane.nft import policy as pol_nft
@@ -29,7 +29,7 @@ class PolicyRole:
         self.node_name = node_name  # "" renders every pod (single-node uses, tests)
         self._model: pol_nft.NftModel | None = None
         self._compiled: CompiledPolicies | None = None
-        self._cache: pol_nft.ChainCache = {}
+        self._cache = pol_nft.RenderCache()
         self._pods: dict[ObjectKey, Resource] = {}
         self._pending: tuple[pol_nft.NftModel, CompiledPolicies, dict[ObjectKey, Resource]] | None = None
         self._logged: set[str] = set()  # skipped objects already reported
@@ -45,7 +45,8 @@ class PolicyRole:
             else:
                 compiled = compile_policies(state, self._local, only=affected_chains(state, changed, self._pods),
                                             reuse=self._compiled.chains, prev=self._compiled,
-                                            dirty_ns=dirty_namespaces(changed))
+                                            dirty_ns=dirty_namespaces(changed),
+                                            index=pod_index(state, self._compiled.index, changed))
             for err in set(compiled.errors) - self._logged:
                 log.warning("policy: skipped %s", err)
             self._logged = set(compiled.errors)

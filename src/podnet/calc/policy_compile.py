@@ -88,6 +88,7 @@ class CompiledPolicies:
     chains: dict[str, PolicyChain] = field(default_factory=dict)
     pods: dict[ObjectKey, PodPolicy] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)  # objects skipped, for the agent's log
+    index: "PodIndex | None" = field(default=None, compare=False, repr=False)  # for pod_index()
 
 
 IFACE_ANNOTATION = "podnet.io/host-veth"
@@ -225,6 +226,17 @@ class PodIndex:
         self._peer_ips: dict[str, dict[int, frozenset[int]]] = {}
         self.named_memo: dict[tuple[str, tuple], dict[int, tuple[tuple[int, str, int], ...]]] = {}
 
+    def refresh_namespaces(self, names: set[str]) -> None:
+        """Namespace labels changed: selections of pods within a namespace stay, every
+        result that read namespace labels goes."""
+        for ns in names:
+            if ns in self.by_ns or self.state.get("Namespace", "", ns) is not None:
+                self.ns_labels[ns] = namespace_labels(self.state, ns)
+            else:
+                self.ns_labels.pop(ns, None)
+        self._peer_ips.clear()
+        self.named_memo.clear()
+
     def in_namespace(self, ns: str, sel: LabelSelector) -> list[Pod]:
         ck = (ns, sel)
         if ck not in self._cache:
@@ -267,6 +279,18 @@ class PodIndex:
             if peer.namespace_selector.matches(labels):
                 out.extend(self.in_namespace(ns, psel))
         return out
+
+
+def pod_index(state: ClusterState, prev: PodIndex | None = None,
+              changed: set[ObjectKey] | None = None) -> PodIndex:
+    """The index for a sync: the last one (`prev`, over the same state object) while no pod
+    changed, with its memoised selections; else a new one."""
+    if prev is None or changed is None or prev.state is not state or any(k.kind == "Pod" for k in changed):
+        return PodIndex(state)
+    spaces = {k.name for k in changed if k.kind == "Namespace"}
+    if spaces:
+        prev.refresh_namespaces(spaces)
+    return prev
 
 
 _SEL_TEXT: dict[LabelSelector, str] = {}
@@ -334,7 +358,7 @@ def _named_owners(idx: PodIndex, direction: str, rule: PolicyRule, selected: lis
 
 
 def _compile_rule(idx: PodIndex, np: NetworkPolicy, direction: str, i: int, rule: PolicyRule,
-                  selected: list[Pod]) -> CompiledRule:
+                  selected: list[Pod], selected_key: str) -> CompiledRule:
     blocks: dict[int, list[Interval]] = {4: [], 6: []}
     sel_peers: list[PolicyPeer] = []
     for pe in rule.peers or ():
@@ -350,9 +374,14 @@ def _compile_rule(idx: PodIndex, np: NetworkPolicy, direction: str, i: int, rule
     ports: list[PortRange] = []
     named: dict[int, set[tuple[int, str, int]]] = {4: set(), 6: set()}
     names = tuple((pp.port, pp.protocol) for pp in rule.ports or () if isinstance(pp.port, str))
-    # egress named ports over selector peers only: a function of the peers' key, shared
-    memo_key = (peer_key, names) if (direction != INGRESS and names and rule.peers
-                                     and len(sel_peers) == len(rule.peers)) else None
+    # Named ports resolve on the selected pods (ingress: a function of the policy's
+    # namespace and selector) or on selector-only peers (egress: of the peers' key), so
+    # rules sharing those share the result.
+    memo_key: tuple[str, tuple] | None = None
+    if names and direction == INGRESS:
+        memo_key = ("in " + selected_key, names)
+    elif names and rule.peers and len(sel_peers) == len(rule.peers):
+        memo_key = (peer_key, names)
     memo = idx.named_memo.get(memo_key) if memo_key is not None else None
     for pp in rule.ports or ():
         if pp.protocol not in PROTOCOLS:
@@ -391,13 +420,15 @@ def _compile_policy(idx: PodIndex, pi: PolicyInfo, local_ids: set[int],
     if not selected:
         return
     chains: dict[str, PolicyChain] = {}
+    selected_key = repr((pi.ns, _sel_text(pi.selector)))
     for direction in pi.types:
         cid = f"{pi.ns}/{pi.name}/{direction}"
         if only is not None and reuse is not None and cid not in only and cid in reuse:
             chains[cid] = reuse[cid]
             continue
         chains[cid] = PolicyChain(pi.ns, pi.name, direction, tuple(
-            _compile_rule(idx, pi.np, direction, i, r, selected) for i, r in enumerate(pi.rules[direction])))
+            _compile_rule(idx, pi.np, direction, i, r, selected, selected_key)
+            for i, r in enumerate(pi.rules[direction])))
     out.chains.update(chains)  # only once the whole policy compiled
     for cid, ch in chains.items():
         for p in selected:
@@ -410,15 +441,17 @@ def compile_policies(state: ClusterState, local: Callable[[Pod], bool] | None = 
                      only: set[str] | None = None,
                      reuse: dict[str, PolicyChain] | None = None,
                      prev: CompiledPolicies | None = None,
-                     dirty_ns: set[str] | None = None) -> CompiledPolicies:
+                     dirty_ns: set[str] | None = None,
+                     index: PodIndex | None = None) -> CompiledPolicies:
     """Compile for the pods `local` accepts (all when None).
 
     Partial sync (see policy_sync): chains not in `only` are taken from `reuse` when there.
     With `prev` (the last result) and `dirty_ns` (namespaces where a pod or a policy
     changed), the pods of every other namespace keep their `prev` PodPolicy: which policies
-    select a pod depends only on its own namespace's pods and policies."""
-    idx = PodIndex(state)
-    out = CompiledPolicies()
+    select a pod depends only on its own namespace's pods and policies. `index`: see
+    pod_index()."""
+    idx = index if index is not None else PodIndex(state)
+    out = CompiledPolicies(index=idx)
     # namespaces whose pods keep their `prev` PodPolicy: all but the dirty ones
     dirty: set[str] | None = dirty_ns if prev is not None and only is not None and reuse is not None else None
     only_, reuse_ = only or set(), reuse or {}

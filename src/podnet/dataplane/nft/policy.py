@@ -31,6 +31,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from podnet.calc.policy import INGRESS
+from podnet.api.objects import ObjectKey
 from podnet.calc.policy_compile import CompiledPolicies, CompiledRule, PodPolicy, PolicyChain
 
 TABLE = "podnet-pol"
@@ -197,19 +198,33 @@ def chain_name(kind: str, ns: str, name: str, direction: str) -> str:
     return nft_name(kind, ns, name, SHORT[direction])
 
 
-ChainCache = dict[str, tuple[PolicyChain, NftModel]]
+PodFragment = tuple[dict[str, tuple[str, ...]], list[tuple[str, str]]]
 
 
-def render(c: CompiledPolicies, cache: ChainCache | None = None) -> NftModel:
-    """`cache` (kept by the caller between syncs) maps a chain id to the PolicyChain object
-    last rendered and its fragment: an unchanged chain (the same object, reused by a partial
-    compile) is not rendered again."""
+class RenderCache:
+    """What `render` keeps between syncs (the caller owns it; `clear()` before a full one):
+    per chain id the PolicyChain last rendered and its fragment, per pod its PodPolicy and
+    fragment, and the static sets' content built from those pods."""
+
+    def __init__(self) -> None:
+        self.chains: dict[str, tuple[PolicyChain, NftModel]] = {}
+        self.pods: dict[ObjectKey, tuple[PodPolicy, PodFragment]] = {}
+        self.static: dict[str, tuple[str, frozenset[str]]] | None = None
+
+    def clear(self) -> None:
+        self.chains, self.pods, self.static = {}, {}, None
+
+
+ChainCache = RenderCache  # the earlier name
+
+
+def render(c: CompiledPolicies, cache: RenderCache | None = None) -> NftModel:
+    """With `cache`, an unchanged chain (the same object, reused by a partial compile) is not
+    rendered again, nor an unchanged pod; when no pod changed the static sets are reused."""
+    cache = cache if cache is not None else RenderCache()
     m = NftModel()
-    for name, decl in STATIC_SETS.items():
-        m.sets[name] = (decl, frozenset())
-    elems: dict[str, set[str]] = {k: set() for k in STATIC_SETS}
-    for cid, ch in sorted(c.chains.items()):
-        hit = cache.get(cid) if cache is not None else None
+    for cid, ch in c.chains.items():
+        hit = cache.chains.get(cid)
         if hit is not None and hit[0] is ch:
             frag = hit[1]
         else:
@@ -218,28 +233,38 @@ def render(c: CompiledPolicies, cache: ChainCache | None = None) -> NftModel:
             for r in ch.rules:
                 lines.extend(_rule_lines(ch, r, frag))
             frag.chains[chain_name("pol", ch.namespace, ch.policy, ch.direction)] = tuple(lines)
-            if cache is not None:
-                cache[cid] = (ch, frag)
+            cache.chains[cid] = (ch, frag)
         m.sets.update(frag.sets)
         m.chains.update(frag.chains)
         m.counters |= frag.counters
-    if cache is not None:
-        for cid in set(cache) - set(c.chains):
-            del cache[cid]
-    for key, pp in sorted(c.pods.items(), key=lambda kv: (kv[0].namespace, kv[0].name)):
-        chains, pod_elems = _render_pod(pp)
-        m.chains.update(chains)
-        for set_name, e in pod_elems:
-            elems[set_name].add(e)
-    for name, e in elems.items():
-        m.sets[name] = (STATIC_SETS[name], frozenset(e))
+    if len(cache.chains) != len(c.chains):
+        for cid in set(cache.chains) - set(c.chains):
+            del cache.chains[cid]
+    pods: dict[ObjectKey, tuple[PodPolicy, PodFragment]] = {}
+    same = len(c.pods) == len(cache.pods)
+    for key, pp in c.pods.items():
+        phit = cache.pods.get(key)
+        if phit is not None and (phit[0] is pp or phit[0] == pp):
+            pods[key] = phit
+        else:
+            pods[key] = (pp, _render_pod(pp))
+            same = False
+        m.chains.update(pods[key][1][0])
+    if not same or cache.static is None:
+        elems: dict[str, set[str]] = {k: set() for k in STATIC_SETS}
+        for _, (_, pod_elems) in pods.values():
+            for set_name, e in pod_elems:
+                elems[set_name].add(e)
+        cache.static = {name: (STATIC_SETS[name], frozenset(e)) for name, e in elems.items()}
+    cache.pods = pods
+    m.sets.update(cache.static)
     return m
 
 
-_POD_FRAGMENTS: dict[PodPolicy, tuple[dict[str, tuple[str, ...]], list[tuple[str, str]]]] = {}
+_POD_FRAGMENTS: dict[PodPolicy, PodFragment] = {}
 
 
-def _render_pod(pp: PodPolicy) -> tuple[dict[str, tuple[str, ...]], list[tuple[str, str]]]:
+def _render_pod(pp: PodPolicy) -> PodFragment:
     """A pod's chains and its elements of the static maps/sets; memoised on the (frozen,
     hashable) PodPolicy, as most pods are unchanged from one sync to the next."""
     hit = _POD_FRAGMENTS.get(pp)
@@ -311,16 +336,20 @@ def diff_script(old: NftModel, new: NftModel) -> str:
     out: list[str] = []
     for c in sorted(new.counters - old.counters):
         out.append(f"add counter {_t(_q(c))}")
-    for name, (decl, elems) in sorted(new.sets.items()):
+    # unchanged parts are mostly the very same objects: skip those before sorting
+    sets = sorted((n, v) for n, v in new.sets.items() if old.sets.get(n) is not v)
+    chains = sorted((n, r) for n, r in new.chains.items() if old.chains.get(n) is not r)
+    for name, (decl, elems) in sets:
         prev = old.sets.get(name)
         kind = "map" if ": verdict" in decl else "set"
         if prev is None:
             out.append(f"add {kind} {_t(_q(name))} {{ {decl} }}")
-    for name in sorted(set(new.chains) - set(old.chains)):
-        out.append(f"add chain {_t(_q(name))}")
-    # Sets before the rules that may now reference them; a changed set is rewritten whole
-    # (flush + add) because interval elements cannot be edited in place safely.
-    for name, (decl, elems) in sorted(new.sets.items()):
+    for name, _ in chains:
+        if name not in old.chains:
+            out.append(f"add chain {_t(_q(name))}")
+    # Sets before the rules that may now reference them. A changed interval set is rewritten
+    # whole (flush + add): interval elements cannot be edited in place safely.
+    for name, (decl, elems) in sets:
         prev = old.sets.get(name)
         if prev is not None and (name.startswith("set/") or prev[1] is elems or prev[1] == elems):
             continue  # content-named sets never change under the same name
@@ -334,7 +363,7 @@ def diff_script(old: NftModel, new: NftModel) -> str:
         if prev is not None:
             out.append(f"flush set {_t(_q(name))}")
         out.extend(_elements(name, elems))
-    for name, rules in sorted(new.chains.items()):
+    for name, rules in chains:
         if old.chains.get(name) == rules:
             continue
         if name in old.chains:
@@ -342,10 +371,10 @@ def diff_script(old: NftModel, new: NftModel) -> str:
         out.extend(f"add rule {_t(_q(name))} {r}" for r in rules)
     # Removals: flush every removed chain first (drops its jumps and set references),
     # then delete chains, then sets and counters nothing refers to any more.
-    gone_chains = sorted(set(old.chains) - set(new.chains))
+    gone_chains = sorted(n for n in old.chains if n not in new.chains)
     out.extend(f"flush chain {_t(_q(n))}" for n in gone_chains)
     out.extend(f"delete chain {_t(_q(n))}" for n in gone_chains)
-    for name in sorted(set(old.sets) - set(new.sets)):
+    for name in sorted(n for n in old.sets if n not in new.sets):
         kind = "map" if ": verdict" in old.sets[name][0] else "set"
         out.append(f"delete {kind} {_t(_q(name))}")
     for c in sorted(old.counters - new.counters):
