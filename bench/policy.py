@@ -176,7 +176,7 @@ def main() -> int:
         for applier, tag in ((session, ""), (nft, "_nft_cli")):
             one: dict[str, list[float]] = {"policy": [], "pod": [], "namespace": []}
             calc: dict[str, list[float]] = {"policy": [], "pod": [], "namespace": []}
-            for i in range(max(RUNS, 5)):
+            for i in range(max(RUNS, 9)):
                 for kind, key in one_changes(state, i):
                     one[kind].append(timed(lambda: sync(role, applier, state, {key})))
                     calc[kind].append(CALC_TIMES[-1])

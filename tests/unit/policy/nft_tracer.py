@@ -18,6 +18,9 @@ def _addr_in(elem: str, a) -> bool:
     return net.version == a.version and a in net
 
 
+PROTO_NUMBERS = {"tcp": 6, "udp": 17, "sctp": 132}
+
+
 def _port_in(elem: str, port: int) -> bool:
     lo, _, hi = elem.partition("-")
     return int(lo) <= port <= int(hi or lo)
@@ -37,8 +40,8 @@ class Tracer:
             for part, k in zip(parts, key):
                 if isinstance(k, int):
                     ok = _port_in(part, k)
-                elif isinstance(k, str):  # protocol
-                    ok = part == k
+                elif isinstance(k, str):  # protocol: its name, or a range of protocol numbers
+                    ok = part == k or (part[:1].isdigit() and _port_in(part, PROTO_NUMBERS[k]))
                 else:
                     ok = _addr_in(part.strip('"'), k)
                 if not ok:
