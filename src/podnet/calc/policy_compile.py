@@ -235,7 +235,8 @@ class PodIndex:
             else:
                 self.ns_labels.pop(ns, None)
         self._peer_ips.clear()
-        self.named_memo.clear()
+        # ingress named ports resolve on the selected pods, whatever the namespace labels
+        self.named_memo = {k: v for k, v in self.named_memo.items() if k[0].startswith("in ")}
 
     def in_namespace(self, ns: str, sel: LabelSelector) -> list[Pod]:
         ck = (ns, sel)
