@@ -106,7 +106,10 @@ def _work(srv: socket.socket, stop: threading.Event) -> None:
         if stop.is_set():
             conn.close()
             return
-        _serve_one(conn)
+        try:
+            _serve_one(conn)
+        except Exception as e:  # a malformed request must not cost the daemon a worker
+            print(f"podnet-cni daemon: dropped a malformed request: {e!r}", file=sys.stderr)
 
 
 def _netns_still_named() -> bool:

@@ -126,5 +126,6 @@ def default_cni_path() -> str:
     podnet-cni, podnet-ipam), then Debian's reference plugins."""
     import sys
     thin = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bin")
-    dirs = [thin] if os.access(os.path.join(thin, "podnet-cni"), os.X_OK) else []
+    usable = os.access(os.path.join(thin, "podnet-cni"), os.X_OK) and os.access("/usr/bin/python3", os.X_OK)
+    dirs = [thin] if usable else []  # their interpreter is Debian's python3 (see their #!)
     return os.pathsep.join(dirs + [os.path.dirname(os.path.abspath(sys.executable)), "/usr/lib/cni"])

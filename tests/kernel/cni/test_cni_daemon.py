@@ -82,3 +82,24 @@ def test_thin_launcher_without_a_daemon(lab):
     doc = json.loads(cp.stdout)
     assert cp.returncode == 1 and doc["code"] == 11 and "no full podnet-cni" in doc["msg"]
     assert cp.stderr == b""
+
+
+def test_daemon_survives_malformed_requests(dual_lab):
+    """More garbage connections than the daemon has workers, then a real call: each bad
+    request is dropped without taking a worker with it."""
+    lab = dual_lab
+    code = ("import socket\nfor b in [b'\\xff\\xfe\\0\\0x'] * 20 + [b'']:\n"
+            "    s = socket.socket(socket.AF_UNIX); s.connect(%r); s.sendall(b); s.shutdown(1)\n"
+            "    s.recv(100); s.close()\n" % SOCKET_NAME)
+    p = daemon.start(lab.node) if not _reachable(lab.node) else None
+    try:
+        cp = subprocess.run(["ip", "netns", "exec", lab.node, "python3", "-c", code], capture_output=True)
+        assert cp.returncode == 0, cp.stderr
+        nc = make_netconf(lab.url, "n1", True)
+        q = lab.netns("q")
+        r = runtime.add(nc, "c1", lab.path(q), "eth0", CNI_PATH, node_netns=lab.node)
+        runtime.delete(nc, "c1", lab.path(q), "eth0", CNI_PATH, node_netns=lab.node, prev_result=r)
+        assert lab.allocations() == set()
+    finally:
+        if p is not None:
+            daemon.stop(p)
