@@ -238,6 +238,42 @@ class PodIndex:
         # ingress named ports resolve on the selected pods, whatever the namespace labels
         self.named_memo = {k: v for k, v in self.named_memo.items() if k[0].startswith("in ")}
 
+    def refresh_pods(self, keys: set[ObjectKey]) -> None:
+        """Pods changed (added, removed, relabelled): their entries are replaced, their
+        namespaces' selections and every cross-namespace result dropped."""
+        spaces = {k.namespace for k in keys}
+        for k in keys:
+            old = next((p for p in self.by_ns.get(k.namespace, ()) if p.name == k.name), None)
+            if old is not None:
+                i = self.info.pop(id(old))
+                self.ips.pop(id(old))
+                self.named.pop(id(old))
+                self.pods = [p for p in self.pods if p is not old]
+                self.by_ns[k.namespace] = [p for p in self.by_ns[k.namespace] if p is not old]
+                for kv in i.labels.items():
+                    lk = (i.ns,) + kv
+                    self.by_label[lk] = [p for p in self.by_label[lk] if p is not old]
+            new = self.state.get("Pod", k.namespace, k.name)
+            if isinstance(new, Pod) and is_policy_pod(new):
+                i = pod_info(new)
+                self.info[id(new)], self.ips[id(new)], self.named[id(new)] = i, i.ips, i.named
+                self.pods.append(new)
+                self.by_ns[i.ns].append(new)
+                for kv in i.labels.items():
+                    self.by_label[(i.ns,) + kv].append(new)
+        name_of = lambda p: self.info[id(p)].name  # noqa: E731
+        for ns in spaces:  # the order a fresh index has: by namespace, then name
+            self.by_ns[ns].sort(key=name_of)
+            for lk, lst in self.by_label.items():
+                if lk[0] == ns:
+                    lst.sort(key=name_of)
+            if not self.by_ns[ns]:
+                del self.by_ns[ns]
+        self.pods.sort(key=lambda p: (self.info[id(p)].ns, self.info[id(p)].name))
+        self._cache = {ck: v for ck, v in self._cache.items() if ck[0] not in spaces}
+        self.refresh_namespaces(spaces)
+        self.named_memo.clear()
+
     def in_namespace(self, ns: str, sel: LabelSelector) -> list[Pod]:
         ck = (ns, sel)
         if ck not in self._cache:
@@ -284,10 +320,15 @@ class PodIndex:
 
 def pod_index(state: ClusterState, prev: PodIndex | None = None,
               changed: set[ObjectKey] | None = None) -> PodIndex:
-    """The index for a sync: the last one (`prev`, over the same state object) while no pod
-    changed, with its memoised selections; else a new one."""
-    if prev is None or changed is None or prev.state is not state or any(k.kind == "Pod" for k in changed):
+    """The index for a sync: the last one (`prev`, over the same state object) brought up to
+    date with `changed`, keeping its memoised selections where still valid; else a new one."""
+    if prev is None or changed is None or prev.state is not state:
         return PodIndex(state)
+    pods = {k for k in changed if k.kind == "Pod"}
+    if len(pods) > 50:
+        return PodIndex(state)  # a big batch: rebuilding is as cheap
+    if pods:
+        prev.refresh_pods(pods)
     spaces = {k.name for k in changed if k.kind == "Namespace"}
     if spaces:
         prev.refresh_namespaces(spaces)
