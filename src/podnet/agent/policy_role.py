@@ -13,7 +13,8 @@ import logging
 from podnet.api.objects import ObjectKey, Pod, Resource
 from podnet.calc.model import ClusterState
 from podnet.calc.nat import NatPlan, nat_plan
-from podnet.calc.policy_compile import CompiledPolicies, compile_policies, pod_index
+from podnet.calc.policy_compile import CompiledPolicies, compile_policies
+from podnet.calc.policy_index import pod_index
 from podnet.calc.policy_sync import affected_chains, dirty_namespaces
 from podnet.dataplane.nft import nat as nat_nft
 from podnet.dataplane.nft import policy as pol_nft

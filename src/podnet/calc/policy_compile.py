@@ -10,21 +10,20 @@ predicate in `policy.py`.
 """
 from __future__ import annotations
 
-import hashlib
 import ipaddress
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from podnet.api.objects import NetworkPolicy, ObjectKey, Pod, PolicyPeer, PolicyRule
-from podnet.api.selector import LabelSelector
 from podnet.calc.model import ClusterState
-from podnet.calc.policy import (EGRESS, INGRESS, RuleRef, has_type, is_policy_pod, namespace_labels,
-                                pod_addresses, rules_of, valid_block)
+from podnet.calc.policy import EGRESS, INGRESS, RuleRef, valid_block
+# the index, and names that lived here before it moved out (re-exported)
+from podnet.calc.policy_index import (FAMILIES, IFACE_ANNOTATION, LAB_NETNS_ANNOTATION, PodIndex,  # noqa: F401
+                                      PodInfo, PolicyInfo, _ip_int, _sel_text, host_iface, pod_index,
+                                      pod_info, policy_info)
 
 Interval = tuple[int, int]
 PROTOCOLS = ("TCP", "UDP", "SCTP")
-FAMILIES = (4, 6)
 
 
 @dataclass(frozen=True)
@@ -91,26 +90,6 @@ class CompiledPolicies:
     index: "PodIndex | None" = field(default=None, compare=False, repr=False)  # for pod_index()
 
 
-IFACE_ANNOTATION = "podnet.io/host-veth"
-
-
-LAB_NETNS_ANNOTATION = "podnet.io/netns"
-
-
-def host_iface(pod: Pod) -> str:
-    """The pod's host-side veth: as recorded (annotation), else, for a pod the lab kubelet
-    wired (it passes the pod uid as the CNI container id, interface eth0), the name
-    podnet-cni derives: `pn` + sha256("<container id>/<ifname>")[:11] (cni/veth.host_ifname;
-    calc may not import cni, a unit test keeps the two equal). "" when unknown: then the
-    pod is not in the anti-spoofing sets (never a false drop)."""
-    rec = pod.annotations.get(IFACE_ANNOTATION)
-    if rec:
-        return rec
-    if pod.uid and pod.annotations.get(LAB_NETNS_ANNOTATION):
-        return "pn" + hashlib.sha256(f"{pod.uid}/eth0".encode()).hexdigest()[:11]
-    return ""
-
-
 # ---- intervals ------------------------------------------------------------------------
 def merge(intervals: Iterable[Interval]) -> tuple[Interval, ...]:
     out: list[list[int]] = []
@@ -145,229 +124,6 @@ def block_intervals(cidr: str, excepts: Iterable[str]) -> tuple[int, tuple[Inter
                 nxt.append((ehi + 1, hi))
         cur = nxt
     return net.version, merge(cur)
-
-
-# ---- pod index: selector evaluation without scanning every pod per selector -----------
-@dataclass
-class PodInfo:
-    """What compile reads of a pod, parsed once per pod object (Resource accessors and
-    address parsing dominate a sync at scale)."""
-    pod: Pod
-    ns: str
-    name: str
-    labels: dict[str, str]
-    ips: list[tuple[int, int]]
-    canon: tuple[str, ...]
-    named: dict[tuple[str, str], int]
-    iface: str
-
-
-_INFO: dict[int, PodInfo] = {}
-
-
-def pod_info(p: Pod) -> PodInfo:
-    hit = _INFO.get(id(p))
-    if hit is not None and hit.pod is p:  # the memo holds p, so its id cannot be reused
-        return hit
-    if len(_INFO) > 500_000:
-        _INFO.clear()
-    parsed = [_parse(str(a)) for a in pod_addresses(p)]
-    info = _INFO[id(p)] = PodInfo(
-        p, p.namespace, p.name, p.labels, [(f, v) for f, v, _ in parsed], tuple(c for _, _, c in parsed),
-        {(cp.name, cp.protocol): cp.container_port for cp in reversed(p.ports) if cp.name},
-        host_iface(p))
-    return info
-
-
-@dataclass
-class PolicyInfo:
-    np: NetworkPolicy
-    ns: str
-    name: str
-    selector: LabelSelector
-    types: tuple[str, ...]
-    rules: dict[str, tuple[PolicyRule, ...]]
-
-
-_PINFO: dict[int, PolicyInfo] = {}
-
-
-def policy_info(np: NetworkPolicy) -> PolicyInfo:
-    hit = _PINFO.get(id(np))
-    if hit is not None and hit.np is np:
-        return hit
-    if len(_PINFO) > 200_000:
-        _PINFO.clear()
-    info = _PINFO[id(np)] = PolicyInfo(np, np.namespace, np.name, np.pod_selector,
-                                       tuple(d for d in (INGRESS, EGRESS) if has_type(np, d)),
-                                       {d: rules_of(np, d) for d in (INGRESS, EGRESS)})
-    return info
-
-
-class PodIndex:
-    def __init__(self, state: ClusterState):
-        self.state = state
-        infos = sorted((pod_info(p) for p in state.pods if is_policy_pod(p)), key=lambda i: (i.ns, i.name))
-        self.pods = [i.pod for i in infos]
-        self.info: dict[int, PodInfo] = {id(i.pod): i for i in infos}
-        self.by_ns: dict[str, list[Pod]] = defaultdict(list)
-        self.by_label: dict[tuple[str, str, str], list[Pod]] = defaultdict(list)
-        self.ips: dict[int, list[tuple[int, int]]] = {}
-        self.named: dict[int, dict[tuple[str, str], int]] = {}
-        for i in infos:
-            self.ips[id(i.pod)] = i.ips
-            self.named[id(i.pod)] = i.named
-            self.by_ns[i.ns].append(i.pod)
-            for kv in i.labels.items():
-                self.by_label[(i.ns,) + kv].append(i.pod)
-        self.ns_labels = {ns: namespace_labels(state, ns)
-                          for ns in set(self.by_ns) | {n.name for n in state.namespaces}}
-        self._cache: dict[tuple[str, LabelSelector], list[Pod]] = {}
-        self._peer_ips: dict[str, dict[int, frozenset[int]]] = {}
-        self.named_memo: dict[tuple[str, tuple], dict[int, tuple[tuple[int, str, int], ...]]] = {}
-
-    def refresh_namespaces(self, names: set[str]) -> None:
-        """Namespace labels changed: selections of pods within a namespace stay, every
-        result that read namespace labels goes."""
-        for ns in names:
-            if ns in self.by_ns or self.state.get("Namespace", "", ns) is not None:
-                self.ns_labels[ns] = namespace_labels(self.state, ns)
-            else:
-                self.ns_labels.pop(ns, None)
-        self._peer_ips.clear()
-        # ingress named ports resolve on the selected pods, whatever the namespace labels
-        self.named_memo = {k: v for k, v in self.named_memo.items() if k[0].startswith("in ")}
-
-    def refresh_pods(self, keys: set[ObjectKey]) -> None:
-        """Pods changed (added, removed, relabelled): their entries are replaced, their
-        namespaces' selections and every cross-namespace result dropped."""
-        spaces = {k.namespace for k in keys}
-        for k in keys:
-            old = next((p for p in self.by_ns.get(k.namespace, ()) if p.name == k.name), None)
-            if old is not None:
-                i = self.info.pop(id(old))
-                self.ips.pop(id(old))
-                self.named.pop(id(old))
-                self.pods = [p for p in self.pods if p is not old]
-                self.by_ns[k.namespace] = [p for p in self.by_ns[k.namespace] if p is not old]
-                for kv in i.labels.items():
-                    lk = (i.ns,) + kv
-                    self.by_label[lk] = [p for p in self.by_label[lk] if p is not old]
-            new = self.state.get("Pod", k.namespace, k.name)
-            if isinstance(new, Pod) and is_policy_pod(new):
-                i = pod_info(new)
-                self.info[id(new)], self.ips[id(new)], self.named[id(new)] = i, i.ips, i.named
-                self.pods.append(new)
-                self.by_ns[i.ns].append(new)
-                for kv in i.labels.items():
-                    self.by_label[(i.ns,) + kv].append(new)
-        name_of = lambda p: self.info[id(p)].name  # noqa: E731
-        for ns in spaces:  # the order a fresh index has: by namespace, then name
-            self.by_ns[ns].sort(key=name_of)
-            for lk, lst in self.by_label.items():
-                if lk[0] == ns:
-                    lst.sort(key=name_of)
-            if not self.by_ns[ns]:
-                del self.by_ns[ns]
-        self.pods.sort(key=lambda p: (self.info[id(p)].ns, self.info[id(p)].name))
-        self._cache = {ck: v for ck, v in self._cache.items() if ck[0] not in spaces}
-        self.refresh_namespaces(spaces)
-        self.named_memo.clear()
-
-    def in_namespace(self, ns: str, sel: LabelSelector) -> list[Pod]:
-        ck = (ns, sel)
-        if ck not in self._cache:
-            cands = self.by_ns.get(ns, [])
-            for r in sel.requirements:
-                if r.operator == "In" and len(r.values) == 1:
-                    cands = self.by_label.get((ns, r.key, r.values[0]), [])
-                    break
-            self._cache[ck] = [p for p in cands if sel.matches(self.info[id(p)].labels)]
-        return self._cache[ck]
-
-    def peer_key(self, np: NetworkPolicy, peer: PolicyPeer) -> str:
-        """Names what a selector peer picks: its selectors, and the policy's namespace when
-        it has no namespaceSelector."""
-        ns = np.namespace if peer.namespace_selector is None else "*"
-        return repr((ns, _sel_text(peer.namespace_selector), _sel_text(peer.pod_selector)))
-
-    def peer_ips(self, np: NetworkPolicy, peers: list[PolicyPeer]) -> tuple[str, dict[int, frozenset[int]]]:
-        """The addresses the selector peers of one rule pick, per family, memoised per sync
-        on their keys (at scale most rules repeat a few selectors)."""
-        key = repr(tuple(sorted({self.peer_key(np, pe) for pe in peers})))
-        hit = self._peer_ips.get(key)
-        if hit is None:
-            pips: dict[int, set[int]] = {4: set(), 6: set()}
-            for pe in peers:
-                for p in self.peer_pods(np, pe):
-                    for fam, n in self.ips[id(p)]:
-                        pips[fam].add(n)
-            hit = self._peer_ips[key] = {f: frozenset(pips[f]) for f in FAMILIES}
-        return key, hit
-
-    def peer_pods(self, np: NetworkPolicy, peer: PolicyPeer) -> list[Pod]:
-        if peer.ip_block is not None or (peer.pod_selector is None and peer.namespace_selector is None):
-            return []
-        psel = peer.pod_selector or LabelSelector.everything()
-        if peer.namespace_selector is None:
-            return self.in_namespace(np.namespace, psel)
-        out: list[Pod] = []
-        for ns, labels in sorted(self.ns_labels.items()):
-            if peer.namespace_selector.matches(labels):
-                out.extend(self.in_namespace(ns, psel))
-        return out
-
-
-def pod_index(state: ClusterState, prev: PodIndex | None = None,
-              changed: set[ObjectKey] | None = None) -> PodIndex:
-    """The index for a sync: the last one (`prev`, over the same state object) brought up to
-    date with `changed`, keeping its memoised selections where still valid; else a new one."""
-    if prev is None or changed is None or prev.state is not state:
-        return PodIndex(state)
-    pods = {k for k in changed if k.kind == "Pod"}
-    if len(pods) > 50:
-        return PodIndex(state)  # a big batch: rebuilding is as cheap
-    if pods:
-        prev.refresh_pods(pods)
-    spaces = {k.name for k in changed if k.kind == "Namespace"}
-    if spaces:
-        prev.refresh_namespaces(spaces)
-    return prev
-
-
-_SEL_TEXT: dict[LabelSelector, str] = {}
-
-
-def _sel_text(sel: LabelSelector | None) -> str:
-    """Unambiguous text of a selector (repr of plain tuples of strings), memoised."""
-    if sel is None:
-        return "-"
-    hit = _SEL_TEXT.get(sel)
-    if hit is None:
-        if len(_SEL_TEXT) > 100_000:
-            _SEL_TEXT.clear()
-        hit = _SEL_TEXT[sel] = "!" if sel.selects_nothing else repr(
-            tuple((r.key, r.operator, r.values) for r in sel.requirements))
-    return hit
-
-
-_PARSED: dict[str, tuple[int, int, str]] = {}
-
-
-def _parse(ip: str) -> tuple[int, int, str]:
-    """(family, integer, canonical text), memoised: parsing dominates syncs at scale."""
-    hit = _PARSED.get(ip)
-    if hit is None:
-        if len(_PARSED) > 1_000_000:
-            _PARSED.clear()
-        a = ipaddress.ip_address(ip)
-        hit = _PARSED[ip] = (a.version, int(a), str(a))
-    return hit
-
-
-def _ip_int(ip: str) -> tuple[int, int]:
-    f, v, _ = _parse(ip)
-    return f, v
 
 
 # ---- compile --------------------------------------------------------------------------
