@@ -6,11 +6,16 @@ import io
 import ipaddress
 import json
 import multiprocessing as mp
+import os
 
 import pytest
 
 from podnet.api.objects import from_dict
+from podnet.datastore.etcd import EtcdDatastore
+from podnet.datastore.etcd_server import EtcdServer
 from podnet.ipam.blocks import Block
+
+ETCD_BIN = os.environ.get("PODNET_ETCD_BIN", "/usr/bin/etcd")
 
 NODES = ("n1", "n2", "n3", "n4")
 PER_WORKER = 52  # 8 workers -> 416 ADDs
@@ -103,69 +108,13 @@ def test_parallel_adds_sqlite(tmp_path):
         store.close()
 
 
-class _MiniEtcd:
-    """Fallback launcher (the datastore helper's EtcdServer is preferred when present):
-    one etcd on free loopback ports, data in a temp dir, stopped by its PID."""
-
-    def __init__(self, data_dir):
-        self.data_dir = data_dir
-        self.proc = None
-
-    def __enter__(self):
-        import shutil
-        import socket
-        import subprocess
-        import time
-        import urllib.request
-        if shutil.which("etcd") is None:
-            pytest.skip("etcd binary not installed")
-        ports = []
-        for _ in range(2):
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                ports.append(s.getsockname()[1])
-        client, peer = (f"http://127.0.0.1:{p}" for p in ports)
-        self.url = f"etcd://127.0.0.1:{ports[0]}"
-        self.proc = subprocess.Popen(
-            ["etcd", "--name", "pn-cni-test", "--data-dir", str(self.data_dir),
-             "--listen-client-urls", client, "--advertise-client-urls", client,
-             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-             "--initial-cluster", f"pn-cni-test={peer}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"{client}/health", timeout=1).read()
-                return self
-            except OSError:
-                time.sleep(0.1)
-        self.__exit__()
-        raise RuntimeError("etcd did not become healthy in 20 s")
-
-    def __exit__(self, *exc):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except Exception:
-                self.proc.kill()
-                self.proc.wait()
-
-
 @pytest.mark.slow
 @pytest.mark.etcd
 def test_parallel_adds_etcd(tmp_path):
-    try:
-        from podnet.datastore.etcd import EtcdDatastore
-    except ImportError as e:
-        pytest.skip(f"etcd backend not available yet: {e}")
-    try:
-        from podnet.datastore.etcd_server import EtcdServer
-        server = EtcdServer(str(tmp_path / "etcd"))
-    except ImportError:
-        server = _MiniEtcd(tmp_path / "etcd")
-    with server as srv:
-        url = srv.datastore_url("/pn-cni") if hasattr(srv, "datastore_url") else srv.url
+    if not os.path.exists(ETCD_BIN):
+        pytest.skip(f"etcd binary not found at {ETCD_BIN} (install Debian's etcd-server)")
+    with EtcdServer(str(tmp_path / "etcd"), binary=ETCD_BIN) as srv:
+        url = srv.datastore_url("/pn-cni")
         store = EtcdDatastore(url)
         try:
             _exercise(store, url)
