@@ -20,6 +20,7 @@ from typing import Any, Iterable, Mapping, Sequence, TextIO
 import yaml
 
 from podnet.api.errors import InvalidObjects, LoadError, Origin
+from podnet.api.fields import type_name
 from podnet.api.objects import Resource, from_dict
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -118,18 +119,18 @@ def load_text(text: str, file: str, is_json: bool = False) -> list[Manifest]:
         origin = Origin(file, index)
         if not isinstance(doc, Mapping):
             problems.append(f"{origin}: expected an object (a mapping with apiVersion and kind), "
-                            f"got {_type_name(doc)}")
+                            f"got {type_name(doc)}")
             continue
         if doc.get("kind") == "List" or (str(doc.get("kind", "")).endswith("List")
                                          and isinstance(doc.get("items"), list)):
             items = doc.get("items")
             if not isinstance(items, list):
-                problems.append(f"{origin} List: items: expected a list, got {_type_name(items)}")
+                problems.append(f"{origin} List: items: expected a list, got {type_name(items)}")
                 continue
             for i, item in enumerate(items):
                 io = Origin(file, index, i)
                 if not isinstance(item, Mapping):
-                    problems.append(f"{io}: expected an object, got {_type_name(item)}")
+                    problems.append(f"{io}: expected an object, got {type_name(item)}")
                 else:
                     out.append(Manifest(io, from_dict(item)))
             continue
@@ -164,20 +165,6 @@ def _json_documents(text: str, file: str) -> list[Any]:
         return [json.loads(text)]
     except json.JSONDecodeError as e:
         raise LoadError(file, e.msg, e.lineno, e.colno) from None
-
-
-def _type_name(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "a boolean"
-    if isinstance(v, (int, float)):
-        return "a number"
-    if isinstance(v, str):
-        return "a string"
-    if isinstance(v, list):
-        return "a list"
-    return type(v).__name__
 
 
 # ---- writing --------------------------------------------------------------------------

@@ -16,19 +16,11 @@ from typing import Any
 from podnet.api.objects import Namespace
 from podnet.cli.admission import NAMESPACE_NAME_LABEL
 from podnet.cli.errors import UserError
+from podnet.lab.state import podnet_home
 from podnet.datastore.interface import (AlreadyExists, Conflict, Datastore, DatastoreError, NotFound,
                                         open_datastore)
 
 DEFAULT_NAMESPACES = ("default", "kube-system")
-
-
-def podnet_home() -> Path:
-    env = os.environ.get("PODNET_HOME")
-    if env:
-        return Path(env)
-    if os.geteuid() == 0:
-        return Path("/var/lib/podnet")
-    return Path.home() / ".local" / "share" / "podnet"
 
 
 def lab_dir(name: str) -> Path:

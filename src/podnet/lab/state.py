@@ -16,7 +16,8 @@ from typing import Any
 
 
 def podnet_home() -> Path:
-    """The same rule as podnet.cli.context (which the lab may not import)."""
+    """`$PODNET_HOME`; else /var/lib/podnet for root, ~/.local/share/podnet for others.
+    The CLI's context (current lab, default store) lives here too."""
     env = os.environ.get("PODNET_HOME")
     if env:
         return Path(env)
