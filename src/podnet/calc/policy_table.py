@@ -31,11 +31,13 @@ class TruthTable:
     def get(self, r: str, c: str) -> bool | None:
         return self.cells.get((r, c))
 
-    def text(self) -> str:
+    def text(self, marks: dict[tuple[str, str], str] | None = None) -> str:
+        """`.` allowed, `X` denied, `?` untestable; `marks` overrides single cells."""
         sym = {True: ".", False: "X", None: "?"}
+        marks = marks or {}
         lines = ["\t".join(["-"] + self.cols)]
         for r in self.rows:
-            lines.append("\t".join([r] + [sym[self.get(r, c)] for c in self.cols]))
+            lines.append("\t".join([r] + [marks.get((r, c)) or sym[self.get(r, c)] for c in self.cols]))
         return "\n".join(lines) + "\n"
 
     def to_json(self) -> dict[str, Any]:

@@ -40,11 +40,18 @@ def _print(tables: list[tuple[TruthTable, int, dict[tuple[str, str], str]]], fmt
             out.append(d)
         print(json.dumps({"tables": out}, indent=2))
         return
-    for i, (t, fam, _) in enumerate(tables):
+    refused = False
+    for i, (t, fam, outcomes) in enumerate(tables):
         if i:
             print()
         print(f"{t.protocol}/{t.port} IPv{fam}:")
-        sys.stdout.write(t.text())
+        # A refused connection reached the pod (policy drops, it never resets): the port is
+        # simply closed there. Shown apart so it is not read as a policy denial.
+        marks = {cell: "R" for cell, outcome in outcomes.items() if outcome == "refused"}
+        refused = refused or bool(marks)
+        sys.stdout.write(t.text(marks))
+    if refused:
+        print("\nR: refused: nothing listens on that port of the target pod (the policy let it through)")
 
 
 # ---- analyze --------------------------------------------------------------------------

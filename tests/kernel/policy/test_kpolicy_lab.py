@@ -123,3 +123,12 @@ def test_lab_probe_equals_predicted_equals_expected(lab, name):
 def test_lab_nat_outgoing_reaches_the_outside(lab):
     out = json.loads(lab.podnet("probe", "-n", "x", "--to", "203.0.113.10", "-o", "json").stdout)
     assert all(c["allowed"] for c in out["tables"][0]["cells"]), out
+
+
+def test_probe_table_tells_a_closed_port_from_a_denial(lab):
+    # Nothing listens on 9 in the model's pods: the connection is refused, which the
+    # table shows as R (reached the pod), not X (dropped by a policy).
+    out = lab.podnet("probe", "-n", "x", "--port", "9").stdout
+    rows = [line.split("\t") for line in out.splitlines() if line.startswith("x/")]
+    assert rows and all(cell == "R" for row in rows for cell in row[1:]), out
+    assert "R: refused: nothing listens" in out

@@ -41,3 +41,11 @@ def test_compiled_equals_expected(name):
                 dst = c if c not in pods else next(
                     ip for ip in pods[c].pod_ips if (":" in ip) == (pr.family == 6))
                 assert evaluate(comp, src, dst, pr.port, pr.protocol) == want, (name, r, c, pr)
+
+
+def test_truth_table_text_marks_override_single_cells():
+    from podnet.calc.policy_table import TruthTable
+    t = TruthTable(["a", "b"], ["a", "b"], {("a", "a"): True, ("a", "b"): False,
+                                            ("b", "a"): None, ("b", "b"): False})
+    assert t.text() == "-\ta\tb\na\t.\tX\nb\t?\tX\n"
+    assert t.text({("b", "b"): "R"}) == "-\ta\tb\na\t.\tX\nb\t?\tR\n"
