@@ -211,3 +211,48 @@ def test_scaling_changes_the_headless_answer_within_seconds(lab):
             break
         time.sleep(0.2)
     assert got == want
+
+
+POLICY_PODS = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: dnsp}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: custom, namespace: dnsp}
+spec:
+  dnsPolicy: None
+  dnsConfig:
+    nameservers: [203.0.113.10]
+    searches: [example.test]
+    options: [{name: ndots, value: "2"}]
+  containers: [{name: c, image: podnet/serve}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: nodedns, namespace: dnsp}
+spec:
+  dnsPolicy: Default
+  containers: [{name: c, image: podnet/serve}]
+"""
+
+
+def test_dns_policy_none_and_default_are_honoured(lab):
+    lab.podnet("apply", "-f", "-", input=POLICY_PODS)
+    lab.wait_pods(2, namespace="dnsp")
+
+    def run(pod: str, *cmd: str) -> str:
+        cp = lab.podnet("exec", "-n", "dnsp", pod, "--", *cmd, check=False)
+        assert cp.returncode == 0, cp.stdout + cp.stderr
+        return cp.stdout
+
+    custom = run("custom", "cat", "/etc/resolv.conf")
+    assert "nameserver 203.0.113.10" in custom and "10.96.0.10" not in custom, custom
+    assert "search example.test" in custom and "options ndots:2" in custom, custom
+    # the search path from dnsConfig, through the glibc resolver: `www` is www.example.test
+    outside = {"203.0.113.10", "fd00:203:113::10"}  # the echo host has A and AAAA
+    assert run("custom", "getent", "hosts", "www").split()[0] in outside
+    node = run("nodedns", "cat", "/etc/resolv.conf")
+    assert "10.96.0.10" not in node and "cluster.local" not in node, node  # the node's own resolver
+    assert run("nodedns", "getent", "hosts", "www.example.test").split()[0] in outside
