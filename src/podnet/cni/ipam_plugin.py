@@ -94,7 +94,7 @@ def add(a: Args) -> dict[str, Any]:
     from podnet.ipam.allocator import Request
     from podnet.ipam.cidr import host_cidr
     ic = parse_ipam(a.conf, a.env)
-    with _Session(ic) as s:
+    with _Session(ic) as s, s.alloc.one_read():  # pools and blocks read once per ADD
         h = _handle(a, ic)
         have = s.alloc.addresses_of(h)
         if have:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterable, Iterator, Sequence
 
 from podnet.api.objects import Resource
 from podnet.datastore.interface import AlreadyExists, Conflict, Datastore, NotFound
@@ -60,6 +61,14 @@ class Request:
     strict_affinity: bool = False
 
 
+@dataclass
+class _Reads:
+    """What one call has read: pools once, blocks once (again only after a lost CAS)."""
+    pool_items: list[Resource] | None = None
+    pools: dict[tuple[int, tuple[str, ...]], list[Pool]] = field(default_factory=dict)
+    blocks: dict[str, Block] | None = None  # by name, kept current with our own writes
+
+
 class Allocator:
     def __init__(self, store: Datastore, node: str, clock: Callable[[], float] = time.time,
                  release_grace: float = DEFAULT_RELEASE_GRACE, max_retries: int = MAX_RETRIES):
@@ -70,9 +79,26 @@ class Allocator:
         self.max_retries = max_retries
         self._node_labels: dict[str, str] | None = None
         self._node_read = False
+        self._reads: _Reads | None = None
+
+    @contextmanager
+    def one_read(self) -> Iterator[None]:
+        """Inside, the steps of one call (ADD: check the handle, pick families, assign)
+        share one listing of pools and one decoded listing of blocks. Safe because every
+        write is still a CAS on the revision read: a stale block only costs a conflict,
+        and a conflict rereads the blocks."""
+        outer = self._reads
+        self._reads = _Reads() if outer is None else outer
+        try:
+            yield
+        finally:
+            self._reads = outer
 
     # ---- reads ------------------------------------------------------------------------
     def blocks(self) -> list[Block]:
+        reads = self._reads
+        if reads is not None and reads.blocks is not None:
+            return list(reads.blocks.values())
         out = []
         for r in self.store.list(KIND).items:
             try:
@@ -80,16 +106,39 @@ class Allocator:
             except (ValueError, TypeError, AttributeError) as e:
                 raise CorruptState(f"IPAMBlock {r.name} in the datastore is malformed: {e}; "
                                    f"fix or delete it (podnet ipam show lists blocks)") from None
+        if reads is not None:
+            reads.blocks = {b.name: b for b in out}
         return out
 
+    def _wrote(self, block: Block, res: Resource) -> None:
+        """Keep the call's blocks current with what we just stored (new revision)."""
+        if self._reads is not None and self._reads.blocks is not None:
+            self._reads.blocks[block.name] = replace(block, revision=res.resource_version)
+
+    def _forget_blocks(self) -> None:
+        if self._reads is not None:
+            self._reads.blocks = None
+
     def pools(self, version: int, wanted: Sequence[str] = ()) -> list[Pool]:
-        items = self.store.list("IPPool").items
+        reads = self._reads
+        key = (version, tuple(wanted))
+        if reads is not None and key in reads.pools:
+            return list(reads.pools[key])
+        if reads is not None and reads.pool_items is not None:
+            items = reads.pool_items
+        else:
+            items = self.store.list("IPPool").items
+            if reads is not None:
+                reads.pool_items = items
         if any(str(r.spec.get("nodeSelector") or "all()").strip() not in ("all()", "")
                for r in items):
             labels = self.node_labels()
         else:
             labels = {}
-        return usable_pools(items, version, labels, wanted)
+        out = usable_pools(items, version, labels, wanted)
+        if reads is not None:
+            reads.pools[key] = out
+        return list(out)
 
     def node_labels(self) -> dict[str, str] | None:
         if not self._node_read:
@@ -110,6 +159,7 @@ class Allocator:
                 done.append(self._assign_one(str(req.handle), v, wanted, req.strict_affinity))
         except BaseException:
             if done:
+                self._forget_blocks()
                 self.release(req.handle)
             raise
         return done
@@ -133,6 +183,7 @@ class Allocator:
                        or (None if strict else self._borrow(handle, blocks, by_name)))
             except (Conflict, AlreadyExists, NotFound):
                 # Someone wrote first: back off a little (more with each loss) and reread.
+                self._forget_blocks()
                 time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
                 continue
             if got is None:
@@ -148,7 +199,8 @@ class Allocator:
         o = block.first_free(reserved_ordinals(pool.cidr, block.cidr))
         if o is None:
             return None
-        self.store.update(block.allocate(o, handle).to_resource(), block.revision)
+        new = block.allocate(o, handle)
+        self._wrote(new, self.store.update(new.to_resource(), block.revision))
         return Assigned(block.cidr[o], str(block.cidr), pool.name, borrowed)
 
     def _from_own_blocks(self, handle: str, blocks: list[Block],
@@ -174,7 +226,8 @@ class Allocator:
                 o = b.first_free(reserved_ordinals(pool.cidr, cidr))
                 if o is None:
                     continue  # a /32 block that is the pool's network address
-                self.store.create(b.allocate(o, handle).to_resource())
+                new = b.allocate(o, handle)
+                self._wrote(new, self.store.create(new.to_resource()))
                 return Assigned(cidr[o], str(cidr), pool.name, False)
         return None
 
@@ -201,6 +254,13 @@ class Allocator:
         return self._release_where(stale)
 
     def _release_where(self, match: Callable[[str], bool]) -> list[Address]:
+        self._forget_blocks()  # a release reads fresh and leaves no cached blocks behind
+        try:
+            return self._release_fresh(match)
+        finally:
+            self._forget_blocks()
+
+    def _release_fresh(self, match: Callable[[str], bool]) -> list[Address]:
         freed: list[Address] = []
         now = self.clock()
         final: list[Block] = []
