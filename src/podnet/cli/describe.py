@@ -97,14 +97,7 @@ def _pod(store: Any, o: Resource) -> list[str]:
     lines.append(kv("DNS Policy", o.dns_policy))
     if o.hostname or o.subdomain:
         lines.append(kv("Hostname", ".".join(x for x in (o.hostname, o.subdomain) if x)))
-    lines.append("Containers:")
-    for c in o.containers:
-        lines.append(f"  {c.name}:")
-        lines.append("    " + kv("Image", c.image, 10))
-        ports = ", ".join(f"{p.container_port}/{p.protocol}" + (f" ({p.name})" if p.name else "")
-                          for p in c.ports)
-        lines.append("    " + kv("Ports", ports or NONE, 10))
-    return lines
+    return lines + _container_lines(o.containers)
 
 
 def _pod_policies(store: Any, o: Resource) -> list[str]:
@@ -172,8 +165,12 @@ def _deployment(store: Any, o: Resource) -> list[str]:
 def _template_lines(template: dict[str, Any]) -> list[str]:
     labels = (template.get("metadata") or {}).get("labels") or {}
     lines = _map_lines("Labels", {str(k): str(v) for k, v in labels.items()}, 16)
-    lines.append("Containers:")
-    for c in containers_of(template.get("spec") or {}):
+    return lines + _container_lines(containers_of(template.get("spec") or {}))
+
+
+def _container_lines(containers: Any) -> list[str]:
+    lines = ["Containers:"]
+    for c in containers:
         lines.append(f"  {c.name}:")
         lines.append("    " + kv("Image", c.image, 10))
         ports = ", ".join(f"{p.container_port}/{p.protocol}" + (f" ({p.name})" if p.name else "")
