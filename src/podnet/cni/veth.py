@@ -17,6 +17,7 @@ import subprocess
 from typing import Mapping, Sequence
 
 from podnet.cni.errors import INVALID_ENV, IO_FAILURE, UNKNOWN_CONTAINER, CniError
+from podnet.dataplane.net.sysctl import current_netns_name
 
 HOST_MAC = "ee:ee:ee:ee:ee:ee"
 GATEWAY_V4 = "169.254.1.1"
@@ -70,20 +71,7 @@ NETNS_CONFIRMED = False
 
 def netns_is_named() -> bool:
     """Is the namespace we run in bound under /var/run/netns (a lab node)?"""
-    me = os.stat("/proc/self/ns/net")
-    for d in NETNS_DIRS:
-        try:
-            entries = list(os.scandir(d))
-        except OSError:
-            continue
-        for e in entries:
-            try:
-                st = os.stat(e.path)
-            except OSError:
-                continue
-            if (st.st_dev, st.st_ino) == (me.st_dev, me.st_ino):
-                return True
-    return False
+    return current_netns_name() is not None
 
 
 def refuse_root_netns(env: Mapping[str, str]) -> None:

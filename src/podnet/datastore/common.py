@@ -46,14 +46,20 @@ def now_rfc3339() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def prepare_create(obj: Resource) -> dict[str, Any]:
-    """A deep copy with metadata.namespace, uid and creationTimestamp filled in."""
+def _copy_normalised(obj: Resource) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A deep copy and its metadata, with metadata.namespace as the store keys it."""
     d = copy.deepcopy(obj.raw)
     md = d.setdefault("metadata", {})
     if is_namespaced(obj.kind):
         md["namespace"] = norm_namespace(obj.kind, md.get("namespace"))
     else:
         md.pop("namespace", None)
+    return d, md
+
+
+def prepare_create(obj: Resource) -> dict[str, Any]:
+    """A deep copy with metadata.namespace, uid and creationTimestamp filled in."""
+    d, md = _copy_normalised(obj)
     md.setdefault("uid", str(uuid.uuid4()))
     md.setdefault("creationTimestamp", now_rfc3339())
     return d
@@ -62,12 +68,7 @@ def prepare_create(obj: Resource) -> dict[str, Any]:
 def prepare_update(obj: Resource, stored: dict[str, Any]) -> dict[str, Any]:
     """A deep copy that keeps the stored uid and creationTimestamp when the caller left
     them out (a user re-applying a manifest does not know them)."""
-    d = copy.deepcopy(obj.raw)
-    md = d.setdefault("metadata", {})
-    if is_namespaced(obj.kind):
-        md["namespace"] = norm_namespace(obj.kind, md.get("namespace"))
-    else:
-        md.pop("namespace", None)
+    d, md = _copy_normalised(obj)
     old_md = stored.get("metadata") or {}
     for field in ("uid", "creationTimestamp"):
         if field not in md and field in old_md:

@@ -199,13 +199,7 @@ class SqliteDatastore:
         want = obj.resource_version if revision is None else revision
 
         def run(c: sqlite3.Connection) -> Resource:
-            row = _stored(c, kind, ns, name)
-            if row is None:
-                raise NotFound(f"{kind} {ns + '/' if ns else ''}{name} not found")
-            old_value, mod_rev = row
-            if want and want != mod_rev:
-                raise Conflict(f"{kind} {ns + '/' if ns else ''}{name}: revision {want} is stale "
-                               f"(stored: {mod_rev})")
+            old_value = _current(c, kind, ns, name, want)
             rev = self._bump(c)
             value = encode(stamp(prepare_update(obj, _loads(old_value)), rev))
             c.execute("UPDATE objects SET value=?, mod_rev=? WHERE kind=? AND namespace=? AND name=?",
@@ -218,13 +212,7 @@ class SqliteDatastore:
         ns = norm_namespace(kind, namespace)
 
         def run(c: sqlite3.Connection) -> Resource:
-            row = _stored(c, kind, ns, name)
-            if row is None:
-                raise NotFound(f"{kind} {ns + '/' if ns else ''}{name} not found")
-            old_value, mod_rev = row
-            if revision and revision != mod_rev:
-                raise Conflict(f"{kind} {ns + '/' if ns else ''}{name}: revision {revision} is "
-                               f"stale (stored: {mod_rev})")
+            old_value = _current(c, kind, ns, name, revision)
             rev = self._bump(c)
             value = encode(stamp(_loads(old_value), rev))
             c.execute("DELETE FROM objects WHERE kind=? AND namespace=? AND name=?", (kind, ns, name))
@@ -330,6 +318,19 @@ def _compact_to(c: sqlite3.Connection, revision: int) -> None:
 
 def _meta(c: sqlite3.Connection, key: str) -> int:
     return int(c.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()[0])
+
+
+def _current(c: sqlite3.Connection, kind: str, ns: str, name: str, want: int | None) -> str:
+    """The stored value; NotFound when absent, Conflict when `want` (0/None: any) is not
+    its revision. Called inside the write transaction, so the check and the write are atomic."""
+    row = _stored(c, kind, ns, name)
+    if row is None:
+        raise NotFound(f"{kind} {ns + '/' if ns else ''}{name} not found")
+    value, mod_rev = row
+    if want and want != mod_rev:
+        raise Conflict(f"{kind} {ns + '/' if ns else ''}{name}: revision {want} is stale "
+                       f"(stored: {mod_rev})")
+    return value
 
 
 def _stored(c: sqlite3.Connection, kind: str, ns: str, name: str) -> tuple[str, int] | None:
