@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from cli_helpers import run, write
 
 DEMO = Path(__file__).resolve().parents[3] / "examples" / "demo"
@@ -16,16 +14,10 @@ spec: {containers: [{name: web, image: podnet/serve, ports: [{name: http, contai
 """
 
 
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("PODNET_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("PODNET_DATASTORE", f"sqlite://{tmp_path / 'store.db'}")
-    return tmp_path
-
-
 def test_describe_pod_shows_isolating_policies_and_their_rules(env, capsys):
+    tmp, _ = env
     run(capsys, "apply", "-f", str(DEMO / "00-namespaces.yaml"))
-    run(capsys, "apply", "-f", write(env / "web.yaml", WEB_POD))
+    run(capsys, "apply", "-f", write(tmp / "web.yaml", WEB_POD))
     rc, out, _ = run(capsys, "describe", "pod", "web-0", "-n", "shop")
     assert rc == 0
     assert "Ingress: not isolated (everything allowed)" in out

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from cli_helpers import run, stored, write
@@ -34,14 +33,6 @@ spec:
   selector: {app: web}
   ports: [{name: http, port: 80, targetPort: http}]
 """
-
-
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("PODNET_HOME", str(tmp_path / "home"))
-    url = f"sqlite://{tmp_path / 'store.db'}"
-    monkeypatch.setenv("PODNET_DATASTORE", url)
-    return tmp_path, url
 
 
 def test_apply_created_unchanged_configured(env, capsys):

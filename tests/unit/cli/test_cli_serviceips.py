@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import ipaddress
 
-import pytest
-
 from cli_helpers import run, stored, write
 from podnet.api.defaults import NODE_PORT_RANGE, SERVICE_CIDR_V4
 from podnet.datastore.interface import open_datastore
@@ -21,14 +19,6 @@ spec:
   selector: {app: web}
   ports: [{name: http, port: 80, targetPort: http}]
 """
-
-
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("PODNET_HOME", str(tmp_path / "home"))
-    url = f"sqlite://{tmp_path / 'store.db'}"
-    monkeypatch.setenv("PODNET_DATASTORE", url)
-    return tmp_path, url
 
 
 def held(url: str) -> list[str]:

@@ -28,14 +28,6 @@ NETPOL = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metada
           "spec": {"podSelector": {}}}
 
 
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("PODNET_HOME", str(tmp_path / "home"))
-    url = f"sqlite://{tmp_path / 'store.db'}"
-    monkeypatch.setenv("PODNET_DATASTORE", url)
-    return tmp_path, url
-
-
 def rows(out: str) -> list[list[str]]:
     return [line.split() for line in out.splitlines()]
 
