@@ -5,7 +5,8 @@ from podnet.cni.client import decode_request, encode_reply, encode_request
 def test_request_roundtrip_keeps_only_cni_env():
     env = {"CNI_COMMAND": "ADD", "CNI_ARGS": "A=b;C=d", "PODNET_DATASTORE": "sqlite:///x",
            "HOME": "/root", "PATH": "/bin", "CNI_IFNAME": "eth0"}
-    binary, got, stdin = decode_request(encode_request("cni", env, b'{"a": "\\u0000"}\0x'))
+    raw = {k.encode(): v.encode() for k, v in env.items()}  # as posix.environ holds it
+    binary, got, stdin = decode_request(encode_request("cni", raw, b'{"a": "\\u0000"}\0x'))
     assert binary == "cni" and stdin == b'{"a": "\\u0000"}\0x'
     assert got == {k: v for k, v in env.items() if k != "HOME"}
 
