@@ -1,6 +1,8 @@
-"""The daemon's way to wire a pod: the same steps as veth.setup/delete_link, over
-rtnl.py's netlink socket instead of `ip -batch` processes. Same names, MACs, routes,
-neighbours and sysctls; same undo on failure.
+"""The daemon's way to wire a pod: the same names, MACs, routes, neighbours and sysctls as
+veth.py's `ip -batch` way, over rtnl.py's netlink sockets instead of `ip` processes, in
+three batches (one sendmsg each): make the pair (the peer directly in the pod's
+namespace, the host end up) and name it; the host end's routes and neighbours; the pod
+end's addresses, link, routes and neighbours. Same undo on failure.
 """
 from __future__ import annotations
 
@@ -9,10 +11,11 @@ import os
 import threading
 from typing import Sequence
 
+from podnet.cni import rtnl
 from podnet.cni.errors import IO_FAILURE, CniError
 from podnet.cni.rtnl import RT_SCOPE_LINK, Rtnl
-from podnet.cni.veth import (ALIAS_PREFIX, GATEWAY_V4, GATEWAY_V6, HOST_MAC, host_ifname,
-                             node_sysctls, pod_mac)
+from podnet.cni.veth import (ALIAS_PREFIX, GATEWAY_V4, GATEWAY_V6, HOST_MAC, host_end_sysctls,
+                             host_ifname, node_sysctls, pod_mac)
 
 
 def setup(container_id: str, ifname: str, netns: str, mtu: int, addrs: Sequence[str],
@@ -29,7 +32,7 @@ def setup(container_id: str, ifname: str, netns: str, mtu: int, addrs: Sequence[
     try:
         fd = os.open(netns, os.O_RDONLY)
         try:
-            nl.veth_add(host, ifname, mtu, HOST_MAC, mac, fd)
+            nl.request(*rtnl.veth_add(host, ifname, mtu, HOST_MAC, mac, fd, up=True))
         except OSError as e:
             msg = f"creating veth {host} <-> {ifname} in {netns} failed"
             if e.errno == errno.EEXIST:
@@ -39,30 +42,28 @@ def setup(container_id: str, ifname: str, netns: str, mtu: int, addrs: Sequence[
             os.close(fd)
         created = True
         step = f"configuring host end {host}"
-        hidx = nl.index(host)
-        nl.link_set(hidx, True, f"{ALIAS_PREFIX}{network}/{container_id}/{ifname}")
+        _, link = nl.batch([rtnl.set_alias(host, f"{ALIAS_PREFIX}{network}/{container_id}/{ifname}"),
+                            rtnl.get_link(host)])
+        hidx, pidx = rtnl.link_index(link), rtnl.peer_index(link)  # the peer's, in the pod's namespace
+        reqs = []
         for a in v4:
-            nl.route_add(hidx, a, 32, scope=RT_SCOPE_LINK)
-            nl.neigh_replace(hidx, a, mac)
+            reqs += [rtnl.route_add(hidx, a, 32, scope=RT_SCOPE_LINK), rtnl.neigh_replace(hidx, a, mac)]
         for a in v6:
-            nl.route_add(hidx, a, 128)
-            nl.neigh_replace(hidx, a, mac)
+            reqs += [rtnl.route_add(hidx, a, 128), rtnl.neigh_replace(hidx, a, mac)]
+        nl.batch(reqs)
         step = f"configuring {ifname} in {netns}"
+        reqs = [rtnl.addr_add(pidx, a, 32) for a in v4] + [rtnl.addr_add(pidx, a, 128, nodad=True) for a in v6]
+        reqs.append(rtnl.link_up(pidx))
+        if v4:
+            reqs += [rtnl.route_add(pidx, GATEWAY_V4, 32, scope=RT_SCOPE_LINK),
+                     rtnl.route_add(pidx, "0.0.0.0", 0, gw=GATEWAY_V4),
+                     rtnl.neigh_replace(pidx, GATEWAY_V4, HOST_MAC)]
+        if v6:
+            reqs += [rtnl.route_add(pidx, "::", 0, gw=GATEWAY_V6), rtnl.neigh_replace(pidx, GATEWAY_V6, HOST_MAC)]
         with Rtnl.in_netns(netns) as pod:
-            pidx = pod.index(ifname)
-            for a in v4:
-                pod.addr_add(pidx, a, 32)
-            for a in v6:
-                pod.addr_add(pidx, a, 128, nodad=True)
-            pod.link_set(pidx, True)
-            if v4:
-                pod.route_add(pidx, GATEWAY_V4, 32, scope=RT_SCOPE_LINK)
-                pod.route_add(pidx, "0.0.0.0", 0, gw=GATEWAY_V4)
-                pod.neigh_replace(pidx, GATEWAY_V4, HOST_MAC)
-            if v6:
-                pod.route_add(pidx, "::", 0, gw=GATEWAY_V6)
-                pod.neigh_replace(pidx, GATEWAY_V6, HOST_MAC)
-        node_sysctls(host, bool(v4), bool(v6))
+            pod.batch(reqs)
+        host_end_sysctls(host)
+        node_sysctls(bool(v4), bool(v6))
     except OSError as e:
         if created:
             nl.link_del(host)

@@ -88,7 +88,7 @@ def refuse_root_netns(env: Mapping[str, str]) -> None:
                        "PODNET_CNI_ALLOW_HOST_NETNS=1 on a real node")
 
 
-# The daemon sets this: wire pods over its own netlink socket (fastwire.py), not `ip`.
+# The daemon sets this: wire pods over its own netlink sockets (fastwire.py), not `ip`.
 USE_NETLINK = False
 
 
@@ -133,14 +133,15 @@ def setup(container_id: str, ifname: str, netns: str, mtu: int, addrs: Sequence[
         raise
     try:
         ip_batch(netns_prefix(netns), pod_lines, f"configuring {ifname} in {netns}")
-        node_sysctls(host, bool(v4), bool(v6))
+        host_end_sysctls(host)
+        node_sysctls(bool(v4), bool(v6))
     except BaseException:
         delete_link(host)
         raise
     return host
 
 
-def _write(path: str, value: str) -> None:
+def write_sysctl(path: str, value: str) -> None:
     # os-level calls: a text-mode open() costs ~3x as much, on every ADD
     try:
         fd = os.open(path, os.O_RDWR)
@@ -155,15 +156,19 @@ def _write(path: str, value: str) -> None:
                        str(e)) from None
 
 
-def node_sysctls(host: str, v4: bool, v6: bool) -> None:
-    """In the namespace the plugin runs in (the node): forwarding, and proxy ARP so the host
-    end answers for 169.254.1.1 should the pod's static entry ever be flushed."""
+def host_end_sysctls(host: str) -> None:
+    """Proxy ARP on the host end, so it answers for 169.254.1.1 should the pod's static
+    neighbour entry ever be flushed."""
+    write_sysctl(f"/proc/sys/net/ipv4/conf/{host}/proxy_arp", "1")
+    write_sysctl(f"/proc/sys/net/ipv4/neigh/{host}/proxy_delay", "0")
+
+
+def node_sysctls(v4: bool, v6: bool) -> None:
+    """In the namespace the plugin runs in (the node): forwarding."""
     if v4:
-        _write("/proc/sys/net/ipv4/ip_forward", "1")
-        _write(f"/proc/sys/net/ipv4/conf/{host}/proxy_arp", "1")
-        _write(f"/proc/sys/net/ipv4/neigh/{host}/proxy_delay", "0")
+        write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
     if v6:
-        _write("/proc/sys/net/ipv6/conf/all/forwarding", "1")
+        write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1")
 
 
 def delete_link(host: str) -> bool:
