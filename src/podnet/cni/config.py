@@ -6,14 +6,19 @@ pool of it serves the node), `ipv4_pools`/`ipv6_pools` (names or CIDRs),
 `strict_affinity`, `release_empty_blocks_after` (seconds), `routes` (copied to the result,
 as host-local does). podnet-cni's own keys: `mtu`, and `datastore`/`nodeName` at top
 level as fallbacks for the ipam section. Unknown keys are refused (code 2) so a typo
-never silently changes behaviour. Imports only the standard library.
+never silently changes behaviour. Requested addresses, one per family at most, come
+from the places host-local reads them: CNI_ARGS `IP=` (comma-separated), `args.cni.ips`
+and `runtimeConfig.ips` (the `ips` capability). Imports only the standard library.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Mapping, NamedTuple, Union
 
-from podnet.cni.errors import INVALID_CONFIG, UNSUPPORTED_FIELD, CniError
+from podnet.cni.errors import INVALID_CONFIG, INVALID_ENV, UNSUPPORTED_FIELD, CniError
+
+Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
 # Keys any runtime may put in what one plugin receives (SPEC.md §3) plus podnet-cni's own.
 CNI_KEYS = frozenset({
@@ -37,6 +42,7 @@ class IpamConf(NamedTuple):
     strict_affinity: bool
     release_grace: float | None
     routes: list[dict[str, Any]]
+    requested: dict[int, Address]  # family -> the address asked for
 
 
 def _bad(key: str, value: Any, why: str) -> CniError:
@@ -101,8 +107,61 @@ def parse_ipam(conf: Mapping[str, Any], env: Mapping[str, str] | None = None) ->
     strict = ipam.get("strict_affinity", False)
     if not isinstance(strict, bool):
         raise _bad("ipam.strict_affinity", strict, "expected true or false")
+    requested = requested_ips(conf, env.get("CNI_ARGS", ""))
+    for v, a in requested.items():
+        if assign[v] == "false":
+            raise _bad(f"ipam.assign_ipv{v}", "false", f"the address {a} was requested, but this "
+                       f"network assigns no IPv{v} address")
     return IpamConf(str(conf.get("name")), ds, str(node), assign, pools, strict,
-                    float(grace) if grace is not None else None, routes)
+                    float(grace) if grace is not None else None, routes, requested)
+
+
+def cni_args(text: str) -> dict[str, str]:
+    """CNI_ARGS `K=V;K2=V2` (SPEC.md §2)."""
+    out = {}
+    for pair in filter(None, text.split(";")):
+        k, eq, v = pair.partition("=")
+        if not eq or not k:
+            raise CniError(INVALID_ENV, f"invalid CNI_ARGS pair {pair!r}", "expected K=V;K2=V2")
+        out[k] = v
+    return out
+
+
+def requested_ips(conf: Mapping[str, Any], args_env: str) -> dict[int, Address]:
+    """Every address asked for, at most one per family (a pod gets one per family)."""
+    found: list[tuple[str, Any]] = []
+    ip_arg = cni_args(args_env).get("IP")
+    if ip_arg:
+        found += [("CNI_ARGS IP", x) for x in ip_arg.split(",")]
+    args = conf.get("args")
+    cni = args.get("cni") if isinstance(args, Mapping) else None
+    rc = conf.get("runtimeConfig")
+    for where, items in (("args.cni.ips", cni.get("ips") if isinstance(cni, Mapping) else None),
+                         ("runtimeConfig.ips", rc.get("ips") if isinstance(rc, Mapping) else None)):
+        if items is None:
+            continue
+        if not isinstance(items, list):
+            raise _bad(where, items, "expected a list of IP addresses")
+        found += [(f"{where}[{i}]", x) for i, x in enumerate(items)]
+    out: dict[int, tuple[str, Address]] = {}
+    for where, text in found:
+        try:
+            a = ipaddress.ip_interface(str(text).strip()).ip if isinstance(text, str) else None
+        except ValueError:
+            a = None
+        if a is None:
+            if where.startswith("CNI_ARGS"):
+                raise CniError(INVALID_ENV, f"invalid CNI_ARGS IP={ip_arg!r}", f"{text!r} is not an IP address")
+            raise _bad(where, text, "not an IP address (10.244.1.5, fd00::5, or with a /prefix)")
+        if a.version in out and out[a.version][1] != a:
+            first, had = out[a.version]
+            e = _bad(where, str(text), f"a second IPv{a.version} address: {had} is already requested "
+                     f"by {first}, and a pod gets one address per family")
+            if where.startswith("CNI_ARGS"):
+                e.code = INVALID_ENV
+            raise e
+        out.setdefault(a.version, (where, a))
+    return {v: a for v, (_, a) in out.items()}
 
 
 class NetConf(NamedTuple):
@@ -136,6 +195,7 @@ def make_netconf(datastore_url: str, node_name: str, dual_stack: bool, mtu: int 
     """The network config the lab kubelet hands podnet-cni for one node."""
     conf: dict[str, Any] = {
         "cniVersion": cni_version, "name": name, "type": "podnet-cni", "mtu": mtu,
+        "capabilities": {"ips": True},
         "ipam": {"type": "podnet-ipam", "datastore": datastore_url, "nodeName": node_name,
                  "assign_ipv4": "true", "assign_ipv6": "true" if dual_stack else "false"},
     }

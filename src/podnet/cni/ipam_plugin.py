@@ -82,7 +82,8 @@ def _handle(a: Args, ic: IpamConf) -> Any:
 def _families(s: _Session, ic: IpamConf) -> tuple[int, ...]:
     out = []
     for v in (4, 6):
-        if ic.assign[v] == "true" or (ic.assign[v] == "auto" and s.alloc.pools(v, ic.pools[v])):
+        if (ic.assign[v] == "true" or v in ic.requested
+                or (ic.assign[v] == "auto" and s.alloc.pools(v, ic.pools[v]))):
             out.append(v)
     if not out:
         raise CniError(INVALID_CONFIG, f"no enabled IPPool serves node {ic.node!r}",
@@ -103,7 +104,7 @@ def add(a: Args) -> dict[str, Any]:
             raise CniError(ALREADY_ALLOCATED, f"container {a.container_id} interface {a.ifname} "
                            f"already holds {', '.join(map(str, have))} in network {ic.network}",
                            "DEL the attachment before adding it again")
-        got = s.alloc.assign(Request(h, _families(s, ic), ic.pools, ic.strict_affinity))
+        got = s.alloc.assign(Request(h, _families(s, ic), ic.pools, ic.strict_affinity, ic.requested))
         return ipam_result(a.version, [host_cidr(g.address) for g in got], ic.routes)
 
 

@@ -5,6 +5,8 @@ attachment, exactly as a runtime would (env + config on stdin, stdout + exit cod
 whose plugins run in order for ADD/CHECK and in reverse for DEL, each getting the
 previous result as prevResult (SPEC.md §3). `node_netns`, when given, is the namespace
 the plugins run in (`ip netns exec <node_netns> plugin`): the node of the lab.
+`capability_args` go into `runtimeConfig` of each plugin that declares the capability in
+its `capabilities` (CONVENTIONS.md, as libcni does); `cni_args` becomes CNI_ARGS.
 Raises CniError(code, msg, details) on failure.
 """
 from __future__ import annotations
@@ -55,14 +57,24 @@ def _call(conf: Mapping[str, Any], command: str, cni_path: str, container_id: st
     return exec_plugin(binary, env, json.dumps(conf).encode(), prefix=prefix)
 
 
+def with_runtime_config(conf: dict[str, Any], capability_args: Mapping[str, Any] | None) -> dict[str, Any]:
+    caps = conf.get("capabilities")
+    wanted = {k: v for k, v in (capability_args or {}).items() if isinstance(caps, Mapping) and caps.get(k) is True}
+    if wanted:
+        conf["runtimeConfig"] = {**(conf.get("runtimeConfig") or {}), **wanted}
+    return conf
+
+
 def add(netconf: Mapping[str, Any], container_id: str, netns_path: str, ifname: str,
-        cni_path: str | Sequence[str], node_netns: str | None = None) -> dict[str, Any]:
+        cni_path: str | Sequence[str], node_netns: str | None = None,
+        capability_args: Mapping[str, Any] | None = None, cni_args: str = "") -> dict[str, Any]:
     prev: dict[str, Any] | None = None
     for p in _plugins(netconf):
-        conf = copy.deepcopy(p)
+        conf = with_runtime_config(copy.deepcopy(p), capability_args)
         if prev is not None:
             conf["prevResult"] = prev
-        prev = _call(conf, "ADD", _path(cni_path), container_id, netns_path, ifname, node_netns) or prev
+        prev = _call(conf, "ADD", _path(cni_path), container_id, netns_path, ifname, node_netns,
+                     cni_args) or prev
     if prev is None:
         raise CniError(999, "the plugins returned no result for ADD")
     return prev

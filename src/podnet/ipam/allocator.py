@@ -5,6 +5,12 @@ from a fresh read when another writer won; so two nodes, or two ADDs on one node
 never take the same address. Order of preference for a new address (per family):
 a free address in a block affine to this node; else claim a new block for the node;
 else (unless strict affinity) borrow a free address from another node's block.
+
+A request may name the address it wants per family (CNI_ARGS IP=, args.cni.ips,
+runtimeConfig.ips; a pod's `podnet.io/ipAddrs` annotation in the lab). It must lie in an
+enabled pool that serves the node; it is taken from the block that holds it (the node's,
+a new block claimed for the node, or, unless strict affinity, another node's: borrowed),
+and never from its holder: an address in use is refused, as Calico and host-local do.
 """
 from __future__ import annotations
 
@@ -12,12 +18,13 @@ import random
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 from podnet.api.objects import Resource
 from podnet.datastore.interface import AlreadyExists, Conflict, Datastore, NotFound
 from podnet.ipam.blocks import KIND, Block, Handle, new_block
-from podnet.ipam.cidr import Address, block_count, nth_block, reserved_ordinals
+from podnet.ipam.cidr import (Address, Network, block_containing, block_count, nth_block, ordinal_of,
+                              reserved_ordinals)
 from podnet.ipam.pools import Pool, usable_pools
 
 MAX_RETRIES = 200
@@ -41,6 +48,14 @@ class TooMuchContention(IpamError):
     code = 11
 
 
+class RequestedNotUsable(IpamError):
+    code = 7  # the requested address is outside what the config and pools allow
+
+
+class RequestedInUse(IpamError):
+    code = 11  # try again later: the holder's DEL frees it
+
+
 class CorruptState(IpamError):
     code = 5  # the stored IPAM state cannot be read: nothing is allocated until it is fixed
 
@@ -59,6 +74,7 @@ class Request:
     versions: tuple[int, ...]  # families wanted, e.g. (4,) or (4, 6)
     pools: dict[int, tuple[str, ...]] | None = None  # per family: names/CIDRs allowed
     strict_affinity: bool = False
+    requested: Mapping[int, Address] = field(default_factory=dict)  # per family: this address
 
 
 @dataclass
@@ -156,7 +172,9 @@ class Allocator:
         try:
             for v in req.versions:
                 wanted = (req.pools or {}).get(v, ())
-                done.append(self._assign_one(str(req.handle), v, wanted, req.strict_affinity))
+                ip = req.requested.get(v)
+                done.append(self._assign_one(str(req.handle), v, wanted, req.strict_affinity) if ip is None
+                            else self._assign_requested(str(req.handle), ip, wanted, req.strict_affinity))
         except BaseException:
             if done:
                 self._forget_blocks()
@@ -194,6 +212,52 @@ class Allocator:
             return got
         raise TooMuchContention(f"gave up after {self.max_retries} compare-and-swap conflicts "
                                 f"allocating IPv{version} for {handle}; try again")
+
+    def _assign_requested(self, handle: str, ip: Address, wanted: Sequence[str], strict: bool) -> Assigned:
+        for attempt in range(self.max_retries):
+            pools = self.pools(ip.version, wanted)
+            pool = next((p for p in pools if ip in p.cidr), None)
+            if pool is None:
+                what = f" among {list(wanted)}" if wanted else ""
+                raise RequestedNotUsable(
+                    f"requested address {ip} is in no enabled IPv{ip.version} IPPool{what} that serves "
+                    f"node {self.node!r} (usable: {', '.join(f'{p.name} {p.cidr}' for p in pools) or 'none'})")
+            blocks = self.blocks()
+            block = next((b for b in blocks if ip in b.cidr), None)
+            cidr = block.cidr if block else block_containing(pool.cidr, pool.block_size, ip)
+            if ordinal_of(cidr, ip) in reserved_ordinals(pool.cidr, cidr):
+                raise RequestedNotUsable(f"requested address {ip} is the network or broadcast address "
+                                         f"of IPPool {pool.name} ({pool.cidr}), which is never handed out")
+            try:
+                got = self._take_requested(handle, ip, pool, block, cidr, blocks, strict)
+            except (Conflict, AlreadyExists, NotFound):
+                self._forget_blocks()
+                time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
+                continue
+            return got
+        raise TooMuchContention(f"gave up after {self.max_retries} compare-and-swap conflicts "
+                                f"allocating the requested {ip} for {handle}; try again")
+
+    def _take_requested(self, handle: str, ip: Address, pool: Pool, block: Block | None,
+                        cidr: Network, blocks: list[Block], strict: bool) -> Assigned:
+        o = ordinal_of(cidr, ip)
+        if block is None:
+            clash = next((b for b in blocks if b.cidr.overlaps(cidr)), None)  # pool's blockSize changed
+            if clash is not None:
+                raise RequestedNotUsable(f"requested address {ip}: its block {cidr} would overlap "
+                                         f"block {clash.cidr} of node {clash.node or '(none)'}")
+            new = new_block(cidr, pool.name, self.node).allocate(o, handle)
+            self._wrote(new, self.store.create(new.to_resource()))
+            return Assigned(ip, str(cidr), pool.name, False)
+        if block.node != self.node and strict:
+            raise RequestedNotUsable(f"requested address {ip} is in block {cidr} of node "
+                                     f"{block.node or '(none)'}; strict affinity forbids borrowing it")
+        holder = block.allocations.get(o)
+        if holder is not None:
+            raise RequestedInUse(f"requested address {ip} is already allocated to {holder}")
+        new = block.allocate(o, handle)
+        self._wrote(new, self.store.update(new.to_resource(), block.revision))
+        return Assigned(ip, str(cidr), block.pool, block.node != self.node)
 
     def _take(self, handle: str, block: Block, pool: Pool, borrowed: bool) -> Assigned | None:
         o = block.first_free(reserved_ordinals(pool.cidr, block.cidr))

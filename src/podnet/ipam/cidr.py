@@ -57,6 +57,11 @@ def block_index(pool: Network, block_size: int, ip: Address) -> int:
     return (int(ip) - int(pool.network_address)) // block_addresses(block_size, pool.version)
 
 
+def block_containing(pool: Network, block_size: int, ip: Address) -> Network:
+    """The block of `pool` (cut into /block_size) that holds `ip` (ValueError when outside)."""
+    return nth_block(pool, block_size, block_index(pool, block_size, ip))
+
+
 def address_at(block: Network, ordinal: int) -> Address:
     if not 0 <= ordinal < block.num_addresses:
         raise IndexError(f"ordinal {ordinal} is outside block {block}")

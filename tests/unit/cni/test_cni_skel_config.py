@@ -109,3 +109,39 @@ def test_result_versions():
     assert [i["version"] for i in r["ips"]] == ["4", "6"] and r["cniVersion"] == "0.4.0"
     r = convert(r, "1.1.0")
     assert all("version" not in i for i in r["ips"]) and "interfaces" not in r
+
+
+def _requested(extra=None, cni_args=""):
+    c = {**make_netconf("sqlite:///x.db", "n7", True), **(extra or {})}
+    return {v: str(a) for v, a in parse_ipam(c, {"CNI_ARGS": cni_args}).requested.items()}
+
+
+def test_requested_ips_from_each_place_a_runtime_puts_them():
+    assert _requested() == {}
+    assert _requested(cni_args="IgnoreUnknown=1;K8S_POD_NAME=web;IP=10.244.1.5") == {4: "10.244.1.5"}
+    assert _requested(cni_args="IP=10.244.1.5,fd00:10:244::5") == {4: "10.244.1.5", 6: "fd00:10:244::5"}
+    assert _requested({"args": {"cni": {"ips": ["fd00:10:244::7"]}}}) == {6: "fd00:10:244::7"}
+    assert _requested({"runtimeConfig": {"ips": ["10.244.1.9/24"]}}) == {4: "10.244.1.9"}
+    # the same address twice is one request
+    assert _requested({"runtimeConfig": {"ips": ["10.244.1.9/32"]}}, "IP=10.244.1.9") == {4: "10.244.1.9"}
+
+
+@pytest.mark.parametrize("extra, cni_args, code, needle", [
+    ({}, "IP=10.244.1.x", 4, "invalid CNI_ARGS IP='10.244.1.x'"),
+    ({}, "IP", 4, "invalid CNI_ARGS pair 'IP'"),
+    ({"args": {"cni": {"ips": "10.0.0.1"}}}, "", 7, "args.cni.ips"),
+    ({"runtimeConfig": {"ips": ["10.0.0.1", "bogus"]}}, "", 7, "runtimeConfig.ips[1]='bogus'"),
+    ({"runtimeConfig": {"ips": ["10.0.0.1"]}}, "IP=10.0.0.2", 7, "a second IPv4 address: 10.0.0.2 is already "
+                                                               "requested by CNI_ARGS IP"),
+])
+def test_bad_requested_ips_name_where_they_came_from(extra, cni_args, code, needle):
+    with pytest.raises(CniError) as e:
+        _requested(extra, cni_args)
+    assert e.value.code == code and needle in str(e.value)
+
+
+def test_a_requested_family_the_network_does_not_assign():
+    c = make_netconf("sqlite:///x.db", "n7", False)  # assign_ipv6 false
+    with pytest.raises(CniError, match="fd00::5 was requested, but this network assigns no IPv6") as e:
+        parse_ipam(c, {"CNI_ARGS": "IP=fd00::5"})
+    assert e.value.code == 7
