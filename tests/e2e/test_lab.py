@@ -143,6 +143,50 @@ def test_deleting_a_pod_releases_its_ips_and_netns(session):
     assert netns not in netns_list()
 
 
+FIXED_IP_POD = """apiVersion: v1
+kind: Namespace
+metadata: {name: fixed}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: %s
+  namespace: fixed
+  annotations: {%s: '%s'}
+spec:
+  nodeName: %s
+  containers: [{name: c, image: x, ports: [{containerPort: 8080}]}]
+"""
+
+
+def test_pods_with_fixed_addresses_get_them_and_only_one_holds_each(session):
+    """podnet's ipAddrs annotation, and Calico's: the kubelet passes them to the plugin as
+    the `ips` capability; an address in use leaves the second pod waiting until it is free."""
+    lab = session["lab"]
+    lab.podnet("apply", "-f", "-", input=FIXED_IP_POD % ("fixed-a", "podnet.io/ipAddrs",
+                                                          '["10.244.250.5", "fd00:10:244:fa::5"]', "n2"))
+    (a,) = lab.wait_pods(1, namespace="fixed")
+    assert a.pod_ips == ["10.244.250.5", "fd00:10:244:fa::5"]
+    for ip in a.pod_ips:  # from a pod on another node, without NAT
+        assert lab.podnet("exec", "p3", "--", "ping", "-c", "1", "-W", "2", ip, check=False).returncode == 0
+    lab.podnet("apply", "-f", "-", input=FIXED_IP_POD % ("fixed-b", "cni.projectcalico.org/ipAddrs",
+                                                          '["10.244.250.5"]', "n1"))
+    import time
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        b = next((p for p in lab.pods("fixed") if p.name == "fixed-b"), None)
+        if b is not None and "already allocated" in str(b.status.get("message")):
+            break
+        time.sleep(0.1)
+    assert b is not None and not b.pod_ips and "10.244.250.5 is already allocated to n2/" in b.status["message"]
+    lab.podnet("delete", "pod", "fixed-a", "-n", "fixed")
+    (b,) = lab.wait_pods(1, namespace="fixed", timeout=30)
+    assert b.name == "fixed-b" and b.node_name == "n1" and b.pod_ips[0] == "10.244.250.5"
+    assert lab.podnet("exec", "p3", "--", "ping", "-c", "1", "-W", "2", "10.244.250.5", check=False).returncode == 0
+    lab.podnet("delete", "pod", "fixed-b", "-n", "fixed")
+    lab.podnet("delete", "namespace", "fixed")
+
+
 def test_pods_reach_the_outside_world_through_nat_outgoing(session):
     lab = session["lab"]
     p = next(p for p in lab.pods() if p.name == "p5")

@@ -190,8 +190,47 @@ def containers_of(pod_spec: Mapping[str, Any]) -> tuple[Container, ...]:
                  for c in pod_spec.get("containers") or [])
 
 
+# A pod's fixed addresses: podnet's annotation, else Calico's (a Calico manifest keeps working)
+IP_ADDRS_ANNOTATIONS = ("podnet.io/ipAddrs", "cni.projectcalico.org/ipAddrs")
+
+
+def requested_ips(annotations: Mapping[str, Any]) -> tuple[str, list[str]] | None:
+    """(annotation, addresses) of the first ipAddrs annotation present: a JSON list of IP
+    addresses, at most one per family. ValueError says what is wrong with it."""
+    import json
+    for key in IP_ADDRS_ANNOTATIONS:
+        if key not in annotations:
+            continue
+        try:
+            items = json.loads(str(annotations[key]))
+        except ValueError:
+            raise ValueError(f"{key}: not JSON; write a list such as [\"10.244.1.5\", \"fd00:10:244::5\"]") from None
+        if not isinstance(items, list) or not items:
+            raise ValueError(f"{key}: expected a non-empty JSON list of IP addresses")
+        seen: dict[int, str] = {}
+        for item in items:
+            try:
+                addr = ipaddress.ip_address(str(item).strip()) if isinstance(item, str) else None
+            except ValueError:
+                addr = None
+            if addr is None:
+                raise ValueError(f"{key}: {item!r} is not an IP address")
+            if addr.version in seen:
+                raise ValueError(f"{key}: two IPv{addr.version} addresses ({seen[addr.version]}, {addr}); "
+                                 f"a pod gets one address per family")
+            seen[addr.version] = str(addr)
+        return key, list(seen.values())
+    return None
+
+
 class Pod(Resource):
     kind_name = "Pod"
+
+    @property
+    def requested_ips(self) -> list[str]:
+        """Addresses the pod's ipAddrs annotation asks for (ValueError when malformed)."""
+        got = requested_ips(self.annotations)
+        return got[1] if got else []
 
     @property
     def containers(self) -> tuple[Container, ...]:

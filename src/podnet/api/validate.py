@@ -15,7 +15,8 @@ from podnet.api.errors import FieldError, InvalidObjects, object_label
 from podnet.api.fields import (Errs, at, check_bool, check_cidr, check_enum, check_int,
                                check_ip, check_labels, check_list, check_map, check_name,
                                check_port_name, check_protocol, check_selector, check_str, show)
-from podnet.api.objects import ALT_API_VERSIONS, INTERNAL_KINDS, KINDS, Resource, is_namespaced
+from podnet.api.objects import (ALT_API_VERSIONS, INTERNAL_KINDS, KINDS, Resource, is_namespaced,
+                                requested_ips)
 from podnet.api.selector import LabelSelector
 from podnet.api import validate_network as net
 
@@ -69,6 +70,8 @@ def validate_object(obj: Resource) -> list[FieldError]:
         errs.append(FieldError("apiVersion", f"{show(api)} does not serve kind {kind} (use {wanted})"))
         return errs
     _metadata(raw.get("metadata"), kind, errs)
+    if kind == "Pod":
+        _ip_addrs(raw.get("metadata"), "metadata", errs)
     if kind == "EndpointSlice":
         net.endpoint_slice(raw, errs)  # EndpointSlice keeps its fields at the top level
     else:
@@ -171,6 +174,20 @@ def _pod(v: Any, path: str, errs: Errs) -> None:
     pod_spec(v, path, errs)
 
 
+def _ip_addrs(md: Any, path: str, errs: Errs) -> int:
+    """A pod's ipAddrs annotation (podnet's or Calico's); how many addresses it fixes."""
+    ann = md.get("annotations") if isinstance(md, Mapping) else None
+    if not isinstance(ann, Mapping):
+        return 0
+    try:
+        got = requested_ips(ann)
+    except ValueError as e:
+        key, _, why = str(e).partition(": ")
+        errs.append(FieldError(f"{path}.annotations[{key}]", why))
+        return 0
+    return len(got[1]) if got else 0
+
+
 def _deployment(v: Any, path: str, errs: Errs) -> None:
     spec = check_map(v, path, errs, required=True)
     if not spec:
@@ -200,6 +217,10 @@ def _deployment(v: Any, path: str, errs: Errs) -> None:
             errs.append(FieldError(at(tpath, "metadata.labels"),
                                    f"{show(labels)} do not match spec.selector ({selector})"))
     pod_spec(tmpl.get("spec"), at(tpath, "spec"), errs)
+    replicas = spec.get("replicas", 1)
+    if _ip_addrs(tmd, at(tpath, "metadata"), errs) and isinstance(replicas, int) and replicas > 1:
+        errs.append(FieldError(at(path, "replicas"), f"{replicas} replicas of a template with fixed "
+                               f"addresses (ipAddrs annotation): only one pod can hold an address"))
 
 
 SPEC_VALIDATORS: dict[str, Callable[[Any, str, Errs], None]] = {

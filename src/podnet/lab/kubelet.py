@@ -276,7 +276,7 @@ class Kubelet:
             elif adopt:
                 ips = list(old["ips"])  # type: ignore[index]  # set up by an earlier kubelet
             else:
-                ips = network.attach(self.spec, self.node_url, node, netns, pod.uid)
+                ips = network.attach(self.spec, self.node_url, node, netns, pod.uid, pod.requested_ips)
                 attached = True
                 self.write_resolv_conf(pod, netns)
             self.records.write({**rec, "ips": ips})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from typing import Any
+from typing import Any, Sequence
 
 from podnet.cni import runtime
 from podnet.cni.config import make_netconf
@@ -63,12 +63,16 @@ def _ips(result: dict[str, Any]) -> list[str]:
     return sorted(ips, key=lambda ip: ipaddress.ip_address(ip).version)
 
 
-def attach(spec: LabSpec, url: str, node: NodeSpec, netns: str, container_id: str) -> list[str]:
-    """Create the pod's netns and run CNI ADD; returns the pod IPs, IPv4 first."""
+def attach(spec: LabSpec, url: str, node: NodeSpec, netns: str, container_id: str,
+           requested_ips: Sequence[str] = ()) -> list[str]:
+    """Create the pod's netns and run CNI ADD; returns the pod IPs, IPv4 first.
+    `requested_ips` (the pod's ipAddrs annotation) go to the plugin as a runtime does:
+    the `ips` capability, in runtimeConfig."""
     create_netns(netns)
     try:
         res = runtime.add(netconf(spec, url, node), container_id, os.path.join(NETNS_DIR, netns),
-                          IFNAME, runtime.default_cni_path(), node_netns=node.netns)
+                          IFNAME, runtime.default_cni_path(), node_netns=node.netns,
+                          capability_args={"ips": list(requested_ips)} if requested_ips else None)
     except CniError as e:
         raise NetworkError(f"CNI ADD on node {node.name} failed (code {e.code}): {e}") from e
     ips = _ips(res)

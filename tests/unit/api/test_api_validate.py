@@ -42,6 +42,10 @@ def errors(d: dict[str, Any]) -> list[str]:
 
 
 @pytest.mark.parametrize("base", [SVC, POD, DEPLOY, NETPOL, POOL, SLICE, NS, NODE,
+                                  make(POD, lambda d: d["metadata"].update(
+                                      annotations={"podnet.io/ipAddrs": '["10.244.1.5", "fd00:10:244::5"]'})),
+                                  make(DEPLOY, lambda d: d["spec"].update(replicas=1) or d["spec"]["template"]["metadata"]
+                                       .update(annotations={"cni.projectcalico.org/ipAddrs": '["10.244.1.5"]'})),
                                   make(POOL, lambda d: d["spec"].update(cidr="fd00:10:244::/56", blockSize=122))])
 def test_valid_objects_have_no_errors(base):
     assert errors(base) == []
@@ -213,6 +217,25 @@ CASES = [
      ['endpoints[0].addresses[0]: "fd00::1" is not an IPv4 address']),
     ("slice address type", make(SLICE, lambda d: d.update(addressType="IP")),
      ['addressType: "IP" is not one of IPv4, IPv6, FQDN']),
+    # fixed addresses: podnet's annotation, and Calico's
+    ("ipAddrs not JSON", make(POD, lambda d: d["metadata"].update(annotations={"podnet.io/ipAddrs": "10.244.1.5"})),
+     ['metadata.annotations[podnet.io/ipAddrs]: not JSON; write a list such as ["10.244.1.5", "fd00:10:244::5"]']),
+    ("ipAddrs not an IP", make(POD, lambda d: d["metadata"].update(
+        annotations={"cni.projectcalico.org/ipAddrs": '["10.244.1.5", "fd00::x"]'})),
+     ["metadata.annotations[cni.projectcalico.org/ipAddrs]: 'fd00::x' is not an IP address"]),
+    ("ipAddrs two of a family", make(POD, lambda d: d["metadata"].update(
+        annotations={"podnet.io/ipAddrs": '["10.244.1.5", "10.244.1.6"]'})),
+     ["metadata.annotations[podnet.io/ipAddrs]: two IPv4 addresses (10.244.1.5, 10.244.1.6); "
+      "a pod gets one address per family"]),
+    ("ipAddrs empty", make(POD, lambda d: d["metadata"].update(annotations={"podnet.io/ipAddrs": "[]"})),
+     ["metadata.annotations[podnet.io/ipAddrs]: expected a non-empty JSON list of IP addresses"]),
+    ("ipAddrs on 3 replicas", make(DEPLOY, lambda d: sp(d)["template"]["metadata"].update(
+        annotations={"podnet.io/ipAddrs": '["10.244.1.5"]'})),
+     ["spec.replicas: 3 replicas of a template with fixed addresses (ipAddrs annotation): only one pod "
+      "can hold an address"]),
+    ("ipAddrs bad in a template", make(DEPLOY, lambda d: sp(d)["template"]["metadata"].update(
+        annotations={"podnet.io/ipAddrs": '"10.244.1.5"'})),
+     ["spec.template.metadata.annotations[podnet.io/ipAddrs]: expected a non-empty JSON list of IP addresses"]),
     # shapes never crash
     ("spec not a mapping", make(SVC, lambda d: d.update(spec=[1])), ["spec: must be an object, not a list"]),
     ("ports not a list", make(SVC, lambda d: sp(d).update(ports={"port": 80})),
