@@ -238,13 +238,14 @@ def test_describe(env, capsys):
 
 
 def test_examples_apply_cleanly(env, capsys):
-    files = [str(EXAMPLES / n) for n in ("namespaces.yaml", "ippool.yaml", "web.yaml", "netpol.yaml")]
+    files = [str(EXAMPLES / n) for n in ("namespaces.yaml", "ippool.yaml", "web.yaml", "netpol.yaml",
+                                         "fixed-ip-pod.yaml")]
     rc, out, err = run(capsys, "apply", *sum((["-f", f] for f in files), []))
     assert (rc, err) == (0, "")
     assert out == ("namespace/shop created\nnamespace/monitoring created\n"
                    "ippool.podnet.io/default-ipv4-ippool created\nippool.podnet.io/default-ipv6-ippool created\n"
                    "deployment.apps/web created\nservice/web created\n"
-                   "networkpolicy.networking.k8s.io/web-allow-clients created\n")
+                   "networkpolicy.networking.k8s.io/web-allow-clients created\npod/fixed-ip created\n")
     rc, out, _ = run(capsys, "get", "ippools")
     rows = [line.split() for line in out.splitlines()]
     assert rows[0][:5] == ["NAME", "CIDR", "BLOCKSIZE", "NAT", "DISABLED"]
