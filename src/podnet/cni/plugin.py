@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-from podnet.cni import veth
+from podnet.cni import health, veth
 from podnet.cni.config import parse_netconf
 from podnet.cni.errors import CniError
 from podnet.cni.result import convert
@@ -87,7 +87,10 @@ def check(a: Args) -> None:
 
 
 def status(a: Args) -> None:
+    """51 (pods already attached here are cut off) is decided first: it is worse than
+    the IPAM plugin's 50 (no new pods)."""
     nc = parse_netconf(a.conf)
+    health.check_node(nc.name)
     _ipam(a, "STATUS", nc.ipam_type)
     return None
 

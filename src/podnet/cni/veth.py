@@ -184,8 +184,8 @@ def delete_link(host: str) -> bool:
     raise CniError(IO_FAILURE, f"deleting {host} failed", cp.stderr.strip())
 
 
-def our_links(network: str) -> dict[str, tuple[str, str]]:
-    """Host ends of `network` in this namespace: name -> (containerID, ifname)."""
+def host_ends(network: str) -> dict[str, tuple[str, str, bool]]:
+    """Host ends of `network` in this namespace: name -> (containerID, ifname, admin up)."""
     import json
     cp = subprocess.run(["ip", "-j", "link", "show", "type", "veth"], capture_output=True, text=True)
     out = {}
@@ -194,5 +194,10 @@ def our_links(network: str) -> dict[str, tuple[str, str]]:
         if alias.startswith(ALIAS_PREFIX):
             parts = alias[len(ALIAS_PREFIX):].split("/")
             if len(parts) == 3 and parts[0] == network:
-                out[str(link.get("ifname"))] = (parts[1], parts[2])
+                out[str(link.get("ifname"))] = (parts[1], parts[2], "UP" in (link.get("flags") or ()))
     return out
+
+
+def our_links(network: str) -> dict[str, tuple[str, str]]:
+    """Host ends of `network` in this namespace: name -> (containerID, ifname)."""
+    return {name: (cid, ifname) for name, (cid, ifname, _) in host_ends(network).items()}
