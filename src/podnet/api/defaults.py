@@ -19,6 +19,8 @@ UNDERLAY_V6 = "fd00:198:18::/64"
 OUTSIDE_V4 = "203.0.113.0/24"
 OUTSIDE_V6 = "fd00:203:113::/64"
 LAB_PREFIX = "pn-"
+# Where the lab's kubelet records a pod's network namespace (the pod's sandbox)
+NETNS_ANNOTATION = "podnet.io/netns"
 # podnet's route protocol number: unnamed in /etc/iproute2/rt_protos (188 would be ospf,
 # 186 bgp, 42 babel), so a real node's routing daemons never claim our routes or we theirs.
 ROUTE_PROTO = 201

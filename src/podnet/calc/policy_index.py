@@ -9,6 +9,7 @@ import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass
 
+from podnet.api.defaults import NETNS_ANNOTATION as LAB_NETNS_ANNOTATION
 from podnet.api.objects import NetworkPolicy, ObjectKey, Pod, PolicyPeer, PolicyRule
 from podnet.api.selector import LabelSelector
 from podnet.calc.model import ClusterState
@@ -17,9 +18,6 @@ from podnet.calc.policy import EGRESS, INGRESS, has_type, is_policy_pod, namespa
 FAMILIES = (4, 6)
 
 IFACE_ANNOTATION = "podnet.io/host-veth"
-
-
-LAB_NETNS_ANNOTATION = "podnet.io/netns"
 
 
 def host_iface(pod: Pod) -> str:

@@ -12,11 +12,11 @@ import sys
 import time
 from typing import Any
 
+from podnet.api.defaults import NETNS_ANNOTATION
 from podnet.cli import context
 from podnet.cli.errors import UserError
 
 DEFAULT_LAB = "lab"
-NETNS_ANNOTATION = "podnet.io/netns"
 
 
 def _state(name: str) -> Any:

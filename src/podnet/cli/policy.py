@@ -14,13 +14,13 @@ import random
 import sys
 from typing import Any
 
+from podnet.api.defaults import NETNS_ANNOTATION
 from podnet.api.errors import ApiError
 from podnet.api.objects import Deployment, Pod, Resource
 from podnet.calc.model import ClusterState
 from podnet.calc.policy_table import TruthTable, assign_ips, pod_label, predict
 from podnet.cli.errors import UserError
 
-NETNS_ANNOTATION = "podnet.io/netns"
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 
 

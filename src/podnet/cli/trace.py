@@ -9,6 +9,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from podnet.api.defaults import NETNS_ANNOTATION
 from podnet.cli import context
 from podnet.cli.errors import UserError
 
@@ -127,7 +128,7 @@ def _confirm(state: Any, facts: Any, src: Any, target: Any, dest: Any, fam: int,
     from podnet.trace.path import predict
     from podnet.trace.resolve import family_ip
     watched = [n.netns for n in facts.nodes] + [facts.router_netns, facts.outside_netns]
-    pod_ns = src.annotations.get("podnet.io/netns", "")
+    pod_ns = src.annotations.get(NETNS_ANNOTATION, "")
     if not pod_ns:
         raise UserError(f"pod {src.namespace}/{src.name} has no network namespace yet")
     macs = kernel.read_macs([(ns, "") for ns in watched])

@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
+from podnet.api.defaults import NETNS_ANNOTATION
 from podnet.api.objects import Deployment, Pod, Resource
 from podnet.datastore.common import now_rfc3339
 from podnet.datastore.interface import (AlreadyExists, Compacted, Conflict, Datastore,
@@ -37,7 +38,6 @@ from podnet.lab.up import serve_socket
 from podnet.lab.workloads import deployment_plan, pending_status, running_status, schedule
 
 log = logging.getLogger("podnet.kubelet")
-NETNS_ANNOTATION = "podnet.io/netns"
 WORKERS = 8
 RETRY_AFTER = 2.0
 RETRY_MAX = 30.0

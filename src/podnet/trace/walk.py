@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from podnet.api.defaults import NETNS_ANNOTATION
 from podnet.api.objects import Pod
 from podnet.calc.model import ClusterState
 from podnet.calc.nat import nat_plan
@@ -56,7 +57,7 @@ def pod_label(p: Pod) -> str:
 
 
 def pod_netns(p: Pod) -> str:
-    return p.annotations.get("podnet.io/netns") or f"<netns of {pod_label(p)}>"
+    return p.annotations.get(NETNS_ANNOTATION) or f"<netns of {pod_label(p)}>"
 
 
 def _node_netns(facts: LabFacts, node: str) -> str:
