@@ -13,7 +13,7 @@ from typing import Any, Callable
 from podnet.cni import health, veth
 from podnet.cni.config import parse_netconf
 from podnet.cni.errors import CniError
-from podnet.cni.result import convert
+from podnet.cni.result import chain, convert
 from podnet.cni.skel import Args
 
 OWN_IPAM = "podnet-ipam"
@@ -40,6 +40,10 @@ def add(a: Args) -> dict[str, Any]:
             raise CniError(7, f"IPAM plugin {nc.ipam_type} returned no address", json.dumps(ires))
         host = veth.setup(a.container_id, a.ifname, a.netns, nc.mtu, ips, nc.name)
         undo.append(lambda: veth.delete_link(host))
+        # the config's dns wins over the IPAM plugin's (host-local's resolvConf), as in bridge
+        dns = nc.dns or (ires.get("dns") if isinstance(ires.get("dns"), dict) else None) or {}
+        own = build_result(a, dns, host, ips, ires.get("routes") or [])
+        result = convert(chain(a.conf.get("prevResult"), own), a.version)
     except BaseException:
         for step in reversed(undo):
             try:
@@ -47,7 +51,7 @@ def add(a: Args) -> dict[str, Any]:
             except Exception:
                 pass  # best effort: the original error is what the runtime must see
         raise
-    return convert(build_result(a, nc.dns, host, ips, ires.get("routes") or []), a.version)
+    return result
 
 
 def build_result(a: Args, dns: dict[str, Any], host: str, ips: list[str],

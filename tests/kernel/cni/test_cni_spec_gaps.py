@@ -1,0 +1,106 @@
+"""Spec points found missing by an audit against the CNI 1.1.0 checklist, driven as a
+runtime drives the plugins (raw protocol and podnet.cni.runtime), on the real kernel,
+with and without the node daemon; the pure parts in-process, without root. (One file:
+a tests/unit/cni file of the same name would clash with this module's name.)"""
+from __future__ import annotations
+
+import pytest
+
+from podnet.cni import runtime
+from podnet.cni.config import make_netconf
+from podnet.cni.errors import CniError
+from podnet.cni.result import chain, convert
+from podnet.cni.veth import host_ifname
+
+from cnilab import CNI_PATH
+
+root = pytest.mark.root
+
+ADD_ENV = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_IFNAME": "eth0"}
+PREV = {"cniVersion": "1.1.0",
+        "interfaces": [{"name": "tap0", "mac": "02:00:00:00:00:01"}],
+        "ips": [{"address": "192.0.2.5/24", "interface": 0}],
+        "routes": [{"dst": "192.0.2.0/24"}], "dns": {"nameservers": ["192.0.2.53"]},
+        "x-extra": "kept"}
+
+
+@root
+def test_add_passes_prev_result_on_with_its_own_added(dual_lab):
+    """SPEC.md §2 ADD: a plugin given prevResult MUST pass it on (modified as needed)."""
+    lab = dual_lab
+    nc = make_netconf(lab.url, "n1", False)
+    p = lab.netns("p")
+    rc, doc, err = lab.raw("podnet-cni", {**ADD_ENV, "CNI_NETNS": lab.path(p)}, {**nc, "prevResult": PREV})
+    assert rc == 0, (doc, err)
+    assert [i["name"] for i in doc["interfaces"]] == ["tap0", host_ifname("c1", "eth0"), "eth0"]
+    assert doc["interfaces"][2]["sandbox"] == lab.path(p)
+    assert doc["ips"][0] == {"address": "192.0.2.5/24", "interface": 0}
+    assert doc["ips"][1]["address"].endswith("/32") and doc["ips"][1]["interface"] == 2
+    assert doc["routes"] == [{"dst": "192.0.2.0/24"}, {"dst": "0.0.0.0/0", "gw": "169.254.1.1"}]
+    assert doc["dns"] == {"nameservers": ["192.0.2.53"]} and doc["x-extra"] == "kept"
+    assert doc["cniVersion"] == "1.1.0"
+    # our own dns, when the config has one, replaces the earlier plugin's
+    q = lab.netns("q")
+    rc, doc, err = lab.raw("podnet-cni", {**ADD_ENV, "CNI_CONTAINERID": "c2", "CNI_NETNS": lab.path(q)},
+                           {**nc, "dns": {"nameservers": ["10.96.0.10"]}, "prevResult": PREV})
+    assert rc == 0 and doc["dns"] == {"nameservers": ["10.96.0.10"]}, (doc, err)
+
+
+@root
+def test_a_bad_prev_result_is_named_and_leaves_nothing(dual_lab):
+    lab = dual_lab
+    nc = make_netconf(lab.url, "n1", False)
+    p = lab.netns("p")
+    rc, doc, _ = lab.raw("podnet-cni", {**ADD_ENV, "CNI_NETNS": lab.path(p)},
+                         {**nc, "prevResult": {**PREV, "interfaces": "tap0"}})
+    assert rc != 0 and doc["code"] == 7 and "prevResult.interfaces" in doc["msg"]
+    assert lab.allocations() == set()
+    assert "eth0" not in lab.sh(p, "ip", "-o", "link").stdout
+
+
+@root
+def test_dns_from_the_ipam_plugin_is_kept(lab, tmp_path):
+    """host-local turns `resolvConf` into the result's dns; the main plugin must not drop
+    it when its own config has no dns (bridge keeps it too)."""
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 10.96.0.10\nsearch default.svc.cluster.local\n")
+    nc = {"cniVersion": "1.0.0", "name": "hldns", "type": "podnet-cni",
+          "ipam": {"type": "host-local", "dataDir": str(tmp_path / "hl"), "resolvConf": str(resolv),
+                   "ranges": [[{"subnet": "10.72.0.0/24"}]]}}
+    p = lab.netns("p")
+    r = runtime.add(nc, "c1", lab.path(p), "eth0", CNI_PATH, node_netns=lab.node)
+    assert r["dns"]["nameservers"] == ["10.96.0.10"] and r["dns"]["search"] == ["default.svc.cluster.local"]
+    runtime.delete(nc, "c1", lab.path(p), "eth0", CNI_PATH, node_netns=lab.node, prev_result=r)
+
+OWN = {"interfaces": [{"name": "pnabc", "mac": "ee:ee:ee:ee:ee:ee"},
+                      {"name": "eth0", "mac": "0a:00:00:00:00:01", "sandbox": "/var/run/netns/p"}],
+       "ips": [{"address": "10.244.0.5/32", "gateway": "169.254.1.1", "interface": 1}],
+       "routes": [{"dst": "0.0.0.0/0", "gw": "169.254.1.1"}], "dns": {}}
+
+
+def test_chain_without_prev_result_is_our_own():
+    assert chain(None, OWN) is OWN
+
+
+def test_chain_appends_ours_and_shifts_our_indexes():
+    prev = {"cniVersion": "0.4.0", "interfaces": [{"name": "lo", "sandbox": "/var/run/netns/p"}],
+            "ips": [{"version": "4", "address": "127.0.0.1/8", "interface": 0}],
+            "routes": [{"dst": "0.0.0.0/0", "gw": "169.254.1.1"}], "dns": {"search": ["x"]}}
+    out = convert(chain(prev, OWN), "1.0.0")
+    assert [i["name"] for i in out["interfaces"]] == ["lo", "pnabc", "eth0"]
+    assert [(i["address"], i["interface"]) for i in out["ips"]] == [("127.0.0.1/8", 0), ("10.244.0.5/32", 2)]
+    assert all("version" not in i for i in out["ips"]) and out["cniVersion"] == "1.0.0"
+    assert out["routes"] == [{"dst": "0.0.0.0/0", "gw": "169.254.1.1"}]  # not twice
+    assert out["dns"] == {"search": ["x"]}
+    assert OWN["ips"][0]["interface"] == 1  # ours is not changed in place
+
+
+@pytest.mark.parametrize("prev, needle", [
+    ("x", "invalid prevResult 'x'"),
+    ({"ips": {"address": "10.0.0.1/8"}}, "invalid prevResult.ips"),
+    ({"routes": "default"}, "invalid prevResult.routes"),
+])
+def test_chain_names_a_bad_prev_result(prev, needle):
+    with pytest.raises(CniError) as e:
+        chain(prev, OWN)
+    assert e.value.code == 7 and needle in e.value.msg
