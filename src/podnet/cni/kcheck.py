@@ -1,7 +1,8 @@
 """CHECK for podnet-cni: does the kernel still hold what prevResult says? Read-only.
 
 Reads `ip -j` output of the pod and node namespaces and fails with the first precise
-difference. Routes added later by chained plugins are tolerated (SPEC.md CHECK).
+difference. Routes added later by chained plugins are tolerated (SPEC.md CHECK), and
+only the addresses prevResult puts on our interface are ours to check.
 """
 from __future__ import annotations
 
@@ -31,6 +32,16 @@ def _fail(msg: str, details: str = "") -> CniError:
     return CniError(CHECK_FAILED, msg, details)
 
 
+def own_ips(prev: dict[str, Any], ifname: str) -> list[dict[str, Any]]:
+    """prevResult's addresses on our pod interface: in a chain, earlier plugins' addresses
+    (lo's 127.0.0.1, another interface's) are theirs to check. An address without an
+    `interface` index is taken as ours."""
+    ifaces = prev.get("interfaces") or []
+    ours = {n for n, i in enumerate(ifaces) if isinstance(i, dict) and i.get("name") == ifname and i.get("sandbox")}
+    return [ip for ip in prev.get("ips") or [] if isinstance(ip, dict)
+            and (ip.get("interface") is None or ip.get("interface") in ours)]
+
+
 def check(prev: dict[str, Any], netns: str, ifname: str, host: str) -> None:
     pod = netns_prefix(netns)
     links = _ip_json(pod, ["link", "show", "dev", ifname])
@@ -50,7 +61,7 @@ def check(prev: dict[str, Any], netns: str, ifname: str, host: str) -> None:
                    for r in _ip_json(["ip"], [fam, "route", "show", "dev", host])}
     if not _ip_json(["ip"], ["link", "show", "dev", host]):
         raise _fail(f"host end {host} of {ifname} is missing in the node namespace")
-    for ip in prev.get("ips") or []:
+    for ip in own_ips(prev, ifname):
         addr = str(ip.get("address", ""))
         if addr not in have:
             raise _fail(f"address {addr} is missing on {ifname} in {netns}", f"present: {sorted(have)}")

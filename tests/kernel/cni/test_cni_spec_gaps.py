@@ -59,6 +59,26 @@ def test_a_bad_prev_result_is_named_and_leaves_nothing(dual_lab):
 
 
 @root
+def test_a_real_chain_after_the_reference_loopback(lab, tmp_path):
+    """conflist [loopback, podnet-cni] (host-local IPAM, cniVersion 1.0.0 for Debian's
+    binaries): the final result holds both plugins' parts, and CHECK of it passes (each
+    plugin checks its own interface's addresses, not the earlier plugin's)."""
+    conflist = {"cniVersion": "1.0.0", "name": "chain", "plugins": [
+        {"type": "loopback"},
+        {"type": "podnet-cni", "ipam": {"type": "host-local", "dataDir": str(tmp_path / "hl"),
+                                        "ranges": [[{"subnet": "10.71.0.0/24"}]]}}]}
+    p = lab.netns("p")
+    r = runtime.add(conflist, "c1", lab.path(p), "eth0", CNI_PATH, node_netns=lab.node)
+    names = [i["name"] for i in r["interfaces"]]
+    assert names == ["lo", host_ifname("c1", "eth0"), "eth0"], r
+    by_if = {names[i["interface"]]: i["address"] for i in r["ips"] if not i["address"].startswith("::")}
+    assert by_if["lo"] == "127.0.0.1/8" and by_if["eth0"].startswith("10.71.0.")
+    runtime.check(conflist, "c1", lab.path(p), "eth0", CNI_PATH, r, node_netns=lab.node)
+    runtime.delete(conflist, "c1", lab.path(p), "eth0", CNI_PATH, node_netns=lab.node, prev_result=r)
+    assert "eth0" not in lab.sh(p, "ip", "-o", "link").stdout
+
+
+@root
 def test_dns_from_the_ipam_plugin_is_kept(lab, tmp_path):
     """host-local turns `resolvConf` into the result's dns; the main plugin must not drop
     it when its own config has no dns (bridge keeps it too)."""
