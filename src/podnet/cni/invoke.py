@@ -3,6 +3,7 @@
 Find `<dir>/<type>` in CNI_PATH (first regular executable file wins; a type with `/` is
 refused), run it with the given environment and the config on stdin, parse stdout: a
 result on exit 0, the spec's error object otherwise (stderr text when stdout is empty).
+Its stderr is passed on to the stderr of the call being served, as libcni does.
 Used by podnet-cni to delegate to a foreign IPAM plugin and by `podnet.cni.runtime`.
 """
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from typing import Any, Mapping, Sequence
 
-from podnet.cni.errors import DECODE_FAILURE, INTERNAL, INVALID_CONFIG, IO_FAILURE, CniError
+from podnet.cni.errors import (DECODE_FAILURE, INTERNAL, INVALID_CONFIG, IO_FAILURE, TRY_AGAIN_LATER,
+                               CniError)
 
 
 def find_plugin(plugin_type: str, cni_path: Sequence[str]) -> str:
@@ -35,10 +38,15 @@ def exec_plugin(path: str, env: Mapping[str, str], stdin: bytes,
         try:
             cp = subprocess.run(argv, input=stdin, env=dict(env), capture_output=True, timeout=timeout)
             break
+        except subprocess.TimeoutExpired as e:
+            _pass_stderr(e.stderr)
+            raise CniError(TRY_AGAIN_LATER, f"{os.path.basename(path)} did not answer within {timeout:g} s",
+                           f"{' '.join(argv)} was killed") from None
         except OSError as e:
             if e.errno != 26 or attempt == 4:  # ETXTBSY
                 raise CniError(IO_FAILURE, f"cannot execute {path}", str(e)) from None
             time.sleep(0.05)
+    _pass_stderr(cp.stderr)
     except_text = cp.stderr.decode(errors="replace").strip()
     out = cp.stdout.strip()
     if cp.returncode != 0:
@@ -59,6 +67,17 @@ def exec_plugin(path: str, env: Mapping[str, str], stdin: bytes,
     if not isinstance(res, dict):
         raise CniError(DECODE_FAILURE, f"result of {os.path.basename(path)} is not a JSON object")
     return res
+
+
+def _pass_stderr(data: bytes | None) -> None:
+    if data:
+        from podnet.cni.skel import CALL_STDERR
+        sink = CALL_STDERR.get(sys.stderr)
+        try:
+            sink.write(data.decode(errors="replace"))
+            sink.flush()
+        except (OSError, ValueError):
+            pass  # nobody reads our stderr any more: the call's answer still matters
 
 
 def _raise(doc: Any, path: str) -> Any:

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import sys
+from contextvars import ContextVar
 from typing import Any, Callable, Mapping, NamedTuple, TextIO
 
 from podnet.cni.errors import (DECODE_FAILURE, INCOMPATIBLE_VERSION, INTERNAL, INVALID_CONFIG,
@@ -23,6 +24,9 @@ _REQUIRED = {
     "CHECK": ("CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"),
     "STATUS": (), "GC": (), "VERSION": (),
 }
+# The stderr of the call being served: what a delegated plugin writes there goes to it
+# (invoke.py), also when the daemon serves the call on one of its threads.
+CALL_STDERR: ContextVar[TextIO] = ContextVar("cni_call_stderr")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
 
@@ -115,6 +119,15 @@ def version_result(stdin: bytes) -> dict[str, Any]:
 def run(handlers: Mapping[str, Handler], env: Mapping[str, str], stdin: bytes,
         stdout: TextIO, stderr: TextIO) -> int:
     """Dispatch one call; returns the exit code. Never raises."""
+    token = CALL_STDERR.set(stderr)
+    try:
+        return _dispatch(handlers, env, stdin, stdout, stderr)
+    finally:
+        CALL_STDERR.reset(token)
+
+
+def _dispatch(handlers: Mapping[str, Handler], env: Mapping[str, str], stdin: bytes,
+              stdout: TextIO, stderr: TextIO) -> int:
     version = "1.1.0"
     try:
         if env.get("CNI_COMMAND") == "VERSION":

@@ -124,3 +124,53 @@ def test_chain_names_a_bad_prev_result(prev, needle):
     with pytest.raises(CniError) as e:
         chain(prev, OWN)
     assert e.value.code == 7 and needle in e.value.msg
+
+
+def _fake_ipam(tmp_path, body):
+    d = tmp_path / "fakebin"
+    d.mkdir(exist_ok=True)
+    p = d / "fake-ipam"
+    p.write_text("#!/bin/sh\ncat > /dev/null\n" + body)
+    p.chmod(0o755)
+    return str(d)
+
+
+FAKE_ADD = ("echo \"fake-ipam $CNI_COMMAND: a word for the runtime\" >&2\n"
+            "if [ \"$CNI_COMMAND\" = ADD ]; then\n"
+            "  echo '{\"cniVersion\": \"1.1.0\", \"ips\": [{\"address\": \"10.73.0.7/24\"}]}'\nfi\n")
+
+
+@root
+def test_a_delegated_ipam_plugins_stderr_reaches_the_runtime(lab, tmp_path):
+    """SPEC.md §4 / libcni delegate: the IPAM plugin's stderr is passed through, also when
+    the node daemon serves the call."""
+    from cnilab import CNI_PATH as base
+    d = _fake_ipam(tmp_path, FAKE_ADD)
+    nc = {"cniVersion": "1.1.0", "name": "fk", "type": "podnet-cni", "ipam": {"type": "fake-ipam"}}
+    p = lab.netns("p")
+    env = {**ADD_ENV, "CNI_NETNS": lab.path(p), "CNI_PATH": f"{d}:{base}"}
+    rc, doc, err = lab.raw("podnet-cni", env, nc)
+    assert rc == 0 and doc["ips"][0]["address"] == "10.73.0.7/32", (doc, err)
+    assert "fake-ipam ADD: a word for the runtime" in err
+    rc, doc, err = lab.raw("podnet-cni", {**env, "CNI_COMMAND": "DEL"}, nc)
+    assert rc == 0 and doc is None and "fake-ipam DEL: a word for the runtime" in err
+
+
+def test_a_plugin_that_does_not_answer_is_a_cni_error(tmp_path):
+    """A hung delegated plugin must end in the protocol's error (11, try again later),
+    not an unhandled TimeoutExpired; what it wrote to stderr is still passed on."""
+    import io
+    import json
+
+    from podnet.cni import skel
+    from podnet.cni.invoke import exec_plugin
+    d = _fake_ipam(tmp_path, "echo 'fake-ipam: stuck' >&2\nexec sleep 30\n")
+
+    def handler(a):
+        return exec_plugin(f"{d}/fake-ipam", {"CNI_COMMAND": "ADD"}, b"{}", timeout=0.5)
+    out, err = io.StringIO(), io.StringIO()
+    env = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_NETNS": "/var/run/netns/x", "CNI_IFNAME": "eth0"}
+    rc = skel.run({"ADD": handler}, env, json.dumps({"cniVersion": "1.1.0", "name": "n"}).encode(), out, err)
+    doc = json.loads(out.getvalue())
+    assert rc == 1 and doc["code"] == 11 and "fake-ipam did not answer within 0.5 s" in doc["msg"], doc
+    assert "fake-ipam: stuck" in err.getvalue()
