@@ -79,12 +79,16 @@ def delete(a: Args) -> None:
 
 
 def check(a: Args) -> None:
-    from podnet.cni.kcheck import check as kcheck
+    from podnet.cni.kcheck import check as kcheck, own_ips
     nc = parse_netconf(a.conf)
     prev = a.conf.get("prevResult")
     if not isinstance(prev, dict):
         raise CniError(7, "CHECK needs prevResult", "the runtime passes the ADD result as prevResult")
     veth.check_netns(a.netns)
+    if nc.ipam_type == OWN_IPAM:
+        # in a chain, prevResult also holds earlier plugins' addresses (lo's 127.0.0.1):
+        # podnet-ipam is asked about ours only (a foreign IPAM gets the config untouched)
+        a = a._replace(conf={**a.conf, "prevResult": {**prev, "ips": own_ips(prev, a.ifname)}})
     _ipam(a, "CHECK", nc.ipam_type)
     kcheck(prev, a.netns, a.ifname, veth.host_ifname(a.container_id, a.ifname))
     return None

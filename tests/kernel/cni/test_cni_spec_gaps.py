@@ -174,3 +174,22 @@ def test_a_plugin_that_does_not_answer_is_a_cni_error(tmp_path):
     doc = json.loads(out.getvalue())
     assert rc == 1 and doc["code"] == 11 and "fake-ipam did not answer within 0.5 s" in doc["msg"], doc
     assert "fake-ipam: stuck" in err.getvalue()
+
+
+@root
+def test_a_chain_with_podnet_ipam_checks_clean(dual_lab):
+    """The same chain with podnet-ipam: its CHECK, too, is about our interface's addresses."""
+    lab = dual_lab
+    nc = make_netconf(lab.url, "n1", True)
+    conflist = {"cniVersion": "1.0.0", "name": nc["name"],
+                "plugins": [{"type": "loopback"}, {k: v for k, v in nc.items() if k not in ("cniVersion", "name")}]}
+    p = lab.netns("p")
+    r = runtime.add(conflist, "c1", lab.path(p), "eth0", CNI_PATH, node_netns=lab.node)
+    assert [i["name"] for i in r["interfaces"]][0] == "lo" and len(r["ips"]) == 4
+    runtime.check(conflist, "c1", lab.path(p), "eth0", CNI_PATH, r, node_netns=lab.node)
+    # and it still finds a real difference on our interface
+    lab.sh(p, "ip", "addr", "del", r["ips"][2]["address"], "dev", "eth0")
+    with pytest.raises(CniError, match="is missing on eth0"):
+        runtime.check(conflist, "c1", lab.path(p), "eth0", CNI_PATH, r, node_netns=lab.node)
+    runtime.delete(conflist, "c1", lab.path(p), "eth0", CNI_PATH, node_netns=lab.node, prev_result=r)
+    assert lab.allocations() == set()
