@@ -1,8 +1,9 @@
 """CHECK for podnet-cni: does the kernel still hold what prevResult says? Read-only.
 
 Reads `ip -j` output of the pod and node namespaces and fails with the first precise
-difference. Routes added later by chained plugins are tolerated (SPEC.md CHECK), and
-only the addresses prevResult puts on our interface are ours to check.
+difference. Routes added later by chained plugins are tolerated (SPEC.md CHECK), our
+default route is checked only while the result still lists it, and only the addresses
+prevResult puts on our interface are ours to check.
 """
 from __future__ import annotations
 
@@ -61,6 +62,7 @@ def check(prev: dict[str, Any], netns: str, ifname: str, host: str) -> None:
                    for r in _ip_json(["ip"], [fam, "route", "show", "dev", host])}
     if not _ip_json(["ip"], ["link", "show", "dev", host]):
         raise _fail(f"host end {host} of {ifname} is missing in the node namespace")
+    listed = [{"dst": r.get("dst"), "gw": r.get("gw")} for r in prev.get("routes") or [] if isinstance(r, dict)]
     for ip in own_ips(prev, ifname):
         addr = str(ip.get("address", ""))
         if addr not in have:
@@ -70,5 +72,7 @@ def check(prev: dict[str, Any], netns: str, ifname: str, host: str) -> None:
             raise _fail(f"route to {addr} via {host} is missing in the node namespace")
         v6 = ":" in bare
         gw = GATEWAY_V6 if v6 else GATEWAY_V4
+        if {"dst": "::/0" if v6 else "0.0.0.0/0", "gw": gw} not in listed:
+            continue  # a later plugin of the chain took our default route over (or out)
         if not any(r.get("dst") == "default" and r.get("gateway") == gw for r in (routes6 if v6 else routes4)):
             raise _fail(f"default route via {gw} is missing on {ifname} in {netns}")

@@ -193,3 +193,20 @@ def test_a_chain_with_podnet_ipam_checks_clean(dual_lab):
         runtime.check(conflist, "c1", lab.path(p), "eth0", CNI_PATH, r, node_netns=lab.node)
     runtime.delete(conflist, "c1", lab.path(p), "eth0", CNI_PATH, node_netns=lab.node, prev_result=r)
     assert lab.allocations() == set()
+
+
+@root
+def test_check_tolerates_a_later_plugin_that_took_the_default_route(dual_lab):
+    """A later chained plugin (route-override, sbr) may replace our default route and drop
+    it from the result: CHECK of that final result passes; while the result still lists
+    the route, its absence is still found."""
+    lab = dual_lab
+    nc = make_netconf(lab.url, "n1", False)
+    p = lab.netns("p")
+    r = runtime.add(nc, "c1", lab.path(p), "eth0", CNI_PATH, node_netns=lab.node)
+    lab.sh(p, "ip", "route", "del", "default")
+    lab.sh(p, "ip", "route", "add", "default", "dev", "eth0", "metric", "50")
+    final = {**r, "routes": [{"dst": "0.0.0.0/0"}]}
+    runtime.check(nc, "c1", lab.path(p), "eth0", CNI_PATH, final, node_netns=lab.node)
+    with pytest.raises(CniError, match="default route via 169.254.1.1 is missing on eth0"):
+        runtime.check(nc, "c1", lab.path(p), "eth0", CNI_PATH, r, node_netns=lab.node)
