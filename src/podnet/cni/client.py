@@ -14,7 +14,6 @@ import posix
 import sys
 
 SOCKET_NAME = b"\0podnet-cni"
-_ENV_KEPT = (b"CNI_", b"PODNET_")
 
 
 def _read_all(read) -> bytes:
@@ -32,9 +31,9 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def encode_request(binary: str, env: dict[bytes, bytes], stdin: bytes) -> bytes:
-    """`env` as bytes, as posix.environ holds it (no decoding on the launcher's clock)."""
-    head = [binary.encode()] + [k + b"=" + v for k, v in env.items()
-                                 if k.startswith(_ENV_KEPT) or k in (b"PATH", b"NODENAME")]
+    """`env` as bytes, as posix.environ holds it (no decoding on the launcher's clock), and
+    all of it: a delegated IPAM plugin must get the same environment (SPEC.md §4)."""
+    head = [binary.encode()] + [k + b"=" + v for k, v in env.items() if b"\0" not in k + v]
     return b"\0".join(head) + b"\0\0" + stdin
 
 

@@ -156,6 +156,21 @@ def test_a_delegated_ipam_plugins_stderr_reaches_the_runtime(lab, tmp_path):
     assert rc == 0 and doc is None and "fake-ipam DEL: a word for the runtime" in err
 
 
+@root
+def test_a_delegated_ipam_plugin_gets_the_same_environment(lab, tmp_path):
+    """SPEC.md §4: the IPAM plugin runs with the plugin's environment, all of it, also
+    when the node daemon serves the call (the launcher sends the whole environment)."""
+    from cnilab import CNI_PATH as base
+    seen = tmp_path / "env.txt"
+    d = _fake_ipam(tmp_path, f"env > {seen}\n")
+    nc = {"cniVersion": "1.1.0", "name": "fk", "type": "podnet-cni", "ipam": {"type": "fake-ipam"}}
+    rc, doc, err = lab.raw("podnet-cni", {"CNI_COMMAND": "STATUS", "CNI_PATH": f"{d}:{base}",
+                                          "RUNTIME_TOKEN": "a=b c", "HOME": "/nonexistent"}, nc)
+    assert rc == 0, (doc, err)
+    env = dict(line.split("=", 1) for line in seen.read_text().splitlines() if "=" in line)
+    assert env["RUNTIME_TOKEN"] == "a=b c" and env["HOME"] == "/nonexistent" and env["CNI_COMMAND"] == "STATUS"
+
+
 def test_a_plugin_that_does_not_answer_is_a_cni_error(tmp_path):
     """A hung delegated plugin must end in the protocol's error (11, try again later),
     not an unhandled TimeoutExpired; what it wrote to stderr is still passed on."""

@@ -2,13 +2,14 @@
 from podnet.cni.client import decode_request, encode_reply, encode_request
 
 
-def test_request_roundtrip_keeps_only_cni_env():
+def test_request_roundtrip_keeps_the_whole_environment():
+    """A delegated IPAM plugin gets the same environment as the plugin (SPEC.md §4)."""
     env = {"CNI_COMMAND": "ADD", "CNI_ARGS": "A=b;C=d", "PODNET_DATASTORE": "sqlite:///x",
-           "HOME": "/root", "PATH": "/bin", "CNI_IFNAME": "eth0"}
+           "HOME": "/root", "PATH": "/bin", "CNI_IFNAME": "eth0", "EMPTY": "", "EQ": "a=b"}
     raw = {k.encode(): v.encode() for k, v in env.items()}  # as posix.environ holds it
     binary, got, stdin = decode_request(encode_request("cni", raw, b'{"a": "\\u0000"}\0x'))
     assert binary == "cni" and stdin == b'{"a": "\\u0000"}\0x'
-    assert got == {k: v for k, v in env.items() if k != "HOME"}
+    assert got == env
 
 
 def test_reply_layout():
