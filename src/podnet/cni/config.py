@@ -27,6 +27,7 @@ CNI_KEYS = frozenset({
     "cni.dev/valid-attachments", "cni.dev/attachments",
     "mtu", "datastore", "nodeName", "nodename", "log_level", "etcd_endpoints",
 })
+DNS_KEYS = frozenset({"nameservers", "domain", "search", "options"})
 IPAM_KEYS = frozenset({
     "type", "datastore", "nodeName", "nodename", "assign_ipv4", "assign_ipv6", "ipv4_pools",
     "ipv6_pools", "strict_affinity", "release_empty_blocks_after", "routes",
@@ -60,7 +61,7 @@ def _tristate(key: str, value: Any) -> str:
 
 def check_keys(conf: Mapping[str, Any], known: frozenset[str], where: str) -> None:
     for k, v in conf.items():
-        if k not in known:
+        if k not in known and not (not where and k.startswith("cni.dev/")):  # reserved (SPEC.md §3)
             raise CniError(UNSUPPORTED_FIELD, f"unsupported field {where}{k}={v!r} in network config",
                            f"known fields: {', '.join(sorted(known))}")
 
@@ -186,6 +187,18 @@ def parse_netconf(conf: Mapping[str, Any]) -> NetConf:
     dns = conf.get("dns") or {}
     if not isinstance(dns, dict):
         raise _bad("dns", dns, "expected {\"nameservers\": [...], \"search\": [...], ...}")
+    for key, v in dns.items():
+        ok = isinstance(v, str) if key == "domain" else (
+            isinstance(v, list) and all(isinstance(x, str) for x in v))
+        if key not in DNS_KEYS or not ok:
+            raise _bad(f"dns.{key}", v, "dns holds nameservers, search and options (lists of "
+                       "strings) and domain (a string)")
+    masq = conf.get("ipMasq", False)
+    if not isinstance(masq, bool):
+        raise _bad("ipMasq", masq, "expected true or false")
+    if masq:
+        raise CniError(UNSUPPORTED_FIELD, "unsupported field ipMasq=true in network config",
+                       "podnet masquerades per IPPool: set natOutgoing on the pool (podnet get ippools)")
     return NetConf(str(conf["name"]), str(conf.get("cniVersion")), mtu, ipam["type"], dns)
 
 

@@ -122,8 +122,10 @@ def check(a: Args) -> None:
     if not have:
         raise CniError(UNKNOWN_CONTAINER, f"no address allocated to container {a.container_id} "
                        f"interface {a.ifname} on node {ic.node} in network {ic.network}")
+    from podnet.cni.kcheck import own_ips
     prev = a.conf.get("prevResult") or {}
-    for ip in prev.get("ips") or []:
+    # in a chain, earlier plugins' addresses (loopback's 127.0.0.1) are not ours to hold
+    for ip in own_ips(prev, a.ifname) if isinstance(prev, dict) else []:
         addr = str(ip.get("address", "")).split("/")[0]
         if addr and addr not in have:
             raise CniError(CHECK_FAILED, f"address {addr} of prevResult is not allocated to "

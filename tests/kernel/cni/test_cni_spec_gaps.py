@@ -225,3 +225,25 @@ def test_check_tolerates_a_later_plugin_that_took_the_default_route(dual_lab):
     runtime.check(nc, "c1", lab.path(p), "eth0", CNI_PATH, final, node_netns=lab.node)
     with pytest.raises(CniError, match="default route via 169.254.1.1 is missing on eth0"):
         runtime.check(nc, "c1", lab.path(p), "eth0", CNI_PATH, r, node_netns=lab.node)
+
+
+@root
+def test_podnet_ipam_under_another_plugin_checks_only_that_interfaces_addresses(dual_lab):
+    """podnet-ipam called by another main plugin in a chain: CHECK's prevResult holds the
+    earlier plugins' addresses too (loopback's 127.0.0.1); only CNI_IFNAME's are ours."""
+    lab = dual_lab
+    nc = make_netconf(lab.url, "n1", False)
+    conf = {**nc, "type": "bridge"}
+    env = {**ADD_ENV, "CNI_NETNS": lab.path(lab.netns("p"))}
+    rc, res, err = lab.raw("podnet-ipam", env, conf)
+    assert rc == 0, (res, err)
+    ours = res["ips"][0]["address"]
+    prev = {"cniVersion": "1.1.0",
+            "interfaces": [{"name": "lo", "sandbox": env["CNI_NETNS"]}, {"name": "br0"},
+                           {"name": "eth0", "sandbox": env["CNI_NETNS"]}],
+            "ips": [{"address": "127.0.0.1/8", "interface": 0}, {"address": ours, "interface": 2}]}
+    rc, doc, err = lab.raw("podnet-ipam", {**env, "CNI_COMMAND": "CHECK"}, {**conf, "prevResult": prev})
+    assert rc == 0 and doc is None, (doc, err)
+    prev["ips"][1]["address"] = "10.244.99.99/32"  # not held: still found
+    rc, doc, _ = lab.raw("podnet-ipam", {**env, "CNI_COMMAND": "CHECK"}, {**conf, "prevResult": prev})
+    assert rc == 1 and doc["code"] == 100 and "10.244.99.99" in doc["msg"]

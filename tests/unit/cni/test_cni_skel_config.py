@@ -145,3 +145,24 @@ def test_a_requested_family_the_network_does_not_assign():
     with pytest.raises(CniError, match="fd00::5 was requested, but this network assigns no IPv6") as e:
         parse_ipam(c, {"CNI_ARGS": "IP=fd00::5"})
     assert e.value.code == 7
+
+
+@pytest.mark.parametrize("extra, code, needle", [
+    ({"ipMasq": "yes"}, 7, "ipMasq='yes'"),
+    ({"ipMasq": True}, 2, "ipMasq=true"),
+    ({"dns": {"nameservers": "10.96.0.10"}}, 7, "dns.nameservers='10.96.0.10'"),
+    ({"dns": {"domain": ["a"]}}, 7, "dns.domain"),
+    ({"dns": {"servers": ["10.96.0.10"]}}, 7, "dns.servers"),
+    ({"cni.devx/foo": 1}, 2, "unsupported field cni.devx/foo"),
+])
+def test_netconf_fields_a_runtime_would_choke_on_are_refused(extra, code, needle):
+    with pytest.raises(CniError) as e:
+        parse_netconf({**make_netconf("sqlite:///x.db", "n1", False), **extra})
+    assert e.value.code == code and needle in e.value.msg
+
+
+def test_reserved_keys_and_well_formed_fields_pass():
+    ok = {**make_netconf("sqlite:///x.db", "n1", False), "cni.dev/some-future-key": {"a": 1},
+          "ipMasq": False, "dns": {"nameservers": ["10.96.0.10"], "search": ["svc.cluster.local"],
+                                    "options": ["ndots:5"], "domain": "cluster.local"}}
+    assert parse_netconf(ok).dns["domain"] == "cluster.local"
