@@ -2,7 +2,9 @@
 veth.py's `ip -batch` way, over rtnl.py's netlink sockets instead of `ip` processes, in
 three batches (one sendmsg each): make the pair (the peer directly in the pod's
 namespace, the host end up) and name it; the host end's routes and neighbours; the pod
-end's addresses, link, routes and neighbours. Same undo on failure.
+end's addresses, link, routes and neighbours (its default route only where the pod has
+none yet: a second network's interface leaves the first one's default alone). Same undo
+on failure.
 """
 from __future__ import annotations
 
@@ -14,12 +16,12 @@ from typing import Sequence
 from podnet.cni import rtnl
 from podnet.cni.errors import IO_FAILURE, CniError
 from podnet.cni.rtnl import RT_SCOPE_LINK, Rtnl
-from podnet.cni.veth import (ALIAS_PREFIX, GATEWAY_V4, GATEWAY_V6, HOST_MAC, host_end_sysctls,
-                             host_ifname, node_sysctls, pod_mac)
+from podnet.cni.veth import (ALIAS_PREFIX, GATEWAY_V4, GATEWAY_V6, HOST_MAC, Wired,
+                             host_end_sysctls, host_ifname, node_sysctls, pod_mac)
 
 
 def setup(container_id: str, ifname: str, netns: str, mtu: int, addrs: Sequence[str],
-          network: str = "") -> str:
+          network: str = "") -> Wired:
     host = host_ifname(container_id, ifname)
     mac = pod_mac(container_id, ifname)
     v4 = [a for a in addrs if ":" not in a]
@@ -54,13 +56,17 @@ def setup(container_id: str, ifname: str, netns: str, mtu: int, addrs: Sequence[
         step = f"configuring {ifname} in {netns}"
         reqs = [rtnl.addr_add(pidx, a, 32) for a in v4] + [rtnl.addr_add(pidx, a, 128, nodad=True) for a in v6]
         reqs.append(rtnl.link_up(pidx))
-        if v4:
-            reqs += [rtnl.route_add(pidx, GATEWAY_V4, 32, scope=RT_SCOPE_LINK),
-                     rtnl.route_add(pidx, "0.0.0.0", 0, gw=GATEWAY_V4),
-                     rtnl.neigh_replace(pidx, GATEWAY_V4, HOST_MAC)]
-        if v6:
-            reqs += [rtnl.route_add(pidx, "::", 0, gw=GATEWAY_V6), rtnl.neigh_replace(pidx, GATEWAY_V6, HOST_MAC)]
         with Rtnl.in_netns(netns) as pod:
+            # a pod that has a default route (another network's interface) keeps it
+            have = pod.default_route_families()
+            default_routes = frozenset(f for f, a in ((4, v4), (6, v6)) if a and f not in have)
+            if 4 in default_routes:  # the gateway's route is there for the default route only
+                reqs += [rtnl.route_add(pidx, GATEWAY_V4, 32, scope=RT_SCOPE_LINK),
+                         rtnl.route_add(pidx, "0.0.0.0", 0, gw=GATEWAY_V4)]
+            if 6 in default_routes:
+                reqs.append(rtnl.route_add(pidx, "::", 0, gw=GATEWAY_V6))
+            reqs += ([rtnl.neigh_replace(pidx, GATEWAY_V4, HOST_MAC)] if v4 else []) + \
+                ([rtnl.neigh_replace(pidx, GATEWAY_V6, HOST_MAC)] if v6 else [])
             pod.batch(reqs)
         host_end_sysctls(host)
         node_sysctls(bool(v4), bool(v6))
@@ -74,7 +80,7 @@ def setup(container_id: str, ifname: str, netns: str, mtu: int, addrs: Sequence[
         raise
     finally:
         nl.close()
-    return host
+    return Wired(host, default_routes)
 
 
 def delete_link(host: str) -> bool:

@@ -38,11 +38,11 @@ def add(a: Args) -> dict[str, Any]:
         ips = [str(i.get("address", "")).split("/")[0] for i in ires.get("ips") or []]
         if not ips:
             raise CniError(7, f"IPAM plugin {nc.ipam_type} returned no address", json.dumps(ires))
-        host = veth.setup(a.container_id, a.ifname, a.netns, nc.mtu, ips, nc.name)
-        undo.append(lambda: veth.delete_link(host))
+        wired = veth.setup(a.container_id, a.ifname, a.netns, nc.mtu, ips, nc.name)
+        undo.append(lambda: veth.delete_link(wired.host))
         # the config's dns wins over the IPAM plugin's (host-local's resolvConf), as in bridge
         dns = nc.dns or (ires.get("dns") if isinstance(ires.get("dns"), dict) else None) or {}
-        own = build_result(a, dns, host, ips, ires.get("routes") or [])
+        own = build_result(a, dns, wired.host, ips, ires.get("routes") or [], wired.default_routes)
         result = convert(chain(a.conf.get("prevResult"), own), a.version)
     except BaseException:
         for step in reversed(undo):
@@ -55,13 +55,15 @@ def add(a: Args) -> dict[str, Any]:
 
 
 def build_result(a: Args, dns: dict[str, Any], host: str, ips: list[str],
-                 extra_routes: list[dict[str, Any]]) -> dict[str, Any]:
+                 extra_routes: list[dict[str, Any]], default_routes: frozenset[int] = frozenset({4, 6}),
+                 ) -> dict[str, Any]:
     out_ips, routes = [], []
     for ip in ips:
         v6 = ":" in ip
         gw = veth.GATEWAY_V6 if v6 else veth.GATEWAY_V4
         out_ips.append({"address": f"{ip}/{128 if v6 else 32}", "gateway": gw, "interface": 1})
-        routes.append({"dst": "::/0" if v6 else "0.0.0.0/0", "gw": gw})
+        if (6 if v6 else 4) in default_routes:
+            routes.append({"dst": "::/0" if v6 else "0.0.0.0/0", "gw": gw})
     routes += [r for r in extra_routes if r not in routes]
     return {
         "interfaces": [{"name": host, "mac": veth.HOST_MAC},

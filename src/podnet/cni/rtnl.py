@@ -19,13 +19,13 @@ import threading
 
 NETLINK_ROUTE = 0
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE, NLM_F_REPLACE = 1, 4, 0x200, 0x400, 0x100
-NLMSG_ERROR = 2
+NLMSG_ERROR, NLMSG_DONE, NLM_F_DUMP = 2, 3, 0x300
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
-RTM_NEWADDR, RTM_NEWROUTE, RTM_NEWNEIGH = 20, 24, 28
+RTM_NEWADDR, RTM_NEWROUTE, RTM_GETROUTE, RTM_NEWNEIGH = 20, 24, 26, 28
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_IFALIAS, IFLA_LINKINFO, IFLA_NET_NS_FD = 1, 3, 4, 5, 20, 18, 28
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
 IFA_ADDRESS, IFA_LOCAL, IFA_FLAGS, IFA_F_NODAD = 1, 2, 8, 0x02
-RTA_DST, RTA_OIF, RTA_GATEWAY = 1, 4, 5
+RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
 NDA_DST, NDA_LLADDR, NUD_PERMANENT = 1, 2, 0x80
 IFF_UP = 1
 RT_TABLE_MAIN, RTPROT_BOOT, RTN_UNICAST = 254, 3, 1
@@ -148,6 +148,32 @@ class Rtnl:
             where = f" (request {i + 1} of {len(reqs)})" if len(reqs) > 1 else ""
             raise OSError(err, os.strerror(err) + where)
         return out
+
+    def default_route_families(self) -> set[int]:
+        """The families (4, 6) that have a default route in the main table (one dump)."""
+        self.seq += 1
+        body = struct.pack("BBBBBBBBI", socket.AF_UNSPEC, 0, 0, 0, 0, 0, 0, 0, 0)
+        self.sock.send(struct.pack("IHHII", 16 + len(body), RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP,
+                                   self.seq, 0) + body)
+        out = set()
+        while True:
+            data = self.sock.recv(65536)
+            off = 0
+            while off + 16 <= len(data):
+                ln, typ, _fl, seq, _pid = struct.unpack_from("IHHII", data, off)
+                if seq == self.seq:
+                    if typ == NLMSG_DONE:
+                        return out
+                    if typ == NLMSG_ERROR:
+                        err = -struct.unpack_from("i", data, off + 16)[0]
+                        raise OSError(err, os.strerror(err))
+                    fam, dst_len, _s, _t, table, _p, _sc, rtype = struct.unpack_from("BBBBBBBB", data, off + 16)
+                    attrs = _attrs(data[off + 16:off + ln], 12)
+                    if RTA_TABLE in attrs:
+                        table = struct.unpack("I", attrs[RTA_TABLE][:4])[0]
+                    if dst_len == 0 and table == RT_TABLE_MAIN and rtype == RTN_UNICAST:
+                        out.add(6 if fam == socket.AF_INET6 else 4)
+                off += (ln + 3) & ~3
 
     # ---- links --------------------------------------------------------------------------
     def index(self, name: str) -> int:

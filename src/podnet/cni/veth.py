@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-from typing import Mapping, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 from podnet.cni.errors import INVALID_ENV, IO_FAILURE, UNKNOWN_CONTAINER, CniError
 from podnet.dataplane.net.sysctl import current_netns_name
@@ -92,10 +92,17 @@ def refuse_root_netns(env: Mapping[str, str]) -> None:
 USE_NETLINK = False
 
 
+class Wired(NamedTuple):
+    host: str  # the host end's name
+    default_routes: frozenset[int]  # families whose default route we added
+
+
 def setup(container_id: str, ifname: str, netns: str, mtu: int, addrs: Sequence[str],
-          network: str = "") -> str:
-    """Create and wire the pair; returns the host end's name. `addrs` are bare IPs.
-    On failure the host end (and with it the pod end) is removed again."""
+          network: str = "") -> Wired:
+    """Create and wire the pair. `addrs` are bare IPs. The pod's default route goes via
+    the new interface only for a family that has none yet (the IPAM conventions: a pod
+    with another network's interface keeps that one's default route). On failure the host
+    end (and with it the pod end) is removed again."""
     if USE_NETLINK:
         from podnet.cni import fastwire
         return fastwire.setup(container_id, ifname, netns, mtu, addrs, network)
@@ -116,13 +123,16 @@ def setup(container_id: str, ifname: str, netns: str, mtu: int, addrs: Sequence[
     pod_lines = [f"addr add {a}/32 dev {ifname}" for a in v4]
     pod_lines += [f"addr add {a}/128 dev {ifname} nodad" for a in v6]
     pod_lines.append(f"link set {ifname} up")
+    defaults = frozenset(f for f, a in ((4, v4), (6, v6)) if a and not has_default_route(netns, f))
     if v4:
-        pod_lines += [f"route add {GATEWAY_V4}/32 dev {ifname} scope link",
-                      f"route add 0.0.0.0/0 via {GATEWAY_V4} dev {ifname}",
-                      f"neigh replace {GATEWAY_V4} lladdr {HOST_MAC} dev {ifname} nud permanent"]
+        pod_lines.append(f"neigh replace {GATEWAY_V4} lladdr {HOST_MAC} dev {ifname} nud permanent")
+        if 4 in defaults:  # the gateway's route is there for the default route only
+            pod_lines += [f"route add {GATEWAY_V4}/32 dev {ifname} scope link",
+                          f"route add 0.0.0.0/0 via {GATEWAY_V4} dev {ifname}"]
     if v6:
-        pod_lines += [f"route add ::/0 via {GATEWAY_V6} dev {ifname}",
-                      f"neigh replace {GATEWAY_V6} lladdr {HOST_MAC} dev {ifname} nud permanent"]
+        pod_lines.append(f"neigh replace {GATEWAY_V6} lladdr {HOST_MAC} dev {ifname} nud permanent")
+        if 6 in defaults:
+            pod_lines.append(f"route add ::/0 via {GATEWAY_V6} dev {ifname}")
     try:
         ip_batch(["ip"], host_lines, f"creating veth {host} <-> {ifname} in {netns}")
     except CniError as e:
@@ -138,7 +148,13 @@ def setup(container_id: str, ifname: str, netns: str, mtu: int, addrs: Sequence[
     except BaseException:
         delete_link(host)
         raise
-    return host
+    return Wired(host, defaults)
+
+
+def has_default_route(netns: str, family: int) -> bool:
+    cp = subprocess.run([*netns_prefix(netns), "-j", f"-{family}", "route", "show", "default"],
+                        capture_output=True, text=True)
+    return cp.returncode == 0 and cp.stdout.strip() not in ("", "[]")
 
 
 def write_sysctl(path: str, value: str) -> None:

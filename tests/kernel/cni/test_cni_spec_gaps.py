@@ -247,3 +247,30 @@ def test_podnet_ipam_under_another_plugin_checks_only_that_interfaces_addresses(
     prev["ips"][1]["address"] = "10.244.99.99/32"  # not held: still found
     rc, doc, _ = lab.raw("podnet-ipam", {**env, "CNI_COMMAND": "CHECK"}, {**conf, "prevResult": prev})
     assert rc == 1 and doc["code"] == 100 and "10.244.99.99" in doc["msg"]
+
+
+@root
+def test_a_second_interface_leaves_the_pods_default_route_alone(dual_lab):
+    """A pod already wired by one network (eth0) gets a second podnet interface (net1, as
+    Multus would add it): the pod keeps eth0's default routes, net1 adds none and its
+    result lists none; deleting net1 leaves eth0 working."""
+    lab = dual_lab
+    first = make_netconf(lab.url, "n1", True)
+    second = make_netconf(lab.url, "n1", True, name="second")
+    p, q = lab.netns("p"), lab.netns("q")
+    r1 = runtime.add(first, "c1", lab.path(p), "eth0", CNI_PATH, node_netns=lab.node)
+    rq = runtime.add(first, "cq", lab.path(q), "eth0", CNI_PATH, node_netns=lab.node)
+    r2 = runtime.add(second, "c1", lab.path(p), "net1", CNI_PATH, node_netns=lab.node)
+    assert r2["routes"] == [] and [i["address"].split("/")[1] for i in r2["ips"]] == ["32", "128"]
+    for fam in ("-4", "-6"):
+        routes = lab.sh(p, "ip", fam, "route", "show", "default").stdout
+        assert "dev eth0" in routes and "net1" not in routes, routes
+    addrs = lab.sh(p, "ip", "-o", "addr", "show", "dev", "net1").stdout
+    assert all(i["address"] in addrs for i in r2["ips"])
+    runtime.check(second, "c1", lab.path(p), "net1", CNI_PATH, r2, node_netns=lab.node)
+    runtime.delete(second, "c1", lab.path(p), "net1", CNI_PATH, node_netns=lab.node, prev_result=r2)
+    for i in r1["ips"]:
+        assert lab.ping(q, i["address"].split("/")[0])
+    runtime.delete(first, "c1", lab.path(p), "eth0", CNI_PATH, node_netns=lab.node, prev_result=r1)
+    runtime.delete(first, "cq", lab.path(q), "eth0", CNI_PATH, node_netns=lab.node, prev_result=rq)
+    assert lab.allocations() == set()
