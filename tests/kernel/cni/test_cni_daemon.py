@@ -84,6 +84,34 @@ def test_thin_launcher_without_a_daemon(lab):
     assert cp.stderr == b""
 
 
+def test_launcher_installed_as_a_relative_symlink_elsewhere(lab, tmp_path):
+    """As on a real node: /opt/cni/bin/podnet-ipam -> (relative) .../cni/bin/podnet-cni.
+    The launcher finds client.py through the link and serves as the plugin it is named
+    after: with the daemon, and without one (exec of the full plugin further on)."""
+    thin = os.path.join(os.path.dirname(runtime.__file__), "bin", "podnet-cni")
+    opt = tmp_path / "opt-cni-bin"
+    opt.mkdir()
+    (opt / "podnet-ipam").symlink_to(os.path.relpath(thin, opt))
+    env = {"PATH": os.environ["PATH"], "CNI_PATH": f"{opt}:{CNI_PATH}"}
+    stdin = make_netconf(lab.url, "n1", False)
+    p = daemon.start(lab.node) if not _reachable(lab.node) else None
+    try:
+        for ns in (lab.node, lab.netns("bare")):  # a daemon in the first, none in the second
+            cp = subprocess.run(["ip", "netns", "exec", ns, str(opt / "podnet-ipam")],
+                                env={**env, "CNI_COMMAND": "GC"}, input=json.dumps(stdin).encode(),
+                                capture_output=True)
+            assert (cp.returncode, cp.stdout, cp.stderr) == (0, b"", b""), cp
+            cp = subprocess.run(["ip", "netns", "exec", ns, str(opt / "podnet-ipam")],
+                                env={**env, "CNI_COMMAND": "CHECK", "CNI_CONTAINERID": "x",
+                                     "CNI_NETNS": "/var/run/netns/none", "CNI_IFNAME": "eth0"},
+                                input=json.dumps(stdin).encode(), capture_output=True)
+            doc = json.loads(cp.stdout)  # podnet-ipam's answer, not podnet-cni's
+            assert cp.returncode == 1 and doc["code"] == 3 and "no address allocated" in doc["msg"], doc
+    finally:
+        if p is not None:
+            daemon.stop(p)
+
+
 def test_daemon_survives_malformed_requests(dual_lab):
     """More garbage connections than the daemon has workers, then a real call: each bad
     request is dropped without taking a worker with it."""
