@@ -380,6 +380,16 @@ class Service(Resource):
         return int(cfg.get("timeoutSeconds") or 10800)
 
     @property
+    def internal_traffic_policy(self) -> str:
+        """Cluster (default) | Local: ClusterIP traffic only to endpoints on the client's node."""
+        return str(self.spec.get("internalTrafficPolicy") or "Cluster")
+
+    @property
+    def external_traffic_policy(self) -> str:
+        """Cluster (default) | Local: NodePort traffic only to endpoints on the node it came to."""
+        return str(self.spec.get("externalTrafficPolicy") or "Cluster")
+
+    @property
     def external_name(self) -> str:
         return str(self.spec.get("externalName") or "")
 

@@ -11,7 +11,11 @@ into map elements and chains. kube-proxy's rules, followed here:
 - ready endpoints are used; when none are ready, serving+terminating ones are (graceful
   termination fallback, KEP-1669); duplicates across slices count once;
 - NodePort and LoadBalancer Services also listen on every node IP on spec.ports[].nodePort;
-- `sessionAffinity: ClientIP` keeps its timeout (default 10800 s).
+- `sessionAffinity: ClientIP` keeps its timeout (default 10800 s);
+- `internalTrafficPolicy: Local`: ClusterIP traffic goes only to this node's endpoints,
+  `externalTrafficPolicy: Local`: NodePort traffic likewise and keeps its client's source
+  address; a node without such endpoints drops the traffic (a Service without any
+  endpoint still rejects).
 """
 from __future__ import annotations
 
@@ -46,6 +50,8 @@ class ServicePortEntry:
     node_port: int  # 0: none
     endpoints: tuple[EndpointAddr, ...]  # sorted; empty: reject
     affinity_timeout: int  # 0: no session affinity
+    internal_local: bool = False  # internalTrafficPolicy: Local
+    external_local: bool = False  # externalTrafficPolicy: Local (only with a node_port)
 
     @property
     def id(self) -> str:
@@ -55,6 +61,21 @@ class ServicePortEntry:
     @property
     def service_key(self) -> tuple[str, str]:
         return (self.namespace, self.name)
+
+    @property
+    def local_endpoints(self) -> tuple[EndpointAddr, ...]:
+        return tuple(ep for ep in self.endpoints if ep.local)
+
+    @property
+    def internal_endpoints(self) -> tuple[EndpointAddr, ...]:
+        """What traffic to the ClusterIP may reach; empty while `endpoints` is not: dropped."""
+        return self.local_endpoints if self.internal_local else self.endpoints
+
+    @property
+    def external_endpoints(self) -> tuple[EndpointAddr, ...]:
+        """What traffic to a node IP on the nodePort may reach; empty while `endpoints` is
+        not: dropped."""
+        return self.local_endpoints if self.external_local else self.endpoints
 
 
 @dataclass(frozen=True)
@@ -152,6 +173,8 @@ def entries_for_service(svc: Service, slices: Iterable[EndpointSlice],
         ports = svc.ports
     except (TypeError, ValueError):
         return []
+    internal_local = svc.internal_traffic_policy == "Local"
+    external_local = svc.external_traffic_policy == "Local"
     out: list[ServicePortEntry] = []
     seen_families: set[int] = set()
     for raw_vip in svc.cluster_ips:
@@ -169,7 +192,8 @@ def entries_for_service(svc: Service, slices: Iterable[EndpointSlice],
             out.append(ServicePortEntry(
                 svc.namespace, svc.name, sp.name, sp.protocol, fam,
                 vip, sp.port, np,
-                _endpoints_for(sp, fam, slices, node_name), timeout))
+                _endpoints_for(sp, fam, slices, node_name), timeout,
+                internal_local, external_local and np != 0))
     return out
 
 

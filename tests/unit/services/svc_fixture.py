@@ -62,3 +62,56 @@ def objects():
 def table() -> ServiceTable:
     svcs, slices = objects()
     return build_table(svcs, slices, NODE_IPS)
+
+
+# ---- traffic policies: this node is node-1 -----------------------------------------------
+NODE = "node-1"
+
+
+def _policy(internal: str = "Cluster", external: str = "Cluster"):
+    def m(d):
+        d["spec"].update(internalTrafficPolicy=internal)
+        if d["spec"].get("type") == "NodePort":
+            d["spec"].update(externalTrafficPolicy=external)
+    return m
+
+
+def _all(*muts):
+    def m(d):
+        for f in muts:
+            f(d)
+    return m
+
+
+def local_objects():
+    """internalTrafficPolicy/externalTrafficPolicy Local with and without endpoints on node-1."""
+    svcs = [
+        make_service("default", "itp", _policy("Local"), ip="10.96.1.1"),
+        make_service("default", "itp-none", _policy("Local"), ip="10.96.1.2"),
+        make_service("default", "itp-empty", _policy("Local"), ip="10.96.1.3"),
+        make_service("default", "etp", _all(_nodeport(30090), _policy(external="Local")), ip="10.96.1.4"),
+        make_service("default", "etp-none", _all(_nodeport(30091), _policy(external="Local")), ip="10.96.1.5"),
+        make_service("default", "both", _all(_nodeport(30092), _affinity, _policy("Local", "Local")),
+                     ip="10.96.1.6"),
+        make_service("default", "itp-np", _all(_nodeport(30093), _policy("Local")), ip="10.96.1.7"),
+        make_service("default", "itp6", _all(_dual, _policy("Local")), ip="10.96.1.8"),
+    ]
+    slices = [
+        make_slice("default", "itp", [endpoint("10.244.2.20", node="node-2"), endpoint("10.244.1.20")]),
+        make_slice("default", "itp-none", [endpoint("10.244.2.21", node="node-2")]),
+        make_slice("default", "itp-empty", []),
+        make_slice("default", "etp", [endpoint("10.244.1.22"), endpoint("10.244.2.22", node="node-2")]),
+        make_slice("default", "etp-none", [endpoint("10.244.2.23", node="node-2")]),
+        make_slice("default", "both", [endpoint("10.244.1.24"), endpoint("10.244.2.24", node="node-2"),
+                                       endpoint("10.244.3.24")]),
+        make_slice("default", "itp-np", [endpoint("10.244.1.25"), endpoint("10.244.2.25", node="node-2")]),
+        make_slice("default", "itp6", [endpoint("10.244.2.26", node="node-2"), endpoint("10.244.1.26")]),
+        make_slice("default", "itp6", [endpoint("fd00:10:244:2::26", node="node-2"),
+                                       endpoint("fd00:10:244:1::26")], family="IPv6"),
+    ]
+    return svcs, slices
+
+
+def local_table() -> ServiceTable:
+    svcs, slices = local_objects()
+    return build_table(svcs, slices, NODE_IPS, NODE)

@@ -117,7 +117,7 @@ class NftModel:
 # ---- the tracer --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Verdict:
-    action: str  # "dnat" | "reject" | "none" (not a service: untouched)
+    action: str  # "dnat" | "reject" | "drop" | "none" (not a service: untouched)
     ip: str = ""
     port: int = 0
     masquerade: bool = False
@@ -139,17 +139,23 @@ def trace(model: NftModel, src: str, dst: str, proto: str, dport: int,
     target = s[f"svc{fam}"].get(key) or (s[f"np{fam}"].get(f"{proto} . {dport}") if node else None)
     if target is None:
         return Verdict("reject" if dst in s[f"vips{fam}"] else "none")
-    mark = _run_chain(model, target.split()[1], src, draw, aff)
+    if target == "drop":
+        return Verdict("drop")
+    ct: dict[str, bool] = {}
+    mark = _run_chain(model, target.split()[1], src, draw, aff, ct)
     val = s[f"ep{fam}"][mark]
     ip, port = val.split(" . ")
     hairpin = f"{src} . {ip}" in s[f"hairpin{fam}"] and src == ip
-    return Verdict("dnat", ip, int(port), masquerade=hairpin or node)
+    return Verdict("dnat", ip, int(port), masquerade=hairpin or (node and not ct.get("no_masq")))
 
 
 def _run_chain(model: NftModel, chain: str, src: str, draw: Callable[[int], int],
-               aff: dict[str, set[str]]) -> str:
+               aff: dict[str, set[str]], ct: dict[str, bool]) -> str:
     mark = ""
     for rule in model.chains[chain]:
+        if re.fullmatch(r"ct mark set ct mark \| 0x00100000", rule):  # NodePort: no masquerade
+            ct["no_masq"] = True
+            continue
         m = re.fullmatch(r"ip6? saddr @(\S+) meta mark set (\S+) update @\S+ \{ ip6? saddr \} return", rule)
         if m:
             if src in aff.get(m[1], set()):
@@ -177,7 +183,8 @@ def canonical(model: NftModel) -> tuple[dict[str, list[str]], dict[str, dict[str
         for r in rules:
             m = re.search(r"numgen random mod \d+ offset (0x[0-9a-f]+)", r)
             if m:
-                slot_chain[(int(m[1], 16) >> 12) & 0xFFFF] = c
+                slot = (int(m[1], 16) >> 12) & 0xFFFF  # a -local chain shares its slot
+                slot_chain[slot] = min(c, slot_chain.get(slot, c))
 
     def sub(text: str) -> str:
         def one(m: re.Match[str]) -> str:

@@ -87,3 +87,40 @@ def test_node_ips_from_node_status_plus_extra():
     n = make_node("node-1", ["198.18.0.12", "fd00:198:18::12"])
     assert node_ips_of(n, ["198.18.0.99", "nope"]) == ("198.18.0.12", "198.18.0.99", "fd00:198:18::12")
     assert EndpointAddr("10.0.0.1", 1) < EndpointAddr("10.0.0.2", 1)
+
+
+def _ips(eps):
+    return [e.ip for e in eps]
+
+
+def test_traffic_policies_default_to_cluster_and_use_every_endpoint():
+    t = table()
+    np = t.entries[("default/np/tcp/http", 4)]
+    assert not np.internal_local and not np.external_local
+    assert np.internal_endpoints == np.external_endpoints == np.endpoints
+
+
+def test_internal_traffic_policy_local_keeps_this_nodes_endpoints_only():
+    svc = make_service("default", "web", lambda d: d["spec"].update(internalTrafficPolicy="Local"))
+    s = make_slice("default", "web", [endpoint("10.244.1.2", node="n1"), endpoint("10.244.2.2", node="n2")])
+    (on_n1,) = entries_for_service(svc, [s], "n1")
+    assert on_n1.internal_local and _ips(on_n1.internal_endpoints) == ["10.244.1.2"]
+    assert _ips(on_n1.endpoints) == ["10.244.1.2", "10.244.2.2"]
+    (on_n3,) = entries_for_service(svc, [s], "n3")
+    assert on_n3.internal_endpoints == () and on_n3.endpoints  # endpoints, none here: dropped
+
+
+def test_external_traffic_policy_local_only_for_the_nodeport():
+    def m(d):
+        d["spec"].update(type="NodePort", externalTrafficPolicy="Local")
+        d["spec"]["ports"][0]["nodePort"] = 30080
+    svc = make_service("default", "web", m)
+    s = make_slice("default", "web", [endpoint("10.244.1.2", node="n1"), endpoint("10.244.2.2", node="n2")])
+    (e,) = entries_for_service(svc, [s], "n2")
+    assert e.external_local and not e.internal_local
+    assert _ips(e.external_endpoints) == ["10.244.2.2"]
+    assert _ips(e.internal_endpoints) == ["10.244.1.2", "10.244.2.2"]
+    # without a nodePort (a ClusterIP Service) the field has nothing to act on
+    plain = make_service("default", "web", lambda d: d["spec"].update(externalTrafficPolicy="Local"))
+    (e,) = entries_for_service(plain, [s], "n2")
+    assert not e.external_local

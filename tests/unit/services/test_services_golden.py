@@ -9,7 +9,7 @@ import pytest
 
 from podnet.dataplane.nft.services import render_full, render_partial
 from svc_builders import endpoint, make_slice
-from svc_fixture import objects, table
+from svc_fixture import NODE, local_objects, local_table, objects, table
 from podnet.calc.services import build_table, entries_for_service
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "services"
@@ -53,3 +53,23 @@ def test_partial_golden_delete_and_empty():
     changed = {k: None for k, e in t.entries.items() if e.name in ("sticky", "np")}
     script = render_partial(state, changed)
     check_golden("partial-delete.nft", script)
+
+
+def test_local_traffic_policies_full_golden():
+    script, _ = render_full(local_table(), None)
+    check_golden("local-policies-full.nft", script)
+
+
+def test_local_traffic_policies_partial_golden_local_endpoint_leaves_and_arrives():
+    """itp loses its node-1 endpoint (its ClusterIP now drops), etp-none gains one (its
+    NodePort now answers, unmasqueraded)."""
+    _, state = render_full(local_table(), None)
+    svcs, _ = local_objects()
+    by_name = {s.name: s for s in svcs}
+    new = {"itp": make_slice("default", "itp", [endpoint("10.244.2.20", node="node-2")]),
+           "etp-none": make_slice("default", "etp-none", [endpoint("10.244.2.23", node="node-2"),
+                                                          endpoint("10.244.1.23")])}
+    changed = {(e.id, e.family): e for name, sl in new.items()
+               for e in entries_for_service(by_name[name], [sl], NODE)}
+    script = render_partial(state, changed)
+    check_golden("local-policies-partial.nft", script)

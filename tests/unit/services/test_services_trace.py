@@ -7,9 +7,9 @@ from collections import Counter
 from hypothesis import given, settings, strategies as st
 
 from podnet.calc.services import ServiceTable, build_table
-from podnet.dataplane.nft.services import chain_name, render_full, render_partial
+from podnet.dataplane.nft.services import render_entry, render_full, render_partial
 from svc_builders import endpoint, make_service, make_slice
-from svc_fixture import NODE_IPS, table
+from svc_fixture import NODE_IPS, local_table, table
 from svc_nftsim import NftModel, canonical, trace
 
 CLIENT = "10.244.9.9"
@@ -74,6 +74,48 @@ def test_ipv6_vip_and_udp():
     assert trace(m, CLIENT, "10.96.0.10", "udp", 53).port == 5353
 
 
+# ---- traffic policies (this node is node-1) ----------------------------------------------
+OUTSIDE = "203.0.113.5"
+
+
+def _reached(m: NftModel, src: str, dst: str, port: int, n: int = 4) -> set[str]:
+    return {trace(m, src, dst, "tcp", port, draw=lambda k, i=i: i % k).ip for i in range(n)}
+
+
+def test_internal_local_reaches_only_this_nodes_endpoints_and_drops_without_one():
+    m = loaded(local_table())
+    assert _reached(m, CLIENT, "10.96.1.1", 80) == {"10.244.1.20"}
+    assert _reached(m, "fd00:10:244:9::9", "fd00:10:96::30", 80) == {"fd00:10:244:1::26"}
+    assert trace(m, CLIENT, "10.96.1.2", "tcp", 80).action == "drop"  # endpoints, none here
+    assert trace(m, CLIENT, "10.96.1.3", "tcp", 80).action == "reject"  # no endpoint at all
+    assert not trace(m, CLIENT, "10.96.1.1", "tcp", 80).masquerade
+
+
+def test_external_local_nodeport_keeps_the_source_and_drops_without_a_local_endpoint():
+    m = loaded(local_table())
+    v = trace(m, OUTSIDE, "198.18.0.11", "tcp", 30090, draw=lambda k: k - 1)
+    assert (v.action, v.ip, v.masquerade) == ("dnat", "10.244.1.22", False)
+    assert _reached(m, OUTSIDE, "198.18.0.11", 30090) == {"10.244.1.22"}
+    assert trace(m, OUTSIDE, "198.18.0.11", "tcp", 30091).action == "drop"
+    # the ClusterIP of the same Services still uses every endpoint
+    assert _reached(m, CLIENT, "10.96.1.4", 80) == {"10.244.1.22", "10.244.2.22"}
+    assert _reached(m, CLIENT, "10.96.1.5", 80) == {"10.244.2.23"}
+
+
+def test_internal_local_with_a_cluster_nodeport_and_both_local_with_affinity():
+    m = loaded(local_table())
+    assert _reached(m, CLIENT, "10.96.1.7", 80) == {"10.244.1.25"}
+    v = trace(m, OUTSIDE, "198.18.0.11", "tcp", 30093, draw=lambda k: k - 1)
+    assert (v.ip, v.masquerade) == ("10.244.2.25", True)  # externalTrafficPolicy Cluster
+    aff: dict[str, set[str]] = {}
+    first = trace(m, OUTSIDE, "198.18.0.11", "tcp", 30092, draw=lambda k: k - 1, affinity=aff)
+    assert (first.ip, first.masquerade) == ("10.244.3.24", False)
+    later = {trace(m, OUTSIDE, "198.18.0.11", "tcp", 30092, draw=lambda k: 0, affinity=aff).ip
+             for _ in range(3)}
+    assert later == {first.ip}
+    assert _reached(m, CLIENT, "10.96.1.6", 80) == {"10.244.1.24", "10.244.3.24"}
+
+
 # ---- partial syncs == full syncs ---------------------------------------------------------
 IPS = [f"10.244.{i // 10}.{i % 10 + 2}" for i in range(12)]
 svc_state = st.fixed_dictionaries({
@@ -81,6 +123,8 @@ svc_state = st.fixed_dictionaries({
     "nodeport": st.booleans(),
     "affinity": st.booleans(),
     "present": st.booleans(),
+    "internal": st.booleans(),
+    "external": st.booleans(),
 })
 states = st.lists(st.fixed_dictionaries({"a": svc_state, "b": svc_state, "c": svc_state}),
                   min_size=2, max_size=5)
@@ -98,9 +142,13 @@ def _table(spec, shared_nodeport: bool = False) -> ServiceTable:
                 d["spec"]["ports"][0]["nodePort"] = 30100 if shared_nodeport else 30100 + i
             if s["affinity"]:
                 d["spec"]["sessionAffinity"] = "ClientIP"
+            d["spec"]["internalTrafficPolicy"] = "Local" if s["internal"] else "Cluster"
+            d["spec"]["externalTrafficPolicy"] = "Local" if s["external"] else "Cluster"
         svcs.append(make_service("default", name, mut, ip=f"10.96.1.{i + 1}"))
-        slices.append(make_slice("default", name, [endpoint(ip) for ip in s["eps"]]))
-    return build_table(svcs, slices, ("198.18.0.11",))
+        # odd last octets on the other node: the local choice comes and goes
+        slices.append(make_slice("default", name, [endpoint(ip, node=f"node-{int(ip[-1]) % 2 + 1}")
+                                                   for ip in s["eps"]]))
+    return build_table(svcs, slices, ("198.18.0.11",), "node-1")
 
 
 @settings(max_examples=150, deadline=None)
@@ -135,7 +183,8 @@ def test_duplicate_nodeports_in_bad_input_never_break_a_transaction(seq):
         t = _table(spec, True)
         changed = {k: t.entries.get(k) for k in set(t.entries) | set(rendered.entries)}
         m.apply(render_partial(rendered, changed))
-        holders = {f"jump {chain_name(e)}" for e in t.entries.values() if e.node_port and e.endpoints}
+        holders = {v for e in t.entries.values() if e.node_port and e.endpoints
+                   for s, _, v in render_entry(e, 1).elements if s == "np4"}
         held = m.sets["np4"].get("tcp . 30100")
         assert (held in holders) if holders else held is None
 

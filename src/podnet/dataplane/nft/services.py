@@ -37,6 +37,9 @@ MARK_MASK = 0xF0000000
 SLOT_SHIFT = 12
 MAX_ENDPOINTS = 1 << SLOT_SHIFT
 MAX_SLOTS = (1 << 16) - 1
+# conntrack mark bit of a NodePort connection of an externalTrafficPolicy: Local Service:
+# it went to an endpoint on this node, so the NodePort masquerade leaves its source alone
+NO_MASQ_CT_MARK = 0x00100000
 
 _FAM = {4: ("ip", "ipv4_addr"), 6: ("ip6", "ipv6_addr")}
 # (name, type) of every set/map per family; {a} is the address type
@@ -72,42 +75,72 @@ def mark(slot: int, bucket: int = 0) -> str:
 # ---- per entry ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class EntryRender:
-    chain: str | None  # None: no endpoints, no chain
-    rules: tuple[str, ...]
+    chains: tuple[tuple[str, tuple[str, ...]], ...]  # (name, rules); none without endpoints
     elements: tuple[tuple[str, str, str], ...]  # (set, key, value or ""), in a fixed order
     affinity_sets: tuple[tuple[str, int, int], ...]  # (name, family, timeout)
+
+
+def _draw_rules(e: ServicePortEntry, slot: int, sets: tuple[tuple[str, int, int], ...],
+                n: int) -> list[str]:
+    """Choose one of the first `n` endpoints (buckets 0..n-1): affinity first, then numgen."""
+    ip = _FAM[e.family][0]
+    draw = f"meta mark set numgen random mod {n} offset {mark(slot)}"
+    if not e.affinity_timeout:
+        return [draw]
+    rules = [f"{ip} saddr @{s} meta mark set {mark(slot, i)} update @{s} {{ {ip} saddr }} return"
+             for i, (s, _, _) in enumerate(sets[:n])]
+    rules.append(draw)
+    rules += [f"meta mark {mark(slot, i)} update @{s} {{ {ip} saddr }} return"
+              for i, (s, _, _) in enumerate(sets[:n])]
+    return rules
 
 
 def render_entry(e: ServicePortEntry, slot: int) -> EntryRender:
     fam = e.family
     proto = e.protocol.lower()
-    ip = _FAM[fam][0]
     els: list[tuple[str, str, str]] = [(f"vips{fam}", e.vip, "")]
-    eps = e.endpoints[:MAX_ENDPOINTS]
-    if not eps:
+    if not e.endpoints:
         els.append((f"noep{fam}", f"{e.vip} . {proto} . {e.port}", ""))
         if e.node_port:
             els.append((f"npnoep{fam}", f"{proto} . {e.node_port}", ""))
-        return EntryRender(None, (), tuple(els), ())
-    chain = chain_name(e)
-    els.append((f"svc{fam}", f"{e.vip} . {proto} . {e.port}", f"jump {chain}"))
+        return EntryRender((), tuple(els), ())
+    local_policy = e.internal_local or e.external_local
+    eps = e.endpoints
+    if local_policy:  # this node's endpoints first: buckets 0..L-1 are the local choice
+        eps = tuple(sorted(eps, key=lambda ep: not ep.local))
+    eps = eps[:MAX_ENDPOINTS]
+    n_local = sum(1 for ep in eps if ep.local) if local_policy else len(eps)
+    cluster_used = not e.internal_local or bool(e.node_port and not e.external_local)
+    if not cluster_used:
+        eps = eps[:n_local]
+    sets = tuple((affinity_set_name(e, ep.ip, ep.port), fam, e.affinity_timeout)
+                 for ep in eps) if e.affinity_timeout else ()
+    chains: list[tuple[str, tuple[str, ...]]] = []
+    cluster = local = "drop"  # the verdict of a path without endpoints on this node
+    if cluster_used:
+        cluster = chain_name(e)
+        chains.append((cluster, tuple(_draw_rules(e, slot, sets, len(eps)))))
+    if local_policy and n_local:
+        local = f"{chain_name(e)}-local"
+        rules = _draw_rules(e, slot, sets, n_local)
+        if e.external_local:  # the client's address is kept (see masquerading)
+            rules.insert(0, f"ct mark set ct mark | {NO_MASQ_CT_MARK:#010x}")
+        chains.append((local, tuple(rules)))
+    internal = local if e.internal_local else cluster
+    external = local if e.external_local else cluster
+    els.append((f"svc{fam}", f"{e.vip} . {proto} . {e.port}", _verdict(internal)))
     if e.node_port:
-        els.append((f"np{fam}", f"{proto} . {e.node_port}", f"jump {chain}"))
+        els.append((f"np{fam}", f"{proto} . {e.node_port}", _verdict(external)))
     ep_set, hp_set, base = f"ep{fam}", f"hairpin{fam}", MARK_TAG | slot << SLOT_SHIFT
     for i, ep in enumerate(eps):
         els.append((ep_set, f"{base | i:#010x}", f"{ep.ip} . {ep.port}"))
         if ep.local:  # only a pod on this node can be its own client
             els.append((hp_set, f"{ep.ip} . {ep.ip}", ""))
-    draw = f"meta mark set numgen random mod {len(eps)} offset {mark(slot)}"
-    if not e.affinity_timeout:
-        return EntryRender(chain, (draw,), tuple(els), ())
-    sets = tuple((affinity_set_name(e, ep.ip, ep.port), fam, e.affinity_timeout) for ep in eps)
-    rules = [f"{ip} saddr @{s} meta mark set {mark(slot, i)} update @{s} {{ {ip} saddr }} return"
-             for i, (s, _, _) in enumerate(sets)]
-    rules.append(draw)
-    rules += [f"meta mark {mark(slot, i)} update @{s} {{ {ip} saddr }} return"
-              for i, (s, _, _) in enumerate(sets)]
-    return EntryRender(chain, tuple(rules), tuple(els), sets)
+    return EntryRender(tuple(chains), tuple(els), sets)
+
+
+def _verdict(chain: str) -> str:
+    return chain if chain == "drop" else f"jump {chain}"
 
 
 # ---- state kept between syncs ------------------------------------------------------------
@@ -233,7 +266,7 @@ def _static() -> list[str]:
                             f"dnat {ip} to meta mark map @ep{fam}" for p in ("tcp", "udp", "sctp")]
         regular["masquerading"] += [
             f"ct status dnat {ip} saddr . {ip} daddr @hairpin{fam} masquerade",
-            f"ct status dnat ct original {ip} daddr @nodeips{fam} masquerade",
+            f"ct status dnat ct mark & {NO_MASQ_CT_MARK:#010x} == 0 ct original {ip} daddr @nodeips{fam} masquerade",
         ]
         regular["reject-check"] += [
             f"{ip} daddr . meta l4proto . th dport @noep{fam} goto do-reject",
@@ -273,20 +306,19 @@ def render_full(table: ServiceTable, prev: Rendered | None) -> tuple[str, Render
         if slot is not None:  # beyond 65535 service ports a node proxies nothing more
             rendered[k] = render_entry(e, slot)
     keep_sets = {s for r in rendered.values() for s, _, _ in r.affinity_sets}
-    keep_chains = {r.chain for r in rendered.values() if r.chain}
+    keep_chains = {c for r in rendered.values() for c, _ in r.chains}
     if prev is not None:
         for r in prev.entries.values():
-            if r.chain and r.chain not in keep_chains:
-                out.append(f"delete chain {T} {r.chain}")
+            out += [f"delete chain {T} {c}" for c, _ in r.chains if c not in keep_chains]
             out += [f"delete set {T} {s}" for s, _, _ in r.affinity_sets if s not in keep_sets]
     out += _static()
     for k, r in rendered.items():
         state.entries[k] = r
         state.claim(k, r.elements)
         out += [_set_decl(*s) for s in r.affinity_sets]
-        if r.chain:
-            out.append(f"add chain {T} {r.chain}")
-            out += _chain_cmds(r.chain, r.rules)
+        for c, rules in r.chains:
+            out.append(f"add chain {T} {c}")
+            out += _chain_cmds(c, rules)
     out += _elements_cmds("add", _node_ip_elements(table.node_ips) + state.kernel_elements(), sort=False)
     return "\n".join(out) + "\n", state
 
@@ -328,13 +360,14 @@ def render_partial(state: Rendered, changed: Mapping[Key, ServicePortEntry | Non
             state.entries[k] = new_r
         old_sets = {s for s, _, _ in old_r.affinity_sets} if old_r else set()
         new_sets = {s for s, _, _ in new_r.affinity_sets} if new_r else set()
-        if old_r and old_r.chain and (not new_r or new_r.chain != old_r.chain):
-            del_chains.append(old_r.chain)
-        if new_r and new_r.chain and (not old_r or old_r.rules != new_r.rules
-                                      or old_r.chain != new_r.chain):
-            new_chains.append(f"add chain {T} {new_r.chain}")
-            new_chains.append(f"flush chain {T} {new_r.chain}")
-            new_chains += _chain_cmds(new_r.chain, new_r.rules)
+        old_chains = dict(old_r.chains) if old_r else {}
+        new_chains_of = dict(new_r.chains) if new_r else {}
+        del_chains += [c for c in old_chains if c not in new_chains_of]
+        for c, rules in new_chains_of.items():
+            if old_chains.get(c) != rules:
+                new_chains.append(f"add chain {T} {c}")
+                new_chains.append(f"flush chain {T} {c}")
+                new_chains += _chain_cmds(c, rules)
         del_sets += sorted(old_sets - new_sets)
         new_chains[:0] = [_set_decl(*s) for s in (new_r.affinity_sets if new_r else ())
                           if s[0] not in old_sets]
