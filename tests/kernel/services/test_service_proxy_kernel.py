@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from svc_builders import endpoint, make_service, make_slice
-from svc_topo import NODE_IP4, NODE_IP6, OUT_IP4
+from svc_topo import NODE_IP4, NODE_IP6, OUT_IP4, OUT_IP6
 
 pytestmark = pytest.mark.root
 
@@ -187,3 +187,56 @@ def test_ipv6_nodeport_from_outside(topo, proxy):
     (answer,) = topo.answers("out", NODE_IP6, 30086)
     who, seen = answer.split()
     assert who == "b2" and seen == NODE_IP6  # masqueraded to the node's address
+
+
+# ---- traffic policies: this node is node-1; b2 and b3 are said to be on node-2 ------------
+def _on_nodes(backends: dict[str, str], fam: int = 0) -> list[dict]:
+    return [endpoint(B[b][fam], node=n) for b, n in backends.items()]
+
+
+def _policy(internal="Cluster", external="Cluster", node_port=0):
+    def m(d):
+        d["spec"].update(internalTrafficPolicy=internal, externalTrafficPolicy=external)
+        if node_port:
+            d["spec"]["type"] = "NodePort"
+            d["spec"]["ports"][0]["nodePort"] = node_port
+    return m
+
+
+def test_internal_traffic_policy_local_uses_this_nodes_endpoints_and_drops_without_one(topo, proxy):
+    proxy.put(make_service("default", "itp", _policy("Local"), ip="10.96.0.40"),
+              make_slice("default", "itp", _on_nodes({"b1": "node-1", "b2": "node-2", "b3": "node-2"})),
+              make_service("default", "itp-away", _policy("Local"), ip="10.96.0.41"),
+              make_slice("default", "itp-away", _on_nodes({"b2": "node-2"})))
+    proxy.sync(full=True)
+    assert topo.answers("client", "10.96.0.40", 80, n=20) == [f"b1 {CLIENT}"] * 20
+    assert set(names(topo.connect(topo.node, "10.96.0.40", 80, n=10)["answers"])) == {"b1"}
+    # endpoints, but none on this node: dropped (a timeout), not refused
+    assert topo.connect(topo.ns("client"), "10.96.0.41", 80, timeout=0.5)["answers"] == ["timeout"]
+    # b1 moves away (a partial sync): now this node drops the first Service too
+    proxy.put(make_slice("default", "itp", _on_nodes({"b1": "node-2", "b2": "node-2"})))
+    proxy.sync()
+    assert topo.connect(topo.ns("client"), "10.96.0.40", 80, timeout=0.5)["answers"] == ["timeout"]
+
+
+def test_external_traffic_policy_local_nodeport_keeps_the_client_address(topo, proxy):
+    proxy.put(make_service("default", "etp", _policy(external="Local", node_port=30090), ip="10.96.0.42"),
+              make_slice("default", "etp", _on_nodes({"b1": "node-1", "b2": "node-2"})),
+              make_service("default", "etp-away", _policy(external="Local", node_port=30091), ip="10.96.0.43"),
+              make_slice("default", "etp-away", _on_nodes({"b2": "node-2"})))
+    proxy.sync(full=True)
+    assert topo.answers("out", NODE_IP4, 30090, n=20) == [f"b1 {OUT_IP4}"] * 20  # not masqueraded
+    assert topo.connect(topo.ns("out"), NODE_IP4, 30091, timeout=0.5)["answers"] == ["timeout"]
+    # the ClusterIP of the same Services still reaches every endpoint
+    assert set(names(topo.answers("client", "10.96.0.42", 80, n=30))) == {"b1", "b2"}
+    assert set(names(topo.answers("client", "10.96.0.43", 80, n=5))) == {"b2"}
+
+
+def test_external_traffic_policy_local_ipv6_nodeport(topo, proxy):
+    def np(d):
+        _policy(external="Local", node_port=30092)(d)
+        d["spec"].update(clusterIPs=["fd00:10:96::42"], ipFamilies=["IPv6"])
+    proxy.put(make_service("default", "etp6", np, ip="fd00:10:96::42"),
+              make_slice("default", "etp6", _on_nodes({"b2": "node-1", "b3": "node-2"}, 1), family="IPv6"))
+    proxy.sync(full=True)
+    assert topo.answers("out", NODE_IP6, 30092, n=10) == [f"b2 {OUT_IP6}"] * 10
