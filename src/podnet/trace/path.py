@@ -11,11 +11,12 @@ Deterministic: the same state gives the same trace (golden files).
 from __future__ import annotations
 
 import ipaddress
+from typing import Iterable
 
 from podnet.api.objects import Pod
 from podnet.calc.model import ClusterState
 from podnet.calc.policy import allowed, pod_by_ip
-from podnet.calc.services import ServicePortEntry, build_table
+from podnet.calc.services import EndpointAddr, ServicePortEntry, build_table
 from podnet.trace import routing as rt
 from podnet.trace.facts import LabFacts
 from podnet.trace.model import L2, Endpoint, Headers, Hop, Path, Step, Trace
@@ -25,27 +26,30 @@ from podnet.trace.walk import Conn, Pkt, Walker, pod_label, pod_netns, pod_send
 
 # ---- the service proxy -----------------------------------------------------------------
 def service_entry(state: ClusterState, target: Target, port: int, proto: str,
-                  family: int) -> ServicePortEntry | None:
+                  family: int, node_name: str = "") -> ServicePortEntry | None:
+    """The service port as the proxy of `node_name` (where the DNAT happens) sees it: which
+    endpoints are local there matters to the traffic policies."""
     svc = target.service
     if svc is None:
         return None
-    table = build_table([svc], state.endpoint_slices, ())
+    table = build_table([svc], state.endpoint_slices, (), node_name)
     for e in table.entries.values():
         if e.family == family and e.port == port and e.protocol == proto:
             return e
     return None
 
 
-def nodeport_entry(state: ClusterState, port: int, proto: str, family: int) -> ServicePortEntry | None:
-    table = build_table(state.services, state.endpoint_slices, ())
+def nodeport_entry(state: ClusterState, port: int, proto: str, family: int,
+                   node_name: str = "") -> ServicePortEntry | None:
+    table = build_table(state.services, state.endpoint_slices, (), node_name)
     return next((e for _, e in sorted(table.entries.items())
                  if e.family == family and e.node_port == port and e.protocol == proto), None)
 
 
-def endpoints_of(state: ClusterState, entry: ServicePortEntry) -> tuple[Endpoint, ...]:
+def endpoints_of(state: ClusterState, eps: Iterable[EndpointAddr]) -> tuple[Endpoint, ...]:
     by_ip = pod_by_ip(state)
     out = []
-    for ep in entry.endpoints:
+    for ep in eps:
         p = by_ip.get(ep.ip)
         out.append(Endpoint(ep.ip, ep.port, pod_label(p) if p else "", p.node_name if p else ""))
     return tuple(out)
@@ -63,6 +67,11 @@ def default_port(target: Target, proto: str, facts: LabFacts) -> int:
     return next((p for p, pr in facts.echo_ports if pr == proto), 80)
 
 
+def _local_note(e: ServicePortEntry, field: str, node: str) -> str:
+    why = "" if not e.endpoints or e.local_endpoints else f": it has none there, node {node} drops the connection"
+    return f"Service {e.namespace}/{e.name} has {field} Local: only endpoints on node {node} count{why}"
+
+
 # ---- the whole trace ---------------------------------------------------------------------
 def predict(state: ClusterState, facts: LabFacts, src: Pod, target: Target, port: int | None = None,
             proto: str = "TCP", family: int = 4, endpoint: str | None = None,
@@ -76,19 +85,25 @@ def predict(state: ClusterState, facts: LabFacts, src: Pod, target: Target, port
     if ipaddress.ip_address(target.ip).version != family:
         raise TraceError(f"{target.ip} is IPv{ipaddress.ip_address(target.ip).version}, not IPv{family}")
     port = port or default_port(target, proto, facts)
-    entry = service_entry(state, target, port, proto, family)
-    eps = endpoints_of(state, entry) if entry else ()
+    entry = service_entry(state, target, port, proto, family, src.node_name)
+    eps = endpoints_of(state, entry.internal_endpoints) if entry else ()
     notes = list(target.notes)
     if target.service is not None and entry is None:
         notes.append(f"Service {target.service.namespace}/{target.service.name} has no port {port}/{proto}: "
                      f"no DNAT, the virtual IP answers nothing on it")
     node_port = False
-    if target.kind == "ip" and facts.node_by_ip(target.ip) is not None:
-        entry = nodeport_entry(state, port, proto, family)
+    if entry is not None and entry.internal_local:
+        notes.append(_local_note(entry, "internalTrafficPolicy", src.node_name))
+    dnat_node = facts.node_by_ip(target.ip) if target.kind == "ip" else None
+    if dnat_node is not None:
+        entry = nodeport_entry(state, port, proto, family, dnat_node.name)
         if entry is not None:
-            node_port, eps = True, endpoints_of(state, entry)
+            node_port, eps = True, endpoints_of(state, entry.external_endpoints)
             notes.append(f"{target.ip}:{port} is NodePort {port}/{proto} of Service {entry.namespace}/"
                          f"{entry.name}: every node listens on it")
+            if entry.external_local:
+                notes.append(_local_note(entry, "externalTrafficPolicy", dnat_node.name)
+                             + "; the client's address is kept (no masquerade)")
     chosen = None
     if eps:
         chosen = next((e for e in eps if e.ip == endpoint), None) if endpoint else eps[0]

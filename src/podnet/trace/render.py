@@ -73,7 +73,8 @@ def text(t: Trace, confirmation: list[str] | None = None) -> str:
     out += [f"  {n}" for n in t.notes]
     if t.service:
         out.append(f"  Service {t.service}: {len(t.endpoints)} endpoint(s) the proxy may choose"
-                   + (":" if t.endpoints else " (none ready)"))
+                   + (":" if t.endpoints else " (none on this node: dropped)"
+                      if t.request.outcome == "dropped" else " (none ready)"))
         for e in t.endpoints:
             mark = "*" if t.chosen == e else " "
             out.append(f"   {mark} {e.ip}:{e.port}  {e.pod or '(not a pod)'}  node {e.node or '?'}")

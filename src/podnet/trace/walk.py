@@ -198,18 +198,26 @@ class Walker:
             orig, how = ((e.vip, e.port) if e else ("", 0)), "nat prerouting"
         if not self.reply and e is not None and mine and not self.conn.dnat_node:
             svc = f"{e.namespace}/{e.name}"
-            if not e.endpoints or self.chosen is None:
+            cands, local = (e.external_endpoints, e.external_local) if self.node_port \
+                else (e.internal_endpoints, e.internal_local)
+            field = "externalTrafficPolicy" if self.node_port else "internalTrafficPolicy"
+            if e.endpoints and not cands:
+                steps.append(Step("drop", f"service proxy (inet podnet-svc, {how}): {svc} has {field} Local "
+                                          f"and no endpoint on node {name}: DROP"))
+                return "dropped", f"Service {svc} has {field} Local and no endpoint on node {name}"
+            if not cands or self.chosen is None:
                 steps.append(Step("reject", f"service proxy (inet podnet-svc): {svc} port {orig[1]}/{e.protocol} "
                                             f"has no ready endpoint: REJECT"))
                 return "rejected", f"Service {svc} has no ready endpoints"
-            n = len(e.endpoints)
-            k = next(i for i, x in enumerate(e.endpoints) if x.ip == self.chosen.ip) + 1
+            n = len(cands)
+            k = next(i for i, x in enumerate(cands) if x.ip == self.chosen.ip) + 1
             aff = f"; ClientIP affinity {e.affinity_timeout}s" if e.affinity_timeout else ""
+            aff += f"; {field} Local: node {name}'s endpoints only" if local else ""
             steps.append(Step("dnat", f"service proxy (inet podnet-svc, {how}): DNAT {orig[0]}:{orig[1]} -> "
                                       f"{self.chosen.ip}:{self.chosen.port} (endpoint {k} of {n}, "
                                       f"each drawn with probability 1/{n}{aff})",
                               {"from": f"{orig[0]}:{orig[1]}", "to": f"{self.chosen.ip}:{self.chosen.port}",
-                               "candidates": [f"{x.ip}:{x.port}" for x in e.endpoints]}))
+                               "candidates": [f"{x.ip}:{x.port}" for x in cands]}))
             self.conn.dnat_node, self.conn.vip = name, orig
             pkt.dst, pkt.dport = self.chosen.ip, self.chosen.port
         for node, to, frm in reversed(self.conn.snats):
@@ -257,6 +265,10 @@ class Walker:
             steps.append(Step("snat", f"hairpin (inet podnet-svc, masquerading): the pod reached itself "
                                       f"through its Service: source {pkt.src} -> {node_ip}",
                               {"from": pkt.src, "to": node_ip, "why": "hairpin"}))
+        elif self.conn.dnat_node == name and self.node_port and self.entry and self.entry.external_local:
+            steps.append(Step("nosnat", f"no SNAT: the NodePort's Service has externalTrafficPolicy Local: "
+                                        f"the endpoint is on this node and sees the client's address {pkt.src}"))
+            return
         elif self.conn.dnat_node == name and self.node_port:
             steps.append(Step("snat", f"NodePort (inet podnet-svc, masquerading): the connection came to a "
                                       f"node address: source {pkt.src} -> {node_ip}, so the reply comes back here",

@@ -75,7 +75,10 @@ def _slice(fam: int, eps: list[tuple[str, str, str]]) -> Resource:
                       for name, node, ip in eps]})
 
 
-def objects(policies: tuple[str, ...] = (), nat_outgoing: bool = True, node_port: int = 0) -> list[Resource]:
+def objects(policies: tuple[str, ...] = (), nat_outgoing: bool = True, node_port: int = 0,
+            traffic: dict[str, str] | None = None, unready: tuple[str, ...] = ()) -> list[Resource]:
+    """`traffic`: the web Service's internal/externalTrafficPolicy fields; `unready`: web
+    pods left out of its EndpointSlices."""
     docs = manifests("00-namespaces.yaml", "10-ippools.yaml", "20-web.yaml", "30-clients.yaml",
                      *policies)
     out: list[Resource] = []
@@ -97,6 +100,7 @@ def objects(policies: tuple[str, ...] = (), nat_outgoing: bool = True, node_port
         if kind == "Service":
             d = {**d, "spec": {**d["spec"], "clusterIP": VIP4, "clusterIPs": [VIP4, VIP6],
                                "ipFamilies": ["IPv4", "IPv6"]}}
+            d["spec"] = {**d["spec"], **(traffic or {})}
             if node_port:
                 d["spec"] = {**d["spec"], "type": "NodePort",
                              "ports": [{**d["spec"]["ports"][0], "nodePort": node_port}]}
@@ -106,14 +110,16 @@ def objects(policies: tuple[str, ...] = (), nat_outgoing: bool = True, node_port
     out += [_node("n1", "198.18.0.11", "fd00:198:18::11"), _node("n2", "198.18.0.12", "fd00:198:18::12")]
     out += [_block("10.244.0.0/26", "n1"), _block("10.244.0.64/26", "n2"),
             _block("fd00:10:244::/122", "n1"), _block("fd00:10:244::40/122", "n2")]
-    web = [(n, node, (ip4, ip6)) for n, _, node, ip4, ip6, lab in PODS if lab == {"app": "web"}]
+    web = [(n, node, (ip4, ip6)) for n, _, node, ip4, ip6, lab in PODS
+           if lab == {"app": "web"} and n not in unready]
     out.append(_slice(4, [(n, node, ips[0]) for n, node, ips in web]))
     out.append(_slice(6, [(n, node, ips[1]) for n, node, ips in web]))
     return out
 
 
-def state(policies: tuple[str, ...] = (), nat_outgoing: bool = True, node_port: int = 0) -> ClusterState:
-    return ClusterState.from_objects(objects(policies, nat_outgoing, node_port))
+def state(policies: tuple[str, ...] = (), nat_outgoing: bool = True, node_port: int = 0,
+          traffic: dict[str, str] | None = None, unready: tuple[str, ...] = ()) -> ClusterState:
+    return ClusterState.from_objects(objects(policies, nat_outgoing, node_port, traffic, unready))
 
 
 def facts(encap: str = "none") -> LabFacts:
