@@ -1,7 +1,8 @@
 """Services in a 2-node dual-stack lab, by real connections from pods (and from the
 outside world) to ClusterIPs and NodePorts: uniform choice over 3 endpoints, ClientIP
 affinity, deleted and unready pods leaving the choice within 2 s, refusal without
-endpoints, NodePort, hairpin, IPv6, UDP, and SCTP rules (real SCTP where the kernel has it).
+endpoints, NodePort, hairpin, IPv6, UDP, and SCTP rules (real SCTP where the kernel has it);
+internal/externalTrafficPolicy Local with the endpoint on n1 only.
 Finally the nodes report their agents' sync counts.
 
 One lab for the module (always torn down); tests run in file order on its state.
@@ -101,6 +102,30 @@ spec:
   containers: [{{name: srv, image: podnet/serve, ports: [{{containerPort: {PORT}}}]}}]
 ---
 apiVersion: v1
+kind: Service
+metadata: {{name: itp-local}}
+spec:
+  selector: {{app: loc}}
+  internalTrafficPolicy: Local
+  ports: [{{port: 80, targetPort: {PORT}}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: etp-local}}
+spec:
+  type: NodePort
+  selector: {{app: loc}}
+  externalTrafficPolicy: Local
+  ports: [{{port: 80, targetPort: {PORT}}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: loc, labels: {{app: loc}}}}
+spec:
+  nodeName: n1
+  containers: [{{name: srv, image: podnet/serve, ports: [{{containerPort: {PORT}}}]}}]
+---
+apiVersion: v1
 kind: Pod
 metadata: {{name: c1, labels: {{app: client}}}}
 spec:
@@ -125,7 +150,7 @@ def lab(lab_home):
         flags.mkdir()
         lab.flags = flags  # type: ignore[attr-defined]
         lab.podnet("apply", "-f", "-", input=workloads(flags))
-        lab.wait_pods(6)
+        lab.wait_pods(7)
         # the EndpointSlice controller and the agents follow the pods' readiness
         until_chosen(lab, svc_ips(lab, "web")[0], web_names(lab), all_of=True)
         yield lab
@@ -172,6 +197,18 @@ def connect(ip: str, port: int, proto: str = "TCP", timeout: float = 1.0) -> str
     except OSError as e:
         return f"ERROR: {type(e).__name__} {e}"
     return data.decode().split(" ")[0]
+
+
+def answer_line(netns: str, ip: str, port: int, timeout: float = 1.0) -> str:
+    """The whole answer of one TCP connection: `ns/name <client address the pod saw>`."""
+    def one() -> str:
+        try:
+            with socket.create_connection((ip, port), timeout=timeout) as s:
+                s.send(b"probe\n")
+                return s.recv(4096).decode().strip()
+        except OSError as e:
+            return f"ERROR: {type(e).__name__} {e}"
+    return call_in_netns(netns, one)
 
 
 def connect_many(netns: str, ip: str, port: int, n: int, proto: str = "TCP",
@@ -289,6 +326,32 @@ def test_nodeport_from_pods_to_their_own_and_the_other_node(lab):
         for node_ip in ("198.18.0.11", "198.18.0.12", "fd00:198:18::11", "fd00:198:18::12"):
             got = connect_many(netns_of(lab, client), node_ip, node_port, 10)
             assert set(got) <= web_names(lab) and len(set(got)) >= 2, (client, node_ip, Counter(got))
+
+
+def test_internal_traffic_policy_local_reaches_the_local_endpoint_and_drops_elsewhere(lab):
+    [vip] = svc_ips(lab, "itp-local")
+    got = connect_many(netns_of(lab, "c1"), vip, 80, 10)  # c1 and loc are on n1
+    assert got == ["default/loc"] * 10, Counter(got)
+    # c2 is on n2, which has no endpoint: dropped (a timeout), never refused
+    t = time.monotonic()
+    got = connect_many(netns_of(lab, "c2"), vip, 80, 2, timeout=1.0)
+    assert all(g.startswith("ERROR: TimeoutError") for g in got), got
+    assert time.monotonic() - t >= 1.9
+
+
+def test_external_traffic_policy_local_nodeport_keeps_the_client_address(lab):
+    node_port = _node_port(lab, "etp-local")
+    out = f"pn-{lab.name}-out"
+    route = subprocess.run(["ip", "-n", out, "-o", "route", "get", "198.18.0.11"], capture_output=True,
+                           text=True, check=True).stdout.split()
+    client = route[route.index("src") + 1]
+    for _ in range(5):
+        assert answer_line(out, "198.18.0.11", node_port) == f"default/loc {client}"  # not masqueraded
+    got = connect_many(out, "198.18.0.12", node_port, 2, timeout=1.0)  # n2: no local endpoint
+    assert all(g.startswith("ERROR: TimeoutError") for g in got), got
+    # its ClusterIP is not restricted: the pod on n2 reaches the endpoint on n1
+    [vip] = svc_ips(lab, "etp-local")
+    assert connect_many(netns_of(lab, "c2"), vip, 80, 3) == ["default/loc"] * 3
 
 
 def test_nodes_themselves_reach_cluster_ips(lab):
