@@ -155,6 +155,56 @@ def test_pod_to_node_port_on_the_other_node(demo):
     assert t["reply"]["outcome"] == "delivered"
 
 
+LOCAL_SERVICES = """apiVersion: v1
+kind: Service
+metadata: {name: web-local, namespace: shop}
+spec:
+  selector: {app: web}
+  internalTrafficPolicy: Local
+  ports: [{name: http, port: 80, targetPort: http}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: far, namespace: shop}
+spec:
+  internalTrafficPolicy: Local
+  ports: [{name: http, port: 80}]
+"""
+
+
+def test_internal_traffic_policy_local(demo):
+    """iTP Local: the client's node DNATs only to its own endpoints; a Service whose only
+    endpoint is on another node is dropped there, not rejected. Prediction == kernel."""
+    demo.podnet("apply", "-f", "-", input=LOCAL_SERVICES)
+    _slices(demo, "web-local")
+    pods = [p for p in demo.pods("shop")]
+    client = next(p for p in pods if p.name == "client")
+    far = next(p for p in pods if p.labels.get("app") == "web" and p.node_name != client.node_name)
+    demo.podnet("apply", "-f", "-", input=yaml.safe_dump({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "far-1", "namespace": "shop", "labels": {"kubernetes.io/service-name": "far"}},
+        "addressType": "IPv4", "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+        "endpoints": [{"addresses": [far.pod_ips[0]], "conditions": {"ready": True}, "nodeName": far.node_name}]}))
+    local_ips = {ip for p in pods if p.labels.get("app") == "web" and p.node_name == client.node_name
+                 for ip in p.pod_ips}
+
+    def local() -> dict:
+        t = agreed(trace(demo, "-n", "shop", "client", "web-local"))
+        dnat = [s for s in steps(t) if s["kind"] == "dnat"]
+        assert len(dnat) == 1 and {c.rsplit(":", 1)[0] for c in dnat[0]["data"]["candidates"]} <= local_ips
+        assert t["request"]["outcome"] == "delivered"
+        return t
+    if local_ips:
+        until(local)
+
+    def dropped() -> dict:
+        t = agreed(trace(demo, "-n", "shop", "client", "far"))
+        assert t["request"]["outcome"] == "dropped"
+        return t
+    until(dropped)
+    demo.podnet("delete", "service", "web-local", "far", "-n", "shop")
+
+
 def test_denied_by_policy_then_allowed(demo):
     demo.podnet("apply", "-f", str(DEMO / "40-deny-web.yaml"))
 
