@@ -31,10 +31,13 @@ NODE_PORT_TYPES = ("NodePort", "LoadBalancer")
 
 class EndpointAddr(NamedTuple):
     """A tuple, so sorting 100k of them compares in C. `local`: on this node (or the
-    slice does not say), so it may be its own client (hairpin)."""
+    slice does not say), so it may be its own client (hairpin). `here`: the slice says
+    this node, which is what a Local traffic policy may use (kube-proxy: an endpoint
+    without nodeName is not local)."""
     ip: str
     port: int
     local: bool = True
+    here: bool = True
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ class ServicePortEntry:
 
     @property
     def local_endpoints(self) -> tuple[EndpointAddr, ...]:
-        return tuple(ep for ep in self.endpoints if ep.local)
+        return tuple(ep for ep in self.endpoints if ep.here)
 
     @property
     def internal_endpoints(self) -> tuple[EndpointAddr, ...]:
@@ -148,11 +151,12 @@ def _endpoints_for(sp: ServicePort, family: int, slices: Iterable[EndpointSlice]
                 if not ((is_ready if serving_c is None else bool(serving_c)) and cond.get("terminating")):
                     continue
                 into = fallback
-            local = not node_name or ep.get("nodeName") in (None, "", node_name)
+            here = not node_name or ep.get("nodeName") == node_name
+            local = here or not ep.get("nodeName")
             for ip in ep.get("addresses") or ():
                 n = _norm(str(ip))
                 if n is not None and n[1] == family:
-                    into.add(EndpointAddr(n[0], port, local))
+                    into.add(EndpointAddr(n[0], port, local, here))
     return tuple(sorted(ready or fallback))
 
 

@@ -110,6 +110,19 @@ def test_internal_traffic_policy_local_keeps_this_nodes_endpoints_only():
     assert on_n3.internal_endpoints == () and on_n3.endpoints  # endpoints, none here: dropped
 
 
+def test_an_endpoint_without_node_name_is_not_local_to_a_local_policy():
+    """kube-proxy: an endpoint whose slice names no node is not local, so a Local policy
+    never sends traffic to it; it may still be this node's pod for hairpin purposes."""
+    svc = make_service("default", "web", lambda d: d["spec"].update(internalTrafficPolicy="Local"))
+    s = make_slice("default", "web", [endpoint("10.244.1.2", node="n1"), endpoint("10.244.9.9", node="")])
+    (e,) = entries_for_service(svc, [s], "n1")
+    assert _ips(e.internal_endpoints) == ["10.244.1.2"]
+    unknown = next(ep for ep in e.endpoints if ep.ip == "10.244.9.9")
+    assert unknown.local and not unknown.here
+    (e3,) = entries_for_service(svc, [s], "n3")
+    assert e3.internal_endpoints == ()
+
+
 def test_external_traffic_policy_local_only_for_the_nodeport():
     def m(d):
         d["spec"].update(type="NodePort", externalTrafficPolicy="Local")

@@ -107,9 +107,9 @@ def render_entry(e: ServicePortEntry, slot: int) -> EntryRender:
     local_policy = e.internal_local or e.external_local
     eps = e.endpoints
     if local_policy:  # this node's endpoints first: buckets 0..L-1 are the local choice
-        eps = tuple(sorted(eps, key=lambda ep: not ep.local))
+        eps = tuple(sorted(eps, key=lambda ep: not ep.here))
     eps = eps[:MAX_ENDPOINTS]
-    n_local = sum(1 for ep in eps if ep.local) if local_policy else len(eps)
+    n_local = sum(1 for ep in eps if ep.here) if local_policy else len(eps)
     cluster_used = not e.internal_local or bool(e.node_port and not e.external_local)
     if not cluster_used:
         eps = eps[:n_local]
