@@ -307,7 +307,7 @@ class Allocator:
     def release(self, handle: Handle) -> list[Address]:
         """Free every address of `handle`; an unknown handle frees nothing and is fine."""
         text = str(handle)
-        return self._release_where(lambda h: h == text)
+        return self._release_where(lambda _: lambda h: h == text)
 
     def gc(self, network: str, valid: set[tuple[str, str]]) -> list[Address]:
         """Free this node's allocations of `network` whose (containerID, ifname) is not valid."""
@@ -315,22 +315,32 @@ class Allocator:
             p = Handle.parse(h)
             return (p.node == self.node and p.network == network
                     and (p.container_id, p.ifname) not in valid)
-        return self._release_where(stale)
+        return self._release_where(lambda _: stale)
 
-    def _release_where(self, match: Callable[[str], bool]) -> list[Address]:
+    def release_held(self, held: Mapping[Address, str]) -> list[Address]:
+        """Free each address only while the handle it maps to still holds it (`podnet ipam
+        release`): an address freed and handed to a new pod meanwhile is kept. A handle holds
+        at most one address per block (one per family), so (block, handle) names the address."""
+        def match_in(block: Block) -> Callable[[str], bool]:
+            handles = {h for a, h in held.items() if a in block.cidr}
+            return handles.__contains__
+        return self._release_where(match_in)
+
+    def _release_where(self, match_in: Callable[[Block], Callable[[str], bool]]) -> list[Address]:
+        """Free, in each block, the allocations whose handle `match_in(block)` accepts."""
         self._forget_blocks()  # a release reads fresh and leaves no cached blocks behind
         try:
-            return self._release_fresh(match)
+            return self._release_fresh(match_in)
         finally:
             self._forget_blocks()
 
-    def _release_fresh(self, match: Callable[[str], bool]) -> list[Address]:
+    def _release_fresh(self, match_in: Callable[[Block], Callable[[str], bool]]) -> list[Address]:
         freed: list[Address] = []
         now = self.clock()
         final: list[Block] = []
         for block in self.blocks():
             for _ in range(self.max_retries):
-                new, addrs = block.release(match, now)
+                new, addrs = block.release(match_in(block), now)
                 if not addrs:
                     final.append(block)
                     break
