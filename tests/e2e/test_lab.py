@@ -143,6 +143,19 @@ def test_deleting_a_pod_releases_its_ips_and_netns(session):
     assert netns not in netns_list()
 
 
+def test_ipam_check_finds_the_lab_consistent(session):
+    """On a real lab every allocation belongs to a running pod and every pod's address is
+    allocated: `podnet ipam check` says so (exit 0), and it knows each pod's addresses."""
+    lab = session["lab"]
+    cp = lab.podnet("ipam", "check", "-o", "json", check=False)
+    doc = json.loads(cp.stdout)
+    assert cp.returncode == 0 and doc["clean"] and doc["missing"] == [], cp.stdout
+    live = {a["address"]: a["pod"] for a in doc["allocations"] if a["status"] == "live"}
+    for p in lab.pods():
+        for ip in p.pod_ips:
+            assert live[ip] == f"{p.namespace}/{p.name}"
+
+
 FIXED_IP_POD = """apiVersion: v1
 kind: Namespace
 metadata: {name: fixed}
