@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -95,11 +96,7 @@ def test_controller_converges_and_leaves_user_slices_alone(store):
 def test_controller_loop_follows_pod_readiness(store):
     store.create(web())
     pod = store.create(make_pod("default", "a", ["10.244.1.2"], {"app": "web"}))
-    ctl = EndpointSliceController(store)
-    stop = threading.Event()
-    t = threading.Thread(target=ctl.run, args=(stop,), daemon=True)
-    t.start()
-    try:
+    with running_controller(store):
         def ready_of():
             sl = slices_of(store)
             return [e.ready for s in sl for e in s.endpoints]
@@ -110,6 +107,16 @@ def test_controller_loop_follows_pod_readiness(store):
         _wait(lambda: ready_of() == [False])
         store.delete("Pod", "default", "a")
         _wait(lambda: ready_of() == [])
+
+
+@contextmanager
+def running_controller(store):
+    """The controller's own loop on a thread, stopped (and checked gone) on exit."""
+    stop = threading.Event()
+    t = threading.Thread(target=EndpointSliceController(store).run, args=(stop,), daemon=True)
+    t.start()
+    try:
+        yield
     finally:
         stop.set()
         t.join(timeout=5)
@@ -128,11 +135,7 @@ def _wait(cond, timeout=5.0):
 def test_controller_loop_follows_relabelling_and_new_services(store):
     store.create(web())
     pod = store.create(make_pod("default", "a", ["10.244.1.2"], {"app": "web"}))
-    ctl = EndpointSliceController(store)
-    stop = threading.Event()
-    t = threading.Thread(target=ctl.run, args=(stop,), daemon=True)
-    t.start()
-    try:
+    with running_controller(store):
         def addrs(name="web"):
             return [e.addresses[0] for s in slices_of(store, name) for e in s.endpoints]
         _wait(lambda: addrs() == ["10.244.1.2"])
@@ -142,7 +145,3 @@ def test_controller_loop_follows_relabelling_and_new_services(store):
         store.create(make_service("default", "other", ports=[{"name": "http", "port": 80, "targetPort": 8080}],
                                   selector={"app": "other"}))
         _wait(lambda: addrs("other") == ["10.244.1.2"])
-    finally:
-        stop.set()
-        t.join(timeout=5)
-    assert not t.is_alive()
