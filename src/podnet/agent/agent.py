@@ -24,7 +24,7 @@ from podnet.calc.routes import MAC_STATUS_FIELD, vtep_mac
 from podnet.agent.metrics import AgentMetrics
 from podnet.agent.policy_role import NatRole, PolicyRole
 from podnet.agent.routes_role import RoutesRole
-from podnet.agent.service_proxy import ServiceProxyRole
+from podnet.agent.service_proxy_role import ServiceProxyRole
 from podnet.dataplane.nft.runner import NftError, NftRunner
 from podnet.dataplane.nft.session import NftSession
 from podnet.datastore.common import now_rfc3339

@@ -2,7 +2,7 @@
 sync would; a failed transaction makes the next sync a fresh full one; metrics count."""
 from __future__ import annotations
 
-from podnet.agent.service_proxy import ServiceProxyRole
+from podnet.agent.service_proxy_role import ServiceProxyRole
 from podnet.api.objects import ObjectKey
 from podnet.calc.model import ClusterState
 from svc_builders import endpoint, make_node, make_service, make_slice
