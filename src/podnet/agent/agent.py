@@ -22,7 +22,8 @@ from podnet.api.objects import Node, ObjectKey, Resource
 from podnet.calc.model import ClusterState
 from podnet.calc.routes import MAC_STATUS_FIELD, vtep_mac
 from podnet.agent.metrics import AgentMetrics
-from podnet.agent.policy_role import NatRole, PolicyRole
+from podnet.agent.nat_role import NatRole
+from podnet.agent.policy_role import PolicyRole
 from podnet.agent.routes_role import RoutesRole
 from podnet.agent.service_proxy_role import ServiceProxyRole
 from podnet.dataplane.nft.runner import NftError, NftRunner

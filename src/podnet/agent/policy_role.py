@@ -1,10 +1,10 @@
-"""The node agent's policy role (NetworkPolicy -> `inet podnet-pol`) and NAT-outgoing role
-(IPPools -> `inet podnet-nat`), implementing agent/role.Role.
+"""The node agent's policy role (NetworkPolicy -> `inet podnet-pol`), implementing
+agent/role.Role.
 
-Both keep what they last committed in memory and answer a sync with the difference only:
-the policy role recompiles just the chains a change can affect (calc/policy_sync), reuses
-the rest, renders only recompiled chains and emits the diff; a failed transaction
-(`committed(False)`) makes the next sync full. Bad objects are skipped, never raised.
+It keeps what it last committed in memory and answers a sync with the difference only: it
+recompiles just the chains a change can affect (calc/policy_sync), reuses the rest, renders
+only recompiled chains and emits the diff; a failed transaction (`committed(False)`) makes
+the next sync full. Bad objects are skipped, never raised.
 """
 from __future__ import annotations
 
@@ -12,11 +12,9 @@ import logging
 
 from podnet.api.objects import ObjectKey, Pod, Resource
 from podnet.calc.model import ClusterState
-from podnet.calc.nat import NatPlan, nat_plan
 from podnet.calc.policy_compile import CompiledPolicies, compile_policies
 from podnet.calc.policy_index import pod_index
 from podnet.calc.policy_sync import affected_chains, dirty_namespaces
-from podnet.dataplane.nft import nat as nat_nft
 from podnet.dataplane.nft import policy as pol_nft
 
 log = logging.getLogger(__name__)
@@ -86,29 +84,6 @@ class PolicyRole:
         else:
             self._model, self._compiled, self._pods = None, None, {}
             self._cache.clear()
-        self._pending = None
-
-    def apply_kernel(self, state: ClusterState) -> None:
-        return None
-
-
-class NatRole:
-    name = "nat"
-    kinds = ("IPPool",)
-
-    def __init__(self) -> None:
-        self._plan: NatPlan | None = None
-        self._pending: NatPlan | None = None
-
-    def nft_fragment(self, state: ClusterState, changed: set[ObjectKey] | None) -> str:
-        plan = nat_plan(state)
-        self._pending = plan
-        if changed is None or self._plan is None:
-            return nat_nft.full_script(plan)
-        return nat_nft.diff_script(self._plan, plan)
-
-    def committed(self, ok: bool) -> None:
-        self._plan = self._pending if ok else None
         self._pending = None
 
     def apply_kernel(self, state: ClusterState) -> None:

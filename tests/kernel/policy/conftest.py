@@ -14,7 +14,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "policy"))
 
 import topo  # noqa: E402
 
-from podnet.agent.policy_role import NatRole, PolicyRole  # noqa: E402
+from podnet.agent.nat_role import NatRole  # noqa: E402
+from podnet.agent.policy_role import PolicyRole  # noqa: E402
 from podnet.api.objects import ObjectKey, Resource  # noqa: E402
 from topo import pool  # noqa: E402
 from podnet.calc.model import ClusterState  # noqa: E402

@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from podnet.agent.policy_role import NatRole, PolicyRole
+from podnet.agent.nat_role import NatRole
+from podnet.agent.policy_role import PolicyRole
 from podnet.api.objects import IPPool
 from podnet.calc.model import ClusterState
 from podnet.calc.policy_table import e2e_model
