@@ -8,7 +8,7 @@ import signal
 import threading
 from typing import Any
 
-from podnet.agent.endpointslice_controller import EndpointSliceController
+from podnet.controllers.endpointslice import EndpointSliceController
 from podnet.cli.context import open_store
 
 

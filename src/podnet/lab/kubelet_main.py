@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from podnet.datastore.interface import open_datastore
-from podnet.lab.controllers import start_controllers
+from podnet.controllers.manager import start_controllers
 from podnet.lab.kubelet import Kubelet
 from podnet.lab.state import LabState
 from podnet.lab.topology import spec_from_dict

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from podnet.agent.endpointslice_controller import EndpointSliceController
+from podnet.controllers.endpointslice import EndpointSliceController
 from podnet.api.objects import EndpointSlice
 from podnet.calc.endpointslices import desired_slices
 from podnet.datastore.sqlite import SqliteDatastore

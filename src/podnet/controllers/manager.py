@@ -10,7 +10,7 @@ import logging
 import threading
 from typing import Any, Callable
 
-from podnet.agent.endpointslice_controller import EndpointSliceController
+from podnet.controllers.endpointslice import EndpointSliceController
 from podnet.datastore.interface import Datastore, open_datastore
 
 log = logging.getLogger("podnet.kubelet")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 
-from podnet.lab import controllers
+from podnet.controllers import manager as controllers
 
 
 def test_a_failing_controller_is_restarted_until_stopped(tmp_path, monkeypatch):
