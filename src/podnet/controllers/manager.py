@@ -1,4 +1,5 @@
-"""Cluster-wide controllers the lab runs on its control-plane node, next to the kubelet.
+"""Run every cluster-wide controller, each supervised: the lab runs them on its control-plane
+node, next to the kubelet.
 
 Each runs in its own thread with its own store connection; one that fails is logged and
 restarted with back-off (a controller that silently stayed dead would freeze every
