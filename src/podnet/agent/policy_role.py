@@ -12,9 +12,9 @@ import logging
 
 from podnet.api.objects import ObjectKey, Pod, Resource
 from podnet.calc.model import ClusterState
-from podnet.calc.policy_compile import CompiledPolicies, compile_policies
-from podnet.calc.policy_index import pod_index
-from podnet.calc.policy_sync import affected_chains, dirty_namespaces
+from podnet.calc.policy.compile import CompiledPolicies, compile_policies
+from podnet.calc.policy.index import pod_index
+from podnet.calc.policy.sync import affected_chains, dirty_namespaces
 from podnet.dataplane.nft import policy as pol_nft
 
 log = logging.getLogger(__name__)

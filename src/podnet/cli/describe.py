@@ -103,7 +103,7 @@ def _pod(store: Any, o: Resource) -> list[str]:
 def _pod_policies(store: Any, o: Resource) -> list[str]:
     """Which NetworkPolicies select the pod and what they let in and out (calc decides)."""
     from podnet.calc.model import ClusterState
-    from podnet.calc.policy_describe import describe_pod
+    from podnet.calc.policy.describe import describe_pod
     assert isinstance(o, Pod)
     objs = [*store.list("NetworkPolicy", o.namespace).items, *store.list("Namespace").items,
             *store.list("Pod").items]

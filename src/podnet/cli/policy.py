@@ -18,7 +18,7 @@ from podnet.api.defaults import NETNS_ANNOTATION
 from podnet.api.errors import ApiError
 from podnet.api.objects import Deployment, Pod, Resource
 from podnet.calc.model import ClusterState
-from podnet.calc.policy_table import TruthTable, assign_ips, pod_label, predict
+from podnet.calc.policy.table import TruthTable, assign_ips, pod_label, predict
 from podnet.cli.errors import UserError
 
 PROTOCOLS = ("TCP", "UDP", "SCTP")

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from podnet.calc.policy_table import TruthTable
+from podnet.calc.policy.table import TruthTable
 from podnet.dataplane.net.netns import netns_argv
 
 # Runs inside the source pod's netns: argv = json [targets], port, proto, timeout.

@@ -15,7 +15,7 @@ from typing import Iterable
 
 from podnet.api.objects import Pod
 from podnet.calc.model import ClusterState
-from podnet.calc.policy import allowed, pod_by_ip
+from podnet.calc.policy.predicate import allowed, pod_by_ip
 from podnet.calc.services import EndpointAddr, ServicePortEntry, build_table
 from podnet.trace import routing as rt
 from podnet.trace.facts import LabFacts

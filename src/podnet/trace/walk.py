@@ -12,7 +12,7 @@ from podnet.api.defaults import NETNS_ANNOTATION
 from podnet.api.objects import Pod
 from podnet.calc.model import ClusterState
 from podnet.calc.nat import nat_plan
-from podnet.calc.policy import SideVerdict, Verdict, allowed, pod_by_ip
+from podnet.calc.policy.predicate import SideVerdict, Verdict, allowed, pod_by_ip
 from podnet.calc.routes import VXLAN_PORT, VXLAN_VNI
 from podnet.calc.services import ServicePortEntry
 from podnet.cni.veth import HOST_MAC, pod_mac

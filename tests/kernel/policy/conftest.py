@@ -19,7 +19,7 @@ from podnet.agent.policy_role import PolicyRole  # noqa: E402
 from podnet.api.objects import ObjectKey, Resource  # noqa: E402
 from topo import pool  # noqa: E402
 from podnet.calc.model import ClusterState  # noqa: E402
-from podnet.calc.policy_table import e2e_model  # noqa: E402
+from podnet.calc.policy.table import e2e_model  # noqa: E402
 from podnet.dataplane.nft.runner import NftRunner  # noqa: E402
 
 PREFIX = "pn-pol"

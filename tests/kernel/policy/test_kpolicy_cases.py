@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from podnet.calc.policy_table import pod_label, predict
+from podnet.calc.policy.table import pod_label, predict
 from podnet.cli.policy_probe import probe
 from policy_cases import load_cases
 from policy_strategies import policy_sets

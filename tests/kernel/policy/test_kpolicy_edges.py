@@ -10,7 +10,7 @@ import pytest
 import topo
 from topo import pool
 from podnet.api.objects import Node
-from podnet.calc.policy import allowed
+from podnet.calc.policy.predicate import allowed
 from podnet.cli.policy_probe import probe
 from policy_cases import make_policy
 

@@ -16,7 +16,7 @@ import yaml
 
 from podnet.api.objects import Pod
 from podnet.calc.model import ClusterState
-from podnet.calc.policy_table import TruthTable, e2e_model, predict
+from podnet.calc.policy.table import TruthTable, e2e_model, predict
 from podnet.datastore.interface import open_datastore
 from policy_cases import load_cases
 

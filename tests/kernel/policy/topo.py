@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from podnet.api.objects import IPPool, Pod, Resource
-from podnet.calc.policy_compile import IFACE_ANNOTATION
+from podnet.calc.policy.compile import IFACE_ANNOTATION
 
 SERVER = Path(__file__).with_name("pod_server.py")
 OUTSIDE_V4, OUTSIDE_V6 = "203.0.113.10", "fd00:203:113::10"

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from podnet.api.objects import NetworkPolicy, Resource
-from podnet.calc.policy_table import TruthTable
+from podnet.calc.policy.table import TruthTable
 
 CASES_FILE = Path(__file__).resolve().parents[2] / "golden" / "policy" / "cases.yaml"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from podnet.calc.model import ClusterState
-from podnet.calc.policy_compile import compile_policies, evaluate
-from podnet.calc.policy_table import e2e_model, pod_label, predict
+from podnet.calc.policy.compile import compile_policies, evaluate
+from podnet.calc.policy.table import e2e_model, pod_label, predict
 from policy_cases import load_cases
 
 CASES = load_cases()
@@ -44,7 +44,7 @@ def test_compiled_equals_expected(name):
 
 
 def test_truth_table_text_marks_override_single_cells():
-    from podnet.calc.policy_table import TruthTable
+    from podnet.calc.policy.table import TruthTable
     t = TruthTable(["a", "b"], ["a", "b"], {("a", "a"): True, ("a", "b"): False,
                                             ("b", "a"): None, ("b", "b"): False})
     assert t.text() == "-\ta\tb\na\t.\tX\nb\t?\tX\n"

@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 
-from podnet.calc.policy_table import TruthTable, e2e_model
+from podnet.calc.policy.table import TruthTable, e2e_model
 from podnet.cli.main import main
 from policy_cases import load_cases
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 from podnet.api.objects import IPPool, Node
 from podnet.calc.model import ClusterState
 from podnet.calc.nat import nat_plan
-from podnet.calc.policy import allowed, policies_for_pod
-from podnet.calc.policy_table import e2e_model
+from podnet.calc.policy.predicate import allowed, policies_for_pod
+from podnet.calc.policy.table import e2e_model
 from policy_cases import make_policy
 
 DENY_X = make_policy("x", "deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]})
@@ -87,7 +87,7 @@ def test_nat_skips_a_pool_with_a_bad_cidr():
 
 
 def test_host_veth_name_matches_what_podnet_cni_creates():
-    from podnet.calc.policy_compile import host_iface
+    from podnet.calc.policy.compile import host_iface
     from podnet.cni.veth import host_ifname
     from podnet.lab.network import IFNAME
     pod = _st().get("Pod", "x", "a")
@@ -98,7 +98,7 @@ def test_host_veth_name_matches_what_podnet_cni_creates():
 
 
 def test_describe_pod_lists_isolating_policies_and_what_they_allow():
-    from podnet.calc.policy_describe import describe_pod
+    from podnet.calc.policy.describe import describe_pod
     allow = make_policy("x", "from-y", {"podSelector": {"matchLabels": {"pod": "a"}}, "ingress": [{
         "from": [{"namespaceSelector": {"matchLabels": {"ns": "y"}}}, {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}],
         "ports": [{"port": 80}, {"port": "serve-81-tcp"}, {"port": 1000, "endPort": 1010}]}]})
@@ -119,7 +119,7 @@ def test_malformed_objects_never_stop_the_policy_role():
     """Validation keeps these out of the store; if they get in anyway, the agent keeps
     enforcing everything else, and the broken parts match nothing, as in the predicate."""
     from podnet.agent.policy_role import PolicyRole
-    from podnet.calc.policy_compile import compile_policies, evaluate
+    from podnet.calc.policy.compile import compile_policies, evaluate
     bad_parts = make_policy("x", "bad-parts", {"podSelector": {"matchLabels": {"pod": "a"}}, "ingress": [
         {"from": [{"ipBlock": {"cidr": "10.0.0.0/33"}}, {"podSelector": {"matchLabels": {"pod": "b"}}}],
          "ports": [{"port": 70000}, {"protocol": "ICMP", "port": 80}, {"port": 80, "endPort": 99999}]}]})

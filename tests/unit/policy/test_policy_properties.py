@@ -5,9 +5,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from podnet.calc.model import ClusterState
-from podnet.calc.policy import EGRESS, INGRESS, _side, allowed, isolating_policies, pod_by_ip
-from podnet.calc.policy_compile import compile_policies, evaluate
-from podnet.calc.policy_table import e2e_model
+from podnet.calc.policy.predicate import EGRESS, INGRESS, _side, allowed, isolating_policies, pod_by_ip
+from podnet.calc.policy.compile import compile_policies, evaluate
+from podnet.calc.policy.table import e2e_model
 from policy_strategies import policies, policy_sets
 
 MODEL = e2e_model()

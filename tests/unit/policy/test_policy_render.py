@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from podnet.calc.model import ClusterState
-from podnet.calc.policy_compile import compile_policies
-from podnet.calc.policy_table import e2e_model
+from podnet.calc.policy.compile import compile_policies
+from podnet.calc.policy.table import e2e_model
 from podnet.dataplane.nft.policy import diff_script, full_script, render
 from policy_cases import load_cases
 

@@ -9,7 +9,7 @@ from podnet.agent.nat_role import NatRole
 from podnet.agent.policy_role import PolicyRole
 from podnet.api.objects import IPPool
 from podnet.calc.model import ClusterState
-from podnet.calc.policy_table import e2e_model
+from podnet.calc.policy.table import e2e_model
 from policy_strategies import policies, policy_sets
 
 MODEL = e2e_model()

@@ -6,9 +6,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 
 from podnet.calc.model import ClusterState
-from podnet.calc.policy import allowed, pod_by_ip
-from podnet.calc.policy_compile import compile_policies
-from podnet.calc.policy_table import e2e_model
+from podnet.calc.policy.predicate import allowed, pod_by_ip
+from podnet.calc.policy.compile import compile_policies
+from podnet.calc.policy.table import e2e_model
 from podnet.dataplane.nft.policy import render
 from nft_tracer import Tracer
 from policy_cases import load_cases

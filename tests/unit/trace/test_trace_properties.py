@@ -8,7 +8,7 @@ import json
 from hypothesis import given, settings, strategies as st
 
 import trace_demo_state as demo
-from podnet.calc.policy import allowed
+from podnet.calc.policy.predicate import allowed
 from podnet.trace import render
 from podnet.trace.path import predict
 from podnet.trace.resolve import family_ip, resolve

@@ -30,9 +30,9 @@ import hashlib
 import ipaddress
 from dataclasses import dataclass, field
 
-from podnet.calc.policy import INGRESS
+from podnet.calc.policy.predicate import INGRESS
 from podnet.api.objects import ObjectKey
-from podnet.calc.policy_compile import CompiledPolicies, CompiledRule, PodPolicy, PolicyChain
+from podnet.calc.policy.compile import CompiledPolicies, CompiledRule, PodPolicy, PolicyChain
 
 TABLE = "podnet-pol"
 FAM = "inet"

@@ -16,9 +16,9 @@ from typing import Callable, Iterable
 
 from podnet.api.objects import NetworkPolicy, ObjectKey, Pod, PolicyPeer, PolicyRule
 from podnet.calc.model import ClusterState
-from podnet.calc.policy import EGRESS, INGRESS, RuleRef, valid_block
+from podnet.calc.policy.predicate import EGRESS, INGRESS, RuleRef, valid_block
 # the index, and names that lived here before it moved out (re-exported)
-from podnet.calc.policy_index import (FAMILIES, IFACE_ANNOTATION, LAB_NETNS_ANNOTATION, PodIndex,  # noqa: F401
+from podnet.calc.policy.index import (FAMILIES, IFACE_ANNOTATION, LAB_NETNS_ANNOTATION, PodIndex,  # noqa: F401
                                       PodInfo, PolicyInfo, _ip_int, _sel_text, host_iface, pod_index,
                                       pod_info, policy_info)
 

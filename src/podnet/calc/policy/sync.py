@@ -11,9 +11,9 @@ from typing import Mapping
 
 from podnet.api.objects import ObjectKey, Pod, PolicyPeer, Resource
 from podnet.calc.model import ClusterState
-from podnet.calc.policy import (EGRESS, INGRESS, NS_NAME_LABEL, ip_in_block, is_policy_pod,
+from podnet.calc.policy.predicate import (EGRESS, INGRESS, NS_NAME_LABEL, ip_in_block, is_policy_pod,
                                 namespace_labels)
-from podnet.calc.policy_index import PodInfo, PolicyInfo, pod_info, policy_info
+from podnet.calc.policy.index import PodInfo, PolicyInfo, pod_info, policy_info
 
 
 def affected_chains(state: ClusterState, changed: set[ObjectKey],

@@ -13,7 +13,7 @@ from podnet.api.defaults import NETNS_ANNOTATION as LAB_NETNS_ANNOTATION
 from podnet.api.objects import NetworkPolicy, ObjectKey, Pod, PolicyPeer, PolicyRule
 from podnet.api.selector import LabelSelector
 from podnet.calc.model import ClusterState
-from podnet.calc.policy import EGRESS, INGRESS, has_type, is_policy_pod, namespace_labels, pod_addresses, rules_of
+from podnet.calc.policy.predicate import EGRESS, INGRESS, has_type, is_policy_pod, namespace_labels, pod_addresses, rules_of
 
 FAMILIES = (4, 6)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from podnet.api.objects import Pod, PolicyPeer, PolicyPort, PolicyRule
 from podnet.calc.model import ClusterState
-from podnet.calc.policy import EGRESS, INGRESS, isolating_policies
+from podnet.calc.policy.predicate import EGRESS, INGRESS, isolating_policies
 
 
 def _peer(p: PolicyPeer) -> str:

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from podnet.api.defaults import POD_CIDR_V4, POD_CIDR_V6
 from podnet.api.objects import Namespace, Pod, Resource, from_dict
 from podnet.calc.model import ClusterState
-from podnet.calc.policy import allowed, pod_by_ip
+from podnet.calc.policy.predicate import allowed, pod_by_ip
 
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 
