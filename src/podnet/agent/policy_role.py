@@ -2,7 +2,7 @@
 agent/role.Role.
 
 It keeps what it last committed in memory and answers a sync with the difference only: it
-recompiles just the chains a change can affect (calc/policy_sync), reuses the rest, renders
+recompiles just the chains a change can affect (calc/policy/sync), reuses the rest, renders
 only recompiled chains and emits the diff; a failed transaction (`committed(False)`) makes
 the next sync full. Bad objects are skipped, never raised.
 """

@@ -4,7 +4,7 @@
 by hop (pod, its node, the underlay, the next node or the router and the outside world,
 the destination pod), taking at each hop the decision the kernel takes there: the route
 (trace/routing.py), the service proxy's DNAT (calc/services.py), each NetworkPolicy
-verdict (calc/policy.py), NAT outgoing and hairpin SNAT (calc/nat.py), VXLAN. For a
+verdict (calc/policy/predicate.py), NAT outgoing and hairpin SNAT (calc/nat.py), VXLAN. For a
 connection that gets through it walks the reply back, with conntrack undoing the NAT.
 Deterministic: the same state gives the same trace (golden files).
 """

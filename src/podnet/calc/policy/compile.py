@@ -6,7 +6,7 @@ plus ipBlock ranges minus their excepts), numeric port ranges per protocol, and 
 named ports already resolved to (pod IP, protocol, port) triples (ingress: on the
 selected pods; egress: on the peer pods). One `PodPolicy` per local pod lists the chains
 that isolate it. `evaluate()` runs this form for a packet; tests hold it equal to the
-predicate in `policy.py`.
+predicate in `predicate.py`.
 """
 from __future__ import annotations
 
@@ -243,7 +243,7 @@ def compile_policies(state: ClusterState, local: Callable[[Pod], bool] | None = 
                      index: PodIndex | None = None) -> CompiledPolicies:
     """Compile for the pods `local` accepts (all when None).
 
-    Partial sync (see policy_sync): chains not in `only` are taken from `reuse` when there.
+    Partial sync (see policy/sync.py): chains not in `only` are taken from `reuse` when there.
     With `prev` (the last result) and `dirty_ns` (namespaces where a pod or a policy
     changed), the pods of every other namespace keep their `prev` PodPolicy: which policies
     select a pod depends only on its own namespace's pods and policies. `index`: see

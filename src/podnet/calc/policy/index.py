@@ -1,4 +1,4 @@
-"""The pod index calc/policy_compile reads: pods and policies parsed once, selectors
+"""The pod index calc/policy/compile reads: pods and policies parsed once, selectors
 evaluated without scanning every pod, results memoised per sync and, for partial syncs,
 carried over (`pod_index`) and updated in place for what changed. Pure; imports api only.
 """

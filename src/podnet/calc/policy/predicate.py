@@ -2,7 +2,7 @@
 
 `allowed(state, src, dst, port, protocol)` answers for one new connection and says which
 policy rule decided, for `podnet trace` and `podnet describe`. The compiled per-pod form
-the renderer uses lives in `policy_compile.py` and is tested against this predicate.
+the renderer uses lives in `compile.py` and is tested against this predicate.
 
 Kubernetes semantics (networking.k8s.io/v1):
 - a pod is isolated for ingress (egress) when some policy of its namespace selects it

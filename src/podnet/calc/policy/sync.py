@@ -1,6 +1,6 @@
 """Which policy chains a batch of changes can affect: the partial-sync planner. Pure.
 
-A chain's content (calc/policy_compile.PolicyChain) depends on its policy, on the pods its
+A chain's content (calc/policy/compile.PolicyChain) depends on its policy, on the pods its
 selector peers match, on namespace labels (namespaceSelector peers) and, through named
 ports, on pods' container ports. Pods' memberships (which chains isolate them) are always
 recomputed whole, so they need no planning.

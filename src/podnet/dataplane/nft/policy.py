@@ -1,4 +1,4 @@
-"""Render compiled NetworkPolicy (calc/policy_compile.py) into table `inet podnet-pol`. No I/O.
+"""Render compiled NetworkPolicy (calc/policy/compile.py) into table `inet podnet-pol`. No I/O.
 
 Layout (chosen by measuring at scale, see docs/design/policy.md):
 - two base chains on the forward hook: `egress` (priority filter+5) then `ingress`
