@@ -4,7 +4,8 @@
 message); `validate_manifests(manifests)` checks a whole set and raises `InvalidObjects`
 whose lines name file, document, kind, namespace/name and field path:
 `web.yaml doc 2 Service default/web: spec.ports[0].port: 70000 is not in 1..65535`.
-Kind-specific spec rules for the network kinds live in validate_network.py.
+Kind-specific spec rules for the network kinds live in validate_network.py and
+validate_service.py.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from podnet.api.objects import (ALT_API_VERSIONS, INTERNAL_KINDS, KINDS, Resourc
                                 requested_ips)
 from podnet.api.selector import LabelSelector
 from podnet.api import validate_network as net
+from podnet.api import validate_service
 
 # How Kubernetes checks each kind's metadata.name.
 NAME_RULES: dict[str, str] = {
@@ -228,7 +230,7 @@ SPEC_VALIDATORS: dict[str, Callable[[Any, str, Errs], None]] = {
     "Node": _node_spec,
     "Pod": _pod,
     "Deployment": _deployment,
-    "Service": net.service,
+    "Service": validate_service.service,
     "NetworkPolicy": net.network_policy,
     "IPPool": net.ip_pool,
 }

@@ -1,0 +1,139 @@
+"""Spec validation of a Service. Pure.
+
+The rules are Kubernetes' (pkg/apis/core/validation) where a Kubernetes rule exists.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from podnet.api.defaults import NODE_PORT_RANGE
+from podnet.api.errors import FieldError
+from podnet.api.fields import (Errs, at, check_bool, check_enum, check_int,
+                               check_int_or_port_name, check_ip, check_labels, check_list,
+                               check_map, check_name, check_protocol, check_str, show)
+
+SERVICE_TYPES = ("ClusterIP", "NodePort", "ExternalName")
+IP_FAMILIES = ("IPv4", "IPv6")
+IP_FAMILY_POLICIES = ("SingleStack", "PreferDualStack", "RequireDualStack")
+
+
+# ---- Service ----------------------------------------------------------------------------
+def service(v: Any, path: str, errs: Errs) -> None:
+    spec = check_map(v, path, errs, required=True)
+    if not spec and not isinstance(v, Mapping):
+        return
+    typ = spec.get("type", "ClusterIP")
+    if typ == "LoadBalancer":
+        errs.append(FieldError(at(path, "type"), '"LoadBalancer" is not supported by podnet '
+                                                 "(use NodePort)"))
+        typ = None
+    else:
+        typ = check_enum(typ, at(path, "type"), errs, SERVICE_TYPES)
+    cluster_ip = spec.get("clusterIP")
+    headless = cluster_ip == "None"
+    _service_ports(spec, path, errs, typ, headless)
+    if typ == "ExternalName":
+        ext = check_str(spec.get("externalName"), at(path, "externalName"), errs, required=True)
+        if ext is not None:
+            check_name(ext.rstrip(".").lower(), at(path, "externalName"), errs, "subdomain")
+        if cluster_ip not in (None, ""):
+            errs.append(FieldError(at(path, "clusterIP"), "must not be set for type ExternalName"))
+        if spec.get("clusterIPs"):
+            errs.append(FieldError(at(path, "clusterIPs"), "must not be set for type ExternalName"))
+    else:
+        _cluster_ips(spec, path, errs, typ)
+    check_labels(spec.get("selector"), at(path, "selector"), errs)
+    affinity = check_enum(spec.get("sessionAffinity"), at(path, "sessionAffinity"), errs,
+                          ("None", "ClientIP"))
+    cfg = check_map(spec.get("sessionAffinityConfig"), at(path, "sessionAffinityConfig"), errs)
+    cip = check_map(cfg.get("clientIP"), at(path, "sessionAffinityConfig.clientIP"), errs)
+    tpath = at(path, "sessionAffinityConfig.clientIP.timeoutSeconds")
+    if cip.get("timeoutSeconds") is not None:
+        check_int(cip.get("timeoutSeconds"), tpath, errs, 1, 86400)
+        if affinity != "ClientIP":
+            errs.append(FieldError(tpath, "may only be set when sessionAffinity is ClientIP"))
+    check_bool(spec.get("publishNotReadyAddresses"), at(path, "publishNotReadyAddresses"), errs)
+    for f in ("internalTrafficPolicy", "externalTrafficPolicy"):
+        check_enum(spec.get(f), at(path, f), errs, ("Cluster", "Local"))
+
+
+def _service_ports(spec: Mapping[str, Any], path: str, errs: Errs, typ: str | None,
+                   headless: bool) -> None:
+    ppath = at(path, "ports")
+    ports = check_list(spec.get("ports"), ppath, errs)
+    if not ports and typ in ("ClusterIP", "NodePort") and not headless and spec.get("ports") is None:
+        errs.append(FieldError(ppath, "is required (at least one port), unless the Service "
+                                      "is headless (clusterIP: None)"))
+    names: set[str] = set()
+    seen: set[tuple[int, str]] = set()
+    lo, hi = NODE_PORT_RANGE
+    for i, port in enumerate(ports):
+        p = at(ppath, i)
+        port = check_map(port, p, errs, required=True)
+        if not port:
+            continue
+        num = check_int(port.get("port"), at(p, "port"), errs, 1, 65535, required=True)
+        proto = check_protocol(port.get("protocol"), at(p, "protocol"), errs)
+        name = check_name(port.get("name"), at(p, "name"), errs, "label")
+        if len(ports) > 1 and not port.get("name"):
+            errs.append(FieldError(at(p, "name"), "is required when the Service has more than one port"))
+        if name:
+            if name in names:
+                errs.append(FieldError(at(p, "name"), f"{show(name)} is used by another port"))
+            names.add(name)
+        if num is not None:
+            if (num, proto) in seen:
+                errs.append(FieldError(p, f"port {num}/{proto} is listed twice"))
+            seen.add((num, proto))
+        if port.get("targetPort") is not None:
+            check_int_or_port_name(port.get("targetPort"), at(p, "targetPort"), errs)
+        if port.get("nodePort") is not None:
+            npath = at(p, "nodePort")
+            if typ != "NodePort":
+                errs.append(FieldError(npath, "may only be set when type is NodePort"))
+            else:
+                check_int(port.get("nodePort"), npath, errs, lo, hi)
+
+
+def _cluster_ips(spec: Mapping[str, Any], path: str, errs: Errs, typ: str | None) -> None:
+    cluster_ip = spec.get("clusterIP")
+    families: list[int] = []
+    if cluster_ip == "None":
+        if typ == "NodePort":
+            errs.append(FieldError(at(path, "clusterIP"),
+                                   '"None" (headless) is not allowed for type NodePort'))
+    elif cluster_ip not in (None, ""):
+        ip = check_ip(cluster_ip, at(path, "clusterIP"), errs)
+        if ip is not None:
+            families.append(ip.version)
+    ips = check_list(spec.get("clusterIPs"), at(path, "clusterIPs"), errs)
+    if len(ips) > 2:
+        errs.append(FieldError(at(path, "clusterIPs"), f"has {len(ips)} entries, at most 2 are allowed"))
+    if ips and cluster_ip not in (None, "") and ips[0] != cluster_ip:
+        errs.append(FieldError(at(path, "clusterIPs[0]"),
+                               f"{show(ips[0])} must equal spec.clusterIP ({show(cluster_ip)})"))
+    fams_of_ips: list[int] = []
+    for i, s in enumerate(ips):
+        if s == "None":
+            if i > 0 or len(ips) > 1:
+                errs.append(FieldError(at(at(path, "clusterIPs"), i), '"None" must be the only entry'))
+            continue
+        ip = check_ip(s, at(at(path, "clusterIPs"), i), errs)
+        if ip is not None:
+            fams_of_ips.append(ip.version)
+    if len(fams_of_ips) == 2 and fams_of_ips[0] == fams_of_ips[1]:
+        errs.append(FieldError(at(path, "clusterIPs"), "must hold one IPv4 and one IPv6 address"))
+    fpath = at(path, "ipFamilies")
+    fams = check_list(spec.get("ipFamilies"), fpath, errs)
+    for i, f in enumerate(fams):
+        check_enum(f, at(fpath, i), errs, IP_FAMILIES)
+    if len(fams) > 2 or len(set(map(str, fams))) != len(fams):
+        errs.append(FieldError(fpath, f"{show(fams)} must list each family at most once"))
+    policy = check_enum(spec.get("ipFamilyPolicy"), at(path, "ipFamilyPolicy"), errs, IP_FAMILY_POLICIES)
+    if policy in (None, "SingleStack") and (len(fams) > 1 or len(fams_of_ips) > 1):
+        errs.append(FieldError(at(path, "ipFamilyPolicy"),
+                               "must be PreferDualStack or RequireDualStack for two IP families"))
+    first = fams_of_ips[0] if fams_of_ips else (families[0] if families else None)
+    if first is not None and fams and fams[0] in IP_FAMILIES and fams[0] != f"IPv{first}":
+        errs.append(FieldError(at(fpath, 0), f"{show(fams[0])} does not match the family of "
+                                             f"the cluster IP (IPv{first})"))
