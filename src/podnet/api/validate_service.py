@@ -15,6 +15,23 @@ from podnet.api.fields import (Errs, at, check_bool, check_enum, check_int,
 SERVICE_TYPES = ("ClusterIP", "NodePort", "ExternalName")
 IP_FAMILIES = ("IPv4", "IPv6")
 IP_FAMILY_POLICIES = ("SingleStack", "PreferDualStack", "RequireDualStack")
+# The ServiceSpec fields podnet implements; anything else is refused, never ignored.
+SPEC_FIELDS = frozenset({
+    "ports", "selector", "clusterIP", "clusterIPs", "type", "externalName", "sessionAffinity",
+    "sessionAffinityConfig", "ipFamilies", "ipFamilyPolicy", "publishNotReadyAddresses",
+    "internalTrafficPolicy", "externalTrafficPolicy"})
+PORT_FIELDS = frozenset({"name", "protocol", "appProtocol", "port", "targetPort", "nodePort"})
+# Kubernetes fields podnet does not implement (yet): what a user gets instead.
+NOT_IMPLEMENTED = {
+    "externalIPs": "a ClusterIP or NodePort reaches the Service",
+    "loadBalancerIP": "type LoadBalancer is not supported; use NodePort",
+    "loadBalancerSourceRanges": "type LoadBalancer is not supported; use NodePort and a NetworkPolicy",
+    "loadBalancerClass": "type LoadBalancer is not supported; use NodePort",
+    "allocateLoadBalancerNodePorts": "type LoadBalancer is not supported; use NodePort",
+    "healthCheckNodePort": "type LoadBalancer is not supported; use NodePort",
+    "trafficDistribution": "every endpoint is equally likely",
+}
+UNKNOWN = "unknown field (podnet refuses what it would ignore)"
 
 
 # ---- Service ----------------------------------------------------------------------------
@@ -22,6 +39,7 @@ def service(v: Any, path: str, errs: Errs) -> None:
     spec = check_map(v, path, errs, required=True)
     if not spec and not isinstance(v, Mapping):
         return
+    _known_fields(spec, path, errs)
     typ = spec.get("type", "ClusterIP")
     if typ == "LoadBalancer":
         errs.append(FieldError(at(path, "type"), '"LoadBalancer" is not supported by podnet '
@@ -55,6 +73,26 @@ def service(v: Any, path: str, errs: Errs) -> None:
     check_bool(spec.get("publishNotReadyAddresses"), at(path, "publishNotReadyAddresses"), errs)
     for f in ("internalTrafficPolicy", "externalTrafficPolicy"):
         check_enum(spec.get(f), at(path, f), errs, ("Cluster", "Local"))
+    if spec.get("externalTrafficPolicy") is not None and typ in ("ClusterIP", "ExternalName") \
+            and not spec.get("externalIPs"):
+        errs.append(FieldError(at(path, "externalTrafficPolicy"),
+                               "may only be set when type is NodePort or LoadBalancer or the "
+                               "Service has externalIPs (it decides nothing for a ClusterIP)"))
+
+
+def _set(v: Any) -> bool:
+    """Kubernetes' "unset": absent, null, or an empty list/string (as `get -o yaml` shows)."""
+    return v not in (None, "", [], {})
+
+
+def _known_fields(spec: Mapping[str, Any], path: str, errs: Errs) -> None:
+    for k in sorted(str(k) for k in spec):
+        if k in SPEC_FIELDS or not _set(spec.get(k)):
+            continue
+        if k in NOT_IMPLEMENTED:
+            errs.append(FieldError(at(path, k), f"podnet does not implement {k} ({NOT_IMPLEMENTED[k]})"))
+        else:
+            errs.append(FieldError(at(path, k), UNKNOWN))
 
 
 def _service_ports(spec: Mapping[str, Any], path: str, errs: Errs, typ: str | None,
@@ -72,6 +110,8 @@ def _service_ports(spec: Mapping[str, Any], path: str, errs: Errs, typ: str | No
         port = check_map(port, p, errs, required=True)
         if not port:
             continue
+        errs.extend(FieldError(at(p, str(k)), UNKNOWN) for k in sorted(map(str, port))
+                    if k not in PORT_FIELDS)
         num = check_int(port.get("port"), at(p, "port"), errs, 1, 65535, required=True)
         proto = check_protocol(port.get("protocol"), at(p, "protocol"), errs)
         name = check_name(port.get("name"), at(p, "name"), errs, "label")
