@@ -18,7 +18,12 @@ UNDERLAY_V4 = "198.18.0.0/24"
 UNDERLAY_V6 = "fd00:198:18::/64"
 OUTSIDE_V4 = "203.0.113.0/24"
 OUTSIDE_V6 = "fd00:203:113::/64"
+# Network namespace prefixes, disjoint so that no one's cleanup can take another's:
+# a lab's are `pn-<lab>-<role>` (lab/topology.py), tests' `pnt-<tag>-<random id>`,
+# benches' `pnb-<tag>-<random id>`; neither of the last two begins with `pn-`.
 LAB_PREFIX = "pn-"
+TEST_PREFIX = "pnt-"
+BENCH_PREFIX = "pnb-"
 # Where the lab's kubelet records a pod's network namespace (the pod's sandbox)
 NETNS_ANNOTATION = "podnet.io/netns"
 # podnet's route protocol number: unnamed in /etc/iproute2/rt_protos (188 would be ospf,

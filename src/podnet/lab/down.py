@@ -4,8 +4,9 @@ Order matters: the kubelet stops first (it would create pods while we delete the
 then every other recorded process, then anything still living in one of the lab's
 namespaces (`ip netns pids`), then the namespaces (which takes their links and routes
 with them), then `/etc/netns/<ns>` and the state directory. Namespaces are those the
-lab recorded plus every `pn-<lab>-*` one, so a crash half-way through `up` or a pod
-whose netns was never recorded still goes.
+lab recorded plus every existing one named as this lab names its own (`pn-<lab>-<role>`,
+topology.is_lab_netns), so a crash half-way through `up` or a pod whose netns was never
+recorded still goes, and a namespace merely sharing the prefix stays.
 """
 from __future__ import annotations
 
@@ -13,12 +14,11 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from podnet.api.defaults import LAB_PREFIX
 from podnet.dataplane.net.links import IpBatch
 from podnet.dataplane.net.netns import run
 from podnet.lab import procs
 from podnet.lab.state import LabState
-from podnet.lab.topology import validate_name
+from podnet.lab.topology import is_lab_netns, validate_name
 
 ETC_NETNS = Path("/etc/netns")
 STOP_ORDER = ("kubelet",)
@@ -34,11 +34,10 @@ class DownReport:
 
 
 def lab_namespaces(name: str) -> list[str]:
-    """Every existing netns whose name carries the lab's prefix."""
-    prefix = f"{LAB_PREFIX}{name}-"
+    """Every existing netns named as the lab names its own."""
     cp = run(None, ["ip", "netns", "list"], check=False)
     return sorted({line.split()[0] for line in cp.stdout.splitlines()
-                   if line.split() and line.split()[0].startswith(prefix)})
+                   if line.split() and is_lab_netns(name, line.split()[0])})
 
 
 def teardown(name: str, state: LabState | None = None) -> DownReport:
@@ -48,7 +47,7 @@ def teardown(name: str, state: LabState | None = None) -> DownReport:
     report.processes = procs.stop_recorded(state, STOP_ORDER)
     meta = state.read_meta()
     namespaces = sorted(set(lab_namespaces(name)) |
-                        {n for n in meta.get("netns", []) if isinstance(n, str)})
+                        {n for n in meta.get("netns", []) if isinstance(n, str) and is_lab_netns(name, n)})
     stray = sorted({pid for ns in namespaces for pid in procs.netns_pids(ns)})
     if stray:
         # processes started inside a lab namespace by someone (podnet exec, a test):
@@ -62,10 +61,9 @@ def teardown(name: str, state: LabState | None = None) -> DownReport:
             b.add(f"netns del {ns}")
     b.run(force=True)
     report.namespaces = [ns for ns in namespaces if ns in existing]
-    prefix = f"{LAB_PREFIX}{name}-"
     if ETC_NETNS.is_dir():
         for d in sorted(ETC_NETNS.iterdir()):
-            if d.name.startswith(prefix):
+            if is_lab_netns(name, d.name):
                 shutil.rmtree(d, ignore_errors=True) if d.is_dir() else d.unlink(missing_ok=True)
                 report.files.append(str(d))
         try:

@@ -2,9 +2,11 @@
 
 Kept apart from building it (lab/builder.py), as Mininet keeps its Topo apart from the
 Mininet object, so the plan can be printed, tested and torn down from the same data.
-Every network namespace is `pn-<lab>-<role>`; links live only inside those namespaces
-and go with them, so their names stay short and fixed (eth0, br0, one bridge port per
-node named after the node).
+Every network namespace is `pn-<lab>-<role>` (role: ul, rt, out, n<i>, p<pod uid hex>);
+links live only inside those namespaces and go with them, so their names stay short and
+fixed (eth0, br0, one bridge port per node named after the node). Only labs use the `pn-`
+prefix (tests use `pnt-`, benches `pnb-`), and `is_lab_netns` accepts only the roles
+above, so tearing one lab down can never take a namespace that is not that lab's.
 
 Address plan (api/defaults.py): underlay 198.18.0.0/24 (router .1, nodes .11, .12, ...;
 IPv6 fd00:198:18::1 and fd00:198:18::11, ...), outside world 203.0.113.0/24 (router .1,
@@ -19,6 +21,10 @@ from dataclasses import dataclass
 from podnet.api import defaults
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")
+# Names whose `pn-<name>-` prefix tests and benches used before they moved to `pnt-`/`pnb-`:
+# an older checkout's namespaces must never be taken for a lab's by `podnet down --force`.
+RESERVED_NAMES = frozenset({"cni", "cnib", "svc", "pol", "dns", "ds", "test", "bench"})
+ROLE_RE = re.compile(r"(ul|rt|out|n[1-9][0-9]*|p[0-9a-f]{1,10})")
 MAX_NODES = 100
 ENCAPS = ("none", "vxlan")
 DATASTORES = ("sqlite", "etcd")
@@ -151,7 +157,16 @@ def validate_name(name: str) -> str:
         raise TopologyError(f"lab name {name!r}: use 1-10 lowercase letters or digits, "
                             f"starting with a letter (it prefixes every namespace: "
                             f"{defaults.LAB_PREFIX}<name>-n1)")
+    if name in RESERVED_NAMES:
+        raise TopologyError(f"lab name {name!r} is reserved: {defaults.LAB_PREFIX}{name}-* names "
+                            f"belonged to tests or benchmarks; pick another name")
     return name
+
+
+def is_lab_netns(lab: str, netns: str) -> bool:
+    """Whether `netns` is one the lab `lab` may have created: its prefix and a known role."""
+    prefix = f"{defaults.LAB_PREFIX}{lab}-"
+    return netns.startswith(prefix) and ROLE_RE.fullmatch(netns[len(prefix):]) is not None
 
 
 def make_spec(name: str, nodes: int = 2, dual_stack: bool = False, encap: str = "none",

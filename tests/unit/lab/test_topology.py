@@ -4,8 +4,11 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, strategies as st
 
-from podnet.lab.topology import (MAX_NODES, TopologyError, make_spec, spec_from_dict,
-                                 spec_to_dict, validate_name)
+from podnet.api.defaults import BENCH_PREFIX, TEST_PREFIX
+from podnet.lab.topology import (MAX_NODES, RESERVED_NAMES, TopologyError, is_lab_netns, make_spec,
+                                 spec_from_dict, spec_to_dict, validate_name)
+
+LAB_NAMES = st.from_regex(r"[a-z][a-z0-9]{0,9}", fullmatch=True).filter(lambda n: n not in RESERVED_NAMES)
 
 
 def test_names_and_addresses_follow_the_plan():
@@ -28,6 +31,35 @@ def test_single_stack_nodes_have_no_ipv6():
 def test_bad_lab_names_are_refused_with_the_rule(bad):
     with pytest.raises(TopologyError, match="lab name"):
         validate_name(bad)
+
+
+@pytest.mark.parametrize("reserved", ["cni", "cnib", "svc", "pol", "dns", "ds"])
+def test_names_whose_prefix_tests_and_benches_used_are_refused(reserved):
+    with pytest.raises(TopologyError, match="reserved"):
+        make_spec(reserved)
+
+
+@given(LAB_NAMES, st.uuids(), st.integers(1, 12))
+def test_a_lab_owns_exactly_the_namespaces_it_makes(name, uid, nodes):
+    s = make_spec(name, nodes)
+    assert all(is_lab_netns(name, ns) for ns in s.all_netns + [s.pod_netns(str(uid))])
+
+
+@given(LAB_NAMES, LAB_NAMES, st.sampled_from(["ul", "rt", "out", "n1", "p0f6c2a1e77"]))
+def test_no_lab_owns_another_labs_namespace(a, b, role):
+    assert is_lab_netns(a, f"pn-{b}-{role}") == (a == b)
+
+
+@given(LAB_NAMES, st.from_regex(r"[a-z0-9-]{1,30}", fullmatch=True))
+def test_no_lab_owns_a_test_or_bench_namespace(name, rest):
+    for prefix in (TEST_PREFIX, BENCH_PREFIX):
+        assert not is_lab_netns(name, prefix + rest)
+
+
+@pytest.mark.parametrize("other", ["pn-x1-bench", "pn-x1-node", "pn-x1-n1-a", "pn-x1-p", "pn-x1-pxyz",
+                                   "pn-x1-n0", "pn-x10-n1", "pn-x1", "pn-x1-out2"])
+def test_a_name_merely_sharing_the_prefix_is_not_the_labs(other):
+    assert not is_lab_netns("x1", other)
 
 
 @pytest.mark.parametrize("kw,field", [({"nodes": 0}, "--nodes"), ({"nodes": MAX_NODES + 1}, "--nodes"),
@@ -57,3 +89,16 @@ def test_spec_round_trips_and_addresses_are_unique(n, ds, encap, store):
     ips = [ip for node in s.nodes for ip in node.ips]
     assert len(set(ips)) == len(ips)
     assert s.router_ul4 not in ips
+
+
+@pytest.mark.parametrize("reserved", sorted(RESERVED_NAMES))
+def test_down_refuses_a_reserved_name_before_touching_anything(reserved, monkeypatch, tmp_path):
+    from podnet.lab import down
+    from podnet.lab.state import LabState
+
+    def reached(*_a, **_k):
+        raise AssertionError("teardown went on with a reserved name")
+    monkeypatch.setattr(down.procs, "stop_recorded", reached)
+    monkeypatch.setattr(down, "run", reached)
+    with pytest.raises(TopologyError, match="reserved"):
+        down.teardown(reserved, LabState(tmp_path))
