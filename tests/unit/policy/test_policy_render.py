@@ -2,8 +2,6 @@
 shape of partial syncs."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import pytest
 
@@ -11,9 +9,10 @@ from podnet.calc.model import ClusterState
 from podnet.calc.policy.compile import compile_policies
 from podnet.calc.policy.table import e2e_model
 from podnet.dataplane.nft.policy import diff_script, full_script, render
+from golden_files import GOLDEN_DIR, check_golden
 from policy_cases import load_cases
 
-GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "policy"
+GOLDEN = GOLDEN_DIR / "policy"
 CASES = load_cases()
 GOLDEN_CASES = ["deny-all-ingress", "ipblock-except", "mixed-ports", "egress-named-port",
                 "sctp", "default-deny-both-egress-to-z", "ipblock-ipv6"]
@@ -28,10 +27,7 @@ def _model(policies, mutate=None):
 
 
 def _check(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("PODNET_UPDATE_GOLDEN") == "1" or not path.exists():
-        path.write_text(text)
-    assert text == path.read_text(), f"{path} differs; PODNET_UPDATE_GOLDEN=1 regenerates"
+    check_golden(GOLDEN / name, text)
 
 
 @pytest.mark.parametrize("case", GOLDEN_CASES)

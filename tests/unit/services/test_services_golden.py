@@ -2,37 +2,31 @@
 PODNET_UPDATE_GOLDEN=1 rewrites the files (review the diff before committing)."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import pytest
 
 from podnet.dataplane.nft.services import render_full, render_partial
+from golden_files import GOLDEN_DIR, check_golden
 from svc_builders import endpoint, make_slice
 from svc_fixture import NODE, local_objects, local_table, objects, table
 from podnet.calc.services import build_table, entries_for_service
 
-GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "services"
+GOLDEN = GOLDEN_DIR / "services"
 
 
-def check_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("PODNET_UPDATE_GOLDEN") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    assert path.exists(), f"{path} missing: run with PODNET_UPDATE_GOLDEN=1"
-    assert text == path.read_text(), f"{name} differs from the golden file (PODNET_UPDATE_GOLDEN=1 to accept)"
+def check(name: str, text: str) -> None:
+    check_golden(GOLDEN / name, text)
 
 
 def test_full_sync_golden():
     script, _ = render_full(table(), None)
-    check_golden("full.nft", script)
+    check("full.nft", script)
 
 
 def test_resync_golden_keeps_affinity_sets():
     _, state = render_full(table(), None)
     script, _ = render_full(table(), state)
-    check_golden("resync.nft", script)
+    check("resync.nft", script)
     assert "delete table" not in script and "delete set" not in script
 
 
@@ -44,7 +38,7 @@ def test_partial_golden_one_endpoint_change():
                                               endpoint("10.244.3.2")])
     changed = {(e.id, e.family): e for e in entries_for_service(web, [new_slice])}
     script = render_partial(state, changed)
-    check_golden("partial-endpoint-change.nft", script)
+    check("partial-endpoint-change.nft", script)
 
 
 def test_partial_golden_delete_and_empty():
@@ -52,12 +46,12 @@ def test_partial_golden_delete_and_empty():
     t = table()
     changed = {k: None for k, e in t.entries.items() if e.name in ("sticky", "np")}
     script = render_partial(state, changed)
-    check_golden("partial-delete.nft", script)
+    check("partial-delete.nft", script)
 
 
 def test_local_traffic_policies_full_golden():
     script, _ = render_full(local_table(), None)
-    check_golden("local-policies-full.nft", script)
+    check("local-policies-full.nft", script)
 
 
 def test_local_traffic_policies_partial_golden_local_endpoint_leaves_and_arrives():
@@ -72,4 +66,4 @@ def test_local_traffic_policies_partial_golden_local_endpoint_leaves_and_arrives
     changed = {(e.id, e.family): e for name, sl in new.items()
                for e in entries_for_service(by_name[name], [sl], NODE)}
     script = render_partial(state, changed)
-    check_golden("local-policies-partial.nft", script)
+    check("local-policies-partial.nft", script)

@@ -4,17 +4,17 @@ golden text and JSON (tests/golden/trace). PODNET_UPDATE_GOLDEN=1 rewrites the f
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 import trace_demo_state as demo
+from golden_files import GOLDEN_DIR, check_golden
 from podnet.trace import render
 from podnet.trace.path import predict
 from podnet.trace.resolve import find_pod, parse_dest, resolve
 
-GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "trace"
+GOLDEN = GOLDEN_DIR / "trace"
 ALLOW = ("40-deny-web.yaml", "50-allow-client.yaml")
 
 # name -> (src, dst, family, encap, policies, natOutgoing, endpoint); nodePort cases:
@@ -52,11 +52,7 @@ def run(name: str):
 
 
 def check(path: Path, got: str) -> None:
-    if os.environ.get("PODNET_UPDATE_GOLDEN") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(got)
-    assert path.exists(), f"{path} missing: run with PODNET_UPDATE_GOLDEN=1"
-    assert got == path.read_text(), f"{path.name} differs (PODNET_UPDATE_GOLDEN=1 to accept)"
+    check_golden(path, got)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
