@@ -7,7 +7,7 @@ config on stdin, cniVersion 1.0.0, which Debian's reference plugins speak). Pod
 namespaces are made before the clock starts. podnet runs three ways: with the node daemon
 through the thin `python -I -S` launchers (cni/bin, what the lab uses), with the daemon
 through the venv's console scripts, and without a daemon (in-process). Prints p50/p90/max per verb and the
-podnet/reference ratios, then one JSON line. Needs root; uses only `pn-cnib-*` namespaces.
+podnet/reference ratios, then one JSON line. Needs root; uses only `pnb-cni-<random id>-*` namespaces.
 
     sudo .venv/bin/python bench/cni.py [--pods 100] [--modes ipv4,dual]
 """
@@ -55,8 +55,8 @@ class Side:
         self.netconf = netconf
         self.cni_path = cni_path
         self.label = label
-        self.node = netns(f"pn-cnib-{tag}-{label}-n", made)
-        self.names = [netns(f"pn-cnib-{tag}-{label}-{i}", made) for i in range(pods)]
+        self.node = netns(f"pnb-cni-{tag}-{label}-n", made)
+        self.names = [netns(f"pnb-cni-{tag}-{label}-{i}", made) for i in range(pods)]
         self.proc = cnid.start(self.node) if daemon else None
         self.adds: list[float] = []
         self.dels: list[float] = []
@@ -100,7 +100,7 @@ def main() -> int:
     if os.geteuid() != 0:
         print("bench/cni.py needs root (network namespaces)", file=sys.stderr)
         return 2
-    tag = secrets.token_hex(2)
+    tag = secrets.token_hex(3)
     # thin: cni/bin's `python -I -S` launchers first (what the lab uses); full: the venv's
     # console scripts (`podnet-cni` with site, which the launchers exec when no daemon answers)
     thin_path = runtime.default_cni_path()

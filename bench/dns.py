@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """podnet dns vs dnsmasq, same 10,000 service names, same machine, one run (needs root).
 
-Both servers run in one network namespace of our own (`pn-dns-bench`) on loopback ports;
+Both servers run in one network namespace of our own (`pnb-dns-<random id>`) on loopback ports;
 dnsperf runs there too, pinned to CPU 0, the servers to CPU 1 (when there are two). podnet dns serves the names from a SQLite store holding 10,000
 Services; dnsmasq serves the same names from an addn-hosts file. Each round runs dnsperf
 for `--seconds` against each server in turn (podnet first warmed by one pass over the
@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import re
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -25,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-NETNS = "pn-dns-bench"
+NETNS = f"pnb-dns-{secrets.token_hex(3)}"  # benches own the pnb- prefix; unique per run
 PODNET_PORT, DNSMASQ_PORT = 5301, 5302
 ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -99,7 +100,7 @@ def main() -> int:
     home = tempfile.mkdtemp(prefix="podnet-bench-")
     env = {**os.environ, "PODNET_HOME": home}
     env.pop("PODNET_DATASTORE", None)
-    name = f"b{os.getpid() % 100000}"
+    name = f"b{secrets.token_hex(3)}"
     lab_dir = Path(home) / "labs" / name
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from podnet.datastore.interface import open_datastore

@@ -9,13 +9,14 @@ Measures (medians):
 - TCP throughput (iperf3, 3 s) and TCP connect latency between two pods through the node,
   with and without the policies, next to a bare veth pair between two namespaces.
 Goals (issue #7): full apply < 5 s, one change < 100 ms, throughput with >= 95% of without.
-Needs root; everything lives in `pn-pol-bench*` namespaces, removed at the end.
+Needs root; everything lives in `pnb-pol-<random id>-*` namespaces, removed at the end.
 Prints a table, then one JSON line.
 """
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -35,7 +36,7 @@ from podnet.calc.model import ClusterState  # noqa: E402
 from podnet.dataplane.nft.runner import NftRunner  # noqa: E402
 from podnet.dataplane.nft.session import NftSession  # noqa: E402
 
-PREFIX = "pn-pol-bench"
+PREFIX = f"pnb-pol-{secrets.token_hex(3)}"  # benches own the pnb- prefix; unique per run
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 SERVER_IP, CLIENT_IP = "10.244.100.1", "10.244.100.2"
 

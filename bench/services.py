@@ -10,7 +10,7 @@ services present. The baseline (`inet pn-bench-linear`) is kube-proxy's iptables
 one chain of per-service match rules, a chain per service with one random-choice rule per
 endpoint, a chain per endpoint that DNATs. Both are applied through the same libnftables
 session (podnet.dataplane.nft.session). Endpoints carry nodeNames as in a cluster: one of
-each service's ten is on the benched node (only local endpoints need hairpin state). Everything runs in `pn-svc-bench-*` namespaces
+each service's ten is on the benched node (only local endpoints need hairpin state). Everything runs in `pnb-svc-<random id>-*` namespaces
 (tests/kernel/services/svc_topo.py). Prints a table, the ratios, and one JSON line.
 
     sudo .venv/bin/python bench/services.py [--services 10000] [--connects 300]
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import secrets
 import statistics
 import sys
 import time
@@ -210,9 +211,8 @@ def main() -> int:
     ap.add_argument("--connects", type=int, default=300)
     args = ap.parse_args()
     n = args.services
-    topo = SvcTopo("bench", backends=1)
+    topo = SvcTopo(f"pnb-svc-{secrets.token_hex(3)}", backends=1)  # unique: never someone else's
     try:
-        topo.teardown()
         topo.build()
         topo.start_backend("b1")
         with NftSession(topo.node) as sess:

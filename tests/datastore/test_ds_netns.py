@@ -1,5 +1,5 @@
 """Reaching a datastore across network namespaces (root): an etcd that listens only inside
-a pn-ds netns, used from the root namespace through `?netns=`; SQLite written by
+a test's own netns, used from the root namespace through `?netns=`; SQLite written by
 processes in different namespaces at once. Nothing is changed in the root namespace:
 the test only opens sockets there, and all links/addresses live in the test's netns."""
 from __future__ import annotations
@@ -10,9 +10,10 @@ import socket
 import subprocess
 import sys
 import threading
-import uuid
 
 import pytest
+
+from netnames import unique_netns
 
 from podnet.api.objects import from_dict
 from podnet.datastore.etcd_server import EtcdServer
@@ -35,7 +36,7 @@ def netns():
         pytest.skip("needs root (creates a network namespace)")
     if shutil.which("ip") is None:
         pytest.skip("needs iproute2's `ip netns`")
-    name = f"pn-ds-{uuid.uuid4().hex[:8]}"
+    name = unique_netns("ds")
     _ip("netns", "add", name)
     try:
         _ip("-n", name, "link", "set", "lo", "up")
@@ -66,8 +67,9 @@ def test_socket_in_netns_sees_that_namespace(netns):
         s.close()
     with socket.socket() as here, pytest.raises(OSError):
         here.bind((ADDR, 0))  # ...and not here (a local check: no packet is sent)
-    with pytest.raises(NetnsError, match="pn-ds-nonexistent"):
-        socket_in_netns("pn-ds-nonexistent")
+    missing = unique_netns("ds") + "-never-made"
+    with pytest.raises(NetnsError, match=missing):
+        socket_in_netns(missing)
 
 
 def test_etcd_inside_netns_is_used_from_root_namespace(etcd_in_netns, netns):

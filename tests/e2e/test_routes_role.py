@@ -5,10 +5,11 @@ so the kernel side is checked without a whole lab.
 """
 from __future__ import annotations
 
-import secrets
 import subprocess
 
 import pytest
+
+from netnames import unique_netns
 
 from podnet.agent.routes_role import RoutesRole
 from podnet.api.defaults import ROUTE_PROTO
@@ -25,7 +26,7 @@ def ip(ns: str, *args: str) -> str:
 
 @pytest.fixture
 def node_ns():
-    ns = f"pn-r{secrets.token_hex(2)}-n1"
+    ns = unique_netns("routes")
     IpBatch(None).add(f"netns add {ns}").run()
     try:
         b = IpBatch(ns).add("link set lo up").add("link add eth0 type veth peer name peer0")

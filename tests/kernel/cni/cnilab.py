@@ -1,6 +1,6 @@
 """Helpers for driving the plugins as a runtime does, inside namespaces we create.
 
-Every namespace is `pn-cni-<run id>-<name>` and is deleted in teardown, also on failure;
+Every namespace is `pnt-cni-<run id>-<name>` and is deleted in teardown, also on failure;
 the plugins run in a node namespace, never in the machine's own one.
 """
 from __future__ import annotations
@@ -11,6 +11,7 @@ import secrets
 import subprocess
 import sys
 
+from podnet.api.defaults import TEST_PREFIX
 from podnet.api.objects import from_dict
 from podnet.cni.runtime import default_cni_path
 
@@ -25,7 +26,7 @@ def pool(name, cidr, **spec):
 
 class Lab:
     def __init__(self, tmp_path):
-        self.id = secrets.token_hex(2)
+        self.id = secrets.token_hex(3)
         self.namespaces: list[str] = []
         self.url = f"sqlite:///{tmp_path}/cni.db"
         from podnet.datastore.sqlite import SqliteDatastore
@@ -33,7 +34,7 @@ class Lab:
         self.node = self.netns("node")
 
     def netns(self, name):
-        full = f"pn-cni-{self.id}-{name}"
+        full = f"{TEST_PREFIX}cni-{self.id}-{name}"
         subprocess.run(["ip", "netns", "add", full], check=True)
         self.namespaces.append(full)
         subprocess.run(["ip", "-n", full, "link", "set", "lo", "up"], check=True)

@@ -73,7 +73,7 @@ def test_del_is_idempotent(dual_lab):
     runtime.delete(nc, "c1", lab.path(p1), "eth0", CNI_PATH, node_netns=lab.node, prev_result=r)
     runtime.delete(nc, "c1", lab.path(p1), "eth0", CNI_PATH, node_netns=lab.node)  # again
     runtime.delete(nc, "never-added", "", "eth0", CNI_PATH, node_netns=lab.node)  # no netns
-    runtime.delete(nc, "c9", "/var/run/netns/pn-cni-gone", "eth0", CNI_PATH, node_netns=lab.node)
+    runtime.delete(nc, "c9", f"/var/run/netns/{lab.node}-gone", "eth0", CNI_PATH, node_netns=lab.node)
     assert lab.allocations() == set()
 
 
@@ -152,7 +152,7 @@ def test_error_codes_from_real_bad_input(dual_lab, case):
     if case == "no-netns":
         env.pop("CNI_NETNS")
     if case == "netns-gone":
-        env["CNI_NETNS"] = "/var/run/netns/pn-cni-does-not-exist"
+        env["CNI_NETNS"] = f"/var/run/netns/{lab.node}-does-not-exist"
     rc, doc, err = lab.raw("podnet-cni", env, stdin)
     assert rc != 0 and doc["code"] == code, (doc, err)
     assert doc["msg"] and doc["cniVersion"]

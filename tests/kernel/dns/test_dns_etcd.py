@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from netnames import unique_netns
+
 from podnet.api.objects import from_dict
 from podnet.datastore.interface import open_datastore
 
 pytestmark = pytest.mark.root
 
-NS = "pn-dns-etcd"
+NS = unique_netns("dnsetcd")
 ETCD_BIN = os.environ.get("PODNET_ETCD_BIN", "/usr/bin/etcd")
 VENV = Path(__file__).resolve().parents[3] / ".venv" / "bin"
 

@@ -1,9 +1,9 @@
 """`podnet dns` on the real kernel, asked by real clients (dig, glibc's resolver).
 
-Two network namespaces of our own: `pn-dns-srv` runs `podnet dns` (the real command, on a
-real SQLite store) and the clients; `pn-dns-up` runs dnsmasq, authoritative for
+Two network namespaces of our own (unique per run): `pnt-dnssrv-<id>` runs `podnet dns` (the real command, on a
+real SQLite store) and the clients; `pnt-dnsup-<id>` runs dnsmasq, authoritative for
 `example.test`, as the upstream, over a veth pair in 203.0.113.0/24 (the lab's outside
-world range). glibc reads /etc/netns/pn-dns-srv/resolv.conf, which `ip netns exec`
+world range). glibc reads /etc/netns/<srv netns>/resolv.conf, which `ip netns exec`
 bind-mounts over /etc/resolv.conf, as the lab does for pods.
 """
 from __future__ import annotations
@@ -17,12 +17,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from netnames import unique_netns
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "dns"))
 from dns_cluster import cluster, endpoint_slice, ep, service  # noqa: E402
 
 pytestmark = pytest.mark.root
 
-NS_SRV, NS_UP = "pn-dns-srv", "pn-dns-up"
+NS_SRV, NS_UP = unique_netns("dnssrv"), unique_netns("dnsup")
 SRV_IP, UP_IP = "203.0.113.1", "203.0.113.53"
 UP_TTL = 4  # dnsmasq's TTL for example.test: short, so the cache expiry is observable
 VENV = Path(__file__).resolve().parents[3] / ".venv" / "bin"

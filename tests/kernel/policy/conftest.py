@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from netnames import unique_netns
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "policy"))
 
@@ -22,7 +24,7 @@ from podnet.calc.model import ClusterState  # noqa: E402
 from podnet.calc.policy.table import e2e_model  # noqa: E402
 from podnet.dataplane.nft.runner import NftRunner  # noqa: E402
 
-PREFIX = "pn-pol"
+PREFIX = unique_netns("pol")  # one per run: <PREFIX>-node, -out, -<ns>-<pod>
 
 
 def _need_root() -> None:

@@ -1,6 +1,6 @@
 """The whole chain in a real lab (`podnet up`, 2 nodes, dual stack): the agents' policy and
 NAT roles enforce what calc predicts, `podnet probe` reports it, pods on different nodes.
-The lab is named `pol<hex>` so all its namespaces carry this suite's `pn-pol` prefix."""
+The lab is named `pol<hex>` (a lab's namespaces are `pn-pol<hex>-*`)."""
 from __future__ import annotations
 
 import json

@@ -2,11 +2,12 @@
 through a libnftables session into its node namespace; everything removed afterwards."""
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import pytest
+
+from netnames import unique_netns
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "services"))
 
@@ -43,7 +44,7 @@ class Proxy:
 
 @pytest.fixture(scope="module")
 def topo():
-    t = SvcTopo(f"k{os.getpid() % 10000}")
+    t = SvcTopo(unique_netns("svc"))
     try:
         t.build()
         for b in ("b1", "b2", "b3"):

@@ -1,5 +1,6 @@
 """A small real topology for service proxy tests and the bench, all in namespaces named
-`pn-svc-<tag>-*` (never the root namespace):
+`<prefix>-*` (never the root namespace; the caller picks a unique prefix, `pnt-svc-<id>`
+for tests, `pnb-svc-<id>` for the bench):
 
     client (10.244.1.2)  ─┐
     b1..bN (10.244.1.1x) ─┼─ node (table inet podnet-svc, routes /32 per pod, proxy ARP)
@@ -102,13 +103,13 @@ def sh(*argv: str, input: str | None = None, check: bool = True) -> str:
 
 @dataclass
 class SvcTopo:
-    tag: str
+    prefix: str  # every namespace is <prefix>-<name>
     backends: int = 3
     pods: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (ip4, ip6)
     procs: list[subprocess.Popen[str]] = field(default_factory=list)
 
     def ns(self, name: str) -> str:
-        return f"pn-svc-{self.tag}-{name}"
+        return f"{self.prefix}-{name}"
 
     @property
     def node(self) -> str:

@@ -2,7 +2,6 @@
 as Prometheus text, and they count the syncs it did (a Service added = a partial sync)."""
 from __future__ import annotations
 
-import secrets
 import signal
 import subprocess
 import sys
@@ -10,6 +9,8 @@ import time
 import urllib.request
 
 import pytest
+
+from netnames import unique_netns
 
 from podnet.api.objects import from_dict
 from podnet.dataplane.net.sysctl import call_in_netns
@@ -31,7 +32,7 @@ def value(text: str, prefix: str) -> float:
 
 
 def test_metrics_port_serves_sync_counts(tmp_path):
-    ns = f"pn-s{secrets.token_hex(2)}-m"
+    ns = unique_netns("metrics")
     url = f"sqlite:///{tmp_path}/store.db"
     subprocess.run(["ip", "netns", "add", ns], check=True)
     proc = None
