@@ -1,48 +1,78 @@
 #!/usr/bin/env python3
-"""The service proxy at scale: podnet's layout vs a kube-proxy-iptables-style linear layout
-written in nftables, same services, same machine, same applier, one run (needs root).
+"""The service proxy at scale: podnet's layout vs kube-proxy's nftables layout (and a
+hand-written iptables-shaped layout), same services, same machine, same applier, one run,
+the sides interleaved (needs root).
 
-For each side: full sync of 1,000 and 10,000 services x 10 endpoints (render + one
-transaction, into a fresh table; median of 3), one endpoint change with 10,000 services loaded (median
-of several), and first-packet latency (TCP connect to a VIP, median over many; the
-measured service is the LAST one, the linear layout's worst case) with 1 and with 10,000
-services present. The baseline (`inet pn-bench-linear`) is kube-proxy's iptables shape:
-one chain of per-service match rules, a chain per service with one random-choice rule per
-endpoint, a chain per endpoint that DNATs. Both are applied through the same libnftables
-session (podnet.dataplane.nft.session). Endpoints carry nodeNames as in a cluster: one of
-each service's ten is on the benched node (only local endpoints need hairpin state). Everything runs in `pnb-svc-<random id>-*` namespaces
-(tests/kernel/services/svc_topo.py). Prints a table, the ratios, and one JSON line.
+Sides, each rendered from the same calc output (podnet.calc.services.build_table):
+- podnet: `ServiceProxyRole.sync` (calc + render + apply of `inet podnet-svc`);
+- kube-proxy: kube-proxy's nftables layout (bench/kube_proxy_nft.py, from
+  pkg/proxy/nftables/proxier.go): per service a chain with `numgen ... vmap` to a chain per
+  endpoint that DNATs, dispatch through the `service-ips` verdict map, masquerade marking.
+  A sync also lists the table as kube-proxy does (knftables execs `nft --json list table`
+  for its chains, then for its sets) to find stale chains: included in the full syncs
+  (into a fresh table: cheap), timed once per round apart from the one-endpoint changes
+  (at 10k services a listing takes minutes on nft 1.0.6, and the changes use the same
+  chain names from what the layout created);
+- iptables-shaped (`--iptables-shaped`, off by default): kube-proxy's iptables mode written
+  by hand in nft syntax (bench/iptables_shape.py): one linear chain of per-service matches.
+  It shows what a linear first-packet walk costs; it is not kube-proxy's code.
+Every ruleset is applied through the same long-lived libnftables session
+(podnet.dataplane.nft.session) into the same node netns, and every render runs with the
+cyclic garbage collector paused (podnet's role pauses it itself; the bench pauses it
+around every side alike).
 
-    sudo .venv/bin/python bench/services.py [--services 10000] [--connects 300]
+Each of `--runs` rounds, the sides in rotated order: first-packet latency with 1 service
+(TCP connect to the VIP from a pod, median of `--connects` after 100 warm-up connects),
+full sync of 1,000 and of `--services` services x 10 endpoints into a fresh table, the
+latency to the LAST service (the linear layout's worst case) with them all loaded, and 7
+one-endpoint changes. Figures: median and range over the rounds. Endpoints carry nodeNames
+as in a cluster: one of each service's ten is on the benched node. Everything runs in
+`pnb-svc-<random id>-*` namespaces (tests/kernel/services/svc_topo.py). Prints a table, the
+ratios, and one JSON line (with the load average before and after).
+
+    sudo .venv/bin/python bench/services.py [--services 10000] [--connects 300] [--runs 3] [--iptables-shaped]
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import ipaddress
 import json
 import secrets
 import statistics
+import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "kernel" / "services"))
 
-from podnet.agent.service_proxy_role import ServiceProxyRole  # noqa: E402
+from podnet.agent.service_proxy import ServiceProxyRole  # noqa: E402
 from podnet.api.objects import from_dict  # noqa: E402
 from podnet.calc.model import ClusterState  # noqa: E402
 from podnet.calc.services import build_table  # noqa: E402
 from podnet.dataplane.nft.session import NftSession  # noqa: E402
-from svc_topo import SvcTopo  # noqa: E402
+from svc_topo import NODE_IP4, SvcTopo  # noqa: E402
 from iptables_shape import LT, linear_change, linear_full  # noqa: E402
+from kube_proxy_nft import T as KPT, KubeProxyLayout  # noqa: E402
+from report import load, ratios, show, spread  # noqa: E402
 
 BACKEND = "10.244.1.11"  # b1 of svc_topo
 EPS = 10
-REPEAT = 3  # full syncs per size; the median is reported
+CHANGES = 7  # one-endpoint changes per round
 
 
 def vip(i: int) -> str:
     return str(ipaddress.ip_address("10.96.0.0") + 100 + i)
+
+
+def service(i: int):
+    name = f"s{i:05d}"
+    return from_dict({"apiVersion": "v1", "kind": "Service", "metadata": {"namespace": "bench", "name": name},
+                      "spec": {"clusterIP": vip(i), "clusterIPs": [vip(i)], "selector": {"a": name},
+                               "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}})
 
 
 def objects(n: int, target_last: bool = True) -> list:
@@ -50,10 +80,7 @@ def objects(n: int, target_last: bool = True) -> list:
     out = []
     for i in range(n):
         name = f"s{i:05d}"
-        out.append(from_dict({"apiVersion": "v1", "kind": "Service",
-                              "metadata": {"namespace": "bench", "name": name},
-                              "spec": {"clusterIP": vip(i), "clusterIPs": [vip(i)], "selector": {"a": name},
-                                       "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}))
+        out.append(service(i))
         if i == n - 1 and target_last:
             ips = [BACKEND]
         else:
@@ -69,20 +96,6 @@ def objects(n: int, target_last: bool = True) -> list:
     return out
 
 
-# ---- measurements ------------------------------------------------------------------------
-def connect_median(topo: SvcTopo, ip: str, n: int) -> float:
-    """Median connect time over 3 rounds of n, after 100 warm-up connects (neighbour
-    caches, CPU frequency, Python start-up in the client all settle first)."""
-    topo.connect(topo.ns("client"), ip, 80, n=100)
-    times: list[float] = []
-    for _ in range(3):
-        res = topo.connect(topo.ns("client"), ip, 80, n=n, timeout=2)
-        ok = [a for a in res["answers"] if a.startswith("b1 ")]
-        assert len(ok) == n, f"connects to {ip} failed: {set(res['answers']) - set(ok)}"
-        times += res["times"]
-    return statistics.median(times)
-
-
 def changed_slice(i: int, k: int):
     name = f"s{i:05d}"
     base = int(ipaddress.ip_address("10.245.0.0")) + i * EPS
@@ -95,98 +108,220 @@ def changed_slice(i: int, k: int):
                                     for ip in ips]})
 
 
-def bench_podnet(topo: SvcTopo, sess: NftSession, n_big: int, connects: int) -> dict[str, float]:
-    r: dict[str, float] = {}
-    drop = "add table inet podnet-svc\ndelete table inet podnet-svc\n"
-    st1 = ClusterState.from_objects(objects(1), "bench")
-    ServiceProxyRole().sync(st1, None, sess)
-    r["latency_1_us"] = connect_median(topo, vip(0), connects) * 1e6
-    for n in (1000, n_big):
-        st = ClusterState.from_objects(objects(n), "bench")
-        runs, renders = [], []
-        for _ in range(REPEAT):
-            sess.apply(drop)
-            role = ServiceProxyRole()
-            t = time.perf_counter()
-            role.sync(st, None, sess)
-            runs.append(time.perf_counter() - t)
-            renders.append(role.last_render_seconds)
-        r[f"full_{n}_s"] = statistics.median(runs)
-        r[f"full_{n}_render_s"] = statistics.median(renders)
-    r[f"latency_{n_big}_us"] = connect_median(topo, vip(n_big - 1), connects) * 1e6
-    times = []
-    for k in range(7):
-        sl = changed_slice(k * 97 % (n_big - 1), k)
-        st.put(sl)
+# ---- the sides ---------------------------------------------------------------------------
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """The same collector settings for every side: collected before, paused during."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def split(objs: list) -> tuple[list, list]:
+    return [o for o in objs if o.kind == "Service"], [o for o in objs if o.kind == "EndpointSlice"]
+
+
+def changed_entry(i: int, k: int):
+    """The calc entry of service i after changed_slice(i, k), for the baselines."""
+    return next(iter(build_table([service(i)], [changed_slice(i, k)], ()).entries.values()))
+
+
+class PodnetSide:
+    name = "podnet"
+
+    def __init__(self, sess: NftSession):
+        self.sess = sess
+
+    def drop(self) -> None:
+        self.sess.apply("add table inet podnet-svc\ndelete table inet podnet-svc\n")
+
+    def load(self, objs: list) -> dict[str, float]:
+        self.st = ClusterState.from_objects(objs, "bench")
+        self.role = ServiceProxyRole()
         t = time.perf_counter()
-        role.sync(st, {sl.key}, sess)
-        times.append(time.perf_counter() - t)
-    r[f"change_{n_big}_ms"] = statistics.median(times) * 1000
-    sess.apply(drop)
-    return r
+        self.role.sync(self.st, None, self.sess)
+        return {"total": time.perf_counter() - t, "render": self.role.last_render_seconds}
 
-
-def bench_linear(topo: SvcTopo, sess: NftSession, n_big: int, connects: int) -> dict[str, float]:
-    r: dict[str, float] = {}
-    drop = f"add table {LT}\ndelete table {LT}\n"
-    sess.apply(linear_full(build_table([o for o in objects(1) if o.kind == "Service"],
-                                       [o for o in objects(1) if o.kind == "EndpointSlice"], ())))
-    r["latency_1_us"] = connect_median(topo, vip(0), connects) * 1e6
-    for n in (1000, n_big):
-        objs = objects(n)
-        runs = []
-        for _ in range(REPEAT):
-            sess.apply(drop)
-            t = time.perf_counter()
-            table = build_table([o for o in objs if o.kind == "Service"],
-                                [o for o in objs if o.kind == "EndpointSlice"], ())
-            sess.apply(linear_full(table))
-            runs.append(time.perf_counter() - t)
-        r[f"full_{n}_s"] = statistics.median(runs)
-    r[f"latency_{n_big}_us"] = connect_median(topo, vip(n_big - 1), connects) * 1e6
-    times = []
-    for k in range(7):
-        i = k * 97 % (n_big - 1)
+    def change(self, i: int, k: int) -> dict[str, float]:
         sl = changed_slice(i, k)
-        old = table.entries[(f"bench/s{i:05d}/tcp/http", 4)]
+        self.st.put(sl)
         t = time.perf_counter()
-        new = build_table([o for o in objs if o.kind == "Service" and o.name == f"s{i:05d}"], [sl], ())
-        e_new = new.entries[(old.id, 4)]
-        sess.apply(linear_change(old, e_new))
-        times.append(time.perf_counter() - t)
-        table.entries[(old.id, 4)] = e_new  # type: ignore[index]
-    r[f"change_{n_big}_ms"] = statistics.median(times) * 1000
-    sess.apply(drop)
+        self.role.sync(self.st, {sl.key}, self.sess)
+        return {"total": time.perf_counter() - t}
+
+
+class KubeProxySide:
+    """kube-proxy's sync: delete chains stale for > 1 s (own transaction), render, list the
+    table twice (its chains, its sets), flush stale chains, one transaction."""
+    name = "kube-proxy"
+
+    def __init__(self, sess: NftSession, node: str):
+        self.sess, self.node = sess, node
+
+    def drop(self) -> None:
+        self.sess.apply(f"add table {KPT}\ndelete table {KPT}\n")
+        self.layout = KubeProxyLayout(NODE_IP4)
+
+    def listed(self, kind: str) -> list[str]:
+        """knftables List(): `nft --json list table ip kube-proxy`, names of one kind."""
+        cp = subprocess.run(["ip", "netns", "exec", self.node, "nft", "--json", "list", "table", *KPT.split()],
+                            capture_output=True, text=True)
+        if cp.returncode != 0:  # no table yet (the first sync)
+            return []
+        return [o[kind]["name"] for o in json.loads(cp.stdout)["nftables"] if kind in o]
+
+    def _sync(self, render: Callable[[], str], listing: bool) -> dict[str, float]:
+        """One sync. `listing=False`: the stale chains come from what the layout created
+        (the same names a listing returns); the listing is timed apart (list_cost)."""
+        t0 = time.perf_counter()
+        pre = self.layout.delete_stale()
+        if pre:
+            self.sess.apply(pre)
+        t1 = time.perf_counter()
+        script = render()
+        t2 = time.perf_counter()
+        chains = self.listed("chain") if listing else sorted(self.layout.existing)
+        if listing:
+            self.listed("set")
+        script += self.layout.stale_after_list(chains)
+        t3 = time.perf_counter()
+        self.sess.apply(script)
+        t4 = time.perf_counter()
+        return {"total": t4 - t0, "render": t2 - t1, "apply": (t4 - t3) + (t1 - t0),
+                **({"list": t3 - t2} if listing else {})}
+
+    def list_cost(self) -> float:
+        """What kube-proxy adds to every sync: its two listings of the table (seconds)."""
+        t = time.perf_counter()
+        self.listed("chain")
+        self.listed("set")
+        return time.perf_counter() - t
+
+    def load(self, objs: list) -> dict[str, float]:
+        def render() -> str:
+            entries = build_table(*split(objs), ()).entries.values()
+            return self.layout.full([e for e in entries if e.family == 4])
+        return self._sync(render, listing=True)
+
+    def change(self, i: int, k: int) -> dict[str, float]:
+        return self._sync(lambda: self.layout.partial([changed_entry(i, k)]), listing=False)
+
+
+class IptablesShapedSide:
+    name = "iptables-shaped"
+
+    def __init__(self, sess: NftSession):
+        self.sess = sess
+
+    def drop(self) -> None:
+        self.sess.apply(f"add table {LT}\ndelete table {LT}\n")
+
+    def load(self, objs: list) -> dict[str, float]:
+        t = time.perf_counter()
+        self.table = build_table(*split(objs), ())
+        self.sess.apply(linear_full(self.table))
+        return {"total": time.perf_counter() - t}
+
+    def change(self, i: int, k: int) -> dict[str, float]:
+        old = self.table.entries[(f"bench/s{i:05d}/tcp/http", 4)]
+        t = time.perf_counter()
+        new = changed_entry(i, k)
+        self.sess.apply(linear_change(old, new))
+        took = time.perf_counter() - t
+        self.table.entries[(old.id, 4)] = new  # type: ignore[index]
+        return {"total": took}
+
+
+# ---- measurements ------------------------------------------------------------------------
+def connect_median(topo: SvcTopo, ip: str, n: int) -> float:
+    """Median connect time (µs) over n connects, after 100 warm-up connects (neighbour
+    caches, CPU frequency, Python start-up in the client all settle first)."""
+    topo.connect(topo.ns("client"), ip, 80, n=100)
+    res = topo.connect(topo.ns("client"), ip, 80, n=n, timeout=2)
+    ok = [a for a in res["answers"] if a.startswith("b1 ")]
+    assert len(ok) == n, f"connects to {ip} failed: {set(res['answers']) - set(ok)}"
+    return statistics.median(res["times"]) * 1e6
+
+
+def one_round(side, topo: SvcTopo, objs: dict[int, list], n_big: int, connects: int) -> dict[str, float]:
+    r: dict[str, float] = {}
+    side.drop()
+    side.load(objs[1])
+    r["latency_1_us"] = connect_median(topo, vip(0), connects)
+    for n in (1000, n_big):
+        side.drop()
+        with gc_paused():
+            got = side.load(objs[n])
+        r.update({f"full_{n}_{k}_s" if k != "total" else f"full_{n}_s": v for k, v in got.items()})
+    r[f"latency_{n_big}_us"] = connect_median(topo, vip(n_big - 1), connects)
+    changes = []
+    for k in range(CHANGES):
+        with gc_paused():
+            changes.append(side.change(k * 97 % (n_big - 1), k))
+    for part in changes[0]:
+        key = f"change_{n_big}_ms" if part == "total" else f"change_{n_big}_{part}_ms"
+        r[key] = statistics.median(c[part] for c in changes) * 1000
+    if isinstance(side, KubeProxySide):
+        r[f"list_{n_big}_ms"] = side.list_cost() * 1000
+    side.drop()
     return r
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     ap.add_argument("--services", type=int, default=10000)
     ap.add_argument("--connects", type=int, default=300)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--iptables-shaped", action="store_true", help="also the hand-written iptables-shaped layout")
     args = ap.parse_args()
     n = args.services
+    load_before = load()
+    objs = {k: objects(k) for k in (1, 1000, n)}
+    rounds: dict[str, list[dict[str, float]]] = {}
     topo = SvcTopo(f"pnb-svc-{secrets.token_hex(3)}", backends=1)  # unique: never someone else's
     try:
         topo.build()
         topo.start_backend("b1")
         with NftSession(topo.node) as sess:
-            pod = bench_podnet(topo, sess, n, args.connects)
-            lin = bench_linear(topo, sess, n, args.connects)
+            sides = [PodnetSide(sess), KubeProxySide(sess, topo.node)]
+            sides += [IptablesShapedSide(sess)] if args.iptables_shaped else []
+            for rnd in range(args.runs):
+                for side in sides[rnd % len(sides):] + sides[:rnd % len(sides)]:
+                    got = one_round(side, topo, objs, n, args.connects)
+                    rounds.setdefault(side.name, []).append(got)
+                    print(f"round {rnd + 1} {side.name}: " + "  ".join(
+                        f"{k} {v:.3f}" for k, v in got.items() if "_" in k and k.count("_") <= 2),
+                        file=sys.stderr)
     finally:
         topo.teardown()
-    keys = ["full_1000_s", f"full_{n}_s", f"change_{n}_ms", "latency_1_us", f"latency_{n}_us"]
-    print(f"{'measure':<22}{'podnet':>12}{'linear':>12}{'podnet/linear':>16}")
-    for k in keys:
-        print(f"{k:<22}{pod[k]:>12.3f}{lin[k]:>12.3f}{pod[k] / lin[k]:>16.3f}")
-    growth_p = pod[f"latency_{n}_us"] / pod["latency_1_us"]
-    growth_l = lin[f"latency_{n}_us"] / lin["latency_1_us"]
-    print(f"first-packet latency growth 1 -> {n} services: podnet x{growth_p:.3f}, linear x{growth_l:.3f}")
-    print(json.dumps({"bench": "services", "services": n, "endpoints_per_service": EPS,
-                      "podnet": pod, "linear": lin,
-                      "ratios": {k: pod[k] / lin[k] for k in keys},
-                      "latency_growth": {"podnet": growth_p, "linear": growth_l}}))
+    report(rounds, n, args, load_before)
     return 0
+
+
+def report(rounds: dict[str, list[dict[str, float]]], n: int, args, load_before: list[float]) -> None:
+    keys = list(dict.fromkeys(["full_1000_s", f"full_{n}_s", f"change_{n}_ms", "latency_1_us", f"latency_{n}_us"]))
+    names = list(rounds)
+    print(f"{'measure':<20}" + "".join(f"{s:>28}" for s in names) + f"{'podnet/kube-proxy':>24}")
+    ratio = {k: ratios([r[k] for r in rounds["podnet"]], [r[k] for r in rounds["kube-proxy"]]) for k in keys}
+    for k in keys:
+        print(f"{k:<20}" + "".join(f"{show(r[k] for r in rounds[s]):>28}" for s in names)
+              + f"{show(ratio[k]):>24}")
+    growth = {s: ratios([r[f"latency_{n}_us"] for r in rs], [r["latency_1_us"] for r in rs])
+              for s, rs in rounds.items()}
+    print(f"first-packet latency growth 1 -> {n} services: "
+          + ", ".join(f"{s} x{show(g)}" for s, g in growth.items()))
+    kp = rounds["kube-proxy"]
+    print(f"kube-proxy lists its table twice on every sync (knftables: nft --json list table): "
+          f"{show((r[f'list_{n}_ms'] for r in kp), '{:.0f}')} ms at {n} services, not in change_{n}_ms above")
+    print(json.dumps({"bench": "services", "services": n, "endpoints_per_service": EPS, "runs": args.runs,
+                      "connects": args.connects, "changes_per_run": CHANGES,
+                      "figures": {s: {k: spread(r[k] for r in rs) for k in rs[0]} for s, rs in rounds.items()},
+                      "ratios_podnet_over_kube_proxy": {k: spread(v, 3) for k, v in ratio.items()},
+                      "latency_growth": {s: spread(g, 3) for s, g in growth.items()},
+                      "loadavg_before": load_before, "loadavg_after": load()}))
 
 
 if __name__ == "__main__":
