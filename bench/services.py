@@ -49,7 +49,7 @@ from typing import Callable, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "kernel" / "services"))
 
-from podnet.agent.service_proxy import ServiceProxyRole  # noqa: E402
+from podnet.agent.service_proxy_role import ServiceProxyRole  # noqa: E402
 from podnet.api.objects import from_dict  # noqa: E402
 from podnet.calc.model import ClusterState  # noqa: E402
 from podnet.calc.services import build_table  # noqa: E402
