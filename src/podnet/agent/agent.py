@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from podnet.apiserver.errors import WriteError
+from podnet.apiserver.write import Writer
 from podnet.api.objects import Node, ObjectKey, Resource
 from podnet.calc.model import ClusterState
 from podnet.calc.routes import MAC_STATUS_FIELD, vtep_mac
@@ -195,12 +197,12 @@ class Agent:
                                          "labels": {"kubernetes.io/hostname": self.ctx.node_name}},
                             "spec": {}, "status": self.node_status()})
                 try:
-                    self.store.create(obj)
+                    Writer(self.store).create(obj)
                     return
-                except DatastoreError:
+                except (DatastoreError, WriteError):
                     continue
             try:
-                self.store.update(cur.with_status(self.node_status()))
+                Writer(self.store).update_status(cur.with_status(self.node_status()))
                 return
             except (Conflict, NotFound):
                 continue

@@ -1,6 +1,7 @@
 """Admission: what happens to an object between the user's manifest and the store.
 
-`admit(store, obj)` runs before every create/update and returns the object to write
+`admit(store, obj)` runs before every create/update (in write.Writer, the one write
+path) and returns the object to write
 (a Service gets its cluster IPs and node ports here); `release(store, obj)` runs after a
 delete and gives back what admission took. Per-kind plugins come from other parts of
 podnet (a Service's addresses from podnet.ipam.serviceips). A plugin reports a refusal

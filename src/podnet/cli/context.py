@@ -13,14 +13,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from podnet.api.objects import Namespace
-from podnet.cli.admission import NAMESPACE_NAME_LABEL
+from podnet.apiserver.bootstrap import ensure_default_namespaces
+from podnet.apiserver.write import Writer
 from podnet.cli.errors import UserError
 from podnet.lab.state import podnet_home
-from podnet.datastore.interface import (AlreadyExists, Conflict, Datastore, DatastoreError, NotFound,
-                                        open_datastore)
-
-DEFAULT_NAMESPACES = ("default", "kube-system")
+from podnet.datastore.interface import Datastore, DatastoreError, open_datastore
 
 
 def lab_dir(name: str) -> Path:
@@ -70,34 +67,9 @@ def open_store(args: argparse.Namespace | Any = None) -> Datastore:
     url = datastore_url(args)
     try:
         store = open_datastore(url)
-        ensure_default_namespaces(store)
+        ensure_default_namespaces(Writer(store))
     except DatastoreError as e:
         raise UserError(f"datastore {url}: {e}") from None
     except OSError as e:
         raise UserError(f"datastore {url}: {e.strerror or e}") from None
     return store
-
-
-def ensure_default_namespaces(store: Datastore) -> None:
-    """`default` and `kube-system` exist, and every Namespace carries the label
-    `kubernetes.io/metadata.name` (policies select namespaces by it; Namespaces written by
-    other tools may lack it). Writes only what is missing."""
-    items = store.list("Namespace").items
-    for ns in items:
-        if ns.labels.get(NAMESPACE_NAME_LABEL) != ns.name:
-            labels = dict(ns.metadata.get("labels") or {}, **{NAMESPACE_NAME_LABEL: ns.name})
-            try:
-                store.update(ns.with_metadata(labels=labels))
-            except (Conflict, NotFound):
-                pass  # changed meanwhile; the next command looks again
-    existing = {o.name for o in items}
-    for name in DEFAULT_NAMESPACES:
-        if name in existing:
-            continue
-        ns = Namespace({"apiVersion": "v1", "kind": "Namespace",
-                        "metadata": {"name": name, "labels": {NAMESPACE_NAME_LABEL: name}},
-                        "status": {"phase": "Active"}})
-        try:
-            store.create(ns)
-        except AlreadyExists:
-            pass  # another command created it first

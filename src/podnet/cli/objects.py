@@ -1,6 +1,6 @@
 """`podnet apply | get | delete | describe`: the object commands, with kubectl's habits.
 
-Thin: load and validate with podnet.api, write with apply.py, print with output.py and
+Thin: load and validate with podnet.api, write with podnet.apiserver (the one write path), print with output.py and
 describe.py. A bad object anywhere in what `apply -f` was given applies nothing.
 """
 from __future__ import annotations
@@ -16,10 +16,10 @@ from podnet.api.fields import label_value_error, qualified_name_error
 from podnet.api.objects import Resource, is_namespaced
 from podnet.api.selector import LabelSelector
 from podnet.api.validate import label_of, validate_manifests
-from podnet.cli.admission import AdmissionError
-from podnet.cli.apply import ApplyError, Outcome, apply_one, undo
+from podnet.apiserver.apply import Outcome
+from podnet.apiserver.errors import WriteError
+from podnet.apiserver.write import Writer
 from podnet.cli.context import open_store
-from podnet.cli.deleting import delete_object
 from podnet.cli.describe import describe
 from podnet.cli.errors import UserError
 from podnet.cli.kinds import KindInfo, info_of, ref, resolve_kind
@@ -127,13 +127,14 @@ def apply_all(store: Datastore, manifests: Sequence[Manifest]) -> list[Outcome]:
     if problems:
         raise InvalidObjects(problems)
     ordered = sorted(manifests, key=lambda m: _ORDER.get(m.obj.kind, 9))
+    writer = Writer(store)
     done: list[Outcome] = []
     for m in ordered:
         try:
-            done.append(apply_one(store, m.obj))
-        except (ApplyError, AdmissionError, DatastoreError) as e:
+            done.append(writer.apply(m.obj))
+        except (WriteError, DatastoreError) as e:
             for o in reversed(done):
-                undo(store, o)
+                writer.undo(o)
             msg = [f"{m.origin} {label_of(m.obj)}: {e}"]
             if done:
                 msg.append(f"nothing applied: undid {len(done)} earlier object(s) of this apply")
@@ -292,6 +293,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
     else:
         raise UserError("delete: give -f FILE or KIND NAME")
     store = open_store(args)
+    writer = Writer(store)
     errors: list[str] = []
     try:
         if targets is None:
@@ -299,12 +301,12 @@ def cmd_delete(args: argparse.Namespace) -> int:
             targets, errors = fetch(store, info, args)
         for obj in targets:
             try:
-                gone = delete_object(store, obj.kind, obj.namespace, obj.name)
+                gone = writer.delete(obj.kind, obj.namespace, obj.name)
                 print(f'{info_of(gone.kind).qualified} "{gone.name}" deleted')
             except NotFound:
                 if not args.ignore_not_found:
                     errors.append(f'{info_of(obj.kind).plural} "{obj.name}" not found')
-            except UserError as e:
+            except WriteError as e:
                 errors.append(str(e))
     finally:
         store.close()

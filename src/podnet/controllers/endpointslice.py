@@ -20,6 +20,8 @@ from typing import Any
 
 from podnet.api.objects import Pod, Resource, Service, from_dict
 from podnet.api.selector import LabelSelector
+from podnet.apiserver.errors import WriteError
+from podnet.apiserver.write import Writer
 from podnet.calc.endpointslices import (CONTROLLER, MANAGED_BY, SERVICE_NAME, desired_slices,
                                         same_slice)
 from podnet.datastore.interface import (AlreadyExists, Compacted, Conflict, Datastore,
@@ -33,6 +35,7 @@ BATCH_WINDOW = 0.05
 class EndpointSliceController:
     def __init__(self, store: Datastore):
         self.store = store
+        self.writer = Writer(store)
         self._services: dict[tuple[str, str], Service] = {}
         self._pod_labels: dict[tuple[str, str], dict[str, str]] = {}
         self.writes = 0
@@ -69,18 +72,18 @@ class EndpointSliceController:
             cur = have.pop(d["metadata"]["name"], None)
             try:
                 if cur is None:
-                    self.store.create(from_dict(d))
+                    self.writer.create(from_dict(d))
                 elif not same_slice(d, cur.raw):
                     d["metadata"]["resourceVersion"] = str(cur.resource_version)
-                    self.store.update(from_dict(d), revision=cur.resource_version)
+                    self.writer.update(from_dict(d), revision=cur.resource_version)
                 else:
                     continue
                 self.writes += 1
-            except (Conflict, AlreadyExists, NotFound):
+            except (Conflict, AlreadyExists, NotFound, WriteError):
                 ok = False  # someone else wrote in between: recompute
         for gone in have.values():
             try:
-                self.store.delete("EndpointSlice", gone.namespace, gone.name, revision=gone.resource_version)
+                self.writer.delete("EndpointSlice", gone.namespace, gone.name, revision=gone.resource_version)
                 self.writes += 1
             except (Conflict, NotFound):
                 ok = False

@@ -26,6 +26,8 @@ from typing import Any, Callable
 
 from podnet.api.defaults import NETNS_ANNOTATION
 from podnet.api.objects import Deployment, Pod, Resource
+from podnet.apiserver.errors import WriteError
+from podnet.apiserver.write import Writer
 from podnet.datastore.common import now_rfc3339
 from podnet.datastore.interface import (AlreadyExists, Compacted, Conflict, Datastore,
                                         DatastoreError, NotFound)
@@ -50,6 +52,7 @@ class Kubelet:
         self.spec = spec
         self.state = state
         self.store = store
+        self.writer = Writer(store)  # every write goes through the one write path
         self.node_url = node_url
         self.pods: dict[tuple[str, str], Pod] = {}
         self.deployments: dict[tuple[str, str], Deployment] = {}
@@ -183,15 +186,18 @@ class Kubelet:
         plan = deployment_plan(dep, self.pods.values())
         for pod in plan.delete:
             try:
-                self.store.delete("Pod", pod.namespace, pod.name)
+                self.writer.delete("Pod", pod.namespace, pod.name)
             except NotFound:
                 pass
         for pod in plan.create:
             try:
-                created = self.store.create(pod)
+                created = self.writer.create(pod)
                 self.pods[(created.namespace, created.name)] = created  # count it at once
             except AlreadyExists:
                 continue
+            except (NotFound, WriteError) as e:  # namespace gone, template refused
+                log.warning("deployment %s/%s: pod %s not created: %s", dep.namespace, dep.name, pod.name, e)
+                break
         if plan.create or plan.delete:
             plan = deployment_plan(dep, self.pods.values())  # status after the changes
         if {k: dep.status.get(k) for k in plan.status} != plan.status:
@@ -201,7 +207,7 @@ class Kubelet:
         for pod in list(self.pods.values()):
             if any(r.get("uid") == dep.uid for r in pod.metadata.get("ownerReferences") or []):
                 try:
-                    self.store.delete("Pod", pod.namespace, pod.name)
+                    self.writer.delete("Pod", pod.namespace, pod.name)
                 except NotFound:
                     pass
 
@@ -217,8 +223,8 @@ class Kubelet:
             spec = dict(pod.spec)
             spec["nodeName"] = node
             try:
-                pod = self.store.update(pod.with_spec(spec))  # type: ignore[assignment]
-            except (Conflict, NotFound):
+                pod = self.writer.update(pod.with_spec(spec))  # type: ignore[assignment]
+            except (Conflict, NotFound, WriteError):
                 return  # a newer version is on its way to us
             self.pods[key] = pod
         done = self.running.get(key)
@@ -424,7 +430,14 @@ class Kubelet:
         cur = obj
         for _ in range(10):
             try:
-                return self.store.update(mutate(cur))
+                new = mutate(cur)
+                if {k: v for k, v in new.raw.items() if k != "status"} == \
+                        {k: v for k, v in cur.raw.items() if k != "status"}:
+                    return self.writer.update_status(new)
+                return self.writer.update(new)  # metadata too (the netns annotation)
+            except WriteError as e:
+                log.warning("%s %s/%s: status not written: %s", obj.kind, obj.namespace, obj.name, e)
+                return None
             except Conflict:
                 try:
                     cur = self.store.get(obj.kind, obj.namespace, obj.name)

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from podnet.api import defaults
 from podnet.api.objects import Resource, from_dict
+from podnet.apiserver.write import Writer
 from podnet.datastore.interface import AlreadyExists, Datastore, open_datastore
 from podnet.dns import lab as dns_lab
 from podnet.lab import builder, procs
@@ -54,9 +55,12 @@ def addon_objects(spec: LabSpec) -> list[Resource]:
 
 
 def seed(store: Datastore, spec: LabSpec) -> None:
+    """Write the lab's first objects through the write path, so admission records what
+    they hold (kube-dns's ClusterIPs) like any user's object's."""
+    writer = Writer(store)
     for obj in default_objects(spec) + addon_objects(spec):
         try:
-            store.create(obj)
+            writer.create(obj)
         except AlreadyExists:
             pass
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from hypothesis import given, strategies as st
 
-from podnet.cli.apply import merge3
+from podnet.apiserver.apply import merge3
 
 KEYS = st.sampled_from(["a", "b", "c", "d"])
 LEAF = st.one_of(st.integers(0, 3), st.sampled_from(["x", "y"]), st.lists(st.integers(0, 2), max_size=2))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from podnet.cli import admission
+from podnet.apiserver import admission
 from cli_helpers import run, stored, write
 
 TWO = """apiVersion: v1

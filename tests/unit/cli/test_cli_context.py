@@ -45,7 +45,7 @@ def test_open_store_creates_default_namespaces_once(home):
     s = context.open_store(argparse.Namespace(datastore=f"sqlite://{home}/x.db"))
     try:
         rev = s.revision()
-        context.ensure_default_namespaces(s)
+        context.ensure_default_namespaces(context.Writer(s))
         assert s.revision() == rev
         assert [n.name for n in s.list("Namespace").items] == ["default", "kube-system"]
     finally:

@@ -7,6 +7,8 @@ from contextlib import contextmanager
 
 import pytest
 
+from podnet.apiserver.bootstrap import ensure_default_namespaces
+from podnet.apiserver.write import Writer
 from podnet.controllers.endpointslice import EndpointSliceController
 from podnet.api.objects import EndpointSlice
 from podnet.calc.endpointslices import desired_slices
@@ -65,6 +67,7 @@ def test_families_no_pods_no_selector_and_chunks():
 @pytest.fixture
 def store(tmp_path):
     s = SqliteDatastore(f"sqlite:///{tmp_path}/store.db")
+    ensure_default_namespaces(Writer(s))  # the controller writes through the write path
     yield s
     s.close()
 
