@@ -9,7 +9,8 @@ into map elements and chains. kube-proxy's rules, followed here:
 - endpoints come from EndpointSlices labelled `kubernetes.io/service-name`, of the family's
   addressType, whose port has the Service port's name and protocol;
 - ready endpoints are used; when none are ready, serving+terminating ones are (graceful
-  termination fallback, KEP-1669); duplicates across slices count once;
+  termination fallback, KEP-1669), decided separately for the whole cluster and for this
+  node's endpoints (what a Local policy uses); duplicates across slices count once;
 - NodePort and LoadBalancer Services also listen on every node IP on spec.ports[].nodePort;
 - `sessionAffinity: ClientIP` keeps its timeout (default 10800 s);
 - `internalTrafficPolicy: Local`: ClusterIP traffic goes only to this node's endpoints,
@@ -55,6 +56,8 @@ class ServicePortEntry:
     affinity_timeout: int  # 0: no session affinity
     internal_local: bool = False  # internalTrafficPolicy: Local
     external_local: bool = False  # externalTrafficPolicy: Local (only with a node_port)
+    local_endpoints: tuple[EndpointAddr, ...] = ()  # this node's: what a Local policy uses
+    serving: tuple[str, ...] = ()  # addresses of every serving endpoint (ready or terminating)
 
     @property
     def id(self) -> str:
@@ -64,10 +67,6 @@ class ServicePortEntry:
     @property
     def service_key(self) -> tuple[str, str]:
         return (self.namespace, self.name)
-
-    @property
-    def local_endpoints(self) -> tuple[EndpointAddr, ...]:
-        return tuple(ep for ep in self.endpoints if ep.here)
 
     @property
     def internal_endpoints(self) -> tuple[EndpointAddr, ...]:
@@ -126,8 +125,15 @@ def slices_by_service(slices: Iterable[EndpointSlice]) -> dict[tuple[str, str], 
     return out
 
 
+class EndpointSets(NamedTuple):
+    """One service port's endpoints in one family, as kube-proxy categorises them."""
+    cluster: tuple[EndpointAddr, ...]  # ready anywhere, else serving-terminating anywhere
+    local: tuple[EndpointAddr, ...]  # ready here, else serving-terminating here
+    serving: tuple[str, ...]  # every serving address (conntrack keeps flows to these)
+
+
 def _endpoints_for(sp: ServicePort, family: int, slices: Iterable[EndpointSlice],
-                   node_name: str = "") -> tuple[EndpointAddr, ...]:
+                   node_name: str = "") -> EndpointSets:
     want_type = "IPv4" if family == 4 else "IPv6"
     ready: set[EndpointAddr] = set()
     fallback: set[EndpointAddr] = set()
@@ -157,7 +163,11 @@ def _endpoints_for(sp: ServicePort, family: int, slices: Iterable[EndpointSlice]
                 n = _norm(str(ip))
                 if n is not None and n[1] == family:
                     into.add(EndpointAddr(n[0], port, local, here))
-    return tuple(sorted(ready or fallback))
+    # the fallback is decided separately for the Cluster and the Local set (kube-proxy's
+    # CategorizeEndpoints): a ready endpoint elsewhere must not hide local terminating ones
+    local = [ep for ep in ready if ep.here] or [ep for ep in fallback if ep.here]
+    serving = {ep.ip for ep in ready} | {ep.ip for ep in fallback}
+    return EndpointSets(tuple(sorted(ready or fallback)), tuple(sorted(local)), tuple(sorted(serving)))
 
 
 def entries_for_service(svc: Service, slices: Iterable[EndpointSlice],
@@ -193,11 +203,11 @@ def entries_for_service(svc: Service, slices: Iterable[EndpointSlice],
             if sp.protocol not in ("TCP", "UDP", "SCTP") or not 0 < sp.port < 65536:
                 continue
             np = sp.node_port if svc.type in NODE_PORT_TYPES and 0 < sp.node_port < 65536 else 0
+            sets = _endpoints_for(sp, fam, slices, node_name)
             out.append(ServicePortEntry(
                 svc.namespace, svc.name, sp.name, sp.protocol, fam,
-                vip, sp.port, np,
-                _endpoints_for(sp, fam, slices, node_name), timeout,
-                internal_local, external_local and np != 0))
+                vip, sp.port, np, sets.cluster, timeout,
+                internal_local, external_local and np != 0, sets.local, sets.serving))
     return out
 
 

@@ -240,3 +240,16 @@ def test_external_traffic_policy_local_ipv6_nodeport(topo, proxy):
               make_slice("default", "etp6", _on_nodes({"b2": "node-1", "b3": "node-2"}, 1), family="IPv6"))
     proxy.sync(full=True)
     assert topo.answers("out", NODE_IP6, 30092, n=10) == [f"b2 {OUT_IP6}"] * 10
+
+
+def test_local_traffic_falls_back_to_this_nodes_terminating_endpoint_on_its_own(topo, proxy):
+    """kube-proxy decides the terminating fallback separately for the Local set: b2 ready
+    on node-2 serves the ClusterIP; b1, terminating (still serving) on this node, serves
+    the eTP-Local NodePort instead of a drop."""
+    eps = [endpoint(B["b1"][0], ready=False, serving=True, terminating=True, node="node-1"),
+           endpoint(B["b2"][0], node="node-2")]
+    proxy.put(make_service("default", "term", _policy(external="Local", node_port=30093), ip="10.96.0.44"),
+              make_slice("default", "term", eps))
+    proxy.sync(full=True)
+    assert topo.answers("out", NODE_IP4, 30093, n=10) == [f"b1 {OUT_IP4}"] * 10
+    assert set(names(topo.answers("client", "10.96.0.44", 80, n=10))) == {"b2"}

@@ -137,3 +137,31 @@ def test_external_traffic_policy_local_only_for_the_nodeport():
     plain = make_service("default", "web", lambda d: d["spec"].update(externalTrafficPolicy="Local"))
     (e,) = entries_for_service(plain, [s], "n2")
     assert not e.external_local
+
+
+def _terminating(ip: str, node: str) -> dict:
+    return endpoint(ip, ready=False, serving=True, terminating=True, node=node)
+
+
+def test_terminating_fallback_is_decided_separately_for_cluster_and_local():
+    """kube-proxy falls back to serving-terminating endpoints independently for the
+    Cluster and the Local set: a ready endpoint elsewhere must not hide this node's
+    terminating ones from Local traffic (nor the other way round)."""
+    def m(d):
+        d["spec"].update(type="NodePort", externalTrafficPolicy="Local", internalTrafficPolicy="Local")
+        d["spec"]["ports"][0]["nodePort"] = 30080
+    svc = make_service("default", "web", m)
+    s = make_slice("default", "web", [_terminating("10.244.1.2", "n1"), endpoint("10.244.2.2", node="n2"),
+                                      endpoint("10.244.1.3", ready=False, serving=False, terminating=True,
+                                               node="n1")])
+    (e,) = entries_for_service(svc, [s], "n1")
+    assert _ips(e.endpoints) == ["10.244.2.2"]  # Cluster: the ready one wins
+    assert _ips(e.local_endpoints) == ["10.244.1.2"]  # Local: no ready one here, so terminating
+    assert _ips(e.internal_endpoints) == _ips(e.external_endpoints) == ["10.244.1.2"]
+    # and a ready local endpoint hides the local terminating one
+    s2 = make_slice("default", "web", [_terminating("10.244.1.2", "n1"), endpoint("10.244.1.4", node="n1")])
+    (e2,) = entries_for_service(svc, [s2], "n1")
+    assert _ips(e2.local_endpoints) == ["10.244.1.4"] == _ips(e2.endpoints)
+    # a node without a usable endpoint of its own still has a Cluster set: drop, not reject
+    (e3,) = entries_for_service(svc, [s], "n3")
+    assert e3.local_endpoints == () and e3.endpoints

@@ -193,3 +193,15 @@ def test_partial_without_changes_is_empty():
     _, rendered = render_full(table(), None)
     t = table()
     assert render_partial(rendered, dict(t.entries)) == ""
+
+
+def test_local_traffic_reaches_this_nodes_terminating_endpoint_while_cluster_traffic_does_not():
+    def m(d):
+        d["spec"].update(type="NodePort", externalTrafficPolicy="Local")
+        d["spec"]["ports"][0]["nodePort"] = 30095
+    svc = make_service("default", "term", m, ip="10.96.1.9")
+    sl = make_slice("default", "term", [endpoint("10.244.1.30", ready=False, serving=True, terminating=True),
+                                        endpoint("10.244.2.30", node="node-2")])
+    m_ = loaded(build_table([svc], [sl], NODE_IPS, "node-1"))
+    assert _reached(m_, OUTSIDE, "198.18.0.11", 30095) == {"10.244.1.30"}
+    assert _reached(m_, CLIENT, "10.96.1.9", 80) == {"10.244.2.30"}

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-from podnet.calc.services import ServicePortEntry, ServiceTable
+from podnet.calc.services import EndpointAddr, ServicePortEntry, ServiceTable
 
 TABLE = "podnet-svc"
 T = f"inet {TABLE}"
@@ -81,18 +81,36 @@ class EntryRender:
 
 
 def _draw_rules(e: ServicePortEntry, slot: int, sets: tuple[tuple[str, int, int], ...],
-                n: int) -> list[str]:
-    """Choose one of the first `n` endpoints (buckets 0..n-1): affinity first, then numgen."""
+                first: int, n: int) -> list[str]:
+    """Choose one of buckets first..first+n-1: affinity first, then numgen."""
     ip = _FAM[e.family][0]
-    draw = f"meta mark set numgen random mod {n} offset {mark(slot)}"
+    draw = f"meta mark set numgen random mod {n} offset {mark(slot, first)}"
     if not e.affinity_timeout:
         return [draw]
+    mine = list(enumerate(sets))[first:first + n]
     rules = [f"{ip} saddr @{s} meta mark set {mark(slot, i)} update @{s} {{ {ip} saddr }} return"
-             for i, (s, _, _) in enumerate(sets[:n])]
+             for i, (s, _, _) in mine]
     rules.append(draw)
-    rules += [f"meta mark {mark(slot, i)} update @{s} {{ {ip} saddr }} return"
-              for i, (s, _, _) in enumerate(sets[:n])]
+    rules += [f"meta mark {mark(slot, i)} update @{s} {{ {ip} saddr }} return" for i, (s, _, _) in mine]
     return rules
+
+
+Range = tuple[int, int]  # (first bucket, how many)
+
+
+def _layout(e: ServicePortEntry, cluster_used: bool) -> tuple[tuple[EndpointAddr, ...], Range, Range]:
+    """The endpoints in bucket order, and the bucket ranges of the Cluster and the Local
+    choice. The two sets may differ either way (each falls back to terminating endpoints
+    on its own), so the order is Local-only, both, Cluster-only: each choice is one range."""
+    if not (e.internal_local or e.external_local):
+        eps = e.endpoints[:MAX_ENDPOINTS]
+        return eps, (0, len(eps)), (0, 0)
+    loc, clu = set(e.local_endpoints), set(e.endpoints) if cluster_used else set()
+    local_only, both = sorted(loc - clu)[:MAX_ENDPOINTS], sorted(loc & clu)
+    both = both[:MAX_ENDPOINTS - len(local_only)]
+    cluster_only = sorted(clu - loc)[:MAX_ENDPOINTS - len(local_only) - len(both)]
+    eps = tuple(local_only + both + cluster_only)
+    return eps, (len(local_only), len(both) + len(cluster_only)), (0, len(local_only) + len(both))
 
 
 def render_entry(e: ServicePortEntry, slot: int) -> EntryRender:
@@ -104,25 +122,18 @@ def render_entry(e: ServicePortEntry, slot: int) -> EntryRender:
         if e.node_port:
             els.append((f"npnoep{fam}", f"{proto} . {e.node_port}", ""))
         return EntryRender((), tuple(els), ())
-    local_policy = e.internal_local or e.external_local
-    eps = e.endpoints
-    if local_policy:  # this node's endpoints first: buckets 0..L-1 are the local choice
-        eps = tuple(sorted(eps, key=lambda ep: not ep.here))
-    eps = eps[:MAX_ENDPOINTS]
-    n_local = sum(1 for ep in eps if ep.here) if local_policy else len(eps)
     cluster_used = not e.internal_local or bool(e.node_port and not e.external_local)
-    if not cluster_used:
-        eps = eps[:n_local]
+    eps, (c_first, c_n), (l_first, l_n) = _layout(e, cluster_used)
     sets = tuple((affinity_set_name(e, ep.ip, ep.port), fam, e.affinity_timeout)
                  for ep in eps) if e.affinity_timeout else ()
     chains: list[tuple[str, tuple[str, ...]]] = []
     cluster = local = "drop"  # the verdict of a path without endpoints on this node
     if cluster_used:
         cluster = chain_name(e)
-        chains.append((cluster, tuple(_draw_rules(e, slot, sets, len(eps)))))
-    if local_policy and n_local:
+        chains.append((cluster, tuple(_draw_rules(e, slot, sets, c_first, c_n))))
+    if l_n:
         local = f"{chain_name(e)}-local"
-        rules = _draw_rules(e, slot, sets, n_local)
+        rules = _draw_rules(e, slot, sets, l_first, l_n)
         if e.external_local:  # the client's address is kept (see masquerading)
             rules.insert(0, f"ct mark set ct mark | {NO_MASQ_CT_MARK:#010x}")
         chains.append((local, tuple(rules)))
