@@ -21,6 +21,7 @@ from podnet.api.objects import (ALT_API_VERSIONS, INTERNAL_KINDS, KINDS, Resourc
 from podnet.api.selector import LabelSelector
 from podnet.api import validate_network as net
 from podnet.api import validate_service
+from podnet.api.validate_meta import check_object_meta, object_size_error
 
 # How Kubernetes checks each kind's metadata.name.
 NAME_RULES: dict[str, str] = {
@@ -56,6 +57,9 @@ def label_of(obj: Resource) -> str:
 def validate_object(obj: Resource) -> list[FieldError]:
     errs: Errs = []
     raw = obj.raw
+    too_big = object_size_error(raw)
+    if too_big is not None:
+        return [too_big]  # and walk no further into it
     kind = check_str(raw.get("kind"), "kind", errs, required=True)
     api = check_str(raw.get("apiVersion"), "apiVersion", errs, required=True)
     if kind is None or api is None:
@@ -95,7 +99,7 @@ def _metadata(v: Any, kind: str, errs: Errs) -> None:
     if is_namespaced(kind):
         check_name(md.get("namespace"), "metadata.namespace", errs, "label")
     check_labels(md.get("labels"), "metadata.labels", errs)
-    check_labels(md.get("annotations"), "metadata.annotations", errs, values_too=False)
+    check_object_meta(dict(md), errs)
 
 
 # ---- Namespace, Node --------------------------------------------------------------------

@@ -133,13 +133,32 @@ def apply_all(store: Datastore, manifests: Sequence[Manifest]) -> list[Outcome]:
         try:
             done.append(writer.apply(m.obj))
         except (WriteError, DatastoreError) as e:
-            for o in reversed(done):
-                writer.undo(o)
-            msg = [f"{m.origin} {label_of(m.obj)}: {e}"]
-            if done:
-                msg.append(f"nothing applied: undid {len(done)} earlier object(s) of this apply")
-            raise InvalidObjects(msg) from None
+            raise InvalidObjects([f"{m.origin} {label_of(m.obj)}: {e}"]
+                                 + _undo_all(writer, done)) from None
+        except Exception as e:  # noqa: BLE001 - a bug still must not leave half an apply
+            raise InvalidObjects([f"{m.origin} {label_of(m.obj)}: internal error: "
+                                  f"{type(e).__name__}: {e}"] + _undo_all(writer, done)) from None
+        except BaseException:  # Ctrl-C, SystemExit: undo, then let it end the command
+            for line in _undo_all(writer, done):
+                print(f"error: {line}", file=sys.stderr)
+            raise
     return done
+
+
+def _undo_all(writer: Writer, done: Sequence[Outcome]) -> list[str]:
+    """Undo `done` (newest first); lines that say what was undone, or what could not be."""
+    failed: list[str] = []
+    for o in reversed(done):
+        try:
+            writer.undo(o)
+        except Exception as e:  # noqa: BLE001 - keep undoing the others, then say which stayed
+            failed.append(f"could not undo {ref(o.after)} ({o.action}): {type(e).__name__}: {e}")
+    if not done:
+        return []
+    if failed:
+        return failed + [f"undid {len(done) - len(failed)} of {len(done)} earlier object(s) "
+                         f"of this apply; the ones above are left as applied"]
+    return [f"nothing applied: undid {len(done)} earlier object(s) of this apply"]
 
 
 def apply_files(store: Datastore, paths: Sequence[str], namespace: str | None = None) -> list[Outcome]:
