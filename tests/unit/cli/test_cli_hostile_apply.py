@@ -77,6 +77,6 @@ def test_the_last_applied_copy_counts_towards_the_annotation_limit(env, capsys):
     rc, out, err = run(capsys, "apply", "-f", f)
     assert rc == 1 and out == ""
     assert ("two.yaml doc 2 Namespace second: metadata.annotations: Too long: must have at most "
-            "262144 bytes") in err and "counting podnet.io/last-applied" in err
+            "262144 bytes") in err and "counting podnet.io/last-applied: apply's copy of the manifest" in err
     assert "nothing applied: undid 1 earlier object(s) of this apply" in err
     assert not {"first", "second"} & namespaces(url)
