@@ -22,8 +22,8 @@ from typing import Iterator, Sequence
 
 from podnet.api.objects import EndpointSlice, ObjectKey, Service
 from podnet.calc.model import ClusterState
-from podnet.calc.services import (ServicePortEntry, build_table, entries_for_service,
-                                  node_ips_of)
+from podnet.calc.services import (ServicePortEntry, StaleFlow, build_table, entries_for_service,
+                                  node_ips_of, stale_udp_flows)
 from podnet.dataplane.net.conntrack import delete_udp_flows
 from podnet.dataplane.nft.services import Rendered, render_full, render_partial
 
@@ -58,7 +58,7 @@ class ServiceProxyRole:
         self.conntrack = conntrack
         self.netns = netns
         self._entries: dict[EntryKey, ServicePortEntry] = {}
-        self._stale_udp: list[tuple[str, str]] = []  # (vip, endpoint ip) to forget
+        self._stale_udp: list[StaleFlow] = []  # conntrack entries to forget after the sync
         self._rendered: Rendered | None = None
         self._slice_owner: dict[SvcKey, SvcKey] = {}  # slice (ns, name) -> service (ns, name)
         self._slices_of: dict[SvcKey, set[SvcKey]] = {}
@@ -111,8 +111,8 @@ class ServiceProxyRole:
         stale, self._stale_udp = self._stale_udp, []
         if not self.conntrack:
             return
-        for vip, ip in stale:
-            delete_udp_flows(self.netns, vip, ip)
+        for f in stale:
+            delete_udp_flows(self.netns, f.endpoint, f.dst, f.node_port)
 
     # ---- convenience for a standalone proxy, tests and bench -----------------------------
     def sync(self, state: ClusterState, changed: set[ObjectKey] | None, runner) -> str:
@@ -163,6 +163,9 @@ class ServiceProxyRole:
         for svc in state.services:
             services.append(svc)
         table = build_table(services, slices, self._node_ips(state), state.node_name)
+        for k, old in self._entries.items():  # a resync may carry changes a partial missed
+            if old.protocol == "UDP":
+                self._stale_udp += stale_udp_flows(old, table.entries.get(k))
         self._entries = dict(table.entries)
         for key, e in table.entries.items():
             self._entries_of.setdefault(e.service_key, set()).add(key)
@@ -206,9 +209,7 @@ class ServiceProxyRole:
             old_e = self._entries.pop(k, None)
             if e is not None:
                 self._entries[k] = e
-            if old_e is not None and old_e.protocol == "UDP":
-                kept = {ep.ip for ep in e.endpoints} if e is not None else set()
-                self._stale_udp += [(old_e.vip, ep.ip) for ep in old_e.endpoints if ep.ip not in kept]
+            self._stale_udp += stale_udp_flows(old_e, e)
         return render_partial(self._rendered, entries, node_ips)
 
     def _entries_for(self, state: ClusterState, svc_key: SvcKey) -> dict[EntryKey, ServicePortEntry | None]:

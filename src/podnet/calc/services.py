@@ -211,6 +211,29 @@ def entries_for_service(svc: Service, slices: Iterable[EndpointSlice],
     return out
 
 
+class StaleFlow(NamedTuple):
+    """UDP conntrack entries to forget: flows DNATed to `endpoint` that came to `dst` (a
+    service address), or to `node_port` on any address."""
+    family: int
+    endpoint: str
+    dst: str = ""
+    node_port: int = 0
+
+
+def stale_udp_flows(old: ServicePortEntry | None, new: ServicePortEntry | None) -> list[StaleFlow]:
+    """kube-proxy's conntrack cleanup: UDP has no connection end, so a client that keeps its
+    source port keeps its DNAT to an endpoint until the flow is deleted. Forget flows to
+    endpoints that stopped serving (a terminating endpoint still serves: its flows stay),
+    to the ClusterIP and to the NodePort alike."""
+    if old is None or old.protocol != "UDP":
+        return []
+    gone = sorted(set(old.serving) - set(new.serving if new is not None else ()))
+    out = [StaleFlow(old.family, ep, dst=old.vip) for ep in gone]
+    if old.node_port:
+        out += [StaleFlow(old.family, ep, node_port=old.node_port) for ep in gone]
+    return out
+
+
 def build_table(services: Iterable[Service], slices: Iterable[EndpointSlice],
                 node_ips: Iterable[str], node_name: str = "") -> ServiceTable:
     """The whole table (full sync)."""

@@ -253,3 +253,28 @@ def test_local_traffic_falls_back_to_this_nodes_terminating_endpoint_on_its_own(
     proxy.sync(full=True)
     assert topo.answers("out", NODE_IP4, 30093, n=10) == [f"b1 {OUT_IP4}"] * 10
     assert set(names(topo.answers("client", "10.96.0.44", 80, n=10))) == {"b2"}
+
+
+def test_udp_flow_to_a_nodeport_moves_when_its_endpoint_leaves(topo, proxy):
+    """kube-proxy clears a UDP NodePort flow whose endpoint stopped serving, whatever the
+    address it came to; a flow to an endpoint that is only terminating is kept."""
+    def np(d):
+        d["spec"]["type"] = "NodePort"
+        d["spec"]["ports"][0]["nodePort"] = 30053
+    port = [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 5353}]
+    sl_ports = [{"name": "dns", "port": 5353, "protocol": "UDP"}]
+    proxy.put(make_service("kube-system", "dns-np", np, ip="10.96.0.11", ports=port),
+              make_slice("kube-system", "dns-np", [endpoint(B["b2"][0])], ports=sl_ports))
+    proxy.sync(full=True)
+    ask = lambda n: topo.answers("out", NODE_IP4, 30053, proto="udp", n=n, sport=40054)  # noqa: E731
+    assert set(names(ask(3))) == {"b2"}
+    # b2 terminates but still serves, b3 is ready: new flows go to b3, b2's flow stays
+    proxy.put(make_slice("kube-system", "dns-np", [
+        endpoint(B["b2"][0], ready=False, serving=True, terminating=True), endpoint(B["b3"][0])],
+        ports=sl_ports))
+    proxy.sync()
+    assert set(names(ask(2))) == {"b2"}
+    # b2 is gone: its flow is cleared, the same client port now reaches b3
+    proxy.put(make_slice("kube-system", "dns-np", [endpoint(B["b3"][0])], ports=sl_ports))
+    proxy.sync()
+    assert set(names(ask(2))) == {"b3"}

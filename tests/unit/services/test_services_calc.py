@@ -165,3 +165,25 @@ def test_terminating_fallback_is_decided_separately_for_cluster_and_local():
     # a node without a usable endpoint of its own still has a Cluster set: drop, not reject
     (e3,) = entries_for_service(svc, [s], "n3")
     assert e3.local_endpoints == () and e3.endpoints
+
+
+def test_stale_udp_flows_are_those_of_endpoints_that_stopped_serving():
+    from podnet.calc.services import StaleFlow, stale_udp_flows
+
+    def np(d):
+        d["spec"]["type"] = "NodePort"
+        d["spec"]["ports"][0].update(protocol="UDP", nodePort=30053)
+    svc = make_service("default", "dns", np)
+    ports = [{"name": "http", "port": 5353, "protocol": "UDP"}]
+    (old,) = entries_for_service(svc, [make_slice("default", "dns", [endpoint("10.244.1.2"), endpoint("10.244.1.3")],
+                                                  ports=ports)])
+    (term,) = entries_for_service(svc, [make_slice("default", "dns", [
+        endpoint("10.244.1.2", ready=False, serving=True, terminating=True), endpoint("10.244.1.3")], ports=ports)])
+    assert stale_udp_flows(old, term) == []  # terminating but serving: its flows stay
+    (gone,) = entries_for_service(svc, [make_slice("default", "dns", [endpoint("10.244.1.3")], ports=ports)])
+    assert stale_udp_flows(term, gone) == [StaleFlow(4, "10.244.1.2", dst="10.96.0.10"),
+                                          StaleFlow(4, "10.244.1.2", node_port=30053)]
+    assert len(stale_udp_flows(gone, None)) == 2  # the Service went away
+    tcp = make_service("default", "web")
+    (t,) = entries_for_service(tcp, [make_slice("default", "web", [endpoint("10.244.1.2")])])
+    assert stale_udp_flows(t, None) == []
