@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
+from podnet.datastore import decoding
+
 
 @dataclass
 class SyncStats:
@@ -73,6 +75,7 @@ class AgentMetrics:
                     lines.append(f"{metric}{{{lbl}}} {s.seconds_total:.6f}")
                 else:
                     lines.append(f"{metric}{{{lbl}}} {s.last_seconds:.6f}")
+        lines += decoding.prometheus_lines()  # entries this agent's readers skipped
         return "\n".join(lines) + "\n"
 
 

@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "podnet.cli.trace",
     "podnet.cli.demo",
     "podnet.cli.controllers",
+    "podnet.cli.store",
 ]
 
 

@@ -24,7 +24,7 @@ from podnet.cli.describe import describe
 from podnet.cli.errors import UserError
 from podnet.cli.kinds import KindInfo, info_of, ref, resolve_kind
 from podnet.cli.output import Ctx, render_table
-from podnet.datastore.interface import Datastore, DatastoreError, NotFound
+from podnet.datastore.interface import Datastore, DatastoreError, NotFound, Undecodable
 
 OUTPUTS = ("wide", "yaml", "json", "name")
 # Namespaces exist before what lives in them; pools and nodes before pods need them.
@@ -213,11 +213,15 @@ def fetch(store: Datastore, info: KindInfo, args: argparse.Namespace) -> tuple[l
             except NotFound:
                 missing.append(f'{info.plural} "{name}" not found'
                                + (f' in namespace "{ns}"' if namespaced else ""))
+            except Undecodable as e:
+                missing.append(str(e))
         return found, missing
     all_ns = getattr(args, "all_namespaces", False)
-    items = store.list(info.kind, None if (all_ns or not namespaced) else ns,
-                       _selector(args.selector)).items
-    return items, []
+    res = store.list(info.kind, None if (all_ns or not namespaced) else ns, _selector(args.selector))
+    for bad in res.skipped:
+        print(f"warning: skipped {bad.key} (revision {bad.revision}), which cannot be decoded: "
+              f"{bad.reason}; see `podnet store check`", file=sys.stderr)
+    return res.items, []
 
 
 # `get all`, as kubectl: the workload and service kinds of a namespace.

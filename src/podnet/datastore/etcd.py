@@ -24,9 +24,10 @@ from podnet.api.objects import Resource, from_dict
 from podnet.api.selector import LabelSelector
 from podnet.datastore.common import (encode, norm_namespace, object_key, prepare_create,
                                      prepare_update, selected, stamp)
+from podnet.datastore.decoding import decode_object, placeholder, report
 from podnet.datastore.etcd_watch import watch_stream
-from podnet.datastore.interface import (AlreadyExists, Conflict, DatastoreError, Event,
-                                        ListResult, NotFound, Unavailable)
+from podnet.datastore.interface import (AlreadyExists, BadEntry, Conflict, DatastoreError, Event,
+                                        ListResult, NotFound, Undecodable, Unavailable)
 from podnet.datastore.transport import netns_session, plain_session, unix_session
 
 DEFAULT_PREFIX = "/podnet"
@@ -62,6 +63,15 @@ def parse_etcd_url(url: str) -> dict[str, Any]:
 
 def _rev(d: dict[str, Any], field: str = "revision") -> int:
     return int(d.get(field, 0) or 0)
+
+
+def _loads_or_empty(value: str | None) -> dict[str, Any]:
+    """The stored object, or {} when it does not decode (an update overwrites it whole)."""
+    try:
+        d = json.loads(_decode(value)) if value else {}
+    except (ValueError, TypeError, RecursionError):
+        return {}
+    return d if isinstance(d, dict) else {}
 
 
 class EtcdDatastore:
@@ -107,8 +117,20 @@ class EtcdDatastore:
         return self._post("/kv/txn", {"compare": compare, "success": success, "failure": failure})
 
     def _decode_kv(self, kv: dict[str, Any], revision: int | None = None) -> Resource:
-        d = json.loads(_decode(kv["value"]) if kv.get("value") else b"{}")
-        return from_dict(stamp(d, revision if revision is not None else _rev(kv, "mod_revision")))
+        """The object of one key-value; Undecodable when the value (or the key) is not one."""
+        rev = revision if revision is not None else _rev(kv, "mod_revision")
+        key = self._relative(kv)
+        try:
+            kind, ns, name = self._split(self.prefix + "/" + key)
+        except ValueError:
+            raise Undecodable(BadEntry(key, _rev(kv, "mod_revision"),
+                                       "the key is not <prefix>/Kind/namespace/name")) from None
+        raw = _decode(kv["value"]) if kv.get("value") else None
+        return from_dict(stamp(decode_object(kind, ns, name, raw, _rev(kv, "mod_revision")), rev))
+
+    def _relative(self, kv: dict[str, Any]) -> str:
+        """The key without `<prefix>/`, as `check` names it and `remove` takes it."""
+        return _decode(kv["key"]).decode("utf-8", "replace")[len(self.prefix) + 1:]
 
     def _range(self, key: str, range_end: str | None = None) -> dict[str, Any]:
         payload = {"key": _encode(key)}
@@ -134,10 +156,46 @@ class EtcdDatastore:
                  else f"{self.prefix}/{kind}/{norm_namespace(kind, namespace)}/")
         # '/' + 1 == '0': the end of the range of keys that start with `start`.
         resp = self._range(start, start[:-1] + "0")
-        items = [self._decode_kv(kv) for kv in resp.get("kvs") or []]
+        items: list[Resource] = []
+        skipped: list[BadEntry] = []
+        for kv in resp.get("kvs") or []:
+            try:
+                items.append(self._decode_kv(kv))
+            except Undecodable as e:
+                report(e.entry, f"{self.url}: list {kind}")
+                skipped.append(e.entry)
         items = [o for o in items if selected(o, selector)]
         items.sort(key=lambda o: (o.namespace, o.name))
-        return ListResult(items, _rev(resp["header"]))
+        return ListResult(items, _rev(resp["header"]), tuple(skipped))
+
+    def check(self, kind: str | None = None) -> list[BadEntry]:
+        start = f"{self.prefix}/{kind}/" if kind else f"{self.prefix}/"
+        bad: list[BadEntry] = []
+        for kv in self._range(start, start[:-1] + "0").get("kvs") or []:
+            try:
+                self._decode_kv(kv)
+            except Undecodable as e:
+                bad.append(e.entry)
+        return bad
+
+    def remove(self, key: str, revision: int | None = None) -> None:
+        """Any key under the prefix, even one that is not Kind/namespace/name."""
+        if not key or key.startswith("/"):
+            raise NotFound(f"{key!r} is not a store key: expected Kind/namespace/name")
+        full = _encode(f"{self.prefix}/{key}")
+        if revision:
+            resp = self._txn([{"target": "MOD", "key": full, "mod_revision": revision}],
+                             [{"request_delete_range": {"key": full}}],
+                             [{"request_range": {"key": full, "keys_only": True}}])
+            if resp.get("succeeded"):
+                return
+            kvs = resp["responses"][0]["response_range"].get("kvs") or []
+            if kvs:
+                raise Conflict(f"{key}: revision {revision} is stale "
+                               f"(stored: {_rev(kvs[0], 'mod_revision')})")
+        elif int(self._post("/kv/deleterange", {"key": full}).get("deleted") or 0):
+            return
+        raise NotFound(f"{key} not found")
 
     def revision(self) -> int:
         return _rev(self._post("/kv/range", {"key": _encode(self._meta_key),
@@ -171,7 +229,7 @@ class EtcdDatastore:
             stored_rev = _rev(kv, "mod_revision")
             if want and want != stored_rev:
                 raise Conflict(f"{what}: revision {want} is stale (stored: {stored_rev})")
-            d = prepare_update(obj, json.loads(_decode(kv["value"])))
+            d = prepare_update(obj, _loads_or_empty(kv.get("value")))
             d["metadata"].pop("resourceVersion", None)
             resp = self._txn(
                 [{"target": "MOD", "key": _encode(key), "mod_revision": stored_rev}],
@@ -217,7 +275,10 @@ class EtcdDatastore:
             prev = resp.get("prev_kvs") or []
         if not prev:
             raise NotFound(f"{what} not found")
-        return self._decode_kv(prev[0], _rev(resp["header"]))
+        try:
+            return self._decode_kv(prev[0], _rev(resp["header"]))
+        except Undecodable:  # deleting a bad entry is how it gets repaired
+            return from_dict(placeholder(kind, ns, name, _rev(resp["header"])))
 
     # ---- compaction and watch -------------------------------------------------------
     def compact(self, revision: int) -> None:
@@ -243,29 +304,39 @@ class EtcdDatastore:
         try:
             for ev in watch_stream(session, self.client.get_url("/watch"), start,
                                    start[:-1] + "0", from_revision, stop, self.url):
-                kind = self._split(_decode(ev["kv"]["key"]).decode())[0]
+                kind = self._relative(ev["kv"]).split("/", 1)[0]
                 if wanted is not None and kind not in wanted:
                     continue
-                yield self._event(ev)
+                event = self._event(ev)
+                if event is not None:
+                    yield event
         finally:
             session.close()
 
-    def _event(self, ev: dict[str, Any]) -> Event:
+    def _event(self, ev: dict[str, Any]) -> Event | None:
+        """The event, or None for a key that names no object (reported, skipped). A value
+        that does not decode says the object is gone, as a list would skip it."""
         kv = ev["kv"]
         rev = _rev(kv, "mod_revision")
+        try:
+            kind, ns, name = self._split(_decode(kv["key"]).decode("utf-8", "replace"))
+        except ValueError:
+            report(BadEntry(self._relative(kv), rev, "the key is not <prefix>/Kind/namespace/name"),
+                   f"{self.url}: watch")
+            return None
+        gone = from_dict(placeholder(kind, ns, name, rev))
         if ev.get("type") == "DELETE":
-            prev = ev.get("prev_kv")
-            if prev is not None:
-                obj = self._decode_kv(prev, rev)
-            else:  # the previous state was compacted away: all we know is the key
-                kind, ns, name = self._split(_decode(kv["key"]).decode())
-                md: dict[str, Any] = {"name": name, "resourceVersion": str(rev)}
-                if ns:
-                    md["namespace"] = ns
-                obj = from_dict({"kind": kind, "metadata": md})
-            return Event("DELETED", rev, obj)
-        typ = "ADDED" if _rev(kv, "create_revision") == rev else "MODIFIED"
-        return Event(typ, rev, self._decode_kv(kv))
+            prev = ev.get("prev_kv")  # None: the previous state was compacted away
+            try:
+                return Event("DELETED", rev, self._decode_kv(prev, rev) if prev else gone)
+            except Undecodable:
+                return Event("DELETED", rev, gone)
+        try:
+            obj = self._decode_kv(kv)
+        except Undecodable as e:
+            report(e.entry, f"{self.url}: watch {kind}")
+            return Event("DELETED", rev, gone)
+        return Event("ADDED" if _rev(kv, "create_revision") == rev else "MODIFIED", rev, obj)
 
     def close(self) -> None:
         self.client.session.close()

@@ -6,6 +6,12 @@ its last write (etcd's mod_revision), and that is what compare-and-swap compares
 Watch delivers events in revision order, each exactly once, and can resume from any
 revision not yet compacted; a compacted start raises `Compacted` (relist, then watch
 from the list's revision).
+
+A stored value that does not decode into an object of its key (a disk fault, a buggy
+writer) is treated as absent by every reader: list skips it (and names it in
+`ListResult.skipped`), watch reports it as DELETED, get raises `Undecodable`; each skip is
+logged with key and revision and counted (decoding.py). `check` finds such entries and
+`remove` deletes one by key, as `etcdctl get`/`del` would.
 """
 from __future__ import annotations
 
@@ -46,6 +52,24 @@ class Unavailable(DatastoreError):
 
 
 @dataclass(frozen=True)
+class BadEntry:
+    """A stored entry no reader can use."""
+    key: str        # `Kind/namespace/name` (namespace empty when cluster-scoped): what `remove` takes
+    revision: int   # the entry's last write
+    reason: str     # why it does not decode
+
+
+class Undecodable(DatastoreError):
+    """`get` found the key, but its value is not an object (see BadEntry)."""
+
+    def __init__(self, entry: BadEntry):
+        super().__init__(f"{entry.key} (revision {entry.revision}) cannot be decoded: "
+                         f"{entry.reason}; find such entries with `podnet store check`, remove "
+                         f"one with `podnet store rm {entry.key}`")
+        self.entry = entry
+
+
+@dataclass(frozen=True)
 class Event:
     type: str  # "ADDED" | "MODIFIED" | "DELETED"
     revision: int
@@ -56,6 +80,7 @@ class Event:
 class ListResult:
     items: list[Resource]
     revision: int  # the store revision the list is consistent at
+    skipped: tuple[BadEntry, ...] = ()  # entries of the range that did not decode
 
 
 class Datastore(Protocol):
@@ -85,6 +110,13 @@ class Datastore(Protocol):
 
     def revision(self) -> int:
         """The current store revision."""
+
+    def check(self, kind: str | None = None) -> list[BadEntry]:
+        """Every entry (of `kind`, or of all kinds) that does not decode, in key order."""
+
+    def remove(self, key: str, revision: int | None = None) -> None:
+        """Delete the entry at `key` (`Kind/namespace/name`) whatever its value, with a
+        DELETED event; CAS when revision is given. Raises NotFound, Conflict."""
 
     def compact(self, revision: int) -> None:
         """Forget events at or below `revision` (watchers from there get Compacted)."""

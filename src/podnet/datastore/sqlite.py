@@ -25,10 +25,13 @@ from urllib.parse import urlsplit
 
 from podnet.api.objects import Resource
 from podnet.api.selector import LabelSelector
+from podnet.api.objects import from_dict
 from podnet.datastore.common import (decode, encode, norm_namespace, object_key, prepare_create,
                                      prepare_update, selected, stamp)
-from podnet.datastore.interface import (AlreadyExists, Compacted, Conflict, DatastoreError,
-                                        Event, ListResult, NotFound, Unavailable)
+from podnet.datastore.decoding import decode_object, placeholder, report, split_key
+from podnet.datastore.interface import (AlreadyExists, BadEntry, Compacted, Conflict,
+                                        DatastoreError, Event, ListResult, NotFound, Undecodable,
+                                        Unavailable)
 
 T = TypeVar("T")
 
@@ -50,6 +53,9 @@ IDLE_POLL_INTERVAL = 0.03  # after IDLE_AFTER seconds without a change: a third 
 IDLE_AFTER = 2.0
 AUTO_COMPACT_EVERY = 1000  # revisions between auto-compaction checks
 WATCH_BATCH = 1000
+# Values are read as bytes (CAST AS BLOB): a value that is not UTF-8 must fail only its own
+# decoding (decoding.py), not the whole query, which is what reading it as TEXT does.
+_SELECT = "SELECT namespace, name, CAST(value AS BLOB), mod_rev FROM objects "
 
 
 def sqlite_path(url: str) -> str:
@@ -155,26 +161,47 @@ class SqliteDatastore:
     # ---- reads ----------------------------------------------------------------------
     def get(self, kind: str, namespace: str, name: str) -> Resource:
         ns = norm_namespace(kind, namespace)
-        row = self._conn().execute(
-            "SELECT value FROM objects WHERE kind=? AND namespace=? AND name=?",
-            (kind, ns, name)).fetchone()
+        row = _stored(self._conn(), kind, ns, name)
         if row is None:
             raise NotFound(f"{kind} {ns + '/' if ns else ''}{name} not found")
-        return decode(row[0])
+        return from_dict(decode_object(kind, ns, name, row[0], row[1]))
 
     def list(self, kind: str, namespace: str | None = None,
              selector: LabelSelector | None = None) -> ListResult:
         def run(c: sqlite3.Connection) -> tuple[list[Any], int]:
             if namespace is None:
-                rows = c.execute("SELECT value FROM objects WHERE kind=? ORDER BY namespace, name",
+                rows = c.execute(_SELECT + "WHERE kind=? ORDER BY namespace, name",
                                  (kind,)).fetchall()
             else:
-                rows = c.execute("SELECT value FROM objects WHERE kind=? AND namespace=? "
-                                 "ORDER BY name", (kind, norm_namespace(kind, namespace))).fetchall()
+                rows = c.execute(_SELECT + "WHERE kind=? AND namespace=? ORDER BY name",
+                                 (kind, norm_namespace(kind, namespace))).fetchall()
             return rows, _meta(c, "revision")
         rows, rev = self._read(run)
-        items = [o for o in (decode(r[0]) for r in rows) if selected(o, selector)]
-        return ListResult(items, rev)
+        items: list[Resource] = []
+        skipped: list[BadEntry] = []
+        for ns, name, value, mod_rev in rows:
+            try:
+                obj = from_dict(decode_object(kind, ns, name, value, mod_rev))
+            except Undecodable as e:
+                report(e.entry, f"{self.url}: list {kind}")
+                skipped.append(e.entry)
+                continue
+            if selected(obj, selector):
+                items.append(obj)
+        return ListResult(items, rev, tuple(skipped))
+
+    def check(self, kind: str | None = None) -> list[BadEntry]:
+        sql = "SELECT kind, namespace, name, CAST(value AS BLOB), mod_rev FROM objects"
+        rows = self._read(lambda c: c.execute(
+            sql + (" WHERE kind=?" if kind else "") + " ORDER BY kind, namespace, name",
+            (kind,) if kind else ()).fetchall())
+        bad: list[BadEntry] = []
+        for k, ns, name, value, mod_rev in rows:
+            try:
+                decode_object(k, ns, name, value, mod_rev)
+            except Undecodable as e:
+                bad.append(e.entry)
+        return bad
 
     def revision(self) -> int:
         return _meta(self._conn(), "revision")
@@ -201,7 +228,7 @@ class SqliteDatastore:
         def run(c: sqlite3.Connection) -> Resource:
             old_value = _current(c, kind, ns, name, want)
             rev = self._bump(c)
-            value = encode(stamp(prepare_update(obj, _loads(old_value)), rev))
+            value = encode(stamp(prepare_update(obj, _loads_or_empty(old_value)), rev))
             c.execute("UPDATE objects SET value=?, mod_rev=? WHERE kind=? AND namespace=? AND name=?",
                       (value, rev, kind, ns, name))
             self._event(c, rev, "MODIFIED", kind, ns, name, value)
@@ -214,11 +241,22 @@ class SqliteDatastore:
         def run(c: sqlite3.Connection) -> Resource:
             old_value = _current(c, kind, ns, name, revision)
             rev = self._bump(c)
-            value = encode(stamp(_loads(old_value), rev))
+            try:
+                old = decode_object(kind, ns, name, old_value, rev)
+            except Undecodable:  # deleting a bad entry is how it gets repaired
+                old = placeholder(kind, ns, name, rev)
+            value = encode(stamp(old, rev))
             c.execute("DELETE FROM objects WHERE kind=? AND namespace=? AND name=?", (kind, ns, name))
             self._event(c, rev, "DELETED", kind, ns, name, value)
             return decode(value)
         return self._write(run)
+
+    def remove(self, key: str, revision: int | None = None) -> None:
+        try:
+            kind, ns, name = split_key(key)
+        except ValueError as e:
+            raise NotFound(str(e)) from None
+        self.delete(kind, ns, name, revision)
 
     def _bump(self, c: sqlite3.Connection) -> int:
         rev = _meta(c, "revision") + 1
@@ -278,10 +316,10 @@ class SqliteDatastore:
                 raise Compacted(last, floor)
             if len(rows) < WATCH_BATCH:
                 version = now  # caught up at this data_version
-            for rev, type_, kind, _ns, _name, value in rows:
+            for rev, type_, kind, ns, name, value in rows:
                 last = rev
                 if wanted is None or kind in wanted:
-                    yield Event(type_, rev, decode(value))
+                    yield _watch_event(self.url, rev, type_, kind, ns, name, value)
                 if stop is not None and stop.is_set():
                     return
 
@@ -302,7 +340,7 @@ def _read_events(conn: sqlite3.Connection, last: int) -> tuple[list[Any], int]:
     conn.execute("BEGIN")
     try:
         floor = _meta(conn, "compacted")
-        rows = conn.execute("SELECT rev, type, kind, namespace, name, value FROM events "
+        rows = conn.execute("SELECT rev, type, kind, namespace, name, CAST(value AS BLOB) FROM events "
                             "WHERE rev > ? ORDER BY rev LIMIT ?", (last, WATCH_BATCH)).fetchall()
     finally:
         conn.execute("COMMIT")
@@ -320,7 +358,7 @@ def _meta(c: sqlite3.Connection, key: str) -> int:
     return int(c.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()[0])
 
 
-def _current(c: sqlite3.Connection, kind: str, ns: str, name: str, want: int | None) -> str:
+def _current(c: sqlite3.Connection, kind: str, ns: str, name: str, want: int | None) -> bytes:
     """The stored value; NotFound when absent, Conflict when `want` (0/None: any) is not
     its revision. Called inside the write transaction, so the check and the write are atomic."""
     row = _stored(c, kind, ns, name)
@@ -333,13 +371,29 @@ def _current(c: sqlite3.Connection, kind: str, ns: str, name: str, want: int | N
     return value
 
 
-def _stored(c: sqlite3.Connection, kind: str, ns: str, name: str) -> tuple[str, int] | None:
-    return c.execute("SELECT value, mod_rev FROM objects WHERE kind=? AND namespace=? AND name=?",
+def _stored(c: sqlite3.Connection, kind: str, ns: str, name: str) -> tuple[bytes, int] | None:
+    return c.execute("SELECT CAST(value AS BLOB), mod_rev FROM objects "
+                     "WHERE kind=? AND namespace=? AND name=?",
                      (kind, ns, name)).fetchone()
 
 
-def _loads(value: str) -> dict[str, Any]:
-    return dict(json.loads(value))
+def _loads_or_empty(value: bytes) -> dict[str, Any]:
+    """The stored object, or {} when it does not decode (an update overwrites it whole)."""
+    try:
+        d = json.loads(value)
+    except (ValueError, TypeError, RecursionError):
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
+def _watch_event(url: str, rev: int, type_: str, kind: str, ns: str, name: str, value: bytes) -> Event:
+    """A watch event; one whose value does not decode says the object is gone (as a list
+    would skip it), with what its key tells."""
+    try:
+        return Event(type_, rev, from_dict(decode_object(kind, ns, name, value, rev)))
+    except Undecodable as e:
+        report(e.entry, f"{url}: watch {kind}")
+        return Event("DELETED", rev, from_dict(placeholder(kind, ns, name, rev)))
 
 
 def _sleep(stop: Any, seconds: float) -> None:
