@@ -1,25 +1,35 @@
 """NetworkPolicy at scale: 1,000 policies over 2,000 pods, on one node netns (worst case:
 every pod local, so every policy is rendered), plus the data-path cost between two real pods.
 
-Measures (medians):
-- full sync: calc + render + `nft -f` of the whole `inet podnet-pol` table;
+Measures, each over `--runs` runs (median and range), the sides of each comparison
+interleaved run by run:
+- full sync: calc + render + `nft -f` of the whole `inet podnet-pol` table, beside the same
+  script loaded from a file with `nft -f` (the floor: the kernel and nft's parser alone);
 - one change (partial sync): one policy edited, one pod relabelled, one namespace relabelled,
   each applied as the agent applies it (one long-lived NftSession), with the calc+render
   part alone, and again through the `nft -f` CLI for comparison;
-- TCP throughput (iperf3, 3 s) and TCP connect latency between two pods through the node,
-  with and without the policies, next to a bare veth pair between two namespaces.
+- between two pods through the node (iperf3 TCP throughput, 3 s; TCP connect latency,
+  median of `--connects` connects from a fresh client after 50 warm-up connects): with the
+  policies; without any ruleset in the node; without policies but with connection tracking
+  on (two empty forward chains with `ct state established,related accept`: what a podnet
+  node always has, since the service proxy's NAT tracks connections); and a bare veth pair.
+  bench/policy_connect.py splits the connect-latency difference further.
 Goals (issue #7): full apply < 5 s, one change < 100 ms, throughput with >= 95% of without.
 Needs root; everything lives in `pnb-pol-<random id>-*` namespaces, removed at the end.
-Prints a table, then one JSON line.
+Prints a table, then one JSON line with the load average before and after.
+
+    sudo .venv/bin/python bench/policy.py [--runs 5] [--connects 1000]
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import secrets
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,9 +45,9 @@ from podnet.api.objects import NetworkPolicy, Pod  # noqa: E402
 from podnet.calc.model import ClusterState  # noqa: E402
 from podnet.dataplane.nft.runner import NftRunner  # noqa: E402
 from podnet.dataplane.nft.session import NftSession  # noqa: E402
+from report import load, ratios, show, spread  # noqa: E402
 
 PREFIX = f"pnb-pol-{secrets.token_hex(3)}"  # benches own the pnb- prefix; unique per run
-RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 SERVER_IP, CLIENT_IP = "10.244.100.1", "10.244.100.2"
 
 
@@ -109,19 +119,42 @@ def iperf(client_ns: str, server_ns: str, ip: str) -> float:
 
 
 CONNECT_LOOP = """
-import socket, statistics, sys, time
-ts = []
-for _ in range(300):
+import json, resource, socket, statistics, sys, time
+n, ts = int(sys.argv[2]), []
+for _ in range(50):  # warm-up: neighbour entries, caches
+    socket.create_connection((sys.argv[1], 80), timeout=2).close()
+r0 = resource.getrusage(resource.RUSAGE_SELF)
+for _ in range(n):
     t = time.perf_counter()
     s = socket.create_connection((sys.argv[1], 80), timeout=2)
     ts.append(time.perf_counter() - t)
     s.close()
-print(statistics.median(ts) * 1e6)
+r1 = resource.getrusage(resource.RUSAGE_SELF)
+ts.sort()
+print(json.dumps({"median": statistics.median(ts) * 1e6, "p10": ts[len(ts) // 10] * 1e6,
+                  "cpu": ((r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)) / n * 1e6}))
 """
+WARM_UP = 50  # connects before the timed ones, in CONNECT_LOOP
 
 
-def connect_us(client_ns: str, ip: str) -> float:
-    return float(topo.nsx(client_ns, sys.executable, "-c", CONNECT_LOOP, ip).stdout)
+def connect_argv(client_ns: str, ip: str, n: int) -> list[str]:
+    return ["ip", "netns", "exec", client_ns, sys.executable, "-c", CONNECT_LOOP, ip, str(n)]
+
+
+def connect(client_ns: str, ip: str, n: int) -> dict[str, float]:
+    """Median and 10th percentile of n TCP connect times, and the client's CPU time
+    (user+system) per connect, in µs."""
+    return json.loads(topo.sh(*connect_argv(client_ns, ip, n)).stdout)
+
+
+# what a node without policies still has in a podnet cluster: connection tracking (the
+# service proxy's NAT needs it), here as two empty forward chains that look at ct state
+CONNTRACK_ONLY = ("add table inet podnet-pol\ndelete table inet podnet-pol\nadd table inet podnet-pol\n"
+                  "add chain inet podnet-pol egress { type filter hook forward priority filter + 5 ; policy accept ; }\n"
+                  "add chain inet podnet-pol ingress { type filter hook forward priority filter + 10 ; policy accept ; }\n"
+                  "add rule inet podnet-pol egress ct state established,related accept\n"
+                  "add rule inet podnet-pol ingress ct state established,related accept\n")
+NO_TABLE = "add table inet podnet-pol\ndelete table inet podnet-pol\n"
 
 
 def bare_pair() -> tuple[list[str], subprocess.Popen]:
@@ -137,10 +170,80 @@ def bare_pair() -> tuple[list[str], subprocess.Popen]:
     return [a, b], srv
 
 
+def full_syncs(nft: NftRunner, node: str, objs: list, runs: int) -> tuple[dict[str, list[float]], str]:
+    """podnet's full sync beside `nft -f` of the same script from a file, alternating."""
+    out: dict[str, list[float]] = {"full_sync_s": [], "full_calc_render_s": [], "nft_file_s": []}
+    script = ""
+    with tempfile.NamedTemporaryFile("w", prefix="pnb-pol-", suffix=".nft") as f:
+        for r in range(runs):
+            def podnet() -> None:
+                nonlocal script
+                state = ClusterState.from_objects(objs, node_name="node-1")
+                role = PolicyRole("node-1")
+                t0 = time.perf_counter()
+                script = role.nft_fragment(state, None)
+                out["full_calc_render_s"].append(time.perf_counter() - t0)
+                nft.apply(script)
+                role.committed(True)
+                out["full_sync_s"].append(time.perf_counter() - t0)
+
+            def from_file() -> None:  # (run 0 runs podnet first, so a script exists)
+                f.seek(0)
+                f.truncate()
+                f.write(script)
+                f.flush()
+                out["nft_file_s"].append(timed(lambda: topo.nsx(node, "nft", "-f", f.name)))
+            for fn in ((podnet, from_file) if r % 2 == 0 else (from_file, podnet)):
+                fn()
+    return out, script
+
+
+def one_changes_timed(role: PolicyRole, state: ClusterState, session: NftSession, nft: NftRunner,
+                      runs: int) -> dict[str, float]:
+    """The three one-change cases, as the agent applies them (session), then through the CLI."""
+    res: dict[str, float] = {}
+    for applier, tag in ((session, ""), (nft, "_nft_cli")):
+        one: dict[str, list[float]] = {"policy": [], "pod": [], "namespace": []}
+        calc: dict[str, list[float]] = {"policy": [], "pod": [], "namespace": []}
+        for i in range(max(runs, 9)):
+            for kind, key in one_changes(state, i):
+                one[kind].append(timed(lambda: sync(role, applier, state, {key})))
+                calc[kind].append(CALC_TIMES[-1])
+        for kind in one:
+            res[f"one_{kind}_change{tag}_ms"] = statistics.median(one[kind]) * 1e3
+            if not tag:
+                res[f"one_{kind}_change_calc_render_ms"] = statistics.median(calc[kind]) * 1e3
+    return res
+
+
+def data_path(nft: NftRunner, script: str, pods: tuple[str, str], bare: list[str], runs: int,
+              connects: int) -> dict[str, list[float]]:
+    """Throughput and connect latency, every side once per run, in rotated order."""
+    cns, sns = pods
+    sides = [("bare", None), ("with", script), ("without", NO_TABLE), ("conntrack", CONNTRACK_ONLY)]
+    got: dict[str, list[float]] = {}
+    for r in range(runs):
+        for name, ruleset in sides[r % 4:] + sides[:r % 4]:
+            if ruleset is not None:
+                nft.apply(ruleset)
+            client, server, ip = (bare[0], bare[1], "10.99.0.2") if name == "bare" else (cns, sns, SERVER_IP)
+            got.setdefault(f"throughput_{name}_gbps", []).append(iperf(client, server, ip))
+            for stat, v in connect(client, ip, connects).items():
+                got.setdefault(f"connect_{name}_{stat}_us", []).append(v)
+        print(f"data path run {r + 1}: " + "  ".join(f"{k} {v[-1]:.1f}" for k, v in got.items()
+                                                     if "gbps" in k or "median" in k), file=sys.stderr)
+    return got
+
+
 def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--connects", type=int, default=1000)
+    args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench/policy.py needs root (network namespaces)", file=sys.stderr)
         return 1
+    load_before = load()
     server = real_pod("ns0", "server", {"app": "app-0", "tier": "tier0", "role": "server"},
                       SERVER_IP, "fd00:10:244::100:1")
     client = real_pod("ns1", "client", {"app": "app-1", "tier": "tier1", "role": "client"},
@@ -148,69 +251,23 @@ def main() -> int:
     t, annotated = topo.build(PREFIX, [server, client])
     bare, bare_srv = [], None
     sessions: list[NftSession] = []
-    res: dict[str, float] = {}
     try:
         bare, bare_srv = bare_pair()
         # the floor of any sync: one trivial `nft -f` in an empty netns (machine load shows here)
         noop_runner = NftRunner(bare[0])
         noop = [timed(lambda: noop_runner.apply("add table inet pn-noop\ndelete table inet pn-noop\n"))
                 for _ in range(5)]
-        sns, cns = t.pod_netns("ns0/server"), t.pod_netns("ns1/client")
         nft = NftRunner(t.node)
-        # ---- full sync at scale
         objs = scale_objects() + annotated + bench_policies()
-        fulls, renders = [], []
-        for _ in range(RUNS):
-            state = ClusterState.from_objects(objs, node_name="node-1")
-            role = PolicyRole("node-1")
-            t0 = time.perf_counter()
-            script = role.nft_fragment(state, None)
-            renders.append(time.perf_counter() - t0)
-            nft.apply(script)
-            role.committed(True)
-            fulls.append(time.perf_counter() - t0)
-        res["script_mb"] = len(script) / 1e6
-        # ---- one change: as the agent applies it (one long-lived NftSession), then through
-        # the `nft -f` CLI for comparison (start-up and cache fill on every transaction)
+        series, script = full_syncs(nft, t.node, objs, args.runs)
+        state = ClusterState.from_objects(objs, node_name="node-1")
+        role = PolicyRole("node-1")
+        sync(role, nft, state, None)
         session = NftSession(t.node)
         sessions.append(session)
-        for applier, tag in ((session, ""), (nft, "_nft_cli")):
-            one: dict[str, list[float]] = {"policy": [], "pod": [], "namespace": []}
-            calc: dict[str, list[float]] = {"policy": [], "pod": [], "namespace": []}
-            for i in range(max(RUNS, 9)):
-                for kind, key in one_changes(state, i):
-                    one[kind].append(timed(lambda: sync(role, applier, state, {key})))
-                    calc[kind].append(CALC_TIMES[-1])
-            for kind in one:
-                res[f"one_{kind}_change{tag}_ms"] = statistics.median(one[kind]) * 1e3
-                if not tag:
-                    res[f"one_{kind}_change_calc_render_ms"] = statistics.median(calc[kind]) * 1e3
-        # ---- data path, with and without the policies, interleaved (the machine is shared:
-        # alternating keeps slow phases from landing on one side only)
-        tp_with, lat_with, tp_without, lat_without, tp_bare, lat_bare = [], [], [], [], [], []
-        for _ in range(RUNS):
-            tp_bare.append(iperf(bare[0], bare[1], "10.99.0.2"))
-            lat_bare.append(connect_us(bare[0], "10.99.0.2"))
-            tp_with.append(iperf(cns, sns, SERVER_IP))
-            lat_with.append(connect_us(cns, SERVER_IP))
-            nft.apply("delete table inet podnet-pol\n")
-            role.committed(False)
-            tp_without.append(iperf(cns, sns, SERVER_IP))
-            lat_without.append(connect_us(cns, SERVER_IP))
-            sync(role, nft, state, None)
-        med = statistics.median
-        res.update({
-            "pods": 2000, "policies": 1000,
-            "full_sync_s": med(fulls), "full_calc_render_s": med(renders),
-            "nft_noop_ms": med(noop) * 1e3,
-            "throughput_bare_gbps": med(tp_bare), "throughput_without_gbps": med(tp_without),
-            "throughput_with_gbps": med(tp_with),
-            "connect_bare_us": med(lat_bare), "connect_without_us": med(lat_without),
-            "connect_with_us": med(lat_with),
-        })
-        res["throughput_with_over_without"] = res["throughput_with_gbps"] / res["throughput_without_gbps"]
-        res["throughput_with_over_bare"] = res["throughput_with_gbps"] / res["throughput_bare_gbps"]
-        res["connect_with_over_without"] = res["connect_with_us"] / res["connect_without_us"]
+        single = one_changes_timed(role, state, session, nft, args.runs)
+        series.update(data_path(nft, script, (t.pod_netns("ns1/client"), t.pod_netns("ns0/server")),
+                                bare, args.runs, args.connects))
     finally:
         for sess in sessions:
             sess.close()
@@ -220,12 +277,39 @@ def main() -> int:
         for ns in bare:
             topo.sh("ip", "netns", "del", ns, check=False)
         t.destroy()
-    w = max(len(k) for k in res)
-    for k, v in res.items():
-        print(f"{k:<{w}}  {v:.3f}" if isinstance(v, float) else f"{k:<{w}}  {v}")
-    print(json.dumps({"bench": "policy", **{k: round(v, 4) if isinstance(v, float) else v
-                                             for k, v in res.items()}}))
+    report(series, single, noop, len(script), args, load_before)
     return 0
+
+
+def report(series: dict[str, list[float]], single: dict[str, float], noop: list[float], script_len: int,
+           args, load_before: list[float]) -> None:
+    rat = {"full_sync_over_nft_file": ratios(series["full_sync_s"], series["nft_file_s"]),
+           "throughput_with_over_without": ratios(series["throughput_with_gbps"], series["throughput_without_gbps"]),
+           "throughput_with_over_conntrack": ratios(series["throughput_with_gbps"],
+                                                    series["throughput_conntrack_gbps"]),
+           "throughput_with_over_bare": ratios(series["throughput_with_gbps"], series["throughput_bare_gbps"])}
+    for stat in ("median", "p10", "cpu"):
+        for other in ("without", "conntrack", "bare"):
+            rat[f"connect_{stat}_with_over_{other}"] = ratios(series[f"connect_with_{stat}_us"],
+                                                              series[f"connect_{other}_{stat}_us"])
+    w = max(len(k) for k in [*series, *rat, *single])
+    for k, v in series.items():
+        print(f"{k:<{w}}  {show(v)}")
+    for k, v in rat.items():
+        print(f"{k:<{w}}  {show(v)}")
+    for k, x in single.items():
+        print(f"{k:<{w}}  {x:.3f}")
+    tp = spread(rat["throughput_with_over_without"], 3)
+    print(f"throughput goal (with >= 0.95 x without): median {tp['median']} [{tp['min']}-{tp['max']}]: "
+          f"{'holds' if tp['median'] >= 0.95 else 'MISSED'} at the median"
+          f"{', holds in every run' if tp['min'] >= 0.95 else ', missed in some runs'}")
+    print(json.dumps({"bench": "policy", "pods": 2000, "policies": 1000, "runs": args.runs,
+                      "connects": args.connects, "script_mb": round(script_len / 1e6, 2),
+                      "nft_noop_ms": round(statistics.median(noop) * 1e3, 2),
+                      "figures": {k: spread(v) for k, v in series.items()},
+                      "ratios": {k: spread(v, 3) for k, v in rat.items()},
+                      "one_change": {k: round(v, 3) for k, v in single.items()},
+                      "loadavg_before": load_before, "loadavg_after": load()}))
 
 
 if __name__ == "__main__":
