@@ -85,6 +85,13 @@ def steps(annotated: list, variants: bool) -> dict[str, str]:
            "podnet-1000": full}
     if variants:
         out["1000-pair-first"] = variant(full, SPOOF, SPOOF_PAIR_FIRST)
+        # a measurement, not a candidate: established packets would skip the anti-spoofing
+        # test, so a pod could inject forged packets into another pod's tracked UDP flows
+        ct = "add rule inet podnet-pol egress ct state established,related accept\n"
+        if full.count(ct) != 1:
+            raise RuntimeError(f"the policy renderer's egress chain changed; update {__file__}")
+        first = "add rule inet podnet-pol egress " + SPOOF[4]
+        out["1000-ct-first"] = full.replace(ct, "").replace(first + "\n", ct + first + "\n")
     return out
 
 
