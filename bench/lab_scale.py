@@ -1,12 +1,19 @@
 #!/usr/bin/env python3
-"""Lab scale: a 4-node lab, 200 pods (one Deployment); time to all Ready, pods/s, peak
-memory of every lab process (sum of RSS), teardown time. Needs root.
+"""Lab scale: a 4-node lab, 200 pods (one Deployment); time to all Ready, pods/s (and
+whether it slows as pods accumulate: the rate over the first and the second half of the
+pods), peak memory of every lab process (sum of RSS), teardown time. Needs root.
 
-There is no reference implementation to run side by side on one machine without a VM
-or containers (kind needs Docker), so the figures stand against the issue's goals:
-200 pods Ready < 30 s, < 2 GiB in all, teardown < 10 s. Prints one JSON line at the end.
+The reference, run alternately with the lab (`--runs` each, the order alternating): the
+floor (bench/lab_raw.py): the same number of pod namespaces on as many node namespaces,
+each with its veth pair, addresses and routes made directly with `ip` (a handful of
+processes), and TCP/UDP 8080 listening in every pod (one helper process). A real cluster
+manager (kind, k3s) cannot run side by side on this machine without containers or VMs, so
+the floor says what the kernel work itself costs, and lab/floor what podnet's control plane
+(datastore, scheduling, IPAM, CNI calls, status writes, agents, DNS) adds to it.
+Goals: 200 pods Ready < 30 s, < 2 GiB in all, teardown < 10 s. Figures: median and range
+over the runs. Prints a table, the ratios, and one JSON line with the load average.
 
-    sudo .venv/bin/python bench/lab_scale.py [--nodes 4] [--pods 200] [--dual-stack] [--datastore etcd]
+    sudo .venv/bin/python bench/lab_scale.py [--nodes 4] [--pods 200] [--runs 3] [--dual-stack] [--datastore etcd]
 """
 from __future__ import annotations
 
@@ -20,6 +27,9 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from lab_raw import RawPods
+from report import load, ratios, show, spread
 
 
 def podnet(env: dict[str, str], *args: str, input: str | None = None) -> str:
@@ -87,69 +97,108 @@ spec:
 """
 
 
+def lab_run(a, name: str) -> dict[str, float]:
+    """One lab: up, the Deployment until every pod is Ready, teardown."""
+    from podnet.datastore.interface import open_datastore
+    home = tempfile.mkdtemp(prefix="podnet-bench-")
+    env = {**os.environ, "PODNET_HOME": home}
+    env.pop("PODNET_DATASTORE", None)
+    lab_dir = Path(home) / "labs" / name
+    up_args = ["up", "--name", name, "--nodes", str(a.nodes), "--datastore", a.datastore] + \
+        (["--dual-stack"] if a.dual_stack else [])
+    sampler = MemSampler(lab_dir, name)
+    result: dict[str, float] = {}
+    t0 = time.monotonic()
+    try:
+        podnet(env, *up_args)
+        result["up_s"] = time.monotonic() - t0
+        sampler.start()
+        store = open_datastore((lab_dir / "datastore.url").read_text().strip())
+        t1 = time.monotonic()
+        podnet(env, "apply", "-f", "-", input=deployment(a.pods))
+        ready, half_at = 0, None
+        while time.monotonic() - t1 < a.timeout:
+            pods = store.list("Pod", "default").items  # not the cluster DNS pods
+            ready = sum(1 for p in pods if p.ready and p.labels.get("app") == "scale")  # type: ignore[attr-defined]
+            if half_at is None and ready >= a.pods // 2:
+                half_at = time.monotonic() - t1
+            if ready >= a.pods:
+                break
+            time.sleep(0.2)
+        t_ready = time.monotonic() - t1
+        store.close()
+        if ready < a.pods:
+            raise SystemExit(f"only {ready}/{a.pods} pods Ready after {a.timeout} s")
+        time.sleep(0.5)
+        sampler.stop.set()
+        sampler.join()
+        half = half_at or t_ready
+        result.update({"all_ready_s": t_ready, "pods_per_s": ready / t_ready,
+                       "pods_per_s_first_half": (a.pods // 2) / half,
+                       "pods_per_s_second_half": (a.pods - a.pods // 2) / max(t_ready - half, 1e-3),
+                       "peak_rss_mib": sampler.peak / 1024})
+    finally:
+        sampler.stop.set()
+        t2 = time.monotonic()
+        subprocess.run([sys.executable, "-m", "podnet.cli.main", "down", "--name", name, "--force"],
+                       env=env, capture_output=True)
+        result["teardown_s"] = time.monotonic() - t2
+        subprocess.run(["rm", "-rf", home])
+    return result
+
+
+def raw_run(a) -> dict[str, float]:
+    raw = RawPods(f"pnb-lab-{secrets.token_hex(3)}", a.nodes, a.pods, a.dual_stack)
+    try:
+        took = raw.build()
+        rss = raw.helper_rss_mib()
+    finally:
+        down = raw.teardown()
+    return {"all_ready_s": took, "pods_per_s": a.pods / took, "peak_rss_mib": rss, "teardown_s": down}
+
+
 def main() -> int:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nodes", type=int, default=4)
     ap.add_argument("--pods", type=int, default=200)
+    ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--dual-stack", action="store_true")
     ap.add_argument("--datastore", choices=("sqlite", "etcd"), default="sqlite")
     ap.add_argument("--timeout", type=float, default=300)
     a = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("needs root")
-    home = tempfile.mkdtemp(prefix="podnet-bench-")
-    env = {**os.environ, "PODNET_HOME": home}
-    env.pop("PODNET_DATASTORE", None)
-    name = f"b{secrets.token_hex(3)}"
-    lab_dir = Path(home) / "labs" / name
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from podnet.datastore.interface import open_datastore
-
-    t0 = time.monotonic()
-    up_args = ["up", "--name", name, "--nodes", str(a.nodes), "--datastore", a.datastore] + \
-        (["--dual-stack"] if a.dual_stack else [])
-    sampler = MemSampler(lab_dir, name)
-    result: dict[str, object] = {}
-    try:
-        podnet(env, *up_args)
-        t_up = time.monotonic() - t0
-        sampler.start()
-        store = open_datastore((lab_dir / "datastore.url").read_text().strip())
-        t1 = time.monotonic()
-        podnet(env, "apply", "-f", "-", input=deployment(a.pods))
-        ready = 0
-        while time.monotonic() - t1 < a.timeout:
-            pods = store.list("Pod", "default").items  # not the cluster DNS pods
-            ready = sum(1 for p in pods if p.ready and p.labels.get("app") == "scale")  # type: ignore[attr-defined]
-            if ready >= a.pods:
-                break
-            time.sleep(0.2)
-        t_ready = time.monotonic() - t1
-        store.close()
-        time.sleep(0.5)
-        sampler.stop.set()
-        sampler.join()
-        result = {"nodes": a.nodes, "pods": a.pods, "ready": ready, "dual_stack": a.dual_stack,
-                  "datastore": a.datastore,
-                  "up_s": round(t_up, 2), "all_ready_s": round(t_ready, 2),
-                  "pods_per_s": round(ready / t_ready, 1) if t_ready else None,
-                  "peak_rss_mib": round(sampler.peak / 1024, 1)}
-    finally:
-        sampler.stop.set()
-        t2 = time.monotonic()
-        subprocess.run([sys.executable, "-m", "podnet.cli.main", "down", "--name", name, "--force"],
-                       env=env, capture_output=True)
-        result["teardown_s"] = round(time.monotonic() - t2, 2)
-        subprocess.run(["rm", "-rf", home])
-    goals = {"all_ready_s": 30, "peak_rss_mib": 2048, "teardown_s": 10}
-    print(f"lab: {a.nodes} nodes up in {result.get('up_s')} s; {result.get('ready')}/{a.pods} pods Ready "
-          f"in {result.get('all_ready_s')} s ({result.get('pods_per_s')} pods/s); peak memory of all lab "
-          f"processes {result.get('peak_rss_mib')} MiB; teardown {result['teardown_s']} s")
-    for k, goal in goals.items():
-        v = result.get(k)
-        print(f"  {k:14} {v!s:>8}  goal < {goal}  {'ok' if isinstance(v, (int, float)) and v < goal else 'MISSED'}")
-    print(json.dumps({"bench": "lab_scale", **result, "goals": goals}))
+    load_before = load()
+    runs: dict[str, list[dict[str, float]]] = {"lab": [], "floor": []}
+    for r in range(a.runs):
+        sides = [("lab", lambda: lab_run(a, f"b{secrets.token_hex(3)}")), ("floor", lambda: raw_run(a))]
+        for side, fn in (sides if r % 2 == 0 else sides[::-1]):
+            runs[side].append(fn())
+            print(f"run {r + 1} {side}: " + "  ".join(f"{k} {v:.2f}" for k, v in runs[side][-1].items()),
+                  file=sys.stderr)
+    report(runs, a, load_before)
     return 0
+
+
+def report(runs: dict[str, list[dict[str, float]]], a, load_before: list[float]) -> None:
+    goals = {"all_ready_s": 30, "peak_rss_mib": 2048, "teardown_s": 10}
+    print(f"{a.nodes} nodes, {a.pods} pods{', dual stack' if a.dual_stack else ''}, {a.datastore}, {a.runs} runs")
+    for side, rs in runs.items():
+        for k in rs[0]:
+            goal = goals.get(k) if side == "lab" else None
+            verdict = "" if goal is None else f"  goal < {goal}: " + (
+                "holds" if max(r[k] for r in rs) < goal else "MISSED in some runs")
+            print(f"  {side:6s} {k:24s} {show([r[k] for r in rs], '{:.2f}'):>28s}{verdict}")
+    rat = {k: ratios([r[k] for r in runs["lab"]], [r[k] for r in runs["floor"]])
+           for k in ("all_ready_s", "teardown_s")}
+    for k, v in rat.items():
+        print(f"  lab/floor {k:20s} {show(v, '{:.2f}'):>28s}")
+    print(json.dumps({"bench": "lab_scale", "nodes": a.nodes, "pods": a.pods, "dual_stack": a.dual_stack,
+                      "datastore": a.datastore, "runs": a.runs,
+                      "figures": {side: {k: spread(r[k] for r in rs) for k in rs[0]} for side, rs in runs.items()},
+                      "ratios_lab_over_floor": {k: spread(v, 3) for k, v in rat.items()}, "goals": goals,
+                      "loadavg_before": load_before, "loadavg_after": load()}))
 
 
 if __name__ == "__main__":
