@@ -24,7 +24,25 @@ from podnet.cli.errors import UserError
 
 LAB = "demo"
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "demo"
-OUTSIDE_URL = "http://203.0.113.10/"
+OUTSIDE_ECHO = "203.0.113.10"  # the lab's outside-world echo server (lab/topology.py)
+OUTSIDE_URL = f"http://{OUTSIDE_ECHO}/"
+OUTSIDE_NAME = "www.example.test"  # the outside world's DNS answers it with OUTSIDE_ECHO
+# curl's exit codes: what happened to a connection (curl(1), EXIT CODES)
+CURL_OUTCOMES = {0: "answered", 7: "refused", 28: "timeout", 52: "empty reply", 56: "reset"}
+
+
+def curl_outcome(returncode: int) -> str:
+    """What a `curl --max-time` saw: answered, refused (a reset or ICMP error while
+    connecting), timeout (a silent drop), reset (after connecting), or error <code>."""
+    return CURL_OUTCOMES.get(returncode, f"error {returncode}")
+
+
+def dig_short_answer(cp: subprocess.CompletedProcess[str]) -> list[str]:
+    """The records `dig +short` printed, [] when dig failed (its `;;` error lines are not
+    answers: a communications error prints one and exits 9)."""
+    if cp.returncode != 0:
+        return []
+    return [line.strip() for line in cp.stdout.splitlines() if line.strip() and not line.startswith(";")]
 
 
 class Demo:
@@ -179,26 +197,30 @@ class Demo:
         srv = self.exec_in("shop", "client", ["dig", "+short", "SRV", "_http._tcp.web.shop.svc.cluster.local"])
         self.check(" 80 web.shop.svc.cluster.local." in srv.stdout, "SRV names the port",
                    f"SRV answer {srv.stdout.strip()!r}")
-        ext = self.exec_in("shop", "client", ["dig", "+short", "www.example.test"])
-        self.check(bool(ext.stdout.strip()), "a name outside the cluster is forwarded upstream",
-                   "the outside name did not resolve")
+        ext = dig_short_answer(self.exec_in("shop", "client", ["dig", "+short", OUTSIDE_NAME]))
+        self.check(ext == [OUTSIDE_ECHO], f"a name outside the cluster is forwarded upstream: {OUTSIDE_ECHO}",
+                   f"{OUTSIDE_NAME} answered {ext}, not [{OUTSIDE_ECHO!r}]")
 
     def nat_outgoing(self) -> None:
         self.step(5, "NAT outgoing: leaving the cluster with the node's address",
                   "pod → outside the cluster is SNATed to the node IP; the outside has no route to pods")
         client = next(p for p in self.pods("shop") if p["metadata"]["name"] == "client")
+        node_ip = client["status"].get("hostIP", "")
         on = self.exec_in("shop", "client", ["curl", "-s", "--max-time", "3", OUTSIDE_URL])
         seen = on.stdout.split()[-1] if on.stdout.split() else ""
-        self.check(on.returncode == 0 and seen.startswith("198.18.0."),
+        self.check(on.returncode == 0 and seen == node_ip != "",
                    f"the outside world saw the node's IP {seen}, not the pod's {client['status']['podIP']}",
-                   f"outside answer {on.stdout.strip()!r}")
+                   f"outside answer {on.stdout.strip()!r} ({curl_outcome(on.returncode)}), "
+                   f"not from the node's IP {node_ip}")
         pool = self.examples / "10-ippools.yaml"
         off_text = pool.read_text().replace("natOutgoing: true", "natOutgoing: false")
         self.run_apply_text(off_text, "natOutgoing: false on both pools")
         time.sleep(0.5)
         off = self.exec_in("shop", "client", ["curl", "-s", "--max-time", "2", OUTSIDE_URL])
-        self.check(off.returncode != 0, "without NAT the request leaves with the pod IP and no answer comes back",
-                   f"without NAT the outside still answered: {off.stdout.strip()!r}")
+        # the outside has no route back to pod addresses: its answer is never sent
+        self.check(curl_outcome(off.returncode) == "timeout",
+                   "without NAT the request leaves with the pod IP and no answer comes back (a timeout)",
+                   f"without NAT, want a timeout, got {curl_outcome(off.returncode)}: {off.stdout.strip()!r}")
         self.run(["apply", "-f", str(pool)])
 
     def run_apply_text(self, text: str, what: str) -> None:
@@ -214,16 +236,20 @@ class Demo:
         self.run(["apply", "-f", str(self.examples / "40-deny-web.yaml")])
         time.sleep(0.5)
         denied = self.exec_in("shop", "client", ["curl", "-s", "--max-time", "2", url])
-        self.check(denied.returncode != 0, "default deny: the client can no longer reach web",
-                   f"the client still reached web: {denied.stdout.strip()!r}")
+        # a policy denial is a silent drop (as Calico's): a timeout, never a refusal
+        self.check(curl_outcome(denied.returncode) == "timeout",
+                   "default deny: the client can no longer reach web (dropped: a timeout)",
+                   f"denied: want a timeout, got {curl_outcome(denied.returncode)}: {denied.stdout.strip()!r}")
         self.run(["apply", "-f", str(self.examples / "50-allow-client.yaml")])
         time.sleep(0.5)
         allowed = self.exec_in("shop", "client", ["curl", "-s", "--max-time", "2", url])
-        self.check(allowed.returncode == 0, "the allow rule lets role=client in",
-                   "the client is still denied after the allow rule")
+        self.check(allowed.returncode == 0 and allowed.stdout.startswith("shop/web-"),
+                   "the allow rule lets role=client in: a web replica answers",
+                   f"after the allow rule: {curl_outcome(allowed.returncode)} {allowed.stdout.strip()!r}")
         worker = self.exec_in("batch", "worker", ["curl", "-s", "--max-time", "2", url])
-        self.check(worker.returncode != 0, "batch/worker (not role=client) stays denied",
-                   f"batch/worker got in: {worker.stdout.strip()!r}")
+        self.check(curl_outcome(worker.returncode) == "timeout",
+                   "batch/worker (not role=client) stays denied (dropped: a timeout)",
+                   f"batch/worker: want a timeout, got {curl_outcome(worker.returncode)}: {worker.stdout.strip()!r}")
 
     def finish(self, down: bool) -> None:
         self.con.print()
