@@ -1,34 +1,36 @@
-"""Test-wide rules: root tests skip only without root or `ip netns`; the machine's own
-network namespace must be exactly as it was when the session started."""
+"""Test-wide rules: root tests skip only without root or `ip netns` (and fail instead under
+CI=true); every test under tests/kernel and tests/e2e carries the `root` marker; the
+machine's own network namespace must be exactly as it was when the session started."""
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
+from needs import missing, root_missing
 
-def _root_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (network namespaces, nftables)"
-    if shutil.which("ip") is None:
-        return "needs iproute2's `ip`"
-    if subprocess.run(["ip", "netns", "list"], capture_output=True).returncode != 0:
-        return "`ip netns` is not available here"
-    return None
+ROOT_SKIP_REASON = root_missing()
+ROOT_ONLY_DIRS = ("kernel", "e2e")  # tests/<dir>: every test there needs root
+TESTS = Path(__file__).resolve().parent
 
 
-ROOT_SKIP_REASON = _root_reason()
+def _in_root_only_dir(item: pytest.Item) -> bool:
+    try:
+        rel = Path(str(item.path)).resolve().relative_to(TESTS)
+    except ValueError:
+        return False
+    return rel.parts[0] in ROOT_ONLY_DIRS
 
 
-def pytest_collection_modifyitems(config, items):
-    if ROOT_SKIP_REASON is None:
-        return
-    skip = pytest.mark.skip(reason=ROOT_SKIP_REASON)
-    for item in items:
-        if "root" in item.keywords:
-            item.add_marker(skip)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # before any fixture: a root test's fixtures build namespaces
+    if _in_root_only_dir(item) and "root" not in item.keywords:
+        pytest.fail(f"{item.nodeid} lives in a root-only directory but has no `root` marker "
+                    "(pytestmark = pytest.mark.root)", pytrace=False)
+    if "root" in item.keywords and ROOT_SKIP_REASON is not None:
+        missing(ROOT_SKIP_REASON)
 
 
 def _root_ns_state() -> dict[str, str]:
@@ -42,7 +44,23 @@ def _root_ns_state() -> dict[str, str]:
         "routes": out(["ip", "route"]),
         "routes6": out(["ip", "-6", "route"]),
         "nft": out(["nft", "list", "tables"]) if shutil.which("nft") else "",
+        "sysctls": _sysctls(ROOT_NS_SYSCTLS),
     }
+
+
+# What routes or filters the machine's own traffic (IPv6 has no rp_filter)
+ROOT_NS_SYSCTLS = ("net/ipv4/ip_forward",
+                   *(f"net/ipv4/conf/{c}/{k}" for c in ("all", "default") for k in ("forwarding", "rp_filter")),
+                   *(f"net/ipv6/conf/{c}/forwarding" for c in ("all", "default")))
+
+
+def _sysctls(names: tuple[str, ...]) -> str:
+    def read(name: str) -> str:
+        try:
+            return (Path("/proc/sys") / name).read_text().strip()
+        except OSError as e:
+            return f"<{e.strerror}>"
+    return "\n".join(f"{n}={read(n)}" for n in names)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -13,6 +13,8 @@ from typing import Callable, Iterator
 
 import pytest
 
+from needs import missing
+
 from podnet.datastore.interface import Datastore, open_datastore
 
 ETCD_BIN = os.environ.get("PODNET_ETCD_BIN", "/usr/bin/etcd")
@@ -49,7 +51,7 @@ def _sqlite_backend(tmp_path) -> Iterator[Backend]:
 
 def _etcd_backend(tmp_path) -> Iterator[Backend]:
     if not (os.path.exists(ETCD_BIN) or shutil.which("etcd")):
-        pytest.skip(f"etcd binary not found at {ETCD_BIN} (install Debian's etcd-server)")
+        missing(f"etcd binary not found at {ETCD_BIN} (install Debian's etcd-server)")
     from podnet.datastore.etcd_server import EtcdServer
     # tmpfs when there is one: etcd fsyncs every write, and the suite is about behaviour,
     # not disk speed (bench/ measures speed).

@@ -6,6 +6,8 @@ import os
 import pytest
 import requests
 
+from needs import missing
+
 from podnet.datastore.etcd_server import EtcdServer
 
 ETCD_BIN = os.environ.get("PODNET_ETCD_BIN", "/usr/bin/etcd")
@@ -14,7 +16,7 @@ ETCD_BIN = os.environ.get("PODNET_ETCD_BIN", "/usr/bin/etcd")
 @pytest.fixture
 def etcd_bin():
     if not os.path.exists(ETCD_BIN):
-        pytest.skip(f"etcd binary not found at {ETCD_BIN} (install Debian's etcd-server)")
+        missing(f"etcd binary not found at {ETCD_BIN} (install Debian's etcd-server)")
     return ETCD_BIN
 
 

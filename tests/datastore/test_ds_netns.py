@@ -13,6 +13,7 @@ import threading
 
 import pytest
 
+from needs import missing
 from netnames import unique_netns
 
 from podnet.api.objects import from_dict
@@ -33,9 +34,9 @@ def _ip(*args: str) -> None:
 @pytest.fixture
 def netns():
     if os.geteuid() != 0:
-        pytest.skip("needs root (creates a network namespace)")
+        missing("needs root (creates a network namespace)")
     if shutil.which("ip") is None:
-        pytest.skip("needs iproute2's `ip netns`")
+        missing("needs iproute2's `ip netns`")
     name = unique_netns("ds")
     _ip("netns", "add", name)
     try:
@@ -50,7 +51,7 @@ def netns():
 @pytest.fixture
 def etcd_in_netns(netns, tmp_path):
     if not os.path.exists(ETCD_BIN):
-        pytest.skip(f"etcd binary not found at {ETCD_BIN}")
+        missing(f"etcd binary not found at {ETCD_BIN}")
     server = EtcdServer(str(tmp_path / "etcd"), netns=netns, client_host=ADDR, binary=ETCD_BIN)
     server.start()
     try:
@@ -94,7 +95,7 @@ def test_etcd_inside_netns_is_used_from_root_namespace(etcd_in_netns, netns):
 
 def test_etcd_server_unix_socket(tmp_path):
     if not os.path.exists(ETCD_BIN):
-        pytest.skip(f"etcd binary not found at {ETCD_BIN}")
+        missing(f"etcd binary not found at {ETCD_BIN}")
     sock = tmp_path / "etcd.sock:0"
     with EtcdServer(str(tmp_path / "etcd"), unix_socket=str(sock), binary=ETCD_BIN):
         store = open_datastore(f"etcd+unix://{sock}/unix-prefix")

@@ -5,6 +5,8 @@ import json
 
 import pytest
 
+from needs import missing
+
 from podnet.cni import runtime
 from podnet.cni.config import make_netconf
 from podnet.cni.errors import CniError
@@ -251,7 +253,7 @@ def test_pods_on_an_etcd_store(lab, tmp_path):
     import shutil
     from concurrent.futures import ThreadPoolExecutor
     if shutil.which("etcd") is None:
-        pytest.skip("etcd binary not installed")
+        missing("etcd binary not installed")
     from podnet.datastore.etcd import EtcdDatastore
     from podnet.datastore.etcd_server import EtcdServer
     # The plugins run in the node's namespace, where 127.0.0.1 is not this etcd: reach it

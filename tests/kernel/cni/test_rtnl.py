@@ -11,6 +11,8 @@ import pytest
 
 from cnilab import Lab
 
+pytestmark = pytest.mark.root
+
 
 @pytest.fixture
 def nslab(tmp_path):

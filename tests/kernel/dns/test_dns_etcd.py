@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from needs import missing
 from netnames import unique_netns
 
 from podnet.api.objects import from_dict
@@ -46,7 +47,7 @@ def _until(cond, timeout: float) -> bool:
 
 def test_dns_serves_an_etcd_store(tmp_path):
     if not os.path.exists(ETCD_BIN):
-        pytest.skip(f"etcd binary not found at {ETCD_BIN}")
+        missing(f"etcd binary not found at {ETCD_BIN}")
     from podnet.datastore.etcd_server import EtcdServer
     sock = tmp_path / "etcd.sock:0"
     etcd = EtcdServer(str(tmp_path / "etcd"), netns=NS, client_host="127.0.0.1",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from needs import missing
 from netnames import unique_netns
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -29,9 +30,9 @@ PREFIX = unique_netns("pol")  # one per run: <PREFIX>-node, -out, -<ns>-<pod>
 
 def _need_root() -> None:
     if os.geteuid() != 0:
-        pytest.skip("needs root")
+        missing("needs root")
     if shutil.which("ip") is None:
-        pytest.skip("needs ip netns (iproute2)")
+        missing("needs ip netns (iproute2)")
 
 
 class Node:

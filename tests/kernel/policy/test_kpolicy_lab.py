@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from needs import missing
+
 from podnet.api.objects import Pod
 from podnet.calc.model import ClusterState
 from podnet.calc.policy.table import TruthTable, e2e_model, predict
@@ -54,7 +56,7 @@ class Lab:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     if os.geteuid() != 0:
-        pytest.skip("needs root")
+        missing("needs root")
     lab = Lab(tmp_path_factory.mktemp("pn-pol-home"))
     try:
         lab.podnet("up", "--name", lab.name, "--nodes", "2", "--dual-stack")

@@ -10,6 +10,8 @@ import os
 
 import pytest
 
+from needs import missing
+
 from podnet.api.objects import from_dict
 from podnet.datastore.etcd import EtcdDatastore
 from podnet.datastore.etcd_server import EtcdServer
@@ -112,7 +114,7 @@ def test_parallel_adds_sqlite(tmp_path):
 @pytest.mark.etcd
 def test_parallel_adds_etcd(tmp_path):
     if not os.path.exists(ETCD_BIN):
-        pytest.skip(f"etcd binary not found at {ETCD_BIN} (install Debian's etcd-server)")
+        missing(f"etcd binary not found at {ETCD_BIN} (install Debian's etcd-server)")
     with EtcdServer(str(tmp_path / "etcd"), binary=ETCD_BIN) as srv:
         url = srv.datastore_url("/pn-cni")
         store = EtcdDatastore(url)

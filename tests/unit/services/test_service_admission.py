@@ -9,6 +9,8 @@ import shutil
 
 import pytest
 
+from needs import missing
+
 from podnet.api.objects import from_dict
 from podnet.datastore.interface import open_datastore
 from podnet.datastore.sqlite import SqliteDatastore
@@ -171,7 +173,7 @@ def store_url(request, tmp_path):
         yield url
         return
     if not (os.path.exists(ETCD_BIN) or shutil.which("etcd")):
-        pytest.skip(f"etcd binary not found at {ETCD_BIN}")
+        missing(f"etcd binary not found at {ETCD_BIN}")
     from podnet.datastore.etcd_server import EtcdServer
     server = EtcdServer(data_dir=str(tmp_path / "etcd"), binary=ETCD_BIN)
     server.start()
