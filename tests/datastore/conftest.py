@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from typing import Callable, Iterator
 
@@ -22,9 +24,11 @@ ETCD_BIN = os.environ.get("PODNET_ETCD_BIN", "/usr/bin/etcd")
 
 class Backend:
     """A datastore under test: `open()` gives a fresh client, `disrupt()` breaks every
-    client's connection (closes nothing of theirs) and brings the store back."""
+    client's connection (closes nothing of theirs) and brings the store back: etcd is
+    restarted; SQLite, which has no server, is held locked by another process for a while
+    and every client's connections are dropped (`SqliteDatastore.disconnect`)."""
 
-    def __init__(self, name: str, url: str, disrupt: Callable[[], None]):
+    def __init__(self, name: str, url: str, disrupt: Callable[[list[Datastore]], None]):
         self.name = name
         self.url = url
         self._disrupt = disrupt
@@ -36,15 +40,41 @@ class Backend:
         return store
 
     def disrupt(self) -> None:
-        self._disrupt()
+        self._disrupt(self._opened)
 
     def close_all(self) -> None:
         for s in self._opened:
             s.close()
 
 
+SQLITE_LOCK_SECONDS = 0.5
+_HOLD_WRITE_LOCK = """
+import sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+c.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+c.execute("COMMIT")
+"""
+
+
+def _sqlite_disrupt(path: str) -> Callable[[list[Datastore]], None]:
+    def disrupt(opened: list[Datastore]) -> None:
+        holder = subprocess.Popen([sys.executable, "-c", _HOLD_WRITE_LOCK, path, str(SQLITE_LOCK_SECONDS)],
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+            for store in opened:
+                store.disconnect()  # type: ignore[attr-defined]
+        finally:
+            assert holder.wait(30) == 0
+    return disrupt
+
+
 def _sqlite_backend(tmp_path) -> Iterator[Backend]:
-    b = Backend("sqlite", f"sqlite://{tmp_path}/store.db", lambda: None)
+    path = f"{tmp_path}/store.db"
+    b = Backend("sqlite", f"sqlite://{path}", _sqlite_disrupt(path))
+    b.open()  # the file exists before anyone locks it
     yield b
     b.close_all()
 
@@ -60,7 +90,7 @@ def _etcd_backend(tmp_path) -> Iterator[Backend]:
     server.start()
     try:
         b = Backend("etcd", f"etcd://{server.client_host}:{server.client_port}/podnet-test",
-                    server.restart)
+                    lambda _opened: server.restart())
         yield b
         b.close_all()
     finally:

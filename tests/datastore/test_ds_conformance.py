@@ -238,6 +238,7 @@ def test_watch_resumes_across_reconnect(backend):
     start = writer.revision()
     total = 120
     seen: list[Event] = []
+    breaks: list[Exception] = []  # watches the store broke (not our own client-side one)
     done = threading.Event()
 
     def write_all():
@@ -266,7 +267,8 @@ def test_watch_resumes_across_reconnect(backend):
                         break  # a client-side reconnect, on top of the server restart
             except Compacted:
                 raise
-            except Exception:
+            except Exception as e:
+                breaks.append(e)
                 time.sleep(0.05)
             finally:
                 w.close()
@@ -284,6 +286,7 @@ def test_watch_resumes_across_reconnect(backend):
     assert names == [f"p{i}" for i in range(total)]
     revs = [e.revision for e in seen]
     assert revs == sorted(set(revs))
+    assert breaks, "the disruption never broke the watch: nothing here was resumed"
 
 
 def test_list_then_watch_is_consistent(backend):

@@ -82,7 +82,8 @@ def test_survives_reconnect_without_loss_or_repeat(backend):
         assert inf.wait_until(lambda i: len(i.list("Pod")) == 60, 20)
         assert sorted(seen) == sorted(f"p{i}" for i in range(60))  # each exactly once
         assert same_as_store(inf, store, ("Pod",))
-        assert inf.relists == 1
+        assert inf.reconnects >= 1, "the disruption never broke the informer's watch"
+        assert inf.relists == 1  # it resumed the watch, no relist
     finally:
         inf.stop()
 

@@ -81,6 +81,7 @@ class SqliteDatastore:
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._closed = False
+        self._generation = 0  # disconnect() bumps it; older connections are dropped
         parent = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(parent, exist_ok=True)
         if not self._has_schema():
@@ -123,12 +124,33 @@ class SqliteDatastore:
             self._conns = []
             self._pid = os.getpid()
         conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.generation != self._generation:
+            self._drop(conn)  # in the thread that owns it: no other thread is using it
+            conn = None
         if conn is None:
+            self._local.generation = self._generation
             conn = self._connect()
             self._local.conn = conn
             with self._lock:
                 self._conns.append(conn)
         return conn
+
+    def _drop(self, conn: sqlite3.Connection) -> None:
+        self._local.conn = None
+        with self._lock:
+            if conn in self._conns:
+                self._conns.remove(conn)
+        try:
+            conn.close()
+        except sqlite3.Error:
+            pass
+
+    def disconnect(self) -> None:
+        """Drop every connection of this client, as when its file handles are lost: each
+        thread opens a fresh one on its next call, and a running watch ends with
+        `Unavailable`, so its caller resumes from the last revision it saw."""
+        with self._lock:
+            self._generation += 1
 
     def _write(self, fn: Callable[[sqlite3.Connection], T], explicit: bool = False) -> T:
         conn = self._conn()
@@ -299,9 +321,12 @@ class SqliteDatastore:
         wanted = set(kinds) if kinds else None
         version = None
         changed_at = time.monotonic()
+        generation = self._generation
         while not (stop is not None and stop.is_set()):
             if self._closed:
                 return
+            if self._generation != generation:
+                raise Unavailable(f"SQLite datastore {self.path}: connection dropped at revision {last}")
             try:
                 now = conn.execute("PRAGMA data_version").fetchone()[0]
                 if now == version:
