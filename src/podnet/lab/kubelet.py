@@ -9,8 +9,9 @@ containerPorts (a container with a `command` runs as its own process: lab/contai
 then record status (podIPs, hostIP, phase, Ready) and the
 `podnet.io/netns` annotation. Deleting a pod does the reverse (CNI DEL releases its IPs).
 
-What the kubelet set up is also written to `<lab>/pods/<netns>.json`, so a restarted
-kubelet (or `podnet down`) can undo it even for pods whose object is already gone.
+What the kubelet set up is also written to `<lab>/pods/<netns>-<pod>.json` (lab/records.py),
+so a restarted kubelet (or `podnet down`) can undo it even for pods whose object is already
+gone.
 """
 from __future__ import annotations
 
