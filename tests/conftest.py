@@ -8,8 +8,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from needs import missing, root_missing
+
+# Speed is measured in bench/, never asserted in tests: no per-example deadline, which
+# fails at random on a loaded machine.
+settings.register_profile("podnet", deadline=None)
+settings.load_profile("podnet")
 
 ROOT_SKIP_REASON = root_missing()
 ROOT_ONLY_DIRS = ("kernel", "e2e")  # tests/<dir>: every test there needs root

@@ -60,7 +60,7 @@ def test_two_pods_ping_dual_stack_and_del_cleans_up(dual_lab):
 
     for cid, p, r in (("c1", p1, r1), ("c2", p2, r2)):
         runtime.delete(nc, cid, lab.path(p), "eth0", CNI_PATH, node_netns=lab.node, prev_result=r)
-    assert "pn" not in lab.sh(lab.node, "ip", "-o", "link").stdout.replace("pn-cni", "")
+    assert "pn" not in lab.sh(lab.node, "ip", "-o", "link").stdout.replace("pnt-cni", "")
     assert "eth0" not in lab.sh(p1, "ip", "-o", "link").stdout
     assert lab.sh(lab.node, "ip", "route").stdout.strip() == ""
     assert "fd00" not in lab.sh(lab.node, "ip", "-6", "route").stdout
@@ -230,7 +230,7 @@ def test_parallel_adds_and_dels_on_one_node(dual_lab):
         list(ex.map(lambda c: runtime.delete(nc, c, lab.path(pods[c]), "eth0", CNI_PATH,
                                              node_netns=lab.node), pods))
     assert lab.allocations() == set()
-    assert "pn" not in lab.sh(lab.node, "ip", "-o", "link").stdout.replace("pn-cni", "")
+    assert "pn" not in lab.sh(lab.node, "ip", "-o", "link").stdout.replace("pnt-cni", "")
 
 
 def test_ipv6_only(dual_lab):
