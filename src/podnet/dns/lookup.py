@@ -3,18 +3,22 @@
 Decides NXDOMAIN vs NODATA as CoreDNS's kubernetes plugin does (checklist §7): a name
 that exists with no RRset of the asked type is NODATA; every negative answer carries the
 SOA in Authority. Names outside the cluster zone, and reverse names we do not know
-(CoreDNS's default `fallthrough in-addr.arpa ip6.arpa`), are marked `forward`.
+(CoreDNS's default `fallthrough in-addr.arpa ip6.arpa`), are marked `forward`. Only SRV, MX
+and NS answers carry Additional records (the targets' addresses, the name server's glue),
+as in CoreDNS: the zone keeps them by owner name, and an apex SOA must not get the NS glue.
 """
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
 
-from podnet.dns.records import (A, AAAA, CNAME, REVERSE_V4, REVERSE_V6, RR, Zone)
+from podnet.dns.records import (A, AAAA, CNAME, NS, REVERSE_V4, REVERSE_V6, RR, SRV, Zone)
 
 NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 1, 2, 3, 4, 5
 ANY = 255
+MX = 15
 MAX_CNAME_CHAIN = 8
+WITH_ADDITIONAL = frozenset({SRV, MX, NS})  # answer types that carry Additional records
 
 
 @dataclass(frozen=True)
@@ -105,7 +109,7 @@ def resolve(zone: Zone, qname: str, qtype: int) -> Answer:
             return Answer(NOERROR, tuple(chain + rrs)) if rrs or chain else _negative(zone, name, NOERROR)
         if qtype in sets:
             rrs = sets[qtype]
-            extra = tuple(zone.additional.get(name, ()))
+            extra = tuple(zone.additional.get(name, ())) if qtype in WITH_ADDITIONAL else ()
             return Answer(NOERROR, tuple(chain + rrs), (), extra)
         if CNAME in sets and qtype != CNAME:
             cname = sets[CNAME][0]

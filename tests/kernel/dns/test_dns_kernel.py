@@ -92,7 +92,10 @@ def lab(tmp_path_factory):
         ns_run(NS_UP, "ip", "link", "set", "veth-up", "up")
         objs = [o for kind in cluster().objects.values() for o in kind.values()]
         eps = [ep(f"10.244.4.{i}") for i in range(1, 60)]
-        objs += [service("default", "big", clusterIP="None"), endpoint_slice("default", "big", eps, [])]
+        objs += [service("default", "big", clusterIP="None"), endpoint_slice("default", "big", eps, []),
+                 # the cluster DNS Service: its addresses are the zone's NS glue
+                 service("kube-system", "kube-dns", clusterIP="10.96.0.10",
+                         clusterIPs=["10.96.0.10", "fd00:10:96::a"], ipFamilies=["IPv4", "IPv6"])]
         for o in objs:
             store.create(o)
         upstream.start()
@@ -176,6 +179,16 @@ def test_srv_additional_section(lab):
     assert rdatas(m) == [f"0 50 15432 db-0.db.default.svc.{Z}.", f"0 50 15432 db-1.db.default.svc.{Z}."]
     assert sorted(r for _o, _t, r in records(m, "ADDITIONAL_SECTION")) == ["10.244.1.5", "10.244.2.6",
                                                                           "fd00:10:244::5"]
+
+
+@pytest.mark.parametrize("qtype,glue", [
+    ("NS", [("A", "10.96.0.10"), ("AAAA", "fd00:10:96::a")]),
+    ("SOA", []),  # CoreDNS: only SRV, MX and NS answers carry Additional records
+])
+def test_apex_glue_only_with_ns(lab, qtype, glue):
+    m = dig(Z, qtype)
+    assert m["status"] == "NOERROR" and [t for _o, t, _r in records(m)] == [qtype]
+    assert [(t, r) for _o, t, r in records(m, "ADDITIONAL_SECTION")] == glue
 
 
 def test_question_case_is_echoed(lab):

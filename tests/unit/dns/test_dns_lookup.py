@@ -11,7 +11,7 @@ from podnet.dns.records import (A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT, dashed,
                                 reverse_name)
 
 Z = "cluster.local"
-MX, ANY = 15, 255
+HINFO, MX, ANY = 13, 15, 255
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +77,9 @@ CASES = [
     # ExternalName
     ("inner.default.svc." + Z, A, NOERROR, ["10.96.0.20", "web.default.svc." + Z]),
     ("inner.default.svc." + Z, CNAME, NOERROR, ["web.default.svc." + Z]),
+    ("web.default.svc." + Z, SOA, NOERROR, []),  # CoreDNS handler_test: SOA below the apex is NODATA
+    (Z, SOA, NOERROR, [str(("ns.dns." + Z, "hostmaster." + Z, 7, 7200, 1800, 86400, 30))]),
+    (Z, HINFO, NOERROR, []),  # CoreDNS kubernetes_apex_test
 ]
 
 
@@ -91,6 +94,43 @@ def test_table(zone, qname, qtype, rcode, expected):
         assert [rr.rtype for rr in ans.authority] == [SOA]
     else:
         assert ans.authority == ()
+
+
+def glued_zone():
+    """The test cluster plus the cluster DNS Service, whose addresses are the NS glue."""
+    dns = service("kube-system", "kube-dns", clusterIP="10.96.0.10", clusterIPs=["10.96.0.10", "fd00:10:96::a"],
+                  ipFamilies=["IPv4", "IPv6"], ports=[{"name": "dns", "port": 53, "protocol": "UDP"}])
+    return build_zone(ClusterState.from_objects([o for objs in cluster().objects.values() for o in objs.values()] + [dns]), serial=7)
+
+
+WEB, DB = "web.default.svc." + Z, "db.default.svc." + Z
+# What goes in Additional, from CoreDNS's plugin/kubernetes tests (handler_test.go,
+# kubernetes_apex_test.go): only SRV, MX and NS answers carry it.
+# (qname, qtype, sorted (owner, type, data) of Additional)
+ADDITIONAL_CASES = [
+    (Z, NS, [("ns.dns." + Z, A, "10.96.0.10"), ("ns.dns." + Z, AAAA, "fd00:10:96::a")]),
+    (Z, SOA, []),
+    (Z, HINFO, []),
+    (Z, ANY, []),
+    ("ns.dns." + Z, A, []),
+    (WEB, A, []),
+    (WEB, AAAA, []),
+    (WEB, SOA, []),
+    ("_http._tcp." + WEB, SRV, [(WEB, A, "10.96.0.20"), (WEB, AAAA, "fd00:10:96::20")]),
+    ("_http._tcp." + WEB, A, []),
+    (DB, A, []),
+    ("_pg._tcp." + DB, SRV, [("db-0." + DB, A, "10.244.1.5"), ("db-0." + DB, AAAA, "fd00:10:244::5"),
+                             ("db-1." + DB, A, "10.244.2.6")]),
+    ("_dns._udp.kube-dns.kube-system.svc." + Z, SRV,
+     [("kube-dns.kube-system.svc." + Z, A, "10.96.0.10"), ("kube-dns.kube-system.svc." + Z, AAAA, "fd00:10:96::a")]),
+]
+
+
+@pytest.mark.parametrize("qname,qtype,extra", ADDITIONAL_CASES, ids=[f"{c[0]}/{c[1]}" for c in ADDITIONAL_CASES])
+def test_additional_only_for_srv_mx_ns(qname, qtype, extra):
+    ans = resolve(glued_zone(), qname, qtype)
+    assert ans.rcode == NOERROR
+    assert sorted((rr.name, rr.rtype, str(rr.data)) for rr in ans.additional) == sorted(extra)
 
 
 def test_soa_fields(zone):
