@@ -3,7 +3,6 @@ disk fault or a buggy writer leaves it) is skipped and reported by every reader,
 keeps being served, and `check`/`remove` find and delete it. On SQLite and a real etcd."""
 from __future__ import annotations
 
-import base64
 import logging
 import threading
 import time
@@ -16,7 +15,7 @@ from podnet.api.objects import from_dict
 from podnet.datastore.cache import Informer
 from podnet.datastore.decoding import skipped_counts
 from podnet.datastore.interface import NotFound, Undecodable
-from podnet.datastore.sqlite import SqliteDatastore
+from poisoning import poison, put_raw
 
 GARBAGE = {
     "not JSON": b"{this is not json",
@@ -36,27 +35,6 @@ def pod(name: str, ns: str = "default"):
     return from_dict({"apiVersion": "v1", "kind": "Pod",
                       "metadata": {"name": name, "namespace": ns, "labels": {"app": "web"}},
                       "spec": {"containers": [{"name": "c", "image": "i"}]}})
-
-
-def poison(store, kind: str, ns: str, name: str, value: bytes) -> int:
-    """Write raw bytes at an object's key, as a writer that skips podnet's encoding would;
-    the store revision of the write. SQLite: row and event in one transaction; etcd: a put
-    over the store's own connection (so it follows whatever transport the store uses)."""
-    if isinstance(store, SqliteDatastore):
-        def run(c) -> int:
-            rev = store._bump(c)
-            c.execute("INSERT OR REPLACE INTO objects VALUES (?,?,?,?,?,?)", (kind, ns, name, value, rev, rev))
-            c.execute("INSERT INTO events VALUES (?,?,?,?,?,?,?)",
-                      (rev, "MODIFIED", kind, ns, name, value, time.time()))
-            return rev
-        return store._write(run)
-    return put_raw(store, f"{kind}/{ns}/{name}", value)
-
-
-def put_raw(store, relative_key: str, value: bytes) -> int:
-    resp = store._post("/kv/put", {"key": base64.b64encode(f"{store.prefix}/{relative_key}".encode()).decode(),
-                                   "value": base64.b64encode(value).decode()})
-    return int(resp["header"]["revision"])
 
 
 @pytest.mark.parametrize("what", sorted(GARBAGE))

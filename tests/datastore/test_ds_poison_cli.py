@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from podnet.cli.main import main
-from test_ds_poison import poison, pod
+from poisoning import poison
+from test_ds_poison import pod
 
 
 def run(capsys, url: str, *argv: str) -> tuple[int, str, str]:
