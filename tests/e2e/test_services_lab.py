@@ -119,6 +119,15 @@ spec:
   ports: [{{port: 80, targetPort: {PORT}}}]
 ---
 apiVersion: v1
+kind: Service
+metadata: {{name: etp-web}}
+spec:
+  type: NodePort
+  selector: {{app: web}}
+  externalTrafficPolicy: Local
+  ports: [{{port: 80, targetPort: {PORT}}}]
+---
+apiVersion: v1
 kind: Pod
 metadata: {{name: loc, labels: {{app: loc}}}}
 spec:
@@ -201,6 +210,10 @@ def connect(ip: str, port: int, proto: str = "TCP", timeout: float = 1.0) -> str
 
 def answer_line(netns: str, ip: str, port: int, timeout: float = 1.0) -> str:
     """The whole answer of one TCP connection: `ns/name <client address the pod saw>`."""
+    return answer_lines(netns, ip, port, 1, timeout)[0]
+
+
+def answer_lines(netns: str, ip: str, port: int, n: int, timeout: float = 1.0) -> list[str]:
     def one() -> str:
         try:
             with socket.create_connection((ip, port), timeout=timeout) as s:
@@ -208,7 +221,7 @@ def answer_line(netns: str, ip: str, port: int, timeout: float = 1.0) -> str:
                 return s.recv(4096).decode().strip()
         except OSError as e:
             return f"ERROR: {type(e).__name__} {e}"
-    return call_in_netns(netns, one)
+    return call_in_netns(netns, lambda: [one() for _ in range(n)])
 
 
 def connect_many(netns: str, ip: str, port: int, n: int, proto: str = "TCP",
@@ -352,6 +365,42 @@ def test_external_traffic_policy_local_nodeport_keeps_the_client_address(lab):
     # its ClusterIP is not restricted: the pod on n2 reaches the endpoint on n1
     [vip] = svc_ips(lab, "etp-local")
     assert connect_many(netns_of(lab, "c2"), vip, 80, 3) == ["default/loc"] * 3
+
+
+def test_external_traffic_policy_local_holds_only_clients_from_outside(lab):
+    """kube-proxy: a pod's and the node's own connection to an eTP-Local NodePort reach
+    every endpoint (the pod's address kept); the outside world's only the node's own."""
+    node_port = _node_port(lab, "etp-web")
+    on = {n: {f"default/{p.name}" for p in lab.pods() if p.labels.get("app") == "web" and p.node_name == n}
+          for n in ("n1", "n2")}
+    assert on["n1"] and on["n2"], on  # the lab's scheduler spreads the 3 replicas
+    c1 = pod(lab, "c1")
+    got = answer_lines(netns_of(lab, "c1"), "198.18.0.11", node_port, 40)
+    assert {g.split()[0] for g in got} == on["n1"] | on["n2"], Counter(got)
+    assert {g.split()[1] for g in got} == {c1.pod_ips[0]}
+    node = set(connect_many(f"pn-{lab.name}-n1", "198.18.0.11", node_port, 40))
+    assert node == on["n1"] | on["n2"], node
+    outside = set(connect_many(f"pn-{lab.name}-out", "198.18.0.11", node_port, 20))
+    assert outside == on["n1"], outside
+
+
+def test_a_clusterip_reached_from_the_outside_world_is_masqueraded(lab):
+    """A ClusterIP is not meant for the outside world, but a router may send it there:
+    kube-proxy masquerades a source outside the pod CIDRs, so an endpoint on the other
+    node answers back through n1 instead of straight to a client that never asked it."""
+    vip = svc_ips(lab, "web")[0]
+    rt, out = f"pn-{lab.name}-rt", f"pn-{lab.name}-out"
+    routes = [(rt, ["10.96.0.0/12", "via", "198.18.0.11"]),
+              (out, ["10.96.0.0/12", "via", "203.0.113.1"])]
+    for ns, r in routes:
+        subprocess.run(["ip", "-n", ns, "route", "add", *r], check=True)
+    try:
+        got = answer_lines(out, vip, 80, 30)
+    finally:
+        for ns, r in routes:
+            subprocess.run(["ip", "-n", ns, "route", "del", r[0]], check=True)
+    assert {g.split()[0] for g in got} == web_names(lab), Counter(got)
+    assert {g.split()[1] for g in got} == {"198.18.0.11"}  # n1's address, not the client's
 
 
 def test_nodes_themselves_reach_cluster_ips(lab):

@@ -25,6 +25,7 @@ from podnet.calc.model import ClusterState
 from podnet.calc.services import (ServicePortEntry, StaleFlow, build_table, entries_for_service,
                                   node_ips_of, stale_udp_flows)
 from podnet.dataplane.net.conntrack import delete_udp_flows
+from podnet.calc.service_paths import pod_cidrs_of
 from podnet.dataplane.nft.services import Rendered, render_full, render_partial
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def _gc_paused() -> Iterator[None]:
 
 class ServiceProxyRole:
     name = "services"
-    kinds = ("Service", "EndpointSlice", "Node")
+    kinds = ("Service", "EndpointSlice", "Node", "IPPool")
 
     def __init__(self, node_ips: Sequence[str] = (), *, conntrack: bool = False,
                  netns: str | None = None):
@@ -162,7 +163,8 @@ class ServiceProxyRole:
         services = []
         for svc in state.services:
             services.append(svc)
-        table = build_table(services, slices, self._node_ips(state), state.node_name)
+        table = build_table(services, slices, self._node_ips(state), state.node_name,
+                            pod_cidrs_of(state.ippools))
         for k, old in self._entries.items():  # a resync may carry changes a partial missed
             if old.protocol == "UDP":
                 self._stale_udp += stale_udp_flows(old, table.entries.get(k))
@@ -187,7 +189,7 @@ class ServiceProxyRole:
     def _partial(self, state: ClusterState, changed: set[ObjectKey]) -> str:
         assert self._rendered is not None
         affected: set[SvcKey] = set()
-        node_changed = False
+        node_changed = pools_changed = False
         for k in changed:
             if k.kind == "Service":
                 affected.add((k.namespace, k.name))
@@ -201,6 +203,8 @@ class ServiceProxyRole:
                     affected.add((obj.namespace, obj.service_name))
             elif k.kind == "Node" and k.name == state.node_name:
                 node_changed = True
+            elif k.kind == "IPPool":
+                pools_changed = True
         entries: dict[EntryKey, ServicePortEntry | None] = {}
         for svc_key in sorted(affected):
             entries.update(self._entries_for(state, svc_key))
@@ -210,7 +214,8 @@ class ServiceProxyRole:
             if e is not None:
                 self._entries[k] = e
             self._stale_udp += stale_udp_flows(old_e, e)
-        return render_partial(self._rendered, entries, node_ips)
+        pod_cidrs = pod_cidrs_of(state.ippools) if pools_changed else None
+        return render_partial(self._rendered, entries, node_ips, pod_cidrs)
 
     def _entries_for(self, state: ClusterState, svc_key: SvcKey) -> dict[EntryKey, ServicePortEntry | None]:
         out: dict[EntryKey, ServicePortEntry | None] = {k: None for k in self._entries_of.pop(svc_key, set())}

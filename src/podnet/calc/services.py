@@ -84,6 +84,7 @@ class ServicePortEntry:
 class ServiceTable:
     node_ips: tuple[str, ...]  # sorted; where NodePorts listen
     entries: Mapping[tuple[str, int], ServicePortEntry]  # (entry id, family) -> entry
+    pod_cidrs: tuple[str, ...] = ()  # the IP pools: a source inside is a pod (service_paths)
 
 
 def family_of(ip: str) -> int:
@@ -235,7 +236,8 @@ def stale_udp_flows(old: ServicePortEntry | None, new: ServicePortEntry | None) 
 
 
 def build_table(services: Iterable[Service], slices: Iterable[EndpointSlice],
-                node_ips: Iterable[str], node_name: str = "") -> ServiceTable:
+                node_ips: Iterable[str], node_name: str = "",
+                pod_cidrs: Iterable[str] = ()) -> ServiceTable:
     """The whole table (full sync)."""
     by_svc = slices_by_service(slices)
     entries: dict[tuple[str, int], ServicePortEntry] = {}
@@ -246,4 +248,4 @@ def build_table(services: Iterable[Service], slices: Iterable[EndpointSlice],
             continue  # a malformed object contributes nothing; validation reports it
         for e in found:
             entries[(e.id, e.family)] = e
-    return ServiceTable(tuple(sorted(node_ips)), entries)
+    return ServiceTable(tuple(sorted(node_ips)), entries, tuple(pod_cidrs))

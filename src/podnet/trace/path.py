@@ -16,9 +16,12 @@ from typing import Iterable
 from podnet.api.objects import Pod
 from podnet.calc.model import ClusterState
 from podnet.calc.policy.predicate import allowed, pod_by_ip
+from podnet.calc.nat import nat_plan
+from podnet.calc.service_paths import Path as SvcPath
+from podnet.calc.service_paths import external_path, pod_cidrs_of, source_kind
 from podnet.calc.services import EndpointAddr, ServicePortEntry, build_table
 from podnet.trace import routing as rt
-from podnet.trace.facts import LabFacts
+from podnet.trace.facts import LabFacts, NodeFacts
 from podnet.trace.model import L2, Endpoint, Headers, Hop, Path, Step, Trace
 from podnet.trace.resolve import Target, TraceError, family_ip
 from podnet.trace.walk import Conn, Pkt, Walker, pod_label, pod_netns, pod_send
@@ -67,6 +70,22 @@ def default_port(target: Target, proto: str, facts: LabFacts) -> int:
     return next((p for p, pr in facts.echo_ports if pr == proto), 80)
 
 
+def _nodeport(state: ClusterState, facts: LabFacts, src: Pod, src_ip: str, dnat_node: NodeFacts,
+              dst: str, port: int, proto: str) -> tuple[ServicePortEntry, SvcPath, str] | None:
+    """The NodePort entry on `dnat_node`, the path kube-proxy's rules give the connection
+    there, and the source address that node sees (a pod on another node arrives NAT'd
+    to its node's address when its pool has natOutgoing: a node IP is outside the pools)."""
+    family = ipaddress.ip_address(dst).version
+    entry = nodeport_entry(state, port, proto, family, dnat_node.name)
+    if entry is None:
+        return None
+    seen = src_ip
+    if src.node_name != dnat_node.name and nat_plan(state).masquerades(src_ip, dst):
+        seen = facts.node_ip(src.node_name, family) or src_ip
+    kind = source_kind(seen, pod_cidrs_of(state.ippools), (dnat_node.ip4, dnat_node.ip6 or ""))
+    return entry, external_path(entry, kind), seen
+
+
 def _local_note(e: ServicePortEntry, field: str, node: str) -> str:
     why = "" if not e.endpoints or e.local_endpoints else f": it has none there, node {node} drops the connection"
     return f"Service {e.namespace}/{e.name} has {field} Local: only endpoints on node {node} count{why}"
@@ -95,15 +114,14 @@ def predict(state: ClusterState, facts: LabFacts, src: Pod, target: Target, port
     if entry is not None and entry.internal_local:
         notes.append(_local_note(entry, "internalTrafficPolicy", src.node_name))
     dnat_node = facts.node_by_ip(target.ip) if target.kind == "ip" else None
-    if dnat_node is not None:
-        entry = nodeport_entry(state, port, proto, family, dnat_node.name)
-        if entry is not None:
-            node_port, eps = True, endpoints_of(state, entry.external_endpoints)
-            notes.append(f"{target.ip}:{port} is NodePort {port}/{proto} of Service {entry.namespace}/"
-                         f"{entry.name}: every node listens on it")
-            if entry.external_local:
-                notes.append(_local_note(entry, "externalTrafficPolicy", dnat_node.name)
-                             + "; the client's address is kept (no masquerade)")
+    ext = _nodeport(state, facts, src, src_ip, dnat_node, target.ip, port, proto) if dnat_node else None
+    if ext is not None:
+        entry, ext_path, seen = ext
+        node_port, eps = True, endpoints_of(state, ext_path.endpoints)
+        notes.append(f"{target.ip}:{port} is NodePort {port}/{proto} of Service {entry.namespace}/"
+                     f"{entry.name}: every node listens on it")
+        if entry.external_local:
+            notes.append(f"the connection reaches node {dnat_node.name} from {seen}: {ext_path.why}")  # type: ignore[union-attr]
     chosen = None
     if eps:
         chosen = next((e for e in eps if e.ip == endpoint), None) if endpoint else eps[0]
@@ -116,7 +134,7 @@ def predict(state: ClusterState, facts: LabFacts, src: Pod, target: Target, port
     verdict = allowed(state, src, dst_pod or dst_ip, dst_port, proto, family, by_ip)
     conn = Conn(src, verdict=verdict)
     pkt = Pkt(family, src_ip, target.ip, sport, port, proto)
-    w = Walker(state, facts, conn, entry, chosen, "request", node_port)
+    w = Walker(state, facts, conn, entry, chosen, "request", ext[1] if ext else None)
     if target.ip == src_ip:
         hop = Hop(f"pod {pod_label(src)}", "pod", pod_label(src), pod_netns(src), None, "lo",
                   (Step("route", f"route lookup for {src_ip}: local {src_ip} dev lo table local"),

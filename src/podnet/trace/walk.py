@@ -14,6 +14,7 @@ from podnet.calc.model import ClusterState
 from podnet.calc.nat import nat_plan
 from podnet.calc.policy.predicate import SideVerdict, Verdict, allowed, pod_by_ip
 from podnet.calc.routes import VXLAN_PORT, VXLAN_VNI
+from podnet.calc.service_paths import Path as SvcPath
 from podnet.calc.services import ServicePortEntry
 from podnet.cni.veth import HOST_MAC, pod_mac
 from podnet.trace import routing as rt
@@ -121,10 +122,11 @@ class Walker:
 
     def __init__(self, state: ClusterState, facts: LabFacts, conn: Conn,
                  entry: ServicePortEntry | None, chosen: Endpoint | None, direction: str,
-                 node_port: bool = False):
+                 ext_path: SvcPath | None = None):
         self.state, self.facts, self.conn = state, facts, conn
         self.entry, self.chosen, self.direction = entry, chosen, direction
-        self.node_port = node_port  # the entry is reached by a node IP and its nodePort
+        self.ext_path = ext_path  # the entry is reached by a node IP and its nodePort
+        self.node_port = ext_path is not None
         self.nat = nat_plan(state)
         self.hops: list[Hop] = []
         self.then: list[Loc] = []  # where the packet goes after the underlay
@@ -198,7 +200,7 @@ class Walker:
             orig, how = ((e.vip, e.port) if e else ("", 0)), "nat prerouting"
         if not self.reply and e is not None and mine and not self.conn.dnat_node:
             svc = f"{e.namespace}/{e.name}"
-            cands, local = (e.external_endpoints, e.external_local) if self.node_port \
+            cands, local = (self.ext_path.endpoints, e.external_local) if self.ext_path is not None \
                 else (e.internal_endpoints, e.internal_local)
             field = "externalTrafficPolicy" if self.node_port else "internalTrafficPolicy"
             if e.endpoints and not cands:
@@ -212,7 +214,10 @@ class Walker:
             n = len(cands)
             k = next(i for i, x in enumerate(cands) if x.ip == self.chosen.ip) + 1
             aff = f"; ClientIP affinity {e.affinity_timeout}s" if e.affinity_timeout else ""
-            aff += f"; {field} Local: node {name}'s endpoints only" if local else ""
+            if self.ext_path is not None:
+                aff += f"; {self.ext_path.why}" if local else ""
+            else:
+                aff += f"; {field} Local: node {name}'s endpoints only" if local else ""
             steps.append(Step("dnat", f"service proxy (inet podnet-svc, {how}): DNAT {orig[0]}:{orig[1]} -> "
                                       f"{self.chosen.ip}:{self.chosen.port} (endpoint {k} of {n}, "
                                       f"each drawn with probability 1/{n}{aff})",
@@ -265,9 +270,8 @@ class Walker:
             steps.append(Step("snat", f"hairpin (inet podnet-svc, masquerading): the pod reached itself "
                                       f"through its Service: source {pkt.src} -> {node_ip}",
                               {"from": pkt.src, "to": node_ip, "why": "hairpin"}))
-        elif self.conn.dnat_node == name and self.node_port and self.entry and self.entry.external_local:
-            steps.append(Step("nosnat", f"no SNAT: the NodePort's Service has externalTrafficPolicy Local: "
-                                        f"the endpoint is on this node and sees the client's address {pkt.src}"))
+        elif self.conn.dnat_node == name and self.ext_path is not None and not self.ext_path.masquerade:
+            steps.append(Step("nosnat", f"no SNAT ({self.ext_path.why}): the endpoint sees {pkt.src}"))
             return
         elif self.conn.dnat_node == name and self.node_port:
             steps.append(Step("snat", f"NodePort (inet podnet-svc, masquerading): the connection came to a "

@@ -14,13 +14,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "services"
 from podnet.agent.service_proxy_role import ServiceProxyRole  # noqa: E402
 from podnet.calc.model import ClusterState  # noqa: E402
 from podnet.dataplane.nft.session import NftSession  # noqa: E402
+from svc_builders import make_pool  # noqa: E402
 from svc_topo import NODE_IP4, NODE_IP6, SvcTopo  # noqa: E402
 
 
 class Proxy:
     """A ClusterState, the role and the session: `put`/`remove` objects, then `sync()`."""
     def __init__(self, topo: SvcTopo):
-        self.state = ClusterState(node_name="node-1")
+        # the IP pools: a source inside is a pod (kube-proxy's local traffic detection)
+        self.state = ClusterState.from_objects(
+            [make_pool("v4", "10.244.0.0/16"), make_pool("v6", "fd00:10:244::/56")], node_name="node-1")
         self.role = ServiceProxyRole([NODE_IP4, NODE_IP6], conntrack=True, netns=topo.node)
         self.session = NftSession(topo.node)
         self.changed: set | None = None

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from svc_builders import endpoint, make_service, make_slice
-from svc_topo import NODE_IP4, NODE_IP6, OUT_IP4, OUT_IP6
+from svc_topo import NODE_IP4, NODE_IP6, OUT_IP4, OUT_IP6, sh
 
 pytestmark = pytest.mark.root
 
@@ -278,3 +278,35 @@ def test_udp_flow_to_a_nodeport_moves_when_its_endpoint_leaves(topo, proxy):
     proxy.put(make_slice("kube-system", "dns-np", [endpoint(B["b3"][0])], ports=sl_ports))
     proxy.sync()
     assert set(names(ask(2))) == {"b3"}
+
+
+def test_a_clusterip_reached_from_outside_the_pod_cidrs_is_masqueraded(topo, proxy):
+    """kube-proxy masquerades a ClusterIP connection whose source is not a pod, so the
+    endpoint's reply comes back through this node; a pod's source is kept."""
+    web(proxy, backends=("b2",), name="cip", ip="10.96.0.45")
+    svc6 = make_service("default", "cip6", ip="fd00:10:96::45")
+    proxy.put(svc6, make_slice("default", "cip6", [endpoint(B["b2"][1])], family="IPv6"))
+    proxy.sync(full=True)
+    out = topo.ns("out")
+    sh("ip", "-n", out, "route", "add", "10.96.0.0/12", "via", NODE_IP4)
+    sh("ip", "-n", out, "-6", "route", "add", "fd00:10:96::/112", "via", NODE_IP6)
+    try:
+        assert topo.answers("out", "10.96.0.45", 80, n=3) == [f"b2 {NODE_IP4}"] * 3
+        assert topo.answers("out", "fd00:10:96::45", 80, n=3) == [f"b2 {NODE_IP6}"] * 3
+    finally:
+        sh("ip", "-n", out, "route", "del", "10.96.0.0/12")
+        sh("ip", "-n", out, "-6", "route", "del", "fd00:10:96::/112")
+    assert topo.answers("client", "10.96.0.45", 80, n=3) == [f"b2 {CLIENT}"] * 3
+
+
+def test_external_traffic_policy_local_applies_only_to_traffic_from_outside(topo, proxy):
+    """kube-proxy short-circuits a pod's and the node's own connection to an eTP-Local
+    NodePort to every endpoint (the pod's address kept); only outside traffic is held to
+    this node's endpoints."""
+    proxy.put(make_service("default", "etp", _policy(external="Local", node_port=30094), ip="10.96.0.46"),
+              make_slice("default", "etp", _on_nodes({"b1": "node-1", "b2": "node-2"})))
+    proxy.sync(full=True)
+    from_pod = topo.answers("client", NODE_IP4, 30094, n=40)
+    assert set(names(from_pod)) == {"b1", "b2"} and {a.split()[1] for a in from_pod} == {CLIENT}
+    assert set(names(topo.connect(topo.node, NODE_IP4, 30094, n=40)["answers"])) == {"b1", "b2"}
+    assert topo.answers("out", NODE_IP4, 30094, n=10) == [f"b1 {OUT_IP4}"] * 10

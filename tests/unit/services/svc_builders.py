@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-from podnet.api.objects import EndpointSlice, Node, Pod, Service, from_dict
+from podnet.api.objects import EndpointSlice, IPPool, Node, Pod, Service, from_dict
 
 Mut = Callable[[dict[str, Any]], None] | None
 
@@ -73,4 +73,11 @@ def make_node(name: str, ips: Iterable[str]) -> Node:
     obj = from_dict({"apiVersion": "podnet.io/v1", "kind": "Node", "metadata": {"name": name},
                      "status": {"addresses": [{"type": "InternalIP", "address": i} for i in ips]}})
     assert isinstance(obj, Node)
+    return obj
+
+
+def make_pool(name: str, cidr: str) -> IPPool:
+    obj = from_dict({"apiVersion": "podnet.io/v1", "kind": "IPPool", "metadata": {"name": name},
+                     "spec": {"cidr": cidr, "natOutgoing": True}})
+    assert isinstance(obj, IPPool)
     return obj

@@ -6,6 +6,7 @@ from podnet.calc.services import ServiceTable, build_table
 from svc_builders import endpoint, make_service, make_slice
 
 NODE_IPS = ("198.18.0.11", "fd00:198:18::11")
+POD_CIDRS = ("10.244.0.0/16", "fd00:10:244::/56")  # the IP pools
 
 
 def _dual(d):
@@ -61,7 +62,7 @@ def objects():
 
 def table() -> ServiceTable:
     svcs, slices = objects()
-    return build_table(svcs, slices, NODE_IPS)
+    return build_table(svcs, slices, NODE_IPS, pod_cidrs=POD_CIDRS)
 
 
 # ---- traffic policies: this node is node-1 -----------------------------------------------
@@ -114,4 +115,4 @@ def local_objects():
 
 def local_table() -> ServiceTable:
     svcs, slices = local_objects()
-    return build_table(svcs, slices, NODE_IPS, NODE)
+    return build_table(svcs, slices, NODE_IPS, NODE, POD_CIDRS)

@@ -95,6 +95,9 @@ class NftModel:
             for s, els in self.sets.items():
                 if any(v.endswith(f" {c}") for v in els.values()):
                     raise NftSimError(f"delete chain {c}: map {s} still jumps to it")
+            for other, rules in self.chains.items():
+                if any(re.search(rf"(jump|goto) {re.escape(c)}( |$)", r) for r in rules):
+                    raise NftSimError(f"delete chain {c}: chain {other} still jumps to it")
             del self.chains[c]
 
     def _elements(self, verb: str, s: str, body: str) -> None:
@@ -114,7 +117,7 @@ class NftModel:
             self.sets[s][key] = val
 
 
-# ---- the tracer --------------------------------------------------------------------------
+# ---- the tracer ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Verdict:
     action: str  # "dnat" | "reject" | "drop" | "none" (not a service: untouched)
@@ -123,56 +126,185 @@ class Verdict:
     masquerade: bool = False
 
 
+@dataclass
+class _Pkt:
+    family: int
+    src: str
+    dst: str
+    proto: str
+    dport: int
+    local_src: bool  # `fib saddr type local`: the node itself sent it
+    mark: int = 0
+    ct_mark: int = 0
+    orig_dst: str = ""
+    dnat: tuple[str, int] | None = None
+    masquerade: bool = False
+
+
+# The hooks a new connection's first packet passes, in priority order, as the kernel runs them.
+PATHS = {"prerouting": ("filter-prerouting", "nat-prerouting", "mark-clear-prerouting", "nat-postrouting"),
+         "output": ("filter-output", "nat-output", "mark-clear-output", "nat-postrouting")}
+_IP = r"ip6?"
+_HEX = r"(0x[0-9a-f]+)"
+
+
 def trace(model: NftModel, src: str, dst: str, proto: str, dport: int,
           draw: Callable[[int], int] = lambda n: 0,
-          affinity: dict[str, set[str]] | None = None) -> Verdict:
-    """The fate of the first packet of a connection src -> dst:dport. `draw(n)` plays
-    numgen; `affinity` holds the dynamic sets' contents and is updated as the kernel would."""
+          affinity: dict[str, set[str]] | None = None, hook: str = "") -> Verdict:
+    """The fate of the first packet of a connection src -> dst:dport, by interpreting the
+    rendered rules hook by hook. `draw(n)` plays numgen; `affinity` holds the dynamic sets'
+    contents and is updated as the kernel would. `hook`: "output" for a packet the node
+    sends itself (its source is one of the node's addresses), else "prerouting"; by
+    default "output" when `src` is in the nodeips sets."""
     fam = ipaddress.ip_address(dst).version
-    proto = proto.lower()
-    aff = affinity if affinity is not None else {}
-    s = model.sets
-    node = dst in s.get(f"nodeips{fam}", {})
-    key = f"{dst} . {proto} . {dport}"
-    if key in s[f"noep{fam}"] or (node and f"{proto} . {dport}" in s[f"npnoep{fam}"]):
-        return Verdict("reject")
-    target = s[f"svc{fam}"].get(key) or (s[f"np{fam}"].get(f"{proto} . {dport}") if node else None)
-    if target is None:
-        return Verdict("reject" if dst in s[f"vips{fam}"] else "none")
-    if target == "drop":
-        return Verdict("drop")
-    ct: dict[str, bool] = {}
-    mark = _run_chain(model, target.split()[1], src, draw, aff, ct)
-    val = s[f"ep{fam}"][mark]
-    ip, port = val.split(" . ")
-    hairpin = f"{src} . {ip}" in s[f"hairpin{fam}"] and src == ip
-    return Verdict("dnat", ip, int(port), masquerade=hairpin or (node and not ct.get("no_masq")))
+    local = src in model.sets.get(f"nodeips{fam}", {})
+    hook = hook or ("output" if local else "prerouting")
+    pkt = _Pkt(fam, src, dst, proto.lower(), dport, local_src=hook == "output", orig_dst=dst)
+    run = _Run(model, pkt, draw, affinity if affinity is not None else {})
+    for chain in PATHS[hook]:
+        if chain not in model.chains:
+            continue
+        out = run.chain(chain)
+        if out in ("drop", "reject"):
+            return Verdict(out)
+    if pkt.dnat is None:
+        return Verdict("none")
+    return Verdict("dnat", pkt.dnat[0], pkt.dnat[1], pkt.masquerade)
 
 
-def _run_chain(model: NftModel, chain: str, src: str, draw: Callable[[int], int],
-               aff: dict[str, set[str]], ct: dict[str, bool]) -> str:
-    mark = ""
-    for rule in model.chains[chain]:
-        if re.fullmatch(r"ct mark set ct mark \| 0x00100000", rule):  # NodePort: no masquerade
-            ct["no_masq"] = True
-            continue
-        m = re.fullmatch(r"ip6? saddr @(\S+) meta mark set (\S+) update @\S+ \{ ip6? saddr \} return", rule)
-        if m:
-            if src in aff.get(m[1], set()):
-                return m[2]
-            continue
-        m = re.fullmatch(r"meta mark set numgen random mod (\d+) offset (\S+)", rule)
-        if m:
-            mark = f"{int(m[2], 16) + draw(int(m[1])):#010x}"
-            continue
-        m = re.fullmatch(r"meta mark (\S+) update @(\S+) \{ ip6? saddr \} return", rule)
-        if m:
-            if m[1] == mark:
-                aff.setdefault(m[2], set()).add(src)
-                return mark
-            continue
-        raise AssertionError(f"tracer does not know rule {rule!r} in chain {chain}")
-    return mark
+def _in_set(elements: dict[str, str], key: str) -> bool:
+    if key in elements:
+        return True
+    if "/" not in "".join(elements):
+        return False
+    try:
+        a = ipaddress.ip_address(key)
+    except ValueError:
+        return False
+    return any("/" in e and a in ipaddress.ip_network(e, strict=False) for e in elements
+               if ipaddress.ip_network(e, strict=False).version == a.version)
+
+
+class _Run:
+    """Runs chains for one packet. A rule is read left to right: each expression either
+    matches (go on), fails (the rule does not apply), or ends with a verdict."""
+
+    def __init__(self, model: NftModel, pkt: _Pkt, draw: Callable[[int], int], aff: dict[str, set[str]]):
+        self.m, self.p, self.draw, self.aff = model, pkt, draw, aff
+        self.done = False  # a NAT statement ended this hook
+
+    def chain(self, name: str) -> str:
+        """"" when the chain ran to its end (or returned), else the verdict."""
+        self.done = False
+        out = self._chain(name)
+        return "" if out in ("return", "accept") else out
+
+    def _chain(self, name: str) -> str:
+        for rule in self.m.chains[name]:
+            out = self._rule(rule, name)
+            if out == "":
+                continue
+            if out.startswith("jump "):
+                sub = self._chain(out.split()[1])
+                if sub in ("", "return"):
+                    if self.done:
+                        return "accept"
+                    continue
+                return sub
+            if out.startswith("goto "):
+                sub = self._chain(out.split()[1])
+                return "" if sub == "return" else sub
+            return out
+        return ""
+
+    def _rule(self, rule: str, chain: str) -> str:
+        rest = rule
+        while rest:
+            rest = rest.lstrip()
+            for rx, fn in self._exprs():
+                m = re.match(rx, rest)
+                if m:
+                    out = fn(m)
+                    rest = rest[m.end():]
+                    if out is False:
+                        return ""
+                    if isinstance(out, str):
+                        return out
+                    break
+            else:
+                raise AssertionError(f"tracer does not know {rest!r} in rule {rule!r} of chain {chain}")
+        return ""
+
+    # -- expressions: return True (matched, go on), False (no match), or a verdict string
+    def _exprs(self) -> list[tuple[str, Callable[[re.Match[str]], bool | str]]]:
+        p, sets = self.p, self.m.sets
+        fam_ok = lambda kw: (kw == "ip") == (p.family == 4)  # noqa: E731
+        key = lambda: f"{p.dst} . {p.proto} . {p.dport}"  # noqa: E731
+        return [
+            (r"ct state new", lambda m: True),
+            (r"ct status dnat", lambda m: p.dnat is not None),
+            (rf"({_IP}) daddr \. meta l4proto \. th dport vmap @(\S+)",
+             lambda m: fam_ok(m[1]) and sets[m[2]].get(key(), False)),
+            (rf"({_IP}) daddr \. meta l4proto \. th dport @(\S+)",
+             lambda m: fam_ok(m[1]) and key() in sets[m[2]]),
+            (r"meta l4proto \. th dport vmap @(\S+)", lambda m: sets[m[1]].get(f"{p.proto} . {p.dport}", False)),
+            (r"meta l4proto \. th dport @(\S+)", lambda m: f"{p.proto} . {p.dport}" in sets[m[1]]),
+            (rf"({_IP}) saddr \. {_IP} daddr @(\S+)", lambda m: fam_ok(m[1]) and f"{p.src} . {p.dst}" in sets[m[2]]),
+            (rf"({_IP}) daddr @(\S+)", lambda m: fam_ok(m[1]) and _in_set(sets[m[2]], p.dst)),
+            (rf"({_IP}) saddr (!= )?@(\S+) meta mark set {_HEX} update @\S+ \{{ {_IP} saddr \}} return",
+             self._affinity_hit),
+            (rf"({_IP}) saddr (!= )?@(\S+)",
+             lambda m: fam_ok(m[1]) and _in_set(sets[m[3]], p.src) != bool(m[2])),
+            (rf"ct original ({_IP}) daddr @(\S+)", lambda m: fam_ok(m[1]) and _in_set(sets[m[2]], p.orig_dst)),
+            (r"fib saddr type local", lambda m: p.local_src),
+            (r"meta nfproto (ipv4|ipv6)", lambda m: m[1] == f"ipv{p.family}"),
+            (r"meta l4proto (tcp|udp|sctp)", lambda m: m[1] == p.proto),
+            (rf"meta mark & {_HEX} == {_HEX}", lambda m: p.mark & int(m[1], 16) == int(m[2], 16)),
+            (r"meta mark set numgen random mod (\d+) offset " + _HEX, self._numgen),
+            (rf"meta mark set {_HEX}", lambda m: self._set_mark(int(m[1], 16))),
+            (rf"meta mark {_HEX} update @(\S+) \{{ {_IP} saddr \}} return", self._affinity_learn),
+            (rf"ct mark set ct mark \| {_HEX}", lambda m: self._set_ct(p.ct_mark | int(m[1], 16))),
+            (rf"ct mark & {_HEX} == 0", lambda m: p.ct_mark & int(m[1], 16) == 0),
+            (rf"dnat {_IP} to meta mark map @(\S+)", self._dnat),
+            (r"masquerade", self._masquerade),
+            (r"reject( with .*)?$", lambda m: "reject"),
+            (r"(jump|goto) (\S+)", lambda m: f"{m[1]} {m[2]}"),
+            (r"(return|drop|accept)$", lambda m: m[1]),
+        ]
+
+    def _set_mark(self, v: int) -> bool:
+        self.p.mark = v
+        return True
+
+    def _set_ct(self, v: int) -> bool:
+        self.p.ct_mark = v
+        return True
+
+    def _numgen(self, m: re.Match[str]) -> bool:
+        return self._set_mark(int(m[2], 16) + self.draw(int(m[1])))
+
+    def _affinity_hit(self, m: re.Match[str]) -> bool | str:
+        if self.p.src in self.aff.get(m[3], set()):
+            self._set_mark(int(m[4], 16))
+            return "return"
+        return False
+
+    def _affinity_learn(self, m: re.Match[str]) -> bool | str:
+        if self.p.mark != int(m[1], 16):
+            return False
+        self.aff.setdefault(m[2], set()).add(self.p.src)
+        return "return"
+
+    def _dnat(self, m: re.Match[str]) -> str:
+        ip, port = self.m.sets[m[1]][f"{self.p.mark:#010x}"].split(" . ")
+        self.p.dnat = (ip, int(port))
+        self.p.dst = ip
+        self.done = True
+        return "accept"
+
+    def _masquerade(self, m: re.Match[str]) -> str:
+        self.p.masquerade = True
+        return "accept"
 
 
 def canonical(model: NftModel) -> tuple[dict[str, list[str]], dict[str, dict[str, str]]]:

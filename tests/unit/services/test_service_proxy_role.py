@@ -5,7 +5,7 @@ from __future__ import annotations
 from podnet.agent.service_proxy_role import ServiceProxyRole
 from podnet.api.objects import ObjectKey
 from podnet.calc.model import ClusterState
-from svc_builders import endpoint, make_node, make_service, make_slice
+from svc_builders import endpoint, make_node, make_pool, make_service, make_slice
 from svc_fixture import objects
 from svc_nftsim import NftModel, canonical
 
@@ -51,6 +51,8 @@ def test_events_sequence_partial_equals_full():
          make_slice("default", "new", [endpoint("10.244.5.5")], name="new-abc")],
         [make_node("node-1", ["198.18.0.11", "198.18.0.12"])],
         [make_service("default", "sticky", ip="10.96.0.21")],
+        [make_pool("v4", "10.244.0.0/16"), make_pool("v6", "fd00:10:244::/56")],
+        [make_pool("v4", "10.244.0.0/15")],  # the pod CIDR set follows the pools
     ]
     for objs in steps:
         for o in objs:
@@ -58,6 +60,7 @@ def test_events_sequence_partial_equals_full():
         text = role.sync(st, {o.key for o in objs}, run)
         assert text and "delete table" not in text
         same(run.model, fresh(st))
+    assert run.model.sets["podcidrs4"] == {"10.244.0.0/15": ""}
     # deletions: a slice whose name does not say its service, then a whole service
     st.remove("EndpointSlice", "default", "new-abc")
     role.sync(st, {ObjectKey("EndpointSlice", "default", "new-abc")}, run)
@@ -66,7 +69,7 @@ def test_events_sequence_partial_equals_full():
     st.remove("Service", "default", "np")
     role.sync(st, {ObjectKey("Service", "default", "np")}, run)
     same(run.model, fresh(st))
-    assert role.full_syncs == 1 and role.partial_syncs == 6 and role.failed_syncs == 0
+    assert role.full_syncs == 1 and role.partial_syncs == 8 and role.failed_syncs == 0
 
 
 def test_unrelated_change_renders_nothing():

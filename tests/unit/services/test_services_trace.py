@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 from podnet.calc.services import ServiceTable, build_table
 from podnet.dataplane.nft.services import render_entry, render_full, render_partial
 from svc_builders import endpoint, make_service, make_slice
-from svc_fixture import NODE_IPS, local_table, table
+from svc_fixture import NODE_IPS, POD_CIDRS, local_table, table
 from svc_nftsim import NftModel, canonical, trace
 
 CLIENT = "10.244.9.9"
@@ -148,7 +148,7 @@ def _table(spec, shared_nodeport: bool = False) -> ServiceTable:
         # odd last octets on the other node: the local choice comes and goes
         slices.append(make_slice("default", name, [endpoint(ip, node=f"node-{int(ip[-1]) % 2 + 1}")
                                                    for ip in s["eps"]]))
-    return build_table(svcs, slices, ("198.18.0.11",), "node-1")
+    return build_table(svcs, slices, ("198.18.0.11",), "node-1", POD_CIDRS)
 
 
 @settings(max_examples=150, deadline=None)
@@ -202,6 +202,6 @@ def test_local_traffic_reaches_this_nodes_terminating_endpoint_while_cluster_tra
     svc = make_service("default", "term", m, ip="10.96.1.9")
     sl = make_slice("default", "term", [endpoint("10.244.1.30", ready=False, serving=True, terminating=True),
                                         endpoint("10.244.2.30", node="node-2")])
-    m_ = loaded(build_table([svc], [sl], NODE_IPS, "node-1"))
+    m_ = loaded(build_table([svc], [sl], NODE_IPS, "node-1", POD_CIDRS))
     assert _reached(m_, OUTSIDE, "198.18.0.11", 30095) == {"10.244.1.30"}
     assert _reached(m_, CLIENT, "10.96.1.9", 80) == {"10.244.2.30"}

@@ -1,6 +1,7 @@
 """`podnet trace` predictions for Services with internal/externalTrafficPolicy Local, on
 the demo state (client and web-5d8f7-a1 on n1; web-5d8f7-b2, -c3 and worker on n2):
-the proxy of the node that DNATs chooses only among its own endpoints, drops without
+the proxy of the node that DNATs chooses only among its own endpoints (for an eTP-Local
+NodePort: only for a client from outside the cluster), drops without
 one, and an externalTrafficPolicy Local NodePort keeps the client's address. Golden
 text for two of them (tests/golden/trace)."""
 from __future__ import annotations
@@ -55,12 +56,16 @@ def test_internal_local_without_an_endpoint_on_the_node_drops_not_rejects():
 
 
 def test_external_local_nodeport_keeps_the_source_and_its_clusterip_does_not_care():
-    own = run("client", "198.18.0.11:30080", ETP)
-    assert [e.pod for e in own.endpoints] == ["shop/web-5d8f7-a1"]
+    # a pod is not outside the cluster: kube-proxy short-circuits it to every endpoint,
+    # its own address kept
+    own = run("client", "198.18.0.11:30080", ETP, endpoint="10.244.0.67")
+    assert _node_of(own) == {"n1", "n2"}
     assert not any(h.step("snat") for h in own.request.hops)
     assert own.request.hops[-1].headers.l3.src == "10.244.0.2"  # the client's own address
     assert own.reply and own.reply.outcome == "delivered"
-    # to the other node: NAT outgoing on n1 (a node IP is outside the pools), none on n2
+    assert any("does not apply to a pod" in n for n in own.notes)
+    # to the other node: NAT outgoing on n1 (a node IP is outside the pools), so n2 sees
+    # a client from outside the cluster: its own endpoints only, no SNAT
     t = run("client", "198.18.0.12:30080", ETP)
     assert _node_of(t) == {"n2"} and t.request.outcome == "delivered"
     n2 = next(h for h in t.request.hops if h.name == "n2")

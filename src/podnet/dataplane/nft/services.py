@@ -52,6 +52,7 @@ _SETS = (
     ("nodeips", "set", "{a}"),
     ("hairpin", "set", "{a} . {a}"),
     ("vips", "set", "{a}"),
+    ("podcidrs", "set", "{a} ; flags interval"),
 )
 _NAME_BAD = re.compile(r"[^A-Za-z0-9/_.-]")
 
@@ -122,7 +123,9 @@ def render_entry(e: ServicePortEntry, slot: int) -> EntryRender:
         if e.node_port:
             els.append((f"npnoep{fam}", f"{proto} . {e.node_port}", ""))
         return EntryRender((), tuple(els), ())
-    cluster_used = not e.internal_local or bool(e.node_port and not e.external_local)
+    # an eTP-Local external path short-circuits pods and the node to the Cluster chain
+    external_used = bool(e.node_port) and (not e.external_local or bool(e.local_endpoints))
+    cluster_used = not e.internal_local or external_used
     eps, (c_first, c_n), (l_first, l_n) = _layout(e, cluster_used)
     sets = tuple((affinity_set_name(e, ep.ip, ep.port), fam, e.affinity_timeout)
                  for ep in eps) if e.affinity_timeout else ()
@@ -133,13 +136,14 @@ def render_entry(e: ServicePortEntry, slot: int) -> EntryRender:
         chains.append((cluster, tuple(_draw_rules(e, slot, sets, c_first, c_n))))
     if l_n:
         local = f"{chain_name(e)}-local"
-        rules = _draw_rules(e, slot, sets, l_first, l_n)
-        if e.external_local:  # the client's address is kept (see masquerading)
-            rules.insert(0, f"ct mark set ct mark | {NO_MASQ_CT_MARK:#010x}")
-        chains.append((local, tuple(rules)))
-    internal = local if e.internal_local else cluster
-    external = local if e.external_local else cluster
-    els.append((f"svc{fam}", f"{e.vip} . {proto} . {e.port}", _verdict(internal)))
+        chains.append((local, tuple(_draw_rules(e, slot, sets, l_first, l_n))))
+    external = cluster
+    if e.external_local and l_n:
+        external = f"{chain_name(e)}-ext"
+        chains.append((external, _external_rules(fam, cluster, local)))
+    elif e.external_local:
+        external = "drop"
+    els.append((f"svc{fam}", f"{e.vip} . {proto} . {e.port}", _verdict(local if e.internal_local else cluster)))
     if e.node_port:
         els.append((f"np{fam}", f"{proto} . {e.node_port}", _verdict(external)))
     ep_set, hp_set, base = f"ep{fam}", f"hairpin{fam}", MARK_TAG | slot << SLOT_SHIFT
@@ -148,6 +152,15 @@ def render_entry(e: ServicePortEntry, slot: int) -> EntryRender:
         if ep.local:  # only a pod on this node can be its own client
             els.append((hp_set, f"{ep.ip} . {ep.ip}", ""))
     return EntryRender(tuple(chains), tuple(els), sets)
+
+
+def _external_rules(fam: int, cluster: str, local: str) -> tuple[str, ...]:
+    """externalTrafficPolicy Local applies only to traffic from outside the cluster
+    (calc.service_paths.external_path): pods and the node itself reach every endpoint."""
+    ip, keep = _FAM[fam][0], f"ct mark set ct mark | {NO_MASQ_CT_MARK:#010x}"
+    return (f"{ip} saddr @podcidrs{fam} {keep} goto {cluster}",
+            f"fib saddr type local goto {cluster}",
+            f"{keep} goto {local}")
 
 
 def _verdict(chain: str) -> str:
@@ -162,6 +175,7 @@ Key = tuple[str, int]
 class Rendered:
     """What the kernel holds (after a committed sync), in the renderer's own terms."""
     node_ips: tuple[str, ...] = ()
+    pod_cidrs: tuple[str, ...] = ()
     entries: dict[Key, EntryRender] = field(default_factory=dict)
     # (set, key) -> (entry, value) the kernel holds; later claimants of the same key wait
     # in `waiting`. Shared keys (a hairpin pair) have equal values; a duplicate nodePort in
@@ -278,6 +292,8 @@ def _static() -> list[str]:
         regular["masquerading"] += [
             f"ct status dnat {ip} saddr . {ip} daddr @hairpin{fam} masquerade",
             f"ct status dnat ct mark & {NO_MASQ_CT_MARK:#010x} == 0 ct original {ip} daddr @nodeips{fam} masquerade",
+            # a ClusterIP reached from outside the pod CIDRs: the reply must come back here
+            f"ct status dnat ct original {ip} daddr @vips{fam} {ip} saddr != @podcidrs{fam} masquerade",
         ]
         regular["reject-check"] += [
             f"{ip} daddr . meta l4proto . th dport @noep{fam} goto do-reject",
@@ -298,6 +314,10 @@ def _node_ip_elements(ips: Iterable[str]) -> list[tuple[str, str, str]]:
     return [(f"nodeips{6 if ':' in ip else 4}", ip, "") for ip in ips]
 
 
+def _pod_cidr_elements(cidrs: Iterable[str]) -> list[tuple[str, str, str]]:
+    return [(f"podcidrs{6 if ':' in c else 4}", c, "") for c in cidrs]
+
+
 def render_full(table: ServiceTable, prev: Rendered | None) -> tuple[str, Rendered]:
     """A script that makes the table exactly `table`. With `prev` (the state of the last
     committed sync) the table is flushed rather than deleted, so ClientIP affinity sets of
@@ -310,7 +330,7 @@ def render_full(table: ServiceTable, prev: Rendered | None) -> tuple[str, Render
         for fam in _FAM:
             for name, kind, _ in _SETS:
                 out.append(f"flush {kind} {T} {name}{fam}")
-    state = Rendered(node_ips=table.node_ips)
+    state = Rendered(node_ips=table.node_ips, pod_cidrs=table.pod_cidrs)
     rendered = {}
     for k, e in sorted(table.entries.items()):
         slot = state.slot_for(k)
@@ -330,12 +350,14 @@ def render_full(table: ServiceTable, prev: Rendered | None) -> tuple[str, Render
         for c, rules in r.chains:
             out.append(f"add chain {T} {c}")
             out += _chain_cmds(c, rules)
-    out += _elements_cmds("add", _node_ip_elements(table.node_ips) + state.kernel_elements(), sort=False)
+    out += _elements_cmds("add", _node_ip_elements(table.node_ips) + _pod_cidr_elements(table.pod_cidrs)
+                          + state.kernel_elements(), sort=False)
     return "\n".join(out) + "\n", state
 
 
 def render_partial(state: Rendered, changed: Mapping[Key, ServicePortEntry | None],
-                   node_ips: tuple[str, ...] | None = None) -> str:
+                   node_ips: tuple[str, ...] | None = None,
+                   pod_cidrs: tuple[str, ...] | None = None) -> str:
     """Update `state` in place to the new entries (None: gone) and return the script that
     takes the kernel there; "" when nothing changes. Order matters to the kernel: map
     elements go before the chains they jump to, chains are flushed before deleted, new
@@ -351,6 +373,11 @@ def render_partial(state: Rendered, changed: Mapping[Key, ServicePortEntry | Non
         del_elems += [(s, k) for s, k, _ in _node_ip_elements(sorted(old - new))]
         add_elems += _node_ip_elements(sorted(new - old))
         state.node_ips = tuple(sorted(new))
+    if pod_cidrs is not None and tuple(pod_cidrs) != state.pod_cidrs:
+        old, new = set(state.pod_cidrs), set(pod_cidrs)
+        del_elems += [(s, k) for s, k, _ in _pod_cidr_elements(sorted(old - new))]
+        add_elems += _pod_cidr_elements(sorted(new - old))
+        state.pod_cidrs = tuple(pod_cidrs)
     for k in sorted(changed):
         e = changed[k]
         old_r = state.entries.get(k)
@@ -391,8 +418,9 @@ def render_partial(state: Rendered, changed: Mapping[Key, ServicePortEntry | Non
                 add_elems.append((sk[0], sk[1], now))
     # an element deleted and re-added with another value in one sync: delete first
     out = _elements_cmds("delete", ((s, k, "") for s, k in del_elems))
-    for c in del_chains:
-        out += [f"flush chain {T} {c}", f"delete chain {T} {c}"]
+    # every gone chain is emptied before any is deleted: one may jump to another (-ext)
+    out += [f"flush chain {T} {c}" for c in del_chains]
+    out += [f"delete chain {T} {c}" for c in del_chains]
     out += new_chains
     out += [f"delete set {T} {s}" for s in del_sets]
     out += _elements_cmds("add", add_elems)
