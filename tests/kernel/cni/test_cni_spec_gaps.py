@@ -1,7 +1,6 @@
 """Spec points found missing by an audit against the CNI 1.1.0 checklist, driven as a
 runtime drives the plugins (raw protocol and podnet.cni.runtime), on the real kernel,
-with and without the node daemon; the pure parts in-process, without root. (One file:
-a tests/unit/cni file of the same name would clash with this module's name.)"""
+with and without the node daemon. The pure parts are in tests/unit/cni/test_cni_chain_result.py."""
 from __future__ import annotations
 
 import pytest
@@ -9,12 +8,11 @@ import pytest
 from podnet.cni import runtime
 from podnet.cni.config import make_netconf
 from podnet.cni.errors import CniError
-from podnet.cni.result import chain, convert
 from podnet.cni.veth import host_ifname
 
 from cnilab import CNI_PATH
 
-root = pytest.mark.root
+pytestmark = pytest.mark.root
 
 ADD_ENV = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_IFNAME": "eth0"}
 PREV = {"cniVersion": "1.1.0",
@@ -24,7 +22,6 @@ PREV = {"cniVersion": "1.1.0",
         "x-extra": "kept"}
 
 
-@root
 def test_add_passes_prev_result_on_with_its_own_added(dual_lab):
     """SPEC.md §2 ADD: a plugin given prevResult MUST pass it on (modified as needed)."""
     lab = dual_lab
@@ -46,7 +43,6 @@ def test_add_passes_prev_result_on_with_its_own_added(dual_lab):
     assert rc == 0 and doc["dns"] == {"nameservers": ["10.96.0.10"]}, (doc, err)
 
 
-@root
 def test_a_bad_prev_result_is_named_and_leaves_nothing(dual_lab):
     lab = dual_lab
     nc = make_netconf(lab.url, "n1", False)
@@ -58,7 +54,6 @@ def test_a_bad_prev_result_is_named_and_leaves_nothing(dual_lab):
     assert "eth0" not in lab.sh(p, "ip", "-o", "link").stdout
 
 
-@root
 def test_a_real_chain_after_the_reference_loopback(lab, tmp_path):
     """conflist [loopback, podnet-cni] (host-local IPAM, cniVersion 1.0.0 for Debian's
     binaries): the final result holds both plugins' parts, and CHECK of it passes (each
@@ -78,7 +73,6 @@ def test_a_real_chain_after_the_reference_loopback(lab, tmp_path):
     assert "eth0" not in lab.sh(p, "ip", "-o", "link").stdout
 
 
-@root
 def test_dns_from_the_ipam_plugin_is_kept(lab, tmp_path):
     """host-local turns `resolvConf` into the result's dns; the main plugin must not drop
     it when its own config has no dns (bridge keeps it too)."""
@@ -91,40 +85,6 @@ def test_dns_from_the_ipam_plugin_is_kept(lab, tmp_path):
     r = runtime.add(nc, "c1", lab.path(p), "eth0", CNI_PATH, node_netns=lab.node)
     assert r["dns"]["nameservers"] == ["10.96.0.10"] and r["dns"]["search"] == ["default.svc.cluster.local"]
     runtime.delete(nc, "c1", lab.path(p), "eth0", CNI_PATH, node_netns=lab.node, prev_result=r)
-
-OWN = {"interfaces": [{"name": "pnabc", "mac": "ee:ee:ee:ee:ee:ee"},
-                      {"name": "eth0", "mac": "0a:00:00:00:00:01", "sandbox": "/var/run/netns/p"}],
-       "ips": [{"address": "10.244.0.5/32", "gateway": "169.254.1.1", "interface": 1}],
-       "routes": [{"dst": "0.0.0.0/0", "gw": "169.254.1.1"}], "dns": {}}
-
-
-def test_chain_without_prev_result_is_our_own():
-    assert chain(None, OWN) is OWN
-
-
-def test_chain_appends_ours_and_shifts_our_indexes():
-    prev = {"cniVersion": "0.4.0", "interfaces": [{"name": "lo", "sandbox": "/var/run/netns/p"}],
-            "ips": [{"version": "4", "address": "127.0.0.1/8", "interface": 0}],
-            "routes": [{"dst": "0.0.0.0/0", "gw": "169.254.1.1"}], "dns": {"search": ["x"]}}
-    out = convert(chain(prev, OWN), "1.0.0")
-    assert [i["name"] for i in out["interfaces"]] == ["lo", "pnabc", "eth0"]
-    assert [(i["address"], i["interface"]) for i in out["ips"]] == [("127.0.0.1/8", 0), ("10.244.0.5/32", 2)]
-    assert all("version" not in i for i in out["ips"]) and out["cniVersion"] == "1.0.0"
-    assert out["routes"] == [{"dst": "0.0.0.0/0", "gw": "169.254.1.1"}]  # not twice
-    assert out["dns"] == {"search": ["x"]}
-    assert OWN["ips"][0]["interface"] == 1  # ours is not changed in place
-
-
-@pytest.mark.parametrize("prev, needle", [
-    ("x", "invalid prevResult 'x'"),
-    ({"ips": {"address": "10.0.0.1/8"}}, "invalid prevResult.ips"),
-    ({"routes": "default"}, "invalid prevResult.routes"),
-])
-def test_chain_names_a_bad_prev_result(prev, needle):
-    with pytest.raises(CniError) as e:
-        chain(prev, OWN)
-    assert e.value.code == 7 and needle in e.value.msg
-
 
 def _fake_ipam(tmp_path, body):
     d = tmp_path / "fakebin"
@@ -140,7 +100,6 @@ FAKE_ADD = ("echo \"fake-ipam $CNI_COMMAND: a word for the runtime\" >&2\n"
             "  echo '{\"cniVersion\": \"1.1.0\", \"ips\": [{\"address\": \"10.73.0.7/24\"}]}'\nfi\n")
 
 
-@root
 def test_a_delegated_ipam_plugins_stderr_reaches_the_runtime(lab, tmp_path):
     """SPEC.md §4 / libcni delegate: the IPAM plugin's stderr is passed through, also when
     the node daemon serves the call."""
@@ -156,7 +115,6 @@ def test_a_delegated_ipam_plugins_stderr_reaches_the_runtime(lab, tmp_path):
     assert rc == 0 and doc is None and "fake-ipam DEL: a word for the runtime" in err
 
 
-@root
 def test_a_delegated_ipam_plugin_gets_the_same_environment(lab, tmp_path):
     """SPEC.md §4: the IPAM plugin runs with the plugin's environment, all of it, also
     when the node daemon serves the call (the launcher sends the whole environment)."""
@@ -171,27 +129,6 @@ def test_a_delegated_ipam_plugin_gets_the_same_environment(lab, tmp_path):
     assert env["RUNTIME_TOKEN"] == "a=b c" and env["HOME"] == "/nonexistent" and env["CNI_COMMAND"] == "STATUS"
 
 
-def test_a_plugin_that_does_not_answer_is_a_cni_error(tmp_path):
-    """A hung delegated plugin must end in the protocol's error (11, try again later),
-    not an unhandled TimeoutExpired; what it wrote to stderr is still passed on."""
-    import io
-    import json
-
-    from podnet.cni import skel
-    from podnet.cni.invoke import exec_plugin
-    d = _fake_ipam(tmp_path, "echo 'fake-ipam: stuck' >&2\nexec sleep 30\n")
-
-    def handler(a):
-        return exec_plugin(f"{d}/fake-ipam", {"CNI_COMMAND": "ADD"}, b"{}", timeout=0.5)
-    out, err = io.StringIO(), io.StringIO()
-    env = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_NETNS": "/var/run/netns/x", "CNI_IFNAME": "eth0"}
-    rc = skel.run({"ADD": handler}, env, json.dumps({"cniVersion": "1.1.0", "name": "n"}).encode(), out, err)
-    doc = json.loads(out.getvalue())
-    assert rc == 1 and doc["code"] == 11 and "fake-ipam did not answer within 0.5 s" in doc["msg"], doc
-    assert "fake-ipam: stuck" in err.getvalue()
-
-
-@root
 def test_a_chain_with_podnet_ipam_checks_clean(dual_lab):
     """The same chain with podnet-ipam: its CHECK, too, is about our interface's addresses."""
     lab = dual_lab
@@ -210,7 +147,6 @@ def test_a_chain_with_podnet_ipam_checks_clean(dual_lab):
     assert lab.allocations() == set()
 
 
-@root
 def test_check_tolerates_a_later_plugin_that_took_the_default_route(dual_lab):
     """A later chained plugin (route-override, sbr) may replace our default route and drop
     it from the result: CHECK of that final result passes; while the result still lists
@@ -227,7 +163,6 @@ def test_check_tolerates_a_later_plugin_that_took_the_default_route(dual_lab):
         runtime.check(nc, "c1", lab.path(p), "eth0", CNI_PATH, r, node_netns=lab.node)
 
 
-@root
 def test_podnet_ipam_under_another_plugin_checks_only_that_interfaces_addresses(dual_lab):
     """podnet-ipam called by another main plugin in a chain: CHECK's prevResult holds the
     earlier plugins' addresses too (loopback's 127.0.0.1); only CNI_IFNAME's are ours."""
@@ -249,7 +184,6 @@ def test_podnet_ipam_under_another_plugin_checks_only_that_interfaces_addresses(
     assert rc == 1 and doc["code"] == 100 and "10.244.99.99" in doc["msg"]
 
 
-@root
 def test_a_second_interface_leaves_the_pods_default_route_alone(dual_lab):
     """A pod already wired by one network (eth0) gets a second podnet interface (net1, as
     Multus would add it): the pod keeps eth0's default routes, net1 adds none and its
