@@ -25,7 +25,8 @@ def test_sqlite_urls():
 
 def test_etcd_urls():
     assert parse_etcd_url("etcd://198.18.0.11:2379/lab?netns=pn-lab-n1") == {
-        "host": "198.18.0.11", "port": 2379, "prefix": "/lab", "netns": "pn-lab-n1", "unix": None}
+        "host": "198.18.0.11", "port": 2379, "prefix": "/lab", "netns": "pn-lab-n1", "unix": None,
+        "tls": None}
     assert parse_etcd_url("etcd://h")["prefix"] == "/podnet"
     assert parse_etcd_url("etcd://[fd00::1]:2379")["host"] == "fd00::1"
     u = parse_etcd_url("etcd+unix:///run/pn/etcd.sock:0/pfx")

@@ -1,8 +1,10 @@
-"""The lab on etcd: a real etcd on the control-plane node's underlay address, agents and
-kubelet reaching it over the underlay, the CLI through the node's namespace."""
+"""The lab on etcd: a real etcd on the control-plane node's underlay address, with TLS and
+client certificates (issue 12 §1), agents and kubelet reaching it over the underlay, the
+CLI through the node's namespace."""
 from __future__ import annotations
 
 import socket
+import ssl
 
 import pytest
 
@@ -16,11 +18,27 @@ PORT = 8181
 def test_etcd_lab_pod_to_pod(make_lab):
     lab = make_lab("--nodes", "2", "--dual-stack", "--datastore", "etcd")
     url = (lab.dir / "datastore.url").read_text().strip()
-    assert url.startswith("etcd://198.18.0.11:2379") and f"netns=pn-{lab.name}-n1" in url
-    def reach() -> bool:
-        with socket.create_connection(("198.18.0.11", 2379), timeout=1):
-            return True
-    assert call_in_netns(f"pn-{lab.name}-n2", reach)  # a node reaches it over the underlay
+    assert url.startswith("etcds://198.18.0.11:2379") and f"netns=pn-{lab.name}-n1" in url
+    pki = lab.dir / "pki"
+    assert lab.dir.stat().st_mode & 0o777 == 0o700
+    assert all(k.stat().st_mode & 0o777 == 0o600 for k in pki.glob("*.key"))
+
+    def handshake(cert: bool) -> bytes:
+        ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        if cert:
+            ctx.load_cert_chain(str(pki / "agent-n2.crt"), str(pki / "agent-n2.key"))
+        with socket.create_connection(("198.18.0.11", 2379), timeout=2) as raw:
+            with ctx.wrap_socket(raw, server_hostname="198.18.0.11") as s:
+                s.sendall(b"GET /version HTTP/1.1\r\nHost: etcd\r\nConnection: close\r\n\r\n")
+                return s.recv(64)
+    # a node reaches it over the underlay, with its certificate; without one it is refused
+    assert call_in_netns(f"pn-{lab.name}-n2", lambda: handshake(True)).startswith(b"HTTP/1.1 200")
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        call_in_netns(f"pn-{lab.name}-n2", lambda: handshake(False))
+    # a bad certificate file is named, not a TLS failure
+    bad = url.replace(str(pki / "cli.key"), str(pki / "nope.key"))
+    out = lab.podnet("--datastore", bad, "get", "pods", check=False)
+    assert out.returncode != 0 and "cannot read the client key" in out.stderr and "nope.key" in out.stderr
     out = lab.podnet("get", "nodes", "-o", "wide").stdout
     assert out.count("healthy") == 2
     lab.podnet("apply", "-f", "-", input=manifests(2, 2, PORT))

@@ -8,6 +8,11 @@ directly from etcd3gw's HTTP session, because etcd3gw's watch hides compaction
 
 URLs: `etcd://host:port[/prefix][?netns=NAME]` (with netns, sockets are created inside
 that network namespace: see transport.py), `etcd+unix:///dir/etcd.sock:0[/prefix]`.
+With TLS (issue 12 §1): `etcds://` and `etcds+unix://`, which need
+`ca=FILE&cert=FILE&key=FILE` in the query (the CA etcd's certificate is checked against,
+the client certificate etcd's --client-cert-auth asks for, and its key). The files are
+checked when the store is opened, so a missing or bad one is an error naming it, not a
+TLS failure on the first request.
 """
 from __future__ import annotations
 
@@ -28,17 +33,62 @@ from podnet.datastore.decoding import decode_object, placeholder, report
 from podnet.datastore.etcd_watch import watch_stream
 from podnet.datastore.interface import (AlreadyExists, BadEntry, Conflict, DatastoreError, Event,
                                         ListResult, NotFound, Undecodable, Unavailable)
-from podnet.datastore.transport import netns_session, plain_session, unix_session
+from podnet.datastore.transport import Tls, netns_session, plain_session, unix_session
 
 DEFAULT_PREFIX = "/podnet"
 REQUEST_TIMEOUT = 10.0
 
 
+TLS_SCHEMES = {"etcds": "etcd", "etcds+unix": "etcd+unix"}
+
+
+def _tls(url: str, scheme: str, query: dict[str, str]) -> Tls | None:
+    given = [k for k in ("ca", "cert", "key") if query.get(k)]
+    if scheme not in TLS_SCHEMES:
+        if given:
+            raise DatastoreError(f"etcd URL {url!r}: {', '.join(given)} given for a plain-text "
+                                 f"URL; use {scheme.replace('etcd', 'etcds', 1)}:// for TLS")
+        return None
+    missing = [k for k in ("ca", "cert", "key") if k not in given]
+    if missing:
+        raise DatastoreError(f"etcd URL {url!r}: TLS needs ca=, cert= and key= files "
+                             f"(missing: {', '.join(missing)})")
+    return Tls(query["ca"], query["cert"], query["key"])
+
+
+def check_tls_files(tls: Tls) -> None:
+    """Load the CA and the client certificate and key as the TLS handshake will, so a
+    missing, unreadable or mismatched file is named now; raises DatastoreError."""
+    import ssl
+    for what, path in (("CA", tls.ca), ("client certificate", tls.cert), ("client key", tls.key)):
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as e:
+            raise DatastoreError(f"etcd TLS: cannot read the {what} {path}: {e.strerror or e}") from None
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    try:
+        ctx.load_verify_locations(cafile=tls.ca)
+    except (ssl.SSLError, ValueError) as e:
+        raise DatastoreError(f"etcd TLS: the CA {tls.ca} is not a PEM certificate: {e}") from None
+    try:
+        ctx.load_cert_chain(tls.cert, tls.key)
+    except (ssl.SSLError, ValueError) as e:
+        raise DatastoreError(f"etcd TLS: the client certificate {tls.cert} and key {tls.key} "
+                             f"do not load as a pair: {e}") from None
+
+
 def parse_etcd_url(url: str) -> dict[str, Any]:
-    """-> {host, port, prefix, netns, unix}; raises DatastoreError naming the URL."""
+    """-> {host, port, prefix, netns, unix, tls}; raises DatastoreError naming the URL."""
     parts = urlsplit(url)
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    if parts.scheme == "etcd+unix":
+    cfg = _parse_plain(url, parts, query, TLS_SCHEMES.get(parts.scheme, parts.scheme))
+    cfg["tls"] = _tls(url, parts.scheme, query)
+    return cfg
+
+
+def _parse_plain(url: str, parts: Any, query: dict[str, str], scheme: str) -> dict[str, Any]:
+    if scheme == "etcd+unix":
         path = parts.netloc + parts.path
         # The socket file ends in ":PORT" (etcd's naming); anything after is the prefix.
         head, sep, tail = path.partition(":")
@@ -48,7 +98,7 @@ def parse_etcd_url(url: str) -> dict[str, Any]:
         return {"host": "localhost", "port": 80, "unix": f"{head}:{port}",
                 "prefix": "/" + rest.strip("/") if rest.strip("/") else query.get("prefix", DEFAULT_PREFIX),
                 "netns": None}
-    if parts.scheme != "etcd":
+    if scheme != "etcd":
         raise DatastoreError(f"not an etcd URL: {url!r}")
     try:
         host, port = parts.hostname, parts.port or 2379
@@ -81,10 +131,15 @@ class EtcdDatastore:
         self.prefix: str = cfg["prefix"]
         self.netns: str | None = cfg["netns"]
         self.unix: str | None = cfg["unix"]
+        tls: Tls | None = cfg["tls"]
+        if tls is not None:
+            check_tls_files(tls)
         self._session_factory: Callable[[], requests.Session] = (
-            (lambda: unix_session(cfg["unix"])) if cfg["unix"] else
-            (lambda: netns_session(cfg["netns"])) if cfg["netns"] else plain_session)
+            (lambda: unix_session(cfg["unix"], tls)) if cfg["unix"] else
+            (lambda: netns_session(cfg["netns"], tls)) if cfg["netns"] else
+            (lambda: plain_session(tls)))
         self.client = Etcd3Client(host=cfg["host"], port=cfg["port"], timeout=timeout,
+                                  protocol="https" if tls else "http",
                                   api_path="/v3/", session=self._session_factory())
 
     # ---- keys -----------------------------------------------------------------------

@@ -4,6 +4,10 @@ Used by the tests (a free loopback port, a temp data dir) and by the lab (inside
 control-plane node's network namespace, on its underlay address). With `netns`, etcd is
 started through `ip netns exec`, which execs etcd in place, so the PID we keep is
 etcd's own; the health check then connects from inside that namespace too.
+
+With `tls` (issue 12 §1) etcd serves only HTTPS (and TLS on its unix socket, `unixs://`)
+and asks every client for a certificate signed by the CA (`--client-cert-auth`); its peer
+listener uses the same certificate and CA. The datastore URL is then `etcds://...?ca=&cert=&key=`.
 """
 from __future__ import annotations
 
@@ -12,12 +16,14 @@ import signal
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from typing import Sequence
+from urllib.parse import quote
 
 import requests
 
 from podnet.datastore.interface import Unavailable
-from podnet.datastore.transport import netns_session, plain_session
+from podnet.datastore.transport import Tls, netns_session, plain_session
 
 DEFAULT_BINARY = "/usr/bin/etcd"
 
@@ -43,17 +49,43 @@ def _hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+@dataclass(frozen=True)
+class ServerTls:
+    """etcd's own certificate and key (SANs: every address clients dial, and localhost
+    for the unix socket), and the CA client certificates must be signed by."""
+    ca: str
+    cert: str
+    key: str
+
+
+def tls_flags(tls: ServerTls) -> list[str]:
+    """etcd flags for TLS with client certificates, clients and peers alike."""
+    return ["--cert-file", tls.cert, "--key-file", tls.key, "--trusted-ca-file", tls.ca,
+            "--client-cert-auth",
+            "--peer-cert-file", tls.cert, "--peer-key-file", tls.key,
+            "--peer-trusted-ca-file", tls.ca, "--peer-client-cert-auth"]
+
+
+def tls_query(tls: Tls) -> str:
+    """The query part of an etcds:// URL for these files."""
+    return "&".join(f"{k}={quote(v, safe='/')}" for k, v in
+                    (("ca", tls.ca), ("cert", tls.cert), ("key", tls.key)))
+
+
 class EtcdServer:
     def __init__(self, data_dir: str, *, name: str = "pn-etcd", client_host: str = "127.0.0.1",
                  client_port: int | None = None, peer_port: int | None = None,
                  netns: str | None = None, unix_socket: str | None = None,
                  binary: str = DEFAULT_BINARY, log_path: str | None = None,
                  auto_compaction_retention: int = 100_000,
-                 extra_args: Sequence[str] = ()) -> None:
+                 extra_args: Sequence[str] = (), tls: ServerTls | None = None,
+                 client_tls: Tls | None = None) -> None:
         """Ports default to free loopback ports chosen at start(); inside a netns pass
         them explicitly (default 2379/2380 there). `unix_socket`: also listen on this
         path (etcd+unix:// URLs). Old revisions are auto-compacted beyond the last
-        `auto_compaction_retention` (0: never)."""
+        `auto_compaction_retention` (0: never). `tls`: serve TLS only and require client
+        certificates; `client_tls` is the certificate the health check (and
+        `datastore_url`) uses."""
         self.data_dir = os.path.abspath(data_dir)
         self.name = name
         self.client_host = client_host
@@ -68,22 +100,34 @@ class EtcdServer:
         self.log_path = log_path or self.data_dir.rstrip("/") + ".log"
         self.auto_compaction_retention = auto_compaction_retention
         self.extra_args = list(extra_args)
+        if (tls is None) != (client_tls is None):
+            raise ValueError("tls and client_tls go together")
+        self.tls = tls
+        self.client_tls = client_tls
         self.proc: subprocess.Popen[bytes] | None = None
         self._fixed_ports = bool(client_port) or bool(netns)
 
     # ---- addresses ------------------------------------------------------------------
     @property
     def client_url(self) -> str:
-        return f"http://{_hostport(self.client_host, self.client_port)}"
+        return f"{self._scheme}://{_hostport(self.client_host, self.client_port)}"
+
+    @property
+    def _scheme(self) -> str:
+        return "https" if self.tls else "http"
 
     @property
     def peer_url(self) -> str:
-        return f"http://{_hostport(self.client_host, self.peer_port)}"
+        return f"{self._scheme}://{_hostport(self.client_host, self.peer_port)}"
 
     def datastore_url(self, prefix: str = "/podnet") -> str:
-        """The `etcd://` URL podnet's datastore opens to reach this server."""
-        q = f"?netns={self.netns}" if self.netns else ""
-        return f"etcd://{_hostport(self.client_host, self.client_port)}{prefix}{q}"
+        """The `etcd://` (`etcds://` with TLS) URL podnet's datastore opens to reach this server."""
+        q = [f"netns={self.netns}"] if self.netns else []
+        if self.client_tls:
+            q.append(tls_query(self.client_tls))
+        scheme = "etcds" if self.client_tls else "etcd"
+        return (f"{scheme}://{_hostport(self.client_host, self.client_port)}{prefix}"
+                + ("?" + "&".join(q) if q else ""))
 
     @property
     def pid(self) -> int | None:
@@ -92,7 +136,8 @@ class EtcdServer:
     def argv(self) -> list[str]:
         # etcd wants unix://host:port and binds the literal "host:port" relative to its
         # working directory, so etcd runs in the socket's directory (see _spawn_and_wait).
-        listen = self.client_url + (f",unix://{os.path.basename(self.unix_socket)}"
+        unix = "unixs" if self.tls else "unix"
+        listen = self.client_url + (f",{unix}://{os.path.basename(self.unix_socket)}"
                                     if self.unix_socket else "")
         argv = [self.binary, "--name", self.name, "--data-dir", self.data_dir,
                 "--listen-client-urls", listen, "--advertise-client-urls", self.client_url,
@@ -104,6 +149,8 @@ class EtcdServer:
         if self.auto_compaction_retention:
             argv += ["--auto-compaction-mode", "revision",
                      "--auto-compaction-retention", str(self.auto_compaction_retention)]
+        if self.tls:
+            argv += tls_flags(self.tls)
         argv += self.extra_args
         return (["ip", "netns", "exec", self.netns] if self.netns else []) + argv
 
@@ -148,7 +195,8 @@ class EtcdServer:
             raise
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
-        session = netns_session(self.netns) if self.netns else plain_session()
+        tls = self.client_tls
+        session = netns_session(self.netns, tls) if self.netns else plain_session(tls)
         deadline = time.monotonic() + timeout
         last = ""
         try:

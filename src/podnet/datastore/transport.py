@@ -1,5 +1,6 @@
-"""HTTP transports for the etcd client: sockets inside a named network namespace, or on
-a unix socket. Plain TCP needs nothing from here.
+"""HTTP(S) transports for the etcd client: sockets inside a named network namespace, or
+on a unix socket, with or without TLS (`Tls`: the CA to verify etcd with and the client
+certificate to present, issue 12 §1). Plain TCP needs only `plain_session`.
 
 Why a thread: setns(CLONE_NEWNET) changes the namespace of the calling *thread* only,
 and a socket stays in the namespace it was created in for its whole life. So a short
@@ -13,12 +14,13 @@ import ctypes
 import os
 import socket
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection
-from urllib3.connectionpool import HTTPConnectionPool
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 CLONE_NEWNET = 0x40000000
@@ -29,6 +31,14 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 class NetnsError(OSError):
     pass
+
+
+@dataclass(frozen=True)
+class Tls:
+    """File paths: the CA that signed etcd's certificate, our certificate and its key."""
+    ca: str
+    cert: str
+    key: str
 
 
 def _setns(fd: int, nstype: int) -> None:
@@ -77,7 +87,7 @@ def _timeout_of(conn: HTTPConnection) -> float | None:
 class _NetnsConnection(HTTPConnection):
     netns: str = ""
 
-    def _new_conn(self) -> socket.socket:
+    def _new_conn(self) -> socket.socket:  # used by the HTTPS subclass too: TLS wraps it
         try:
             infos = socket.getaddrinfo(self._dns_host, self.port, 0, socket.SOCK_STREAM)
         except socket.gaierror as e:
@@ -120,11 +130,13 @@ class _UnixConnection(HTTPConnection):
 
 
 class _CustomAdapter(HTTPAdapter):
-    """An adapter whose pools build connections of one given class."""
+    """An adapter whose pools build connections of one given class (`tls`: HTTPS ones,
+    verifying the server against the CA and presenting the client certificate)."""
 
-    def __init__(self, conn_cls: type[HTTPConnection]):
+    def __init__(self, conn_cls: type[HTTPConnection], tls: Tls | None = None):
         super().__init__()
         self._conn_cls = conn_cls
+        self._tls = tls
         self._pools: dict[tuple[str, int], HTTPConnectionPool] = {}
         self._pools_lock = threading.Lock()
 
@@ -134,7 +146,12 @@ class _CustomAdapter(HTTPAdapter):
         with self._pools_lock:
             pool = self._pools.get(key)
             if pool is None:
-                pool = HTTPConnectionPool(key[0], key[1], maxsize=10)
+                if self._tls is not None:
+                    pool = HTTPSConnectionPool(key[0], key[1], maxsize=10, cert_reqs="CERT_REQUIRED",
+                                               ca_certs=self._tls.ca, cert_file=self._tls.cert,
+                                               key_file=self._tls.key)
+                else:
+                    pool = HTTPConnectionPool(key[0], key[1], maxsize=10)
                 pool.ConnectionCls = self._conn_cls
                 self._pools[key] = pool
             return pool
@@ -154,27 +171,35 @@ class _CustomAdapter(HTTPAdapter):
         super().close()
 
 
-def plain_session() -> requests.Session:
+def plain_session(tls: Tls | None = None) -> requests.Session:
     """A session that ignores proxy/netrc environment settings: datastore traffic must go
     straight to the store (and skipping the lookups saves time on every request)."""
     s = requests.Session()
     s.trust_env = False
+    if tls is not None:
+        s.verify = tls.ca
+        s.cert = (tls.cert, tls.key)
     return s
 
 
-def _session(adapter: HTTPAdapter) -> requests.Session:
-    s = plain_session()
-    s.mount("http://", adapter)
+def _session(adapter: HTTPAdapter, tls: Tls | None) -> requests.Session:
+    s = plain_session(tls)
+    s.mount("https://" if tls else "http://", adapter)
     return s
 
 
-def netns_session(netns: str) -> requests.Session:
-    """A requests session whose http:// connections are made inside `netns`."""
-    cls = type(f"NetnsConnection_{netns}", (_NetnsConnection,), {"netns": netns})
-    return _session(_CustomAdapter(cls))
+def _conn_class(base: type[HTTPConnection], tls: Tls | None, **attrs: str) -> type[HTTPConnection]:
+    """`base`'s way of making the socket, on an HTTPS connection when `tls` is given
+    (HTTPSConnection.connect calls _new_conn, then wraps the socket in TLS)."""
+    bases: tuple[type, ...] = (base, HTTPSConnection) if tls else (base,)
+    return type(base.__name__.lstrip("_") + ("_tls" if tls else ""), bases, attrs)
 
 
-def unix_session(socket_path: str) -> requests.Session:
-    """A requests session whose http:// requests all go to the unix socket `socket_path`."""
-    cls = type("UnixConnection", (_UnixConnection,), {"socket_path": socket_path})
-    return _session(_CustomAdapter(cls))
+def netns_session(netns: str, tls: Tls | None = None) -> requests.Session:
+    """A requests session whose connections are made inside `netns` (https:// with tls)."""
+    return _session(_CustomAdapter(_conn_class(_NetnsConnection, tls, netns=netns), tls), tls)
+
+
+def unix_session(socket_path: str, tls: Tls | None = None) -> requests.Session:
+    """A requests session whose requests all go to the unix socket `socket_path`."""
+    return _session(_CustomAdapter(_conn_class(_UnixConnection, tls, socket_path=socket_path), tls), tls)

@@ -49,12 +49,15 @@ ETC_NETNS = Path("/etc/netns")
 
 
 class Kubelet:
-    def __init__(self, spec: LabSpec, state: LabState, store: Datastore, node_url: str):
+    def __init__(self, spec: LabSpec, state: LabState, store: Datastore, node_url: str,
+                 cni_url: str = "", pod_url: str = ""):
         self.spec = spec
         self.state = state
         self.store = store
         self.writer = Writer(store)  # every write goes through the one write path
         self.node_url = node_url
+        self.cni_url = cni_url or node_url  # the IPAM plugin's, in the network config
+        self.pod_url = pod_url or node_url  # what containers with a command get (DNS)
         self.pods: dict[tuple[str, str], Pod] = {}
         self.deployments: dict[tuple[str, str], Deployment] = {}
         self.events: queue.Queue[Any] = queue.Queue()
@@ -283,14 +286,14 @@ class Kubelet:
             elif adopt:
                 ips = list(old["ips"])  # type: ignore[index]  # set up by an earlier kubelet
             else:
-                ips = network.attach(self.spec, self.node_url, node, netns, pod.uid, pod.requested_ips)
+                ips = network.attach(self.spec, self.cni_url, node, netns, pod.uid, pod.requested_ips)
                 attached = True
                 self.write_resolv_conf(pod, netns)
             self.records.write({**rec, "ips": ips})
             warnings = self.start_workload(pod, node.name, netns)
             if containers.with_command(pod):
                 containers.stop(self.state, netns, pod.name)  # an earlier, failed attempt
-                pids = containers.start(self.state, pod, netns, self.node_url)
+                pids = containers.start(self.state, pod, netns, self.pod_url)
                 containers.wait_ready(pod, netns, pids)
                 self.procs[key] = pids
         except Exception as e:  # noqa: BLE001 - undo, report on the pod, retry
@@ -354,7 +357,7 @@ class Kubelet:
             return
         netns = done[3]
         containers.stop(self.state, netns, pod.name, sorted(dead))
-        pids.update(containers.start(self.state, pod, netns, self.node_url, only=dead))
+        pids.update(containers.start(self.state, pod, netns, self.pod_url, only=dead))
         counts = self.restarts.setdefault(key, {})
         for name in dead:
             counts[name] = counts.get(name, 0) + 1
@@ -406,7 +409,7 @@ class Kubelet:
         if not rec.get("hostNetwork") and netns.startswith(self.spec.prefix):
             try:
                 node = self.spec.node(node_name)
-                network.detach(self.spec, self.node_url, node, netns, str(rec["uid"]))
+                network.detach(self.spec, self.cni_url, node, netns, str(rec["uid"]))
             except (network.NetworkError, ValueError) as e:
                 log.warning("CNI DEL %s/%s: %s", rec["namespace"], rec["name"], e)
             network.delete_netns(netns)

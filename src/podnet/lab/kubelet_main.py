@@ -12,6 +12,7 @@ from podnet.datastore.interface import open_datastore
 from podnet.controllers.manager import start_controllers
 from podnet.lab.kubelet import Kubelet
 from podnet.lab.state import LabState
+from podnet.lab.up import component_url
 from podnet.lab.topology import spec_from_dict
 
 log = logging.getLogger("podnet.kubelet")
@@ -26,13 +27,16 @@ def run_kubelet(state_dir: str) -> int:
         print(f"kubelet: no lab state in {state_dir}", file=sys.stderr)
         return 1
     spec = spec_from_dict(meta["spec"])
-    # it runs inside the first node's netns, so it reaches the store as the agents do
-    store = open_datastore(str(meta.get("datastoreURL") or state.datastore_url()))
-    kubelet = Kubelet(spec, state, store, str(meta.get("datastoreURL")))
+    # it runs inside the first node's netns, so it reaches the store as the agents do;
+    # on etcd the kubelet, the controllers, the CNI plugin and the DNS pods each have
+    # their own client certificate (lab/etcd.py)
+    store = open_datastore(component_url(meta, "kubelet") or state.datastore_url())
+    kubelet = Kubelet(spec, state, store, component_url(meta, "kubelet"),
+                      cni_url=component_url(meta, "cni"), pod_url=component_url(meta, "dns"))
     signal.signal(signal.SIGTERM, lambda *_: kubelet.stop.set())
     signal.signal(signal.SIGINT, lambda *_: kubelet.stop.set())
     log.info("lab kubelet for %s (%d nodes), pid %d", spec.name, len(spec.nodes), os.getpid())
-    for name in start_controllers(store.url, kubelet.stop):
+    for name in start_controllers(component_url(meta, "controllers") or store.url, kubelet.stop):
         log.info("controller %s started", name)
     try:
         kubelet.run()

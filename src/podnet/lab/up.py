@@ -78,13 +78,21 @@ def agent_argv(spec: LabSpec, node_name: str, url: str) -> list[str]:
     return procs.podnet_argv(*argv)
 
 
-def start_datastore(spec: LabSpec, state: LabState, progress: Progress) -> tuple[str, str]:
-    """Returns (URL for processes inside the lab's nodes, URL for the CLI and the kubelet)."""
+def start_datastore(spec: LabSpec, state: LabState, progress: Progress) -> dict[str, str]:
+    """Every component's datastore URL: `agent-<node>`, `kubelet`, `controllers`, `cni`,
+    `dns` (the DNS add-on's pods), `cli` (the machine's namespace). On etcd each has its
+    own client certificate (lab/etcd.py); on SQLite they are all the store file."""
     if spec.datastore == "sqlite":
         url = f"sqlite://{state.path('store.db')}"
-        return url, url
+        from podnet.lab.etcd import CLIENTS
+        return {w: url for w in (*CLIENTS, *(f"agent-{n.name}" for n in spec.nodes))}
     from podnet.lab.etcd import start_etcd  # only etcd labs pay for it
     return start_etcd(spec, state, progress)
+
+
+def component_url(meta: dict[str, Any], who: str) -> str:
+    """`who`'s URL from the lab's state (labs made before per-component URLs: the node URL)."""
+    return str((meta.get("datastoreURLs") or {}).get(who) or meta.get("datastoreURL") or "")
 
 
 def up(spec: LabSpec, state: LabState, progress: Progress = lambda s: None,
@@ -98,15 +106,17 @@ def up(spec: LabSpec, state: LabState, progress: Progress = lambda s: None,
                             "created": time.time()}
     state.write_meta(meta)
     builder.build(spec, progress)
-    node_url, cli_url = start_datastore(spec, state, progress)
-    meta["datastoreURL"] = node_url
+    urls = start_datastore(spec, state, progress)
+    cli_url = urls["cli"]
+    meta["datastoreURL"] = urls["kubelet"]
     meta["cliDatastoreURL"] = cli_url
+    meta["datastoreURLs"] = urls
     state.write_meta(meta)
     state.write_datastore_url(cli_url)
     store = open_datastore(cli_url)
     try:
         seed(store, spec)
-        progress("datastore: " + cli_url + (" (default IP pools)"))
+        progress("datastore: " + cli_url.split("?")[0] + (" (default IP pools)"))
         procs.spawn(state, "echo", procs.podnet_argv(
             "serve", "--name", "outside/echo", "--port", f"{ECHO_TCP_PORT}/TCP",
             "--port", f"{ECHO_UDP_PORT}/UDP", "--port", f"{ECHO_UDP_PORT}/TCP"),
@@ -119,7 +129,7 @@ def up(spec: LabSpec, state: LabState, progress: Progress = lambda s: None,
                         netns=node.netns)
             procs.spawn(state, f"serve-{node.name}", procs.podnet_argv(
                 "serve", "--control", serve_socket(state, node.name)), netns=node.netns)
-            procs.spawn(state, f"agent-{node.name}", agent_argv(spec, node.name, node_url),
+            procs.spawn(state, f"agent-{node.name}", agent_argv(spec, node.name, urls[f"agent-{node.name}"]),
                         netns=node.netns)
         # the kubelet lives on the first (control-plane) node: no lab process runs outside
         # the lab's namespaces, so `down --force` finds every one even without PID files
