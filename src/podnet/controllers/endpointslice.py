@@ -9,6 +9,8 @@ slice's revision), delete managed slices no longer wanted. Only slices
 labelled `endpointslice.kubernetes.io/managed-by: podnet-controller` are ever touched, so
 a selector-less Service keeps the slices its user applies. A Conflict just marks the
 namespace dirty again; a store error is logged and retried; nothing raises out of `run`.
+The list+watch is the shared datastore.cache.Informer (a relist or the periodic resync
+reconciles every namespace).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import logging
 import queue
 import threading
 import time
-from typing import Any
+from typing import Any, Iterable
 
 from podnet.api.objects import Pod, Resource, Service, from_dict
 from podnet.api.selector import LabelSelector
@@ -24,8 +26,9 @@ from podnet.apiserver.errors import WriteError
 from podnet.apiserver.write import Writer
 from podnet.calc.endpointslices import (CONTROLLER, MANAGED_BY, SERVICE_NAME, desired_slices,
                                         same_slice)
-from podnet.datastore.interface import (AlreadyExists, Compacted, Conflict, Datastore,
-                                        DatastoreError, NotFound)
+from podnet.datastore.cache import Batch, Informer
+from podnet.datastore.interface import (AlreadyExists, Conflict, Datastore, DatastoreError, Event,
+                                        NotFound)
 
 log = logging.getLogger("podnet.controllers.endpointslice")
 KINDS = ("Service", "Pod", "EndpointSlice")
@@ -113,7 +116,7 @@ class EndpointSliceController:
             return True
 
     # ---- the loop -------------------------------------------------------------------------
-    def services_touched(self, ev: Any) -> tuple[str, set[str]]:
+    def services_touched(self, ev: Event) -> tuple[str, set[str]]:
         """(namespace, Service names) an event concerns."""
         obj = ev.object
         ns = obj.namespace
@@ -136,57 +139,53 @@ class EndpointSliceController:
         return ns, out
 
     def run(self, stop: threading.Event, resync_every: float = 300.0) -> None:
-        events: queue.Queue[Any] = queue.Queue()
-        rev = self.reconcile_all()
-        watcher = threading.Thread(target=self._watch, args=(rev, events, stop), daemon=True)
-        watcher.start()
-        dirty: dict[str, set[str]] = {}
-        last_full = time.monotonic()
-        while not stop.is_set():
-            try:
-                item = events.get(timeout=0.5)
-            except queue.Empty:
-                item = None
-            if item == "relist" or time.monotonic() - last_full > resync_every:
-                self.reconcile_all()
-                last_full = time.monotonic()
-                continue
-            batch = [] if item is None else [item]
-            deadline = time.monotonic() + BATCH_WINDOW
-            while batch and time.monotonic() < deadline:
-                try:
-                    nxt = events.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
-                if nxt == "relist":
-                    events.put(nxt)
-                    break
-                batch.append(nxt)
-            for ev in batch:
-                try:
-                    ns, names = self.services_touched(ev)
-                except Exception:  # noqa: BLE001 - a strange event must not stop the loop
-                    log.exception("event %s skipped", getattr(ev, "revision", "?"))
+        """Until `stop`: an Informer feeds batches; a batch from a (re)list reconciles every
+        namespace, any other the Services its events touch."""
+        batches: queue.Queue[Batch] = queue.Queue()
+        with Informer(self.store, KINDS, batches.put, batch_window=BATCH_WINDOW,
+                      name="endpointslice") as informer:
+            while not informer.wait_synced(0.5):
+                if stop.is_set():
+                    return
+            dirty: dict[str, set[str]] = {}
+            last_full = time.monotonic()
+            while not stop.is_set():
+                got = _drain(batches, timeout=0.2 if dirty else 0.5)
+                if any(b.resync for b in got) or time.monotonic() - last_full > resync_every:
+                    for b in got:  # keep the Service and pod-label caches in step
+                        self._touched(b.events)
+                    self.reconcile_all()
+                    dirty.clear()
+                    last_full = time.monotonic()
                     continue
-                if names:
-                    dirty.setdefault(ns, set()).update(names)
-            for ns in sorted(dirty):
-                if self._safe(ns, dirty[ns]):
-                    del dirty[ns]
-            if dirty:
-                stop.wait(0.2)
+                for b in got:
+                    for ns, names in self._touched(b.events):
+                        dirty.setdefault(ns, set()).update(names)
+                for ns in sorted(dirty):
+                    if self._safe(ns, dirty[ns]):
+                        del dirty[ns]
 
-    def _watch(self, rev: int, events: queue.Queue[Any], stop: threading.Event) -> None:
-        while not stop.is_set():
+    def _touched(self, events: Iterable[Event]) -> list[tuple[str, set[str]]]:
+        out = []
+        for ev in events:
             try:
-                for ev in self.store.watch(rev, KINDS, stop=stop):
-                    rev = ev.revision
-                    events.put(ev)
-                return
-            except Compacted:
-                rev = self.store.revision()
-                events.put("relist")
-            except DatastoreError as e:
-                log.warning("watch failed (%s); retrying", e)
-                stop.wait(1.0)
-                events.put("relist")
+                ns, names = self.services_touched(ev)
+            except Exception:  # noqa: BLE001 - a strange event must not stop the loop
+                log.exception("event %s skipped", getattr(ev, "revision", "?"))
+                continue
+            if names:
+                out.append((ns, names))
+        return out
+
+
+def _drain(batches: "queue.Queue[Batch]", timeout: float) -> list[Batch]:
+    """The batches waiting, after waiting up to `timeout` for the first."""
+    try:
+        got = [batches.get(timeout=timeout)]
+    except queue.Empty:
+        return []
+    while True:
+        try:
+            got.append(batches.get_nowait())
+        except queue.Empty:
+            return got

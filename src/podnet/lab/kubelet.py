@@ -1,7 +1,7 @@
 """The lab kubelet: Pods and Deployments from the store, made real in network namespaces.
 
 One process per lab. A single loop keeps a cache of Pods and Deployments from list+watch
-and decides (lab/workloads.py: scheduling, Deployment expansion); a small pool of
+(datastore.cache.Informer) and decides (lab/workloads.py: scheduling, Deployment expansion); a small pool of
 workers does the slow part per pod, serialised per pod: create the pod's netns, bring up
 its loopback, call podnet-cni ADD in the node's netns as a container runtime does
 (lab/network.py), write its resolv.conf, ask the node's `podnet serve` to listen on its
@@ -30,8 +30,8 @@ from podnet.api.objects import Deployment, Pod, Resource
 from podnet.apiserver.errors import WriteError
 from podnet.apiserver.write import Writer
 from podnet.datastore.common import now_rfc3339
-from podnet.datastore.interface import (AlreadyExists, Compacted, Conflict, Datastore,
-                                        DatastoreError, NotFound)
+from podnet.datastore.cache import Batch, Informer
+from podnet.datastore.interface import AlreadyExists, Conflict, Datastore, Event, NotFound
 from podnet.lab import containers, network, probes, procs
 from podnet.lab.records import PodRecords
 from podnet.lab.serve import ServeClient, ServeError
@@ -60,7 +60,9 @@ class Kubelet:
         self.pod_url = pod_url or node_url  # what containers with a command get (DNS)
         self.pods: dict[tuple[str, str], Pod] = {}
         self.deployments: dict[tuple[str, str], Deployment] = {}
-        self.events: queue.Queue[Any] = queue.Queue()
+        self.events: queue.Queue[Batch | tuple[str, tuple[str, str]]] = queue.Queue()
+        self.informer = Informer(store, ("Pod", "Deployment"), self.events.put, name="kubelet")
+        self.started = False  # orphans are cleaned once, after the first list
         self.stop = threading.Event()
         self.pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="pod")
         self.locks: dict[tuple[str, str], threading.Lock] = {}
@@ -79,37 +81,27 @@ class Kubelet:
 
     # ---- cache --------------------------------------------------------------------------
     def relist(self) -> None:
-        pods = self.store.list("Pod")
-        deps = self.store.list("Deployment")
-        self.pods = {(p.namespace, p.name): p for p in pods.items if isinstance(p, Pod)}
-        self.deployments = {(d.namespace, d.name): d for d in deps.items if isinstance(d, Deployment)}
-        self.revision = max(pods.revision, deps.revision)
-
-    def _watch_forever(self) -> None:
-        while not self.stop.is_set():
-            try:
-                for ev in self.store.watch(self.revision, ("Pod", "Deployment"), stop=self.stop):
-                    self.events.put(ev)
-                return
-            except Compacted:
-                self.events.put("relist")
-            except Exception as e:  # noqa: BLE001 - the kubelet outlives a bad store moment
-                log.warning("watch: %s; retrying", e)
-                self.events.put("relist")
-            self.stop.wait(1.0)
+        """Take Pods and Deployments from the informer's cache. Its revision is read first:
+        events up to it are skipped afterwards, and a later one the cache already has is
+        only applied again (never lost)."""
+        self.revision = self.informer.revision
+        self.pods = {(p.namespace, p.name): p for p in self.informer.list("Pod") if isinstance(p, Pod)}
+        self.deployments = {(d.namespace, d.name): d for d in self.informer.list("Deployment")
+                            if isinstance(d, Deployment)}
 
     # ---- the loop ---------------------------------------------------------------------
     def run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                self.relist()
-                break
-            except DatastoreError as e:
-                log.warning("datastore not ready: %s", e)
-                self.stop.wait(0.5)
-        self.cleanup_orphans()
-        self.reconcile_all()
-        threading.Thread(target=self._watch_forever, daemon=True, name="watch").start()
+        self.informer.start()
+        try:
+            while not self.informer.wait_synced(0.5):  # the store may not be up yet
+                if self.stop.is_set():
+                    return
+            self._loop()
+        finally:
+            self.informer.stop()
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _loop(self) -> None:
         threading.Thread(target=self.prober.loop, args=(self.stop,), daemon=True, name="probes").start()
         next_check = time.monotonic() + LIVENESS_EVERY
         while not self.stop.is_set():
@@ -125,11 +117,11 @@ class Kubelet:
                     batch.append(self.events.get_nowait())
                 except queue.Empty:
                     break
-            for ev in batch:
+            for item in batch:
                 try:
-                    self.handle(ev)
+                    self.handle(item)
                 except Exception:  # noqa: BLE001 - never crash the kubelet on one object
-                    log.exception("handling %r", ev)
+                    log.exception("handling %r", item)
             # a Deployment touched by many pod events in the batch is reconciled once
             dirty, self.dirty = self.dirty, set()
             for key in sorted(dirty):
@@ -139,28 +131,38 @@ class Kubelet:
                         self.reconcile_deployment(dep)
                     except Exception:  # noqa: BLE001
                         log.exception("deployment %s/%s", *key)
-        self.pool.shutdown(wait=True, cancel_futures=True)
 
-    def handle(self, ev: Any) -> None:
-        if ev == "relist":
-            self.relist()
-            self.reconcile_all()
-            return
-        if isinstance(ev, tuple) and ev[0] == "retry":
-            pod = self.pods.get(ev[1])
+    def handle(self, item: Batch | tuple[str, tuple[str, str]]) -> None:
+        """A batch from the informer, or a ("retry", pod key) from a back-off timer."""
+        if isinstance(item, tuple):
+            pod = self.pods.get(item[1])
             if pod is not None:
                 self.reconcile_pod(pod)
             return
+        if item.resync:  # the first list, or a relist after compaction
+            self.relist()
+            if not self.started:
+                self.cleanup_orphans()
+                self.started = True
+            self.reconcile_all()
+            return
+        for ev in item.events:
+            if ev.revision > self.revision:
+                self.handle_event(ev)
+                self.revision = ev.revision
+
+    def handle_event(self, ev: Event) -> None:
         obj = ev.object
-        self.revision = max(self.revision, ev.revision)
         key = (obj.namespace, obj.name)
-        if obj.kind == "Deployment":
+        if isinstance(obj, Deployment):
             if ev.type == "DELETED":
                 self.deployments.pop(key, None)
                 self.collect_garbage(obj)
             else:
                 self.deployments[key] = obj
                 self.dirty.add(key)
+            return
+        if not isinstance(obj, Pod):
             return
         if ev.type == "DELETED":
             self.pods.pop(key, None)
