@@ -9,6 +9,11 @@ running in node N's namespace reaches node N's daemon and no other, with no conf
 Only builtin modules are imported here, and nothing from podnet: the thin launchers
 (bin/) load this file alone, as the top-level module `client`. No daemon -> None, and
 the caller runs the call in-process; a daemon that dies mid-call -> CNI error 11.
+
+Both ends check who is at the other one (SO_PEERCRED): the daemon serves root only (it
+runs plugins and changes the kernel as root), and a binary talks only to a daemon that
+runs as root, so a process that bound the name first (the name is free for anyone in
+the namespace while no daemon runs) cannot answer for it: the call then runs in-process.
 """
 import posix
 import sys
@@ -38,13 +43,30 @@ def encode_request(binary: str, env: dict[bytes, bytes], stdin: bytes) -> bytes:
 
 
 def decode_request(data: bytes) -> tuple[str, dict[str, str], bytes]:
-    head, _, stdin = data.partition(b"\0\0")
+    """Raises ValueError for anything encode_request cannot have made. Names and values
+    are decoded as os.environ decodes them (undecodable bytes kept as surrogates)."""
+    head, sep, stdin = data.partition(b"\0\0")
+    if not sep:
+        raise ValueError("the request ends before its environment does (no NUL NUL)")
     parts = head.split(b"\0")
+    binary = parts[0].decode("ascii")  # UnicodeDecodeError is a ValueError
+    if not binary.isidentifier():
+        raise ValueError(f"invalid plugin name {binary!r}")
     env = {}
     for p in parts[1:]:
-        k, _, v = p.decode(errors="replace").partition("=")
-        env[k] = v
-    return parts[0].decode(), env, stdin
+        k, eq, v = p.partition(b"=")
+        if not eq or not k:
+            raise ValueError(f"environment entry {p[:40]!r} is not NAME=VALUE")
+        env[k.decode(errors="surrogateescape")] = v.decode(errors="surrogateescape")
+    return binary, env, stdin
+
+
+def peer_uid(sock) -> int:
+    """The uid of the process at the other end of a connected unix socket, as the kernel
+    recorded it at connect() time (SO_PEERCRED: pid, uid, gid as three ints)."""
+    import _socket
+    cred = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
+    return int.from_bytes(cred[4:8], sys.byteorder)
 
 
 def try_daemon(binary: str) -> int | None:
@@ -56,19 +78,27 @@ def try_daemon(binary: str) -> int | None:
     s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         s.connect(SOCKET_NAME)
+        uid = peer_uid(s)
     except OSError:
         s.close()
         return None
+    if uid != 0:  # not our daemon: someone else holds the name
+        s.close()
+        _write_all(2, b"podnet-cni: ignoring a podnet-cni socket served by uid %d, not root; "
+                   b"running the call in-process\n" % uid)
+        return None
+    err = "connection closed"
     try:
         stdin = _read_all(lambda n: posix.read(0, n))
         s.sendall(encode_request(binary, posix.environ, stdin))
         s.shutdown(_socket.SHUT_WR)
+    except OSError as e:  # the daemon may have answered (a refusal) before reading it all
+        err = str(e)
+    try:
         reply = _read_all(s.recv)
     except OSError as e:
         reply = b""
         err = str(e)
-    else:
-        err = "connection closed"
     finally:
         s.close()
     if len(reply) < 5:

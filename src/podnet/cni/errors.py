@@ -1,7 +1,8 @@
 """CNI error codes (SPEC.md §5) and the one exception every CNI path raises. No imports.
 
 `CniError.to_dict` is the spec's error object; the skeleton prints it on stdout and
-exits non-zero. Codes 0-99 are the spec's; we use only the well-known ones.
+exits non-zero. Codes 0-99 are the spec's; we use only the well-known ones, and a few plugin-specific
+>= 100.
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ TRY_AGAIN_LATER = 11
 NOT_AVAILABLE = 50
 NOT_AVAILABLE_LIMITED = 51
 INTERNAL = 999  # libcni's "internal": a bug, never expected
+# plugin-specific (>= 100): the node's CNI daemon serves root only (client.py, daemon.py)
+NOT_PERMITTED = 102
 
 SUPPORTED_VERSIONS = ("0.4.0", "1.0.0", "1.1.0")
 

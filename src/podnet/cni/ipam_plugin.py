@@ -21,11 +21,15 @@ ALREADY_ALLOCATED = 101  # plugin-specific: ADD of an attachment that was never 
 
 
 _STORES: dict[str, Any] | None = None  # URL -> open store, when a daemon keeps them
+_SERVED: str | None = None  # the daemon's one datastore URL
 
 
-def enable_store_cache() -> None:
-    """For the long-running daemon: open each datastore once and keep it."""
-    global _STORES
+def enable_store_cache(served: str | None) -> None:
+    """For the long-running daemon: serve the datastore `served` only (a request naming
+    another URL is refused: the daemon runs as root, and a SQLite URL is a file path),
+    open it once and keep it."""
+    global _STORES, _SERVED
+    _SERVED = served
     if _STORES is None:
         _STORES = {}
 
@@ -36,6 +40,10 @@ class _Session:
     def __init__(self, ic: IpamConf, status: bool = False):
         from podnet.datastore.interface import DatastoreError, open_datastore
         from podnet.ipam.allocator import DEFAULT_RELEASE_GRACE, Allocator
+        if _STORES is not None and ic.datastore != _SERVED:
+            raise CniError(INVALID_CONFIG, f"this node's podnet CNI daemon does not serve "
+                           f"datastore {ic.datastore}",
+                           f"it serves {_SERVED} only" if _SERVED else "it was started without --datastore")
         try:
             if _STORES is not None:
                 if ic.datastore not in _STORES:

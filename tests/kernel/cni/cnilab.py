@@ -32,6 +32,24 @@ class Lab:
         from podnet.datastore.sqlite import SqliteDatastore
         self.store = SqliteDatastore(self.url)
         self.node = self.netns("node")
+        # the node's own plugin dir, first on the daemon's search path (fake plugins go here)
+        self.plugin_dir = str(tmp_path / "cnibin")
+        os.makedirs(self.plugin_dir, exist_ok=True)
+        self.daemon = None
+
+    def start_daemon(self, url=None):
+        """(Re)start the node's CNI daemon, serving `url` (default: the lab's store)."""
+        from podnet.cni import daemon as cnid
+        self.stop_daemon()
+        self.daemon = cnid.start(self.node, datastore=url or self.url,
+                                 cni_path=f"{self.plugin_dir}:{CNI_PATH}")
+        return self.daemon
+
+    def stop_daemon(self):
+        from podnet.cni import daemon as cnid
+        if self.daemon is not None:
+            cnid.stop(self.daemon)
+            self.daemon = None
 
     def netns(self, name):
         full = f"{TEST_PREFIX}cni-{self.id}-{name}"
@@ -66,6 +84,7 @@ class Lab:
                 for h in (r.spec.get("allocations") or {}).values()}
 
     def close(self):
+        self.stop_daemon()
         for ns in reversed(self.namespaces):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         self.store.close()

@@ -12,15 +12,11 @@ def lab(request, tmp_path):
     """Every test runs twice: the binaries doing the work themselves, and handing it to
     the node's CNI daemon (podnet.cni.daemon), which must behave identically."""
     lab = Lab(tmp_path)
-    daemon = None
     try:
         if request.param == "daemon":
-            from podnet.cni import daemon as cnid
-            daemon = cnid.start(lab.node)
+            lab.start_daemon()
         yield lab
     finally:
-        if daemon is not None:
-            cnid.stop(daemon)
         lab.close()
 
 

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from podnet.cni import daemon, runtime
+from podnet.cni import runtime
 from podnet.cni.client import SOCKET_NAME
 from podnet.cni.config import make_netconf
 from podnet.cni.veth import host_ifname
@@ -26,17 +26,14 @@ def _reachable(ns: str) -> bool:
 
 def test_daemon_is_only_reachable_from_its_node_and_exits_with_it(lab):
     other = lab.netns("other")
-    p = daemon.start(lab.node) if not _reachable(lab.node) else None
+    p = lab.daemon or lab.start_daemon()
+    assert _reachable(lab.node) and not _reachable(other)
+    subprocess.run(["ip", "netns", "del", lab.node], check=True)
+    lab.namespaces.remove(lab.node)
     try:
-        assert _reachable(lab.node) and not _reachable(other)
-        if p is not None:
-            subprocess.run(["ip", "netns", "del", lab.node], check=True)
-            lab.namespaces.remove(lab.node)
-            p.wait(15)  # exits by itself once its namespace is gone
-    finally:
-        if p is not None and p.poll() is None:
-            daemon.stop(p)
-            pytest.fail("the daemon outlived its node namespace")
+        p.wait(15)  # exits by itself once its namespace is gone
+    except subprocess.TimeoutExpired:
+        pytest.fail("the daemon outlived its node namespace")
 
 
 def test_del_then_add_again_right_away(dual_lab):
@@ -94,40 +91,43 @@ def test_launcher_installed_as_a_relative_symlink_elsewhere(lab, tmp_path):
     (opt / "podnet-ipam").symlink_to(os.path.relpath(thin, opt))
     env = {"PATH": os.environ["PATH"], "CNI_PATH": f"{opt}:{CNI_PATH}"}
     stdin = make_netconf(lab.url, "n1", False)
-    p = daemon.start(lab.node) if not _reachable(lab.node) else None
-    try:
-        for ns in (lab.node, lab.netns("bare")):  # a daemon in the first, none in the second
-            cp = subprocess.run(["ip", "netns", "exec", ns, str(opt / "podnet-ipam")],
-                                env={**env, "CNI_COMMAND": "GC"}, input=json.dumps(stdin).encode(),
-                                capture_output=True)
-            assert (cp.returncode, cp.stdout, cp.stderr) == (0, b"", b""), cp
-            cp = subprocess.run(["ip", "netns", "exec", ns, str(opt / "podnet-ipam")],
-                                env={**env, "CNI_COMMAND": "CHECK", "CNI_CONTAINERID": "x",
-                                     "CNI_NETNS": "/var/run/netns/none", "CNI_IFNAME": "eth0"},
-                                input=json.dumps(stdin).encode(), capture_output=True)
-            doc = json.loads(cp.stdout)  # podnet-ipam's answer, not podnet-cni's
-            assert cp.returncode == 1 and doc["code"] == 3 and "no address allocated" in doc["msg"], doc
-    finally:
-        if p is not None:
-            daemon.stop(p)
+    if lab.daemon is None:
+        lab.start_daemon()
+    for ns in (lab.node, lab.netns("bare")):  # a daemon in the first, none in the second
+        cp = subprocess.run(["ip", "netns", "exec", ns, str(opt / "podnet-ipam")],
+                            env={**env, "CNI_COMMAND": "GC"}, input=json.dumps(stdin).encode(),
+                            capture_output=True)
+        assert (cp.returncode, cp.stdout, cp.stderr) == (0, b"", b""), cp
+        cp = subprocess.run(["ip", "netns", "exec", ns, str(opt / "podnet-ipam")],
+                            env={**env, "CNI_COMMAND": "CHECK", "CNI_CONTAINERID": "x",
+                                 "CNI_NETNS": "/var/run/netns/none", "CNI_IFNAME": "eth0"},
+                            input=json.dumps(stdin).encode(), capture_output=True)
+        doc = json.loads(cp.stdout)  # podnet-ipam's answer, not podnet-cni's
+        assert cp.returncode == 1 and doc["code"] == 3 and "no address allocated" in doc["msg"], doc
 
 
 def test_daemon_survives_malformed_requests(dual_lab):
     """More garbage connections than the daemon has workers, then a real call: each bad
-    request is dropped without taking a worker with it."""
+    request is answered with CNI error 6 (SPEC.md: failed to decode content) and costs
+    the daemon nothing."""
     lab = dual_lab
-    code = ("import socket\nfor b in [b'\\xff\\xfe\\0\\0x'] * 20 + [b'']:\n"
+    if lab.daemon is None:
+        lab.start_daemon()
+    bad = [b"\xff\xfe\0\0x", b"cni\0NO_EQUALS_SIGN\0\0{}", b"cni\0CNI_COMMAND=ADD", b"",
+           b"../../bin/sh\0\0{}"] * 4
+    code = ("import json, socket, sys\nout = []\nfor b in %r:\n"
             "    s = socket.socket(socket.AF_UNIX); s.connect(%r); s.sendall(b); s.shutdown(1)\n"
-            "    s.recv(100); s.close()\n" % SOCKET_NAME)
-    p = daemon.start(lab.node) if not _reachable(lab.node) else None
-    try:
-        cp = subprocess.run(["ip", "netns", "exec", lab.node, "python3", "-c", code], capture_output=True)
-        assert cp.returncode == 0, cp.stderr
-        nc = make_netconf(lab.url, "n1", True)
-        q = lab.netns("q")
-        r = runtime.add(nc, "c1", lab.path(q), "eth0", CNI_PATH, node_netns=lab.node)
-        runtime.delete(nc, "c1", lab.path(q), "eth0", CNI_PATH, node_netns=lab.node, prev_result=r)
-        assert lab.allocations() == set()
-    finally:
-        if p is not None:
-            daemon.stop(p)
+            "    r = b''\n    while True:\n        c = s.recv(65536)\n        if not c: break\n        r += c\n"
+            "    s.close(); n = int.from_bytes(r[1:5], 'big'); out.append([r[0], json.loads(r[5:5 + n])])\n"
+            "print(json.dumps(out))\n" % (bad, SOCKET_NAME))
+    cp = subprocess.run(["ip", "netns", "exec", lab.node, "python3", "-c", code], capture_output=True,
+                        timeout=60)
+    assert cp.returncode == 0, cp.stderr
+    for raw, (rc, doc) in zip(bad, json.loads(cp.stdout)):
+        assert rc == 1 and doc["code"] == 6 and doc["msg"] == "failed to decode content", (raw, doc)
+    assert lab.daemon.poll() is None
+    nc = make_netconf(lab.url, "n1", True)
+    q = lab.netns("q")
+    r = runtime.add(nc, "c1", lab.path(q), "eth0", CNI_PATH, node_netns=lab.node)
+    runtime.delete(nc, "c1", lab.path(q), "eth0", CNI_PATH, node_netns=lab.node, prev_result=r)
+    assert lab.allocations() == set()

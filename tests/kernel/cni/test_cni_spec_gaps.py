@@ -3,6 +3,8 @@ runtime drives the plugins (raw protocol and podnet.cni.runtime), on the real ke
 with and without the node daemon. The pure parts are in tests/unit/cni/test_cni_chain_result.py."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from podnet.cni import runtime
@@ -86,13 +88,13 @@ def test_dns_from_the_ipam_plugin_is_kept(lab, tmp_path):
     assert r["dns"]["nameservers"] == ["10.96.0.10"] and r["dns"]["search"] == ["default.svc.cluster.local"]
     runtime.delete(nc, "c1", lab.path(p), "eth0", CNI_PATH, node_netns=lab.node, prev_result=r)
 
-def _fake_ipam(tmp_path, body):
-    d = tmp_path / "fakebin"
-    d.mkdir(exist_ok=True)
-    p = d / "fake-ipam"
-    p.write_text("#!/bin/sh\ncat > /dev/null\n" + body)
-    p.chmod(0o755)
-    return str(d)
+def _fake_ipam(lab, body):
+    """A fake IPAM plugin in the node's plugin dir (on the daemon's own search path too)."""
+    p = os.path.join(lab.plugin_dir, "fake-ipam")
+    with open(p, "w") as f:
+        f.write("#!/bin/sh\ncat > /dev/null\n" + body)
+    os.chmod(p, 0o755)
+    return lab.plugin_dir
 
 
 FAKE_ADD = ("echo \"fake-ipam $CNI_COMMAND: a word for the runtime\" >&2\n"
@@ -104,7 +106,7 @@ def test_a_delegated_ipam_plugins_stderr_reaches_the_runtime(lab, tmp_path):
     """SPEC.md §4 / libcni delegate: the IPAM plugin's stderr is passed through, also when
     the node daemon serves the call."""
     from cnilab import CNI_PATH as base
-    d = _fake_ipam(tmp_path, FAKE_ADD)
+    d = _fake_ipam(lab, FAKE_ADD)
     nc = {"cniVersion": "1.1.0", "name": "fk", "type": "podnet-cni", "ipam": {"type": "fake-ipam"}}
     p = lab.netns("p")
     env = {**ADD_ENV, "CNI_NETNS": lab.path(p), "CNI_PATH": f"{d}:{base}"}
@@ -120,7 +122,7 @@ def test_a_delegated_ipam_plugin_gets_the_same_environment(lab, tmp_path):
     when the node daemon serves the call (the launcher sends the whole environment)."""
     from cnilab import CNI_PATH as base
     seen = tmp_path / "env.txt"
-    d = _fake_ipam(tmp_path, f"env > {seen}\n")
+    d = _fake_ipam(lab, f"env > {seen}\n")
     nc = {"cniVersion": "1.1.0", "name": "fk", "type": "podnet-cni", "ipam": {"type": "fake-ipam"}}
     rc, doc, err = lab.raw("podnet-cni", {"CNI_COMMAND": "STATUS", "CNI_PATH": f"{d}:{base}",
                                           "RUNTIME_TOKEN": "a=b c", "HOME": "/nonexistent"}, nc)
