@@ -125,9 +125,10 @@ def up(spec: LabSpec, state: LabState, progress: Progress = lambda s: None,
         write_node_resolv_conf(spec)
         for node in spec.nodes:
             # the CNI plugins are thin clients of this per-node daemon (podnet.cni.daemon)
-            # serving this lab's datastore only (the one in the netconf the kubelet hands over)
+            # serving this lab's datastore only: the CNI's URL, which the kubelet puts in the
+            # network config it hands the plugins (component_url(meta, "cni"))
             procs.spawn(state, f"cni-{node.name}", [sys.executable, "-m", "podnet.cni.daemon",
-                                                    "--datastore", node_url], netns=node.netns)
+                                                    "--datastore", urls["cni"]], netns=node.netns)
             procs.spawn(state, f"serve-{node.name}", procs.podnet_argv(
                 "serve", "--control", serve_socket(state, node.name)), netns=node.netns)
             procs.spawn(state, f"agent-{node.name}", agent_argv(spec, node.name, urls[f"agent-{node.name}"]),
