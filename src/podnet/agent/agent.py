@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from podnet.apiserver.errors import WriteError
+from podnet.apiserver.errors import GaveUp, WriteError
 from podnet.apiserver.write import Writer
 from podnet.api.objects import Node, ObjectKey, Resource
 from podnet.calc.model import ClusterState
@@ -32,7 +32,7 @@ from podnet.dataplane.nft.runner import NftError, NftRunner
 from podnet.dataplane.nft.session import NftSession
 from podnet.datastore.common import now_rfc3339
 from podnet.datastore.cache import Batch, Informer
-from podnet.datastore.interface import Conflict, Datastore, DatastoreError, NotFound
+from podnet.datastore.interface import AlreadyExists, Datastore, DatastoreError, NotFound
 
 log = logging.getLogger("podnet.agent")
 
@@ -188,25 +188,31 @@ class Agent:
 
     def register(self) -> None:
         """Create or update our Node (CAS, retried): status only; labels/spec kept."""
-        for _ in range(20):
+        writer = Writer(self.store)
+        for _ in range(3):  # a create racing another writer's create or delete
             try:
-                cur = self.store.get("Node", "", self.ctx.node_name)
-            except NotFound:
-                obj = Node({"apiVersion": "podnet.io/v1", "kind": "Node",
-                            "metadata": {"name": self.ctx.node_name,
-                                         "labels": {"kubernetes.io/hostname": self.ctx.node_name}},
-                            "spec": {}, "status": self.node_status()})
-                try:
-                    Writer(self.store).create(obj)
-                    return
-                except (DatastoreError, WriteError):
-                    continue
-            try:
-                Writer(self.store).update_status(cur.with_status(self.node_status()))
+                writer.mutate("Node", "", self.ctx.node_name,
+                              lambda cur: cur.with_status(self.node_status()))
                 return
-            except (Conflict, NotFound):
+            except NotFound:
+                pass
+            except GaveUp as e:
+                log.warning("could not update Node %s: %s", self.ctx.node_name, e)
+                return
+            obj = Node({"apiVersion": "podnet.io/v1", "kind": "Node",
+                        "metadata": {"name": self.ctx.node_name,
+                                     "labels": {"kubernetes.io/hostname": self.ctx.node_name}},
+                        "spec": {}, "status": self.node_status()})
+            try:
+                writer.create(obj)
+                return
+            except AlreadyExists:
                 continue
-        log.warning("could not update Node %s after 20 tries", self.ctx.node_name)
+            except WriteError as e:
+                log.warning("could not create Node %s: %s", self.ctx.node_name, e)
+                return
+        log.warning("could not register Node %s: created and deleted by others meanwhile",
+                    self.ctx.node_name)
 
     # ---- the loop ---------------------------------------------------------------------
     def run(self) -> None:

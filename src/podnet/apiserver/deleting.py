@@ -8,12 +8,13 @@ the owner from their ownerReferences, as the garbage collector does.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from podnet.api.objects import KINDS, INTERNAL_KINDS, Resource, is_namespaced
 from podnet.apiserver.admission import release
 from podnet.apiserver.errors import BadRequest, Forbidden
-from podnet.datastore.interface import Conflict, Datastore, NotFound
+from podnet.datastore.interface import Datastore, NotFound
+from podnet.datastore.util import update_with_retry
 
 PROTECTED_NAMESPACES = ("default", "kube-system")
 PROPAGATION_POLICIES = ("Background", "Foreground", "Orphan")
@@ -61,27 +62,18 @@ def _delete_quietly(store: Datastore, obj: Resource) -> None:
 
 
 def _orphan(store: Datastore, obj: Resource, owner_uid: str) -> None:
-    def drop(cur: Resource) -> Resource:
-        refs = [r for r in cur.metadata.get("ownerReferences") or [] if r.get("uid") != owner_uid]
+    def drop(cur: Resource) -> Resource | None:
+        old = cur.metadata.get("ownerReferences") or []
+        refs = [r for r in old if r.get("uid") != owner_uid]
+        if len(refs) == len(old):
+            return None
         d: dict[str, Any] = cur.to_dict()
         if refs:
             d["metadata"]["ownerReferences"] = refs
         else:
             d["metadata"].pop("ownerReferences", None)
         return type(cur)(d)
-    _cas(store, obj, drop)
-
-
-def _cas(store: Datastore, obj: Resource, fn: Callable[[Resource], Resource]) -> None:
-    cur = obj
-    for _ in range(ATTEMPTS):
-        try:
-            store.update(fn(cur), revision=cur.resource_version)
-            return
-        except Conflict:
-            try:
-                cur = store.get(obj.kind, obj.namespace, obj.name)
-            except NotFound:
-                return
-        except NotFound:
-            return
+    try:
+        update_with_retry(store, obj.kind, obj.namespace, obj.name, drop, ATTEMPTS)
+    except NotFound:
+        pass  # deleted meanwhile: nothing left to orphan

@@ -18,6 +18,7 @@ from podnet.apiserver.admission import AdmissionError, admit, release
 from podnet.apiserver.apply import Outcome, carry_allocated, check_immutable, merged_for_apply, stamped_manifest
 from podnet.apiserver.errors import GaveUp, Invalid
 from podnet.datastore.interface import AlreadyExists, Conflict, Datastore, NotFound
+from podnet.datastore.util import RetriesExhausted, update_with_retry
 
 ATTEMPTS = 20
 
@@ -61,39 +62,31 @@ class Writer:
 
     def mutate(self, kind: str, namespace: str, name: str,
                change: Callable[[Resource], Resource | None]) -> Resource | None:
-        """Read, change, write (CAS), retried on Conflict: for controllers. `change`
-        returns the new object, or None to write nothing. Raises NotFound, Invalid."""
-        for _ in range(ATTEMPTS):
-            live = self.store.get(kind, namespace, name)
+        """Read, change, write (CAS), retried on Conflict (datastore.util.update_with_retry):
+        for controllers. `change` returns the new object, or None to write nothing (then
+        None is returned). A change of `status` alone is written as the status subresource;
+        anything else is validated and admitted as `update`. Raises NotFound, Invalid,
+        GaveUp."""
+        unchanged: list[Resource] = []
+
+        def changed(live: Resource) -> Resource | None:
             new = change(live)
             if new is None or new.raw == live.raw:
+                unchanged.append(live)
                 return None
-            try:
-                return self._replace(live, new)
-            except Conflict:
-                continue
-        raise GaveUp(f"{kind} {namespace}/{name}: gave up after {ATTEMPTS} conflicting writes by others; try again")
+            return new
+        try:
+            out = update_with_retry(self.store, kind, namespace, name, changed, ATTEMPTS,
+                                    write=self._write_changed)
+        except RetriesExhausted:
+            raise GaveUp(f"{kind} {namespace}/{name}: gave up after {ATTEMPTS} conflicting writes "
+                         f"by others; try again") from None
+        return None if unchanged and out is unchanged[-1] else out
 
-    def mutate_status(self, obj: Resource, status: Callable[[Resource], dict[str, Any]]) -> Resource | None:
-        """Set the status computed from the latest stored object (CAS, retried); None
-        when the object is gone or has been replaced (another uid)."""
-        for _ in range(ATTEMPTS):
-            try:
-                live = self.store.get(obj.kind, obj.namespace, obj.name)
-            except NotFound:
-                return None
-            if obj.uid and live.uid != obj.uid:
-                return None
-            want = status(live)
-            if want == live.status:
-                return live
-            try:
-                return self.store.update(live.with_status(want), revision=live.resource_version)
-            except Conflict:
-                continue
-            except NotFound:
-                return None
-        return None
+    def _write_changed(self, live: Resource, new: Resource) -> Resource:
+        if _without_status(new) == _without_status(live):
+            return self.store.update(live.with_status(new.status), revision=live.resource_version)
+        return self._replace(live, new)
 
     def _replace(self, live: Resource, new: Resource) -> Resource:
         self._validate(new)
@@ -106,22 +99,31 @@ class Writer:
         """kubectl's client-side apply: create, or three-way merge onto the live object;
         "unchanged" when the merge changes nothing. Retried on conflicting writes."""
         self._validate(obj)
-        for _ in range(ATTEMPTS):
+        for _ in range(ATTEMPTS):  # a create racing a delete by others
             try:
-                live = self.store.get(obj.kind, obj.namespace, obj.name)
+                return self._apply_to_live(obj)
             except NotFound:
                 try:
                     return Outcome("created", None, self.create(from_dict(stamped_manifest(obj))))
                 except AlreadyExists:
                     continue
-            merged = merged_for_apply(live, obj)
-            if merged == live.raw:
-                return Outcome("unchanged", live, live)
-            try:
-                return Outcome("configured", live, self._replace(live, from_dict(merged)))
-            except (Conflict, NotFound):
-                continue
         raise GaveUp(f"gave up after {ATTEMPTS} conflicting writes by others; try again")
+
+    def _apply_to_live(self, obj: Resource) -> Outcome:
+        """The three-way merge onto the stored object, CAS retried; raises NotFound."""
+        seen: list[Resource] = []
+
+        def merge(live: Resource) -> Resource | None:
+            seen.append(live)
+            merged = merged_for_apply(live, obj)
+            return None if merged == live.raw else from_dict(merged)
+        try:
+            after = update_with_retry(self.store, obj.kind, obj.namespace, obj.name, merge, ATTEMPTS,
+                                      write=self._replace)
+        except RetriesExhausted:
+            raise GaveUp(f"gave up after {ATTEMPTS} conflicting writes by others; try again") from None
+        live = seen[-1]
+        return Outcome("unchanged", live, live) if after is live else Outcome("configured", live, after)
 
     def undo(self, outcome: Outcome) -> None:
         """Put the store back as it was before `outcome` (a later object of the same
@@ -134,15 +136,12 @@ class Writer:
                 return
             release_quietly(self.store, gone)
         elif outcome.action == "configured" and outcome.before is not None:
-            for _ in range(ATTEMPTS):
-                try:
-                    cur = self.store.get(after.kind, after.namespace, after.name)
-                    self.store.update(outcome.before, revision=cur.resource_version)
-                    return
-                except Conflict:
-                    continue
-                except NotFound:
-                    return
+            before = outcome.before
+            try:
+                update_with_retry(self.store, after.kind, after.namespace, after.name,
+                                  lambda cur: before, ATTEMPTS)
+            except NotFound:
+                return
 
     # ---- delete -------------------------------------------------------------------------
     def delete(self, kind: str, namespace: str, name: str, revision: int | None = None,
@@ -173,6 +172,10 @@ class Writer:
     def _stale(obj: Resource) -> str:
         return (f'Operation cannot be fulfilled on {obj.kind.lower()} "{obj.name}": the object has '
                 f"been modified; please apply your changes to the latest version and try again")
+
+
+def _without_status(obj: Resource) -> dict[str, Any]:
+    return {k: v for k, v in obj.raw.items() if k != "status"}
 
 
 def _keep_identity(new: Resource, live: Resource) -> Resource:

@@ -2,7 +2,10 @@
 
 `update_with_retry` is the Calico IPAM pattern: read, mutate a copy, write with CAS on
 the revision just read; on Conflict, read again and re-apply the mutation. The mutation
-must therefore be a pure function of the object it is given.
+must therefore be a pure function of the object it is given. It is the one CAS retry
+loop: the write path (apiserver.write.Writer.mutate, which passes its validating `write`),
+the agent's Node heartbeat, the kubelet's status writes, cascading deletes and IPAM block
+releases all go through it.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from podnet.api.objects import Resource
 from podnet.datastore.interface import AlreadyExists, Conflict, Datastore
 
 DEFAULT_ATTEMPTS = 100
+Write = Callable[[Resource, Resource], Resource]
 
 
 class RetriesExhausted(Conflict):
@@ -22,16 +26,22 @@ class RetriesExhausted(Conflict):
 
 def update_with_retry(store: Datastore, kind: str, namespace: str, name: str,
                       mutate: Callable[[Resource], Resource | None],
-                      attempts: int = DEFAULT_ATTEMPTS) -> Resource:
+                      attempts: int = DEFAULT_ATTEMPTS, write: Write | None = None,
+                      first: Resource | None = None) -> Resource:
     """Apply `mutate` to the current object and store the result with CAS, retrying on
     Conflict. `mutate` returns the new object, or None for "no change" (then nothing is
-    written and the current object is returned). Raises NotFound, RetriesExhausted."""
+    written and the current object is returned). `write(current, new)` stores `new` with
+    CAS on `current`'s revision (default: the store's update). `first`, a copy just
+    read (from a list), saves the first read. Raises NotFound,
+    RetriesExhausted, and whatever `write` raises but Conflict."""
     for attempt in range(attempts):
-        current = store.get(kind, namespace, name)
+        current = first if first is not None and attempt == 0 else store.get(kind, namespace, name)
         new = mutate(current)
         if new is None:
             return current
         try:
+            if write is not None:
+                return write(current, new)
             return store.update(new, revision=current.resource_version)
         except Conflict:
             # Jittered backoff keeps many contenders from retrying in lockstep.

@@ -22,6 +22,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 from podnet.api.objects import Resource
 from podnet.datastore.interface import AlreadyExists, Conflict, Datastore, NotFound
+from podnet.datastore.util import RetriesExhausted, update_with_retry
 from podnet.ipam.blocks import KIND, Block, Handle, new_block
 from podnet.ipam.cidr import (Address, Network, block_containing, block_count, nth_block, ordinal_of,
                               reserved_ordinals)
@@ -338,27 +339,23 @@ class Allocator:
         freed: list[Address] = []
         now = self.clock()
         final: list[Block] = []
-        for block in self.blocks():
-            for _ in range(self.max_retries):
-                new, addrs = block.release(match_in(block), now)
-                if not addrs:
-                    final.append(block)
-                    break
-                try:
-                    block = Block.from_resource(self.store.update(new.to_resource(), block.revision))
-                    freed.extend(addrs)
-                    final.append(block)
-                    break
-                except Conflict:
-                    pass
-                except NotFound:
-                    break
-                try:
-                    block = Block.from_resource(self.store.get(KIND, "", block.name))
-                except NotFound:
-                    break
-            else:
-                raise TooMuchContention(f"gave up releasing addresses in block {block.cidr}")
+        for listed in self.blocks():
+            addrs: list[Address] = []
+
+            def release(cur: Resource) -> Resource | None:
+                block = Block.from_resource(cur)
+                new, got = block.release(match_in(block), now)
+                addrs[:] = got
+                return new.to_resource() if got else None
+            try:
+                stored = update_with_retry(self.store, KIND, "", listed.name, release,
+                                           self.max_retries, first=listed.to_resource())
+            except NotFound:
+                continue
+            except RetriesExhausted:
+                raise TooMuchContention(f"gave up releasing addresses in block {listed.cidr}") from None
+            freed.extend(addrs)
+            final.append(Block.from_resource(stored))
         self.release_empty_blocks(final)
         return freed
 

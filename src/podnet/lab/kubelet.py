@@ -433,27 +433,18 @@ class Kubelet:
 
     # ---- status writes (CAS, retried on a fresh read) -----------------------------------
     def _update(self, obj: Resource, mutate: Callable[[Resource], Resource]) -> Resource | None:
-        cur = obj
-        for _ in range(10):
-            try:
-                new = mutate(cur)
-                if {k: v for k, v in new.raw.items() if k != "status"} == \
-                        {k: v for k, v in cur.raw.items() if k != "status"}:
-                    return self.writer.update_status(new)
-                return self.writer.update(new)  # metadata too (the netns annotation)
-            except WriteError as e:
-                log.warning("%s %s/%s: status not written: %s", obj.kind, obj.namespace, obj.name, e)
-                return None
-            except Conflict:
-                try:
-                    cur = self.store.get(obj.kind, obj.namespace, obj.name)
-                except NotFound:
-                    return None
-                if cur.uid != obj.uid:
-                    return None
-            except NotFound:
-                return None
-        return None
+        """Write `mutate` of the stored object (Writer.mutate: CAS, retried; status alone
+        through the status subresource); None when the pod is gone or replaced (another
+        uid), or the write was refused."""
+        def change(cur: Resource) -> Resource | None:
+            return mutate(cur) if cur.uid == obj.uid else None
+        try:
+            return self.writer.mutate(obj.kind, obj.namespace, obj.name, change)
+        except NotFound:
+            return None
+        except WriteError as e:
+            log.warning("%s %s/%s: status not written: %s", obj.kind, obj.namespace, obj.name, e)
+            return None
 
     def _update_status(self, obj: Resource, status: Callable[[Resource], dict[str, Any]]) -> None:
         self._update(obj, lambda cur: cur.with_status(status(cur)))
