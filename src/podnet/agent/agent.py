@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from podnet.apiserver.errors import GaveUp, WriteError
 from podnet.apiserver.write import Writer
+from podnet.api import defaults
 from podnet.api.objects import Node, ObjectKey, Resource
 from podnet.calc.model import ClusterState
 from podnet.calc.routes import MAC_STATUS_FIELD, vtep_mac
@@ -37,7 +38,7 @@ from podnet.datastore.interface import AlreadyExists, Datastore, DatastoreError,
 log = logging.getLogger("podnet.agent")
 
 BATCH_WINDOW = 0.02  # seconds to gather events into one sync
-HEARTBEAT_EVERY = 10.0
+HEARTBEAT_EVERY = defaults.AGENT_HEARTBEAT_EVERY
 FULL_RESYNC_EVERY = 300.0
 RETRY_FIRST, RETRY_MAX = 0.5, 30.0  # a failed sync is retried (in full) with back-off
 

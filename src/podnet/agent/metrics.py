@@ -79,21 +79,6 @@ class AgentMetrics:
         return "\n".join(lines) + "\n"
 
 
-def compact(sync: object) -> str:
-    """`status.agent.sync` in a few characters for `get nodes -o wide`:
-    `<full>f+<partial>p,<failed>err,<last duration>`, e.g. `3f+41p,0err,2.1ms` (one word,
-    so the table stays splittable)."""
-    if not isinstance(sync, dict):
-        return "<none>"
-    try:
-        secs = float(sync.get("lastSeconds") or 0.0)
-        last = f"{secs * 1000:.1f}ms" if secs < 1 else f"{secs:.2f}s"
-        return f"{int(sync.get('full') or 0)}f+{int(sync.get('partial') or 0)}p," \
-               f"{int(sync.get('failed') or 0)}err,{last}"
-    except (TypeError, ValueError):
-        return "<none>"
-
-
 def serve_metrics(port: int, text: Callable[[], str], host: str = "::") -> ThreadingHTTPServer:
     """`GET /metrics` answers `text()` (Prometheus text format 0.0.4), in a daemon thread of
     the calling process, on every address of its network namespace; `.shutdown()` stops it."""

@@ -10,8 +10,7 @@ from typing import Any, Callable
 
 from podnet.api.objects import (Deployment, containers_of, EndpointSlice, IPPool, NetworkPolicy, Node, Pod,
                                 PolicyRule, Resource, Service)
-from podnet.agent.metrics import compact as compact_syncs
-from podnet.cli.output import NONE, node_agent, node_ready
+from podnet.cli.output import NONE, compact_syncs, node_agent, node_ready
 
 Describer = Callable[[Any, Resource], list[str]]
 

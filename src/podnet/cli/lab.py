@@ -45,7 +45,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"[{time.monotonic() - t0:5.2f}s] {line}", flush=True)
 
     try:
-        up(spec, state, progress)
+        meta = up(spec, state, progress, api_port=args.api_port)
     except LabError as e:
         raise UserError(f"{e}\n(clean up with: podnet down --name {spec.name} --force)") from None
     except Exception as e:
@@ -55,6 +55,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         raise UserError(f"podnet up --name {spec.name}: {e}") from None
     context.set_current_lab(spec.name)
     print(f"lab {spec.name!r} is up and current: try `podnet get nodes -o wide`")
+    if meta.get("apiserver"):
+        print(f"export KUBECONFIG={state.path('kubeconfig')}")
     return 0
 
 
@@ -217,6 +219,8 @@ def register(sub: Any) -> None:
     p.add_argument("--encap", choices=("none", "vxlan"), default="none")
     p.add_argument("--datastore", dest="datastore_kind", choices=("sqlite", "etcd"),
                    default="sqlite", help="the lab's datastore backend")
+    p.add_argument("--api-port", type=int, default=0,
+                   help="the API server's loopback port on this machine (default: a free one)")
     p.set_defaults(func=lambda a: cmd_up(_with_kind(a)))
 
     p = sub.add_parser("down", help="stop a lab and remove every namespace, process and file of it")

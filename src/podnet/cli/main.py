@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "podnet.cli.demo",
     "podnet.cli.controllers",
     "podnet.cli.store",
+    "podnet.cli.apiserver",
 ]
 
 

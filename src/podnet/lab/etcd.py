@@ -44,7 +44,7 @@ class EtcdError(Exception):
 
 UNIX_SOCKET = "etcd.sock:0"
 # who gets a client certificate besides one `agent-<node>` per node
-CLIENTS = ("cli", "kubelet", "controllers", "cni", "dns")
+CLIENTS = ("cli", "kubelet", "controllers", "cni", "dns", "apiserver")
 
 
 def pki(spec: LabSpec, state: LabState) -> LabPKI:

@@ -3,7 +3,8 @@ certificate per component that talks to etcd (issue 12 §1). Files only, no netw
 
 Made with the `cryptography` library at `podnet up`, under `<lab dir>/pki/`:
 `ca.crt`, `etcd-server.{crt,key}` and `<who>.{crt,key}` for each client (`cli`,
-`kubelet`, `controllers`, `cni`, `dns`, `agent-<node>`). Keys are EC P-256, written
+`kubelet`, `controllers`, `cni`, `dns`, `apiserver`, `agent-<node>`); the Kubernetes API
+server's serving certificate and the admin's client certificate (lab/apiserver.py). Keys are EC P-256, written
 0600 (created with that mode, never readable by anyone else even for a moment); the
 directory is 0700. The CA's key is kept beside it (0600) only so a later component can
 be issued a certificate; nothing reads it at run time.
@@ -59,8 +60,11 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
                              serialization.NoEncryption())
 
 
-def _name(cn: str, lab: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, f"podnet lab {lab}"),
+def _name(cn: str, lab: str, orgs: Iterable[str] | None = None) -> x509.Name:
+    """CN and O: kube-apiserver reads a client certificate's CN as the user and each O as
+    a group, so a user's certificate carries its groups there (etcd ignores both)."""
+    orgs = [f"podnet lab {lab}"] if orgs is None else list(orgs)
+    return x509.Name([*(x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in orgs),
                       x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
@@ -100,14 +104,19 @@ class LabPKI:
         _write_private(self.path(CA_NAME, "key"), _key_pem(key))
         self.ca_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
+    def ensure_ca(self) -> None:
+        """The lab's CA, made on first use (an etcd lab made it with etcd's certificates)."""
+        if not (self.ca_cert.exists() and self.path(CA_NAME, "key").exists()):
+            self.create_ca()
+
     def _issue(self, name: str, cn: str, usages: list[x509.ObjectIdentifier],
-               sans: list[x509.GeneralName]) -> None:
+               sans: list[x509.GeneralName], orgs: Iterable[str] | None = None) -> None:
         ca_key = serialization.load_pem_private_key(self.path(CA_NAME, "key").read_bytes(), None)
         ca = x509.load_pem_x509_certificate(self.ca_cert.read_bytes())
         assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.timezone.utc)
-        b = (x509.CertificateBuilder().subject_name(_name(cn, self.lab)).issuer_name(ca.subject)
+        b = (x509.CertificateBuilder().subject_name(_name(cn, self.lab, orgs)).issuer_name(ca.subject)
              .public_key(key.public_key()).serial_number(x509.random_serial_number())
              .not_valid_before(now - datetime.timedelta(minutes=5))
              .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
@@ -135,3 +144,14 @@ class LabPKI:
     def issue_client(self, who: str) -> ClientCert:
         self._issue(who, f"podnet:{who}", [ExtendedKeyUsageOID.CLIENT_AUTH], [])
         return self.client(who)
+
+    def issue_serving(self, name: str, cn: str, ips: Iterable[str], dns_names: Iterable[str]) -> None:
+        """A server's certificate (the Kubernetes API server's), `<name>.{crt,key}`."""
+        sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns_names]
+        sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+        self._issue(name, cn, [ExtendedKeyUsageOID.SERVER_AUTH], sans)
+
+    def issue_user(self, name: str, user: str, groups: Iterable[str]) -> ClientCert:
+        """A client certificate naming a Kubernetes user (CN) and its groups (O)."""
+        self._issue(name, user, [ExtendedKeyUsageOID.CLIENT_AUTH], [], orgs=groups)
+        return self.client(name)

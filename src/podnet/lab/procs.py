@@ -42,14 +42,15 @@ def nsenter_argv(netns: str, argv: Sequence[str]) -> list[str]:
 
 def spawn(state: LabState, what: str, argv: Sequence[str], netns: str | None = None,
           env: dict[str, str] | None = None, cwd: str | None = None,
-          net_only: bool = False) -> int:
-    """Start argv (inside netns when given); record `what`'s PID; return the PID."""
+          net_only: bool = False, pass_fds: Sequence[int] = ()) -> int:
+    """Start argv (inside netns when given); record `what`'s PID; return the PID.
+    `pass_fds` stay open in the child (a socket made here for it to serve)."""
     log = open(state.log(what), "ab")
     full = nsenter_argv(netns, argv) if netns and net_only else netns_argv(netns, argv)
     try:
         p = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=log,
                              stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
-                             env={**os.environ, **(env or {})}, cwd=cwd)
+                             env={**os.environ, **(env or {})}, cwd=cwd, pass_fds=tuple(pass_fds))
     finally:
         log.close()
     state.record_pid(what, p.pid)

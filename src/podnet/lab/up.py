@@ -3,7 +3,8 @@
 The lab's state (spec and every namespace name) is written BEFORE the first namespace
 exists, and each PID as its process starts, so `podnet down` can undo a half-built lab.
 Processes: per node an agent, a workload server (`podnet serve`) and the CNI daemon,
-all inside the node's netns; one lab kubelet (in the first node's netns); the outside world's echo server; with `--datastore etcd`
+all inside the node's netns; one lab kubelet and the Kubernetes API server (lab/apiserver.py) in the first
+node's netns; the outside world's echo server; with `--datastore etcd`
 an etcd server inside the first node's netns, on that node's underlay address; dnsmasq
 in the outside world, the nodes' resolver (/etc/netns/<node>/resolv.conf).
 """
@@ -20,7 +21,7 @@ from podnet.api.objects import Resource, from_dict
 from podnet.apiserver.write import Writer
 from podnet.datastore.interface import AlreadyExists, Datastore, open_datastore
 from podnet.dns import lab as dns_lab
-from podnet.lab import builder, procs
+from podnet.lab import apiserver, builder, procs
 from podnet.lab.state import LabState
 from podnet.lab.topology import (ECHO_TCP_PORT, ECHO_UDP_PORT, OUTSIDE_HOSTS, OUTSIDE_ZONE,
                                  LabSpec, spec_to_dict)
@@ -96,7 +97,7 @@ def component_url(meta: dict[str, Any], who: str) -> str:
 
 
 def up(spec: LabSpec, state: LabState, progress: Progress = lambda s: None,
-       wait_nodes: float = 30.0) -> dict[str, Any]:
+       wait_nodes: float = 30.0, api_port: int = 0) -> dict[str, Any]:
     if state.exists:
         raise LabError(f"lab {spec.name!r} already exists ({state.dir}); "
                        f"`podnet down --name {spec.name}` first")
@@ -139,6 +140,8 @@ def up(spec: LabSpec, state: LabState, progress: Progress = lambda s: None,
                     netns=spec.nodes[0].netns, net_only=True)
         progress(f"agents and workload servers on {len(spec.nodes)} nodes, kubelet, "
                  f"echo server {spec.echo4}:{ECHO_TCP_PORT}/tcp {ECHO_UDP_PORT}/udp")
+        meta["apiserver"] = apiserver.start(spec, state, urls["apiserver"], progress, api_port)
+        state.write_meta(meta)
         wait_for_nodes(store, spec, state, wait_nodes)
     finally:
         store.close()

@@ -123,7 +123,7 @@ def running_status(pod: Pod, ips: Sequence[str], host_ips: Sequence[str], starte
         "phase": "Running", "podIP": ips[0] if ips else "", "podIPs": [{"ip": ip} for ip in ips],
         "hostIP": host_ips[0] if host_ips else "", "hostIPs": [{"ip": ip} for ip in host_ips],
         "startTime": st.get("startTime") or started, "conditions": conds,
-        "containerStatuses": [{"name": c.name, "image": c.image, "ready": ready,
+        "containerStatuses": [{"name": c.name, "image": c.image, "imageID": "", "ready": ready,
                                "restartCount": 0, "started": True,
                                "state": {"running": {"startedAt": started}}}
                               for c in pod.containers],

@@ -4,7 +4,8 @@ roles render nothing, so no nft runs."""
 from __future__ import annotations
 
 from podnet.agent.agent import Agent, AgentContext
-from podnet.agent.metrics import AgentMetrics, compact
+from podnet.agent.metrics import AgentMetrics
+from podnet.apiserver.columns import compact_syncs as compact
 from podnet.api.objects import ObjectKey
 from podnet.datastore.sqlite import SqliteDatastore
 

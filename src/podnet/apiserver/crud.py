@@ -1,0 +1,179 @@
+"""The REST verbs over the write path: get, list, create, update, status, scale, delete.
+
+Synchronous (the HTTP layer runs these in worker threads). Each takes the resource the
+URL names and returns the JSON body to answer with, or raises ApiStatus. Every write goes
+through write.Writer (validation, admission, compare-and-swap); nothing here touches the
+store's write methods itself.
+"""
+from __future__ import annotations
+
+import copy
+import secrets
+from typing import Any, Mapping
+
+from podnet.api.objects import from_dict
+from podnet.apiserver import endpoints, query
+from podnet.apiserver.bodies import for_store
+from podnet.apiserver.resources import ApiResource, served
+from podnet.apiserver.status import ApiStatus, from_exception, not_found
+from podnet.apiserver.write import Writer
+from podnet.datastore.interface import Conflict, DatastoreError
+
+_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # apimachinery's SimpleNameGenerator alphabet
+
+
+def _fail(e: BaseException, res: ApiResource, name: str) -> ApiStatus:
+    return from_exception(e, res.kind, res.plural, name, res.group)
+
+
+class Crud:
+    def __init__(self, writer: Writer):
+        self.writer = writer
+        self.store = writer.store
+
+    # ---- reads --------------------------------------------------------------------------
+    def get(self, res: ApiResource, ns: str, name: str) -> dict[str, Any]:
+        if res.derived:
+            for e in self._endpoints(ns or None):
+                if e["metadata"]["name"] == name:
+                    return e
+            raise not_found(res.plural, name, res.group)
+        try:
+            return served(self.store.get(res.kind, ns, name).raw, res)
+        except (DatastoreError, ValueError) as e:
+            raise _fail(e, res, name) from None
+
+    def list(self, res: ApiResource, ns: str, params: Mapping[str, str]) -> dict[str, Any]:
+        sel = query.label_selector(params.get("labelSelector"))
+        terms = query.field_selector(params.get("fieldSelector"), res.kind)
+        limit = query.limit_of(params.get("limit"))
+        after = None
+        if params.get("continue"):
+            _, after = query.decode_continue(params["continue"])
+        if res.derived:
+            rev = self.store.revision()
+            raw = [e for e in self._endpoints(ns or None) if sel is None or sel.matches(
+                (e["metadata"].get("labels") or {}))]
+        else:
+            try:
+                got = self.store.list(res.kind, ns or None, sel)
+            except DatastoreError as e:
+                raise _fail(e, res, "") from None
+            rev = got.revision
+            raw = [served(o.raw, res) for o in got.items]
+        raw = [o for o in raw if query.fields_match(terms, o)]
+        items, cont, remaining = query.page(raw, limit, after, rev)
+        md: dict[str, Any] = {"resourceVersion": str(rev)}
+        if cont:
+            md["continue"] = cont
+            md["remainingItemCount"] = remaining
+        return {"kind": f"{res.kind}List", "apiVersion": res.api_version, "metadata": md,
+                "items": items}
+
+    def _endpoints(self, ns: str | None) -> list[dict[str, Any]]:
+        return endpoints.derive(self.store.list("EndpointSlice", ns).items)
+
+    # ---- writes -------------------------------------------------------------------------
+    def create(self, res: ApiResource, ns: str, body: dict[str, Any]) -> dict[str, Any]:
+        self._writable(res)
+        obj = for_store(body, res, ns)
+        md = obj["metadata"]
+        if not md.get("name") and md.get("generateName"):
+            md["name"] = str(md["generateName"]) + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
+        for f in ("resourceVersion", "uid", "creationTimestamp", "deletionTimestamp"):
+            md.pop(f, None)
+        name = str(md.get("name") or "")
+        try:
+            return served(self.writer.create(from_dict(obj)).raw, res)
+        except Exception as e:
+            raise _fail(e, res, name) from None
+
+    def update(self, res: ApiResource, ns: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        self._writable(res)
+        obj = from_dict(for_store(body, res, ns, name))
+        try:
+            return served(self.writer.update(obj).raw, res)
+        except Exception as e:
+            raise _fail(e, res, name) from None
+
+    def update_status(self, res: ApiResource, ns: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        self._writable(res)
+        obj = from_dict(for_store(body, res, ns, name))
+        try:
+            return served(self.writer.update_status(obj).raw, res)
+        except Exception as e:
+            raise _fail(e, res, name) from None
+
+    # ---- scale --------------------------------------------------------------------------
+    def get_scale(self, res: ApiResource, ns: str, name: str) -> dict[str, Any]:
+        return scale_of(self.get(res, ns, name))
+
+    def update_scale(self, res: ApiResource, ns: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
+        replicas = spec.get("replicas")
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise ApiStatus(422, f'Scale.autoscaling "{name}" is invalid: spec.replicas: Invalid '
+                                 f"value: {replicas!r}: must be greater than or equal to 0")
+        live = self.get(res, ns, name)
+        rv = str((body.get("metadata") or {}).get("resourceVersion") or "")
+        if rv and rv != live["metadata"].get("resourceVersion"):
+            raise _fail(Conflict("stale resourceVersion"), res, name)
+        d = copy.deepcopy(live)
+        d.setdefault("spec", {})["replicas"] = replicas
+        return scale_of(self.update(res, ns, name, d))
+
+    # ---- delete -------------------------------------------------------------------------
+    def delete(self, res: ApiResource, ns: str, name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+        self._writable(res)
+        pre = options.get("preconditions") or {}
+        rev = None
+        if pre.get("resourceVersion"):
+            try:
+                rev = int(pre["resourceVersion"])
+            except (TypeError, ValueError):
+                raise ApiStatus(400, "preconditions.resourceVersion is not a resource version") from None
+        try:
+            if pre.get("uid"):
+                live = self.store.get(res.kind, ns, name)
+                if live.uid != pre["uid"]:
+                    raise ApiStatus(409, f'Precondition failed: UID in precondition: {pre["uid"]}, '
+                                         f"UID in object meta: {live.uid}", "Conflict")
+            gone = self.writer.delete(res.kind, ns, name, revision=rev,
+                                      propagation=str(options.get("propagationPolicy") or "Background"))
+        except Exception as e:
+            raise _fail(e, res, name) from None
+        return served(gone.raw, res)
+
+    def delete_collection(self, res: ApiResource, ns: str, params: Mapping[str, str],
+                          options: Mapping[str, Any]) -> dict[str, Any]:
+        listed = self.list(res, ns, {k: v for k, v in params.items() if k != "limit"})
+        gone = []
+        for o in listed["items"]:
+            md = o["metadata"]
+            try:
+                gone.append(self.delete(res, str(md.get("namespace") or ""), md["name"], options))
+            except ApiStatus as e:
+                if e.code != 404:
+                    raise
+        listed["items"] = gone
+        return listed
+
+    @staticmethod
+    def _writable(res: ApiResource) -> None:
+        if res.derived or "create" not in res.verbs:
+            raise ApiStatus(405, f"{res.plural} are read-only here ({'derived from EndpointSlices' if res.derived else 'written by podnet itself'})",
+                            "MethodNotAllowed")
+
+
+def scale_of(obj: dict[str, Any]) -> dict[str, Any]:
+    """autoscaling/v1 Scale of a Deployment."""
+    md = obj["metadata"]
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    sel = (spec.get("selector") or {}).get("matchLabels") or {}
+    return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+            "metadata": {k: md[k] for k in ("name", "namespace", "uid", "resourceVersion",
+                                            "creationTimestamp") if k in md},
+            "spec": {"replicas": spec.get("replicas", 1)},
+            "status": {"replicas": status.get("replicas", 0),
+                       "selector": ",".join(f"{k}={v}" for k, v in sorted(sel.items()))}}
+

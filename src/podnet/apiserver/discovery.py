@@ -1,0 +1,75 @@
+"""Discovery documents: /version, /api, /apis, and each group/version's resource list. Pure.
+
+The unaggregated form (APIVersions, APIGroupList, APIResourceList), which kubectl falls
+back to when the answer to its aggregated-discovery Accept header comes back as plain
+application/json. Subresources are listed as `pods/status`, `deployments/scale`
+(kind Scale, group autoscaling), as kube-apiserver lists them.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from podnet.apiserver.resources import ApiResource, groups, in_group_version
+
+MAJOR, MINOR = "1", "37"
+GIT_VERSION = f"v{MAJOR}.{MINOR}.0-podnet"
+_SUB_VERBS = ("get", "patch", "update")
+
+
+def version() -> dict[str, Any]:
+    import platform
+    return {"major": MAJOR, "minor": MINOR, "gitVersion": GIT_VERSION, "gitCommit": "",
+            "gitTreeState": "clean", "buildDate": "", "goVersion": "", "compiler": "python",
+            "platform": f"{platform.system().lower()}/{platform.machine()}"}
+
+
+def api_versions(server_address: str) -> dict[str, Any]:
+    return {"kind": "APIVersions", "versions": ["v1"],
+            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}]}
+
+
+def _group(name: str, versions: list[str]) -> dict[str, Any]:
+    vs = [{"groupVersion": f"{name}/{v}", "version": v} for v in versions]
+    return {"name": name, "versions": vs, "preferredVersion": vs[0]}
+
+
+def api_group_list() -> dict[str, Any]:
+    return {"kind": "APIGroupList", "apiVersion": "v1",
+            "groups": [_group(g, vs) for g, vs in groups().items() if g]}
+
+
+def api_group(name: str) -> dict[str, Any] | None:
+    vs = groups().get(name)
+    if not name or not vs:
+        return None
+    return {"kind": "APIGroup", "apiVersion": "v1", **_group(name, vs)}
+
+
+def _entry(r: ApiResource) -> dict[str, Any]:
+    d: dict[str, Any] = {"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
+                         "kind": r.kind, "verbs": list(r.verbs)}
+    if r.short:
+        d["shortNames"] = list(r.short)
+    if r.categories:
+        d["categories"] = list(r.categories)
+    return d
+
+
+def _subresource(r: ApiResource, sub: str) -> dict[str, Any]:
+    d: dict[str, Any] = {"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced,
+                         "kind": r.kind, "verbs": list(_SUB_VERBS)}
+    if sub == "scale":
+        d.update(kind="Scale", group="autoscaling", version="v1")
+    return d
+
+
+def resource_list(group: str, version: str) -> dict[str, Any] | None:
+    rs = in_group_version(group, version)
+    if not rs:
+        return None
+    out = []
+    for r in rs:
+        out.append(_entry(r))
+        out.extend(_subresource(r, s) for s in r.subresources)
+    return {"kind": "APIResourceList", "apiVersion": "v1",
+            "groupVersion": f"{group}/{version}" if group else version, "resources": out}

