@@ -11,12 +11,11 @@ from podnet.api.objects import Resource, from_dict
 from podnet.api.selector import LabelSelector
 from podnet.datastore.common import InvalidObject
 from podnet.datastore.interface import (AlreadyExists, Compacted, Conflict, Event, NotFound)
+from builders import make_pod
 
 
 def pod(name: str, ns: str = "default", labels: dict | None = None, **spec) -> Resource:
-    return from_dict({"apiVersion": "v1", "kind": "Pod",
-                      "metadata": {"name": name, "namespace": ns, "labels": labels or {}},
-                      "spec": {"containers": [{"name": "c", "image": "busybox"}], **spec}})
+    return make_pod(ns, name, [], labels, lambda d: d["spec"].update(spec))
 
 
 def node(name: str, labels: dict | None = None) -> Resource:

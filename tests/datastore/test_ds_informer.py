@@ -6,16 +6,15 @@ import time
 
 from podnet.api.objects import from_dict
 from podnet.datastore.cache import Batch, Informer
+from builders import make_pod, make_service
 
 
 def pod(name: str, ns: str = "default", **labels: str):
-    return from_dict({"apiVersion": "v1", "kind": "Pod",
-                      "metadata": {"name": name, "namespace": ns, "labels": labels}})
+    return make_pod(ns, name, [], labels)
 
 
 def svc(name: str, ns: str = "default"):
-    return from_dict({"apiVersion": "v1", "kind": "Service",
-                      "metadata": {"name": name, "namespace": ns}, "spec": {}})
+    return make_service(ns, name)
 
 
 def same_as_store(inf: Informer, store, kinds=("Pod", "Service")) -> bool:

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from podnet.agent.metrics import AgentMetrics
-from podnet.api.objects import from_dict
 from podnet.datastore.cache import Informer
 from podnet.datastore.decoding import skipped_counts
 from podnet.datastore.interface import NotFound, Undecodable
+from builders import make_pod
 from poisoning import poison, put_raw
 
 GARBAGE = {
@@ -32,9 +32,7 @@ GARBAGE = {
 
 
 def pod(name: str, ns: str = "default"):
-    return from_dict({"apiVersion": "v1", "kind": "Pod",
-                      "metadata": {"name": name, "namespace": ns, "labels": {"app": "web"}},
-                      "spec": {"containers": [{"name": "c", "image": "i"}]}})
+    return make_pod(ns, name, [], {"app": "web"})
 
 
 @pytest.mark.parametrize("what", sorted(GARBAGE))

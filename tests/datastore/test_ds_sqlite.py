@@ -6,14 +6,14 @@ import threading
 
 import pytest
 
-from podnet.api.objects import from_dict
 from podnet.datastore.etcd import parse_etcd_url
 from podnet.datastore.interface import Compacted, DatastoreError, open_datastore
 from podnet.datastore.sqlite import SqliteDatastore, sqlite_path
+from builders import make_pod
 
 
 def pod(name):
-    return from_dict({"kind": "Pod", "metadata": {"name": name, "namespace": "default"}})
+    return make_pod("default", name, [])
 
 
 def test_sqlite_urls():

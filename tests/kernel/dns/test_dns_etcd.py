@@ -12,8 +12,8 @@ import pytest
 from needs import missing
 from netnames import unique_netns
 
-from podnet.api.objects import from_dict
 from podnet.datastore.interface import open_datastore
+from builders import make_service
 
 pytestmark = pytest.mark.root
 
@@ -27,8 +27,7 @@ def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 def _svc(name: str, ip: str):
-    return from_dict({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "default"},
-                      "spec": {"clusterIP": ip, "ports": [{"name": "http", "port": 80}]}})
+    return make_service("default", name, ip=ip, ports=[{"name": "http", "port": 80}])
 
 
 def _dig(*args: str) -> str:

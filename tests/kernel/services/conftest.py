@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "services"
 from podnet.agent.service_proxy_role import ServiceProxyRole  # noqa: E402
 from podnet.calc.model import ClusterState  # noqa: E402
 from podnet.dataplane.nft.session import NftSession  # noqa: E402
-from svc_builders import make_pool  # noqa: E402
+from builders import make_pool  # noqa: E402
 from svc_topo import NODE_IP4, NODE_IP6, SvcTopo  # noqa: E402
 
 

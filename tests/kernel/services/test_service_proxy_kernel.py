@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from svc_builders import endpoint, make_service, make_slice
+from builders import endpoint, make_service, make_slice
 from svc_topo import NODE_IP4, NODE_IP6, OUT_IP4, OUT_IP6, sh
 
 pytestmark = pytest.mark.root

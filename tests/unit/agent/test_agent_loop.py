@@ -8,6 +8,7 @@ import time
 from podnet.agent.agent import Agent, AgentContext, load_roles
 from podnet.api.objects import ObjectKey, from_dict
 from podnet.datastore.sqlite import SqliteDatastore
+from builders import make_service
 
 
 class FakeRole:
@@ -31,8 +32,7 @@ class FakeRole:
 
 
 def svc(name: str, port: int = 80):
-    return from_dict({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "default"},
-                      "spec": {"ports": [{"port": port}]}})
+    return make_service("default", name, ip="", ports=[{"port": port}])
 
 
 def wait(cond, timeout: float = 10.0) -> None:

@@ -9,6 +9,7 @@ from podnet.apiserver.bootstrap import ensure_default_namespaces
 from podnet.apiserver.errors import BadRequest, Forbidden, Invalid
 from podnet.apiserver.write import Writer
 from podnet.datastore.interface import Conflict, NotFound, open_datastore
+from builders import make_service
 
 
 @pytest.fixture
@@ -21,8 +22,7 @@ def writer(tmp_path):
 
 
 def svc(name="web", **spec):
-    return from_dict({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "default"},
-                      "spec": {"selector": {"app": name}, "ports": [{"port": 80}], **spec}})
+    return make_service("default", name, lambda d: d["spec"].update(spec), ip="", ports=[{"port": 80}])
 
 
 def deployment(name="web"):

@@ -1,10 +1,11 @@
-"""One small cluster for the DNS tests, from the documented address plan, with builders."""
+"""One small cluster for the DNS tests, on the address plan of tests/builders.py."""
 from __future__ import annotations
 
 from typing import Any, Callable
 
 from podnet.api.objects import Resource, from_dict
 from podnet.calc.model import ClusterState
+from builders import make_namespace, make_pod
 
 
 def service(ns: str, name: str, mutate: Callable[[dict[str, Any]], None] | None = None, **spec: Any) -> Resource:
@@ -24,13 +25,10 @@ def endpoint_slice(ns: str, svc: str, endpoints: list[dict[str, Any]], ports: li
 
 
 def pod(ns: str, name: str, ips: list[str], **spec: Any) -> Resource:
-    return from_dict({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns},
-                      "spec": {"containers": [{"name": "c", "image": "x"}], **spec},
-                      "status": {"podIPs": [{"ip": ip} for ip in ips], "phase": "Running"}})
+    return make_pod(ns, name, ips, mutate=lambda d: d["spec"].update(spec))
 
 
-def namespace(name: str) -> Resource:
-    return from_dict({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+namespace = make_namespace
 
 
 def ep(ip: str, ready: bool = True, hostname: str = "", pod_name: str = "", ns: str = "default") -> dict[str, Any]:

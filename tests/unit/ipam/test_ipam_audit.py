@@ -8,17 +8,17 @@ from hypothesis import given, settings, strategies as st
 from podnet.api.objects import from_dict
 from podnet.ipam.audit import EMPTY, LEAKED, LIVE, ORPHANED, UNKNOWN, audit
 from podnet.ipam.blocks import Block, Handle
+from builders import make_pod
 
 V4 = ipaddress.ip_network("10.244.0.0/26")
 V6 = ipaddress.ip_network("fd00:10:244::/122")
 
 
 def pod(name, uid, node, ips=(), host=False):
-    return from_dict({"apiVersion": "v1", "kind": "Pod",
-                      "metadata": {"name": name, "namespace": "default", "uid": uid},
-                      "spec": {"nodeName": node, "hostNetwork": host,
-                               "containers": [{"name": "c", "image": "x"}]},
-                      "status": {"podIPs": [{"ip": ip} for ip in ips]}})
+    def m(d):
+        d["metadata"]["uid"] = uid
+        d["spec"]["hostNetwork"] = host
+    return make_pod("default", name, ips, mutate=m, node=node)
 
 
 def node(name):

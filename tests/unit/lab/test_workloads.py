@@ -8,18 +8,17 @@ from hypothesis import given, strategies as st
 from podnet.api.objects import Deployment, Pod, from_dict
 from podnet.lab.workloads import (HASH_LABEL, deployment_plan, owned_by, running_status,
                                   schedule, template_hash)
+from builders import make_pod
 
 
 def pod(name: str, node: str = "", ready: bool = False, labels: dict | None = None,
         owner: Deployment | None = None, created: str = "2026-01-01T00:00:00Z") -> Pod:
-    md: dict = {"name": name, "namespace": "default", "labels": labels or {},
-                "uid": f"uid-{name}", "creationTimestamp": created}
-    if owner is not None:
-        md["ownerReferences"] = [{"kind": "Deployment", "name": owner.name, "uid": owner.uid}]
-    st_ = {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}
-    return from_dict({"kind": "Pod", "metadata": md, "spec": {"nodeName": node,
-                      "containers": [{"name": "c", "image": "i", "ports": [{"containerPort": 80}]}]},
-                      "status": st_})  # type: ignore[return-value]
+    def m(d: dict) -> None:
+        d["metadata"].update(uid=f"uid-{name}", creationTimestamp=created)
+        if owner is not None:
+            d["metadata"]["ownerReferences"] = [{"kind": "Deployment", "name": owner.name, "uid": owner.uid}]
+        d["status"] = {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}
+    return make_pod("default", name, [], labels, m, node=node, ports=[{"containerPort": 80}])
 
 
 def deployment(replicas: int, image: str = "i") -> Deployment:

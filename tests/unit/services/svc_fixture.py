@@ -3,7 +3,7 @@ NodePort, no endpoints, dual stack, SCTP, UDP, named ports, headless, ExternalNa
 from __future__ import annotations
 
 from podnet.calc.services import ServiceTable, build_table
-from svc_builders import endpoint, make_service, make_slice
+from builders import endpoint, make_service, make_slice
 
 NODE_IPS = ("198.18.0.11", "fd00:198:18::11")
 POD_CIDRS = ("10.244.0.0/16", "fd00:10:244::/56")  # the IP pools

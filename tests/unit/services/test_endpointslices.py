@@ -13,7 +13,7 @@ from podnet.controllers.endpointslice import EndpointSliceController
 from podnet.api.objects import EndpointSlice
 from podnet.calc.endpointslices import desired_slices
 from podnet.datastore.sqlite import SqliteDatastore
-from svc_builders import make_pod, make_service, make_slice, endpoint
+from builders import make_pod, make_service, make_slice, endpoint
 
 
 def web(mutate=None, **kw):

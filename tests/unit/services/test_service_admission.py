@@ -16,7 +16,7 @@ from podnet.datastore.interface import open_datastore
 from podnet.datastore.sqlite import SqliteDatastore
 from podnet.ipam.serviceips import (ServiceAdmissionError, ServiceCIDRs, admit_service,
                                     cluster_service_cidrs, held_by, release_service)
-from svc_builders import make_service
+from builders import make_service
 
 ETCD_BIN = os.environ.get("PODNET_ETCD_BIN", "/usr/bin/etcd")
 DUAL = ServiceCIDRs({"IPv4": "10.96.0.0/12", "IPv6": "fd00:10:96::/112"})
@@ -30,12 +30,7 @@ def store(tmp_path):
 
 
 def svc(name="web", mutate=None, ns="default"):
-    def m(d):
-        d["spec"].pop("clusterIP")
-        d["spec"].pop("clusterIPs")
-        if mutate:
-            mutate(d)
-    return make_service(ns, name, m)
+    return make_service(ns, name, mutate, ip="")
 
 
 def stored(store, s):

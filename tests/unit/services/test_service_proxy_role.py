@@ -5,7 +5,7 @@ from __future__ import annotations
 from podnet.agent.service_proxy_role import ServiceProxyRole
 from podnet.api.objects import ObjectKey
 from podnet.calc.model import ClusterState
-from svc_builders import endpoint, make_node, make_pool, make_service, make_slice
+from builders import endpoint, make_node, make_pool, make_service, make_slice
 from svc_fixture import objects
 from svc_nftsim import NftModel, canonical
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from podnet.calc.services import EndpointAddr, build_table, entries_for_service, node_ips_of
-from svc_builders import endpoint, make_node, make_service, make_slice
+from builders import endpoint, make_node, make_service, make_slice
 from svc_fixture import table
 
 

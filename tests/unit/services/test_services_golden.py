@@ -7,7 +7,7 @@ import pytest
 
 from podnet.dataplane.nft.services import render_full, render_partial
 from golden_files import GOLDEN_DIR, check_golden
-from svc_builders import endpoint, make_slice
+from builders import endpoint, make_slice
 from svc_fixture import NODE, local_objects, local_table, objects, table
 from podnet.calc.services import build_table, entries_for_service
 

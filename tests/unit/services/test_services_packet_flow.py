@@ -18,7 +18,7 @@ import pytest
 
 from podnet.calc.services import build_table
 from podnet.dataplane.nft.services import render_full
-from svc_builders import endpoint, make_service, make_slice
+from builders import endpoint, make_service, make_slice
 from svc_nftsim import NftModel, trace
 
 NODE = "node-1"

@@ -1,23 +1,35 @@
-"""Builders for Services, EndpointSlices, Pods and Nodes with small mutators, on the one
-address plan of these tests: VIPs in 10.96.0.0/12 and fd00:10:96::/112, pods in
-10.244.0.0/16 and fd00:10:244::/56, node IPs in 198.18.0.0/24."""
+"""Builders for the objects tests need (Namespaces, Services, EndpointSlices, Pods, Nodes,
+IPPools), each with a small mutator of the dict (`make_service("ns1", "web", lambda d: ...)`),
+on the one address plan of the tests below. Every test that builds a Pod or a Service
+takes it from here."""
 from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-from podnet.api.objects import EndpointSlice, IPPool, Node, Pod, Service, from_dict
+from podnet.api.objects import EndpointSlice, IPPool, Node, Pod, Resource, Service, from_dict
 
 Mut = Callable[[dict[str, Any]], None] | None
+
+# The address plan (as the lab's defaults): Service VIPs, pod IPs (the IP pools), node IPs.
+SERVICE_CIDRS = ("10.96.0.0/12", "fd00:10:96::/112")
+POD_CIDRS = ("10.244.0.0/16", "fd00:10:244::/56")
+NODE_CIDRS = ("198.18.0.0/24", "fd00:198:18::/64")
+
+
+def make_namespace(name: str) -> Resource:
+    return from_dict({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
 
 
 def make_service(ns: str, name: str, mutate: Mut = None, *, ip: str = "10.96.0.10",
                  ports: Iterable[dict[str, Any]] = ({"name": "http", "port": 80, "targetPort": 8080},),
                  selector: dict[str, str] | None = None) -> Service:
+    """ip "" leaves clusterIP(s) out (for admission to allocate); "None" is headless."""
     d: dict[str, Any] = {"apiVersion": "v1", "kind": "Service",
                          "metadata": {"namespace": ns, "name": name},
-                         "spec": {"clusterIP": ip, "clusterIPs": [ip] if ip != "None" else ["None"],
-                                  "ports": [dict(p) for p in ports],
+                         "spec": {"ports": [dict(p) for p in ports],
                                   "selector": selector if selector is not None else {"app": name}}}
+    if ip:
+        d["spec"].update(clusterIP=ip, clusterIPs=[ip])
     if mutate:
         mutate(d)
     obj = from_dict(d)
