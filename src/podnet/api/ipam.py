@@ -1,0 +1,51 @@
+"""IPPool, podnet's (Calico's) pool of pod addresses: typed view. Pure."""
+from __future__ import annotations
+
+import ipaddress
+from typing import Mapping
+
+from podnet.api.selector import LabelSelector, parse_calico
+from podnet.api.meta import Resource
+
+
+# ---- IPPool ---------------------------------------------------------------------------
+class IPPool(Resource):
+    kind_name = "IPPool"
+
+    @property
+    def cidr(self) -> str:
+        return str(self.spec.get("cidr", ""))
+
+    @property
+    def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+        return ipaddress.ip_network(self.cidr, strict=False)
+
+    @property
+    def family(self) -> int:
+        return self.network.version
+
+    @property
+    def block_size(self) -> int:
+        bs = self.spec.get("blockSize")
+        if bs is None:
+            return 26 if self.family == 4 else 122
+        return int(bs)
+
+    @property
+    def nat_outgoing(self) -> bool:
+        return bool(self.spec.get("natOutgoing", False))
+
+    @property
+    def disabled(self) -> bool:
+        return bool(self.spec.get("disabled", False))
+
+    @property
+    def node_selector(self) -> LabelSelector:
+        """Calico's nodeSelector is an expression (`all()` or `k == 'v'`); podnet accepts
+        kubectl selector syntax or `all()`; missing means all nodes."""
+        ns = self.spec.get("nodeSelector")
+        if ns is None or str(ns).strip() in ("", "all()"):
+            return LabelSelector.everything()
+        if isinstance(ns, Mapping):
+            return LabelSelector.from_dict(ns)
+        return parse_calico(str(ns))
