@@ -109,6 +109,37 @@ def test_apply_examples_reapply_and_edit(lab):
     assert "web" in lab.podnet("get", "deploy").stdout
 
 
+def test_server_side_apply_of_every_example_and_conflicts(lab):
+    out = kubectl(lab, "apply", "--server-side", "-f", str(REPO / "examples")).stdout
+    lines = out.strip().splitlines()
+    assert lines and all(ln.endswith(" serverside-applied") for ln in lines), out
+    assert len(lines) == len(kubectl(lab, "apply", "--server-side", "-f", str(REPO / "examples")).stdout.strip().splitlines())
+    edited = (REPO / "examples" / "web.yaml").read_text().replace("replicas: 3", "replicas: 2")
+    kubectl(lab, "apply", "--server-side", "-f", "-", input=edited)   # takes over from client-side apply
+    dep = json.loads(kubectl(lab, "get", "deploy", "web", "-o", "json", "--show-managed-fields").stdout)
+    assert dep["spec"]["replicas"] == 2
+    owners = {e["manager"] for e in dep["metadata"]["managedFields"]
+              if "f:replicas" in (e["fieldsV1"].get("f:spec") or {})}
+    assert owners == {"kubectl"}, dep["metadata"]["managedFields"]
+    svc = yaml.safe_dump({"apiVersion": "v1", "kind": "Service",
+                          "metadata": {"name": "ssa", "labels": {"team": "a"}},
+                          "spec": {"ports": [{"port": 80}]}})
+    kubectl(lab, "apply", "--server-side", "-f", "-", input=svc)
+    kubectl(lab, "label", "service", "ssa", "team=b", "--overwrite")
+    cp = kubectl(lab, "apply", "--server-side", "-f", "-", input=svc, check=False)
+    assert cp.returncode != 0 and "conflict" in cp.stderr and ".metadata.labels.team" in cp.stderr, cp.stderr
+    kubectl(lab, "apply", "--server-side", "--force-conflicts", "-f", "-", input=svc)
+    assert kubectl(lab, "get", "svc", "ssa", "-o", "jsonpath={.metadata.labels.team}").stdout == "a"
+    kubectl(lab, "delete", "svc", "ssa")
+
+
+def test_describe(lab):
+    out = kubectl(lab, "describe", "service", "web").stdout
+    assert "Selector:          app=web" in out and "TargetPort:        http/TCP" in out
+    out = kubectl(lab, "describe", "deployment", "web").stdout
+    assert "Replicas:" in out and "web:" in out
+
+
 def test_get_selectors_and_outputs(lab):
     lab.wait_pods(2, app="web")
     wide = kubectl(lab, "get", "pods", "-l", "app=web", "-o", "wide").stdout

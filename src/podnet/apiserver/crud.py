@@ -14,6 +14,7 @@ from typing import Any, Mapping
 from podnet.api.objects import from_dict
 from podnet.apiserver import endpoints, query
 from podnet.apiserver.bodies import for_store
+from podnet.apiserver.managed import record_update
 from podnet.apiserver.resources import ApiResource, served
 from podnet.apiserver.status import ApiStatus, from_exception, not_found
 from podnet.apiserver.write import Writer
@@ -74,8 +75,10 @@ class Crud:
         return endpoints.derive(self.store.list("EndpointSlice", ns).items)
 
     # ---- writes -------------------------------------------------------------------------
-    def create(self, res: ApiResource, ns: str, body: dict[str, Any]) -> dict[str, Any]:
+    def create(self, res: ApiResource, ns: str, body: dict[str, Any], manager: str = "") -> dict[str, Any]:
         self._writable(res)
+        if manager:
+            record_update(None, body, manager, res.api_version, res.kind)
         obj = for_store(body, res, ns)
         md = obj["metadata"]
         if not md.get("name") and md.get("generateName"):
@@ -88,8 +91,11 @@ class Crud:
         except Exception as e:
             raise _fail(e, res, name) from None
 
-    def update(self, res: ApiResource, ns: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    def update(self, res: ApiResource, ns: str, name: str, body: dict[str, Any],
+               manager: str = "") -> dict[str, Any]:
         self._writable(res)
+        if manager:
+            record_update(self._live(res, ns, name), body, manager, res.api_version, res.kind)
         obj = from_dict(for_store(body, res, ns, name))
         try:
             return served(self.writer.update(obj).raw, res)
@@ -97,6 +103,7 @@ class Crud:
             raise _fail(e, res, name) from None
 
     def update_status(self, res: ApiResource, ns: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Only status changes (managedFields stay as they were: status is nobody's to apply)."""
         self._writable(res)
         obj = from_dict(for_store(body, res, ns, name))
         try:
@@ -104,11 +111,18 @@ class Crud:
         except Exception as e:
             raise _fail(e, res, name) from None
 
+    def _live(self, res: ApiResource, ns: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self.get(res, ns, name)
+        except ApiStatus:
+            return None
+
     # ---- scale --------------------------------------------------------------------------
     def get_scale(self, res: ApiResource, ns: str, name: str) -> dict[str, Any]:
         return scale_of(self.get(res, ns, name))
 
-    def update_scale(self, res: ApiResource, ns: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    def update_scale(self, res: ApiResource, ns: str, name: str, body: dict[str, Any],
+                     manager: str = "") -> dict[str, Any]:
         spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
         replicas = spec.get("replicas")
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
@@ -120,7 +134,7 @@ class Crud:
             raise _fail(Conflict("stale resourceVersion"), res, name)
         d = copy.deepcopy(live)
         d.setdefault("spec", {})["replicas"] = replicas
-        return scale_of(self.update(res, ns, name, d))
+        return scale_of(self.update(res, ns, name, d, manager))
 
     # ---- delete -------------------------------------------------------------------------
     def delete(self, res: ApiResource, ns: str, name: str, options: Mapping[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,8 @@ from aiohttp import web
 
 from podnet.apiserver import auth, bodies, discovery, openapi, paths, table
 from podnet.apiserver.crud import Crud
+from podnet.apiserver.managed import manager_name
+from podnet.apiserver.patch_verb import patch
 from podnet.apiserver.resources import ApiResource
 from podnet.apiserver.status import ApiStatus
 from podnet.apiserver.write import Writer
@@ -120,18 +122,18 @@ class ApiApp:
             if verb == "delete":
                 return await self.run(self.crud.delete, res, ns, name, opts)
             return await self.run(self.crud.delete_collection, res, ns, dict(q), opts)
+        manager = manager_name(q, request.headers.get("User-Agent"))
         if verb == "patch":
-            from podnet.apiserver.patch_verb import patch
             return await self.run(patch, self.crud, res, ns, name, sub, data,
-                                  request.headers.get("Content-Type"), dict(q))
+                                  request.headers.get("Content-Type"), dict(q), manager)
         obj = bodies.object_body(data, request.headers.get("Content-Type"))
         if verb == "create":
-            return await self.run(self.crud.create, res, ns, obj)
+            return await self.run(self.crud.create, res, ns, obj, manager)
         if sub == "status":
             return await self.run(self.crud.update_status, res, ns, name, obj)
         if sub == "scale":
-            return await self.run(self.crud.update_scale, res, ns, name, obj)
-        return await self.run(self.crud.update, res, ns, name, obj)
+            return await self.run(self.crud.update_scale, res, ns, name, obj, manager)
+        return await self.run(self.crud.update, res, ns, name, obj, manager)
 
     def _non_resource(self, request: web.Request, target: paths.Target | None) -> web.Response:
         if request.method != "GET":

@@ -36,8 +36,12 @@ def patched(live: dict[str, Any], patch: Any, mt: str, kind: str) -> dict[str, A
 
 
 def patch(crud: Crud, res: ApiResource, ns: str, name: str, sub: str, data: bytes,
-          content_type: str | None, params: Mapping[str, str]) -> dict[str, Any]:
+          content_type: str | None, params: Mapping[str, str], manager: str = "") -> dict[str, Any]:
+    """`manager`: who the write is recorded for (managed.py); server-side apply needs
+    `params["fieldManager"]` itself, as kube-apiserver."""
     mt = bodies.media_type(content_type)
+    if not mt:
+        raise ApiStatus(415, "a PATCH needs a Content-Type: one of " + ", ".join(bodies.PATCH_TYPES))
     body = bodies.decode(data, content_type, bodies.PATCH_TYPES)
     if mt == APPLY:
         if sub:
@@ -49,7 +53,7 @@ def patch(crud: Crud, res: ApiResource, ns: str, name: str, sub: str, data: byte
         live = crud.get(res, ns, name)
         if sub == "scale":
             new = patched(scale_of(live), body, mt, "Scale")
-            return crud.update_scale(res, ns, name, new)
+            return crud.update_scale(res, ns, name, new, manager)
         new = patched(copy.deepcopy(live), body, mt, res.kind)
         md = new.setdefault("metadata", {}) if isinstance(new.get("metadata"), dict) else None
         if md is None:
@@ -60,7 +64,7 @@ def patch(crud: Crud, res: ApiResource, ns: str, name: str, sub: str, data: byte
         try:
             if sub == "status":
                 return crud.update_status(res, ns, name, new)
-            return crud.update(res, ns, name, new)
+            return crud.update(res, ns, name, new, manager)
         except ApiStatus as e:
             if e.code == 409 and e.reason == "Conflict" and not pinned:
                 continue
