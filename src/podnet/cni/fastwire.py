@@ -1,8 +1,8 @@
 """The daemon's way to wire a pod: the same names, MACs, routes, neighbours and sysctls as
 veth.py's `ip -batch` way, over rtnl.py's netlink sockets instead of `ip` processes, in
 three batches (one sendmsg each): make the pair (the peer directly in the pod's
-namespace, the host end up) and name it; the host end's routes and neighbours; the pod
-end's addresses, link, routes and neighbours (its default route only where the pod has
+namespace, the host end up) and name it; the host end's routes (no neighbours: see
+veth.py); the pod end's addresses, link, routes and neighbours (its default route only where the pod has
 none yet: a second network's interface leaves the first one's default alone). Same undo
 on failure.
 """
@@ -17,7 +17,8 @@ from podnet.cni import rtnl
 from podnet.cni.errors import IO_FAILURE, CniError
 from podnet.cni.rtnl import RT_SCOPE_LINK, Rtnl
 from podnet.cni.veth import (ALIAS_PREFIX, GATEWAY_V4, GATEWAY_V6, HOST_MAC, Wired,
-                             host_end_sysctls, host_ifname, node_sysctls, pod_mac)
+                             host_end_no_dad, host_end_sysctls, host_ifname, node_sysctls, pod_end_sysctls,
+                             pod_mac)
 
 
 def setup(container_id: str, ifname: str, netns: str, mtu: int, addrs: Sequence[str],
@@ -47,12 +48,10 @@ def setup(container_id: str, ifname: str, netns: str, mtu: int, addrs: Sequence[
         _, link = nl.batch([rtnl.set_alias(host, f"{ALIAS_PREFIX}{network}/{container_id}/{ifname}"),
                             rtnl.get_link(host)])
         hidx, pidx = rtnl.link_index(link), rtnl.peer_index(link)  # the peer's, in the pod's namespace
-        reqs = []
-        for a in v4:
-            reqs += [rtnl.route_add(hidx, a, 32, scope=RT_SCOPE_LINK), rtnl.neigh_replace(hidx, a, mac)]
-        for a in v6:
-            reqs += [rtnl.route_add(hidx, a, 128), rtnl.neigh_replace(hidx, a, mac)]
+        reqs = [rtnl.route_add(hidx, a, 32, scope=RT_SCOPE_LINK) for a in v4]
+        reqs += [rtnl.route_add(hidx, a, 128) for a in v6]
         nl.batch(reqs)
+        host_end_no_dad(host, bool(v6))  # before the pod end is up (see veth.host_end_no_dad)
         step = f"configuring {ifname} in {netns}"
         reqs = [rtnl.addr_add(pidx, a, 32) for a in v4] + [rtnl.addr_add(pidx, a, 128, nodad=True) for a in v6]
         reqs.append(rtnl.link_up(pidx))
@@ -68,6 +67,7 @@ def setup(container_id: str, ifname: str, netns: str, mtu: int, addrs: Sequence[
             reqs += ([rtnl.neigh_replace(pidx, GATEWAY_V4, HOST_MAC)] if v4 else []) + \
                 ([rtnl.neigh_replace(pidx, GATEWAY_V6, HOST_MAC)] if v6 else [])
             pod.batch(reqs)
+        pod_end_sysctls(netns, ifname, bool(v4), bool(v6))
         host_end_sysctls(host)
         node_sysctls(bool(v4), bool(v6))
     except OSError as e:

@@ -62,6 +62,11 @@ def check(prev: dict[str, Any], netns: str, ifname: str, host: str) -> None:
                    for r in _ip_json(["ip"], [fam, "route", "show", "dev", host])}
     if not _ip_json(["ip"], ["link", "show", "dev", host]):
         raise _fail(f"host end {host} of {ifname} is missing in the node namespace")
+    # the node resolves the pod by ARP/ND; a pinned entry with another MAC (an older
+    # podnet's, from before a chained plugin changed the MAC) cuts the node off the pod
+    mac = links[0].get("address")
+    pinned = {n.get("dst"): n.get("lladdr") for n in _ip_json(["ip"], ["neigh", "show", "dev", host])
+              if {"PERMANENT", "NOARP"} & set(n.get("state") or ())}
     listed = [{"dst": r.get("dst"), "gw": r.get("gw")} for r in prev.get("routes") or [] if isinstance(r, dict)]
     for ip in own_ips(prev, ifname):
         addr = str(ip.get("address", ""))
@@ -70,6 +75,9 @@ def check(prev: dict[str, Any], netns: str, ifname: str, host: str) -> None:
         bare = addr.split("/")[0]
         if bare not in host_routes and addr not in host_routes:
             raise _fail(f"route to {addr} via {host} is missing in the node namespace")
+        if bare in pinned and pinned[bare] != mac:
+            raise _fail(f"the node pins {bare} to MAC {pinned[bare]} on {host}, but {ifname} in "
+                        f"{netns} has MAC {mac}", f"`ip neigh del {bare} dev {host}` in the node namespace")
         v6 = ":" in bare
         gw = GATEWAY_V6 if v6 else GATEWAY_V4
         if {"dst": "::/0" if v6 else "0.0.0.0/0", "gw": gw} not in listed:

@@ -256,3 +256,31 @@ def neigh_replace(index: int, ip: str, mac: str) -> Request:
     body = struct.pack("BBHiHBB", fam, 0, 0, index, NUD_PERMANENT, 0, 0)
     body += _attr(NDA_DST, raw) + _attr(NDA_LLADDR, _mac(mac))
     return RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, body
+
+
+def open_in_netns(path: str, files: list[str]) -> list[int]:
+    """File descriptors (O_RDWR) of `files` under /proc/sys/net as the namespace at `path`
+    sees them: a /proc/sys/net file belongs to the namespace of the thread that opens it,
+    and keeps it. Only this thread switches, briefly, as in `Rtnl.in_netns`."""
+    target = os.open(path, os.O_RDONLY)
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    fds: list[int] = []
+    try:
+        with _ns_lock:
+            if _libc.setns(target, CLONE_NEWNET) != 0:
+                e = ctypes.get_errno()
+                raise OSError(e, f"setns({path}): {os.strerror(e)}")
+            try:
+                for f in files:
+                    fds.append(os.open(f, os.O_RDWR))
+            except OSError:
+                for fd in fds:
+                    os.close(fd)
+                raise
+            finally:
+                if _libc.setns(home, CLONE_NEWNET) != 0:  # cannot happen; never go on in the pod's netns
+                    os._exit(70)
+    finally:
+        os.close(target)
+        os.close(home)
+    return fds

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import os
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from podnet.cni.errors import CniError
 from podnet.cni.invoke import exec_plugin, find_plugin
@@ -67,7 +67,10 @@ def with_runtime_config(conf: dict[str, Any], capability_args: Mapping[str, Any]
 
 def add(netconf: Mapping[str, Any], container_id: str, netns_path: str, ifname: str,
         cni_path: str | Sequence[str], node_netns: str | None = None,
-        capability_args: Mapping[str, Any] | None = None, cni_args: str = "") -> dict[str, Any]:
+        capability_args: Mapping[str, Any] | None = None, cni_args: str = "",
+        after_each: Callable[[str, dict[str, Any] | None], None] | None = None) -> dict[str, Any]:
+    """`after_each(plugin type, result so far)` runs after each plugin's ADD (tests look
+    at the pod between the plugins of a chain)."""
     prev: dict[str, Any] | None = None
     for p in _plugins(netconf):
         conf = with_runtime_config(copy.deepcopy(p), capability_args)
@@ -75,6 +78,8 @@ def add(netconf: Mapping[str, Any], container_id: str, netns_path: str, ifname: 
             conf["prevResult"] = prev
         prev = _call(conf, "ADD", _path(cni_path), container_id, netns_path, ifname, node_netns,
                      cni_args) or prev
+        if after_each is not None:
+            after_each(str(p.get("type")), prev)
     if prev is None:
         raise CniError(999, "the plugins returned no result for ADD")
     return prev
@@ -82,21 +87,25 @@ def add(netconf: Mapping[str, Any], container_id: str, netns_path: str, ifname: 
 
 def delete(netconf: Mapping[str, Any], container_id: str, netns_path: str, ifname: str,
            cni_path: str | Sequence[str], node_netns: str | None = None,
-           prev_result: Mapping[str, Any] | None = None) -> None:
+           prev_result: Mapping[str, Any] | None = None,
+           capability_args: Mapping[str, Any] | None = None, cni_args: str = "") -> None:
+    """In reverse order; each plugin gets the ADD's result and, as libcni does, the same
+    runtimeConfig and CNI_ARGS as for ADD (portmap and bandwidth need them to undo)."""
     for p in reversed(_plugins(netconf)):
-        conf = copy.deepcopy(p)
+        conf = with_runtime_config(copy.deepcopy(p), capability_args)
         if prev_result is not None:
             conf["prevResult"] = dict(prev_result)
-        _call(conf, "DEL", _path(cni_path), container_id, netns_path, ifname, node_netns)
+        _call(conf, "DEL", _path(cni_path), container_id, netns_path, ifname, node_netns, cni_args)
 
 
 def check(netconf: Mapping[str, Any], container_id: str, netns_path: str, ifname: str,
           cni_path: str | Sequence[str], prev_result: Mapping[str, Any],
-          node_netns: str | None = None) -> None:
+          node_netns: str | None = None, capability_args: Mapping[str, Any] | None = None,
+          cni_args: str = "") -> None:
     for p in _plugins(netconf):
-        conf = copy.deepcopy(p)
+        conf = with_runtime_config(copy.deepcopy(p), capability_args)
         conf["prevResult"] = dict(prev_result)
-        _call(conf, "CHECK", _path(cni_path), container_id, netns_path, ifname, node_netns)
+        _call(conf, "CHECK", _path(cni_path), container_id, netns_path, ifname, node_netns, cni_args)
 
 
 def status(netconf: Mapping[str, Any], cni_path: str | Sequence[str],

@@ -1,13 +1,21 @@
-"""The pod's wiring: a veth pair, /32 and /128 routes, static neighbours. Kernel work
-through `ip -batch -` (one process per namespace, no pyroute2 on the plugin's path).
+"""The pod's wiring: a veth pair, /32 and /128 routes, static neighbours in the pod. Kernel
+work through `ip -batch -` (one process per namespace, no pyroute2 on the plugin's path).
 
 Layout (Calico's routed model): the host end lives in the namespace the plugin runs in
 (the node), is named `pn` + a hash of (containerID, ifname) and has the fixed MAC
 ee:ee:ee:ee:ee:ee, hence the link-local fe80::ecee:eeff:feee:eeee. The pod end gets the
 pod's addresses as /32 and /128, a default route via 169.254.1.1 (proxy ARP on the host
 end) and via the host end's link-local address, plus permanent neighbour entries for
-both gateways so the first packet waits on neither ARP nor IPv6 DAD/ND; the node gets a
-permanent neighbour entry for the pod's addresses for the same reason.
+both gateways so the first packet waits on neither ARP nor IPv6 DAD/ND (the host end's
+MAC is ours and never changes).
+
+The node resolves the pod's addresses by ARP and ND like any neighbour, and pins none
+(issue 12 §5): the pod's MAC is not ours to know for good, since a later plugin of the
+chain (the reference `tuning` with a `mac`) may change it after our ADD, and a permanent
+entry with the old MAC cut the node off from the pod. That costs the node's first packet
+to a new pod one ARP/ND exchange over the veth (~0.01 ms). For ND to start at once, the
+host end skips DAD (accept_dad 0 before its carrier is up, as Calico does): a tentative
+link-local address cannot send neighbour solicitations, and DAD takes ~1-2 s.
 """
 from __future__ import annotations
 
@@ -114,12 +122,8 @@ def setup(container_id: str, ifname: str, netns: str, mtu: int, addrs: Sequence[
                   f"mtu {mtu} address {mac} netns {netns}",
                   f"link set {host} alias {ALIAS_PREFIX}{network}/{container_id}/{ifname}",
                   f"link set {host} up"]
-    for a in v4:
-        host_lines += [f"route add {a}/32 dev {host} scope link",
-                       f"neigh replace {a} lladdr {mac} dev {host} nud permanent"]
-    for a in v6:
-        host_lines += [f"route add {a}/128 dev {host}",
-                       f"neigh replace {a} lladdr {mac} dev {host} nud permanent"]
+    host_lines += [f"route add {a}/32 dev {host} scope link" for a in v4]
+    host_lines += [f"route add {a}/128 dev {host}" for a in v6]
     pod_lines = [f"addr add {a}/32 dev {ifname}" for a in v4]
     pod_lines += [f"addr add {a}/128 dev {ifname} nodad" for a in v6]
     pod_lines.append(f"link set {ifname} up")
@@ -142,7 +146,9 @@ def setup(container_id: str, ifname: str, netns: str, mtu: int, addrs: Sequence[
             e.msg += f" ({host} or {ifname} in {netns} already exists: ADD twice without DEL?)"
         raise
     try:
+        host_end_no_dad(host, bool(v6))  # the pod end is still down: no carrier, no link-local yet
         ip_batch(netns_prefix(netns), pod_lines, f"configuring {ifname} in {netns}")
+        pod_end_sysctls(netns, ifname, bool(v4), bool(v6))
         host_end_sysctls(host)
         node_sysctls(bool(v4), bool(v6))
     except BaseException:
@@ -177,6 +183,36 @@ def host_end_sysctls(host: str) -> None:
     neighbour entry ever be flushed."""
     write_sysctl(f"/proc/sys/net/ipv4/conf/{host}/proxy_arp", "1")
     write_sysctl(f"/proc/sys/net/ipv4/neigh/{host}/proxy_delay", "0")
+
+
+def pod_end_sysctls(netns: str, ifname: str, v4: bool, v6: bool) -> None:
+    """The pod's interface announces a change of its MAC (arp_notify: gratuitous ARP;
+    ndisc_notify: unsolicited neighbour advertisement), so the node's neighbour entry
+    follows when a later plugin of the chain (`tuning` with a `mac`) changes it, also
+    if the node already talked to the pod: else ~30 s pass before the node re-resolves."""
+    from podnet.cni.rtnl import open_in_netns
+    files = ([f"/proc/sys/net/ipv4/conf/{ifname}/arp_notify"] if v4 else []) + \
+        ([f"/proc/sys/net/ipv6/conf/{ifname}/ndisc_notify"] if v6 else [])
+    try:
+        fds = open_in_netns(netns, files)
+    except OSError as e:
+        raise CniError(IO_FAILURE, f"cannot set the notify sysctls of {ifname} in {netns}", str(e)) from None
+    try:
+        for fd in fds:
+            os.write(fd, b"1")
+    except OSError as e:
+        raise CniError(IO_FAILURE, f"cannot set the notify sysctls of {ifname} in {netns}", str(e)) from None
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def host_end_no_dad(host: str, v6: bool) -> None:
+    """No DAD on the host end's link-local address, so the node can send neighbour
+    solicitations to the pod from the start (with DAD, for ~1-2 s it cannot). Must run
+    before the pod end comes up: the address is made when the pair gets its carrier."""
+    if v6:
+        write_sysctl(f"/proc/sys/net/ipv6/conf/{host}/accept_dad", "0")
 
 
 def node_sysctls(v4: bool, v6: bool) -> None:
