@@ -21,6 +21,10 @@ a request can ask for is fenced in (issue 12 §1):
   naming another store URL (a file path for SQLite) is refused, so no request makes it
   open or create a file elsewhere;
 - an undecodable request is CNI error 6 (failed to decode content), never a crash.
+
+Besides the plugins `cni` and `ipam` it answers `settle` (empty environment and stdin):
+it returns once the kernel has finished every link deletion the daemon answered early
+(fastwire.delete_link), so a bench can time a DEL until the link is really gone.
 """
 from __future__ import annotations
 
@@ -95,6 +99,10 @@ def _answer(conn: socket.socket, cfg: Config) -> tuple[bytes, bool]:
         binary, env, stdin = decode_request(data)
     except ValueError as e:
         return _error(DECODE_FAILURE, "failed to decode content", f"podnet CNI daemon request: {e}"), True
+    if binary == "settle":  # benches and tests: wait until every early-answered DEL is done
+        from podnet.cni import fastwire
+        fastwire.drain()
+        return encode_reply(0, b"", b""), True
     handlers = HANDLERS.get(binary)
     if handlers is None:
         return _error(INVALID_ENV, f"unknown plugin {binary!r}", f"known: {', '.join(HANDLERS)}"), True
