@@ -8,7 +8,7 @@ import ssl
 
 import pytest
 
-from lablib import all_pairs, manifests
+from lablib import all_pairs, manifests, probe_from
 from podnet.dataplane.net.sysctl import call_in_netns
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.etcd]
@@ -45,3 +45,28 @@ def test_etcd_lab_pod_to_pod(make_lab):
     pods = lab.wait_pods(4)
     failures = all_pairs(pods, PORT)
     assert not failures, "\n".join(failures[:20])
+
+
+def test_pods_cannot_reach_etcd_nor_node_ports(make_lab):
+    """Host protection (issue 12 §1): from a pod, on its own node or another, etcd's port
+    on the control-plane node and every node's other ports are refused; pods still reach
+    each other, Services and cluster DNS; the node's own tools (agents, kubelet, CLI) work."""
+    lab = make_lab("--nodes", "2", "--dual-stack", "--datastore", "etcd")
+    lab.podnet("apply", "-f", "-", input=manifests(2, 2, PORT))
+    pods = lab.wait_pods(4)
+    assert {p.node_name for p in pods} == {"n1", "n2"}
+    # the node itself reaches etcd (shown above with a certificate); a pod does not get
+    # as far as the TLS handshake, on n1 (input) or on n2 (refused on its way out)
+    for p in pods:
+        netns = p.annotations["podnet.io/netns"]
+        [(_, outcome)] = probe_from(netns, [("198.18.0.11", 2379, "TCP")])
+        assert outcome.startswith("ERROR") and ("refused" in outcome or "timed out" in outcome), \
+            (p.name, p.node_name, outcome)
+        # cluster DNS answers (its pods read etcd over the unix socket)
+        dig = lab.podnet("exec", p.name, "--", "dig", "+short", "+time=2", "+tries=2",
+                         "kube-dns.kube-system.svc.cluster.local")
+        assert dig.stdout.split() == ["10.96.0.10"], dig.stdout
+    failures = all_pairs(pods, PORT)
+    assert not failures, "\n".join(failures[:20])
+    out = lab.podnet("get", "nodes", "-o", "wide").stdout  # agents heartbeat through etcd
+    assert out.count("healthy") == 2

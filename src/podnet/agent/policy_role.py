@@ -1,5 +1,6 @@
 """The node agent's policy role (NetworkPolicy -> `inet podnet-pol`), implementing
-agent/role.Role.
+agent/role.Role. The same table protects the node from its pods (calc/host.py: what pods
+may send to a node's own addresses, from the IP pools and the Nodes' addresses).
 
 It keeps what it last committed in memory and answers a sync with the difference only: it
 recompiles just the chains a change can affect (calc/policy/sync), reuses the rest, renders
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from podnet.api.objects import ObjectKey, Pod, Resource
+from podnet.calc.host import host_protection
 from podnet.calc.model import ClusterState
 from podnet.calc.policy.compile import CompiledPolicies, compile_policies
 from podnet.calc.policy.index import pod_index
@@ -22,7 +24,7 @@ log = logging.getLogger(__name__)
 
 class PolicyRole:
     name = "policy"
-    kinds = ("Pod", "Namespace", "NetworkPolicy")
+    kinds = ("Pod", "Namespace", "NetworkPolicy", "Node", "IPPool")
 
     def __init__(self, node_name: str = ""):
         self.node_name = node_name  # "" renders every pod (single-node uses, tests)
@@ -51,7 +53,7 @@ class PolicyRole:
             self._logged = set(compiled.errors)
             if full:
                 self._cache.clear()
-            model = pol_nft.render(compiled, self._cache)
+            model = pol_nft.render(compiled, self._cache, host_protection(state))
         except Exception:  # a bad object must not stop the agent: skip this sync, go full next
             log.exception("policy: render failed; next sync is full")
             self._model = None

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from podnet.api.defaults import NETNS_ANNOTATION
+from podnet.api.defaults import NETNS_ANNOTATION, NODE_PORT_RANGE
 from podnet.api.objects import Pod
+from podnet.calc.host import host_protection
 from podnet.calc.model import ClusterState
 from podnet.calc.nat import nat_plan
 from podnet.calc.policy.predicate import SideVerdict, Verdict, allowed, pod_by_ip
@@ -128,6 +129,7 @@ class Walker:
         self.ext_path = ext_path  # the entry is reached by a node IP and its nodePort
         self.node_port = ext_path is not None
         self.nat = nat_plan(state)
+        self.host = host_protection(state)
         self.hops: list[Hop] = []
         self.then: list[Loc] = []  # where the packet goes after the underlay
 
@@ -167,11 +169,15 @@ class Walker:
         steps.append(Step("route", f"route lookup for {pkt.dst}: {d.route}",
                           {"src": pkt.src, "dst": pkt.dst, "route": d.route, "dev": d.dev, "gateway": d.gateway}))
         if d.to == "local":
+            refused = self._host_input(name, pkt, steps)
+            if refused:
+                return self._hop(name, iif, None, steps, None), None, "rejected", refused
             steps.append(Step("deliver", f"{pkt.dst} is node {name}'s own address: delivered to the node"))
             return self._hop(name, iif, None, steps, None), None, "delivered", f"to node {name}"
         drop = self._filter(name, d, pkt, steps)
-        if drop:
-            return self._hop(name, iif, d.dev, steps, None), None, "dropped", drop
+        if drop:  # NetworkPolicy drops, host protection rejects
+            outcome = "rejected" if steps[-1].kind == "reject" else "dropped"
+            return self._hop(name, iif, d.dev, steps, None), None, outcome, drop
         steps.append(Step("ttl", f"forwarded: TTL {pkt.ttl} -> {pkt.ttl - 1}"))
         pkt.ttl -= 1
         self._postrouting(name, d, pkt, steps)
@@ -232,7 +238,43 @@ class Walker:
                 pkt.dst = frm
         return None
 
+    def _from_pod(self, name: str, pkt: Pkt) -> bool:
+        """As the node's input chain tells: from a local pod's veth, or from a pool address."""
+        import ipaddress
+        if self.conn.client.node_name == name and pkt.src in self.conn.client.pod_ips:
+            return True
+        a = ipaddress.ip_address(pkt.src)
+        return any(a in ipaddress.ip_network(c) for c in self.host.pools[a.version])
+
+    def _host_refuses(self, pkt: Pkt, to_other_node: bool) -> str:
+        """Why host protection (calc/host.py) refuses this new packet, or ""."""
+        if self.conn.dnat_node:
+            return ""  # a Service sent it (ct status dnat)
+        if self.host.allows(pkt.proto, pkt.dport):
+            return ""
+        lo, hi = NODE_PORT_RANGE
+        if to_other_node and pkt.dport is not None and lo <= pkt.dport <= hi:
+            return ""  # a NodePort of that node: a Service
+        return f"{pkt.dport}/{pkt.proto} is not a port pods may reach on a node"
+
+    def _host_step(self, name: str, chain: str, pkt: Pkt, why: str, steps: list[Step]) -> str:
+        steps.append(Step("reject", f"host protection (inet podnet-pol, chain {chain}): from a pod to "
+                                    f"node address {pkt.dst}: {why}: REJECT",
+                          {"chain": chain, "allowed": False, "port": pkt.dport, "proto": pkt.proto}))
+        return f"host protection on node {name}: pods may not reach {pkt.dst} port {pkt.dport}/{pkt.proto}"
+
+    def _host_input(self, name: str, pkt: Pkt, steps: list[Step]) -> str:
+        if self.reply or not self._from_pod(name, pkt):
+            return ""
+        why = self._host_refuses(pkt, to_other_node=False)
+        return self._host_step(name, "input", pkt, why, steps) if why else ""
+
     def _filter(self, name: str, d: rt.Decision, pkt: Pkt, steps: list[Step]) -> str:
+        if not self.reply and self.conn.client.node_name == name and \
+                pkt.dst in self.host.nodes[pkt.family] and pkt.src in self.conn.client.pod_ips:
+            why = self._host_refuses(pkt, to_other_node=True)
+            if why:
+                return self._host_step(name, "pod-to-node", pkt, why, steps)
         if self.reply:
             steps.append(Step("policy", "policy (inet podnet-pol): ct state established,related accept "
                                         "(the reply of an allowed connection)",

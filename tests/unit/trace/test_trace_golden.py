@@ -29,6 +29,10 @@ CASES = {
     "pod-outside-nat": ("client", "203.0.113.10:80", 4, "none", (), True, None),
     "pod-outside-dns-name": ("client", "www.example.test", 4, "vxlan", (), True, None),
     "pod-node-ip-other-node": ("client", "198.18.0.12:22", 4, "none", (), True, None),
+    # host protection (issue 12 §1): etcd's port refused at the node's input, DNS allowed
+    "pod-own-node-etcd-refused": ("client", "198.18.0.11:2379", 4, "none", (), True, None),
+    "pod-own-node-dns": ("client", "198.18.0.11:53/udp", 4, "none", (), True, None),
+    "ipv6-pod-own-node-etcd-refused": ("client", "[fd00:198:18::11]:2379", 6, "none", (), True, None),
     "pod-nodeport-other-node": ("client", "198.18.0.12:30080", 4, "none", (), True, "10.244.0.66"),
     "pod-nodeport-own-node-vxlan": ("client", "198.18.0.11:30080", 4, "vxlan", ALLOW, True, "10.244.0.67"),
     "pod-outside-no-nat": ("client", "203.0.113.10:80", 4, "none", (), False, None),
