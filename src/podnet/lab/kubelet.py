@@ -1,13 +1,14 @@
 """The lab kubelet: Pods and Deployments from the store, made real in network namespaces.
 
 One process per lab. A single loop keeps a cache of Pods and Deployments from list+watch
-(datastore.cache.Informer) and decides (lab/workloads.py: scheduling, Deployment expansion); a small pool of
-workers does the slow part per pod, serialised per pod: create the pod's netns, bring up
-its loopback, call podnet-cni ADD in the node's netns as a container runtime does
-(lab/network.py), write its resolv.conf, ask the node's `podnet serve` to listen on its
-containerPorts (a container with a `command` runs as its own process: lab/containers.py),
-then record status (podIPs, hostIP, phase, Ready) and the
-`podnet.io/netns` annotation. Deleting a pod does the reverse (CNI DEL releases its IPs).
+(datastore.cache.Informer) and decides (lab/workloads.py: scheduling, Deployment expansion;
+lab/deployments.py creates and deletes a Deployment's Pods); a small pool of workers does
+the slow part per pod, serialised per pod: create the pod's netns, bring up its loopback,
+call podnet-cni ADD in the node's netns as a container runtime does (lab/network.py),
+write its resolv.conf, ask the node's `podnet serve` to listen on its containerPorts (a
+container with a `command` runs as its own process: lab/containers.py), then record status
+(podIPs, hostIP, phase, Ready) and the `podnet.io/netns` annotation (lab/pod_status.py).
+Deleting a pod does the reverse (CNI DEL releases its IPs).
 
 What the kubelet set up is also written to `<lab>/pods/<netns>-<pod>.json` (lab/records.py),
 so a restarted kubelet (or `podnet down`) can undo it even for pods whose object is already
@@ -18,11 +19,9 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, Callable
 
 from podnet.api.defaults import NETNS_ANNOTATION
@@ -31,21 +30,22 @@ from podnet.apiserver.errors import WriteError
 from podnet.apiserver.write import Writer
 from podnet.datastore.common import now_rfc3339
 from podnet.datastore.cache import Batch, Informer
-from podnet.datastore.interface import AlreadyExists, Conflict, Datastore, Event, NotFound
+from podnet.datastore.interface import Conflict, Datastore, Event, NotFound
 from podnet.lab import containers, network, probes, procs
+from podnet.lab.deployments import collect_garbage, reconcile_deployment
+from podnet.lab.pod_status import StatusWriter
 from podnet.lab.records import PodRecords
 from podnet.lab.serve import ServeClient, ServeError
 from podnet.lab.state import LabState
 from podnet.lab.topology import LabSpec
 from podnet.lab.up import serve_socket
-from podnet.lab.workloads import deployment_plan, pending_status, running_status, schedule
+from podnet.lab.workloads import schedule
 
 log = logging.getLogger("podnet.kubelet")
 WORKERS = 8
 RETRY_AFTER = 2.0
 RETRY_MAX = 30.0
 LIVENESS_EVERY = 2.0
-ETC_NETNS = Path("/etc/netns")
 
 
 class Kubelet:
@@ -55,6 +55,7 @@ class Kubelet:
         self.state = state
         self.store = store
         self.writer = Writer(store)  # every write goes through the one write path
+        self.status = StatusWriter(self.writer)
         self.node_url = node_url
         self.cni_url = cni_url or node_url  # the IPAM plugin's, in the network config
         self.pod_url = pod_url or node_url  # what containers with a command get (DNS)
@@ -128,7 +129,7 @@ class Kubelet:
                 dep = self.deployments.get(key)
                 if dep is not None:
                     try:
-                        self.reconcile_deployment(dep)
+                        reconcile_deployment(self.writer, self.pods, dep)
                     except Exception:  # noqa: BLE001
                         log.exception("deployment %s/%s", *key)
 
@@ -157,7 +158,7 @@ class Kubelet:
         if isinstance(obj, Deployment):
             if ev.type == "DELETED":
                 self.deployments.pop(key, None)
-                self.collect_garbage(obj)
+                collect_garbage(self.writer, self.pods, obj)
             else:
                 self.deployments[key] = obj
                 self.dirty.add(key)
@@ -177,7 +178,7 @@ class Kubelet:
 
     def reconcile_all(self) -> None:
         for dep in list(self.deployments.values()):
-            self.reconcile_deployment(dep)
+            reconcile_deployment(self.writer, self.pods, dep)
         for pod in list(self.pods.values()):
             self.reconcile_pod(pod)
         # a pod deleted while we were not watching
@@ -186,36 +187,6 @@ class Kubelet:
             cur = self.pods.get(key)
             if cur is None or cur.uid != rec["uid"]:
                 self.submit(key, lambda rec=rec: self.teardown_record(rec))
-
-    # ---- Deployments -------------------------------------------------------------------
-    def reconcile_deployment(self, dep: Deployment) -> None:
-        plan = deployment_plan(dep, self.pods.values())
-        for pod in plan.delete:
-            try:
-                self.writer.delete("Pod", pod.namespace, pod.name)
-            except NotFound:
-                pass
-        for pod in plan.create:
-            try:
-                created = self.writer.create(pod)
-                self.pods[(created.namespace, created.name)] = created  # count it at once
-            except AlreadyExists:
-                continue
-            except (NotFound, WriteError) as e:  # namespace gone, template refused
-                log.warning("deployment %s/%s: pod %s not created: %s", dep.namespace, dep.name, pod.name, e)
-                break
-        if plan.create or plan.delete:
-            plan = deployment_plan(dep, self.pods.values())  # status after the changes
-        if {k: dep.status.get(k) for k in plan.status} != plan.status:
-            self._update_status(dep, lambda cur: {**cur.status, **plan.status})
-
-    def collect_garbage(self, dep: Resource) -> None:
-        for pod in list(self.pods.values()):
-            if any(r.get("uid") == dep.uid for r in pod.metadata.get("ownerReferences") or []):
-                try:
-                    self.writer.delete("Pod", pod.namespace, pod.name)
-                except NotFound:
-                    pass
 
     # ---- Pods --------------------------------------------------------------------------
     def reconcile_pod(self, pod: Pod) -> None:
@@ -265,13 +236,13 @@ class Kubelet:
             return
         done = self.running.get(key)
         if done is not None and done[0] == pod.uid:
-            self._record_running(pod, *done[1:])  # already set up: only the status may lag
+            self.status.running(pod, *done[1:], ready=self._ready(key))  # already set up: only the status may lag
             return
         t0 = time.monotonic()
         try:
             node = self.spec.node(pod.node_name)
         except ValueError as e:
-            self._set_pending(pod, "NodeNotFound", str(e))
+            self.status.pending(pod, "NodeNotFound", str(e))
             return
         host_net = pod.host_network
         netns = node.netns if host_net else self.spec.pod_netns(pod.uid)
@@ -290,7 +261,7 @@ class Kubelet:
             else:
                 ips = network.attach(self.spec, self.cni_url, node, netns, pod.uid, pod.requested_ips)
                 attached = True
-                self.write_resolv_conf(pod, netns)
+                network.write_resolv_conf(self.spec, pod, netns)
             self.records.write({**rec, "ips": ips})
             warnings = self.start_workload(pod, node.name, netns)
             if containers.with_command(pod):
@@ -304,7 +275,7 @@ class Kubelet:
                 self.teardown_record(rec)  # like a runtime: a failed sandbox is removed whole
             delay = self._retry_later(key)
             reason = "CrashLoopBackOff" if isinstance(e, containers.ContainerError) else "ContainerCreating"
-            self._set_pending(pod, reason, f"{e} (retry in {delay:.0f}s)")
+            self.status.pending(pod, reason, f"{e} (retry in {delay:.0f}s)")
             return
         for w in warnings:
             log.warning("pod %s/%s: %s", pod.namespace, pod.name, w)
@@ -316,25 +287,13 @@ class Kubelet:
         info = (pod.uid, ips, node.ips, netns, "; ".join(warnings), now_rfc3339())
         self.running[key] = info
         t_net = time.monotonic()
-        self._record_running(pod, *info[1:])
+        self.status.running(pod, *info[1:], ready=self._ready(key))
         log.info("pod %s/%s on %s: %s in %s (network+workload %.0f ms, status %.0f ms)",
                  pod.namespace, pod.name, node.name, ", ".join(ips), netns,
                  1000 * (t_net - t0), 1000 * (time.monotonic() - t_net))
 
-    def _record_running(self, pod: Pod, ips: list[str], host_ips: list[str], netns: str,
-                        message: str, started: str) -> None:
-        ready = self.readiness.get((pod.namespace, pod.name), True)
-
-        def mutate(cur: Resource) -> Resource:
-            out = cur.with_status(running_status(cur, ips, host_ips, started, ready,  # type: ignore[arg-type]
-                                                 message))
-            ann = dict(cur.annotations)
-            ann[NETNS_ANNOTATION] = netns
-            return out.with_metadata(annotations=ann)
-
-        if pod.annotations.get(NETNS_ANNOTATION) == netns and pod.ready == ready and pod.pod_ips == ips:
-            return
-        self._update(pod, mutate)
+    def _ready(self, key: tuple[str, str]) -> bool:
+        return self.readiness.get(key, True)  # a pod without a readinessProbe is ready
 
     def _readiness_changed(self, key: tuple[str, str], ready: bool) -> None:
         """The prober's thread: record the new readiness, and let a worker write it."""
@@ -370,7 +329,7 @@ class Kubelet:
             st["containerStatuses"] = [{**cs, "restartCount": counts.get(cs.get("name"), cs.get("restartCount", 0))}
                                        for cs in st.get("containerStatuses") or []]
             return cur.with_status(st)
-        self._update(pod, mutate)
+        self.status.update(pod, mutate)
 
     def start_workload(self, pod: Pod, node: str, netns: str) -> list[str]:
         # containers with a command of their own listen themselves
@@ -415,42 +374,8 @@ class Kubelet:
             except (network.NetworkError, ValueError) as e:
                 log.warning("CNI DEL %s/%s: %s", rec["namespace"], rec["name"], e)
             network.delete_netns(netns)
-            shutil.rmtree(ETC_NETNS / netns, ignore_errors=True)
+            network.remove_resolv_conf(netns)
         self.records.remove(netns)
-
-    def write_resolv_conf(self, pod: Pod, netns: str) -> None:
-        try:
-            from podnet.dns.resolvconf import resolv_conf
-        except ImportError:
-            return  # cluster DNS is not built yet: the pod keeps the machine's resolv.conf
-        from podnet.api import defaults
-        ips = [defaults.DNS_SERVICE_IP_V4] + ([defaults.DNS_SERVICE_IP_V6] if self.spec.dual_stack else [])
-        # the node's resolver (dnsPolicy Default) is the outside world's DNS server
-        text = resolv_conf(pod, ips, defaults.CLUSTER_DOMAIN, self.spec.node_resolv_conf())
-        d = ETC_NETNS / netns
-        d.mkdir(parents=True, exist_ok=True)
-        (d / "resolv.conf").write_text(text)
-
-    # ---- status writes (CAS, retried on a fresh read) -----------------------------------
-    def _update(self, obj: Resource, mutate: Callable[[Resource], Resource]) -> Resource | None:
-        """Write `mutate` of the stored object (Writer.mutate: CAS, retried; status alone
-        through the status subresource); None when the pod is gone or replaced (another
-        uid), or the write was refused."""
-        def change(cur: Resource) -> Resource | None:
-            return mutate(cur) if cur.uid == obj.uid else None
-        try:
-            return self.writer.mutate(obj.kind, obj.namespace, obj.name, change)
-        except NotFound:
-            return None
-        except WriteError as e:
-            log.warning("%s %s/%s: status not written: %s", obj.kind, obj.namespace, obj.name, e)
-            return None
-
-    def _update_status(self, obj: Resource, status: Callable[[Resource], dict[str, Any]]) -> None:
-        self._update(obj, lambda cur: cur.with_status(status(cur)))
-
-    def _set_pending(self, pod: Pod, reason: str, message: str) -> None:
-        self._update(pod, lambda cur: cur.with_status(pending_status(cur, reason, message)))  # type: ignore[arg-type]
 
     def cleanup_orphans(self) -> None:
         """Pod netns of this lab that no record explains (a crash between netns add and

@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
+from pathlib import Path
 from typing import Any, Sequence
 
+from podnet.api import defaults
+from podnet.api.objects import Pod
 from podnet.cni import runtime
 from podnet.cni.config import make_netconf
 from podnet.cni.errors import CniError
 from podnet.calc.routes import VXLAN_OVERHEAD
 from podnet.dataplane.net.links import IpBatch
 from podnet.dataplane.net.netns import CommandError, run
+from podnet.dns.resolvconf import resolv_conf
 from podnet.lab.topology import LabSpec, NodeSpec
 
 IFNAME = "eth0"
 NETNS_DIR = "/var/run/netns"
+ETC_NETNS = Path("/etc/netns")  # `ip netns exec` bind-mounts <netns>/resolv.conf from here
 
 
 class NetworkError(Exception):
@@ -90,3 +96,17 @@ def detach(spec: LabSpec, url: str, node: NodeSpec, netns: str, container_id: st
                        runtime.default_cni_path(), node_netns=node.netns)
     except CniError as e:
         raise NetworkError(f"CNI DEL on node {node.name} failed (code {e.code}): {e}") from e
+
+
+def write_resolv_conf(spec: LabSpec, pod: Pod, netns: str) -> None:
+    """The pod's resolv.conf (its dnsPolicy), where `ip netns exec` will find it."""
+    ips = [defaults.DNS_SERVICE_IP_V4] + ([defaults.DNS_SERVICE_IP_V6] if spec.dual_stack else [])
+    # the node's resolver (dnsPolicy Default) is the outside world's DNS server
+    text = resolv_conf(pod, ips, defaults.CLUSTER_DOMAIN, spec.node_resolv_conf())
+    d = ETC_NETNS / netns
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "resolv.conf").write_text(text)
+
+
+def remove_resolv_conf(netns: str) -> None:
+    shutil.rmtree(ETC_NETNS / netns, ignore_errors=True)
