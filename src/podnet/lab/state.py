@@ -47,6 +47,10 @@ class LabState:
         return self.dir.joinpath(*parts)
 
     def create(self) -> None:
+        """The lab dir is its owner's alone (0700): it holds the store (SQLite), the etcd
+        socket and the lab's keys (issue 12 §1)."""
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o700)
         for sub in ("pids", "logs"):
             self.path(sub).mkdir(parents=True, exist_ok=True)
 

@@ -207,3 +207,45 @@ def test_forged_source_to_the_node_is_dropped(nodes, listener, fam):
     finally:
         topo.nsx(ns, "ip", "addr", "del", f"{forged}/{plen}", "dev", "eth0", check=False)
         topo.nsx(nodes.topo.node, "conntrack", "-D", "-s", forged, check=False)
+
+
+@pytest.fixture
+def proxy(nodes):
+    """The real service proxy role beside the policy and NAT roles, in the same node."""
+    from podnet.agent.service_proxy_role import ServiceProxyRole
+    from podnet.dataplane.nft.runner import NftRunner
+    role = ServiceProxyRole([topo.NODE_UP_V4, topo.NODE_UP_V6], conntrack=False, netns=nodes.topo.node)
+
+    def sync(*objs):
+        for o in objs:
+            nodes.state.put(o)
+        NftRunner(nodes.topo.node).apply(role.nft_fragment(nodes.state, None))
+        role.committed(True)
+    try:
+        yield sync
+    finally:
+        for kind in ("Service", "EndpointSlice"):
+            nodes.state.objects[kind] = {}
+        topo.nsx(nodes.topo.node, "nft", "delete", "table", "inet", "podnet-svc", check=False)
+
+
+def test_services_still_work_to_the_node_and_by_nodeport(nodes, listener, proxy):
+    """A Service whose endpoint is the node's own address (host network, as the
+    `kubernetes` Service) passes by its DNAT; a NodePort on the pod's own node reaches its
+    pod endpoint; the node's address itself stays refused on that port."""
+    from builders import endpoint, make_service, make_slice
+    host = make_service("default", "host-etcd", ip="10.96.0.99", selector={},
+                        ports=({"name": "c", "port": 443, "targetPort": ETCD},))
+    host_eps = make_slice("default", "host-etcd", [endpoint(topo.NODE_UP_V4)],
+                          ports=({"name": "c", "port": ETCD, "protocol": "TCP"},))
+    web = make_service("default", "web", ip="10.96.0.80",
+                       mutate=lambda d: d["spec"].update(type="NodePort"),
+                       ports=({"name": "http", "port": 80, "targetPort": 80, "nodePort": 30080},))
+    web_eps = make_slice("default", "web", [endpoint("10.244.0.2")],
+                         ports=({"name": "http", "port": 80, "protocol": "TCP"},))
+    proxy(host, host_eps, web, web_eps)
+    ns = nodes.topo.pod_netns("x/a")
+    assert _connect(ns, topo.NODE_UP_V4, ETCD) == "refused"
+    assert _connect(ns, "10.96.0.99", 443) == "ok"  # the same port, through its Service
+    assert _connect(ns, topo.NODE_UP_V4, 30080) == "ok"  # NodePort on its own node
+    assert _connect(ns, "10.96.0.80", 80) == "ok"
