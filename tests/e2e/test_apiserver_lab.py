@@ -191,6 +191,20 @@ def test_invalid_object_names_the_field(lab, client):
     assert raw(lab, "GET", "/api/v1/namespaces/default/services/bad")[0] == 404
 
 
+def test_explain_and_field_validation(lab):
+    out = kubectl(lab, "explain", "pods.spec.containers.ports").stdout
+    assert "containerPort\t<integer> -required-" in out
+    assert "KIND:       IPPool" in kubectl(lab, "explain", "ippools.spec").stdout
+    pod = yaml.safe_dump({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "strict"},
+                          "spec": {"containers": [{"name": "c", "image": "podnet/serve", "bogus": 1}]}})
+    cp = kubectl(lab, "apply", "-f", "-", input=pod, check=False)   # --validate=strict, the default
+    assert cp.returncode != 0 and 'unknown field "spec.containers[0].bogus"' in cp.stderr, cp.stderr
+    assert raw(lab, "GET", "/api/v1/namespaces/default/pods/strict")[0] == 404
+    cp = kubectl(lab, "apply", "--validate=warn", "-f", "-", input=pod)
+    assert 'Warning: unknown field "spec.containers[0].bogus"' in cp.stderr
+    kubectl(lab, "delete", "pod", "strict")
+
+
 def test_unauthenticated_and_node_identity(lab):
     code, st = raw(lab, "GET", "/api/v1/pods", admin=False)
     assert code == 401 and st["reason"] == "Unauthorized"

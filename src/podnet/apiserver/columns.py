@@ -159,6 +159,14 @@ def _endpointslice(o: Resource, ctx: Ctx) -> list[str]:
     return [o.name, o.address_type, ports, eps or "<unset>", age(o, ctx)]
 
 
+def _endpoints(o: Resource, ctx: Ctx) -> list[str]:
+    """core/v1 Endpoints (derived from EndpointSlices): ready `ip:port` pairs, as kubectl."""
+    pairs = [f"{a.get('ip')}:{p.get('port')}" for sub in o.raw.get("subsets") or []
+             for a in sub.get("addresses") or [] for p in (sub.get("ports") or [{"port": ""}])]
+    text = ",".join(pairs[:3]) + (f" + {len(pairs) - 3} more..." if len(pairs) > 3 else "")
+    return [o.name, text or NONE, age(o, ctx)]
+
+
 def _namespace(o: Resource, ctx: Ctx) -> list[str]:
     status = "Terminating" if o.deletion_timestamp else str(o.status.get("phase") or "Active")
     return [o.name, status, age(o, ctx)]
@@ -262,6 +270,7 @@ TABLES: dict[str, KindTable] = {
     "NetworkPolicy": KindTable(("NAME", "POD-SELECTOR", "AGE"), _netpol),
     "EndpointSlice": KindTable(("NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"), _endpointslice),
     "Namespace": KindTable(("NAME", "STATUS", "AGE"), _namespace),
+    "Endpoints": KindTable(("NAME", "ENDPOINTS", "AGE"), _endpoints),
     "Node": KindTable(("NAME", "STATUS", "ROLES", "AGE", "VERSION"), _node,
                       ("INTERNAL-IP", "BLOCKS", "AGENT", "SYNCS"), _node_wide),
     "IPPool": KindTable(("NAME", "CIDR", "BLOCKSIZE", "NAT", "DISABLED", "AGE"), _ippool),

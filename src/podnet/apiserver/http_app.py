@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from podnet.apiserver import auth, bodies, discovery, openapi, paths, table
+from podnet.apiserver import auth, bodies, discovery, openapi, paths, strict, table
 from podnet.apiserver.crud import Crud
 from podnet.apiserver.managed import manager_name
 from podnet.apiserver.patch_verb import patch
@@ -26,6 +26,7 @@ from podnet.datastore.interface import Datastore
 
 log = logging.getLogger("podnet.apiserver")
 WORKERS = 8
+MAX_WARNINGS = 20
 _METHOD_VERBS = {("GET", False): "list", ("GET", True): "get", ("POST", False): "create",
                  ("PUT", True): "update", ("PATCH", True): "patch", ("DELETE", True): "delete",
                  ("DELETE", False): "deletecollection"}
@@ -103,12 +104,17 @@ class ApiApp:
             raise ApiStatus(404, "the server could not find the requested resource")
         if verb == "watch":
             return await self.hub.serve(request, res, target.namespace, target.name, q)
-        body = await self._answer(request, res, target, verb)
+        warnings: list[str] = []
+        body = await self._answer(request, res, target, verb, warnings)
         if verb in ("get", "list") and table.wanted(request.headers.get("Accept", "")):
             body = await self.run(table.to_table, body, res, q.get("includeObject", "Metadata"))
-        return _json(body, 201 if verb == "create" else 200)
+        resp = _json(body, 201 if verb == "create" else 200)
+        for w in warnings[:MAX_WARNINGS]:
+            resp.headers.add("Warning", '299 - ' + json.dumps(w))
+        return resp
 
-    async def _answer(self, request: web.Request, res: ApiResource, t: paths.Target, verb: str) -> Any:
+    async def _answer(self, request: web.Request, res: ApiResource, t: paths.Target, verb: str,
+                      warnings: list[str]) -> Any:
         ns, name, sub, q = t.namespace, t.name, t.subresource, request.query
         if verb == "get":
             return await self.run(self.crud.get_scale if sub == "scale" else self.crud.get, res, ns, name)
@@ -123,10 +129,16 @@ class ApiApp:
                 return await self.run(self.crud.delete, res, ns, name, opts)
             return await self.run(self.crud.delete_collection, res, ns, dict(q), opts)
         manager = manager_name(q, request.headers.get("User-Agent"))
+        ct = request.headers.get("Content-Type")
+        if verb == "patch" and bodies.media_type(ct) in bodies.PATCH_TYPES[1:] and not sub:
+            warnings += strict.check(bodies.decode(data, ct, bodies.PATCH_TYPES), res.kind,
+                                     q.get("fieldValidation"))
         if verb == "patch":
             return await self.run(patch, self.crud, res, ns, name, sub, data,
                                   request.headers.get("Content-Type"), dict(q), manager)
-        obj = bodies.object_body(data, request.headers.get("Content-Type"))
+        obj = bodies.object_body(data, ct)
+        if not sub:
+            warnings += strict.check(obj, res.kind, q.get("fieldValidation"))
         if verb == "create":
             return await self.run(self.crud.create, res, ns, obj, manager)
         if sub == "status":

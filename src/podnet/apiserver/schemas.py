@@ -1,20 +1,97 @@
-"""Schemas for the OpenAPI documents. Pure.
+"""Schemas for the OpenAPI documents (what `kubectl explain` reads). Pure, but for reading
+one data file.
 
-Each served kind gets an object schema tagged with its group/version/kind.
+The Kubernetes kinds' schemas come from openapi_schemas.json, generated from the official
+client's models (tools/gen_openapi_schemas.py); podnet's own kinds (IPPool, IPAMBlock)
+are described here. Each group/version document carries its kinds' schemas, tagged
+`x-kubernetes-group-version-kind`, and every schema they refer to.
 """
 from __future__ import annotations
 
+import copy
+import json
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, Sequence
 
 from podnet.apiserver.resources import ApiResource
 
+DATA = Path(__file__).with_name("openapi_schemas.json")
+_META = {"allOf": [{"$ref": "#/components/schemas/V1ObjectMeta"}],
+         "description": "Standard object's metadata."}
+
+
+OWN_COMPONENTS: dict[str, dict[str, Any]] = {}
+
+
+def _podnet(description: str, spec: dict[str, Any], kind: str = "") -> dict[str, Any]:
+    name = f"PodnetV1{kind}Spec"
+    OWN_COMPONENTS[name] = {"type": "object", "description": f"The {kind}'s desired state.",
+                            "properties": spec}
+    return {"type": "object", "description": description, "properties": {
+        "apiVersion": {"type": "string", "description": "podnet.io/v1"},
+        "kind": {"type": "string", "description": kind},
+        "metadata": _META,
+        "spec": {"allOf": [{"$ref": f"#/components/schemas/{name}"}], "description": f"The {kind}'s spec."}}}
+
+
+OWN: dict[str, dict[str, Any]] = {
+    "IPPool": _podnet("A pool of pod addresses, as Calico's IPPool: nodes claim blocks of it.", {
+        "cidr": {"type": "string", "description": "The pool's network, e.g. 10.244.0.0/16."},
+        "blockSize": {"type": "integer", "description": "Prefix length of the blocks nodes claim "
+                                                        "(IPv4 20..32, default 26; IPv6 116..128, default 122)."},
+        "natOutgoing": {"type": "boolean", "description": "Masquerade traffic from the pool's pods to "
+                                                          "destinations outside every pool."},
+        "disabled": {"type": "boolean", "description": "No new blocks are claimed from a disabled pool."},
+        "nodeSelector": {"type": "string", "description": "Which nodes may use the pool: all() or a "
+                                                          "label selector."},
+        "vxlanMode": {"type": "string", "description": "Always or Never: encapsulate pod traffic "
+                                                       "between nodes in VXLAN."}}, "IPPool"),
+    "IPAMBlock": _podnet("A block of a pool claimed by one node, and its allocations (written by "
+                         "podnet's IPAM only).", {
+        "cidr": {"type": "string"}, "pool": {"type": "string"},
+        "node": {"type": "string", "description": "The node the block is affine to."}}, "IPAMBlock"),
+}
+
+
+@lru_cache(maxsize=1)
+def _data() -> dict[str, Any]:
+    return json.loads(DATA.read_text())
+
+
+def _refs(schema: Any, out: set[str]) -> None:
+    if isinstance(schema, dict):
+        ref = schema.get("$ref")
+        if isinstance(ref, str):
+            out.add(ref.rsplit("/", 1)[1])
+        for v in schema.values():
+            _refs(v, out)
+    elif isinstance(schema, list):
+        for v in schema:
+            _refs(v, out)
+
 
 def for_group_version(rs: Sequence[ApiResource]) -> dict[str, Any]:
+    data = _data()
+    all_schemas: dict[str, Any] = {**data["schemas"], **OWN_COMPONENTS}
     out: dict[str, Any] = {}
-    for r in rs:
-        gvk = {"group": r.group, "version": r.version, "kind": r.kind}
-        out[f"{r.group or 'core'}.{r.version}.{r.kind}"] = {
-            "type": "object", "x-kubernetes-group-version-kind": [gvk],
-            "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
-                           "metadata": {"type": "object"}}}
+    todo: set[str] = set()
+    kinds = [(r.kind, r) for r in rs] + [("Scale", r) for r in rs if "scale" in r.subresources]
+    for kind, r in kinds:
+        model = data["roots"].get(kind)
+        base = OWN.get(kind) if model is None else all_schemas.get(model)
+        if base is None:
+            continue
+        s = copy.deepcopy(base)
+        gvk = ({"group": "autoscaling", "version": "v1", "kind": "Scale"} if kind == "Scale"
+               else {"group": r.group, "version": r.version, "kind": r.kind})
+        s["x-kubernetes-group-version-kind"] = [gvk]
+        out[f"{gvk['group'] or 'core'}.{gvk['version']}.{kind}"] = s
+        _refs(s, todo)
+    while todo:
+        name = todo.pop()
+        if name in out or name not in all_schemas:
+            continue
+        out[name] = all_schemas[name]
+        _refs(out[name], todo)
     return out

@@ -52,6 +52,12 @@ def test_endpoints_from_slices():
                                "notReadyAddresses": [{"ip": "10.0.0.3"}]}]
 
 
+def test_endpoints_table():
+    eps = endpoints.derive([slice_("web-a", "web", [{"addresses": [f"10.0.0.{i}"]} for i in range(1, 6)])])
+    t = table.to_table({"kind": "EndpointsList", "items": eps}, for_kind("Endpoints"))
+    assert t["rows"][0]["cells"][:2] == ["web", "10.0.0.1:8080,10.0.0.2:8080,10.0.0.3:8080 + 2 more..."]
+
+
 def test_table_has_the_podnet_get_columns():
     svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "default"},
            "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.5", "clusterIPs": ["10.96.0.5"],
