@@ -49,19 +49,28 @@ def test_etcd_lab_pod_to_pod(make_lab):
 
 def test_pods_cannot_reach_etcd_nor_node_ports(make_lab):
     """Host protection (issue 12 §1): from a pod, on its own node or another, etcd's port
-    on the control-plane node and every node's other ports are refused; pods still reach
-    each other, Services and cluster DNS; the node's own tools (agents, kubelet, CLI) work."""
+    on the control-plane node and every node's other ports are refused, the API server's
+    port is not; pods still reach each other, Services and cluster DNS; the node's own
+    tools (agents, kubelet, CLI) work."""
     lab = make_lab("--nodes", "2", "--dual-stack", "--datastore", "etcd")
     lab.podnet("apply", "-f", "-", input=manifests(2, 2, PORT))
     pods = lab.wait_pods(4)
     assert {p.node_name for p in pods} == {"n1", "n2"}
     # the node itself reaches etcd (shown above with a certificate); a pod does not get
     # as far as the TLS handshake, on n1 (input) or on n2 (refused on its way out)
+    ca = str(lab.dir / "pki" / "ca.crt")
+
+    def api_server_handshake() -> str:  # the port pods may reach: the API server's
+        ctx = ssl.create_default_context(cafile=ca)
+        with socket.create_connection(("198.18.0.11", 6443), timeout=2) as raw:
+            with ctx.wrap_socket(raw, server_hostname="198.18.0.11") as s:
+                return s.version() or ""
     for p in pods:
         netns = p.annotations["podnet.io/netns"]
         [(_, outcome)] = probe_from(netns, [("198.18.0.11", 2379, "TCP")])
         assert outcome.startswith("ERROR") and ("refused" in outcome or "timed out" in outcome), \
             (p.name, p.node_name, outcome)
+        assert call_in_netns(netns, api_server_handshake).startswith("TLS"), (p.name, p.node_name)
         # cluster DNS answers (its pods read etcd over the unix socket)
         dig = lab.podnet("exec", p.name, "--", "dig", "+short", "+time=2", "+tries=2",
                          "kube-dns.kube-system.svc.cluster.local")

@@ -12,6 +12,8 @@ DNS_SERVICE_IP_V6 = "fd00:10:96::a"
 CLUSTER_DOMAIN = "cluster.local"
 POD_GATEWAY_V4 = "169.254.1.1"
 NODE_PORT_RANGE = (30000, 32767)
+# The Kubernetes API server's port on the control-plane node (kubeadm's; lab/apiserver.py).
+API_SERVER_PORT = 6443
 # How often a node's agent writes its heartbeat into its Node's status (seconds).
 AGENT_HEARTBEAT_EVERY = 10.0
 

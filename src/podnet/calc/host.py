@@ -21,12 +21,15 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from podnet.api.defaults import API_SERVER_PORT
 from podnet.calc.model import ClusterState
 
 # (protocol, port) a pod may open on any node. DNS: a node that serves the cluster's DNS
-# (node-local DNS) answers on 53; the API server's port joins when the lab serves one.
+# (node-local DNS) answers on 53. The API server (on the control-plane node, 6443): pods
+# reach it in-cluster as in Kubernetes, with a token or certificate it checks itself.
 POD_TO_HOST_PORTS: tuple[tuple[str, int], ...] = (
     ("udp", 53), ("tcp", 53),
+    ("tcp", API_SERVER_PORT),
 )
 
 

@@ -1,9 +1,9 @@
 """Host protection and anti-spoofing on the input path, with real packets (issue 12 §1).
 
 The node netns runs listeners standing in for etcd (2379/TCP), the agent's metrics
-(9091/TCP) and a node-local DNS (53/UDP and TCP, the one allowed port). From a pod:
-the node's own addresses (underlay IPv4 and IPv6, the link-local fe80::1 on the pod's veth)
-answer DNS only; every other port is refused. Another node's address (here the outside
+(9091/TCP), a node-local DNS (53/UDP and TCP) and the API server (6443/TCP), the allowed
+ones. From a pod: the node's own addresses (underlay IPv4 and IPv6, the link-local fe80::1
+on the pod's veth) answer DNS and the API server only; every other port is refused. Another node's address (here the outside
 netns, declared as Node node-2) is refused on its way out through this node, where the
 pod is still visible (it leaves masqueraded). The node's own connections and pod to pod
 still work. A pod forging its source towards the node (IPv4 and IPv6, UDP and ICMP) never
@@ -20,11 +20,11 @@ import pytest
 
 import topo
 from podnet.api.objects import Node
-from podnet.calc.host import POD_TO_HOST_PORTS
+from podnet.api.defaults import API_SERVER_PORT
 
 pytestmark = pytest.mark.root
 
-ETCD, METRICS, DNS = 2379, 9091, 53
+ETCD, METRICS, DNS, API = 2379, 9091, 53, API_SERVER_PORT
 NODE_ADDRS = (topo.NODE_UP_V4, topo.NODE_UP_V6)
 
 CONNECT = r"""
@@ -86,7 +86,7 @@ def _connect(ns: str, host: str, port: int, proto: str = "tcp") -> str:
 def listener(node):
     """Listeners in the node's netns; yields a function returning the sources seen so far."""
     p = subprocess.Popen(["ip", "netns", "exec", node.topo.node, sys.executable, "-u", "-c", LISTEN,
-                          str(ETCD), str(METRICS), str(DNS)], stdout=subprocess.PIPE, text=True)
+                          str(ETCD), str(METRICS), str(DNS), str(API)], stdout=subprocess.PIPE, text=True)
     assert p.stdout is not None and p.stdout.readline().strip() == "ready"
     import os
     os.set_blocking(p.stdout.fileno(), False)
@@ -121,12 +121,8 @@ def nodes(node):
         node.set_objects("Node", [])
 
 
-def test_dns_is_the_only_allowed_port():
-    assert set(POD_TO_HOST_PORTS) == {("udp", 53), ("tcp", 53)}
-
-
 @pytest.mark.parametrize("addr", NODE_ADDRS + ("fe80::1%eth0",))
-def test_pod_reaches_only_dns_on_its_node(nodes, listener, addr):
+def test_pod_reaches_only_dns_and_the_api_server_on_its_node(nodes, listener, addr):
     ns = nodes.topo.pod_netns("x/a")
     # the kernel cannot route a TCP reset to a link-local address (no interface in the
     # lookup), so there the refusal is a drop: the connect times out
@@ -134,6 +130,7 @@ def test_pod_reaches_only_dns_on_its_node(nodes, listener, addr):
     assert _connect(ns, addr, ETCD) in refused
     assert _connect(ns, addr, METRICS) in refused
     assert _connect(ns, addr, DNS) == "ok"
+    assert _connect(ns, addr, API) == "ok"
     if not addr.startswith("fe80"):
         # (a UDP reply to a link-local peer is lost without any ruleset too: every veth of
         # the node holds fe80::1, so only TCP is checked there)
