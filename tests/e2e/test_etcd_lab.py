@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import socket
 import ssl
+import urllib.request
 
 import pytest
 
 from lablib import all_pairs, manifests, probe_from
 from podnet.dataplane.net.sysctl import call_in_netns
+from podnet.lab.up import AGENT_METRICS_PORT
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.etcd]
 PORT = 8181
@@ -49,7 +51,7 @@ def test_etcd_lab_pod_to_pod(make_lab):
 
 def test_pods_cannot_reach_etcd_nor_node_ports(make_lab):
     """Host protection (issue 12 §1): from a pod, on its own node or another, etcd's port
-    on the control-plane node and every node's other ports are refused, the API server's
+    on the control-plane node and the agents' metrics ports are refused, the API server's
     port is not; pods still reach each other, Services and cluster DNS; the node's own
     tools (agents, kubelet, CLI) work."""
     lab = make_lab("--nodes", "2", "--dual-stack", "--datastore", "etcd")
@@ -65,11 +67,19 @@ def test_pods_cannot_reach_etcd_nor_node_ports(make_lab):
         with socket.create_connection(("198.18.0.11", 6443), timeout=2) as raw:
             with ctx.wrap_socket(raw, server_hostname="198.18.0.11") as s:
                 return s.version() or ""
+    own = {"n1": "198.18.0.11", "n2": "198.18.0.12"}
+    for node, ip in own.items():  # the node's own tools scrape its agent's metrics
+        def scrape(ip: str = ip) -> str:
+            with urllib.request.urlopen(f"http://{ip}:{AGENT_METRICS_PORT}/metrics", timeout=2) as r:
+                return r.read().decode()
+        assert "podnet_agent_syncs_total" in call_in_netns(f"pn-{lab.name}-{node}", scrape)
     for p in pods:
         netns = p.annotations["podnet.io/netns"]
-        [(_, outcome)] = probe_from(netns, [("198.18.0.11", 2379, "TCP")])
-        assert outcome.startswith("ERROR") and ("refused" in outcome or "timed out" in outcome), \
-            (p.name, p.node_name, outcome)
+        targets = [("198.18.0.11", 2379, "TCP"), ("198.18.0.11", AGENT_METRICS_PORT, "TCP"),
+                   (own[p.node_name], AGENT_METRICS_PORT, "TCP")]
+        for target, outcome in probe_from(netns, targets):
+            assert outcome.startswith("ERROR") and ("refused" in outcome or "timed out" in outcome), \
+                (p.name, p.node_name, target, outcome)
         assert call_in_netns(netns, api_server_handshake).startswith("TLS"), (p.name, p.node_name)
         # cluster DNS answers (its pods read etcd over the unix socket)
         dig = lab.podnet("exec", p.name, "--", "dig", "+short", "+time=2", "+tries=2",

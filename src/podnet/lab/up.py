@@ -70,10 +70,15 @@ def serve_socket(state: LabState, node: str) -> str:
     return str(state.path(f"serve-{node}.sock"))
 
 
+# Every lab agent serves its sync counters as Prometheus text on this port of its node
+# (Calico felix's port), for the node's own tools; pods cannot reach it (host protection).
+AGENT_METRICS_PORT = 9091
+
+
 def agent_argv(spec: LabSpec, node_name: str, url: str) -> list[str]:
     node = spec.node(node_name)
     argv = ["--datastore", url, "agent", "--node", node.name, "--encap", spec.encap,
-            "--node-ip", node.ip4]
+            "--metrics-port", str(AGENT_METRICS_PORT), "--node-ip", node.ip4]
     if node.ip6:
         argv += ["--node-ip", node.ip6]
     return procs.podnet_argv(*argv)
