@@ -245,6 +245,19 @@ def test_bad_input_gets_a_status_and_writes_nothing(lab):
     assert raw(lab, "GET", "/api/v1/namespaces/default/pods/web")[0] == 404   # still serving
 
 
+def test_exec_into_a_pod_with_exit_code_and_stdin(lab):
+    pod = lab.wait_pods(2, app="web")[0]
+    out = kubectl(lab, "exec", pod.name, "--", "ip", "-br", "addr").stdout
+    assert pod.pod_ips[0] in out                       # it ran in the pod's network namespace
+    cp = kubectl(lab, "exec", pod.name, "--", "sh", "-c", "echo oops >&2; exit 42", check=False)
+    assert cp.returncode == 42 and "oops" in cp.stderr
+    assert kubectl(lab, "exec", "-i", pod.name, "--", "cat", input="through stdin\n").stdout == "through stdin\n"
+    nodecfg = lab.dir / "n1.kubeconfig"
+    nodecfg.write_text(lab.podnet("kubeconfig", "--name", lab.name, "--node", "n1").stdout)
+    cp = kubectl(lab, "exec", pod.name, "--", "true", kubeconfig=nodecfg, check=False)
+    assert cp.returncode != 0 and "forbidden" in cp.stderr.lower()
+
+
 def test_watch_sees_a_pod_appear(lab):
     env = {**lab.env, "KUBECONFIG": str(lab.dir / "kubeconfig"), "HOME": str(lab.home)}
     w = subprocess.Popen([KUBECTL, "get", "pods", "-w", "-l", "app=watched"], env=env,

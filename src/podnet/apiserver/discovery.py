@@ -60,6 +60,8 @@ def _subresource(r: ApiResource, sub: str) -> dict[str, Any]:
                          "kind": r.kind, "verbs": list(_SUB_VERBS)}
     if sub == "scale":
         d.update(kind="Scale", group="autoscaling", version="v1")
+    if sub == "exec":
+        d.update(kind="PodExecOptions", verbs=["create", "get"])
     return d
 
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from podnet.apiserver import auth, bodies, discovery, openapi, paths, strict, table
+from podnet.apiserver import auth, bodies, discovery, exec_stream, openapi, paths, strict, table
 from podnet.apiserver.crud import Crud
 from podnet.apiserver.managed import manager_name
 from podnet.apiserver.patch_verb import patch
@@ -38,8 +38,10 @@ def _json(body: Any, status: int = 200) -> web.Response:
 
 
 class ApiApp:
-    def __init__(self, store: Datastore, tokens: auth.TokenTable, server_address: str = ""):
+    def __init__(self, store: Datastore, tokens: auth.TokenTable, server_address: str = "",
+                 allow_exec: bool = False):
         self.store = store
+        self.allow_exec = allow_exec
         self.crud = Crud(Writer(store))
         self.tokens = tokens
         self.server_address = server_address
@@ -88,6 +90,8 @@ class ApiApp:
             auth.check_path(ident, path)
             return self._non_resource(request, target)
         res = target.resource
+        if target.subresource == "exec" and "exec" in res.subresources and target.name:
+            return await self._exec(request, ident, res, target)
         verb = _METHOD_VERBS.get((request.method, bool(target.name)))
         if verb is None:
             raise ApiStatus(405, f"method {request.method} is not allowed here")
@@ -112,6 +116,19 @@ class ApiApp:
         for w in warnings[:MAX_WARNINGS]:
             resp.headers.add("Warning", '299 - ' + json.dumps(w))
         return resp
+
+    async def _exec(self, request: web.Request, ident: auth.Identity, res: ApiResource,
+                    t: paths.Target) -> web.StreamResponse:
+        auth.check(ident, "create", res.group, res.plural, "exec", t.name, t.namespace)
+        if not self.allow_exec:
+            raise ApiStatus(403, "exec is served only in a lab (podnet apiserver --allow-exec)", "Forbidden")
+        if request.method not in ("GET", "POST"):
+            raise ApiStatus(405, f"method {request.method} is not allowed here")
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            raise ApiStatus(400, "upgrade request required: exec speaks the websocket channel "
+                                 "protocol (v5.channel.k8s.io) only", "BadRequest")
+        pod = await self.run(self.crud.get, res, t.namespace, t.name)
+        return await exec_stream.serve(request, pod)
 
     async def _answer(self, request: web.Request, res: ApiResource, t: paths.Target, verb: str,
                       warnings: list[str]) -> Any:

@@ -44,7 +44,8 @@ class ApiResource:
 
 RESOURCES: tuple[ApiResource, ...] = (
     ApiResource("", "v1", "namespaces", "Namespace", False, ("ns",), subresources=("status",)),
-    ApiResource("", "v1", "pods", "Pod", True, ("po",), subresources=("status",), categories=("all",)),
+    ApiResource("", "v1", "pods", "Pod", True, ("po",), subresources=("status", "exec"),
+                categories=("all",)),
     ApiResource("", "v1", "services", "Service", True, ("svc",), subresources=("status",),
                 categories=("all",)),
     ApiResource("", "v1", "nodes", "Node", False, ("no",), subresources=("status",)),

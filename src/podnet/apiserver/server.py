@@ -36,6 +36,7 @@ class Config:
     listen: list[str] = field(default_factory=list)     # host:port ([v6]:port)
     listen_fds: list[int] = field(default_factory=list)
     advertise: str = ""
+    allow_exec: bool = False   # kubectl exec runs commands in pod namespaces of this machine (the lab)
 
 
 def tls_context(cfg: Config) -> ssl.SSLContext:
@@ -70,7 +71,7 @@ def sockets(cfg: Config) -> list[socket.socket]:
 async def serve(cfg: Config, ready: "asyncio.Event | None" = None) -> None:
     store = open_datastore(cfg.datastore)
     tokens = TokenTable(cfg.tokens.read_text() if cfg.tokens else "")
-    api = ApiApp(store, tokens, cfg.advertise)
+    api = ApiApp(store, tokens, cfg.advertise, cfg.allow_exec)
     api.hub.warm([r.kind for r in RESOURCES if not r.derived])
     runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
     await runner.setup()

@@ -106,7 +106,8 @@ def start(spec: LabSpec, state: LabState, datastore_url: str, progress: Callable
             "--datastore", datastore_url, "apiserver", "--cert", str(d / f"{SERVING}.crt"),
             "--key", str(d / f"{SERVING}.key"), "--client-ca", str(d / "ca.crt"),
             "--token-file", str(d / "tokens.csv"), "--listen-fd", str(sock.fileno()),
-            "--advertise", f"{cp.ip4}:{API_PORT}", *[x for a in listen for x in ("--listen", a)])
+            "--advertise", f"{cp.ip4}:{API_PORT}", "--allow-exec",
+            *[x for a in listen for x in ("--listen", a)])
         pid = procs.spawn(state, "apiserver", argv, netns=cp.netns, net_only=True,
                           pass_fds=(sock.fileno(),))
     finally:

@@ -71,3 +71,25 @@ def test_table_has_the_podnet_get_columns():
     assert t["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
     assert table.wanted("application/json;as=Table;v=v1;g=meta.k8s.io,application/json")
     assert not table.wanted("application/json")
+
+
+def test_exec_status_and_refusals():
+    import pytest
+
+    from podnet.apiserver import exec_stream
+    from podnet.apiserver.status import ApiStatus
+    assert exec_stream.exit_status(0) == {"metadata": {}, "status": "Success"}
+    st = exec_stream.exit_status(42)
+    assert st["reason"] == "NonZeroExitCode" and st["details"]["causes"] == [{"reason": "ExitCode", "message": "42"}]
+    pod = {"metadata": {"name": "p", "annotations": {"podnet.io/netns": "pn-x-pdead"}},
+           "spec": {"containers": [{"name": "c"}]}, "status": {"phase": "Pending"}}
+    with pytest.raises(ApiStatus, match="not running"):
+        exec_stream.netns_of(pod, "")
+    with pytest.raises(ApiStatus, match="container d is not valid"):
+        exec_stream.netns_of(pod, "d")
+    pod["status"]["phase"] = "Running"
+    with pytest.raises(ApiStatus, match="is gone"):
+        exec_stream.netns_of(pod, "c")
+    pod["metadata"]["annotations"]["podnet.io/netns"] = "../../etc"
+    with pytest.raises(ApiStatus, match="is gone"):
+        exec_stream.netns_of(pod, "c")
