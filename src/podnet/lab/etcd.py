@@ -14,7 +14,7 @@ in the machine's own namespace, where that address does not exist; its URL also 
 and nothing is added to the machine's namespace. etcd also listens on a unix socket in the
 lab dir (`etcd.sock:0`, Debian's etcd 3.4 naming), TLS too (`unixs://`): the DNS add-on's
 pods use it, because a pod's packets to a node's own ports are refused (host
-protection, dataplane/nft/host.py) and a unix socket is not reached through the network.
+protection, calc/host.py) and a unix socket is not reached through the network.
 """
 from __future__ import annotations
 

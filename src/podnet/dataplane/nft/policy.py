@@ -17,18 +17,10 @@ Layout (chosen by measuring at scale, see docs/design/policy.md):
   (`inet_proto . inet_service` intervals) and resolved named ports
   (`addr . inet_proto . inet_service`); each set is referenced by one or two rules only.
 - anti-spoofing: packets entering from a known pod veth must carry that pod's address
-  (`iifname . ip saddr` against the set of local pods), forwarded ones (egress) and those
-  addressed to the node itself (the `input` base chain; IPv6 link-local sources pass, a
-  veth is a link of two) alike (issue 12 §1).
-- host protection (calc/host.py, issue 12 §1): a base chain on the input hook sends what
-  a pod sends to this node (from a pod veth, or from an IP pool's address: a remote pod
-  not masqueraded) to `pod-to-host`, and `egress` sends what a local pod sends to another
-  node's address (`@nodes4/6`: masqueraded on its way, so only this node can tell it came
-  from a pod) there too. `pod-to-host` returns (lets the packet on) for established and
-  related packets, Service DNAT (ct status dnat), ping and IPv6 neighbour discovery, the
-  allowed ports (`@host-ports`) and, towards other nodes, the NodePort range; everything
-  else is rejected (TCP reset, else ICMP administratively prohibited), counted in
-  `host-refused`.
+  (`iifname . ip saddr` against the set of local pods), forwarded ones here, those
+  addressed to the node itself in the `input` chain.
+- host protection (issue 12 §1): the `input` base chain, the `pod-to-node` and
+  `pod-to-host` chains and their sets come from dataplane/nft/host.py.
 Per-packet cost: two map lookups, then per isolating policy a few set lookups,
 independent of the number of pods.
 
@@ -42,9 +34,9 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from podnet.calc.policy.predicate import INGRESS
-from podnet.api.defaults import NODE_PORT_RANGE
 from podnet.api.objects import ObjectKey
 from podnet.calc.host import HostProtection
+from podnet.dataplane.nft import host as host_nft
 from podnet.calc.policy.compile import CompiledPolicies, CompiledRule, PodPolicy, PolicyChain
 
 TABLE = "podnet-pol"
@@ -53,14 +45,12 @@ SHORT = {"ingress": "in", "egress": "eg"}
 ADDR_TYPE = {4: "ipv4_addr", 6: "ipv6_addr"}
 IPKW = {4: "ip", 6: "ip6"}
 
-NODE_PORTS = f"{NODE_PORT_RANGE[0]}-{NODE_PORT_RANGE[1]}"
 BASE_CHAINS = {
     "egress": (
         "type filter hook forward priority filter + 5; policy accept;",
         ("iifname @pod-ifaces iifname . ip saddr != @pod-addr4 counter name spoofed drop",
          "iifname @pod-ifaces iifname . ip6 saddr != @pod-addr6 counter name spoofed drop",
-         "iifname @pod-ifaces ip daddr @nodes4 jump pod-to-node",
-         "iifname @pod-ifaces ip6 daddr @nodes6 jump pod-to-node",
+         *host_nft.EGRESS_RULES,
          "ct state established,related accept",
          "ip saddr . ip daddr @self4 accept",
          "ip6 saddr . ip6 daddr @self6 accept",
@@ -73,28 +63,7 @@ BASE_CHAINS = {
          "ip6 saddr . ip6 daddr @self6 accept",
          "ip daddr vmap @in4",
          "ip6 daddr vmap @in6")),
-    "input": (
-        "type filter hook input priority filter + 5; policy accept;",
-        ("iifname @pod-ifaces iifname . ip saddr != @pod-addr4 counter name spoofed-input drop",
-         "iifname @pod-ifaces ip6 saddr != fe80::/10 iifname . ip6 saddr != @pod-addr6 "
-         "counter name spoofed-input drop",
-         "iifname @pod-ifaces goto pod-to-host",
-         "ip saddr . meta l4proto @pools4 goto pod-to-host",
-         "ip6 saddr . meta l4proto @pools6 goto pod-to-host")),
-}
-# Regular chains of the host protection, static (what changes lives in the sets).
-HOST_CHAINS = {
-    # from a local pod to another node's address (forward hook): NodePorts are Services
-    "pod-to-node": ("meta l4proto { tcp, udp, sctp } th dport " + NODE_PORTS + " return",
-                    "goto pod-to-host"),
-    "pod-to-host": (
-        "ct state established,related return",
-        "ct status dnat return",
-        "icmp type echo-request return",
-        "icmpv6 type { echo-request, nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } return",
-        "meta l4proto . th dport @host-ports return",
-        "meta l4proto tcp counter name host-refused reject with tcp reset",
-        "counter name host-refused reject with icmpx admin-prohibited"),
+    "input": host_nft.INPUT_CHAIN,
 }
 STATIC_SETS = {
     "eg4": "type ipv4_addr : verdict;", "eg6": "type ipv6_addr : verdict;",
@@ -103,16 +72,7 @@ STATIC_SETS = {
     "self4": "type ipv4_addr . ipv4_addr;", "self6": "type ipv6_addr . ipv6_addr;",
     "pod-addr4": "type ifname . ipv4_addr;", "pod-addr6": "type ifname . ipv6_addr;",
 }
-# Filled from calc/host.HostProtection. The pools are concatenated with the protocol, as
-# ipBlock peers are (see _rule_lines): nft 1.0 would fetch a single-field interval set's
-# elements before every element edit in the table.
-HOST_SETS = {
-    "host-ports": "type inet_proto . inet_service;",
-    "pools4": "type ipv4_addr . inet_proto; flags interval;",
-    "pools6": "type ipv6_addr . inet_proto; flags interval;",
-    "nodes4": "type ipv4_addr;", "nodes6": "type ipv6_addr;",
-}
-STATIC_COUNTERS = ("host-refused", "spoofed", "spoofed-input")
+STATIC_COUNTERS = ("spoofed", *host_nft.COUNTERS)
 
 
 @dataclass
@@ -268,25 +228,13 @@ class RenderCache:
 ChainCache = RenderCache  # the earlier name
 
 
-def host_sets(host: HostProtection | None) -> dict[str, tuple[str, frozenset[str]]]:
-    """The host protection's sets (empty without `host`: nothing is refused then, as no
-    packet comes from a known pool nor goes to a known node; the ports set stays empty)."""
-    elems: dict[str, frozenset[str]] = {k: frozenset() for k in HOST_SETS}
-    if host is not None:
-        elems["host-ports"] = frozenset(f"{proto} . {port}" for proto, port in host.ports)
-        for fam in (4, 6):
-            elems[f"pools{fam}"] = frozenset(f"{c} . 0-255" for c in host.pools[fam])
-            elems[f"nodes{fam}"] = frozenset(host.nodes[fam])
-    return {name: (HOST_SETS[name], e) for name, e in elems.items()}
-
-
 def render(c: CompiledPolicies, cache: RenderCache | None = None,
            host: HostProtection | None = None) -> NftModel:
     """With `cache`, an unchanged chain (the same object, reused by a partial compile) is not
     rendered again, nor an unchanged pod; when no pod changed the static sets are reused."""
     cache = cache if cache is not None else RenderCache()
     m = NftModel()
-    m.sets.update(host_sets(host))
+    m.sets.update(host_nft.host_sets(host))
     for cid, ch in c.chains.items():
         hit = cache.chains.get(cid)
         if hit is not None and hit[0] is ch:
@@ -389,9 +337,9 @@ def full_script(m: NftModel) -> str:
         out.extend(f"add rule {_t(_q(name))} {r}" for r in rules)
     for name, (_, elems) in sorted(m.sets.items()):
         out.extend(_elements(name, elems))
-    for name in HOST_CHAINS:
+    for name in host_nft.CHAINS:
         out.append(f"add chain {_t(name)}")
-    for name, rules in HOST_CHAINS.items():
+    for name, rules in host_nft.CHAINS.items():
         out.extend(f"add rule {_t(name)} {r}" for r in rules)
     for name, (hook, rules) in BASE_CHAINS.items():
         out.append(f"add chain {_t(name)} {{ {hook} }}")
