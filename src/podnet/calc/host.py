@@ -21,7 +21,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from podnet.api.defaults import API_SERVER_PORT
+from podnet.api.defaults import API_SERVER_PORT, NODE_PORT_RANGE
 from podnet.calc.model import ClusterState
 
 # (protocol, port) a pod may open on any node. DNS: a node that serves the cluster's DNS
@@ -41,6 +41,21 @@ class HostProtection:
 
     def allows(self, proto: str, port: int | None) -> bool:
         return (proto.lower(), port) in self.ports
+
+    def from_pod(self, addr: str) -> bool:
+        """Is `addr` a pod's (inside an IP pool), as a node's input chain tells?"""
+        a = ipaddress.ip_address(addr)
+        return any(a in ipaddress.ip_network(c) for c in self.pools[a.version])
+
+    def refuses(self, proto: str, port: int | None, *, dnat: bool, to_other_node: bool) -> str:
+        """Why a pod's new connection to a node's address is refused, or "" when it
+        passes: a Service's DNAT, an allowed port, or (to another node) a NodePort."""
+        if dnat or self.allows(proto, port):
+            return ""
+        lo, hi = NODE_PORT_RANGE
+        if to_other_node and port is not None and lo <= port <= hi:
+            return ""
+        return f"{port}/{proto} is not a port pods may reach on a node"
 
 
 def _collapse(nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network], fam: int) -> tuple[str, ...]:

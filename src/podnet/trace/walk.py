@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from podnet.api.defaults import NETNS_ANNOTATION, NODE_PORT_RANGE
+from podnet.api.defaults import NETNS_ANNOTATION
 from podnet.api.objects import Pod
 from podnet.calc.host import host_protection
 from podnet.calc.model import ClusterState
@@ -240,22 +240,8 @@ class Walker:
 
     def _from_pod(self, name: str, pkt: Pkt) -> bool:
         """As the node's input chain tells: from a local pod's veth, or from a pool address."""
-        import ipaddress
-        if self.conn.client.node_name == name and pkt.src in self.conn.client.pod_ips:
-            return True
-        a = ipaddress.ip_address(pkt.src)
-        return any(a in ipaddress.ip_network(c) for c in self.host.pools[a.version])
-
-    def _host_refuses(self, pkt: Pkt, to_other_node: bool) -> str:
-        """Why host protection (calc/host.py) refuses this new packet, or ""."""
-        if self.conn.dnat_node:
-            return ""  # a Service sent it (ct status dnat)
-        if self.host.allows(pkt.proto, pkt.dport):
-            return ""
-        lo, hi = NODE_PORT_RANGE
-        if to_other_node and pkt.dport is not None and lo <= pkt.dport <= hi:
-            return ""  # a NodePort of that node: a Service
-        return f"{pkt.dport}/{pkt.proto} is not a port pods may reach on a node"
+        c = self.conn.client
+        return (c.node_name == name and pkt.src in c.pod_ips) or self.host.from_pod(pkt.src)
 
     def _host_step(self, name: str, chain: str, pkt: Pkt, why: str, steps: list[Step]) -> str:
         steps.append(Step("reject", f"host protection (inet podnet-pol, chain {chain}): from a pod to "
@@ -266,13 +252,13 @@ class Walker:
     def _host_input(self, name: str, pkt: Pkt, steps: list[Step]) -> str:
         if self.reply or not self._from_pod(name, pkt):
             return ""
-        why = self._host_refuses(pkt, to_other_node=False)
+        why = self.host.refuses(pkt.proto, pkt.dport, dnat=bool(self.conn.dnat_node), to_other_node=False)
         return self._host_step(name, "input", pkt, why, steps) if why else ""
 
     def _filter(self, name: str, d: rt.Decision, pkt: Pkt, steps: list[Step]) -> str:
         if not self.reply and self.conn.client.node_name == name and \
                 pkt.dst in self.host.nodes[pkt.family] and pkt.src in self.conn.client.pod_ips:
-            why = self._host_refuses(pkt, to_other_node=True)
+            why = self.host.refuses(pkt.proto, pkt.dport, dnat=bool(self.conn.dnat_node), to_other_node=True)
             if why:
                 return self._host_step(name, "pod-to-node", pkt, why, steps)
         if self.reply:
