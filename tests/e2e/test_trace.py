@@ -224,3 +224,20 @@ def test_denied_by_policy_then_allowed(demo):
     until(allowed)
     t = until(lambda: agreed(trace(demo, "-n", "batch", "worker", "web.shop")))
     assert t["verdict"] == "denied"
+
+
+def test_pod_to_node_ports_host_protection(demo):
+    """Host protection (issue 12 §1), predicted and seen by the kernel alike: a pod's
+    connection to an agent's metrics port is rejected on its own node (input) and on the
+    way to the other node (before NAT outgoing); the API server's port is delivered."""
+    from podnet.lab.up import AGENT_METRICS_PORT
+    client = next(p for p in demo.pods("shop") if p.name == "client")
+    own, other = (("198.18.0.11", "198.18.0.12") if client.node_name == "n1"
+                  else ("198.18.0.12", "198.18.0.11"))
+    for ip in (own, other):
+        t = agreed(trace(demo, "-n", "shop", "client", f"{ip}:{AGENT_METRICS_PORT}"))
+        assert t["request"]["outcome"] == "rejected", t["request"]["why"]
+        refused = [s for s in steps(t) if s["kind"] == "reject"]
+        assert refused and refused[0]["data"]["chain"] == ("input" if ip == own else "pod-to-node")
+    t = agreed(trace(demo, "-n", "shop", "client", "198.18.0.11:6443"))
+    assert t["request"]["outcome"] == "delivered" and t["reply"]["outcome"] == "delivered"
