@@ -13,6 +13,7 @@ demo: deps
 test: deps
 	$(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/mypy
 
 deps: apt venv
 

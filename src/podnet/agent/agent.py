@@ -27,6 +27,7 @@ from podnet.calc.routes import MAC_STATUS_FIELD, vtep_mac
 from podnet.agent.metrics import AgentMetrics
 from podnet.agent.nat_role import NatRole
 from podnet.agent.policy_role import PolicyRole
+from podnet.agent.role import Role
 from podnet.agent.routes_role import RoutesRole
 from podnet.agent.service_proxy_role import ServiceProxyRole
 from podnet.dataplane.nft.runner import NftError, NftRunner
@@ -57,7 +58,7 @@ class AgentContext:
         return next((ip for ip in self.node_ips if ":" not in ip), None)
 
 
-def load_roles(ctx: AgentContext) -> list[Any]:
+def load_roles(ctx: AgentContext) -> list[Role]:
     """The node's roles, in the order their kernel work is applied: routes first (pods
     must be reachable), then the service proxy, policy and NAT outgoing."""
     return [RoutesRole(ctx.node_name, ctx.ip4, ctx.encap, ctx.netns),
@@ -65,7 +66,7 @@ def load_roles(ctx: AgentContext) -> list[Any]:
 
 
 class Agent:
-    def __init__(self, ctx: AgentContext, roles: list[Any] | None = None,
+    def __init__(self, ctx: AgentContext, roles: list[Role] | None = None,
                  clock: Callable[[], float] = time.monotonic, use_session: bool = True):
         if ctx.store is None:
             raise ValueError("AgentContext.store is required")
@@ -240,6 +241,7 @@ class Agent:
             wait = min(1.0, max(0.0, next_beat - self.clock()))
             if self._full_needed:
                 wait = min(wait, max(0.0, retry_at - self.clock()))
+            changed: set[ObjectKey] | None
             changed, relist = self._gather(timeout=wait)
             if relist:
                 self.relist()

@@ -16,8 +16,15 @@ from podnet.calc.model import ClusterState
 
 
 class Role(Protocol):
-    name: str
-    kinds: tuple[str, ...]  # kinds whose changes concern this role
+    """Every role is checked against this by mypy where the agent holds it (`Agent.roles`)."""
+
+    @property
+    def name(self) -> str:
+        """Names the role in logs, metrics and the Node's status."""
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """Kinds whose changes concern this role."""
 
     def nft_fragment(self, state: ClusterState, changed: set[ObjectKey] | None) -> str:
         """nft script text for this sync. `changed is None` means full sync: re-declare

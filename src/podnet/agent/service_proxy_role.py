@@ -209,11 +209,11 @@ class ServiceProxyRole:
         for svc_key in sorted(affected):
             entries.update(self._entries_for(state, svc_key))
         node_ips = self._node_ips(state) if node_changed else None
-        for k, e in entries.items():
-            old_e = self._entries.pop(k, None)
-            if e is not None:
-                self._entries[k] = e
-            self._stale_udp += stale_udp_flows(old_e, e)
+        for ek, entry in entries.items():
+            old_e = self._entries.pop(ek, None)
+            if entry is not None:
+                self._entries[ek] = entry
+            self._stale_udp += stale_udp_flows(old_e, entry)
         pod_cidrs = pod_cidrs_of(state.ippools) if pools_changed else None
         return render_partial(self._rendered, entries, node_ips, pod_cidrs)
 
@@ -226,8 +226,8 @@ class ServiceProxyRole:
                   if isinstance(s, EndpointSlice)]
         try:
             new = entries_for_service(svc, slices, state.node_name)
-        except Exception as e:  # one bad object must never stop the proxy
-            log.warning("Service %s/%s skipped: %s", svc_key[0], svc_key[1], e)
+        except Exception as err:  # one bad object must never stop the proxy
+            log.warning("Service %s/%s skipped: %s", svc_key[0], svc_key[1], err)
             new = []
         for e in new:
             out[(e.id, e.family)] = e

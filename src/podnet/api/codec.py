@@ -35,7 +35,7 @@ MAX_INPUT_BYTES = 64 * 1024 * 1024  # one file, or stdin
 _BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
+class _Loader(_BaseLoader):  # type: ignore[misc]
     """SafeLoader without the timestamp resolver and with duplicate-key detection."""
 
     def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
@@ -52,7 +52,8 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
                 raise yaml.constructor.ConstructorError(
                     None, None, f"key {key!r} is set twice in one mapping", key_node.start_mark)
             seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+        out: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return out
 
 
 _Loader.yaml_implicit_resolvers = {

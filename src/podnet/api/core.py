@@ -152,7 +152,7 @@ class Pod(Resource):
     def ready(self) -> bool:
         for c in self.status.get("conditions") or []:
             if c.get("type") == "Ready":
-                return c.get("status") == "True"
+                return bool(c.get("status") == "True")
         return False
 
     @property

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 
@@ -131,7 +131,7 @@ class LabelSelector:
 
 _CALICO_MARKERS = ("has(", "all()", "'", '"', "{", "&&", "||")
 _Q = r"""['"]([^'"]*)['"]"""
-_CALICO_TERMS = (
+_CALICO_TERMS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], Requirement]], ...] = (
     (re.compile(r"^has\(\s*([^)\s]+)\s*\)$"), lambda m: Requirement(m[1], "Exists")),
     (re.compile(r"^!\s*has\(\s*([^)\s]+)\s*\)$"), lambda m: Requirement(m[1], "DoesNotExist")),
     (re.compile(r"^([^\s=!]+)\s*==\s*" + _Q + "$"), lambda m: Requirement(m[1], "In", (m[2],))),
@@ -167,7 +167,9 @@ def parse_calico(text: str) -> LabelSelector:
 
 def _split_top(text: str) -> list[str]:
     """Split on commas that are not inside parentheses."""
-    parts, depth, cur = [], 0, []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in text:
         if ch == "(":
             depth += 1

@@ -16,7 +16,7 @@ from podnet.api.objects import Resource
 from podnet.datastore.interface import Datastore
 from podnet.ipam import serviceips
 
-Admit = Callable[[Datastore, Resource], Any]
+Admit = Callable[[Datastore, Any], Any]  # each takes the kind's class
 Release = Callable[[Datastore, Resource], Any]
 
 # kind -> (admit, release)

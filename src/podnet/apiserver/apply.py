@@ -91,7 +91,7 @@ def _fix_service(merged: dict[str, Any], live: Resource, user: dict[str, Any]) -
     spec = merged.get("spec")
     if not isinstance(spec, dict):
         return
-    uspec = user.get("spec") if isinstance(user.get("spec"), dict) else {}
+    uspec: dict[str, Any] = user["spec"] if isinstance(user.get("spec"), dict) else {}
     typ = spec.get("type") or "ClusterIP"
     if typ == "ExternalName":
         for f in _SERVICE_ALLOCATED:

@@ -248,10 +248,10 @@ def _ippool(o: Resource, ctx: Ctx) -> list[str]:
     row = [o.name, o.cidr or NONE, bs, str(o.nat_outgoing).lower(), str(o.disabled).lower()]
     if ctx.store is not None:
         try:
-            used, free = pool_usage(ctx.store, o.name)
+            used, free = (str(n) for n in pool_usage(ctx.store, o.name))
         except Exception:
             used, free = "?", "?"
-        row += [str(used), str(free)]
+        row += [used, free]
     row.append(age(o, ctx))
     return row
 

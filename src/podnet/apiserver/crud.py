@@ -7,6 +7,7 @@ store's write methods itself.
 """
 from __future__ import annotations
 
+import builtins
 import copy
 import secrets
 from typing import Any, Mapping
@@ -71,7 +72,7 @@ class Crud:
         return {"kind": f"{res.kind}List", "apiVersion": res.api_version, "metadata": md,
                 "items": items}
 
-    def _endpoints(self, ns: str | None) -> list[dict[str, Any]]:
+    def _endpoints(self, ns: str | None) -> builtins.list[dict[str, Any]]:  # list: the method
         return endpoints.derive(self.store.list("EndpointSlice", ns).items)
 
     # ---- writes -------------------------------------------------------------------------
@@ -123,7 +124,7 @@ class Crud:
 
     def update_scale(self, res: ApiResource, ns: str, name: str, body: dict[str, Any],
                      manager: str = "") -> dict[str, Any]:
-        spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
+        spec: dict[str, Any] = body["spec"] if isinstance(body.get("spec"), dict) else {}
         replicas = spec.get("replicas")
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
             raise ApiStatus(422, f'Scale.autoscaling "{name}" is invalid: spec.replicas: Invalid '

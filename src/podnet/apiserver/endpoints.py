@@ -58,10 +58,10 @@ def endpoints_for(namespace: str, name: str, slices: Iterable[Resource]) -> dict
         md["creationTimestamp"] = created
     out: dict[str, Any] = {"apiVersion": "v1", "kind": "Endpoints", "metadata": md}
     subs = [s for s in subsets.values() if s.get("addresses") or s.get("notReadyAddresses")]
-    for s in subs:
+    for subset in subs:
         for f in ("addresses", "notReadyAddresses"):
-            if f in s:
-                s[f].sort(key=lambda a: a["ip"])
+            if f in subset:
+                subset[f].sort(key=lambda a: a["ip"])
     if subs:
         out["subsets"] = subs
     return out

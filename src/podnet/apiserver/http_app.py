@@ -69,14 +69,14 @@ class ApiApp:
         except ApiStatus as e:
             return _json(e.body(), e.code)
         except web.HTTPRequestEntityTooLarge:
-            e = ApiStatus(413, f"the request is too large (limit {bodies.MAX_BODY} bytes)")
-            return _json(e.body(), 413)
+            too_large = ApiStatus(413, f"the request is too large (limit {bodies.MAX_BODY} bytes)")
+            return _json(too_large.body(), 413)
         except (asyncio.CancelledError, ConnectionResetError):
             raise
         except Exception as exc:  # noqa: BLE001 - a request must never take the server down
             log.exception("%s %s", request.method, request.path_qs)
-            e = ApiStatus(500, f"internal error: {type(exc).__name__}: {exc}")
-            return _json(e.body(), 500)
+            internal = ApiStatus(500, f"internal error: {type(exc).__name__}: {exc}")
+            return _json(internal.body(), 500)
 
     def identity(self, request: web.Request) -> auth.Identity:
         peer = request.transport.get_extra_info("peercert") if request.transport else None
@@ -182,9 +182,9 @@ class ApiApp:
                 raise ApiStatus(404, "the server could not find the requested resource")
             return web.Response(body=doc, content_type="application/json")
         if target is not None:
-            doc = discovery.resource_list(target.group, target.version)
-            if doc is not None:
-                return _json(doc)
+            listing = discovery.resource_list(target.group, target.version)
+            if listing is not None:
+                return _json(listing)
         parts = [p for p in path.split("/") if p]
         if len(parts) == 2 and parts[0] == "apis":
             grp = discovery.api_group(parts[1])

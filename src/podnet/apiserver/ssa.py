@@ -83,8 +83,8 @@ def apply(crud: Crud, res: ApiResource, ns: str, name: str, body: Any,
         found = conflicts(live or {}, applied, mine, others)
         if found and not force and not _upgrades_client_side_apply(manager, live, found, res.kind):
             raise conflict_status(res, name, found)
-        for p, e in found:
-            e.fields.discard(p)
+        for p, owner in found:
+            owner.fields.discard(p)
         owned_by_others = set().union(*(e.fields for e in others)) if others else set()
         gone = (prev.fields - mine - owned_by_others) if prev else set()
         new = merged(live or {}, applied, res.kind, gone)

@@ -123,4 +123,4 @@ def same_slice(a: dict[str, Any], b: dict[str, Any]) -> bool:
         md = d.get("metadata") or {}
         return (d.get("addressType"), d.get("endpoints") or [], d.get("ports") or [],
                 md.get("labels") or {}, md.get("ownerReferences") or [])
-    return key(a) == key(b)
+    return bool(key(a) == key(b))

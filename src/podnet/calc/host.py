@@ -22,6 +22,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from podnet.api.defaults import API_SERVER_PORT, NODE_PORT_RANGE
+from podnet.calc.cidrs import collapse
 from podnet.calc.model import ClusterState
 
 # (protocol, port) a pod may open on any node. DNS: a node that serves the cluster's DNS
@@ -58,10 +59,6 @@ class HostProtection:
         return f"{port}/{proto} is not a port pods may reach on a node"
 
 
-def _collapse(nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network], fam: int) -> tuple[str, ...]:
-    return tuple(str(n) for n in ipaddress.collapse_addresses(n for n in nets if n.version == fam))
-
-
 def host_protection(state: ClusterState,
                     ports: tuple[tuple[str, int], ...] = POD_TO_HOST_PORTS) -> HostProtection:
     pools = []
@@ -78,5 +75,5 @@ def host_protection(state: ClusterState,
             except ValueError:
                 continue
             addrs[ip.version].add(str(ip))
-    return HostProtection(tuple(sorted(set(ports))), {f: _collapse(pools, f) for f in (4, 6)},
+    return HostProtection(tuple(sorted(set(ports))), {f: collapse(pools, f) for f in (4, 6)},
                           {f: tuple(sorted(addrs[f])) for f in (4, 6)})

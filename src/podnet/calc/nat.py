@@ -11,9 +11,9 @@ import ipaddress
 from dataclasses import dataclass
 
 from podnet.api.defaults import SERVICE_CIDR_V4, SERVICE_CIDR_V6
+from podnet.calc.cidrs import Network, collapse
 from podnet.calc.model import ClusterState
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -25,13 +25,13 @@ class NatPlan:
         s, d = ipaddress.ip_address(src), ipaddress.ip_address(dst)
         if s.version != d.version:
             return False
-        inside = lambda a, nets: any(a in ipaddress.ip_network(n) for n in nets)  # noqa: E731
-        return inside(s, self.masquerade[s.version]) and not inside(d, self.cluster[d.version])
+        return _inside(s, self.masquerade[s.version]) and not _inside(d, self.cluster[d.version])
 
 
-def _collapse(nets: list[Network], fam: int) -> tuple[str, ...]:
-    # collapse: the nft interval sets refuse overlapping elements.
-    return tuple(str(n) for n in ipaddress.collapse_addresses(n for n in nets if n.version == fam))
+def _inside(addr: ipaddress.IPv4Address | ipaddress.IPv6Address, nets: tuple[str, ...]) -> bool:
+    return any(addr in ipaddress.ip_network(n) for n in nets)
+
+
 
 
 def nat_plan(state: ClusterState, service_cidrs: tuple[str, ...] = (SERVICE_CIDR_V4, SERVICE_CIDR_V6)) -> NatPlan:
@@ -45,4 +45,4 @@ def nat_plan(state: ClusterState, service_cidrs: tuple[str, ...] = (SERVICE_CIDR
         cluster.append(net)
         if pool.nat_outgoing:
             masq.append(net)
-    return NatPlan({f: _collapse(masq, f) for f in (4, 6)}, {f: _collapse(cluster, f) for f in (4, 6)})
+    return NatPlan({f: collapse(masq, f) for f in (4, 6)}, {f: collapse(cluster, f) for f in (4, 6)})

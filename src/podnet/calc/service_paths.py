@@ -20,6 +20,7 @@ import ipaddress
 from typing import Iterable, NamedTuple
 
 from podnet.api.objects import IPPool
+from podnet.calc.cidrs import collapse
 from podnet.calc.services import EndpointAddr, ServicePortEntry
 
 POD, NODE, OUTSIDE = "pod", "node", "outside"  # where a connection comes from
@@ -40,10 +41,7 @@ def pod_cidrs_of(pools: Iterable[IPPool]) -> tuple[str, ...]:
             nets.append(p.network)
         except ValueError:
             continue  # validation reports a bad CIDR; the proxy must not stop
-    out: list[str] = []
-    for fam in (4, 6):
-        out += [str(n) for n in ipaddress.collapse_addresses(n for n in nets if n.version == fam)]  # type: ignore[misc]
-    return tuple(out)
+    return collapse(nets, 4) + collapse(nets, 6)
 
 
 def source_kind(src: str, pod_cidrs: Iterable[str], node_ips: Iterable[str]) -> str:

@@ -30,11 +30,11 @@ class DescriberRegistry(dict[str, Describer]):
             fns.append(fn)
         super().__setitem__(kind, fns[0] if len(fns) == 1 else self._chained(kind))
 
-    def setdefault(self, kind: str, fn: Describer) -> Describer:  # type: ignore[override]
+    def setdefault(self, kind: str, fn: Describer) -> Describer:
         self[kind] = fn
         return self[kind]
 
-    def pop(self, kind: str, *default: Any) -> Any:  # type: ignore[override]
+    def pop(self, kind: str, *default: Any) -> Any:
         self._fns.pop(kind, None)
         return super().pop(kind, *default)
 

@@ -131,7 +131,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.output == "json":
         print(json.dumps(report.to_dict(), indent=2))
         return 0 if report.clean else 1
-    sections = [
+    sections: list[tuple[str, tuple[str, ...], list[tuple[str, ...]]]] = [
         ("LEAKED ADDRESSES", ("ADDRESS", "BLOCK", "HANDLE", "WHY"),
          [(a.address, a.block, a.handle, a.reason) for a in report.of(LEAKED)]),
         ("MISSING POD ADDRESSES", ("POD", "NODE", "ADDRESS", "WHY"),

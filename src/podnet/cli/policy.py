@@ -85,7 +85,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if not pods:
         raise UserError(f"no pods in {', '.join(args.filename)}")
     targets: list[Pod | str] = list(args.to) if args.to else list(pods)
-    tables = []
+    tables: list[tuple[TruthTable, int, dict[tuple[str, str], str]]] = []
     for port in args.port or [80]:
         t = predict(state, port, args.protocol, args.family, sources=pods, targets=targets)
         tables.append((t, args.family, {}))

@@ -18,11 +18,15 @@ the namespace while no daemon runs) cannot answer for it: the call then runs in-
 import posix
 import sys
 
+TYPE_CHECKING = False  # typing is not imported at run time: the launcher's start-up counts
+if TYPE_CHECKING:
+    from typing import Callable
+
 SOCKET_NAME = b"\0podnet-cni"
 
 
-def _read_all(read) -> bytes:
-    chunks = []
+def _read_all(read: "Callable[[int], bytes]") -> bytes:
+    chunks: list[bytes] = []
     while True:
         b = read(65536)
         if not b:

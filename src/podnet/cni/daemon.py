@@ -67,7 +67,8 @@ def _error(code: int, msg: str, details: str = "") -> bytes:
 def _receive(conn: socket.socket, timeout: float) -> bytes:
     """The whole request, or CniError when it is too big or too slow to come."""
     deadline = time.monotonic() + timeout
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     while True:
         left = deadline - time.monotonic()
         if left <= 0:

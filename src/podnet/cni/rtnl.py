@@ -155,7 +155,7 @@ class Rtnl:
         body = struct.pack("BBBBBBBBI", socket.AF_UNSPEC, 0, 0, 0, 0, 0, 0, 0, 0)
         self.sock.send(struct.pack("IHHII", 16 + len(body), RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP,
                                    self.seq, 0) + body)
-        out = set()
+        out: set[int] = set()
         while True:
             data = self.sock.recv(65536)
             off = 0

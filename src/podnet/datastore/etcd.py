@@ -16,6 +16,7 @@ TLS failure on the first request.
 """
 from __future__ import annotations
 
+import builtins
 import json
 from typing import Any, Callable, Iterator
 from urllib.parse import parse_qs, urlsplit
@@ -223,7 +224,7 @@ class EtcdDatastore:
         items.sort(key=lambda o: (o.namespace, o.name))
         return ListResult(items, _rev(resp["header"]), tuple(skipped))
 
-    def check(self, kind: str | None = None) -> list[BadEntry]:
+    def check(self, kind: str | None = None) -> builtins.list[BadEntry]:  # list: the method
         start = f"{self.prefix}/{kind}/" if kind else f"{self.prefix}/"
         bad: list[BadEntry] = []
         for kv in self._range(start, start[:-1] + "0").get("kvs") or []:

@@ -63,7 +63,7 @@ def _keepalive(sock: socket.socket | None) -> None:
 def watch_stream(session: requests.Session, url: str, key: str, range_end: str,
                  from_revision: int, stop: Any, label: str) -> Iterator[dict[str, Any]]:
     """Raw etcd events (kv base64-encoded) with mod_revision > from_revision."""
-    create = {"key": _encode(key), "range_end": _encode(range_end),
+    create: dict[str, Any] = {"key": _encode(key), "range_end": _encode(range_end),
               "start_revision": from_revision + 1, "prev_kv": True}
     try:
         resp = session.post(url, json={"create_request": create}, stream=True,

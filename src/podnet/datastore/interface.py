@@ -16,6 +16,7 @@ logged with key and revision and counted (decoding.py). `check` finds such entri
 from __future__ import annotations
 
 from dataclasses import dataclass
+import builtins
 from typing import Any, Iterator, Protocol
 
 from podnet.api.objects import Resource
@@ -111,7 +112,7 @@ class Datastore(Protocol):
     def revision(self) -> int:
         """The current store revision."""
 
-    def check(self, kind: str | None = None) -> list[BadEntry]:
+    def check(self, kind: str | None = None) -> builtins.list[BadEntry]:  # list: the method
         """Every entry (of `kind`, or of all kinds) that does not decode, in key order."""
 
     def remove(self, key: str, revision: int | None = None) -> None:

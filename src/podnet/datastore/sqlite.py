@@ -15,6 +15,7 @@ Events are auto-compacted (older than `retain_seconds`, or beyond the last
 """
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import sqlite3
@@ -212,7 +213,7 @@ class SqliteDatastore:
                 items.append(obj)
         return ListResult(items, rev, tuple(skipped))
 
-    def check(self, kind: str | None = None) -> list[BadEntry]:
+    def check(self, kind: str | None = None) -> builtins.list[BadEntry]:  # list: the method
         sql = "SELECT kind, namespace, name, CAST(value AS BLOB), mod_rev FROM objects"
         rows = self._read(lambda c: c.execute(
             sql + (" WHERE kind=?" if kind else "") + " ORDER BY kind, namespace, name",

@@ -16,6 +16,7 @@ gone.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
@@ -186,7 +187,7 @@ class Kubelet:
             key = (rec["namespace"], rec["name"])
             cur = self.pods.get(key)
             if cur is None or cur.uid != rec["uid"]:
-                self.submit(key, lambda rec=rec: self.teardown_record(rec))
+                self.submit(key, functools.partial(self.teardown_record, rec))
 
     # ---- Pods --------------------------------------------------------------------------
     def reconcile_pod(self, pod: Pod) -> None:
@@ -283,7 +284,7 @@ class Kubelet:
         self.next_restart.pop(key, None)
         probe = probes.readiness_probe(pod)
         if probe is not None:
-            self.readiness[key] = self.prober.first(key, netns, probe, probes.env_of(pod, os.environ))
+            self.readiness[key] = self.prober.first(key, netns, probe, probes.env_of(pod, dict(os.environ)))
         info = (pod.uid, ips, node.ips, netns, "; ".join(warnings), now_rfc3339())
         self.running[key] = info
         t_net = time.monotonic()
@@ -309,7 +310,7 @@ class Kubelet:
             if dead and now >= self.next_restart.get(key, 0.0):
                 n = max((self.restarts.get(key) or {}).values(), default=0)
                 self.next_restart[key] = now + min(RETRY_AFTER * 2 ** n, RETRY_MAX)  # back-off
-                self.submit(key, lambda key=key, dead=dead: self.restart(key, dead))
+                self.submit(key, functools.partial(self.restart, key, dead))
 
     def restart(self, key: tuple[str, str], dead: set[str]) -> None:
         pod, done = self.pods.get(key), self.running.get(key)

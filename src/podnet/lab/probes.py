@@ -40,10 +40,12 @@ def readiness_probe(pod: Pod) -> ExecProbe | None:
     for c in pod.spec.get("containers") or []:
         p = c.get("readinessProbe") if isinstance(c, dict) else None
         cmd = ((p or {}).get("exec") or {}).get("command") if isinstance(p, dict) else None
-        if isinstance(cmd, list) and cmd:
+        if isinstance(cmd, list) and cmd and isinstance(p, dict):
+            spec: dict[str, Any] = p
+
             def num(name: str, default: float, least: float) -> float:
                 try:
-                    return max(least, float(p.get(name, default)))
+                    return max(least, float(spec.get(name, default)))
                 except (TypeError, ValueError):
                     return default
             return ExecProbe(tuple(str(x) for x in cmd), num("periodSeconds", 10, 1),

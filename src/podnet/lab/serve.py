@@ -156,8 +156,10 @@ class Server:
         entry = PodEntry(pod, netns, ports, socks)
         with self.lock:
             self.pods[pod] = entry
-        self._call(lambda: [self.sel.register(s, selectors.EVENT_READ, ("listen", pod))
-                            for s in socks])
+        def register() -> None:
+            for s in socks:
+                self.sel.register(s, selectors.EVENT_READ, ("listen", pod))
+        self._call(register)
         return warnings
 
     def del_pod(self, pod: str) -> bool:

@@ -196,6 +196,6 @@ def spec_to_dict(spec: LabSpec) -> dict[str, object]:
 
 
 def spec_from_dict(d: dict[str, object]) -> LabSpec:
-    return make_spec(str(d["name"]), int(d.get("nodes", 2)),  # type: ignore[arg-type]
+    return make_spec(str(d["name"]), int(str(d.get("nodes", 2))),
                      bool(d.get("dualStack", False)), str(d.get("encap", "none")),
                      str(d.get("datastore", "sqlite")))

@@ -106,19 +106,20 @@ def _hop_checks(p: Path, i: int, hop: Hop, obs: Observation) -> list[Check]:
             out.append(Check(got == to, where, "DNAT to", to, got))
         if s.kind == "policy" and s.data.get("direction") in ("egress", "ingress"):
             d = s.data
-            want = ("allowed", d["rule"]) if d["isolated"] and d["allowed"] else \
+            verdict: tuple[str, str] = ("allowed", d["rule"]) if d["isolated"] and d["allowed"] else \
                 ("open", "") if not d["isolated"] else ("denied", "")
-            got = pt.policy(d["direction"])
-            ok = got[0] == want[0] and (want[0] != "allowed" or got[1] == want[1])
-            out.append(Check(ok, where, f"policy {d['direction']}", " ".join(want).strip(), " ".join(got).strip()))
+            seen = pt.policy(d["direction"])
+            ok = seen[0] == verdict[0] and (verdict[0] != "allowed" or seen[1] == verdict[1])
+            out.append(Check(ok, where, f"policy {d['direction']}", " ".join(verdict).strip(),
+                             " ".join(str(x) for x in seen).strip()))
         if s.kind == "policy" and s.data.get("direction") == "reply":
-            got = pt.policy("egress")[0]
-            out.append(Check(got in ("established", "unseen"), where, "policy", "established", got))
+            state = pt.policy("egress")[0]
+            out.append(Check(state in ("established", "unseen"), where, "policy", "established", str(state)))
     if hop.kind == "node" and not dropped:
         want_snat = any(s.kind == "snat" for s in hop.steps)
-        got = pt.masquerade
-        out.append(Check(bool(got) == want_snat, where, "SNAT",
-                         "masquerade" if want_snat else "none", f"masquerade ({got})" if got else "none"))
+        masq = pt.masquerade
+        out.append(Check(bool(masq) == want_snat, where, "SNAT",
+                         "masquerade" if want_snat else "none", f"masquerade ({masq})" if masq else "none"))
     if hop.headers is not None and hop.kind == "outside":
         out.append(Check(pt.first.get("saddr") == hop.headers.l3.src, where, "source address seen",
                          hop.headers.l3.src, pt.first.get("saddr", "?")))

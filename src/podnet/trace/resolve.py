@@ -130,9 +130,9 @@ def resolve(state: ClusterState, namespace: str, text: str, family: int,
             return Target(t.kind, t.ip, service=svc, dns_name=text,
                           notes=(f"DNS: {how}{fqdn} {rr} {t.ip} (Service {svc.namespace}/{svc.name})",))
         if len(parts) == 1:
-            pod = state.get("Pod", namespace, parts[0])
-            if isinstance(pod, Pod):
-                return Target("pod", family_ip(pod.pod_ips, family) or _no_family(pod, family), pod=pod)
+            found = state.get("Pod", namespace, parts[0])
+            if isinstance(found, Pod):
+                return Target("pod", family_ip(found.pod_ips, family) or _no_family(found, family), pod=found)
     outside = (outside_names or {}).get(text.rstrip(".").lower())
     if outside:
         ip = family_ip(list(outside), family)

@@ -95,10 +95,10 @@ def node_decision(state: ClusterState, facts: LabFacts, node: str, dst: str) -> 
         dev = VXLAN_DEV if best.dev == VXLAN_DEV else UNDERLAY_DEV
         return Decision(_route_text(best), dev, best.gateway, "node", best.node)
     if facts.in_underlay(str(a)):
-        net = facts.underlay4 if fam == 4 else facts.underlay6
+        underlay = facts.underlay4 if fam == 4 else facts.underlay6
         peer = facts.node_by_ip(str(a))
         to, name = ("node", peer.name) if peer else ("router", "")
-        return Decision(f"{net} dev {UNDERLAY_DEV} proto kernel scope link", UNDERLAY_DEV, None, to, name)
+        return Decision(f"{underlay} dev {UNDERLAY_DEV} proto kernel scope link", UNDERLAY_DEV, None, to, name)
     gw = facts.router_ip(fam)
     return Decision(f"default via {gw} dev {UNDERLAY_DEV}", UNDERLAY_DEV, gw, "router")
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from podnet.api.objects import NetworkPolicy, ObjectKey, Pod, PolicyPeer, PolicyRule
 from podnet.calc.model import ClusterState
 from podnet.calc.policy.predicate import EGRESS, INGRESS, RuleRef, valid_block
 # the index, and names that lived here before it moved out (re-exported)
-from podnet.calc.policy.index import (FAMILIES, IFACE_ANNOTATION, LAB_NETNS_ANNOTATION, PodIndex,  # noqa: F401
-                                      PodInfo, PolicyInfo, _ip_int, _sel_text, host_iface, pod_index,
+from podnet.calc.policy.index import (FAMILIES, IFACE_ANNOTATION, PodIndex,  # noqa: F401
+                                      PodInfo, PolicyInfo, ip_int, sel_text, host_iface, pod_index,
                                       pod_info, policy_info)
 
 Interval = tuple[int, int]
@@ -175,7 +175,7 @@ def _compile_rule(idx: PodIndex, np: NetworkPolicy, direction: str, i: int, rule
     # Named ports resolve on the selected pods (ingress: a function of the policy's
     # namespace and selector) or on selector-only peers (egress: of the peers' key), so
     # rules sharing those share the result.
-    memo_key: tuple[str, tuple] | None = None
+    memo_key: tuple[str, tuple[Any, ...]] | None = None
     if names and direction == INGRESS:
         memo_key = ("in " + selected_key, names)
     elif names and rule.peers and len(sel_peers) == len(rule.peers):
@@ -218,7 +218,7 @@ def _compile_policy(idx: PodIndex, pi: PolicyInfo, local_ids: set[int],
     if not selected:
         return
     chains: dict[str, PolicyChain] = {}
-    selected_key = repr((pi.ns, _sel_text(pi.selector)))
+    selected_key = repr((pi.ns, sel_text(pi.selector)))
     for direction in pi.types:
         cid = f"{pi.ns}/{pi.name}/{direction}"
         if only is not None and reuse is not None and cid not in only and cid in reuse:
@@ -285,15 +285,17 @@ def compile_policies(state: ClusterState, local: Callable[[Pod], bool] | None = 
 
 def evaluate(c: CompiledPolicies, src_ip: str, dst_ip: str, port: int, protocol: str) -> bool:
     """Run the compiled form for a new connection, as the nft chains will (a tracer)."""
-    sfam, s = _ip_int(src_ip)
-    _, d = _ip_int(dst_ip)
+    sfam, s = ip_int(src_ip)
+    _, d = ip_int(dst_ip)
     by_ip = {ip: pp for pp in c.pods.values() for ip in pp.ips}
     sp, dp = by_ip.get(str(ipaddress.ip_address(src_ip))), by_ip.get(str(ipaddress.ip_address(dst_ip)))
     if sp is not None and dp is not None and sp.key == dp.key:
         return True
-    for pod, chains, direction, peer, own in ((sp, sp and sp.egress, EGRESS, d, s),
-                                              (dp, dp and dp.ingress, INGRESS, s, d)):
-        if pod is None or chains is None:
+    for pod, direction, peer, own in ((sp, EGRESS, d, s), (dp, INGRESS, s, d)):
+        if pod is None:
+            continue
+        chains = pod.egress if direction == EGRESS else pod.ingress
+        if chains is None:
             continue
         if not any(r.matches(direction, peer, sfam, own, port, protocol)
                    for cid in chains for r in c.chains[cid].rules):

@@ -8,6 +8,7 @@ import hashlib
 import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 from podnet.api.defaults import NETNS_ANNOTATION as LAB_NETNS_ANNOTATION
 from podnet.api.objects import NetworkPolicy, ObjectKey, Pod, PolicyPeer, PolicyRule
@@ -111,7 +112,7 @@ class PodIndex:
                           for ns in set(self.by_ns) | {n.name for n in state.namespaces}}
         self._cache: dict[tuple[str, LabelSelector], list[Pod]] = {}
         self._peer_ips: dict[str, dict[int, frozenset[int]]] = {}
-        self.named_memo: dict[tuple[str, tuple], dict[int, tuple[tuple[int, str, int], ...]]] = {}
+        self.named_memo: dict[tuple[str, tuple[Any, ...]], dict[int, tuple[tuple[int, str, int], ...]]] = {}
 
     def refresh_namespaces(self, names: set[str]) -> None:
         """Namespace labels changed: selections of pods within a namespace stay, every
@@ -176,7 +177,7 @@ class PodIndex:
         """Names what a selector peer picks: its selectors, and the policy's namespace when
         it has no namespaceSelector."""
         ns = np.namespace if peer.namespace_selector is None else "*"
-        return repr((ns, _sel_text(peer.namespace_selector), _sel_text(peer.pod_selector)))
+        return repr((ns, sel_text(peer.namespace_selector), sel_text(peer.pod_selector)))
 
     def peer_ips(self, np: NetworkPolicy, peers: list[PolicyPeer]) -> tuple[str, dict[int, frozenset[int]]]:
         """The addresses the selector peers of one rule pick, per family, memoised per sync
@@ -225,7 +226,7 @@ def pod_index(state: ClusterState, prev: PodIndex | None = None,
 _SEL_TEXT: dict[LabelSelector, str] = {}
 
 
-def _sel_text(sel: LabelSelector | None) -> str:
+def sel_text(sel: LabelSelector | None) -> str:
     """Unambiguous text of a selector (repr of plain tuples of strings), memoised."""
     if sel is None:
         return "-"
@@ -252,6 +253,6 @@ def _parse(ip: str) -> tuple[int, int, str]:
     return hit
 
 
-def _ip_int(ip: str) -> tuple[int, int]:
+def ip_int(ip: str) -> tuple[int, int]:
     f, v, _ = _parse(ip)
     return f, v

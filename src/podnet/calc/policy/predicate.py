@@ -22,7 +22,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Iterable, Union
 
-from podnet.api.objects import NetworkPolicy, ObjectKey, Pod, PolicyPeer, PolicyPort, PolicyRule
+from podnet.api.objects import NetworkPolicy, Node, ObjectKey, Pod, PolicyPeer, PolicyPort, PolicyRule
 from podnet.calc.model import ClusterState
 
 INGRESS = "ingress"
@@ -220,7 +220,7 @@ def _endpoint(state: ClusterState, x: Address, family: int,
 
 def _node_ips(state: ClusterState, node_name: str) -> set[str]:
     node = state.get("Node", "", node_name)
-    return {str(ipaddress.ip_address(a)) for a in node.internal_ips if a} if node is not None else set()
+    return {str(ipaddress.ip_address(a)) for a in node.internal_ips if a} if isinstance(node, Node) else set()
 
 
 def _side(state: ClusterState, direction: str, subject: Pod, peer_pod: Pod | None,

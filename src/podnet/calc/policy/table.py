@@ -67,6 +67,10 @@ class TruthTable:
         return t
 
 
+def _label(x: Pod | str) -> str:
+    return x if isinstance(x, str) else pod_label(x)
+
+
 def pod_label(p: Pod) -> str:
     return f"{p.namespace}/{p.name}"
 
@@ -77,12 +81,11 @@ def predict(state: ClusterState, port: int, protocol: str = "TCP", family: int =
     pods = sorted(state.pods, key=lambda p: (p.namespace, p.name))
     srcs = list(sources) if sources is not None else pods
     dsts = list(targets) if targets is not None else pods
-    lab = lambda x: x if isinstance(x, str) else pod_label(x)  # noqa: E731
-    t = TruthTable([pod_label(p) for p in srcs], [lab(d) for d in dsts], port=port, protocol=protocol)
+    t = TruthTable([pod_label(p) for p in srcs], [_label(d) for d in dsts], port=port, protocol=protocol)
     by_ip = pod_by_ip(state)
     for s in srcs:
         for d in dsts:
-            t.cells[(pod_label(s), lab(d))] = allowed(state, s, d, port, protocol, family, by_ip).allowed
+            t.cells[(pod_label(s), _label(d))] = allowed(state, s, d, port, protocol, family, by_ip).allowed
     return t
 
 

@@ -292,7 +292,7 @@ def _render_pod(pp: PodPolicy) -> PodFragment:
             continue
         pc = chain_name("pod", key.namespace, key.name, direction)
         chains[pc] = tuple(
-            f"jump {chain_name('pol', *cid.rsplit('/', 2)[:2], direction)}" for cid in cids
+            f"jump {chain_name('pol', cid.rsplit('/', 2)[0], cid.rsplit('/', 2)[1], direction)}" for cid in cids
         ) + ("counter drop",)
         for ip in pp.ips:
             out.append((f"{mapname}{6 if ':' in ip else 4}", f"{ip} : jump {pc}"))
