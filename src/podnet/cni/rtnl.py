@@ -10,12 +10,12 @@ namespace by switching only the calling thread there for the socket() call.
 """
 from __future__ import annotations
 
-import ctypes
 import errno as _errno
 import os
 import socket
 import struct
-import threading
+
+from podnet.setns import switched
 
 NETLINK_ROUTE = 0
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE, NLM_F_REPLACE = 1, 4, 0x200, 0x400, 0x100
@@ -30,10 +30,6 @@ NDA_DST, NDA_LLADDR, NUD_PERMANENT = 1, 2, 0x80
 IFF_UP = 1
 RT_TABLE_MAIN, RTPROT_BOOT, RTN_UNICAST = 254, 3, 1
 RT_SCOPE_UNIVERSE, RT_SCOPE_LINK = 0, 253
-CLONE_NEWNET = 0x40000000
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_ns_lock = threading.Lock()
 
 
 def _attr(kind: int, data: bytes) -> bytes:
@@ -86,21 +82,8 @@ class Rtnl:
     def in_netns(cls, path: str) -> "Rtnl":
         """A netlink socket that lives in the namespace at `path` (a socket keeps the
         namespace it was created in; only this thread switches, briefly)."""
-        target = os.open(path, os.O_RDONLY)
-        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-        try:
-            with _ns_lock:
-                if _libc.setns(target, CLONE_NEWNET) != 0:
-                    e = ctypes.get_errno()
-                    raise OSError(e, f"setns({path}): {os.strerror(e)}")
-                try:
-                    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
-                finally:
-                    if _libc.setns(home, CLONE_NEWNET) != 0:  # cannot happen; never go on in the pod's netns
-                        os._exit(70)
-        finally:
-            os.close(target)
-            os.close(home)
+        with switched(path):
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
         return cls(sock)
 
     def close(self) -> None:
@@ -262,25 +245,13 @@ def open_in_netns(path: str, files: list[str]) -> list[int]:
     """File descriptors (O_RDWR) of `files` under /proc/sys/net as the namespace at `path`
     sees them: a /proc/sys/net file belongs to the namespace of the thread that opens it,
     and keeps it. Only this thread switches, briefly, as in `Rtnl.in_netns`."""
-    target = os.open(path, os.O_RDONLY)
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     fds: list[int] = []
-    try:
-        with _ns_lock:
-            if _libc.setns(target, CLONE_NEWNET) != 0:
-                e = ctypes.get_errno()
-                raise OSError(e, f"setns({path}): {os.strerror(e)}")
-            try:
-                for f in files:
-                    fds.append(os.open(f, os.O_RDWR))
-            except OSError:
-                for fd in fds:
-                    os.close(fd)
-                raise
-            finally:
-                if _libc.setns(home, CLONE_NEWNET) != 0:  # cannot happen; never go on in the pod's netns
-                    os._exit(70)
-    finally:
-        os.close(target)
-        os.close(home)
+    with switched(path):
+        try:
+            for f in files:
+                fds.append(os.open(f, os.O_RDWR))
+        except OSError:
+            for fd in fds:
+                os.close(fd)
+            raise
     return fds

@@ -10,7 +10,6 @@ thread) stays in its own namespace: nothing of the root namespace is changed.
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import socket
 import threading
@@ -23,14 +22,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-CLONE_NEWNET = 0x40000000
-NETNS_DIR = "/var/run/netns"
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-class NetnsError(OSError):
-    pass
+from podnet.setns import NETNS_DIR, NetnsError, enter
 
 
 @dataclass(frozen=True)
@@ -39,16 +31,6 @@ class Tls:
     ca: str
     cert: str
     key: str
-
-
-def _setns(fd: int, nstype: int) -> None:
-    setns = getattr(os, "setns", None)  # Python >= 3.12
-    if setns is not None:
-        setns(fd, nstype)
-        return
-    if _libc.setns(fd, nstype) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
 
 
 def socket_in_netns(netns: str, family: int = socket.AF_INET,
@@ -60,11 +42,7 @@ def socket_in_netns(netns: str, family: int = socket.AF_INET,
 
     def make() -> None:
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                _setns(fd, CLONE_NEWNET)
-            finally:
-                os.close(fd)
+            enter(path)
             result["sock"] = socket.socket(family, type_)
         except OSError as e:
             result["error"] = e

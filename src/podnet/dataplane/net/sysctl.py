@@ -6,31 +6,13 @@ and the machine's own namespace, are untouched.
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import threading
 from typing import Callable, Mapping, TypeVar
 
-CLONE_NEWNET = 0x40000000
-NETNS_DIR = "/var/run/netns"
+from podnet.setns import NETNS_DIR, enter
+
 T = TypeVar("T")
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-class NetnsError(OSError):
-    pass
-
-
-def setns_thread(netns: str) -> None:
-    """Move the CALLING THREAD into named netns `netns` (for good: use a thread you own)."""
-    fd = os.open(os.path.join(NETNS_DIR, netns), os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if _libc.setns(fd, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise NetnsError(err, f"setns into {netns}: {os.strerror(err)}")
-    finally:
-        os.close(fd)
 
 
 def call_in_netns(netns: str | None, fn: Callable[[], T]) -> T:
@@ -41,7 +23,7 @@ def call_in_netns(netns: str | None, fn: Callable[[], T]) -> T:
 
     def body() -> None:
         try:
-            setns_thread(netns)
+            enter(netns)
             box["value"] = fn()
         except BaseException as e:  # noqa: BLE001 - re-raised in the caller
             box["error"] = e
