@@ -13,9 +13,9 @@ import os
 import threading
 from typing import Sequence
 
-from podnet.cni import rtnl
+from podnet.dataplane.net import rtnl
 from podnet.cni.errors import IO_FAILURE, CniError
-from podnet.cni.rtnl import RT_SCOPE_LINK, Rtnl
+from podnet.dataplane.net.rtnl import RT_SCOPE_LINK, Rtnl
 from podnet.cni.veth import (ALIAS_PREFIX, GATEWAY_V4, GATEWAY_V6, HOST_MAC, Wired,
                              host_end_no_dad, host_end_sysctls, host_ifname, node_sysctls, pod_end_sysctls,
                              pod_mac)

@@ -190,7 +190,7 @@ def pod_end_sysctls(netns: str, ifname: str, v4: bool, v6: bool) -> None:
     ndisc_notify: unsolicited neighbour advertisement), so the node's neighbour entry
     follows when a later plugin of the chain (`tuning` with a `mac`) changes it, also
     if the node already talked to the pod: else ~30 s pass before the node re-resolves."""
-    from podnet.cni.rtnl import open_in_netns
+    from podnet.dataplane.net.rtnl import open_in_netns
     files = ([f"/proc/sys/net/ipv4/conf/{ifname}/arp_notify"] if v4 else []) + \
         ([f"/proc/sys/net/ipv6/conf/{ifname}/ndisc_notify"] if v6 else [])
     try:

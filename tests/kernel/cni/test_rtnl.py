@@ -34,7 +34,7 @@ def test_pair_made_in_two_namespaces_and_the_peer_index_read_from_the_host_end(n
     pod = nslab.netns("pod")
     got = _run_in(nslab, nslab.node, f"""
         import json, os
-        from podnet.cni import rtnl
+        from podnet.dataplane.net import rtnl
         with rtnl.Rtnl() as nl:
             fd = os.open({nslab.path(pod)!r}, os.O_RDONLY)
             nl.request(*rtnl.veth_add("pnt0", "eth0", 1400, "ee:ee:ee:ee:ee:ee", "0a:00:00:00:00:01", fd, up=True))
@@ -53,7 +53,7 @@ def test_a_batch_runs_every_request_and_names_the_one_that_failed(nslab):
     nslab.sh(nslab.node, "ip", "link", "set", "pnd0", "up")
     got = _run_in(nslab, nslab.node, """
         import json
-        from podnet.cni import rtnl
+        from podnet.dataplane.net import rtnl
         with rtnl.Rtnl() as nl:
             i = nl.index("pnd0")
             reqs = [rtnl.route_add(i, "192.0.2.1", 32, scope=rtnl.RT_SCOPE_LINK),

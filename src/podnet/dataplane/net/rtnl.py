@@ -1,4 +1,4 @@
-"""A minimal rtnetlink client for the CNI daemon: the handful of messages a pod's wiring
+"""A minimal rtnetlink client (the CNI daemon wires pods with it): the handful of messages a pod's wiring
 needs, packed by hand (struct + socket, no pyroute2), so the daemon wires a pod without
 starting `ip` processes. The binaries never import this (they use `ip -batch`).
 
