@@ -258,6 +258,35 @@ def test_exec_into_a_pod_with_exit_code_and_stdin(lab):
     assert cp.returncode != 0 and "forbidden" in cp.stderr.lower()
 
 
+IN_CLUSTER = """
+from kubernetes import client, config
+config.load_incluster_config()
+v1 = client.CoreV1Api()
+print(",".join(sorted(p.metadata.name for p in v1.list_namespaced_pod("default").items)))
+try:
+    v1.delete_namespaced_service("web", "default")
+except client.ApiException as e:
+    print(e.status)
+"""
+
+
+def test_in_cluster_client_through_the_kubernetes_service(lab):
+    svc = json.loads(kubectl(lab, "get", "svc", "kubernetes", "-o", "json").stdout)
+    assert svc["spec"]["clusterIPs"] == ["10.96.0.1", "fd00:10:96::1"]
+    assert "198.18.0.11:6443" in kubectl(lab, "get", "endpoints", "kubernetes").stdout
+    # a pod of its own: the example NetworkPolicy limits the web pods' egress to DNS and web
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "incluster", "labels": {"app": "incluster"}},
+           "spec": {"nodeName": "n2", "containers": [{"name": "c", "image": "podnet/serve"}]}}
+    kubectl(lab, "apply", "-f", "-", input=json.dumps(pod))
+    lab.wait_pods(1, app="incluster")
+    out = kubectl(lab, "exec", "incluster", "--", sys.executable, "-c", IN_CLUSTER).stdout.split()
+    assert out[0] == ",".join(sorted(p.name for p in lab.pods("default")))   # read with its own token
+    assert out[1] == "403"                                                   # a service account only reads
+    host_dir = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+    assert not (host_dir / "token").exists()   # the token lived in the command's own mount namespace
+    kubectl(lab, "delete", "pod", "incluster")
+
+
 def test_watch_sees_a_pod_appear(lab):
     env = {**lab.env, "KUBECONFIG": str(lab.dir / "kubeconfig"), "HOME": str(lab.home)}
     w = subprocess.Popen([KUBECTL, "get", "pods", "-w", "-l", "app=watched"], env=env,

@@ -2,7 +2,8 @@
 
 Authentication, as kube-apiserver's: a verified TLS client certificate names the user
 (CN) and groups (O); otherwise `Authorization: Bearer <token>` is looked up in the static
-token file (`token,user,uid,"group1,group2"`, kube-apiserver's --token-auth-file format).
+token file (`token,user,uid,"group1,group2"`, kube-apiserver's --token-auth-file format),
+or checked as a service account token the server issued (sa_tokens.py).
 Anything else is anonymous, and anonymous gets 401 except for the public info paths
 (/version, /healthz, /livez, /readyz), as kube-apiserver's system:public-info-viewer.
 
@@ -20,7 +21,7 @@ import csv
 import hmac
 import io
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from podnet.apiserver.status import ApiStatus
 
@@ -77,12 +78,14 @@ def from_peercert(peercert: Mapping[str, Any] | None) -> Identity | None:
 
 
 def authenticate(peercert: Mapping[str, Any] | None, authorization: str | None,
-                 tokens: TokenTable) -> Identity:
+                 tokens: TokenTable, jwt: Callable[[str], Identity | None] | None = None) -> Identity:
+    """`jwt`: checks a service account token (sa_tokens.verify with the server's key)."""
     ident = from_peercert(peercert)
     if ident is not None:
         return ident
     if authorization and authorization[:7].lower() == "bearer ":
-        found = tokens.lookup(authorization[7:].strip())
+        tok = authorization[7:].strip()
+        found = tokens.lookup(tok) or (jwt(tok) if jwt is not None and tok.count(".") == 2 else None)
         if found is not None:
             return found
     return ANONYMOUS

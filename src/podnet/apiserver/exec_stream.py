@@ -5,7 +5,10 @@ metav1.Status (Success, or NonZeroExitCode with the exit code as a cause), 4 ter
 resize (ignored: no tty); v5 adds 255 + channel to close one stream (stdin's end). In a
 lab every pod is a network namespace on this machine (annotation podnet.io/netns), so
 the command runs here inside it (`ip netns exec`, as `podnet exec` does) with the pod's
-network and the machine's filesystem. Only a server started with exec allowed (the
+network and the machine's filesystem, plus what Kubernetes gives a pod's process: the
+KUBERNETES_SERVICE_* variables and, in the command's private mount namespace, its service
+account's token, the cluster CA and its namespace under SA_DIR, so in-cluster clients
+(`kubernetes.config.load_incluster_config()`, kubectl) work from inside. Only a server started with exec allowed (the
 lab's) serves it, and only the table's admins may (pods/exec).
 """
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from aiohttp import WSMsgType, web
@@ -21,6 +25,38 @@ from podnet.api.defaults import NETNS_ANNOTATION
 from podnet.apiserver.status import ApiStatus
 
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+# Inside `ip netns exec`'s private mount namespace: a tmpfs over the deepest existing
+# directory of SA_DIR (nothing is created on the machine's filesystem), the three files of
+# a service account as the kubelet mounts them, then the command itself.
+_SA_SCRIPT = r"""
+d=/var/run/secrets/kubernetes.io/serviceaccount
+m=$d; while [ ! -d "$m" ] && [ "$m" != /var/run ]; do m=$(dirname "$m"); done
+if [ -n "$PODNET_SA_TOKEN" ] && [ "$m" != /var/run ] && mount -t tmpfs -o size=1m,mode=0755 podnet-sa "$m" 2>/dev/null; then
+  mkdir -p "$d" && printf %s "$PODNET_SA_TOKEN" > "$d/token" && printf %s "$PODNET_SA_CA" > "$d/ca.crt" \
+    && printf %s "$PODNET_SA_NS" > "$d/namespace"
+fi
+unset PODNET_SA_TOKEN PODNET_SA_CA PODNET_SA_NS
+exec "$@"
+"""
+
+
+@dataclass(frozen=True)
+class PodEnv:
+    namespace: str
+    token: str = ""
+    ca_pem: str = ""
+    service_host: str = ""
+    service_port: int = 0
+
+    def variables(self) -> dict[str, str]:
+        out = {"PODNET_SA_NS": self.namespace, "PODNET_SA_TOKEN": self.token, "PODNET_SA_CA": self.ca_pem}
+        if self.service_host and self.service_port:
+            h, p = self.service_host, str(self.service_port)
+            url = f"tcp://[{h}]:{p}" if ":" in h else f"tcp://{h}:{p}"
+            out.update(KUBERNETES_SERVICE_HOST=h, KUBERNETES_SERVICE_PORT=p, KUBERNETES_SERVICE_PORT_HTTPS=p,
+                       KUBERNETES_PORT=url, KUBERNETES_PORT_443_TCP=url)
+        return out
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 NETNS_DIR = "/var/run/netns"
 
@@ -55,7 +91,11 @@ def exit_status(code: int) -> dict[str, Any]:
             "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
 
 
-async def serve(request: web.Request, pod: Mapping[str, Any]) -> web.WebSocketResponse:
+def argv(netns: str, cmd: list[str]) -> list[str]:
+    return ["ip", "netns", "exec", netns, "sh", "-c", _SA_SCRIPT, "podnet-exec", *cmd]
+
+
+async def serve(request: web.Request, pod: Mapping[str, Any], env: PodEnv) -> web.WebSocketResponse:
     q = request.query
     cmd = command_of(q)
     netns = netns_of(pod, q.get("container", ""))
@@ -65,8 +105,9 @@ async def serve(request: web.Request, pod: Mapping[str, Any]) -> web.WebSocketRe
     v5 = ws.ws_protocol == PROTOCOLS[0]
     try:
         proc = await asyncio.create_subprocess_exec(
-            "ip", "netns", "exec", netns, *cmd, stdin=asyncio.subprocess.PIPE if want_stdin else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            *argv(netns, cmd), stdin=asyncio.subprocess.PIPE if want_stdin else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, **env.variables()})
     except OSError as e:
         await ws.send_bytes(bytes([ERROR]) + json.dumps(exit_status(126) | {"message": str(e)}).encode())
         await ws.close()

@@ -15,7 +15,8 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from podnet.apiserver import auth, bodies, discovery, exec_stream, openapi, paths, strict, table
+from podnet.apiserver import (auth, bodies, discovery, exec_stream, openapi, paths, sa_tokens,
+                              strict, table)
 from podnet.apiserver.crud import Crud
 from podnet.apiserver.managed import manager_name
 from podnet.apiserver.patch_verb import patch
@@ -39,9 +40,10 @@ def _json(body: Any, status: int = 200) -> web.Response:
 
 class ApiApp:
     def __init__(self, store: Datastore, tokens: auth.TokenTable, server_address: str = "",
-                 allow_exec: bool = False):
+                 allow_exec: bool = False, sa_key: bytes = b"", ca_pem: str = ""):
         self.store = store
         self.allow_exec = allow_exec
+        self.sa_key, self.ca_pem = sa_key, ca_pem
         self.crud = Crud(Writer(store))
         self.tokens = tokens
         self.server_address = server_address
@@ -80,7 +82,8 @@ class ApiApp:
 
     def identity(self, request: web.Request) -> auth.Identity:
         peer = request.transport.get_extra_info("peercert") if request.transport else None
-        return auth.authenticate(peer, request.headers.get("Authorization"), self.tokens)
+        return auth.authenticate(peer, request.headers.get("Authorization"), self.tokens,
+                                 lambda tok: sa_tokens.verify(self.sa_key, tok))
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         ident = self.identity(request)
@@ -128,7 +131,22 @@ class ApiApp:
             raise ApiStatus(400, "upgrade request required: exec speaks the websocket channel "
                                  "protocol (v5.channel.k8s.io) only", "BadRequest")
         pod = await self.run(self.crud.get, res, t.namespace, t.name)
-        return await exec_stream.serve(request, pod)
+        return await exec_stream.serve(request, pod, await self.run(self._pod_env, pod))
+
+    def _pod_env(self, pod: dict[str, Any]) -> exec_stream.PodEnv:
+        """What a pod's process gets in Kubernetes: KUBERNETES_SERVICE_* of the `kubernetes`
+        Service, and its service account's token, the cluster CA and its namespace."""
+        md = pod["metadata"]
+        sa = str((pod.get("spec") or {}).get("serviceAccountName") or "default")
+        token = sa_tokens.issue(self.sa_key, md.get("namespace", ""), sa, md.get("name", ""),
+                                md.get("uid", "")) if self.sa_key else ""
+        try:
+            svc = self.store.get("Service", "default", "kubernetes")
+            host, port = svc.spec.get("clusterIP") or "", (svc.spec.get("ports") or [{}])[0].get("port")
+        except Exception:  # noqa: BLE001 - no such Service: no variables
+            host, port = "", None
+        return exec_stream.PodEnv(str(md.get("namespace", "")), token, self.ca_pem, str(host),
+                                  int(port) if port else 0)
 
     async def _answer(self, request: web.Request, res: ApiResource, t: paths.Target, verb: str,
                       warnings: list[str]) -> Any:

@@ -37,6 +37,7 @@ class Config:
     listen_fds: list[int] = field(default_factory=list)
     advertise: str = ""
     allow_exec: bool = False   # kubectl exec runs commands in pod namespaces of this machine (the lab)
+    sa_key: Path | None = None   # signs and checks service account tokens
 
 
 def tls_context(cfg: Config) -> ssl.SSLContext:
@@ -71,7 +72,8 @@ def sockets(cfg: Config) -> list[socket.socket]:
 async def serve(cfg: Config, ready: "asyncio.Event | None" = None) -> None:
     store = open_datastore(cfg.datastore)
     tokens = TokenTable(cfg.tokens.read_text() if cfg.tokens else "")
-    api = ApiApp(store, tokens, cfg.advertise, cfg.allow_exec)
+    api = ApiApp(store, tokens, cfg.advertise, cfg.allow_exec,
+                 cfg.sa_key.read_bytes() if cfg.sa_key else b"", cfg.ca.read_text())
     api.hub.warm([r.kind for r in RESOURCES if not r.derived])
     runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
     await runner.setup()

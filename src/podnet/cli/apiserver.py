@@ -19,7 +19,8 @@ def cmd_apiserver(args: argparse.Namespace) -> int:
         raise UserError("give --listen HOST:PORT (or --listen-fd N)")
     run(Config(context.datastore_url(args), Path(args.cert), Path(args.key), Path(args.client_ca),
                Path(args.token_file) if args.token_file else None, args.listen, args.listen_fd,
-               args.advertise or "", args.allow_exec))
+               args.advertise or "", args.allow_exec,
+               Path(args.service_account_key) if args.service_account_key else None))
     return 0
 
 
@@ -52,6 +53,8 @@ def register(sub: Any) -> None:
     p.add_argument("--client-ca", required=True, help="CA that signs client certificates")
     p.add_argument("--token-file", help="static bearer tokens: token,user,uid,\"group1,group2\"")
     p.add_argument("--advertise", help="the address clients are told to use (HOST:PORT)")
+    p.add_argument("--service-account-key", help="a secret file: signs and checks the service "
+                                                 "account tokens given to pods")
     p.add_argument("--allow-exec", action="store_true",
                    help="serve kubectl exec by running the command in the pod's network namespace "
                         "on this machine (a lab's pods)")

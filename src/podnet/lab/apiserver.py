@@ -5,7 +5,7 @@
 127.0.0.1 and the in-cluster names (`kube-apiserver.crt`), an admin client certificate
 (`kubernetes-admin.crt`: CN kubernetes-admin, O system:masters), and writes a static
 token file with a token per node identity (system:node:<name>) and one for the default
-service account.
+service account, and the service account key that signs the tokens pods get (exec).
 The server runs on the control-plane node (inside its netns) and listens on the node's
 underlay address :6443 and on a loopback socket of the machine that `podnet up` opens
 in the machine's namespace and hands over by file descriptor (a listening socket on
@@ -26,18 +26,18 @@ from typing import Any, Callable
 
 import yaml
 
-from podnet.lab import procs
+from podnet.lab import incluster, procs
 from podnet.lab.pki import LabPKI
 from podnet.lab.state import LabState
 from podnet.lab.topology import LabSpec
 
 API_PORT = 6443
-SERVICE_IP = "10.96.0.1"
 START_TIMEOUT = 20.0
 SANS = ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
         "kubernetes.default.svc.cluster.local", "localhost")
 ADMIN = ("kubernetes-admin", ("system:masters",))
 SERVING, ADMIN_CERT = "kube-apiserver", "kubernetes-admin"   # file names in <lab>/pki/
+SA_KEY = "service-account.key"   # signs the service account tokens pods get
 
 
 class ApiServerError(Exception):
@@ -54,9 +54,13 @@ def make_pki(spec: LabSpec, state: LabState) -> dict[str, str]:
     p = LabPKI(d, spec.name)
     p.ensure_ca()
     cp = spec.nodes[0]
-    ips = ["127.0.0.1", cp.ip4, SERVICE_IP] + ([cp.ip6] if cp.ip6 else [])
+    ips = ["127.0.0.1", cp.ip4, incluster.SERVICE_IP_V4] + \
+        ([cp.ip6, incluster.SERVICE_IP_V6] if cp.ip6 else [])
     p.issue_serving(SERVING, "kube-apiserver", ips, SANS)
     p.issue_user(ADMIN_CERT, *ADMIN)
+    fd = os.open(d / SA_KEY, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(secrets.token_bytes(32))
     tokens = {f"node:{n.name}": secrets.token_urlsafe(24) for n in spec.nodes}
     tokens["serviceaccount:default:default"] = secrets.token_urlsafe(24)
     lines = []
@@ -107,6 +111,7 @@ def start(spec: LabSpec, state: LabState, datastore_url: str, progress: Callable
             "--key", str(d / f"{SERVING}.key"), "--client-ca", str(d / "ca.crt"),
             "--token-file", str(d / "tokens.csv"), "--listen-fd", str(sock.fileno()),
             "--advertise", f"{cp.ip4}:{API_PORT}", "--allow-exec",
+            "--service-account-key", str(d / SA_KEY),
             *[x for a in listen for x in ("--listen", a)])
         pid = procs.spawn(state, "apiserver", argv, netns=cp.netns, net_only=True,
                           pass_fds=(sock.fileno(),))

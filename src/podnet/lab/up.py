@@ -21,7 +21,7 @@ from podnet.api.objects import Resource, from_dict
 from podnet.apiserver.write import Writer
 from podnet.datastore.interface import AlreadyExists, Datastore, open_datastore
 from podnet.dns import lab as dns_lab
-from podnet.lab import apiserver, builder, procs
+from podnet.lab import apiserver, builder, incluster, procs
 from podnet.lab.state import LabState
 from podnet.lab.topology import (ECHO_TCP_PORT, ECHO_UDP_PORT, OUTSIDE_HOSTS, OUTSIDE_ZONE,
                                  LabSpec, spec_to_dict)
@@ -59,7 +59,7 @@ def seed(store: Datastore, spec: LabSpec) -> None:
     """Write the lab's first objects through the write path, so admission records what
     they hold (kube-dns's ClusterIPs) like any user's object's."""
     writer = Writer(store)
-    for obj in default_objects(spec) + addon_objects(spec):
+    for obj in default_objects(spec) + addon_objects(spec) + [from_dict(o) for o in incluster.objects(spec)]:
         try:
             writer.create(obj)
         except AlreadyExists:

@@ -27,7 +27,7 @@ def test_serving_and_admin_certificates_and_tokens(tmp_path):
         c.verify_directly_issued_by(ca)
     sans = serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert {str(i) for i in sans.get_values_for_type(x509.IPAddress)} == \
-        {"127.0.0.1", "198.18.0.11", "10.96.0.1", "fd00:198:18::11"}
+        {"127.0.0.1", "198.18.0.11", "10.96.0.1", "fd00:198:18::11", "fd00:10:96::1"}
     assert "kubernetes.default.svc.cluster.local" in sans.get_values_for_type(x509.DNSName)
     assert [a.value for a in admin.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)] == ["system:masters"]
     eku = admin.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
