@@ -305,6 +305,19 @@ def test_watch_sees_a_pod_appear(lab):
     assert lines and any("Running" in ln for ln in lines), out
 
 
+def test_typed_create_generators_send_protobuf(lab):
+    kubectl(lab, "create", "namespace", "gen")
+    kubectl(lab, "create", "deployment", "d1", "-n", "gen", "--image=podnet/serve", "--replicas=2", "--port=8080")
+    kubectl(lab, "expose", "deployment", "d1", "-n", "gen", "--port=80", "--target-port=8080")
+    kubectl(lab, "create", "service", "nodeport", "np", "-n", "gen", "--tcp=80:8080")
+    lab.wait_pods(2, namespace="gen", app="d1")
+    svc = json.loads(kubectl(lab, "get", "svc", "d1", "-n", "gen", "-o", "json").stdout)
+    assert svc["spec"]["selector"] == {"app": "d1"} and svc["spec"]["ports"][0]["targetPort"] == 8080
+    np = json.loads(kubectl(lab, "get", "svc", "np", "-n", "gen", "-o", "json").stdout)
+    assert 30000 <= np["spec"]["ports"][0]["nodePort"] <= 32767
+    kubectl(lab, "delete", "namespace", "gen")
+
+
 def test_scale_and_delete_with_cascade(lab):
     kubectl(lab, "scale", "deployment", "web", "--replicas=3")
     lab.wait_pods(3, app="web")

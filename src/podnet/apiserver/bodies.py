@@ -2,8 +2,8 @@
 
 Accepted: application/json (also when no Content-Type is given, as kube-apiserver) and
 application/yaml for create/update; the patch types for PATCH (patch_verb.py decides what
-each means). Anything else is 415 (protobuf too: kubectl's typed `create <kind>`
-generators send it, `kubectl apply`/`replace`/`patch` and the Python client send JSON); a body that does not
+each means); for create/update also Kubernetes' protobuf, which kubectl's typed `create
+<kind>` generators send (protobuf.py, for the kinds it has tables of). Anything else is 415; a body that does not
 decode, or is not one JSON object, is 400; an object whose kind, apiVersion, namespace or
 name disagree with the URL is 400 (as kube-apiserver). Bodies are capped (MAX_BODY, the
 3 MiB kube-apiserver accepts) by the HTTP layer before they get here.
@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from podnet.api.objects import KINDS
+from podnet.apiserver import protobuf
 from podnet.apiserver.resources import ApiResource
 from podnet.apiserver.status import ApiStatus
 
@@ -50,6 +51,8 @@ def decode(data: bytes, content_type: str | None, allowed: tuple[str, ...] = (JS
 
 
 def object_body(data: bytes, content_type: str | None) -> dict[str, Any]:
+    if media_type(content_type) == protobuf.MEDIA_TYPE:
+        return protobuf.decode(data)
     obj = decode(data, content_type)
     if not isinstance(obj, dict):
         raise ApiStatus(400, f"the body must be a JSON object, not {type(obj).__name__}")
