@@ -24,7 +24,7 @@ a request can ask for is fenced in (issue 12 §1):
 
 Besides the plugins `cni` and `ipam` it answers `settle` (empty environment and stdin):
 it returns once the kernel has finished every link deletion the daemon answered early
-(fastwire.delete_link), so a bench can time a DEL until the link is really gone.
+(podwire_netlink.delete_link), so a bench can time a DEL until the link is really gone.
 """
 from __future__ import annotations
 
@@ -40,15 +40,18 @@ import sys
 import threading
 import time
 
-from typing import NamedTuple
+from typing import Mapping, NamedTuple
 
-from podnet.cni import ipam_plugin, plugin, skel, veth
+from podnet.cni import ipam_plugin, plugin, skel
 from podnet.cni.client import SOCKET_NAME, decode_request, encode_reply, peer_uid
 from podnet.cni.errors import DECODE_FAILURE, INVALID_ENV, NOT_PERMITTED, TRY_AGAIN_LATER, CniError
+from podnet.cni.guard import NetnsGuard, netns_is_named
+from podnet.cni.skel import Handler
+from podnet.dataplane.net.podwire_netlink import NetlinkWiring
 
 ORPHAN_CHECK_SECONDS = 2.0
+WIRING = NetlinkWiring()  # the daemon's: no `ip` process per call
 WORKERS = 8  # parallel calls served at once; more wait in the listen backlog
-HANDLERS = {"cni": plugin.HANDLERS, "ipam": ipam_plugin.HANDLERS}
 MAX_REQUEST = 4 << 20  # bytes: a GC's list of every attachment on a node is far below this
 CLIENT_TIMEOUT = 5.0  # seconds to receive a whole request (clients send it at once)
 
@@ -57,6 +60,8 @@ class Config(NamedTuple):
     cni_path: str  # where delegated plugins are looked up, whatever the request says
     datastore: str | None  # the one store URL served (None: none)
     client_timeout: float = CLIENT_TIMEOUT
+    # binary name -> verbs; serve() gives "cni" the netlink wiring (the binary's: `ip -batch`)
+    handlers: Mapping[str, Mapping[str, Handler]] = {"cni": plugin.HANDLERS, "ipam": ipam_plugin.HANDLERS}
 
 
 def _error(code: int, msg: str, details: str = "") -> bytes:
@@ -101,12 +106,11 @@ def _answer(conn: socket.socket, cfg: Config) -> tuple[bytes, bool]:
     except ValueError as e:
         return _error(DECODE_FAILURE, "failed to decode content", f"podnet CNI daemon request: {e}"), True
     if binary == "settle":  # benches and tests: wait until every early-answered DEL is done
-        from podnet.cni import fastwire
-        fastwire.drain()
+        WIRING.drain()
         return encode_reply(0, b"", b""), True
-    handlers = HANDLERS.get(binary)
+    handlers = cfg.handlers.get(binary)
     if handlers is None:
-        return _error(INVALID_ENV, f"unknown plugin {binary!r}", f"known: {', '.join(HANDLERS)}"), True
+        return _error(INVALID_ENV, f"unknown plugin {binary!r}", f"known: {', '.join(cfg.handlers)}"), True
     env["CNI_PATH"] = cfg.cni_path  # the daemon's plugins, not the caller's choice
     out, err = io.StringIO(), io.StringIO()
     rc = skel.run(handlers, env, stdin, out, err)
@@ -146,10 +150,12 @@ def serve(stop: threading.Event | None = None, ready: threading.Event | None = N
         from podnet.cni.runtime import default_cni_path
         cfg = Config(default_cni_path(), None)
     ipam_plugin.enable_store_cache(cfg.datastore)
-    veth.USE_NETLINK = True
-    # Checked once here (and then every ORPHAN_CHECK_SECONDS), not on every call. A daemon
-    # in an unnamed namespace still serves, refusing kernel work per call as the binary would.
-    veth.NETNS_CONFIRMED = _netns_still_named()
+    # Pods are wired over the daemon's own netlink sockets, not `ip` processes. The node
+    # namespace is checked once here (and then every ORPHAN_CHECK_SECONDS), not on every
+    # call; a daemon in an unnamed namespace still serves, refusing kernel work per call as
+    # the binary would.
+    cni = plugin.Plugin(WIRING, NetnsGuard(confirmed=_netns_still_named()))
+    cfg = cfg._replace(handlers={**cfg.handlers, "cni": cni.handlers})
     _warm()
     # What is loaded now lives as long as the daemon: keep it out of the collector's full
     # passes, which would otherwise walk every module's objects in the middle of a call.
@@ -185,8 +191,7 @@ def serve(stop: threading.Event | None = None, ready: threading.Event | None = N
         for w in workers:
             w.join(10)  # a call still running gets to finish
         srv.close()
-        from podnet.cni import fastwire
-        fastwire.drain()
+        WIRING.drain()
 
 
 def _work(srv: socket.socket, stop: threading.Event, cfg: Config) -> None:
@@ -209,14 +214,13 @@ def _netns_still_named() -> bool:
     """False once the node namespace we serve is no longer bound under /var/run/netns
     (the lab went down): then nobody can reach us, and we must not linger."""
     try:
-        return veth.netns_is_named()
+        return netns_is_named()
     except OSError:
         return False
 
 
 def _warm() -> None:
     """Import what calls need now, not on the first pod's clock."""
-    import podnet.cni.fastwire  # noqa: F401
     import podnet.cni.invoke  # noqa: F401
     import podnet.cni.kcheck  # noqa: F401
     import podnet.datastore.sqlite  # noqa: F401

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import time
 
-from podnet.cni import veth
 from podnet.cni.errors import NOT_AVAILABLE_LIMITED, CniError
+from podnet.dataplane.net.podwire import host_ends
 
 IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
 IPV6_FORWARDING = "/proc/sys/net/ipv6/conf/all/forwarding"
@@ -39,7 +39,7 @@ def check_node(network: str) -> None:
 def problems(network: str) -> list[tuple[str, str]]:
     """(what is wrong, how to fix it) for every pod of `network` on this node that has lost
     its way out."""
-    ends = veth.host_ends(network)
+    ends = host_ends(network)
     if not ends:
         return []
     v4, v6 = _route_devices_v4(), _route_devices_v6()

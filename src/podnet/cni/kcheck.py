@@ -12,7 +12,7 @@ import subprocess
 from typing import Any, Sequence
 
 from podnet.cni.errors import IO_FAILURE, CniError
-from podnet.cni.veth import GATEWAY_V4, GATEWAY_V6, netns_prefix
+from podnet.dataplane.net.podwire import GATEWAY_V4, GATEWAY_V6, netns_prefix
 
 CHECK_FAILED = 100  # plugin-specific: state differs from prevResult
 

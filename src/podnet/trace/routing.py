@@ -1,5 +1,5 @@
 """The routing decisions of each kind of namespace in the lab, as the kernel takes them.
-Pure: from calc's route plan (calc/routes.py), the pods' wiring (cni/veth.py) and the
+Pure: from calc's route plan (calc/routes.py), the pods' wiring (dataplane/net/podwire.py) and the
 lab's facts.
 
 A node's table: a /32 (/128) `dev <pod veth>` per local pod (the CNI plugin adds it),
@@ -17,7 +17,7 @@ from podnet.api.defaults import ROUTE_PROTO
 from podnet.api.objects import Node, Pod
 from podnet.calc.model import ClusterState
 from podnet.calc.routes import VXLAN_DEV, Route, node_addrs, plan_routes
-from podnet.cni.veth import GATEWAY_V4, GATEWAY_V6, host_ifname
+from podnet.dataplane.net.podwire import GATEWAY_V4, GATEWAY_V6, host_ifname
 from podnet.trace.facts import LabFacts
 
 POD_IFNAME = "eth0"

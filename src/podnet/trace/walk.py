@@ -17,7 +17,7 @@ from podnet.calc.policy.predicate import SideVerdict, Verdict, allowed, pod_by_i
 from podnet.calc.routes import VXLAN_PORT, VXLAN_VNI
 from podnet.calc.service_paths import Path as SvcPath
 from podnet.calc.services import ServicePortEntry
-from podnet.cni.veth import HOST_MAC, pod_mac
+from podnet.dataplane.net.podwire import HOST_MAC, pod_mac
 from podnet.trace import routing as rt
 from podnet.trace.facts import LabFacts
 from podnet.trace.model import L2, L3, L4, Endpoint, Headers, Hop, Path, Step

@@ -10,7 +10,7 @@ from needs import missing
 from podnet.cni import runtime
 from podnet.cni.config import make_netconf
 from podnet.cni.errors import CniError
-from podnet.cni.veth import host_ifname
+from podnet.dataplane.net.podwire import host_ifname
 
 from cnilab import CNI_PATH, pool
 

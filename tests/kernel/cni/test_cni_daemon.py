@@ -11,7 +11,7 @@ import pytest
 from podnet.cni import runtime
 from podnet.cni.client import SOCKET_NAME
 from podnet.cni.config import make_netconf
-from podnet.cni.veth import host_ifname
+from podnet.dataplane.net.podwire import host_ifname
 
 from cnilab import CNI_PATH
 
@@ -38,7 +38,7 @@ def test_daemon_is_only_reachable_from_its_node_and_exits_with_it(lab):
 
 def test_del_then_add_again_right_away(dual_lab):
     """With the daemon, DEL answers before the kernel has finished freeing the veth (see
-    fastwire.delete_link). By then the link, its pod peer and its routes must be gone for
+    podwire_netlink.delete_link). By then the link, its pod peer and its routes must be gone for
     everyone, the addresses released, and an ADD of the same attachment must work at once."""
     lab = dual_lab
     nc = make_netconf(lab.url, "n1", True)

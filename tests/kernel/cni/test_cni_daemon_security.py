@@ -16,7 +16,7 @@ from podnet.cni import daemon as cnid
 from podnet.cni import runtime
 from podnet.cni.client import SOCKET_NAME
 from podnet.cni.config import make_netconf
-from podnet.cni.veth import host_ifname
+from podnet.dataplane.net.podwire import host_ifname
 
 from cnilab import BIN, CNI_PATH, Lab, pool
 

@@ -6,7 +6,7 @@ import pytest
 
 from podnet.cni import runtime
 from podnet.cni.config import make_netconf
-from podnet.cni.veth import host_ifname
+from podnet.dataplane.net.podwire import host_ifname
 
 from cnilab import CNI_PATH
 

@@ -88,7 +88,7 @@ def test_nat_skips_a_pool_with_a_bad_cidr():
 
 def test_host_veth_name_matches_what_podnet_cni_creates():
     from podnet.calc.policy.compile import host_iface
-    from podnet.cni.veth import host_ifname
+    from podnet.dataplane.net.podwire import host_ifname
     from podnet.lab.network import IFNAME
     pod = _st().get("Pod", "x", "a")
     assert host_iface(pod) == ""  # not wired: not in the anti-spoofing sets

@@ -24,7 +24,7 @@ IFACE_ANNOTATION = "podnet.io/host-veth"
 def host_iface(pod: Pod) -> str:
     """The pod's host-side veth: as recorded (annotation), else, for a pod the lab kubelet
     wired (it passes the pod uid as the CNI container id, interface eth0), the name
-    podnet-cni derives: `pn` + sha256("<container id>/<ifname>")[:11] (cni/veth.host_ifname;
+    podnet-cni derives: `pn` + sha256("<container id>/<ifname>")[:11] (dataplane/net/podwire.host_ifname;
     calc may not import cni, a unit test keeps the two equal). "" when unknown: then the
     pod is not in the anti-spoofing sets (never a false drop)."""
     rec = pod.annotations.get(IFACE_ANNOTATION)

@@ -1,5 +1,9 @@
-"""The pod's wiring: a veth pair, /32 and /128 routes, static neighbours in the pod. Kernel
-work through `ip -batch -` (one process per namespace, no pyroute2 on the plugin's path).
+"""A pod's wiring, the kernel side of a CNI ADD and DEL: a veth pair, /32 and /128 routes,
+static neighbours in the pod. Two ways of doing the same, behind one interface
+(`PodWiring`): `IpWiring` through `ip -batch -` (one process per namespace, for the
+one-shot plugin binary) and `NetlinkWiring` (podwire_netlink.py, over rtnl.py's sockets, for
+the long-lived CNI daemon). The CNI picks one and passes it in; failures are `WireError`,
+which the CNI maps to its error codes at its edge.
 
 Layout (Calico's routed model): the host end lives in the namespace the plugin runs in
 (the node), is named `pn` + a hash of (containerID, ifname) and has the fixed MAC
@@ -20,18 +24,49 @@ link-local address cannot send neighbour solicitations, and DAD takes ~1-2 s.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
-from typing import Mapping, NamedTuple, Sequence
+from typing import NamedTuple, Protocol, Sequence
 
-from podnet.cni.errors import INVALID_ENV, IO_FAILURE, UNKNOWN_CONTAINER, CniError
-from podnet.dataplane.net.sysctl import current_netns_name
 
 HOST_MAC = "ee:ee:ee:ee:ee:ee"
 GATEWAY_V4 = "169.254.1.1"
 GATEWAY_V6 = "fe80::ecee:eeff:feee:eeee"  # EUI-64 link-local of HOST_MAC
 ALIAS_PREFIX = "podnet:"  # host end's ifalias: podnet:<network>/<containerID>/<ifname>, for GC
 NETNS_DIRS = ("/var/run/netns/", "/run/netns/")
+
+
+class WireError(Exception):
+    """The kernel refused a step: `msg` says which, `details` what the kernel said."""
+
+    def __init__(self, msg: str, details: str = ""):
+        super().__init__(msg, details)
+        self.msg, self.details = msg, details
+
+    def __str__(self) -> str:
+        return f"{self.msg}: {self.details}" if self.details else self.msg
+
+
+class Wired(NamedTuple):
+    host: str  # the host end's name
+    default_routes: frozenset[int]  # families whose default route we added
+
+
+class PodWiring(Protocol):
+    def setup(self, container_id: str, ifname: str, netns: str, mtu: int, addrs: Sequence[str],
+              network: str = "") -> Wired:
+        """Create and wire the pair. `addrs` are bare IPs. The pod's default route goes via
+        the new interface only for a family that has none yet (the IPAM conventions: a pod
+        with another network's interface keeps that one's default route). On failure the
+        host end (and with it the pod end) is removed again. Raises WireError."""
+
+    def delete_link(self, host: str) -> bool:
+        """Remove the host end (the kernel removes its peer and routes with it); False when
+        it was not there. Raises WireError."""
+
+    def drain(self) -> None:
+        """Wait for deletes still under way (before the process exits)."""
 
 
 def host_ifname(container_id: str, ifname: str) -> str:
@@ -57,63 +92,25 @@ def ip_batch(prefix: Sequence[str], lines: Sequence[str], what: str) -> None:
     cp = subprocess.run([*prefix, "-batch", "-"], input="\n".join(lines) + "\n",
                         capture_output=True, text=True)
     if cp.returncode != 0:
-        raise CniError(IO_FAILURE, f"{what} failed", cp.stderr.strip() or f"exit {cp.returncode}")
+        raise WireError(f"{what} failed", cp.stderr.strip() or f"exit {cp.returncode}")
 
 
-def check_netns(netns: str) -> None:
-    """The pod namespace must exist and must not be the one the plugin runs in."""
-    try:
-        st = os.stat(netns)
-    except OSError as e:
-        raise CniError(UNKNOWN_CONTAINER, f"network namespace CNI_NETNS={netns} does not exist",
-                       str(e)) from None
-    me = os.stat("/proc/self/ns/net")
-    if (st.st_dev, st.st_ino) == (me.st_dev, me.st_ino):
-        raise CniError(INVALID_ENV, f"CNI_NETNS={netns} is the plugin's own network namespace",
-                       "the pod must have a namespace of its own")
+class IpWiring:
+    """Through `ip -batch -`: what the one-shot plugin binary does."""
+
+    def setup(self, container_id: str, ifname: str, netns: str, mtu: int, addrs: Sequence[str],
+              network: str = "") -> Wired:
+        return _ip_setup(container_id, ifname, netns, mtu, addrs, network)
+
+    def delete_link(self, host: str) -> bool:
+        return _ip_delete_link(host)
+
+    def drain(self) -> None:
+        pass
 
 
-# The daemon sets this once it has checked its (unchanging) namespace at start.
-NETNS_CONFIRMED = False
-
-
-def netns_is_named() -> bool:
-    """Is the namespace we run in bound under /var/run/netns (a lab node)?"""
-    return current_netns_name() is not None
-
-
-def refuse_root_netns(env: Mapping[str, str]) -> None:
-    """Lab safety: the plugin only touches a namespace that is a named one (a lab node,
-    bound under /var/run/netns); the machine's own namespace is unnamed, so a call there
-    is refused before anything changes. A real node opts in with
-    PODNET_CNI_ALLOW_HOST_NETNS=1. (Comparing with PID 1's namespace is not enough: in a
-    container, PID 1 is not in the namespace the machine's processes use.)"""
-    if NETNS_CONFIRMED or env.get("PODNET_CNI_ALLOW_HOST_NETNS") == "1":
-        return
-    if not netns_is_named():
-        raise CniError(INVALID_ENV, "podnet-cni runs in an unnamed network namespace (the machine's own?)",
-                       "run it in a node namespace (ip netns exec <node> ...) or set "
-                       "PODNET_CNI_ALLOW_HOST_NETNS=1 on a real node")
-
-
-# The daemon sets this: wire pods over its own netlink sockets (fastwire.py), not `ip`.
-USE_NETLINK = False
-
-
-class Wired(NamedTuple):
-    host: str  # the host end's name
-    default_routes: frozenset[int]  # families whose default route we added
-
-
-def setup(container_id: str, ifname: str, netns: str, mtu: int, addrs: Sequence[str],
-          network: str = "") -> Wired:
-    """Create and wire the pair. `addrs` are bare IPs. The pod's default route goes via
-    the new interface only for a family that has none yet (the IPAM conventions: a pod
-    with another network's interface keeps that one's default route). On failure the host
-    end (and with it the pod end) is removed again."""
-    if USE_NETLINK:
-        from podnet.cni import fastwire
-        return fastwire.setup(container_id, ifname, netns, mtu, addrs, network)
+def _ip_setup(container_id: str, ifname: str, netns: str, mtu: int, addrs: Sequence[str],
+              network: str) -> Wired:
     host = host_ifname(container_id, ifname)
     mac = pod_mac(container_id, ifname)
     v4 = [a for a in addrs if ":" not in a]
@@ -139,9 +136,9 @@ def setup(container_id: str, ifname: str, netns: str, mtu: int, addrs: Sequence[
             pod_lines.append(f"route add ::/0 via {GATEWAY_V6} dev {ifname}")
     try:
         ip_batch(["ip"], host_lines, f"creating veth {host} <-> {ifname} in {netns}")
-    except CniError as e:
+    except WireError as e:
         if "-:1" not in e.details:  # the pair exists (line 1 passed): undo it
-            delete_link(host)
+            _ip_delete_link(host)
         elif "File exists" in e.details:
             e.msg += f" ({host} or {ifname} in {netns} already exists: ADD twice without DEL?)"
         raise
@@ -152,7 +149,7 @@ def setup(container_id: str, ifname: str, netns: str, mtu: int, addrs: Sequence[
         host_end_sysctls(host)
         node_sysctls(bool(v4), bool(v6))
     except BaseException:
-        delete_link(host)
+        _ip_delete_link(host)
         raise
     return Wired(host, defaults)
 
@@ -174,8 +171,7 @@ def write_sysctl(path: str, value: str) -> None:
         finally:
             os.close(fd)
     except OSError as e:
-        raise CniError(IO_FAILURE, f"cannot set sysctl {path[len('/proc/sys/'):].replace('/', '.')}",
-                       str(e)) from None
+        raise WireError(f"cannot set sysctl {path[len('/proc/sys/'):].replace('/', '.')}", str(e)) from None
 
 
 def host_end_sysctls(host: str) -> None:
@@ -190,18 +186,18 @@ def pod_end_sysctls(netns: str, ifname: str, v4: bool, v6: bool) -> None:
     ndisc_notify: unsolicited neighbour advertisement), so the node's neighbour entry
     follows when a later plugin of the chain (`tuning` with a `mac`) changes it, also
     if the node already talked to the pod: else ~30 s pass before the node re-resolves."""
-    from podnet.dataplane.net.rtnl import open_in_netns
+    from podnet.dataplane.net.rtnl import open_in_netns  # not at import: the binary's start-up
     files = ([f"/proc/sys/net/ipv4/conf/{ifname}/arp_notify"] if v4 else []) + \
         ([f"/proc/sys/net/ipv6/conf/{ifname}/ndisc_notify"] if v6 else [])
     try:
         fds = open_in_netns(netns, files)
     except OSError as e:
-        raise CniError(IO_FAILURE, f"cannot set the notify sysctls of {ifname} in {netns}", str(e)) from None
+        raise WireError(f"cannot set the notify sysctls of {ifname} in {netns}", str(e)) from None
     try:
         for fd in fds:
             os.write(fd, b"1")
     except OSError as e:
-        raise CniError(IO_FAILURE, f"cannot set the notify sysctls of {ifname} in {netns}", str(e)) from None
+        raise WireError(f"cannot set the notify sysctls of {ifname} in {netns}", str(e)) from None
     finally:
         for fd in fds:
             os.close(fd)
@@ -223,22 +219,17 @@ def node_sysctls(v4: bool, v6: bool) -> None:
         write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1")
 
 
-def delete_link(host: str) -> bool:
-    """Remove the host end (the kernel removes its peer and routes with it). Missing is fine."""
-    if USE_NETLINK:
-        from podnet.cni import fastwire
-        return fastwire.delete_link(host)
+def _ip_delete_link(host: str) -> bool:
     cp = subprocess.run(["ip", "link", "del", host], capture_output=True, text=True)
     if cp.returncode == 0:
         return True
     if "Cannot find device" in cp.stderr or "does not exist" in cp.stderr:
         return False
-    raise CniError(IO_FAILURE, f"deleting {host} failed", cp.stderr.strip())
+    raise WireError(f"deleting {host} failed", cp.stderr.strip())
 
 
 def host_ends(network: str) -> dict[str, tuple[str, str, bool]]:
     """Host ends of `network` in this namespace: name -> (containerID, ifname, admin up)."""
-    import json
     cp = subprocess.run(["ip", "-j", "link", "show", "type", "veth"], capture_output=True, text=True)
     out = {}
     for link in json.loads(cp.stdout or "[]") if cp.returncode == 0 else []:

@@ -1,8 +1,9 @@
-"""The daemon's way to wire a pod: the same names, MACs, routes, neighbours and sysctls as
-veth.py's `ip -batch` way, over rtnl.py's netlink sockets instead of `ip` processes, in
+"""`NetlinkWiring`, the CNI daemon's way to wire a pod: the same names, MACs, routes,
+neighbours and sysctls as podwire.py's `ip -batch` way (`IpWiring`), over rtnl.py's netlink
+sockets instead of `ip` processes, in
 three batches (one sendmsg each): make the pair (the peer directly in the pod's
 namespace, the host end up) and name it; the host end's routes (no neighbours: see
-veth.py); the pod end's addresses, link, routes and neighbours (its default route only where the pod has
+podwire.py); the pod end's addresses, link, routes and neighbours (its default route only where the pod has
 none yet: a second network's interface leaves the first one's default alone). Same undo
 on failure.
 """
@@ -14,11 +15,24 @@ import threading
 from typing import Sequence
 
 from podnet.dataplane.net import rtnl
-from podnet.cni.errors import IO_FAILURE, CniError
+from podnet.dataplane.net.podwire import (ALIAS_PREFIX, GATEWAY_V4, GATEWAY_V6, HOST_MAC, WireError, Wired,
+                                          host_end_no_dad, host_end_sysctls, host_ifname, node_sysctls,
+                                          pod_end_sysctls, pod_mac)
 from podnet.dataplane.net.rtnl import RT_SCOPE_LINK, Rtnl
-from podnet.cni.veth import (ALIAS_PREFIX, GATEWAY_V4, GATEWAY_V6, HOST_MAC, Wired,
-                             host_end_no_dad, host_end_sysctls, host_ifname, node_sysctls, pod_end_sysctls,
-                             pod_mac)
+
+
+class NetlinkWiring:
+    """A `PodWiring` over netlink sockets: what the long-lived CNI daemon uses."""
+
+    def setup(self, container_id: str, ifname: str, netns: str, mtu: int, addrs: Sequence[str],
+              network: str = "") -> Wired:
+        return setup(container_id, ifname, netns, mtu, addrs, network)
+
+    def delete_link(self, host: str) -> bool:
+        return delete_link(host)
+
+    def drain(self) -> None:
+        drain()
 
 
 def setup(container_id: str, ifname: str, netns: str, mtu: int, addrs: Sequence[str],
@@ -30,7 +44,7 @@ def setup(container_id: str, ifname: str, netns: str, mtu: int, addrs: Sequence[
     try:
         nl = Rtnl()
     except OSError as e:
-        raise CniError(IO_FAILURE, "cannot open a netlink socket", str(e)) from None
+        raise WireError("cannot open a netlink socket", str(e)) from None
     created = False
     try:
         fd = os.open(netns, os.O_RDONLY)
@@ -40,7 +54,7 @@ def setup(container_id: str, ifname: str, netns: str, mtu: int, addrs: Sequence[
             msg = f"creating veth {host} <-> {ifname} in {netns} failed"
             if e.errno == errno.EEXIST:
                 msg += f" ({host} or {ifname} in {netns} already exists: ADD twice without DEL?)"
-            raise CniError(IO_FAILURE, msg, str(e)) from None
+            raise WireError(msg, str(e)) from None
         finally:
             os.close(fd)
         created = True
@@ -51,7 +65,7 @@ def setup(container_id: str, ifname: str, netns: str, mtu: int, addrs: Sequence[
         reqs = [rtnl.route_add(hidx, a, 32, scope=RT_SCOPE_LINK) for a in v4]
         reqs += [rtnl.route_add(hidx, a, 128) for a in v6]
         nl.batch(reqs)
-        host_end_no_dad(host, bool(v6))  # before the pod end is up (see veth.host_end_no_dad)
+        host_end_no_dad(host, bool(v6))  # before the pod end is up (see podwire.host_end_no_dad)
         step = f"configuring {ifname} in {netns}"
         reqs = [rtnl.addr_add(pidx, a, 32) for a in v4] + [rtnl.addr_add(pidx, a, 128, nodad=True) for a in v6]
         reqs.append(rtnl.link_up(pidx))
@@ -73,7 +87,7 @@ def setup(container_id: str, ifname: str, netns: str, mtu: int, addrs: Sequence[
     except OSError as e:
         if created:
             nl.link_del(host)
-        raise CniError(IO_FAILURE, f"{step} failed", str(e)) from None
+        raise WireError(f"{step} failed", str(e)) from None
     except BaseException:
         if created:
             nl.link_del(host)
@@ -114,9 +128,9 @@ def delete_link(host: str) -> bool:
                 nl.link_del(host)  # returns once the deleter's RTNL section is over
     except OSError as e:
         th.done.wait()
-        raise CniError(IO_FAILURE, f"deleting {host} failed", str(e)) from None
+        raise WireError(f"deleting {host} failed", str(e)) from None
     if th.done.is_set() and th.error is not None:
-        raise CniError(IO_FAILURE, f"deleting {host} failed", str(th.error)) from None
+        raise WireError(f"deleting {host} failed", str(th.error)) from None
     return seen or th.gone  # whether the link was there, as far as was observed
 
 
