@@ -30,7 +30,7 @@ def objects(spec: LabSpec) -> list[dict[str, Any]]:
                         "sessionAffinity": "None",
                         "ports": [{"name": "https", "port": 443, "protocol": "TCP",
                                    "targetPort": API_SERVER_PORT}]}}
-    out = [service]
+    out: list[dict[str, Any]] = [service]
     for family, addr in (("IPv4", cp.ip4), ("IPv6", cp.ip6 if dual else None)):
         if addr:
             out.append({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
