@@ -8,10 +8,10 @@ live in interval sets, so a pool change is a set rewrite.
 from __future__ import annotations
 
 from podnet.calc.nat import NatPlan
+from podnet.dataplane.nft.families import ADDR_TYPE, IP_KEYWORD, TABLE_FAMILY
 
 TABLE = "podnet-nat"
-ADDR = {4: "ipv4_addr", 6: "ipv6_addr"}
-KW = {4: "ip", 6: "ip6"}
+T = f"{TABLE_FAMILY} {TABLE}"
 
 
 def _sets(plan: NatPlan) -> dict[str, tuple[int, tuple[str, ...]]]:
@@ -20,19 +20,19 @@ def _sets(plan: NatPlan) -> dict[str, tuple[int, tuple[str, ...]]]:
 
 
 def _fill(name: str, elems: tuple[str, ...]) -> list[str]:
-    return [f"add element inet {TABLE} {name} {{ {', '.join(elems)} }}"] if elems else []
+    return [f"add element {T} {name} {{ {', '.join(elems)} }}"] if elems else []
 
 
 def full_script(plan: NatPlan) -> str:
-    out = [f"add table inet {TABLE}", f"delete table inet {TABLE}", f"add table inet {TABLE}"]
+    out = [f"add table {T}", f"delete table {T}", f"add table {T}"]
     for name, (fam, elems) in _sets(plan).items():
-        out.append(f"add set inet {TABLE} {name} {{ type {ADDR[fam]}; flags interval; }}")
+        out.append(f"add set {T} {name} {{ type {ADDR_TYPE[fam]}; flags interval; }}")
         out.extend(_fill(name, elems))
-    out.append(f"add chain inet {TABLE} postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}")
+    out.append(f"add chain {T} postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}")
     for f in (4, 6):
-        out.append(f"add rule inet {TABLE} postrouting {KW[f]} saddr @masq{f} {KW[f]} daddr != @cluster{f} "
+        out.append(f"add rule {T} postrouting {IP_KEYWORD[f]} saddr @masq{f} {IP_KEYWORD[f]} daddr != @cluster{f} "
                    f"counter name masquerade{f} masquerade")
-    out[3:3] = [f"add counter inet {TABLE} masquerade{f}" for f in (4, 6)]
+    out[3:3] = [f"add counter {T} masquerade{f}" for f in (4, 6)]
     return "\n".join(out) + "\n"
 
 
@@ -41,6 +41,6 @@ def diff_script(old: NatPlan, new: NatPlan) -> str:
     o = _sets(old)
     for name, (fam, elems) in _sets(new).items():
         if o[name][1] != elems:
-            out.append(f"flush set inet {TABLE} {name}")
+            out.append(f"flush set {T} {name}")
             out.extend(_fill(name, elems))
     return "\n".join(out) + ("\n" if out else "")

@@ -37,13 +37,11 @@ from podnet.calc.policy.predicate import INGRESS
 from podnet.api.objects import ObjectKey
 from podnet.calc.host import HostProtection
 from podnet.dataplane.nft import host as host_nft
+from podnet.dataplane.nft.families import ADDR_TYPE, IP_KEYWORD, TABLE_FAMILY
 from podnet.calc.policy.compile import CompiledPolicies, CompiledRule, PodPolicy, PolicyChain
 
 TABLE = "podnet-pol"
-FAM = "inet"
 SHORT = {"ingress": "in", "egress": "eg"}
-ADDR_TYPE = {4: "ipv4_addr", 6: "ipv6_addr"}
-IPKW = {4: "ip", 6: "ip6"}
 
 BASE_CHAINS = {
     "egress": (
@@ -172,7 +170,7 @@ def _rule_lines(ch: PolicyChain, r: CompiledRule, model: NftModel) -> list[str]:
         elif ports:
             out.append(ports + tail)
     for fam in (4, 6):
-        kw = IPKW[fam]
+        kw = IP_KEYWORD[fam]
         peer_matches: list[str] = []
         if not r.any_peer and r.peer_ips.get(fam):
             peer_matches.append(f"{kw} {peer_dir} @" + _peer_set(model, fam, r.peer_key, r.peer_ips[fam]) + " ")
@@ -309,7 +307,7 @@ def _render_pod(pp: PodPolicy) -> PodFragment:
 
 # ---- scripts --------------------------------------------------------------------------
 def _t(obj: str) -> str:
-    return f"{FAM} {TABLE} {obj}"
+    return f"{TABLE_FAMILY} {TABLE} {obj}"
 
 
 def _q(name: str) -> str:
@@ -325,7 +323,7 @@ def _elements(name: str, elems: frozenset[str]) -> list[str]:
 
 def full_script(m: NftModel) -> str:
     """Re-create the table whole: stale objects of any earlier version vanish with it."""
-    out = [f"add table {FAM} {TABLE}", f"delete table {FAM} {TABLE}", f"add table {FAM} {TABLE}"]
+    out = [f"add table {TABLE_FAMILY} {TABLE}", f"delete table {TABLE_FAMILY} {TABLE}", f"add table {TABLE_FAMILY} {TABLE}"]
     for c in sorted(m.counters | set(STATIC_COUNTERS)):
         out.append(f"add counter {_t(_q(c))}")
     for name, (decl, elems) in sorted(m.sets.items()):

@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from podnet.calc.services import EndpointAddr, ServicePortEntry, ServiceTable
+from podnet.dataplane.nft.families import ADDR_TYPE, FAMILIES, IP_KEYWORD, TABLE_FAMILY
 
 TABLE = "podnet-svc"
-T = f"inet {TABLE}"
+T = f"{TABLE_FAMILY} {TABLE}"
 # The scratch mark: tag 0x5 in the top 4 bits, the service port's slot in the next 16,
 # the endpoint's bucket in the low 12. One mark names one endpoint of one service port, so
 # the endpoint map is keyed on the mark alone (half the load time of a VIP.proto.port.mark
@@ -41,7 +42,6 @@ MAX_SLOTS = (1 << 16) - 1
 # it went to an endpoint on this node, so the NodePort masquerade leaves its source alone
 NO_MASQ_CT_MARK = 0x00100000
 
-_FAM = {4: ("ip", "ipv4_addr"), 6: ("ip6", "ipv6_addr")}
 # (name, type) of every set/map per family; {a} is the address type
 _SETS = (
     ("svc", "map", "{a} . inet_proto . inet_service : verdict"),
@@ -84,7 +84,7 @@ class EntryRender:
 def _draw_rules(e: ServicePortEntry, slot: int, sets: tuple[tuple[str, int, int], ...],
                 first: int, n: int) -> list[str]:
     """Choose one of buckets first..first+n-1: affinity first, then numgen."""
-    ip = _FAM[e.family][0]
+    ip = IP_KEYWORD[e.family]
     draw = f"meta mark set numgen random mod {n} offset {mark(slot, first)}"
     if not e.affinity_timeout:
         return [draw]
@@ -157,7 +157,7 @@ def render_entry(e: ServicePortEntry, slot: int) -> EntryRender:
 def _external_rules(fam: int, cluster: str, local: str) -> tuple[str, ...]:
     """externalTrafficPolicy Local applies only to traffic from outside the cluster
     (calc.service_paths.external_path): pods and the node itself reach every endpoint."""
-    ip, keep = _FAM[fam][0], f"ct mark set ct mark | {NO_MASQ_CT_MARK:#010x}"
+    ip, keep = IP_KEYWORD[fam], f"ct mark set ct mark | {NO_MASQ_CT_MARK:#010x}"
     return (f"{ip} saddr @podcidrs{fam} {keep} goto {cluster}",
             f"fib saddr type local goto {cluster}",
             f"{keep} goto {local}")
@@ -254,15 +254,15 @@ def _chain_cmds(chain: str, rules: Iterable[str]) -> list[str]:
 
 
 def _set_decl(name: str, fam: int, timeout: int) -> str:
-    return (f"add set {T} {name} {{ type {_FAM[fam][1]} ; flags dynamic,timeout ; "
+    return (f"add set {T} {name} {{ type {ADDR_TYPE[fam]} ; flags dynamic,timeout ; "
             f"timeout {timeout}s ; }}")
 
 
 def _static() -> list[str]:
     out = []
-    for fam, (ip, addr) in _FAM.items():
+    for fam in FAMILIES:
         for name, kind, typ in _SETS:
-            out.append(f"add {kind} {T} {name}{fam} {{ type {typ.format(a=addr)} ; }}")
+            out.append(f"add {kind} {T} {name}{fam} {{ type {typ.format(a=ADDR_TYPE[fam])} ; }}")
     base = [("nat-prerouting", "nat", "prerouting", "dstnat", ["jump services"]),
             ("nat-output", "nat", "output", "-100", ["jump services"]),
             ("nat-postrouting", "nat", "postrouting", "srcnat", ["jump masquerading"]),
@@ -280,7 +280,8 @@ def _static() -> list[str]:
         "mark-clear": [f"meta mark & {MARK_MASK:#010x} == {MARK_TAG:#010x} meta mark set 0x00000000"],
         "do-reject": ["meta l4proto tcp reject with tcp reset", "reject with icmpx type port-unreachable"],
     }
-    for fam, (ip, _) in _FAM.items():
+    for fam in FAMILIES:
+        ip = IP_KEYWORD[fam]
         regular["services"] += [
             f"{ip} daddr . meta l4proto . th dport vmap @svc{fam}",
             f"{ip} daddr @nodeips{fam} meta l4proto . th dport vmap @np{fam}",
@@ -303,7 +304,7 @@ def _static() -> list[str]:
     regular["services"].append(f"meta mark & {MARK_MASK:#010x} == {MARK_TAG:#010x} goto endpoint-dnat")
     # a ClusterIP answers only on its Service's ports; anything else is refused at once,
     # as kube-proxy does, instead of wandering off along the default route
-    regular["services"] += [f"{ip} daddr @vips{fam} goto do-reject" for fam, (ip, _) in _FAM.items()]
+    regular["services"] += [f"{IP_KEYWORD[fam]} daddr @vips{fam} goto do-reject" for fam in FAMILIES]
     for name, rules in regular.items():
         out.append(f"add chain {T} {name}")
         rules_after += _chain_cmds(name, rules)
@@ -327,7 +328,7 @@ def render_full(table: ServiceTable, prev: Rendered | None) -> tuple[str, Render
         out += [f"delete table {T}", f"add table {T}"]
     else:
         out.append(f"flush table {T}")
-        for fam in _FAM:
+        for fam in FAMILIES:
             for name, kind, _ in _SETS:
                 out.append(f"flush {kind} {T} {name}{fam}")
     state = Rendered(node_ips=table.node_ips, pod_cidrs=table.pod_cidrs)
