@@ -1,7 +1,8 @@
 """Generate src/podnet/apiserver/proto_fields.json: the protobuf field tables of the
 Kubernetes kinds kubectl's typed `create` generators send as protobuf.
 
-Reads the generated.proto files of k8s.io/api (core/v1, apps/v1) and
+Reads the generated.proto files of k8s.io/api (core/v1, apps/v1, authorization/v1,
+authentication/v1) and
 k8s.io/apimachinery (meta/v1, runtime, util/intstr, api/resource) given on the command
 line, keeps the messages reachable from ROOTS, and writes, per message, its fields by
 number: [json name, type (a scalar or a message's full name), repeated?, map value type].
@@ -18,7 +19,9 @@ from typing import Any
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "podnet" / "apiserver" / "proto_fields.json"
 ROOTS = {"Namespace": "k8s.io.api.core.v1.Namespace", "Service": "k8s.io.api.core.v1.Service",
-         "Pod": "k8s.io.api.core.v1.Pod", "Deployment": "k8s.io.api.apps.v1.Deployment"}
+         "Pod": "k8s.io.api.core.v1.Pod", "Deployment": "k8s.io.api.apps.v1.Deployment",
+         "SelfSubjectAccessReview": "k8s.io.api.authorization.v1.SelfSubjectAccessReview",
+         "SelfSubjectReview": "k8s.io.api.authentication.v1.SelfSubjectReview"}
 SCALARS = {"string", "bytes", "int32", "int64", "uint32", "uint64", "bool", "double", "float", "sint32", "sint64"}
 _FIELD = re.compile(r"^\s*(optional|repeated)?\s*([\w.]+)\s+(\w+)\s*=\s*(\d+)")
 _MAP = re.compile(r"^\s*map<\s*(\w+)\s*,\s*([\w.]+)\s*>\s+(\w+)\s*=\s*(\d+)")

@@ -212,6 +212,10 @@ def test_unauthenticated_and_node_identity(lab):
     nodecfg = lab.dir / "n1.kubeconfig"
     nodecfg.write_text(lab.podnet("kubeconfig", "--name", lab.name, "--node", "n1").stdout)
     assert "web" in kubectl(lab, "get", "svc", kubeconfig=nodecfg).stdout   # a node reads
+    assert kubectl(lab, "auth", "can-i", "delete", "services", kubeconfig=nodecfg, check=False).stdout.startswith("no")
+    assert kubectl(lab, "auth", "can-i", "list", "pods", "-A", kubeconfig=nodecfg).stdout.strip() == "yes"
+    assert "system:node:n1" in kubectl(lab, "auth", "whoami", kubeconfig=nodecfg).stdout
+    assert kubectl(lab, "auth", "can-i", "delete", "services").stdout.strip() == "yes"   # the admin
     cp = kubectl(lab, "delete", "svc", "web", kubeconfig=nodecfg, check=False)
     assert cp.returncode != 0 and "Forbidden" in cp.stderr and 'User "system:node:n1"' in cp.stderr
     cp = kubectl(lab, "create", "service", "clusterip", "evil", "--tcp=80:80", kubeconfig=nodecfg, check=False)
@@ -285,6 +289,15 @@ def test_in_cluster_client_through_the_kubernetes_service(lab):
     host_dir = Path("/var/run/secrets/kubernetes.io/serviceaccount")
     assert not (host_dir / "token").exists()   # the token lived in the command's own mount namespace
     kubectl(lab, "delete", "pod", "incluster")
+
+
+def test_logs_of_a_container_that_runs_a_command(lab):
+    dns = [p for p in lab.pods("kube-system") if p.name.startswith("podnet-dns")]
+    out = kubectl(lab, "logs", "-n", "kube-system", dns[0].name).stdout
+    assert "listening on" in out and "cluster.local" in out
+    assert len(kubectl(lab, "logs", "-n", "kube-system", dns[0].name, "--tail=1").stdout.splitlines()) == 1
+    cp = kubectl(lab, "logs", "-n", "kube-system", dns[0].name, "-c", "nope", check=False)
+    assert cp.returncode != 0 and "not valid" in cp.stderr
 
 
 def test_watch_sees_a_pod_appear(lab):

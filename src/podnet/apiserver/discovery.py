@@ -62,6 +62,8 @@ def _subresource(r: ApiResource, sub: str) -> dict[str, Any]:
         d.update(kind="Scale", group="autoscaling", version="v1")
     if sub == "exec":
         d.update(kind="PodExecOptions", verbs=["create", "get"])
+    if sub == "log":
+        d.update(kind="Pod", verbs=["get"])
     return d
 
 

@@ -15,8 +15,8 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from podnet.apiserver import (auth, bodies, discovery, exec_stream, openapi, paths, sa_tokens,
-                              strict, table)
+from podnet.apiserver import (auth, bodies, discovery, exec_stream, logs, openapi, paths, reviews,
+                              sa_tokens, strict, table)
 from podnet.apiserver.crud import Crud
 from podnet.apiserver.managed import manager_name
 from podnet.apiserver.patch_verb import patch
@@ -40,8 +40,10 @@ def _json(body: Any, status: int = 200) -> web.Response:
 
 class ApiApp:
     def __init__(self, store: Datastore, tokens: auth.TokenTable, server_address: str = "",
-                 allow_exec: bool = False, sa_key: bytes = b"", ca_pem: str = ""):
+                 allow_exec: bool = False, sa_key: bytes = b"", ca_pem: str = "",
+                 locate_log: logs.Locate | None = None):
         self.store = store
+        self.locate_log = locate_log
         self.allow_exec = allow_exec
         self.sa_key, self.ca_pem = sa_key, ca_pem
         self.crud = Crud(Writer(store))
@@ -95,6 +97,12 @@ class ApiApp:
         res = target.resource
         if target.subresource == "exec" and "exec" in res.subresources and target.name:
             return await self._exec(request, ident, res, target)
+        if target.subresource == "log" and "log" in res.subresources and target.name:
+            auth.check(ident, "get", res.group, res.plural, "log", target.name, target.namespace)
+            if request.method != "GET":
+                raise ApiStatus(405, f"method {request.method} is not allowed here")
+            pod = await self.run(self.crud.get, res, target.namespace, target.name)
+            return await logs.serve(request, pod, self.locate_log)
         verb = _METHOD_VERBS.get((request.method, bool(target.name)))
         if verb is None:
             raise ApiStatus(405, f"method {request.method} is not allowed here")
@@ -103,6 +111,11 @@ class ApiApp:
             verb = "watch"
         if target.subresource and target.subresource not in res.subresources:
             raise ApiStatus(404, "the server could not find the requested resource")
+        if res.kind in reviews.KINDS:
+            if verb != "create" or ident.anonymous:
+                raise auth.unauthorized() if ident.anonymous else ApiStatus(405, "only create", "MethodNotAllowed")
+            body = bodies.object_body(await request.read(), request.headers.get("Content-Type"))
+            return _json(reviews.answer(ident, res, body), 201)
         auth.check(ident, verb, res.group, res.plural, target.subresource, target.name,
                    target.namespace)
         if verb not in res.verbs and not target.subresource:

@@ -44,7 +44,7 @@ class ApiResource:
 
 RESOURCES: tuple[ApiResource, ...] = (
     ApiResource("", "v1", "namespaces", "Namespace", False, ("ns",), subresources=("status",)),
-    ApiResource("", "v1", "pods", "Pod", True, ("po",), subresources=("status", "exec"),
+    ApiResource("", "v1", "pods", "Pod", True, ("po",), subresources=("status", "exec", "log"),
                 categories=("all",)),
     ApiResource("", "v1", "services", "Service", True, ("svc",), subresources=("status",),
                 categories=("all",)),
@@ -55,6 +55,10 @@ RESOURCES: tuple[ApiResource, ...] = (
     ApiResource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
     ApiResource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True, ("netpol",)),
     ApiResource(PODNET_GROUP, "v1", "ippools", "IPPool", False),
+    ApiResource("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview",
+                False, verbs=("create",), derived=True),
+    ApiResource("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", False,
+                verbs=("create",), derived=True),
     ApiResource(PODNET_GROUP, "v1", "ipamblocks", "IPAMBlock", False, verbs=READ_VERBS),
 )
 

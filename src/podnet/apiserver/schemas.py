@@ -29,7 +29,7 @@ def _podnet(description: str, spec: dict[str, Any], kind: str = "") -> dict[str,
     OWN_COMPONENTS[name] = {"type": "object", "description": f"The {kind}'s desired state.",
                             "properties": spec}
     return {"type": "object", "description": description, "properties": {
-        "apiVersion": {"type": "string", "description": "podnet.io/v1"},
+        "apiVersion": {"type": "string", "description": "The group/version of the object."},
         "kind": {"type": "string", "description": kind},
         "metadata": _META,
         "spec": {"allOf": [{"$ref": f"#/components/schemas/{name}"}], "description": f"The {kind}'s spec."}}}
@@ -51,6 +51,12 @@ OWN: dict[str, dict[str, Any]] = {
                          "podnet's IPAM only).", {
         "cidr": {"type": "string"}, "pool": {"type": "string"},
         "node": {"type": "string", "description": "The node the block is affine to."}}, "IPAMBlock"),
+    "SelfSubjectAccessReview": _podnet("Asks whether the requester may do something (kubectl auth can-i).", {
+        "resourceAttributes": {"type": "object", "description": "namespace, verb, group, resource, "
+                                                                "subresource, name"},
+        "nonResourceAttributes": {"type": "object", "description": "path, verb"}}, "SelfSubjectAccessReview"),
+    "SelfSubjectReview": _podnet("Asks who the server takes the requester for (kubectl auth whoami).", {},
+                                 "SelfSubjectReview"),
 }
 
 

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from podnet.apiserver.auth import TokenTable
 from podnet.apiserver.http_app import ApiApp
+from podnet.apiserver.logs import Locate
 from podnet.apiserver.resources import RESOURCES
 from podnet.datastore.interface import open_datastore
 
@@ -38,6 +39,7 @@ class Config:
     advertise: str = ""
     allow_exec: bool = False   # kubectl exec runs commands in pod namespaces of this machine (the lab)
     sa_key: Path | None = None   # signs and checks service account tokens
+    locate_log: Locate | None = None   # (pod, container) -> its output file (kubectl logs)
 
 
 def tls_context(cfg: Config) -> ssl.SSLContext:
@@ -73,7 +75,7 @@ async def serve(cfg: Config, ready: "asyncio.Event | None" = None) -> None:
     store = open_datastore(cfg.datastore)
     tokens = TokenTable(cfg.tokens.read_text() if cfg.tokens else "")
     api = ApiApp(store, tokens, cfg.advertise, cfg.allow_exec,
-                 cfg.sa_key.read_bytes() if cfg.sa_key else b"", cfg.ca.read_text())
+                 cfg.sa_key.read_bytes() if cfg.sa_key else b"", cfg.ca.read_text(), cfg.locate_log)
     api.hub.warm([r.kind for r in RESOURCES if not r.derived])
     runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
     await runner.setup()

@@ -20,7 +20,22 @@ def cmd_apiserver(args: argparse.Namespace) -> int:
     run(Config(context.datastore_url(args), Path(args.cert), Path(args.key), Path(args.client_ca),
                Path(args.token_file) if args.token_file else None, args.listen, args.listen_fd,
                args.advertise or "", args.allow_exec,
-               Path(args.service_account_key) if args.service_account_key else None))
+               Path(args.service_account_key) if args.service_account_key else None,
+               _lab_logs(args.lab_state) if args.lab_state else None))
+
+
+def _lab_logs(state_dir: str) -> Any:
+    """kubectl logs in a lab: a container with a command writes to the lab's log files."""
+    from podnet.api.defaults import NETNS_ANNOTATION
+    from podnet.lab.containers import log_path
+    from podnet.lab.state import LabState
+    state = LabState(Path(state_dir))
+
+    def locate(pod: Any, container: str) -> Path | None:
+        md = pod.get("metadata") or {}
+        netns = (md.get("annotations") or {}).get(NETNS_ANNOTATION)
+        return log_path(state, str(netns), str(md.get("name")), container) if netns else None
+    return locate
     return 0
 
 
@@ -55,6 +70,7 @@ def register(sub: Any) -> None:
     p.add_argument("--advertise", help="the address clients are told to use (HOST:PORT)")
     p.add_argument("--service-account-key", help="a secret file: signs and checks the service "
                                                  "account tokens given to pods")
+    p.add_argument("--lab-state", help="the lab's state dir: kubectl logs reads its containers' logs")
     p.add_argument("--allow-exec", action="store_true",
                    help="serve kubectl exec by running the command in the pod's network namespace "
                         "on this machine (a lab's pods)")

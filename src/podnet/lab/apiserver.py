@@ -111,7 +111,7 @@ def start(spec: LabSpec, state: LabState, datastore_url: str, progress: Callable
             "--key", str(d / f"{SERVING}.key"), "--client-ca", str(d / "ca.crt"),
             "--token-file", str(d / "tokens.csv"), "--listen-fd", str(sock.fileno()),
             "--advertise", f"{cp.ip4}:{API_PORT}", "--allow-exec",
-            "--service-account-key", str(d / SA_KEY),
+            "--service-account-key", str(d / SA_KEY), "--lab-state", str(state.dir),
             *[x for a in listen for x in ("--listen", a)])
         pid = procs.spawn(state, "apiserver", argv, netns=cp.netns, net_only=True,
                           pass_fds=(sock.fileno(),))

@@ -94,6 +94,11 @@ def wait_ready(pod: Pod, netns: str, pids: dict[str, int], timeout: float = READ
         time.sleep(0.05)
 
 
+def log_path(state: LabState, netns: str, pod_name: str, container: str) -> Path:
+    """Where a container's process writes its output (what `kubectl logs` shows)."""
+    return state.log(f"{_prefix(netns, pod_name)}{container}")
+
+
 def _prefix(netns: str, pod_name: str) -> str:
     return f"pod-{netns}-{pod_name}-"
 

@@ -16,7 +16,8 @@ def test_resource_lists_carry_verbs_short_names_and_subresources():
     apps = {r["name"]: r for r in discovery.resource_list("apps", "v1")["resources"]}
     assert apps["deployments/scale"]["group"] == "autoscaling" and apps["deployments/scale"]["kind"] == "Scale"
     groups = {g["name"] for g in discovery.api_group_list()["groups"]}
-    assert groups == {"apps", "discovery.k8s.io", "networking.k8s.io", "podnet.io"}
+    assert groups == {"apps", "discovery.k8s.io", "networking.k8s.io", "podnet.io", "authorization.k8s.io",
+                      "authentication.k8s.io"}
     assert discovery.resource_list("apps", "v2") is None
 
 
@@ -93,3 +94,20 @@ def test_exec_status_and_refusals():
     pod["metadata"]["annotations"]["podnet.io/netns"] = "../../etc"
     with pytest.raises(ApiStatus, match="is gone"):
         exec_stream.netns_of(pod, "c")
+
+
+def test_logs_container_choice_and_tail():
+    import pytest
+
+    from podnet.apiserver import logs
+    from podnet.apiserver.status import ApiStatus
+    one = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a"}]}}
+    two = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a"}, {"name": "b"}]}}
+    assert logs.container_of(one, "") == "a" and logs.container_of(two, "b") == "b"
+    with pytest.raises(ApiStatus, match="choose one of"):
+        logs.container_of(two, "")
+    with pytest.raises(ApiStatus, match="not valid"):
+        logs.container_of(one, "z")
+    data = b"1\n2\n3\n"
+    assert logs.tail(data, 2, None) == b"2\n3\n" and logs.tail(data, 0, None) == b""
+    assert logs.tail(data, None, 3) == b"1\n2" and logs.tail(data, None, None) == data

@@ -105,3 +105,16 @@ def test_anonymous_is_401_except_public_info():
     auth.check_path(auth.ANONYMOUS, "/version")
     with pytest.raises(ApiStatus):
         auth.check_path(auth.ANONYMOUS, "/api")
+
+
+def test_can_i_and_whoami_answer_from_the_table():
+    from podnet.apiserver import reviews
+    from podnet.apiserver.resources import for_kind
+    node = TOKENS.lookup("t-node")
+    ask = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+           "spec": {"resourceAttributes": {"verb": "delete", "resource": "services", "namespace": "default"}}}
+    assert reviews.answer(node, for_kind("SelfSubjectAccessReview"), ask)["status"]["allowed"] is False
+    ask["spec"]["resourceAttributes"]["verb"] = "list"
+    assert reviews.answer(node, for_kind("SelfSubjectAccessReview"), ask)["status"]["allowed"] is True
+    who = reviews.answer(node, for_kind("SelfSubjectReview"), {})
+    assert who["status"]["userInfo"] == {"username": "system:node:n1", "groups": ["system:nodes"]}
