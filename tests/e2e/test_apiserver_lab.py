@@ -177,6 +177,27 @@ def test_python_client_list_paging_and_conflict(lab, client):
     assert e.value.status == 409 and json.loads(e.value.body)["reason"] == "Conflict"
 
 
+def test_python_client_watch_and_delete_collection(lab, client):
+    from kubernetes import watch
+    k8s, api = client
+    core = k8s.CoreV1Api(api)
+    rv = core.list_namespaced_service("default").metadata.resource_version
+    for n in ("pw1", "pw2"):
+        core.create_namespaced_service("default", {"apiVersion": "v1", "kind": "Service",
+                                                   "metadata": {"name": n, "labels": {"pw": "1"}},
+                                                   "spec": {"ports": [{"port": 80}]}})
+    seen = []
+    w = watch.Watch()
+    for ev in w.stream(core.list_namespaced_service, "default", resource_version=rv, timeout_seconds=10):
+        seen.append((ev["type"], ev["object"].metadata.name))
+        if ("ADDED", "pw2") in seen:
+            w.stop()
+    assert [s for s in seen if s[1].startswith("pw")] == [("ADDED", "pw1"), ("ADDED", "pw2")]
+    core.delete_collection_namespaced_service("default", label_selector="pw=1")
+    assert core.list_namespaced_service("default", label_selector="pw=1").items == []
+    assert core.list_namespaced_service("default", field_selector="metadata.name=web").items[0].metadata.name == "web"
+
+
 def test_invalid_object_names_the_field(lab, client):
     k8s, api = client
     core = k8s.CoreV1Api(api)

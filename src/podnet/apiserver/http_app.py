@@ -28,9 +28,18 @@ from podnet.datastore.interface import Datastore
 log = logging.getLogger("podnet.apiserver")
 WORKERS = 8
 MAX_WARNINGS = 20
+BODY_TIMEOUT = 30.0  # a client that sends its body slower than this gets 408
 _METHOD_VERBS = {("GET", False): "list", ("GET", True): "get", ("POST", False): "create",
                  ("PUT", True): "update", ("PATCH", True): "patch", ("DELETE", True): "delete",
                  ("DELETE", False): "deletecollection"}
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The body, within BODY_TIMEOUT (a slow client holds a connection, never a worker)."""
+    try:
+        return await asyncio.wait_for(request.read(), BODY_TIMEOUT)
+    except asyncio.TimeoutError:
+        raise ApiStatus(408, f"the request body did not arrive within {BODY_TIMEOUT:.0f}s", "Timeout") from None
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -114,7 +123,7 @@ class ApiApp:
         if res.kind in reviews.KINDS:
             if verb != "create" or ident.anonymous:
                 raise auth.unauthorized() if ident.anonymous else ApiStatus(405, "only create", "MethodNotAllowed")
-            body = bodies.object_body(await request.read(), request.headers.get("Content-Type"))
+            body = bodies.object_body(await read_body(request), request.headers.get("Content-Type"))
             return _json(reviews.answer(ident, res, body), 201)
         auth.check(ident, verb, res.group, res.plural, target.subresource, target.name,
                    target.namespace)
@@ -168,7 +177,7 @@ class ApiApp:
             return await self.run(self.crud.get_scale if sub == "scale" else self.crud.get, res, ns, name)
         if verb == "list":
             return await self.run(self.crud.list, res, ns, dict(q))
-        data = await request.read()
+        data = await read_body(request)
         if verb in ("delete", "deletecollection"):
             opts = bodies.object_body(data, request.content_type or bodies.JSON) if data.strip() else {}
             if q.get("propagationPolicy"):

@@ -163,3 +163,24 @@ def test_list_continue_and_table(store):
         t = await r.json()
         assert t["kind"] == "Table" and [row["cells"][0] for row in t["rows"]] == list("abcde")
     run(store, body)
+
+
+def test_a_slow_client_gets_408_and_holds_up_no_one(store, monkeypatch):
+    from podnet.apiserver import http_app
+    monkeypatch.setattr(http_app, "BODY_TIMEOUT", 1.0)
+
+    async def body(c, api):
+        host, port = c.server.host, c.server.port
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(f"POST {SVC} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer admin-token\r\n"
+                     f"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"kind\"".encode())
+        await writer.drain()
+        t0 = asyncio.get_running_loop().time()
+        r = await c.get(SVC, headers=H)               # served meanwhile
+        assert r.status == 200 and asyncio.get_running_loop().time() - t0 < 1.0
+        status = await asyncio.wait_for(reader.readline(), 5)
+        assert b" 408 " in status
+        writer.close()
+        r = await c.get(SVC + "/svc", headers=H)
+        assert r.status == 404                        # nothing half-written
+    run(store, body)
