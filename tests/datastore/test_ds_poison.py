@@ -122,10 +122,8 @@ def test_informer_serves_the_rest_and_follows_new_writes(backend):
 
 
 @pytest.mark.etcd
-def test_etcd_key_that_names_no_object_is_found_and_removable(backend):
-    if backend.name != "etcd":
-        pytest.skip("only etcd keys can have any shape")
-    store = backend.open()
+def test_etcd_key_that_names_no_object_is_found_and_removable(etcd_backend):
+    store = etcd_backend.open()
     store.create(pod("a"))
     rev = put_raw(store, "Pod/only-two-parts", b"{}")
     assert [o.name for o in store.list("Pod").items] == ["a"]
