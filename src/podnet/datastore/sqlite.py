@@ -16,7 +16,6 @@ Events are auto-compacted (older than `retain_seconds`, or beyond the last
 from __future__ import annotations
 
 import builtins
-import json
 import os
 import sqlite3
 import threading
@@ -30,33 +29,18 @@ from podnet.api.objects import from_dict
 from podnet.datastore.common import (decode, encode, norm_namespace, object_key, prepare_create,
                                      prepare_update, selected, stamp)
 from podnet.datastore.decoding import decode_object, placeholder, report, split_key
-from podnet.datastore.interface import (AlreadyExists, BadEntry, Compacted, Conflict,
+from podnet.datastore import sqlite_rows as sql
+from podnet.datastore.interface import (AlreadyExists, BadEntry, Compacted,
                                         DatastoreError, Event, ListResult, NotFound, Undecodable,
                                         Unavailable)
 
 T = TypeVar("T")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS objects(
-  kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
-  value TEXT NOT NULL, create_rev INTEGER NOT NULL, mod_rev INTEGER NOT NULL,
-  PRIMARY KEY(kind, namespace, name)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS events(
-  rev INTEGER PRIMARY KEY, type TEXT NOT NULL, kind TEXT NOT NULL,
-  namespace TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, ts REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO meta(key, value) VALUES ('revision', 0), ('compacted', 0);
-"""
 
 BUSY_TIMEOUT_MS = 30_000
 POLL_INTERVAL = 0.01       # while the store is busy
 IDLE_POLL_INTERVAL = 0.03  # after IDLE_AFTER seconds without a change: a third of the wakeups
 IDLE_AFTER = 2.0
 AUTO_COMPACT_EVERY = 1000  # revisions between auto-compaction checks
-WATCH_BATCH = 1000
-# Values are read as bytes (CAST AS BLOB): a value that is not UTF-8 must fail only its own
-# decoding (decoding.py), not the whole query, which is what reading it as TEXT does.
-_SELECT = "SELECT namespace, name, CAST(value AS BLOB), mod_rev FROM objects "
 
 
 def sqlite_path(url: str) -> str:
@@ -88,7 +72,7 @@ class SqliteDatastore:
         if not self._has_schema():
             # Short-lived processes (the CNI plugin) open the store often: only the first
             # open takes the write lock to create the tables.
-            self._write(lambda c: c.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;"),
+            self._write(lambda c: c.executescript("BEGIN IMMEDIATE;" + sql.SCHEMA + "COMMIT;"),
                         explicit=True)
 
     def _has_schema(self) -> bool:
@@ -184,7 +168,7 @@ class SqliteDatastore:
     # ---- reads ----------------------------------------------------------------------
     def get(self, kind: str, namespace: str, name: str) -> Resource:
         ns = norm_namespace(kind, namespace)
-        row = _stored(self._conn(), kind, ns, name)
+        row = sql.stored(self._conn(), kind, ns, name)
         if row is None:
             raise NotFound(f"{kind} {ns + '/' if ns else ''}{name} not found")
         return from_dict(decode_object(kind, ns, name, row[0], row[1]))
@@ -193,12 +177,12 @@ class SqliteDatastore:
              selector: LabelSelector | None = None) -> ListResult:
         def run(c: sqlite3.Connection) -> tuple[list[Any], int]:
             if namespace is None:
-                rows = c.execute(_SELECT + "WHERE kind=? ORDER BY namespace, name",
+                rows = c.execute(sql.SELECT + "WHERE kind=? ORDER BY namespace, name",
                                  (kind,)).fetchall()
             else:
-                rows = c.execute(_SELECT + "WHERE kind=? AND namespace=? ORDER BY name",
+                rows = c.execute(sql.SELECT + "WHERE kind=? AND namespace=? ORDER BY name",
                                  (kind, norm_namespace(kind, namespace))).fetchall()
-            return rows, _meta(c, "revision")
+            return rows, sql.meta(c, "revision")
         rows, rev = self._read(run)
         items: list[Resource] = []
         skipped: list[BadEntry] = []
@@ -227,7 +211,7 @@ class SqliteDatastore:
         return bad
 
     def revision(self) -> int:
-        return _meta(self._conn(), "revision")
+        return sql.meta(self._conn(), "revision")
 
     # ---- writes ---------------------------------------------------------------------
     def create(self, obj: Resource) -> Resource:
@@ -235,7 +219,7 @@ class SqliteDatastore:
         d = prepare_create(obj)
 
         def run(c: sqlite3.Connection) -> Resource:
-            if _stored(c, kind, ns, name) is not None:
+            if sql.stored(c, kind, ns, name) is not None:
                 raise AlreadyExists(f"{kind} {ns + '/' if ns else ''}{name} already exists")
             rev = self._bump(c)
             value = encode(stamp(d, rev))
@@ -249,9 +233,9 @@ class SqliteDatastore:
         want = obj.resource_version if revision is None else revision
 
         def run(c: sqlite3.Connection) -> Resource:
-            old_value = _current(c, kind, ns, name, want)
+            old_value = sql.current(c, kind, ns, name, want)
             rev = self._bump(c)
-            value = encode(stamp(prepare_update(obj, _loads_or_empty(old_value)), rev))
+            value = encode(stamp(prepare_update(obj, sql.loads_or_empty(old_value)), rev))
             c.execute("UPDATE objects SET value=?, mod_rev=? WHERE kind=? AND namespace=? AND name=?",
                       (value, rev, kind, ns, name))
             self._event(c, rev, "MODIFIED", kind, ns, name, value)
@@ -262,7 +246,7 @@ class SqliteDatastore:
         ns = norm_namespace(kind, namespace)
 
         def run(c: sqlite3.Connection) -> Resource:
-            old_value = _current(c, kind, ns, name, revision)
+            old_value = sql.current(c, kind, ns, name, revision)
             rev = self._bump(c)
             try:
                 old = decode_object(kind, ns, name, old_value, rev)
@@ -282,7 +266,7 @@ class SqliteDatastore:
         self.delete(kind, ns, name, revision)
 
     def _bump(self, c: sqlite3.Connection) -> int:
-        rev = _meta(c, "revision") + 1
+        rev = sql.meta(c, "revision") + 1
         c.execute("UPDATE meta SET value=? WHERE key='revision'", (rev,))
         if rev % AUTO_COMPACT_EVERY == 0:
             self._auto_compact(c, rev)
@@ -295,7 +279,7 @@ class SqliteDatastore:
 
     # ---- compaction -----------------------------------------------------------------
     def compact(self, revision: int) -> None:
-        self._write(lambda c: _compact_to(c, min(revision, _meta(c, "revision"))))
+        self._write(lambda c: sql.compact_to(c, min(revision, sql.meta(c, "revision"))))
 
     def _auto_compact(self, c: sqlite3.Connection, rev: int) -> None:
         floor = rev - self.retain_events
@@ -303,8 +287,8 @@ class SqliteDatastore:
                         (time.time() - self.retain_seconds,)).fetchone()
         if row[0] is not None:
             floor = max(floor, int(row[0]))
-        if floor > _meta(c, "compacted"):
-            _compact_to(c, floor)
+        if floor > sql.meta(c, "compacted"):
+            sql.compact_to(c, floor)
 
     # ---- watch ----------------------------------------------------------------------
     def watch(self, from_revision: int, kinds: tuple[str, ...] | None = None,
@@ -335,12 +319,12 @@ class SqliteDatastore:
                     _sleep(stop, IDLE_POLL_INTERVAL if idle else POLL_INTERVAL)
                     continue
                 changed_at = time.monotonic()
-                rows, floor = _read_events(conn, last)
+                rows, floor = sql.read_events(conn, last)
             except sqlite3.Error as e:
                 raise Unavailable(f"SQLite datastore {self.path}: {e}") from e
             if last < floor:
                 raise Compacted(last, floor)
-            if len(rows) < WATCH_BATCH:
+            if len(rows) < sql.WATCH_BATCH:
                 version = now  # caught up at this data_version
             for rev, type_, kind, ns, name, value in rows:
                 last = rev
@@ -358,58 +342,6 @@ class SqliteDatastore:
                 c.close()
             except sqlite3.Error:
                 pass
-
-
-def _read_events(conn: sqlite3.Connection, last: int) -> tuple[list[Any], int]:
-    # One read transaction so the floor and the rows are from the same snapshot:
-    # otherwise a compaction between the two reads could hide lost events.
-    conn.execute("BEGIN")
-    try:
-        floor = _meta(conn, "compacted")
-        rows = conn.execute("SELECT rev, type, kind, namespace, name, CAST(value AS BLOB) FROM events "
-                            "WHERE rev > ? ORDER BY rev LIMIT ?", (last, WATCH_BATCH)).fetchall()
-    finally:
-        conn.execute("COMMIT")
-    return rows, floor
-
-
-def _compact_to(c: sqlite3.Connection, revision: int) -> None:
-    if revision <= _meta(c, "compacted"):
-        return
-    c.execute("DELETE FROM events WHERE rev <= ?", (revision,))
-    c.execute("UPDATE meta SET value=? WHERE key='compacted'", (revision,))
-
-
-def _meta(c: sqlite3.Connection, key: str) -> int:
-    return int(c.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()[0])
-
-
-def _current(c: sqlite3.Connection, kind: str, ns: str, name: str, want: int | None) -> bytes:
-    """The stored value; NotFound when absent, Conflict when `want` (0/None: any) is not
-    its revision. Called inside the write transaction, so the check and the write are atomic."""
-    row = _stored(c, kind, ns, name)
-    if row is None:
-        raise NotFound(f"{kind} {ns + '/' if ns else ''}{name} not found")
-    value, mod_rev = row
-    if want and want != mod_rev:
-        raise Conflict(f"{kind} {ns + '/' if ns else ''}{name}: revision {want} is stale "
-                       f"(stored: {mod_rev})")
-    return value
-
-
-def _stored(c: sqlite3.Connection, kind: str, ns: str, name: str) -> tuple[bytes, int] | None:
-    return c.execute("SELECT CAST(value AS BLOB), mod_rev FROM objects "
-                     "WHERE kind=? AND namespace=? AND name=?",
-                     (kind, ns, name)).fetchone()
-
-
-def _loads_or_empty(value: bytes) -> dict[str, Any]:
-    """The stored object, or {} when it does not decode (an update overwrites it whole)."""
-    try:
-        d = json.loads(value)
-    except (ValueError, TypeError, RecursionError):
-        return {}
-    return d if isinstance(d, dict) else {}
 
 
 def _watch_event(url: str, rev: int, type_: str, kind: str, ns: str, name: str, value: bytes) -> Event:
