@@ -22,7 +22,7 @@ def answer(ident: auth.Identity, res: ApiResource, body: dict[str, Any]) -> dict
     if res.kind == "SelfSubjectReview":
         out["status"] = {"userInfo": {"username": ident.user, "groups": list(ident.groups)}}
         return out
-    spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
+    spec: dict[str, Any] = body["spec"] if isinstance(body.get("spec"), dict) else {}
     ra = spec.get("resourceAttributes")
     if isinstance(ra, dict):
         ok = auth.allowed(ident, str(ra.get("verb") or ""), str(ra.get("group") or ""),

@@ -22,6 +22,7 @@ def cmd_apiserver(args: argparse.Namespace) -> int:
                args.advertise or "", args.allow_exec,
                Path(args.service_account_key) if args.service_account_key else None,
                _lab_logs(args.lab_state) if args.lab_state else None))
+    return 0
 
 
 def _lab_logs(state_dir: str) -> Any:
