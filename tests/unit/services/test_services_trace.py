@@ -7,7 +7,8 @@ from collections import Counter
 from hypothesis import given, settings, strategies as st
 
 from podnet.calc.services import ServiceTable, build_table
-from podnet.dataplane.nft.services import render_entry, render_full, render_partial
+from podnet.dataplane.nft.service_chains import render_entry
+from podnet.dataplane.nft.services import render_full, render_partial
 from builders import endpoint, make_service, make_slice
 from svc_fixture import NODE_IPS, POD_CIDRS, local_table, table
 from svc_nftsim import NftModel, canonical, trace
