@@ -12,9 +12,25 @@ from typing import Any
 
 from podnet.dataplane.net.netns import CommandError, run
 
+NETNS_DIRS = ("/var/run/netns/", "/run/netns/")
+
+
+def ip_argv(netns: str | None) -> list[str]:
+    """`ip` in namespace `netns`: a name (under /var/run/netns), a path (a CNI_NETNS, which
+    may also be /proc/<pid>/ns/net), or None (this namespace)."""
+    if not netns:
+        return ["ip"]
+    if "/" not in netns:
+        return ["ip", "-n", netns]
+    for d in NETNS_DIRS:
+        if netns.startswith(d) and "/" not in netns[len(d):]:
+            return ["ip", "-n", netns[len(d):]]
+    return ["nsenter", f"--net={netns}", "ip"]
+
 
 class IpBatch:
-    """`ip [-n NS] [-force] -batch -`: every line one command, applied in order."""
+    """`ip [-n NS] [-force] -batch -`: every line one command, applied in order. `netns` as
+    `ip_argv` takes it."""
 
     def __init__(self, netns: str | None = None, tool: str = "ip"):
         self.netns = netns
@@ -33,7 +49,7 @@ class IpBatch:
         line (force=True: deletes of things already gone must not stop the rest)."""
         if not self.lines:
             return
-        argv = [self.tool] + (["-n", self.netns] if self.netns and self.tool == "ip" else [])
+        argv = ip_argv(self.netns) if self.tool == "ip" else [self.tool]
         argv += (["-force"] if force else []) + ["-batch", "-"]
         netns = self.netns if self.tool != "ip" else None
         run(netns, argv, input="\n".join(self.lines) + "\n")

@@ -30,13 +30,14 @@ import subprocess
 from typing import NamedTuple, Protocol, Sequence
 
 from podnet.dataplane.net import sysctl
+from podnet.dataplane.net.links import IpBatch, ip_argv
+from podnet.dataplane.net.netns import CommandError
 
 
 HOST_MAC = "ee:ee:ee:ee:ee:ee"
 GATEWAY_V4 = "169.254.1.1"
 GATEWAY_V6 = "fe80::ecee:eeff:feee:eeee"  # EUI-64 link-local of HOST_MAC
 ALIAS_PREFIX = "podnet:"  # host end's ifalias: podnet:<network>/<containerID>/<ifname>, for GC
-NETNS_DIRS = ("/var/run/netns/", "/run/netns/")
 
 
 class WireError(Exception):
@@ -84,17 +85,16 @@ def pod_mac(container_id: str, ifname: str) -> str:
 
 def netns_prefix(netns: str) -> list[str]:
     """argv prefix to run `ip` inside the pod's namespace."""
-    for d in NETNS_DIRS:
-        if netns.startswith(d) and "/" not in netns[len(d):]:
-            return ["ip", "-n", netns[len(d):]]
-    return ["nsenter", f"--net={netns}", "ip"]
+    return ip_argv(netns)
 
 
-def ip_batch(prefix: Sequence[str], lines: Sequence[str], what: str) -> None:
-    cp = subprocess.run([*prefix, "-batch", "-"], input="\n".join(lines) + "\n",
-                        capture_output=True, text=True)
-    if cp.returncode != 0:
-        raise WireError(f"{what} failed", cp.stderr.strip() or f"exit {cp.returncode}")
+def ip_batch(netns: str | None, lines: Sequence[str], what: str) -> None:
+    batch = IpBatch(netns)
+    batch.lines = list(lines)
+    try:
+        batch.run()
+    except CommandError as e:
+        raise WireError(f"{what} failed", e.stderr.strip() or f"exit {e.rc}") from None
 
 
 class IpWiring:
@@ -137,7 +137,7 @@ def _ip_setup(container_id: str, ifname: str, netns: str, mtu: int, addrs: Seque
         if 6 in defaults:
             pod_lines.append(f"route add ::/0 via {GATEWAY_V6} dev {ifname}")
     try:
-        ip_batch(["ip"], host_lines, f"creating veth {host} <-> {ifname} in {netns}")
+        ip_batch(None, host_lines, f"creating veth {host} <-> {ifname} in {netns}")
     except WireError as e:
         if "-:1" not in e.details:  # the pair exists (line 1 passed): undo it
             _ip_delete_link(host)
@@ -146,7 +146,7 @@ def _ip_setup(container_id: str, ifname: str, netns: str, mtu: int, addrs: Seque
         raise
     try:
         host_end_no_dad(host, bool(v6))  # the pod end is still down: no carrier, no link-local yet
-        ip_batch(netns_prefix(netns), pod_lines, f"configuring {ifname} in {netns}")
+        ip_batch(netns, pod_lines, f"configuring {ifname} in {netns}")
         pod_end_sysctls(netns, ifname, bool(v4), bool(v6))
         host_end_sysctls(host)
         node_sysctls(bool(v4), bool(v6))
