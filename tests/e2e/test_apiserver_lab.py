@@ -104,6 +104,7 @@ def test_apply_examples_reapply_and_edit(lab):
         assert s.get("Deployment", "default", "web").spec["replicas"] == 2
     finally:
         s.close()
+    assert "successfully rolled out" in kubectl(lab, "rollout", "status", "deployment/web", "--timeout=60s").stdout
     lab.wait_pods(2, app="web")
     # what podnet itself prints agrees with what kubectl got
     assert "web" in lab.podnet("get", "deploy").stdout

@@ -34,7 +34,7 @@ class Writer:
         """Raises Invalid, NotFound (its namespace), AlreadyExists."""
         self._validate(obj)
         self._namespace_exists(obj)
-        new = self._admit(obj)
+        new = self._admit(_first_generation(obj))
         try:
             return self.store.create(new)
         except AlreadyExists:
@@ -178,13 +178,29 @@ def _without_status(obj: Resource) -> dict[str, Any]:
     return {k: v for k, v in obj.raw.items() if k != "status"}
 
 
+# Kinds whose metadata.generation counts changes of their spec (kube-apiserver's
+# strategies; the Deployment controller reports it back as status.observedGeneration,
+# which `kubectl rollout status` compares).
+GENERATION_KINDS = ("Deployment",)
+
+
+def _first_generation(obj: Resource) -> Resource:
+    if obj.kind not in GENERATION_KINDS:
+        return obj
+    return obj.with_metadata(generation=1)
+
+
 def _keep_identity(new: Resource, live: Resource) -> Resource:
-    """An update keeps the stored uid and creationTimestamp (a user's manifest lacks them)."""
+    """An update keeps the stored uid and creationTimestamp (a user's manifest lacks them),
+    and a new spec bumps the generation."""
     d = new.to_dict()
     md = d.setdefault("metadata", {})
     for f in ("uid", "creationTimestamp"):
         if f in live.metadata:
             md[f] = copy.deepcopy(live.metadata[f])
+    if live.kind in GENERATION_KINDS:
+        gen = int(live.metadata.get("generation") or 1)
+        md["generation"] = gen + 1 if d.get("spec") != live.spec else gen
     return from_dict(d)
 
 

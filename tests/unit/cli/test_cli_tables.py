@@ -102,8 +102,9 @@ def test_round_trip_keeps_every_field(env, capsys):
     s.close()
     got = json.loads(run(capsys, "get", "deploy", "web", "-o", "json")[1])
     md = got["metadata"]
-    assert {"uid", "creationTimestamp", "resourceVersion"} <= set(md)
-    for f in ("uid", "creationTimestamp", "resourceVersion"):
+    assert {"uid", "creationTimestamp", "resourceVersion", "generation"} <= set(md)
+    assert md["generation"] == 1   # set by the server, as kube-apiserver does for a Deployment
+    for f in ("uid", "creationTimestamp", "resourceVersion", "generation"):
         md.pop(f)
     assert json.loads(md["annotations"].pop("podnet.io/last-applied")) == manifest
     assert got.pop("status") == {"conditions": []}
