@@ -3,25 +3,22 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from podnet.api.objects import Resource, from_dict
+from podnet.api.objects import Resource
 from podnet.calc.model import ClusterState
-from builders import make_namespace, make_pod
+from builders import make_namespace, make_pod, make_service, make_slice
 
 
 def service(ns: str, name: str, mutate: Callable[[dict[str, Any]], None] | None = None, **spec: Any) -> Resource:
-    d: dict[str, Any] = {"apiVersion": "v1", "kind": "Service",
-                         "metadata": {"name": name, "namespace": ns}, "spec": dict(spec)}
-    if mutate:
-        mutate(d)
-    return from_dict(d)
+    def whole_spec(d: dict[str, Any]) -> None:
+        d["spec"] = dict(spec)  # the DNS cases give the whole spec
+        if mutate:
+            mutate(d)
+    return make_service(ns, name, whole_spec)
 
 
 def endpoint_slice(ns: str, svc: str, endpoints: list[dict[str, Any]], ports: list[dict[str, Any]],
                    address_type: str = "IPv4", suffix: str = "a") -> Resource:
-    return from_dict({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                      "metadata": {"name": f"{svc}-{suffix}", "namespace": ns,
-                                   "labels": {"kubernetes.io/service-name": svc}},
-                      "addressType": address_type, "endpoints": endpoints, "ports": ports})
+    return make_slice(ns, svc, endpoints, name=f"{svc}-{suffix}", family=address_type, ports=ports)
 
 
 def pod(ns: str, name: str, ips: list[str], **spec: Any) -> Resource:

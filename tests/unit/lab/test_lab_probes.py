@@ -2,16 +2,15 @@
 and the thresholds of the prober, with a scripted probe runner and a fake clock."""
 from __future__ import annotations
 
-from podnet.api.objects import from_dict
 from podnet.lab.probes import ExecProbe, Prober, readiness_probe
+from builders import make_pod
 
 
 def pod(probe):
     c = {"name": "srv", "image": "podnet/serve"}
     if probe is not None:
         c["readinessProbe"] = probe
-    return from_dict({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"},
-                      "spec": {"containers": [c]}})
+    return make_pod("default", "p", [], mutate=lambda d: d["spec"].update(containers=[c]))
 
 
 def test_parse_exec_probe_with_kubernetes_defaults_and_floors():
