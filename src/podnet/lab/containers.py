@@ -4,7 +4,8 @@ Most lab containers have no command and are served by the node's `podnet serve`.
 container with `command` (for example the cluster DNS server, `podnet dns`) runs as its
 own process: `ip netns exec <pod-netns> <command> <args>`, in a new session, with the
 pod's resolv.conf, the container's `env` values, `PODNET_DATASTORE` (as a service account
-would give it access to the API) and the venv's bin dir first on PATH. It counts as ready
+would give it access to the API), the KUBERNETES_SERVICE_* variables of the `kubernetes`
+Service (lab/incluster.py) and the venv's bin dir first on PATH. It counts as ready
 once it is alive and every containerPort it declares is bound in the pod's netns (read
 from /proc/thread-self/net by a thread that joined that netns).
 """
@@ -18,7 +19,7 @@ from typing import Any
 
 from podnet.api.objects import Container, Pod
 from podnet.dataplane.net.sysctl import call_in_netns
-from podnet.lab import procs
+from podnet.lab import incluster, procs
 from podnet.lab.state import LabState
 
 READY_TIMEOUT = 20.0
@@ -37,7 +38,8 @@ def _env(pod: Pod, container_name: str, datastore_url: str) -> dict[str, str]:
     env = {"PODNET_DATASTORE": datastore_url,
            "PATH": os.path.dirname(os.path.abspath(sys.executable)) + os.pathsep
            + os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-           "POD_NAME": pod.name, "POD_NAMESPACE": pod.namespace, "HOSTNAME": pod.name}
+           "POD_NAME": pod.name, "POD_NAMESPACE": pod.namespace, "HOSTNAME": pod.name,
+           **incluster.service_env()}
     for c in pod.spec.get("containers") or []:
         if c.get("name") == container_name:
             for e in c.get("env") or []:

@@ -43,3 +43,10 @@ def objects(spec: LabSpec) -> list[dict[str, Any]]:
                                        "nodeName": cp.name}],
                         "ports": [{"name": "https", "port": API_SERVER_PORT, "protocol": "TCP"}]})
     return out
+
+
+def service_env() -> dict[str, str]:
+    """The variables Kubernetes gives every container for the `kubernetes` Service."""
+    url = f"tcp://{SERVICE_IP_V4}:443"
+    return {"KUBERNETES_SERVICE_HOST": SERVICE_IP_V4, "KUBERNETES_SERVICE_PORT": "443",
+            "KUBERNETES_SERVICE_PORT_HTTPS": "443", "KUBERNETES_PORT": url, "KUBERNETES_PORT_443_TCP": url}

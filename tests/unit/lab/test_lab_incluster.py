@@ -17,3 +17,13 @@ def test_service_and_slices_point_at_the_api_server():
     for o in objs:
         assert validate_object(from_dict(o)) == []
     assert len(incluster.objects(make_spec("apit", 1, False))) == 2
+
+
+def test_containers_with_a_command_get_the_service_variables():
+    from podnet.lab.containers import _env
+    pod = from_dict({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "ns"},
+                     "spec": {"containers": [{"name": "c", "image": "x", "command": ["true"],
+                                              "env": [{"name": "KUBERNETES_SERVICE_PORT", "value": "8443"}]}]}})
+    env = _env(pod, "c", "sqlite:///x.db")
+    assert env["KUBERNETES_SERVICE_HOST"] == "10.96.0.1" and env["KUBERNETES_PORT"] == "tcp://10.96.0.1:443"
+    assert env["KUBERNETES_SERVICE_PORT"] == "8443"   # the container's own env wins, as in Kubernetes
