@@ -141,6 +141,7 @@ class Crud:
     def delete(self, res: ApiResource, ns: str, name: str, options: Mapping[str, Any]) -> dict[str, Any]:
         self._writable(res)
         pre = options.get("preconditions") or {}
+        grace = _grace(options)
         rev = None
         if pre.get("resourceVersion"):
             try:
@@ -154,7 +155,8 @@ class Crud:
                     raise ApiStatus(409, f'Precondition failed: UID in precondition: {pre["uid"]}, '
                                          f"UID in object meta: {live.uid}", "Conflict")
             gone = self.writer.delete(res.kind, ns, name, revision=rev,
-                                      propagation=str(options.get("propagationPolicy") or "Background"))
+                                      propagation=str(options.get("propagationPolicy") or "Background"),
+                                      grace_period=grace)
         except Exception as e:
             raise _fail(e, res, name) from None
         return served(gone.raw, res)
@@ -178,6 +180,17 @@ class Crud:
         if res.derived or "create" not in res.verbs:
             raise ApiStatus(405, f"{res.plural} are read-only here ({'derived from EndpointSlices' if res.derived else 'written by podnet itself'})",
                             "MethodNotAllowed")
+
+
+def _grace(options: Mapping[str, Any]) -> int | None:
+    """DeleteOptions.gracePeriodSeconds (body or query); None = the object's own."""
+    g = options.get("gracePeriodSeconds")
+    if g is None or g == "":
+        return None
+    try:
+        return int(g)
+    except (TypeError, ValueError):
+        raise ApiStatus(400, f"gracePeriodSeconds {g!r} is not a number of seconds") from None
 
 
 def scale_of(obj: dict[str, Any]) -> dict[str, Any]:

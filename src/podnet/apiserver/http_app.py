@@ -180,8 +180,9 @@ class ApiApp:
         data = await read_body(request)
         if verb in ("delete", "deletecollection"):
             opts = bodies.object_body(data, request.content_type or bodies.JSON) if data.strip() else {}
-            if q.get("propagationPolicy"):
-                opts["propagationPolicy"] = q["propagationPolicy"]
+            for k in ("propagationPolicy", "gracePeriodSeconds"):
+                if q.get(k):
+                    opts[k] = q[k]
             if verb == "delete":
                 return await self.run(self.crud.delete, res, ns, name, opts)
             return await self.run(self.crud.delete_collection, res, ns, dict(q), opts)

@@ -145,9 +145,11 @@ class Writer:
 
     # ---- delete -------------------------------------------------------------------------
     def delete(self, kind: str, namespace: str, name: str, revision: int | None = None,
-               propagation: str = "Background") -> Resource:
-        """Delete with cascade (see deleting.py). Raises NotFound, Conflict, Forbidden."""
-        return deleting.delete_object(self.store, kind, namespace, name, revision, propagation)
+               propagation: str = "Background", grace_period: int | None = None) -> Resource:
+        """Delete with cascade (see deleting.py); a scheduled Pod is only marked terminating
+        unless `grace_period` is 0. Raises NotFound, Conflict, Forbidden, BadRequest."""
+        return deleting.delete_object(self.store, kind, namespace, name, revision, propagation,
+                                      grace_period)
 
     # ---- helpers ------------------------------------------------------------------------
     def _validate(self, obj: Resource) -> None:
@@ -192,10 +194,13 @@ def _first_generation(obj: Resource) -> Resource:
 
 def _keep_identity(new: Resource, live: Resource) -> Resource:
     """An update keeps the stored uid and creationTimestamp (a user's manifest lacks them),
-    and a new spec bumps the generation."""
+    and a new spec bumps the generation; a terminating object stays terminating (only a
+    delete sets or shortens that)."""
     d = new.to_dict()
     md = d.setdefault("metadata", {})
-    for f in ("uid", "creationTimestamp"):
+    for f in ("deletionTimestamp", "deletionGracePeriodSeconds"):
+        md.pop(f, None)
+    for f in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"):
         if f in live.metadata:
             md[f] = copy.deepcopy(live.metadata[f])
     if live.kind in GENERATION_KINDS:

@@ -8,7 +8,11 @@ call podnet-cni ADD in the node's netns as a container runtime does (lab/network
 write its resolv.conf, ask the node's `podnet serve` to listen on its containerPorts (a
 container with a `command` runs as its own process: lab/containers.py), then record status
 (podIPs, hostIP, phase, Ready) and the `podnet.io/netns` annotation (lab/pod_status.py).
-Deleting a pod does the reverse (CNI DEL releases its IPs).
+A pod marked terminating (deletionTimestamp) is stopped gracefully (lab/termination.py:
+preStop hook, SIGTERM, the grace period, SIGKILL), then its sandbox is torn down (CNI DEL
+releases its IPs), and only then is the object deleted for good (grace 0, on its uid and
+revision), as a kubelet does (issue 17 §1). A pod deleted for good at once (grace 0) is
+torn down straight away.
 
 What the kubelet set up is also written to `<lab>/pods/<netns>-<pod>.json` (lab/records.py),
 so a restarted kubelet (or `podnet down`) can undo it even for pods whose object is already
@@ -32,7 +36,7 @@ from podnet.apiserver.write import Writer
 from podnet.datastore.common import now_rfc3339
 from podnet.datastore.cache import Batch, Informer
 from podnet.datastore.interface import Conflict, Datastore, Event, NotFound
-from podnet.lab import containers, network, probes, procs
+from podnet.lab import containers, network, probes, procs, termination
 from podnet.lab.deployments import collect_garbage, reconcile_deployment
 from podnet.lab.pod_status import StatusWriter
 from podnet.lab.records import PodRecords
@@ -80,6 +84,8 @@ class Kubelet:
         self.records = PodRecords(state.path("pods"))
         self.readiness: dict[tuple[str, str], bool] = {}  # pods with a readinessProbe
         self.prober = probes.Prober(self._readiness_changed)
+        self.terminating: set[tuple[str, str]] = set()  # pods being stopped gracefully
+        self.finalized: set[str] = set()  # uids we deleted for good (their DELETED is ours)
 
     # ---- cache --------------------------------------------------------------------------
     def relist(self) -> None:
@@ -168,7 +174,10 @@ class Kubelet:
             return
         if ev.type == "DELETED":
             self.pods.pop(key, None)
-            self.submit(key, lambda: self.teardown(key, obj))
+            if obj.uid in self.finalized:
+                self.finalized.discard(obj.uid)  # torn down before we deleted it
+            else:
+                self.submit(key, lambda: self.teardown(key, obj))
         else:
             self.pods[key] = obj
             self.reconcile_pod(obj)
@@ -193,6 +202,9 @@ class Kubelet:
     def reconcile_pod(self, pod: Pod) -> None:
         key = (pod.namespace, pod.name)
         if pod.deletion_timestamp:
+            if key not in self.terminating:
+                self.terminating.add(key)
+                self.submit(key, functools.partial(self.terminate, key, pod))
             return
         if not pod.node_name:
             node = schedule(pod, [n.name for n in self.spec.nodes], self.pods.values())
@@ -233,7 +245,7 @@ class Kubelet:
 
     def setup(self, key: tuple[str, str]) -> None:
         pod = self.pods.get(key)
-        if pod is None or not pod.node_name:
+        if pod is None or not pod.node_name or pod.deletion_timestamp:
             return
         done = self.running.get(key)
         if done is not None and done[0] == pod.uid:
@@ -341,6 +353,46 @@ class Kubelet:
         if not resp.get("ok"):
             raise ServeError(str(resp.get("error")))
         return list(resp.get("warnings") or [])
+
+    def terminate(self, key: tuple[str, str], pod: Pod) -> None:
+        """Stop the pod within its grace period, tear it down, delete it for good."""
+        try:
+            done = self.running.get(key)
+            pids = self.procs.pop(key, None) or {}
+            self.prober.forget(key)
+            netns = done[3] if done is not None and done[0] == pod.uid else ""
+            what = termination.Stopper(pod, netns, self.serve.get(pod.node_name), pids,
+                                       functools.partial(self._cut, key, pod)).run()
+            self.teardown(key, pod)
+            self._finalize(pod)
+            log.info("pod %s/%s terminated: %s", *key, what)
+        finally:
+            self.terminating.discard(key)
+
+    def _cut(self, key: tuple[str, str], pod: Pod, start: float) -> bool:
+        """Stop waiting: the pod was deleted for good, or its grace was shortened."""
+        cur = self.pods.get(key)
+        if cur is None or cur.uid != pod.uid:
+            return True
+        return time.monotonic() >= start + termination.grace_of(cur)
+
+    def _finalize(self, pod: Pod) -> None:
+        """Delete the pod for good, only the one we stopped (uid), CAS on its revision."""
+        for _ in range(10):
+            try:
+                cur = self.store.get("Pod", pod.namespace, pod.name)
+                if cur.uid != pod.uid:
+                    return
+                self.finalized.add(pod.uid)
+                self.writer.delete("Pod", pod.namespace, pod.name, revision=cur.resource_version,
+                                   grace_period=0)
+                return
+            except NotFound:
+                self.finalized.discard(pod.uid)
+                return
+            except Conflict:
+                continue
+        log.warning("pod %s/%s: not deleted after termination (conflicting writes)", pod.namespace, pod.name)
 
     def teardown(self, key: tuple[str, str], obj: Resource) -> None:
         self.running.pop(key, None)

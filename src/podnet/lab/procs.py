@@ -110,6 +110,11 @@ def _reap(pids: Iterable[int]) -> None:
             pass
 
 
+def terminate(pids: Sequence[int]) -> None:
+    """SIGTERM to each process group, and nothing more (the caller waits as it likes)."""
+    _signal(pids, signal.SIGTERM, True)
+
+
 def stop(pids: Sequence[int], group: bool = True, timeout: float = 3.0) -> list[int]:
     """SIGTERM (the group when `group`), then SIGKILL after `timeout`. Returns the PIDs
     that had to be killed."""

@@ -15,9 +15,20 @@ tell which pod answered and whether the source address survived the path:
 Each port is one dual-stack socket (IPv6 with V6ONLY off) so IPv4 and IPv6 clients are
 both served; IPv4 clients are reported as plain IPv4.
 
+Ending like a real server (issue 17 §1): `drain` of a pod is its SIGTERM. It accepts
+what already waits in the listen backlog (those clients completed their handshake and
+count as in flight), then closes the pod's listening and UDP sockets (stop accepting),
+and lets the connections it holds get their answers; it reports how many are still in
+flight, so the kubelet asks again until none are left or the grace period is over, then
+sends `del` (SIGKILL: whatever is left is closed). A SIGTERM to the process itself
+(`podnet serve` in either mode) drains every pod the same way and exits once the last
+answer is sent.
+
 Control (node mode): a unix socket takes JSON lines `{"op": "add", "pod": "ns/name",
 "netns": NAME, "ports": [[80, "TCP"], ...]}` (answered once every socket listens:
-`{"ok": true, "warnings": [...]}`), `{"op": "del", "pod": ...}` and `{"op": "list"}`.
+`{"ok": true, "warnings": [...]}`), `{"op": "drain", "pod": ...}` (answered
+`{"ok": true, "found": bool, "inflight": N}`), `{"op": "del", "pod": ...}` and
+`{"op": "list"}`.
 """
 from __future__ import annotations
 
@@ -175,8 +186,50 @@ class Server:
                 except (KeyError, ValueError):
                     pass
                 s.close()
+            for fd, c in list(self._conns.items()):  # SIGKILL: what is left in flight is cut
+                if c.pod == pod:
+                    del self._conns[fd]
+                    try:
+                        self.sel.unregister(c.sock)
+                    except (KeyError, ValueError):
+                        pass
+                    c.sock.close()
         self._call(close)
         return True
+
+    def drain_pod(self, pod: str) -> tuple[bool, int]:
+        """Stop accepting for `pod` (once), finishing what its backlog holds; returns
+        (known, connections still in flight). Idempotent: ask again to see the count fall."""
+        with self.lock:
+            entry = self.pods.get(pod)
+        if entry is None:
+            return False, 0
+        done = threading.Event()
+        left: list[int] = []
+
+        def drain() -> None:
+            self._close_listeners(entry)
+            left.append(sum(1 for c in self._conns.values() if c.pod == pod))
+            done.set()
+        self._call(drain)
+        if not done.wait(5.0):
+            return True, 1  # the loop is busy: still in flight, ask again
+        return True, left[0]
+
+    def _close_listeners(self, entry: PodEntry) -> None:
+        """The loop thread: accept the backlog (handshakes already done), then close."""
+        socks, entry.sockets = entry.sockets, []
+        for s in socks:
+            try:
+                if s.type != socket.SOCK_DGRAM:
+                    self._on_listen(s, entry.pod)
+            except OSError:
+                pass
+            try:
+                self.sel.unregister(s)
+            except (KeyError, ValueError):
+                pass
+            s.close()
 
     def _call(self, fn: Callable[[], None]) -> None:
         self._todo.put(fn)
@@ -184,7 +237,16 @@ class Server:
 
     # ---- the loop (one thread) ----------------------------------------------------
     def serve_forever(self) -> None:
-        while not self.stop.is_set():
+        """Until `stop`; then drain every pod and return once no answer is owed."""
+        draining = False
+        while not (draining and not self._conns):
+            if self.stop.is_set() and not draining:
+                draining = True
+                with self.lock:
+                    entries = list(self.pods.values())
+                for e in entries:
+                    self._close_listeners(e)
+                continue
             timeout = 0.5
             if self._conns:
                 timeout = max(0.0, min(c.deadline for c in self._conns.values()) - time.monotonic())
@@ -277,6 +339,9 @@ def handle_request(server: Server, req: dict[str, Any]) -> dict[str, Any]:
             ports = [(int(p[0]), str(p[1])) for p in req.get("ports") or []]
             warnings = server.add_pod(str(req["pod"]), req.get("netns") or None, ports)
             return {"ok": True, "warnings": warnings}
+        if op == "drain":
+            found, inflight = server.drain_pod(str(req["pod"]))
+            return {"ok": True, "found": found, "inflight": inflight}
         if op == "del":
             return {"ok": True, "found": server.del_pod(str(req["pod"]))}
         if op == "list":
@@ -284,7 +349,7 @@ def handle_request(server: Server, req: dict[str, Any]) -> dict[str, Any]:
                 return {"ok": True, "pods": {k: {"netns": v.netns, "ports": v.ports}
                                              for k, v in server.pods.items()},
                         "answered": server.answered}
-        return {"ok": False, "error": f"unknown op {op!r}: use add, del or list"}
+        return {"ok": False, "error": f"unknown op {op!r}: use add, drain, del or list"}
     except (KeyError, TypeError, ValueError) as e:
         return {"ok": False, "error": f"bad request {req!r}: {e}"}
     except (ServeError, OSError) as e:

@@ -5,7 +5,8 @@ No I/O: the kubelet (lab/kubelet.py) feeds objects in and writes what comes out.
 - `deployment_plan`: which pods a Deployment needs created or deleted. Pods are named
   `<deployment>-<pod-template-hash>-<5 chars>` and carry the template's labels, the
   `pod-template-hash` label and an ownerReference to the Deployment, as Kubernetes does.
-  A changed template replaces every pod of the old template.
+  A changed template replaces every pod of the old template. Terminating pods (with a
+  deletionTimestamp) no longer count.
 - `running_status`: the status a running pod reports (podIP(s), hostIP, phase, Ready).
 """
 from __future__ import annotations
@@ -89,7 +90,11 @@ def _delete_order(p: Pod) -> tuple[int, int, str, str]:
 
 def deployment_plan(dep: Deployment, pods: Iterable[Pod], rng: random.Random | None = None) -> DeploymentPlan:
     rng = rng or random.Random()
-    owned = [p for p in pods if p.namespace == dep.namespace and owned_by(p, dep)]
+    pods = list(pods)
+    # a terminating pod is on its way out: neither counted nor deleted again (Kubernetes'
+    # ReplicaSet controller filters active pods the same way), so its replacement starts now
+    owned = [p for p in pods if p.namespace == dep.namespace and owned_by(p, dep)
+             and not p.deletion_timestamp]
     h = template_hash(dep.template)
     current = [p for p in owned if p.labels.get(HASH_LABEL) == h]
     old = [p for p in owned if p.labels.get(HASH_LABEL) != h]
@@ -97,7 +102,7 @@ def deployment_plan(dep: Deployment, pods: Iterable[Pod], rng: random.Random | N
     create: list[Pod] = []
     delete: list[Pod] = list(old)
     if len(current) < want:
-        taken = {p.name for p in owned}
+        taken = {p.name for p in pods if p.namespace == dep.namespace}  # terminating ones too
         create = [new_pod(dep, h, rng, taken) for _ in range(want - len(current))]
     elif len(current) > want:
         delete += sorted(current, key=_delete_order)[:len(current) - want]

@@ -24,4 +24,5 @@ def test_bad_control_requests_get_clear_errors():
     assert "bad request" in handle_request(s, {"op": "add"})["error"]
     assert "bad request" in handle_request(s, {"op": "add", "pod": "a/b", "ports": [["x", "TCP"]]})["error"]
     assert handle_request(s, {"op": "del", "pod": "a/b"}) == {"ok": True, "found": False}
+    assert handle_request(s, {"op": "drain", "pod": "a/b"}) == {"ok": True, "found": False, "inflight": 0}
     assert handle_request(s, {"op": "list"})["pods"] == {}
