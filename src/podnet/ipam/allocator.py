@@ -4,7 +4,8 @@ Every write is a CAS on the block's revision (or a create, for a new block), ret
 from a fresh read when another writer won; so two nodes, or two ADDs on one node, can
 never take the same address. Order of preference for a new address (per family):
 a free address in a block affine to this node; else claim a new block for the node;
-else (unless strict affinity) borrow a free address from another node's block.
+else (unless strict affinity) borrow a free address from another node's block. Within a
+block, an address released less than `quarantine` seconds ago comes last (blocks.py).
 
 A request may name the address it wants per family (CNI_ARGS IP=, args.cni.ips,
 runtimeConfig.ips; a pod's `podnet.io/ipAddrs` annotation in the lab). It must lie in an
@@ -23,7 +24,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Sequence
 from podnet.api.objects import Resource
 from podnet.datastore.interface import AlreadyExists, Conflict, Datastore, NotFound
 from podnet.datastore.util import RetriesExhausted, update_with_retry
-from podnet.ipam.blocks import KIND, Block, Handle, new_block
+from podnet.ipam.blocks import KIND, QUARANTINE, Block, Handle, new_block
 from podnet.ipam.cidr import (Address, Network, block_containing, block_count, nth_block, ordinal_of,
                               reserved_ordinals)
 from podnet.ipam.pools import Pool, usable_pools
@@ -88,8 +89,10 @@ class _Reads:
 
 class Allocator:
     def __init__(self, store: Datastore, node: str, clock: Callable[[], float] = time.time,
-                 release_grace: float = DEFAULT_RELEASE_GRACE, max_retries: int = MAX_RETRIES):
+                 release_grace: float = DEFAULT_RELEASE_GRACE, max_retries: int = MAX_RETRIES,
+                 quarantine: float = QUARANTINE):
         self.store = store
+        self.quarantine = quarantine
         self.node = node
         self.clock = clock
         self.release_grace = release_grace
@@ -261,7 +264,7 @@ class Allocator:
         return Assigned(ip, str(cidr), block.pool, block.node != self.node)
 
     def _take(self, handle: str, block: Block, pool: Pool, borrowed: bool) -> Assigned | None:
-        o = block.first_free(reserved_ordinals(pool.cidr, block.cidr))
+        o = block.first_free(reserved_ordinals(pool.cidr, block.cidr), self.clock(), self.quarantine)
         if o is None:
             return None
         new = block.allocate(o, handle)
@@ -344,7 +347,7 @@ class Allocator:
 
             def release(cur: Resource) -> Resource | None:
                 block = Block.from_resource(cur)
-                new, got = block.release(match_in(block), now)
+                new, got = block.release(match_in(block), now, self.quarantine)
                 addrs[:] = got
                 return new.to_resource() if got else None
             try:
