@@ -6,6 +6,7 @@ import json
 import secrets
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -60,5 +61,9 @@ def test_apply_watch_conflict_and_cascade_on_etcd(lab):
         core.replace_namespaced_service("late", "default", svc)
     assert e.value.status == 409
     kubectl(lab, "delete", "deployment", "web")
-    pods = json.loads(kubectl(lab, "get", "pods", "-l", "app=web", "-o", "json").stdout)["items"]
-    assert pods == []
+    # the cascade marks the pods terminating at once; their kubelet ends them (issue 17 §1)
+    deadline = time.monotonic() + 20
+    while pods := json.loads(kubectl(lab, "get", "pods", "-l", "app=web", "-o", "json").stdout)["items"]:
+        assert all(p["metadata"].get("deletionTimestamp") for p in pods), pods
+        assert time.monotonic() < deadline, "the Deployment's pods stayed"
+        time.sleep(0.2)
