@@ -3,44 +3,37 @@
 One postrouting chain at srcnat priority: a source in a natOutgoing pool going to a
 destination outside every pool and the service CIDRs is masqueraded to the address of
 the interface it leaves by (the node's IP); conntrack un-NATs the replies. The CIDRs
-live in interval sets, so a pool change is a set rewrite.
+live in interval sets, so a pool change is a set rewrite. The table is an NftModel
+(dataplane/nft/model.py), written as the policy renderer writes its own.
 """
 from __future__ import annotations
 
 from podnet.calc.nat import NatPlan
-from podnet.dataplane.nft.families import ADDR_TYPE, IP_KEYWORD, TABLE_FAMILY
+from podnet.dataplane.nft import model
+from podnet.dataplane.nft.families import ADDR_TYPE, FAMILIES, IP_KEYWORD
+from podnet.dataplane.nft.model import NftModel
 
 TABLE = "podnet-nat"
-T = f"{TABLE_FAMILY} {TABLE}"
+BASE_CHAINS = {"postrouting": ("type nat hook postrouting priority srcnat; policy accept;", tuple(
+    f"{IP_KEYWORD[f]} saddr @masq{f} {IP_KEYWORD[f]} daddr != @cluster{f} counter name masquerade{f} masquerade"
+    for f in FAMILIES))}
 
 
-def _sets(plan: NatPlan) -> dict[str, tuple[int, tuple[str, ...]]]:
-    return {f"masq{f}": (f, plan.masquerade[f]) for f in (4, 6)} | \
-        {f"cluster{f}": (f, plan.cluster[f]) for f in (4, 6)}
-
-
-def _fill(name: str, elems: tuple[str, ...]) -> list[str]:
-    return [f"add element {T} {name} {{ {', '.join(elems)} }}"] if elems else []
+def render(plan: NatPlan) -> NftModel:
+    """The interval sets of source CIDRs to masquerade and of the cluster's own CIDRs, and
+    the counters the postrouting rules name."""
+    m = NftModel(counters={f"masquerade{f}" for f in FAMILIES})
+    for f in FAMILIES:
+        decl = f"type {ADDR_TYPE[f]}; flags interval;"
+        m.sets[f"masq{f}"] = (decl, frozenset(plan.masquerade[f]))
+        m.sets[f"cluster{f}"] = (decl, frozenset(plan.cluster[f]))
+    return m
 
 
 def full_script(plan: NatPlan) -> str:
-    out = [f"add table {T}", f"delete table {T}", f"add table {T}"]
-    for name, (fam, elems) in _sets(plan).items():
-        out.append(f"add set {T} {name} {{ type {ADDR_TYPE[fam]}; flags interval; }}")
-        out.extend(_fill(name, elems))
-    out.append(f"add chain {T} postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}")
-    for f in (4, 6):
-        out.append(f"add rule {T} postrouting {IP_KEYWORD[f]} saddr @masq{f} {IP_KEYWORD[f]} daddr != @cluster{f} "
-                   f"counter name masquerade{f} masquerade")
-    out[3:3] = [f"add counter {T} masquerade{f}" for f in (4, 6)]
-    return "\n".join(out) + "\n"
+    return model.full_script(TABLE, render(plan), base_chains=BASE_CHAINS)
 
 
 def diff_script(old: NatPlan, new: NatPlan) -> str:
-    out: list[str] = []
-    o = _sets(old)
-    for name, (fam, elems) in _sets(new).items():
-        if o[name][1] != elems:
-            out.append(f"flush set {T} {name}")
-            out.extend(_fill(name, elems))
-    return "\n".join(out) + ("\n" if out else "")
+    """A changed CIDR set is rewritten whole (flush + add): interval sets are not edited in place."""
+    return model.diff_script(TABLE, render(old), render(new))

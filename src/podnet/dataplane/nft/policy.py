@@ -31,13 +31,14 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from dataclasses import dataclass, field
 
 from podnet.calc.policy.predicate import INGRESS
 from podnet.api.objects import ObjectKey
 from podnet.calc.host import HostProtection
 from podnet.dataplane.nft import host as host_nft
-from podnet.dataplane.nft.families import ADDR_TYPE, IP_KEYWORD, TABLE_FAMILY
+from podnet.dataplane.nft import model
+from podnet.dataplane.nft.families import ADDR_TYPE, IP_KEYWORD
+from podnet.dataplane.nft.model import NftModel
 from podnet.calc.policy.compile import CompiledPolicies, CompiledRule, PodPolicy, PolicyChain
 
 TABLE = "podnet-pol"
@@ -71,14 +72,6 @@ STATIC_SETS = {
     "pod-addr4": "type ifname . ipv4_addr;", "pod-addr6": "type ifname . ipv6_addr;",
 }
 STATIC_COUNTERS = ("spoofed", *host_nft.COUNTERS)
-
-
-@dataclass
-class NftModel:
-    """Everything in the table except the static base chains and static sets' declarations."""
-    sets: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict)  # name -> (decl, elements)
-    chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    counters: set[str] = field(default_factory=set)
 
 
 def nft_name(*parts: str) -> str:
@@ -306,91 +299,11 @@ def _render_pod(pp: PodPolicy) -> PodFragment:
 
 
 # ---- scripts --------------------------------------------------------------------------
-def _t(obj: str) -> str:
-    return f"{TABLE_FAMILY} {TABLE} {obj}"
-
-
-def _q(name: str) -> str:
-    # nft 1.0 takes object names unquoted; ours are prefixed identifiers of [a-z0-9/.-].
-    return name
-
-
-def _elements(name: str, elems: frozenset[str]) -> list[str]:
-    if not elems:
-        return []
-    return [f"add element {_t(_q(name))} {{ {', '.join(sorted(elems))} }}"]
-
-
 def full_script(m: NftModel) -> str:
     """Re-create the table whole: stale objects of any earlier version vanish with it."""
-    out = [f"add table {TABLE_FAMILY} {TABLE}", f"delete table {TABLE_FAMILY} {TABLE}", f"add table {TABLE_FAMILY} {TABLE}"]
-    for c in sorted(m.counters | set(STATIC_COUNTERS)):
-        out.append(f"add counter {_t(_q(c))}")
-    for name, (decl, elems) in sorted(m.sets.items()):
-        kind = "map" if ": verdict" in decl else "set"
-        out.append(f"add {kind} {_t(_q(name))} {{ {decl} }}")
-    for name in sorted(m.chains):
-        out.append(f"add chain {_t(_q(name))}")
-    for name, rules in sorted(m.chains.items()):
-        out.extend(f"add rule {_t(_q(name))} {r}" for r in rules)
-    for name, (_, elems) in sorted(m.sets.items()):
-        out.extend(_elements(name, elems))
-    for name in host_nft.CHAINS:
-        out.append(f"add chain {_t(name)}")
-    for name, rules in host_nft.CHAINS.items():
-        out.extend(f"add rule {_t(name)} {r}" for r in rules)
-    for name, (hook, rules) in BASE_CHAINS.items():
-        out.append(f"add chain {_t(name)} {{ {hook} }}")
-        out.extend(f"add rule {_t(name)} {r}" for r in rules)
-    return "\n".join(out) + "\n"
+    return model.full_script(TABLE, m, STATIC_COUNTERS, host_nft.CHAINS, BASE_CHAINS)
 
 
 def diff_script(old: NftModel, new: NftModel) -> str:
     """Only what changed, ordered so that nothing is deleted while still referenced."""
-    out: list[str] = []
-    for c in sorted(new.counters - old.counters):
-        out.append(f"add counter {_t(_q(c))}")
-    # unchanged parts are mostly the very same objects: skip those before sorting
-    sets = sorted((n, v) for n, v in new.sets.items() if old.sets.get(n) is not v)
-    chains = sorted((n, r) for n, r in new.chains.items() if old.chains.get(n) is not r)
-    for name, (decl, elems) in sets:
-        prev = old.sets.get(name)
-        kind = "map" if ": verdict" in decl else "set"
-        if prev is None:
-            out.append(f"add {kind} {_t(_q(name))} {{ {decl} }}")
-    for name, _ in chains:
-        if name not in old.chains:
-            out.append(f"add chain {_t(_q(name))}")
-    # Sets before the rules that may now reference them. A changed interval set is rewritten
-    # whole (flush + add): interval elements cannot be edited in place safely.
-    for name, (decl, elems) in sets:
-        prev = old.sets.get(name)
-        if prev is not None and (name.startswith("set/") or prev[1] is elems or prev[1] == elems):
-            continue  # content-named sets never change under the same name
-        if "interval" not in decl and prev is not None:
-            # plain sets and maps: edit in place, the element delta only
-            gone, added = prev[1] - elems, elems - prev[1]
-            if gone:
-                out.append(f"delete element {_t(_q(name))} {{ {', '.join(sorted(k.split(' : ')[0] for k in gone))} }}")
-            out.extend(_elements(name, frozenset(added)))
-            continue
-        if prev is not None:
-            out.append(f"flush set {_t(_q(name))}")
-        out.extend(_elements(name, elems))
-    for name, rules in chains:
-        if old.chains.get(name) == rules:
-            continue
-        if name in old.chains:
-            out.append(f"flush chain {_t(_q(name))}")
-        out.extend(f"add rule {_t(_q(name))} {r}" for r in rules)
-    # Removals: flush every removed chain first (drops its jumps and set references),
-    # then delete chains, then sets and counters nothing refers to any more.
-    gone_chains = sorted(n for n in old.chains if n not in new.chains)
-    out.extend(f"flush chain {_t(_q(n))}" for n in gone_chains)
-    out.extend(f"delete chain {_t(_q(n))}" for n in gone_chains)
-    for name in sorted(n for n in old.sets if n not in new.sets):
-        kind = "map" if ": verdict" in old.sets[name][0] else "set"
-        out.append(f"delete {kind} {_t(_q(name))}")
-    for c in sorted(old.counters - new.counters):
-        out.append(f"delete counter {_t(_q(c))}")
-    return "\n".join(out) + ("\n" if out else "")
+    return model.diff_script(TABLE, old, new)
