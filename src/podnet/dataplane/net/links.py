@@ -95,6 +95,12 @@ def default_route_dev(netns: str | None) -> str | None:
     return None
 
 
-def delete_link(netns: str | None, name: str) -> None:
-    if link_exists(netns, name):
-        run(None, ["ip"] + (["-n", netns] if netns else []) + ["link", "del", name], check=False)
+def delete_link(netns: str | None, name: str) -> bool:
+    """Delete link `name` (a veth's peer and the link's routes go with it); False when there
+    was none. Raises CommandError for any other failure."""
+    cp = run(None, ip_argv(netns) + ["link", "del", name], check=False)
+    if cp.returncode == 0:
+        return True
+    if "Cannot find device" in cp.stderr or "does not exist" in cp.stderr:
+        return False
+    raise CommandError(ip_argv(netns) + ["link", "del", name], cp.returncode, cp.stderr)

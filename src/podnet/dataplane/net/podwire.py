@@ -30,7 +30,7 @@ import subprocess
 from typing import NamedTuple, Protocol, Sequence
 
 from podnet.dataplane.net import sysctl
-from podnet.dataplane.net.links import IpBatch, ip_argv
+from podnet.dataplane.net.links import IpBatch, delete_link, ip_argv
 from podnet.dataplane.net.netns import CommandError
 
 
@@ -215,12 +215,10 @@ def node_sysctls(v4: bool, v6: bool) -> None:
 
 
 def _ip_delete_link(host: str) -> bool:
-    cp = subprocess.run(["ip", "link", "del", host], capture_output=True, text=True)
-    if cp.returncode == 0:
-        return True
-    if "Cannot find device" in cp.stderr or "does not exist" in cp.stderr:
-        return False
-    raise WireError(f"deleting {host} failed", cp.stderr.strip())
+    try:
+        return delete_link(None, host)
+    except CommandError as e:
+        raise WireError(f"deleting {host} failed", e.stderr.strip()) from None
 
 
 def host_ends(network: str) -> dict[str, tuple[str, str, bool]]:
