@@ -133,8 +133,9 @@ def test_deleting_a_pod_releases_its_ips_and_netns(session):
     p = next(p for p in lab.pods() if p.name == "p4")
     assert set(p.pod_ips) <= _allocated_ips(lab)
     netns = p.annotations["podnet.io/netns"]
+    before = len(lab.pods("default"))
     lab.podnet("delete", "pod", "p4")
-    lab.wait_pods(7)
+    lab.wait_pods(before - 1)
     import time
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and (set(p.pod_ips) & _allocated_ips(lab) or netns in netns_list()):
