@@ -134,6 +134,18 @@ def test_server_side_apply_of_every_example_and_conflicts(lab):
     kubectl(lab, "delete", "svc", "ssa")
 
 
+def test_server_dry_run_and_diff_write_nothing(lab):
+    rv = json.loads(kubectl(lab, "get", "deploy", "web", "-o", "json").stdout)["metadata"]["resourceVersion"]
+    edited = (REPO / "examples" / "web.yaml").read_text().replace("replicas: 3", "replicas: 7")
+    out = kubectl(lab, "apply", "--dry-run=server", "-f", "-", input=edited).stdout
+    assert "deployment.apps/web configured (server dry run)" in out
+    cp = kubectl(lab, "diff", "-f", "-", input=edited, check=False)
+    assert cp.returncode == 1 and "+  replicas: 7" in cp.stdout, cp.stdout + cp.stderr
+    cp = kubectl(lab, "delete", "deployment", "web", "--dry-run=server")
+    dep = json.loads(kubectl(lab, "get", "deploy", "web", "-o", "json").stdout)
+    assert dep["metadata"]["resourceVersion"] == rv and dep["spec"]["replicas"] == 2
+
+
 def test_describe(lab):
     out = kubectl(lab, "describe", "service", "web").stdout
     assert "Selector:          app=web" in out and "TargetPort:        http/TCP" in out

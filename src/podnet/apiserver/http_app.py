@@ -18,6 +18,7 @@ from aiohttp import web
 from podnet.apiserver import (auth, bodies, discovery, exec_stream, logs, openapi, paths, reviews,
                               sa_tokens, strict, table)
 from podnet.apiserver.crud import Crud
+from podnet.apiserver.dryrun import MODES as DRY_RUN_MODES, DryRunWriter
 from podnet.apiserver.managed import manager_name
 from podnet.apiserver.patch_verb import patch
 from podnet.apiserver.resources import ApiResource
@@ -56,6 +57,7 @@ class ApiApp:
         self.allow_exec = allow_exec
         self.sa_key, self.ca_pem = sa_key, ca_pem
         self.crud = Crud(Writer(store))
+        self.dry_crud = Crud(DryRunWriter(store))
         self.tokens = tokens
         self.server_address = server_address
         self.pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="api")
@@ -173,37 +175,47 @@ class ApiApp:
     async def _answer(self, request: web.Request, res: ApiResource, t: paths.Target, verb: str,
                       warnings: list[str]) -> Any:
         ns, name, sub, q = t.namespace, t.name, t.subresource, request.query
+        crud = self.crud
+        if q.get("dryRun") and verb not in ("get", "list"):
+            if q.get("dryRun") not in DRY_RUN_MODES:
+                raise ApiStatus(400, f"dryRun: {q.get('dryRun')!r} is not one of {', '.join(DRY_RUN_MODES)}")
+            crud = self.dry_crud
         if verb == "get":
-            return await self.run(self.crud.get_scale if sub == "scale" else self.crud.get, res, ns, name)
+            return await self.run(crud.get_scale if sub == "scale" else crud.get, res, ns, name)
         if verb == "list":
-            return await self.run(self.crud.list, res, ns, dict(q))
+            return await self.run(crud.list, res, ns, dict(q))
         data = await read_body(request)
         if verb in ("delete", "deletecollection"):
             opts = bodies.object_body(data, request.content_type or bodies.JSON) if data.strip() else {}
             for k in ("propagationPolicy", "gracePeriodSeconds"):
                 if q.get(k):
                     opts[k] = q[k]
+            dry = opts.get("dryRun")   # DeleteOptions carries it in the body (kubectl delete --dry-run=server)
+            if dry:
+                if not isinstance(dry, list) or any(m not in DRY_RUN_MODES for m in dry):
+                    raise ApiStatus(400, f"dryRun: {dry!r} is not a list of {', '.join(DRY_RUN_MODES)}")
+                crud = self.dry_crud
             if verb == "delete":
-                return await self.run(self.crud.delete, res, ns, name, opts)
-            return await self.run(self.crud.delete_collection, res, ns, dict(q), opts)
+                return await self.run(crud.delete, res, ns, name, opts)
+            return await self.run(crud.delete_collection, res, ns, dict(q), opts)
         manager = manager_name(q, request.headers.get("User-Agent"))
         ct = request.headers.get("Content-Type")
         if verb == "patch" and bodies.media_type(ct) in bodies.PATCH_TYPES[1:] and not sub:
             warnings += strict.check(bodies.decode(data, ct, bodies.PATCH_TYPES), res.kind,
                                      q.get("fieldValidation"))
         if verb == "patch":
-            return await self.run(patch, self.crud, res, ns, name, sub, data,
+            return await self.run(patch, crud, res, ns, name, sub, data,
                                   request.headers.get("Content-Type"), dict(q), manager)
         obj = bodies.object_body(data, ct)
         if not sub:
             warnings += strict.check(obj, res.kind, q.get("fieldValidation"))
         if verb == "create":
-            return await self.run(self.crud.create, res, ns, obj, manager)
+            return await self.run(crud.create, res, ns, obj, manager)
         if sub == "status":
-            return await self.run(self.crud.update_status, res, ns, name, obj)
+            return await self.run(crud.update_status, res, ns, name, obj)
         if sub == "scale":
-            return await self.run(self.crud.update_scale, res, ns, name, obj, manager)
-        return await self.run(self.crud.update, res, ns, name, obj, manager)
+            return await self.run(crud.update_scale, res, ns, name, obj, manager)
+        return await self.run(crud.update, res, ns, name, obj, manager)
 
     def _non_resource(self, request: web.Request, target: paths.Target | None) -> web.Response:
         if request.method != "GET":

@@ -139,3 +139,39 @@ def test_kubectl_takes_over_what_client_side_apply_set_but_nothing_else(tmp_path
         code, st = await apply(c, cfg(target=7070), manager="someone-else")
         assert code == 409
     run(tmp_path, body)
+
+
+def test_dry_run_checks_everything_and_writes_nothing(tmp_path):
+    async def body(c):
+        r = await c.post(f"{SVC}?dryRun=All", json=cfg(), headers=H)
+        obj = await r.json()
+        assert r.status == 201 and obj["metadata"]["name"] == "web" and obj["metadata"]["uid"]
+        assert (await c.get(f"{SVC}/web", headers=H)).status == 404
+        bad = cfg()
+        bad["spec"]["ports"][0]["port"] = 70000
+        assert (await c.post(f"{SVC}?dryRun=All", json=bad, headers=H)).status == 422
+        assert (await c.post(f"{SVC}?dryRun=Some", json=cfg(), headers=H)).status == 400
+        code, live = await apply(c, cfg())
+        rv = live["metadata"]["resourceVersion"]
+        r = await c.patch(f"{SVC}/web?fieldManager=alice&dryRun=All", data=json.dumps(cfg(target=9999)), headers=APPLY)
+        assert r.status == 200 and (await r.json())["spec"]["ports"][0]["targetPort"] == 9999
+        r = await c.delete(f"{SVC}/web?dryRun=All", headers=H)
+        assert r.status == 200
+        r = await c.delete("/api/v1/namespaces/default?dryRun=All", headers=H)
+        assert r.status == 403
+        now = await (await c.get(f"{SVC}/web", headers=H)).json()
+        assert now["metadata"]["resourceVersion"] == rv and now["spec"]["ports"][0]["targetPort"] == 8080
+    run(tmp_path, body)
+
+
+def test_dry_run_in_delete_options(tmp_path):
+    async def body(c):
+        await apply(c, cfg())
+        r = await c.delete(f"{SVC}/web", json={"kind": "DeleteOptions", "apiVersion": "v1", "dryRun": ["All"]},
+                           headers=H)
+        assert r.status == 200
+        assert (await c.get(f"{SVC}/web", headers=H)).status == 200
+        r = await c.delete(f"{SVC}/web", json={"dryRun": "All"}, headers=H)
+        assert r.status == 400
+        assert (await c.get(f"{SVC}/web", headers=H)).status == 200
+    run(tmp_path, body)
