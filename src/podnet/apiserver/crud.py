@@ -63,6 +63,7 @@ class Crud:
                 raise _fail(e, res, "") from None
             rev = got.revision
             raw = [served(o.raw, res) for o in got.items]
+        query.check_version(params, rev)
         raw = [o for o in raw if query.fields_match(terms, o)]
         items, cont, remaining = query.page(raw, limit, after, rev)
         md: dict[str, Any] = {"resourceVersion": str(rev)}

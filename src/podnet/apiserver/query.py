@@ -90,6 +90,29 @@ def decode_continue(token: str) -> tuple[int, tuple[str, str]]:
         raise ApiStatus(400, "continue key is not valid: decode failed") from None
 
 
+def check_version(params: Mapping[str, str], revision: int) -> None:
+    """resourceVersion/resourceVersionMatch of a list, answered from the store's latest
+    state (at `revision`): "" and "0" and NotOlderThan an older revision are served;
+    Exact any other revision is 410 Expired (the store keeps no old snapshots to list);
+    a revision from the future is 504, as kube-apiserver's "Too large resource version"."""
+    rv, match = params.get("resourceVersion", ""), params.get("resourceVersionMatch", "")
+    if match not in ("", "Exact", "NotOlderThan"):
+        raise ApiStatus(400, f"resourceVersionMatch: {match!r} is not Exact or NotOlderThan")
+    if rv in ("", "0"):
+        if match == "Exact":
+            raise ApiStatus(400, "resourceVersionMatch Exact needs a resourceVersion other than 0")
+        return
+    try:
+        want = int(rv)
+    except ValueError:
+        raise ApiStatus(400, f"resourceVersion {rv!r} is not a resource version") from None
+    if want > revision:
+        raise ApiStatus(504, f"Too large resource version: {want}, current: {revision}", "Timeout")
+    if match == "Exact" and want != revision:
+        raise ApiStatus(410, f"too old resource version: {want} ({revision}): only the latest state "
+                             f"can be listed here", "Expired")
+
+
 def limit_of(text: str | None) -> int:
     if not text:
         return 0

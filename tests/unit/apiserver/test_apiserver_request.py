@@ -118,3 +118,20 @@ def test_can_i_and_whoami_answer_from_the_table():
     assert reviews.answer(node, for_kind("SelfSubjectAccessReview"), ask)["status"]["allowed"] is True
     who = reviews.answer(node, for_kind("SelfSubjectReview"), {})
     assert who["status"]["userInfo"] == {"username": "system:node:n1", "groups": ["system:nodes"]}
+
+
+@pytest.mark.parametrize("params,code", [
+    ({}, None), ({"resourceVersion": "0"}, None), ({"resourceVersion": "5"}, None),
+    ({"resourceVersion": "5", "resourceVersionMatch": "NotOlderThan"}, None),
+    ({"resourceVersion": "9", "resourceVersionMatch": "Exact"}, None),
+    ({"resourceVersion": "5", "resourceVersionMatch": "Exact"}, 410),
+    ({"resourceVersion": "12"}, 504), ({"resourceVersion": "x"}, 400),
+    ({"resourceVersionMatch": "Exact"}, 400), ({"resourceVersion": "5", "resourceVersionMatch": "Sorta"}, 400),
+])
+def test_list_resource_version_semantics(params, code):
+    if code is None:
+        query.check_version(params, 9)
+    else:
+        with pytest.raises(ApiStatus) as e:
+            query.check_version(params, 9)
+        assert e.value.code == code
