@@ -3,7 +3,9 @@
 each pod in turn, with a client pod looping on the Service's virtual IPs (one TCP
 connection per request, >= 600 requests per run), podnet's graceful termination against
 the old immediate deletion (terminationGracePeriodSeconds 0, `--grace-period=0 --force`)
-side by side on one lab, the runs alternating. The scenario is tests/e2e/rollout_lib.py,
+side by side on one lab, the runs alternating; a third side, graceful deletion without the
+preStop sleep, shows what the hook adds (it covers the moment between the pod turning
+Terminating and every node's proxy having heard). The scenario is tests/e2e/rollout_lib.py,
 the one the e2e test asserts on. Needs root.
 
 Prints per run and side the failed/total, the failure rate per side (median and range),
@@ -28,7 +30,7 @@ import rollout_lib  # noqa: E402
 from lablib import Lab  # noqa: E402
 from report import load, ratios, show, spread  # noqa: E402
 
-SIDES = ("graceful", "immediate")
+SIDES = ("graceful", "immediate", "no-prestop")
 
 
 def main() -> int:
@@ -47,10 +49,10 @@ def main() -> int:
         for r in range(a.runs):
             order = SIDES if r % 2 == 0 else SIDES[::-1]
             for side in order:
-                out = rollout_lib.run(lab, graceful=side == "graceful", dual_stack=a.dual_stack,
-                                      name=f"r{r}{side[0]}")
+                out = rollout_lib.run(lab, graceful=side != "immediate", dual_stack=a.dual_stack,
+                                      name=f"r{r}{side[0]}", pre_stop=side == "graceful")
                 runs[side].append(out.as_dict())
-                print(f"run {r + 1} {side:9s}: {out.failed}/{out.total} failed in {out.seconds:.1f}s "
+                print(f"run {r + 1} {side:10s}: {out.failed}/{out.total} failed in {out.seconds:.1f}s "
                       f"{out.errors[:2]}", flush=True)
     finally:
         lab.down()
@@ -60,9 +62,10 @@ def main() -> int:
     fam = "dual stack" if a.dual_stack else "IPv4"
     print(f"2 nodes, encap {a.encap}, {fam}, {a.runs} runs (load {load_before} -> {load()})")
     for s in SIDES:
-        print(f"  {s:9s} failed per 1000 requests {show(rate[s], '{:.2f}'):>24s}   "
+        print(f"  {s:10s} failed per 1000 requests {show(rate[s], '{:.2f}'):>24s}   "
               f"failed {sum(x['failed'] for x in runs[s])} of {sum(x['total'] for x in runs[s])}")
     print(f"  immediate/graceful failures, at least {show(ratio, '{:.1f}')}")
+    print("  (graceful: 1 s preStop sleep; no-prestop: graceful deletion without it)")
     print(json.dumps({"bench": "rollout", "encap": a.encap, "dual_stack": a.dual_stack, "runs": a.runs,
                       "failed": {s: [x["failed"] for x in runs[s]] for s in SIDES},
                       "total": {s: [x["total"] for x in runs[s]] for s in SIDES},

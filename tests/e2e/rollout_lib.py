@@ -4,8 +4,8 @@ lab has) in a steady loop, one TCP connection per request, while the Service's
 Deployment is scaled 3 -> 1 -> 3 and then each of its pods is deleted one by one.
 Every request that does not get its `HTTP/1.0 200` answer counts as failed.
 
-`graceful=True`: the pods have a preStop sleep of 1 s and a short grace period, and are
-deleted as `podnet delete` does by default. `graceful=False` is podnet's old immediate
+`graceful=True`: the pods have a preStop sleep of 1 s (`pre_stop=False`: none) and a short
+grace period, and are deleted as `podnet delete` does by default. `graceful=False` is podnet's old immediate
 deletion: terminationGracePeriodSeconds 0 (so scale-down deletes at once as well) and
 `podnet delete --grace-period=0 --force`.
 """
@@ -28,12 +28,13 @@ MIN_REQUESTS = 600
 PAUSE = 0.01  # between two requests of the client loop
 
 
-def manifests(name: str, replicas: int, graceful: bool, dual_stack: bool) -> str:
+def manifests(name: str, replicas: int, graceful: bool, dual_stack: bool, pre_stop: bool = True) -> str:
     spec: dict[str, Any] = {"containers": [{"name": "web", "image": "podnet/serve",
                                             "ports": [{"containerPort": PORT}]}]}
     if graceful:
         spec["terminationGracePeriodSeconds"] = 5
-        spec["containers"][0]["lifecycle"] = {"preStop": {"sleep": {"seconds": 1}}}
+        if pre_stop:
+            spec["containers"][0]["lifecycle"] = {"preStop": {"sleep": {"seconds": 1}}}
     else:
         spec["terminationGracePeriodSeconds"] = 0
     svc_spec: dict[str, Any] = {"selector": {"app": name}, "ports": [{"port": 80, "targetPort": PORT}]}
@@ -127,9 +128,9 @@ def wait_settled(lab: Lab, app: str, count: int, timeout: float = 60.0) -> list[
         time.sleep(0.1)
 
 
-def run(lab: Lab, graceful: bool, dual_stack: bool, name: str = "roll") -> Outcome:
+def run(lab: Lab, graceful: bool, dual_stack: bool, name: str = "roll", pre_stop: bool = True) -> Outcome:
     """The scenario on a lab that is up; the Deployment, Service and client are removed after."""
-    lab.podnet("apply", "-f", "-", input=manifests(name, 3, graceful, dual_stack))
+    lab.podnet("apply", "-f", "-", input=manifests(name, 3, graceful, dual_stack, pre_stop))
     wait_settled(lab, name, 3)
     client = next(p for p in lab.wait_pods(1, role="client") if p.name == f"{name}-client")
     store = lab.store()
@@ -145,9 +146,9 @@ def run(lab: Lab, graceful: bool, dual_stack: bool, name: str = "roll") -> Outco
     loop.thread.start()
     try:
         time.sleep(0.5)
-        lab.podnet("apply", "-f", "-", input=manifests(name, 1, graceful, dual_stack))
+        lab.podnet("apply", "-f", "-", input=manifests(name, 1, graceful, dual_stack, pre_stop))
         wait_settled(lab, name, 1)
-        lab.podnet("apply", "-f", "-", input=manifests(name, 3, graceful, dual_stack))
+        lab.podnet("apply", "-f", "-", input=manifests(name, 3, graceful, dual_stack, pre_stop))
         for p in wait_settled(lab, name, 3):
             time.sleep(0.3)
             lab.podnet("delete", "pod", p.name, *force)
@@ -158,5 +159,5 @@ def run(lab: Lab, graceful: bool, dual_stack: bool, name: str = "roll") -> Outco
         loop.stop.set()
         loop.thread.join(10)
         lab.podnet("delete", "-f", "-", "--grace-period=0", "--force", "--ignore-not-found",
-                   input=manifests(name, 3, graceful, dual_stack), check=False)
+                   input=manifests(name, 3, graceful, dual_stack, pre_stop), check=False)
     return loop.out

@@ -48,6 +48,7 @@ from podnet.lab.workloads import schedule
 
 log = logging.getLogger("podnet.kubelet")
 WORKERS = 8
+STOPPERS = 32  # pods ending at once (a preStop hook or a slow drain holds its thread)
 RETRY_AFTER = 2.0
 RETRY_MAX = 30.0
 LIVENESS_EVERY = 2.0
@@ -71,6 +72,8 @@ class Kubelet:
         self.started = False  # orphans are cleaned once, after the first list
         self.stop = threading.Event()
         self.pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="pod")
+        # terminations wait (hooks, grace periods): apart, so they never hold up a setup
+        self.stoppers = ThreadPoolExecutor(STOPPERS, thread_name_prefix="stop")
         self.locks: dict[tuple[str, str], threading.Lock] = {}
         # pod key -> (uid, ips, host ips, netns, message, started) of what is set up
         self.running: dict[tuple[str, str], tuple[Any, ...]] = {}
@@ -108,6 +111,7 @@ class Kubelet:
         finally:
             self.informer.stop()
             self.pool.shutdown(wait=True, cancel_futures=True)
+            self.stoppers.shutdown(wait=False, cancel_futures=True)
 
     def _loop(self) -> None:
         threading.Thread(target=self.prober.loop, args=(self.stop,), daemon=True, name="probes").start()
@@ -204,7 +208,7 @@ class Kubelet:
         if pod.deletion_timestamp:
             if key not in self.terminating:
                 self.terminating.add(key)
-                self.submit(key, functools.partial(self.terminate, key, pod))
+                self.submit(key, functools.partial(self.terminate, key, pod), self.stoppers)
             return
         if not pod.node_name:
             node = schedule(pod, [n.name for n in self.spec.nodes], self.pods.values())
@@ -223,7 +227,8 @@ class Kubelet:
             return
         self.submit(key, lambda: self.setup(key))
 
-    def submit(self, key: tuple[str, str], fn: Callable[[], None]) -> None:
+    def submit(self, key: tuple[str, str], fn: Callable[[], None],
+               pool: ThreadPoolExecutor | None = None) -> None:
         lock = self.locks.setdefault(key, threading.Lock())
 
         def job() -> None:
@@ -232,7 +237,7 @@ class Kubelet:
                     fn()
                 except Exception:  # noqa: BLE001
                     log.exception("pod %s/%s", *key)
-        self.pool.submit(job)
+        (pool or self.pool).submit(job)
 
     def _retry_later(self, key: tuple[str, str]) -> float:
         """Kubernetes' back-off: 2 s, doubling per failure, at most 30 s."""
@@ -312,7 +317,8 @@ class Kubelet:
         """The prober's thread: record the new readiness, and let a worker write it."""
         self.readiness[key] = ready
         log.info("pod %s/%s: readiness probe %s", *key, "passes" if ready else "fails")
-        self.submit(key, lambda: self.setup(key))
+        if key not in self.terminating:  # an ending pod's status is left as it is
+            self.submit(key, lambda: self.setup(key))
 
     def check_containers(self) -> None:
         """restartPolicy Always: a container process that exited is started again."""
