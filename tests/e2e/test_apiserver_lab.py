@@ -86,6 +86,9 @@ def test_discovery_and_version(lab):
                  "ippools      podnet.io/v1   false   IPPool"):
         assert " ".join(line.split()) in " ".join(out.split()), out
     assert "Server Version: v1.37" in kubectl(lab, "version").stdout
+    # the unaggregated documents, for clients that ask for plain JSON
+    assert raw(lab, "GET", "/apis")[1]["kind"] == "APIGroupList"
+    assert "deployments/scale" in {r["name"] for r in raw(lab, "GET", "/apis/apps/v1")[1]["resources"]}
     nodes = kubectl(lab, "get", "nodes,pods", "-A", "-o", "wide").stdout
     assert "198.18.0.11" in nodes and "198.18.0.12" in nodes and "podnet-dns" in nodes
 

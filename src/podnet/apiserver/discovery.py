@@ -1,8 +1,9 @@
 """Discovery documents: /version, /api, /apis, and each group/version's resource list. Pure.
 
-The unaggregated form (APIVersions, APIGroupList, APIResourceList), which kubectl falls
-back to when the answer to its aggregated-discovery Accept header comes back as plain
-application/json. Subresources are listed as `pods/status`, `deployments/scale`
+Both forms kubectl reads: aggregated discovery (apidiscovery.k8s.io/v2
+APIGroupDiscoveryList: every group, version and resource in the answer to /api and /apis,
+when the client's Accept asks for it, as kubectl 1.3x does), and the unaggregated one
+(APIVersions, APIGroupList, APIResourceList) for clients that ask for plain JSON. Subresources are listed as `pods/status`, `deployments/scale`
 (kind Scale, group autoscaling), as kube-apiserver lists them.
 """
 from __future__ import annotations
@@ -77,3 +78,49 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
         out.extend(_subresource(r, s) for s in r.subresources)
     return {"kind": "APIResourceList", "apiVersion": "v1",
             "groupVersion": f"{group}/{version}" if group else version, "resources": out}
+
+
+AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+
+
+def wants_aggregated(accept: str) -> bool:
+    for part in accept.split(","):
+        params = {p.strip() for p in part.split(";")[1:]}
+        if {"g=apidiscovery.k8s.io", "v=v2", "as=APIGroupDiscoveryList"} <= params:
+            return True
+    return False
+
+
+def _gvk(group: str, version: str, kind: str) -> dict[str, str]:
+    return {"group": group, "version": version, "kind": kind}
+
+
+def _aggregated_resource(r: ApiResource) -> dict[str, Any]:
+    d: dict[str, Any] = {"resource": r.plural, "responseKind": _gvk(r.group, r.version, r.kind),
+                         "scope": "Namespaced" if r.namespaced else "Cluster",
+                         "singularResource": r.singular, "verbs": list(r.verbs)}
+    if r.short:
+        d["shortNames"] = list(r.short)
+    if r.categories:
+        d["categories"] = list(r.categories)
+    subs = []
+    for sub in r.subresources:
+        legacy = _subresource(r, sub)
+        kind = _gvk(legacy.get("group", r.group), legacy.get("version", r.version), legacy["kind"])
+        subs.append({"subresource": sub, "responseKind": kind, "verbs": legacy["verbs"]})
+    if subs:
+        d["subresources"] = subs
+    return d
+
+
+def aggregated(core: bool) -> dict[str, Any]:
+    """The APIGroupDiscoveryList of /api (core) or /apis (every named group)."""
+    items = []
+    for g, versions in groups().items():
+        if (g == "") != core:
+            continue
+        items.append({"metadata": {"name": g}, "versions": [
+            {"version": v, "freshness": "Current",
+             "resources": [_aggregated_resource(r) for r in in_group_version(g, v)]} for v in versions]})
+    return {"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2",
+            "metadata": {}, "items": items}

@@ -225,6 +225,11 @@ class ApiApp:
             return _json(discovery.version())
         if path in ("/healthz", "/livez", "/readyz"):
             return web.Response(text="ok")
+        if path in ("/api", "/apis") and discovery.wants_aggregated(request.headers.get("Accept", "")):
+            resp = _json(discovery.aggregated(core=path == "/api"))
+            resp.headers["Content-Type"] = discovery.AGGREGATED
+            resp.headers["Vary"] = "Accept"
+            return resp
         if path == "/api":
             return _json(discovery.api_versions(self.server_address or request.host))
         if path == "/apis":

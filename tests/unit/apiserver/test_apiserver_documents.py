@@ -111,3 +111,20 @@ def test_logs_container_choice_and_tail():
     data = b"1\n2\n3\n"
     assert logs.tail(data, 2, None) == b"2\n3\n" and logs.tail(data, 0, None) == b""
     assert logs.tail(data, None, 3) == b"1\n2" and logs.tail(data, None, None) == data
+
+
+def test_aggregated_discovery():
+    accept = ("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
+              "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json")
+    assert discovery.wants_aggregated(accept) and not discovery.wants_aggregated("application/json")
+    core = discovery.aggregated(core=True)
+    assert [i["metadata"]["name"] for i in core["items"]] == [""]
+    pods = next(r for r in core["items"][0]["versions"][0]["resources"] if r["resource"] == "pods")
+    assert pods["scope"] == "Namespaced" and pods["shortNames"] == ["po"]
+    assert {s["subresource"] for s in pods["subresources"]} == {"status", "exec", "log"}
+    apis = discovery.aggregated(core=False)
+    apps = next(i for i in apis["items"] if i["metadata"]["name"] == "apps")
+    dep = apps["versions"][0]["resources"][0]
+    scale = next(s for s in dep["subresources"] if s["subresource"] == "scale")
+    assert scale["responseKind"] == {"group": "autoscaling", "version": "v1", "kind": "Scale"}
+    assert "" not in {i["metadata"]["name"] for i in apis["items"]}
