@@ -86,6 +86,22 @@ class Service(Resource):
         return str(self.spec.get("externalTrafficPolicy") or "Cluster")
 
     @property
+    def external_ips(self) -> list[str]:
+        """spec.externalIPs: addresses outside the cluster that route to a node; traffic to
+        one on a service port is the Service's, as kube-proxy treats it."""
+        return [str(x) for x in self.spec.get("externalIPs") or [] if x]
+
+    @property
+    def load_balancer_ips(self) -> list[str]:
+        """The ingress addresses status.loadBalancer.ingress gives (ip, not hostname)."""
+        lb = (self.status.get("loadBalancer") or {}) if isinstance(self.status, dict) else {}
+        return [str(i["ip"]) for i in lb.get("ingress") or [] if isinstance(i, dict) and i.get("ip")]
+
+    @property
+    def load_balancer_source_ranges(self) -> list[str]:
+        return [str(x).strip() for x in self.spec.get("loadBalancerSourceRanges") or [] if str(x).strip()]
+
+    @property
     def external_name(self) -> str:
         return str(self.spec.get("externalName") or "")
 

@@ -19,11 +19,10 @@ IP_FAMILY_POLICIES = ("SingleStack", "PreferDualStack", "RequireDualStack")
 SPEC_FIELDS = frozenset({
     "ports", "selector", "clusterIP", "clusterIPs", "type", "externalName", "sessionAffinity",
     "sessionAffinityConfig", "ipFamilies", "ipFamilyPolicy", "publishNotReadyAddresses",
-    "internalTrafficPolicy", "externalTrafficPolicy"})
+    "internalTrafficPolicy", "externalTrafficPolicy", "externalIPs"})
 PORT_FIELDS = frozenset({"name", "protocol", "appProtocol", "port", "targetPort", "nodePort"})
 # Kubernetes fields podnet does not implement (yet): what a user gets instead.
 NOT_IMPLEMENTED = {
-    "externalIPs": "a ClusterIP or NodePort reaches the Service",
     "loadBalancerIP": "type LoadBalancer is not supported; use NodePort",
     "loadBalancerSourceRanges": "type LoadBalancer is not supported; use NodePort and a NetworkPolicy",
     "loadBalancerClass": "type LoadBalancer is not supported; use NodePort",
@@ -61,6 +60,7 @@ def service(v: Any, path: str, errs: Errs) -> None:
     else:
         _cluster_ips(spec, path, errs, typ)
     check_labels(spec.get("selector"), at(path, "selector"), errs)
+    _external_ips(spec, path, errs, typ)
     affinity = check_enum(spec.get("sessionAffinity"), at(path, "sessionAffinity"), errs,
                           ("None", "ClientIP"))
     cfg = check_map(spec.get("sessionAffinityConfig"), at(path, "sessionAffinityConfig"), errs)
@@ -78,6 +78,25 @@ def service(v: Any, path: str, errs: Errs) -> None:
         errs.append(FieldError(at(path, "externalTrafficPolicy"),
                                "may only be set when type is NodePort or LoadBalancer or the "
                                "Service has externalIPs (it decides nothing for a ClusterIP)"))
+
+
+def _external_ips(spec: Mapping[str, Any], path: str, errs: Errs, typ: str | None) -> None:
+    """Kubernetes' ValidateNonSpecialIP: an address a node could be sent, nothing special."""
+    epath = at(path, "externalIPs")
+    ips = check_list(spec.get("externalIPs"), epath, errs)
+    if ips and typ == "ExternalName":
+        errs.append(FieldError(epath, "must not be set for type ExternalName"))
+    seen: set[str] = set()
+    for i, s in enumerate(ips):
+        ip = check_ip(s, at(epath, i), errs)
+        if ip is None:
+            continue
+        if ip.is_unspecified or ip.is_loopback or ip.is_link_local or ip.is_multicast:
+            errs.append(FieldError(at(epath, i), f"{show(s)} may not be unspecified, loopback, "
+                                                 "link-local or multicast"))
+        if str(ip) in seen:
+            errs.append(FieldError(at(epath, i), f"{show(s)} is listed twice"))
+        seen.add(str(ip))
 
 
 def _set(v: Any) -> bool:

@@ -6,8 +6,8 @@ cluster's pod CIDRs, which are podnet's IP pools):
 - to a ClusterIP: internalTrafficPolicy decides the endpoints; a source outside the pod
   CIDRs (the node itself, another node, the outside world) is masqueraded, so the
   endpoint's reply comes back through the node that translated it;
-- to an external address (a node IP on the nodePort) with externalTrafficPolicy Cluster:
-  every endpoint, always masqueraded;
+- to an external address (a node IP on the nodePort, an external IP on the service port)
+  with externalTrafficPolicy Cluster: every endpoint, always masqueraded;
 - with externalTrafficPolicy Local the policy applies only to traffic from outside the
   cluster: a pod's connection is short-circuited to every endpoint, unmasqueraded; the
   node's own is short-circuited too, masqueraded; anything else reaches only this node's
@@ -64,7 +64,7 @@ def internal_path(e: ServicePortEntry, source: str) -> Path:
 
 
 def external_path(e: ServicePortEntry, source: str) -> Path:
-    """A connection to a node IP on the nodePort."""
+    """A connection to a node IP on the nodePort, or to an external IP on the port."""
     if not e.external_local:
         return Path(e.endpoints, True, "externalTrafficPolicy Cluster: every endpoint, masqueraded")
     if not e.local_endpoints:

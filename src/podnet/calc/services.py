@@ -12,6 +12,9 @@ into map elements and chains. kube-proxy's rules, followed here:
   termination fallback, KEP-1669), decided separately for the whole cluster and for this
   node's endpoints (what a Local policy uses); duplicates across slices count once;
 - NodePort and LoadBalancer Services also listen on every node IP on spec.ports[].nodePort;
+- spec.externalIPs of the family are "external" destinations like a node IP's nodePort
+  (kube-proxy): traffic to one on a service port, arriving at or leaving from the node,
+  is load-balanced with the externalTrafficPolicy rules (service_paths.external_path);
 - `sessionAffinity: ClientIP` keeps its timeout (default 10800 s);
 - `internalTrafficPolicy: Local`: ClusterIP traffic goes only to this node's endpoints,
   `externalTrafficPolicy: Local`: NodePort traffic likewise and keeps its client's source
@@ -55,9 +58,15 @@ class ServicePortEntry:
     endpoints: tuple[EndpointAddr, ...]  # sorted; empty: reject
     affinity_timeout: int  # 0: no session affinity
     internal_local: bool = False  # internalTrafficPolicy: Local
-    external_local: bool = False  # externalTrafficPolicy: Local (only with a node_port)
+    external_local: bool = False  # externalTrafficPolicy: Local (only with an external destination)
     local_endpoints: tuple[EndpointAddr, ...] = ()  # this node's: what a Local policy uses
     serving: tuple[str, ...] = ()  # addresses of every serving endpoint (ready or terminating)
+    external_ips: tuple[str, ...] = ()  # spec.externalIPs of this family, sorted
+
+    @property
+    def externally_accessible(self) -> bool:
+        """kube-proxy's ExternallyAccessible: a nodePort or an external address."""
+        return bool(self.node_port or self.external_ips)
 
     @property
     def id(self) -> str:
@@ -75,8 +84,8 @@ class ServicePortEntry:
 
     @property
     def external_endpoints(self) -> tuple[EndpointAddr, ...]:
-        """What traffic to a node IP on the nodePort may reach; empty while `endpoints` is
-        not: dropped."""
+        """What traffic to a node IP on the nodePort (or to an external IP) may reach from
+        outside the cluster; empty while `endpoints` is not: dropped."""
         return self.local_endpoints if self.external_local else self.endpoints
 
 
@@ -191,6 +200,11 @@ def entries_for_service(svc: Service, slices: Iterable[EndpointSlice],
     internal_local = svc.internal_traffic_policy == "Local"
     external_local = svc.external_traffic_policy == "Local"
     out: list[ServicePortEntry] = []
+    ext_ips: dict[int, set[str]] = {4: set(), 6: set()}
+    for raw in svc.external_ips:
+        n = _norm(raw)
+        if n is not None:
+            ext_ips[n[1]].add(n[0])
     seen_families: set[int] = set()
     for raw_vip in svc.cluster_ips:
         n = _norm(raw_vip)
@@ -205,16 +219,17 @@ def entries_for_service(svc: Service, slices: Iterable[EndpointSlice],
                 continue
             np = sp.node_port if svc.type in NODE_PORT_TYPES and 0 < sp.node_port < 65536 else 0
             sets = _endpoints_for(sp, fam, slices, node_name)
+            ext = tuple(sorted(ext_ips[fam] - {vip}))
             out.append(ServicePortEntry(
                 svc.namespace, svc.name, sp.name, sp.protocol, fam,
                 vip, sp.port, np, sets.cluster, timeout,
-                internal_local, external_local and np != 0, sets.local, sets.serving))
+                internal_local, external_local and bool(np or ext), sets.local, sets.serving, ext))
     return out
 
 
 class StaleFlow(NamedTuple):
     """UDP conntrack entries to forget: flows DNATed to `endpoint` that came to `dst` (a
-    service address), or to `node_port` on any address."""
+    service address: the ClusterIP or an external IP), or to `node_port` on any address."""
     family: int
     endpoint: str
     dst: str = ""
@@ -225,11 +240,11 @@ def stale_udp_flows(old: ServicePortEntry | None, new: ServicePortEntry | None) 
     """kube-proxy's conntrack cleanup: UDP has no connection end, so a client that keeps its
     source port keeps its DNAT to an endpoint until the flow is deleted. Forget flows to
     endpoints that stopped serving (a terminating endpoint still serves: its flows stay),
-    to the ClusterIP and to the NodePort alike."""
+    to the ClusterIP, the external IPs and the NodePort alike."""
     if old is None or old.protocol != "UDP":
         return []
     gone = sorted(set(old.serving) - set(new.serving if new is not None else ()))
-    out = [StaleFlow(old.family, ep, dst=old.vip) for ep in gone]
+    out = [StaleFlow(old.family, ep, dst=dst) for dst in (old.vip, *old.external_ips) for ep in gone]
     if old.node_port:
         out += [StaleFlow(old.family, ep, node_port=old.node_port) for ep in gone]
     return out

@@ -49,6 +49,16 @@ def nodeport_entry(state: ClusterState, port: int, proto: str, family: int,
                  if e.family == family and e.node_port == port and e.protocol == proto), None)
 
 
+def external_ip_entry(state: ClusterState, ip: str, port: int, proto: str,
+                      node_name: str = "") -> ServicePortEntry | None:
+    """The service port whose external IP (spec.externalIPs) is `ip`:`port`."""
+    family = ipaddress.ip_address(ip).version
+    table = build_table(state.services, state.endpoint_slices, (), node_name)
+    return next((e for _, e in sorted(table.entries.items())
+                 if e.family == family and e.port == port and e.protocol == proto
+                 and ip in e.external_ips), None)
+
+
 def endpoints_of(state: ClusterState, eps: Iterable[EndpointAddr]) -> tuple[Endpoint, ...]:
     by_ip = pod_by_ip(state)
     out = []
@@ -115,7 +125,18 @@ def predict(state: ClusterState, facts: LabFacts, src: Pod, target: Target, port
         notes.append(_local_note(entry, "internalTrafficPolicy", src.node_name))
     dnat_node = facts.node_by_ip(target.ip) if target.kind == "ip" else None
     ext = _nodeport(state, facts, src, src_ip, dnat_node, target.ip, port, proto) if dnat_node else None
-    if ext is not None:
+    ext_ip = None
+    if target.kind == "ip" and dnat_node is None and entry is None:
+        # an external IP: the pod's own node (its default route) is where the DNAT happens
+        ext_ip = external_ip_entry(state, target.ip, port, proto, src.node_name)
+    if ext_ip is not None:
+        kind = source_kind(src_ip, pod_cidrs_of(state.ippools), ())
+        ext = ext_ip, external_path(ext_ip, kind), src_ip
+        entry, eps = ext_ip, endpoints_of(state, ext[1].endpoints)
+        notes.append(f"{target.ip}:{port} is an external IP of Service {entry.namespace}/{entry.name} "
+                     f"(spec.externalIPs): node {src.node_name}, the client's node, load-balances it")
+        notes.append(f"the connection comes from a pod: {ext[1].why}")
+    elif ext is not None:
         entry, ext_path, seen = ext
         node_port, eps = True, endpoints_of(state, ext_path.endpoints)
         notes.append(f"{target.ip}:{port} is NodePort {port}/{proto} of Service {entry.namespace}/"
@@ -134,7 +155,8 @@ def predict(state: ClusterState, facts: LabFacts, src: Pod, target: Target, port
     verdict = allowed(state, src, dst_pod or dst_ip, dst_port, proto, family, by_ip)
     conn = Conn(src, verdict=verdict)
     pkt = Pkt(family, src_ip, target.ip, sport, port, proto)
-    w = Walker(state, facts, conn, entry, chosen, "request", ext[1] if ext else None)
+    w = Walker(state, facts, conn, entry, chosen, "request", ext[1] if ext else None,
+               external_ip=ext_ip is not None)
     if target.ip == src_ip:
         hop = Hop(f"pod {pod_label(src)}", "pod", pod_label(src), pod_netns(src), None, "lo",
                   (Step("route", f"route lookup for {src_ip}: local {src_ip} dev lo table local"),
@@ -150,7 +172,7 @@ def predict(state: ClusterState, facts: LabFacts, src: Pod, target: Target, port
     vs, why = ("allowed" if verdict.allowed else "denied"), verdict.reason
     if conn.policy_drop:
         vs, why = "denied", conn.policy_drop
-    elif node_port and not verdict.allowed and request.outcome == "delivered":
+    elif (node_port or ext_ip is not None) and not verdict.allowed and request.outcome == "delivered":
         vs, why = "allowed", "judged on the packets as they pass (the NodePort's masquerade changes the source)"
     return Trace(pod_label(src), query or target.ip, family, proto, port, tuple(notes), svc, eps, chosen,
                  vs, why, request, reply)

@@ -123,11 +123,14 @@ class Walker:
 
     def __init__(self, state: ClusterState, facts: LabFacts, conn: Conn,
                  entry: ServicePortEntry | None, chosen: Endpoint | None, direction: str,
-                 ext_path: SvcPath | None = None):
+                 ext_path: SvcPath | None = None, external_ip: bool = False):
         self.state, self.facts, self.conn = state, facts, conn
         self.entry, self.chosen, self.direction = entry, chosen, direction
-        self.ext_path = ext_path  # the entry is reached by a node IP and its nodePort
-        self.node_port = ext_path is not None
+        # the entry is reached by an external destination: a node IP and its nodePort, or
+        # (external_ip) one of its spec.externalIPs and the service port
+        self.ext_path = ext_path
+        self.external_ip = external_ip
+        self.node_port = ext_path is not None and not external_ip
         self.nat = nat_plan(state)
         self.host = host_protection(state)
         self.hops: list[Hop] = []
@@ -198,7 +201,10 @@ class Walker:
 
     def _prerouting(self, name: str, pkt: Pkt, steps: list[Step]) -> tuple[str, str] | None:
         e = self.entry
-        if self.node_port and e is not None:
+        if self.external_ip and e is not None:
+            mine = pkt.dst in e.external_ips and pkt.dport == e.port
+            orig, how = (pkt.dst, e.port), "external IP"
+        elif self.node_port and e is not None:
             mine = self.facts.node_ip(name, pkt.family) == pkt.dst and pkt.dport == e.node_port
             orig, how = (pkt.dst, e.node_port), "NodePort"
         else:
@@ -208,7 +214,7 @@ class Walker:
             svc = f"{e.namespace}/{e.name}"
             cands, local = (self.ext_path.endpoints, e.external_local) if self.ext_path is not None \
                 else (e.internal_endpoints, e.internal_local)
-            field = "externalTrafficPolicy" if self.node_port else "internalTrafficPolicy"
+            field = "externalTrafficPolicy" if self.ext_path is not None else "internalTrafficPolicy"
             if e.endpoints and not cands:
                 steps.append(Step("drop", f"service proxy (inet podnet-svc, {how}): {svc} has {field} Local "
                                           f"and no endpoint on node {name}: DROP"))
@@ -301,6 +307,11 @@ class Walker:
         elif self.conn.dnat_node == name and self.ext_path is not None and not self.ext_path.masquerade:
             steps.append(Step("nosnat", f"no SNAT ({self.ext_path.why}): the endpoint sees {pkt.src}"))
             return
+        elif self.conn.dnat_node == name and self.external_ip:
+            steps.append(Step("snat", f"external IP (inet podnet-svc, masquerading): the connection came to "
+                                      f"{self.conn.vip[0] if self.conn.vip else 'an external IP'}, an external "
+                                      f"destination: source {pkt.src} -> {node_ip}, so the reply comes back here",
+                              {"from": pkt.src, "to": node_ip, "why": "externalIP"}))
         elif self.conn.dnat_node == name and self.node_port:
             steps.append(Step("snat", f"NodePort (inet podnet-svc, masquerading): the connection came to a "
                                       f"node address: source {pkt.src} -> {node_ip}, so the reply comes back here",

@@ -48,8 +48,19 @@ def test_external_traffic_policy_needs_an_external_address():
     assert errors({"externalTrafficPolicy": "Local", "type": "NodePort"}) == []
 
 
+def test_external_ips_are_plain_addresses():
+    assert errors({"externalIPs": ["192.0.2.10", "2001:db8::10"]}) == []
+    assert errors({"externalIPs": ["192.0.2.10"], "externalTrafficPolicy": "Local"}) == []
+    assert errors({"externalIPs": ["192.0.2.300", "127.0.0.1", "169.254.1.1", "224.0.0.1",
+                                   "192.0.2.10", "192.0.2.10"]}) == [
+        'spec.externalIPs[0]: "192.0.2.300" is not a valid IP address',
+        'spec.externalIPs[1]: "127.0.0.1" may not be unspecified, loopback, link-local or multicast',
+        'spec.externalIPs[2]: "169.254.1.1" may not be unspecified, loopback, link-local or multicast',
+        'spec.externalIPs[3]: "224.0.0.1" may not be unspecified, loopback, link-local or multicast',
+        'spec.externalIPs[5]: "192.0.2.10" is listed twice']
+
+
 @pytest.mark.parametrize("field, value", [
-    ("externalIPs", ["192.0.2.10"]),
     ("loadBalancerIP", "198.51.100.7"),
     ("loadBalancerSourceRanges", ["203.0.113.0/25"]),
     ("loadBalancerClass", "example.com/lb"),

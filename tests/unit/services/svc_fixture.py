@@ -38,6 +38,8 @@ def objects():
         make_service("kube-system", "kube-dns", ip="10.96.0.10",
                      ports=[{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": "dns"},
                             {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": "dns-tcp"}]),
+        make_service("default", "extip", lambda d: d["spec"].update(externalIPs=["192.0.2.50", "2001:db8::50"]),
+                     ip="10.96.0.25"),
         make_service("default", "headless", ip="None"),
         make_service("default", "ext", lambda d: d["spec"].update(type="ExternalName", externalName="example.org")),
     ]
@@ -56,6 +58,7 @@ def objects():
                    ports=[{"name": "dns", "port": 5353, "protocol": "UDP"},
                           {"name": "dns-tcp", "port": 5353, "protocol": "TCP"}]),
         make_slice("default", "headless", [endpoint("10.244.1.10")]),
+        make_slice("default", "extip", [endpoint("10.244.1.11"), endpoint("10.244.2.11")]),
     ]
     return svcs, slices
 
@@ -74,6 +77,13 @@ def _policy(internal: str = "Cluster", external: str = "Cluster"):
         d["spec"].update(internalTrafficPolicy=internal)
         if d["spec"].get("type") == "NodePort":
             d["spec"].update(externalTrafficPolicy=external)
+    return m
+
+
+def _external_local(ip: str):
+    """A ClusterIP Service with an external IP and externalTrafficPolicy Local."""
+    def m(d):
+        d["spec"].update(externalIPs=[ip], externalTrafficPolicy="Local")
     return m
 
 
@@ -96,6 +106,8 @@ def local_objects():
                      ip="10.96.1.6"),
         make_service("default", "itp-np", _all(_nodeport(30093), _policy("Local")), ip="10.96.1.7"),
         make_service("default", "itp6", _all(_dual, _policy("Local")), ip="10.96.1.8"),
+        make_service("default", "etp-ext", _external_local("192.0.2.51"), ip="10.96.1.9"),
+        make_service("default", "etp-ext-none", _external_local("192.0.2.52"), ip="10.96.1.10"),
     ]
     slices = [
         make_slice("default", "itp", [endpoint("10.244.2.20", node="node-2"), endpoint("10.244.1.20")]),
@@ -109,6 +121,8 @@ def local_objects():
         make_slice("default", "itp6", [endpoint("10.244.2.26", node="node-2"), endpoint("10.244.1.26")]),
         make_slice("default", "itp6", [endpoint("fd00:10:244:2::26", node="node-2"),
                                        endpoint("fd00:10:244:1::26")], family="IPv6"),
+        make_slice("default", "etp-ext", [endpoint("10.244.1.27"), endpoint("10.244.2.27", node="node-2")]),
+        make_slice("default", "etp-ext-none", [endpoint("10.244.2.28", node="node-2")]),
     ]
     return svcs, slices
 

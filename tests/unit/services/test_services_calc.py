@@ -187,3 +187,19 @@ def test_stale_udp_flows_are_those_of_endpoints_that_stopped_serving():
     tcp = make_service("default", "web")
     (t,) = entries_for_service(tcp, [make_slice("default", "web", [endpoint("10.244.1.2")])])
     assert stale_udp_flows(t, None) == []
+
+
+def test_stale_udp_flows_to_an_external_ip_are_forgotten_too():
+    """kube-proxy clears flows to every service address of a gone endpoint: the external
+    IPs of its family as well as the ClusterIP (the IPv6 one belongs to the IPv6 entry)."""
+    from podnet.calc.services import StaleFlow, stale_udp_flows
+
+    def ext(d):
+        d["spec"]["ports"][0].update(protocol="UDP")
+        d["spec"]["externalIPs"] = ["192.0.2.9", "2001:db8::9"]
+    svc = make_service("default", "dns", ext)
+    ports = [{"name": "http", "port": 5353, "protocol": "UDP"}]
+    (old,) = entries_for_service(svc, [make_slice("default", "dns", [endpoint("10.244.1.2")], ports=ports)])
+    assert old.external_ips == ("192.0.2.9",)
+    assert stale_udp_flows(old, None) == [StaleFlow(4, "10.244.1.2", dst="10.96.0.10"),
+                                          StaleFlow(4, "10.244.1.2", dst="192.0.2.9")]

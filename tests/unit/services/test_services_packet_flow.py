@@ -116,3 +116,43 @@ def test_internal_external_masquerade():
         Flow("external to ClusterIP with iTP:Local", EXTERNAL, "10.96.0.43", 80, "10.244.1.3:80", True),
         Flow("external to NodePort with iTP:Local", EXTERNAL, NODE_IP, 30003, both3, True),
     ])
+
+
+# ---- externalIPs (upstream's TestExternalIPsReject, TestExternalTrafficPolicy* on externalIPs) --
+def test_external_ips():
+    """An external IP is an external destination: eTP Cluster masquerades every source,
+    eTP Local keeps an outside client's address and sends it to this node's endpoints only,
+    pods and the node itself are short-circuited to every endpoint; no endpoints: REJECT."""
+    ext = {"externalIPs": ["192.0.2.61"]}
+    services = [svc("ns1", "c", "10.96.0.61", **ext),
+                svc("ns2", "l", "10.96.0.62", externalIPs=["192.0.2.62"], externalTrafficPolicy="Local"),
+                svc("ns3", "none", "10.96.0.63", externalIPs=["192.0.2.63"], externalTrafficPolicy="Local"),
+                svc("ns4", "empty", "10.96.0.64", externalIPs=["192.0.2.64"]),
+                svc("ns5", "np", "10.96.0.65", 30065, externalIPs=["192.0.2.65"], externalTrafficPolicy="Local")]
+    slices = [eps("ns1", "c", ("10.244.1.1", NODE), ("10.244.2.1", "remote")),
+              eps("ns2", "l", ("10.244.1.2", NODE), ("10.244.2.2", "remote")),
+              eps("ns3", "none", ("10.244.2.3", "remote")),
+              eps("ns4", "empty"),
+              eps("ns5", "np", ("10.244.1.5", NODE), ("10.244.2.5", "remote"))]
+    both1, both2, both5 = (f"10.244.1.{i}:80, 10.244.2.{i}:80" for i in (1, 2, 5))
+    run_flows(services, slices, [
+        Flow("pod to external IP", POD, "192.0.2.61", 80, both1, True),
+        Flow("node to external IP", NODE_IP, "192.0.2.61", 80, both1, True),
+        Flow("external to external IP", EXTERNAL, "192.0.2.61", 80, both1, True),
+        Flow("external to external IP, another port", EXTERNAL, "192.0.2.61", 81, ""),
+        Flow("external to external IP, UDP", EXTERNAL, "192.0.2.61", 80, "", proto="udp"),
+        Flow("pod to ClusterIP of a Service with an external IP", POD, "10.96.0.61", 80, both1, False),
+        Flow("pod to external IP with eTP:Local", POD, "192.0.2.62", 80, both2, False),
+        Flow("node to external IP with eTP:Local", NODE_IP, "192.0.2.62", 80, both2, True),
+        Flow("external to external IP with eTP:Local", EXTERNAL, "192.0.2.62", 80, "10.244.1.2:80", False),
+        Flow("external to ClusterIP with eTP:Local", EXTERNAL, "10.96.0.62", 80, both2, True),
+        Flow("external to external IP, eTP:Local, no local endpoint", EXTERNAL, "192.0.2.63", 80, "DROP"),
+        Flow("pod to external IP, eTP:Local, no local endpoint", POD, "192.0.2.63", 80, "DROP"),
+        Flow("pod to ClusterIP, eTP:Local, no local endpoint", POD, "10.96.0.63", 80, "10.244.2.3:80", False),
+        Flow("external to external IP without endpoints", EXTERNAL, "192.0.2.64", 80, "REJECT"),
+        Flow("pod to external IP without endpoints", POD, "192.0.2.64", 80, "REJECT"),
+        Flow("external to external IP of a NodePort with eTP:Local", EXTERNAL, "192.0.2.65", 80,
+             "10.244.1.5:80", False),
+        Flow("external to its NodePort", EXTERNAL, NODE_IP, 30065, "10.244.1.5:80", False),
+        Flow("external to the external IP on the nodePort", EXTERNAL, "192.0.2.65", 30065, ""),
+    ])

@@ -93,3 +93,36 @@ def test_golden(name, args):
     t = run(*args)
     check(GOLDEN / f"{name}.txt", render.text(t))
     check(GOLDEN / f"{name}.json", render.to_json(t))
+
+
+# ---- spec.externalIPs (issue 16 §2): the client's node load-balances the external IP ----
+EXT = {"externalIPs": ["192.0.2.80"]}
+
+
+def test_external_ip_cluster_policy_masquerades_on_the_clients_node():
+    t = run("client", "192.0.2.80:80", EXT, endpoint="10.244.0.66")
+    assert _node_of(t) == {"n1", "n2"} and t.request.outcome == "delivered"
+    n1 = next(h for h in t.request.hops if h.name == "n1")
+    dnat = n1.step("dnat")
+    assert dnat and dnat.data["from"] == "192.0.2.80:80" and "external IP" in dnat.text
+    assert n1.step("snat") and n1.step("snat").data["why"] == "externalIP"
+    assert t.request.hops[-1].headers.l3.src == "198.18.0.11"
+    assert t.reply and t.reply.outcome == "delivered"
+    assert t.reply.hops[-1].headers.l3.src == "192.0.2.80"  # the reply comes from the address asked
+    # another port of the external IP is not the Service's
+    assert run("client", "192.0.2.80:81", EXT).endpoints == ()
+
+
+def test_external_ip_local_policy_does_not_apply_to_a_pod():
+    t = run("client", "192.0.2.80:80", {**EXT, **ETP}, endpoint="10.244.0.67")
+    assert _node_of(t) == {"n1", "n2"} and not any(h.step("snat") for h in t.request.hops[:2])
+    assert any("does not apply to a pod" in n for n in t.notes)
+    # no endpoint on the client's node: the external IP drops, even for a pod (kube-proxy)
+    d = run("client", "192.0.2.80:80", {**EXT, **ETP}, unready=("web-5d8f7-a1",))
+    assert d.request.outcome == "dropped" and d.request.hops[-1].step("drop")
+
+
+def test_external_ip_golden():
+    t = run("client", "192.0.2.80:80", EXT, (), "10.244.0.67")
+    check(GOLDEN / "pod-external-ip-other-node.txt", render.text(t))
+    check(GOLDEN / "pod-external-ip-other-node.json", render.to_json(t))

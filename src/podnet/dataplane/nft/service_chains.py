@@ -88,13 +88,14 @@ def render_entry(e: ServicePortEntry, slot: int) -> EntryRender:
     fam = e.family
     proto = e.protocol.lower()
     els: list[tuple[str, str, str]] = [(f"vips{fam}", e.vip, "")]
+    els += [(f"extips{fam}", ip, "") for ip in e.external_ips]
     if not e.endpoints:
-        els.append((f"noep{fam}", f"{e.vip} . {proto} . {e.port}", ""))
+        els += [(f"noep{fam}", f"{ip} . {proto} . {e.port}", "") for ip in (e.vip, *e.external_ips)]
         if e.node_port:
             els.append((f"npnoep{fam}", f"{proto} . {e.node_port}", ""))
         return EntryRender((), tuple(els), ())
     # an eTP-Local external path short-circuits pods and the node to the Cluster chain
-    external_used = bool(e.node_port) and (not e.external_local or bool(e.local_endpoints))
+    external_used = e.externally_accessible and (not e.external_local or bool(e.local_endpoints))
     cluster_used = not e.internal_local or external_used
     eps, (c_first, c_n), (l_first, l_n) = _layout(e, cluster_used)
     sets = tuple((affinity_set_name(e, ep.ip, ep.port), fam, e.affinity_timeout)
@@ -116,6 +117,7 @@ def render_entry(e: ServicePortEntry, slot: int) -> EntryRender:
     els.append((f"svc{fam}", f"{e.vip} . {proto} . {e.port}", _verdict(local if e.internal_local else cluster)))
     if e.node_port:
         els.append((f"np{fam}", f"{proto} . {e.node_port}", _verdict(external)))
+    els += [(f"svc{fam}", f"{ip} . {proto} . {e.port}", _verdict(external)) for ip in e.external_ips]
     ep_set, hp_set, base = f"ep{fam}", f"hairpin{fam}", MARK_TAG | slot << SLOT_SHIFT
     for i, ep in enumerate(eps):
         els.append((ep_set, f"{base | i:#010x}", f"{ep.ip} . {ep.port}"))

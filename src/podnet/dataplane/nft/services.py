@@ -3,7 +3,10 @@ a full sync script, or a partial one that touches only what changed. Pure: no I/
 
 Layout (measured, see docs/design/services.md): chains hold static rules, maps hold data.
 - `svc4`/`svc6`: verdict map VIP . l4proto . port -> `jump` the service port's chain;
-  `np4`/`np6`: l4proto . nodePort -> the same chain, for packets to a node IP.
+  `np4`/`np6`: l4proto . nodePort -> the same chain, for packets to a node IP. An
+  external IP . l4proto . port is an element of `svc4`/`svc6` too, jumping to the
+  external path (the same as the nodePort's); `extips4`/`extips6` hold those addresses
+  for the masquerade.
 - A service port's chain only draws the endpoint: `meta mark set numgen random mod N
   offset <mark of its slot>` (uniform), or, with ClientIP affinity, first looks the client
   up in one dynamic set per endpoint (kube-proxy's `@affinity-*` sets) and returns.
@@ -39,6 +42,7 @@ _SETS = (
     ("nodeips", "set", "{a}"),
     ("hairpin", "set", "{a} . {a}"),
     ("vips", "set", "{a}"),
+    ("extips", "set", "{a}"),
     ("podcidrs", "set", "{a} ; flags interval"),
 )
 # ---- state kept between syncs ------------------------------------------------------------
@@ -167,6 +171,8 @@ def _static() -> list[str]:
         regular["masquerading"] += [
             f"ct status dnat {ip} saddr . {ip} daddr @hairpin{fam} masquerade",
             f"ct status dnat ct mark & {NO_MASQ_CT_MARK:#010x} == 0 ct original {ip} daddr @nodeips{fam} masquerade",
+            # an external IP is an external destination too (kube-proxy masquerades it alike)
+            f"ct status dnat ct mark & {NO_MASQ_CT_MARK:#010x} == 0 ct original {ip} daddr @extips{fam} masquerade",
             # a ClusterIP reached from outside the pod CIDRs: the reply must come back here
             f"ct status dnat ct original {ip} daddr @vips{fam} {ip} saddr != @podcidrs{fam} masquerade",
         ]
