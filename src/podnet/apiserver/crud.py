@@ -79,9 +79,9 @@ class Crud:
     # ---- writes -------------------------------------------------------------------------
     def create(self, res: ApiResource, ns: str, body: dict[str, Any], manager: str = "") -> dict[str, Any]:
         self._writable(res)
+        obj = for_store(body, res, ns)   # its shape checked first: a 400, never a crash
         if manager:
-            record_update(None, body, manager, res.api_version, res.kind)
-        obj = for_store(body, res, ns)
+            record_update(None, obj, manager, res.api_version, res.kind)
         md = obj["metadata"]
         if not md.get("name") and md.get("generateName"):
             md["name"] = str(md["generateName"]) + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
@@ -96,9 +96,10 @@ class Crud:
     def update(self, res: ApiResource, ns: str, name: str, body: dict[str, Any],
                manager: str = "") -> dict[str, Any]:
         self._writable(res)
+        checked = for_store(body, res, ns, name)
         if manager:
-            record_update(self._live(res, ns, name), body, manager, res.api_version, res.kind)
-        obj = from_dict(for_store(body, res, ns, name))
+            record_update(self._live(res, ns, name), checked, manager, res.api_version, res.kind)
+        obj = from_dict(checked)
         try:
             return served(self.writer.update(obj).raw, res)
         except Exception as e:

@@ -64,6 +64,8 @@ def record_update(live: Mapping[str, Any] | None, new: dict[str, Any], manager: 
                   api_version: str, kind: str, subresource: str = "") -> None:
     """Set new's managedFields for an Update by `manager` (in place)."""
     md = new.setdefault("metadata", {})
+    if not isinstance(md, dict):
+        return  # not an object: the write path refuses it
     sent = md.get("managedFields")
     stored = ((live or {}).get("metadata") or {}).get("managedFields")
     if sent is not None and sent != stored:
