@@ -1,13 +1,15 @@
 """Pods end gracefully (issue 17 §1): no request fails through scale 3 -> 1 -> 3 and
 deleting each pod in turn, with a client loop on the Service's virtual IPs (IPv4 and
 IPv6), on direct routes and on the VXLAN overlay; and a deleted pod really passes
-through Terminating (endpoint ready: false, serving and terminating) before it is gone.
+through Terminating (endpoint ready: false, serving and terminating) before it is gone,
+and so does a namespace with a pod still ending.
 """
 from __future__ import annotations
 
 import time
 
 import pytest
+import yaml
 
 import rollout_lib
 from podnet.api.objects import EndpointSlice
@@ -61,3 +63,28 @@ def test_a_deleted_pod_is_terminating_first(make_lab):
     cp = lab.podnet("delete", "pod", other.name, "--grace-period=0", "--force")
     assert "Immediate deletion" in cp.stderr
     assert other.name not in {p.name for p in lab.pods("default")}
+
+
+def test_a_namespace_waits_for_its_ending_pods(make_lab):
+    lab = make_lab("--nodes", "1")
+    docs = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "leaving"}},
+            {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "slow", "namespace": "leaving"},
+             "spec": {"terminationGracePeriodSeconds": 10,
+                      "containers": [{"name": "c", "image": "podnet/serve", "ports": [{"containerPort": 80}],
+                                      "lifecycle": {"preStop": {"sleep": {"seconds": 4}}}}]}}]
+    lab.podnet("apply", "-f", "-", input=yaml.safe_dump_all(docs))
+    lab.wait_pods(1, namespace="leaving")
+    t0 = time.monotonic()
+    lab.podnet("delete", "namespace", "leaving", "--wait=false")
+    store = lab.store()
+    try:
+        assert store.get("Namespace", "", "leaving").status["phase"] == "Terminating"
+    finally:
+        store.close()
+    refused = lab.podnet("apply", "-f", "-", input=yaml.safe_dump(
+        {**docs[1], "metadata": {"name": "late", "namespace": "leaving"}}), check=False)
+    assert refused.returncode != 0 and "being terminated" in refused.stderr
+    lab.podnet("delete", "namespace", "leaving", "--ignore-not-found")  # waits until it is gone
+    assert time.monotonic() - t0 >= 4.0  # the pod's preStop ran first
+    assert lab.podnet("get", "namespace", "leaving", check=False).returncode != 0
+    assert not lab.pods("leaving")

@@ -15,7 +15,9 @@ network down and deletes it for good with grace 0. Grace 0 (`--grace-period=0 --
 deletes at once, and so does deleting a pod no node has taken (nothing to stop) or one
 whose phase is Succeeded or Failed. A second delete of a terminating pod may shorten its
 grace, never lengthen it. Only the final delete releases what admission took and
-cascades.
+cascades. A namespace with pods still ending stays, Terminating (deletionTimestamp, phase
+Terminating, no new content), until the last of them is gone; the rest of its content
+goes at once.
 """
 from __future__ import annotations
 
@@ -60,8 +62,14 @@ def delete_object(store: Datastore, kind: str, namespace: str, name: str,
             if is_namespaced(k) and k not in INTERNAL_KINDS:
                 for o in store.list(k, name).items:
                     _delete_quietly(store, o)
+        if store.list("Pod", name).items:  # pods still ending: the namespace waits for them
+            marked = _mark_namespace(store, name, revision)
+            _finish_namespace(store, name)  # the last one may have gone meanwhile
+            return marked
     gone = store.delete(kind, namespace, name, revision=revision)
     release(store, gone)
+    if kind == "Pod":
+        _finish_namespace(store, namespace)
     if is_namespaced(kind) and gone.uid:
         for o in dependents(store, gone):
             if propagation == "Orphan":
@@ -106,6 +114,37 @@ def _mark_terminating(store: Datastore, namespace: str, name: str, revision: int
         return type(cur)(d)
     out = update_with_retry(store, "Pod", namespace, name, mark, ATTEMPTS)
     return None if now_ and now_[0] else out
+
+
+def _mark_namespace(store: Datastore, name: str, revision: int | None) -> Resource:
+    """A namespace whose pods are still ending turns Terminating (deletionTimestamp, phase
+    Terminating) and refuses new content (Writer); its last pod's removal deletes it."""
+    def mark(cur: Resource) -> Resource | None:
+        if revision and cur.resource_version != revision:
+            raise Conflict(f'Operation cannot be fulfilled on namespaces "{name}": the object has '
+                           f"been modified; please apply your changes to the latest version and try again")
+        if cur.deletion_timestamp:
+            return None
+        d: dict[str, Any] = cur.to_dict()
+        d["metadata"]["deletionTimestamp"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        d["metadata"]["deletionGracePeriodSeconds"] = 0
+        d.setdefault("status", {})["phase"] = "Terminating"
+        return type(cur)(d)
+    return update_with_retry(store, "Namespace", "", name, mark, ATTEMPTS)
+
+
+def _finish_namespace(store: Datastore, name: str) -> None:
+    """The namespace controller's last step, done at once: a Terminating namespace goes
+    with its last pod."""
+    try:
+        ns = store.get("Namespace", "", name)
+    except NotFound:
+        return
+    if ns.deletion_timestamp and not store.list("Pod", name).items:
+        try:
+            delete_object(store, "Namespace", "", name)
+        except NotFound:
+            pass
 
 
 def _parse_time(text: str) -> datetime:

@@ -16,7 +16,7 @@ from podnet.api.validate import validate_object
 from podnet.apiserver import deleting
 from podnet.apiserver.admission import AdmissionError, admit, release
 from podnet.apiserver.apply import Outcome, carry_allocated, check_immutable, merged_for_apply, stamped_manifest
-from podnet.apiserver.errors import GaveUp, Invalid
+from podnet.apiserver.errors import Forbidden, GaveUp, Invalid
 from podnet.datastore.interface import AlreadyExists, Conflict, Datastore, NotFound
 from podnet.datastore.util import RetriesExhausted, update_with_retry
 
@@ -160,9 +160,12 @@ class Writer:
     def _namespace_exists(self, obj: Resource) -> None:
         if is_namespaced(obj.kind) and obj.kind not in INTERNAL_KINDS:
             try:
-                self.store.get("Namespace", "", obj.namespace)
+                ns = self.store.get("Namespace", "", obj.namespace)
             except NotFound:
                 raise NotFound(f'namespaces "{obj.namespace}" not found') from None
+            if ns.deletion_timestamp:
+                raise Forbidden(f'{obj.kind.lower()}s "{obj.name}" is forbidden: unable to create new '
+                                f"content in namespace {obj.namespace} because it is being terminated")
 
     def _admit(self, obj: Resource) -> Resource:
         try:

@@ -8,7 +8,7 @@ import pytest
 
 from podnet.api.objects import from_dict
 from podnet.apiserver.bootstrap import ensure_default_namespaces
-from podnet.apiserver.errors import BadRequest
+from podnet.apiserver.errors import BadRequest, Forbidden
 from podnet.apiserver.write import Writer
 from podnet.datastore.interface import Conflict, NotFound, open_datastore
 from podnet.lab import termination
@@ -88,13 +88,36 @@ def test_an_update_keeps_a_pod_terminating(writer):
     assert after.metadata["deletionGracePeriodSeconds"] == 30
 
 
-def test_deleting_a_namespace_marks_its_pods(writer):
+def test_a_namespace_waits_for_its_ending_pods(writer):
     writer.create(from_dict({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns1"}}))
     p = pod().to_dict()
     p["metadata"]["namespace"] = "ns1"
     writer.create(from_dict(p))
-    writer.delete("Namespace", "", "ns1")
+    writer.create(from_dict({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "ns1"},
+                             "spec": {"ports": [{"port": 80}]}}))
+    ns = writer.delete("Namespace", "", "ns1")
     assert writer.store.get("Pod", "ns1", "p").deletion_timestamp
+    with pytest.raises(NotFound):
+        writer.store.get("Service", "ns1", "s")  # the rest of its content goes at once
+    assert ns.deletion_timestamp and ns.status["phase"] == "Terminating"
+    assert writer.store.get("Namespace", "", "ns1").deletion_timestamp
+    q = pod("q").to_dict()
+    q["metadata"]["namespace"] = "ns1"
+    with pytest.raises(Forbidden, match="because it is being terminated"):
+        writer.create(from_dict(q))
+    writer.delete("Pod", "ns1", "p", grace_period=0)  # its kubelet's last step
+    with pytest.raises(NotFound):
+        writer.store.get("Namespace", "", "ns1")  # went with its last pod
+
+
+def test_a_namespace_without_ending_pods_goes_at_once(writer):
+    writer.create(from_dict({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns2"}}))
+    p = pod(node="").to_dict()
+    p["metadata"]["namespace"] = "ns2"
+    writer.create(from_dict(p))
+    writer.delete("Namespace", "", "ns2")
+    with pytest.raises(NotFound):
+        writer.store.get("Namespace", "", "ns2")
 
 
 def test_a_terminating_pod_neither_counts_nor_is_deleted_again(writer):
