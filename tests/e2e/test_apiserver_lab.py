@@ -7,6 +7,7 @@ the client from the pinned `kubernetes` package (issue 14 §2, §4).
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import ssl
 import subprocess
@@ -400,3 +401,31 @@ def test_endpoints_derived_from_slices(lab):
         assert time.monotonic() < deadline, ep
         time.sleep(0.2)
     assert ep["subsets"][0]["ports"][0]["port"] == 8080
+
+
+def test_kubectl_delete_pod_gracefully_then_by_force(lab):
+    """issue 17 §1: kubectl's delete marks the pod Terminating (the API answers with the
+    marked pod); --grace-period=0 --force then removes it at once, cutting its kubelet's
+    30 s preStop short."""
+    kubectl(lab, "apply", "-f", "-", input=yaml.safe_dump(
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "lingers"},
+         "spec": {"terminationGracePeriodSeconds": 60,
+                  "containers": [{"name": "c", "image": "podnet/serve", "ports": [{"containerPort": 80}],
+                                  "lifecycle": {"preStop": {"sleep": {"seconds": 30}}}}]}}))
+    kubectl(lab, "wait", "--for=condition=Ready", "pod/lingers", "--timeout=60s")
+    kubectl(lab, "delete", "pod", "lingers", "--wait=false")
+    code, pod = raw(lab, "GET", "/api/v1/namespaces/default/pods/lingers")
+    assert code == 200 and pod["metadata"]["deletionTimestamp"]
+    assert pod["metadata"]["deletionGracePeriodSeconds"] == 60
+    assert "Terminating" in kubectl(lab, "get", "pod", "lingers").stdout
+    t0 = time.monotonic()
+    cp = kubectl(lab, "delete", "pod", "lingers", "--grace-period=0", "--force")
+    assert "force deleted" in cp.stdout
+    assert raw(lab, "GET", "/api/v1/namespaces/default/pods/lingers")[0] == 404
+    assert time.monotonic() - t0 < 20
+    # its netns goes too: the kubelet's waits were cut short
+    deadline = time.monotonic() + 10
+    netns = pod["metadata"]["annotations"]["podnet.io/netns"]
+    while os.path.exists(f"/var/run/netns/{netns}"):
+        assert time.monotonic() < deadline, "the force-deleted pod's netns stayed"
+        time.sleep(0.1)
