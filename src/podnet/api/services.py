@@ -93,9 +93,13 @@ class Service(Resource):
 
     @property
     def load_balancer_ips(self) -> list[str]:
-        """The ingress addresses status.loadBalancer.ingress gives (ip, not hostname)."""
+        """The ingress addresses status.loadBalancer.ingress gives a LoadBalancer Service (ip,
+        not hostname; kube-proxy leaves out those with ipMode Proxy: their balancer proxies)."""
+        if self.type != "LoadBalancer":
+            return []
         lb = (self.status.get("loadBalancer") or {}) if isinstance(self.status, dict) else {}
-        return [str(i["ip"]) for i in lb.get("ingress") or [] if isinstance(i, dict) and i.get("ip")]
+        return [str(i["ip"]) for i in lb.get("ingress") or []
+                if isinstance(i, dict) and i.get("ip") and i.get("ipMode") != "Proxy"]
 
     @property
     def load_balancer_source_ranges(self) -> list[str]:

@@ -8,26 +8,24 @@ from typing import Any, Mapping
 
 from podnet.api.defaults import NODE_PORT_RANGE
 from podnet.api.errors import FieldError
-from podnet.api.fields import (Errs, at, check_bool, check_enum, check_int,
+from podnet.api.fields import (Errs, at, check_bool, check_cidr, check_enum, check_int,
                                check_int_or_port_name, check_ip, check_labels, check_list,
-                               check_map, check_name, check_protocol, check_str, show)
+                               check_map, check_name, check_protocol, check_str, qualified_name_error, show)
 
-SERVICE_TYPES = ("ClusterIP", "NodePort", "ExternalName")
+SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
 IP_FAMILIES = ("IPv4", "IPv6")
 IP_FAMILY_POLICIES = ("SingleStack", "PreferDualStack", "RequireDualStack")
 # The ServiceSpec fields podnet implements; anything else is refused, never ignored.
 SPEC_FIELDS = frozenset({
     "ports", "selector", "clusterIP", "clusterIPs", "type", "externalName", "sessionAffinity",
     "sessionAffinityConfig", "ipFamilies", "ipFamilyPolicy", "publishNotReadyAddresses",
-    "internalTrafficPolicy", "externalTrafficPolicy", "externalIPs"})
+    "internalTrafficPolicy", "externalTrafficPolicy", "externalIPs",
+    "loadBalancerSourceRanges", "loadBalancerClass", "allocateLoadBalancerNodePorts"})
 PORT_FIELDS = frozenset({"name", "protocol", "appProtocol", "port", "targetPort", "nodePort"})
 # Kubernetes fields podnet does not implement (yet): what a user gets instead.
 NOT_IMPLEMENTED = {
-    "loadBalancerIP": "type LoadBalancer is not supported; use NodePort",
-    "loadBalancerSourceRanges": "type LoadBalancer is not supported; use NodePort and a NetworkPolicy",
-    "loadBalancerClass": "type LoadBalancer is not supported; use NodePort",
-    "allocateLoadBalancerNodePorts": "type LoadBalancer is not supported; use NodePort",
-    "healthCheckNodePort": "type LoadBalancer is not supported; use NodePort",
+    "loadBalancerIP": "deprecated in Kubernetes; the load-balancer controller picks the address",
+    "healthCheckNodePort": "kube-proxy's health check is not served yet",
     "trafficDistribution": "every endpoint is equally likely",
 }
 UNKNOWN = "unknown field (podnet refuses what it would ignore)"
@@ -39,13 +37,7 @@ def service(v: Any, path: str, errs: Errs) -> None:
     if not spec and not isinstance(v, Mapping):
         return
     _known_fields(spec, path, errs)
-    typ = spec.get("type", "ClusterIP")
-    if typ == "LoadBalancer":
-        errs.append(FieldError(at(path, "type"), '"LoadBalancer" is not supported by podnet '
-                                                 "(use NodePort)"))
-        typ = None
-    else:
-        typ = check_enum(typ, at(path, "type"), errs, SERVICE_TYPES)
+    typ = check_enum(spec.get("type", "ClusterIP"), at(path, "type"), errs, SERVICE_TYPES)
     cluster_ip = spec.get("clusterIP")
     headless = cluster_ip == "None"
     _service_ports(spec, path, errs, typ, headless)
@@ -61,6 +53,7 @@ def service(v: Any, path: str, errs: Errs) -> None:
         _cluster_ips(spec, path, errs, typ)
     check_labels(spec.get("selector"), at(path, "selector"), errs)
     _external_ips(spec, path, errs, typ)
+    _load_balancer(spec, path, errs, typ)
     affinity = check_enum(spec.get("sessionAffinity"), at(path, "sessionAffinity"), errs,
                           ("None", "ClientIP"))
     cfg = check_map(spec.get("sessionAffinityConfig"), at(path, "sessionAffinityConfig"), errs)
@@ -99,6 +92,21 @@ def _external_ips(spec: Mapping[str, Any], path: str, errs: Errs, typ: str | Non
         seen.add(str(ip))
 
 
+def _load_balancer(spec: Mapping[str, Any], path: str, errs: Errs, typ: str | None) -> None:
+    """Kubernetes' rules for the LoadBalancer-only fields."""
+    for f in ("loadBalancerSourceRanges", "loadBalancerClass", "allocateLoadBalancerNodePorts"):
+        if _set(spec.get(f)) and typ not in ("LoadBalancer", None):
+            errs.append(FieldError(at(path, f), "may only be used when type is LoadBalancer"))
+    rpath = at(path, "loadBalancerSourceRanges")
+    for i, r in enumerate(check_list(spec.get("loadBalancerSourceRanges"), rpath, errs)):
+        check_cidr(r.strip() if isinstance(r, str) else r, at(rpath, i), errs, strict=False)
+    cls = check_str(spec.get("loadBalancerClass"), at(path, "loadBalancerClass"), errs)
+    err = qualified_name_error(cls) if cls else None
+    if err:
+        errs.append(FieldError(at(path, "loadBalancerClass"), f"{show(cls)} {err}"))
+    check_bool(spec.get("allocateLoadBalancerNodePorts"), at(path, "allocateLoadBalancerNodePorts"), errs)
+
+
 def _set(v: Any) -> bool:
     """Kubernetes' "unset": absent, null, or an empty list/string (as `get -o yaml` shows)."""
     return v not in (None, "", [], {})
@@ -118,7 +126,7 @@ def _service_ports(spec: Mapping[str, Any], path: str, errs: Errs, typ: str | No
                    headless: bool) -> None:
     ppath = at(path, "ports")
     ports = check_list(spec.get("ports"), ppath, errs)
-    if not ports and typ in ("ClusterIP", "NodePort") and not headless and spec.get("ports") is None:
+    if not ports and typ in ("ClusterIP", "NodePort", "LoadBalancer") and not headless and spec.get("ports") is None:
         errs.append(FieldError(ppath, "is required (at least one port), unless the Service "
                                       "is headless (clusterIP: None)"))
     names: set[str] = set()
@@ -148,8 +156,8 @@ def _service_ports(spec: Mapping[str, Any], path: str, errs: Errs, typ: str | No
             check_int_or_port_name(port.get("targetPort"), at(p, "targetPort"), errs)
         if port.get("nodePort") is not None:
             npath = at(p, "nodePort")
-            if typ != "NodePort":
-                errs.append(FieldError(npath, "may only be set when type is NodePort"))
+            if typ not in ("NodePort", "LoadBalancer"):
+                errs.append(FieldError(npath, "may only be set when type is NodePort or LoadBalancer"))
             else:
                 check_int(port.get("nodePort"), npath, errs, lo, hi)
 
@@ -158,9 +166,9 @@ def _cluster_ips(spec: Mapping[str, Any], path: str, errs: Errs, typ: str | None
     cluster_ip = spec.get("clusterIP")
     families: list[int] = []
     if cluster_ip == "None":
-        if typ == "NodePort":
+        if typ in ("NodePort", "LoadBalancer"):
             errs.append(FieldError(at(path, "clusterIP"),
-                                   '"None" (headless) is not allowed for type NodePort'))
+                                   f'"None" (headless) is not allowed for type {typ}'))
     elif cluster_ip not in (None, ""):
         ip = check_ip(cluster_ip, at(path, "clusterIP"), errs)
         if ip is not None:

@@ -97,7 +97,7 @@ def _fix_service(merged: dict[str, Any], live: Resource, user: dict[str, Any]) -
         for f in _SERVICE_ALLOCATED:
             if f not in uspec:
                 spec.pop(f, None)
-    if typ != "NodePort":
+    if typ not in ("NodePort", "LoadBalancer"):
         return
     old = {(p.get("port"), p.get("protocol") or "TCP"): p.get("nodePort")
            for p in (live.spec.get("ports") or []) if isinstance(p, dict) and p.get("nodePort")}

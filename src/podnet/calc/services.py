@@ -15,6 +15,8 @@ into map elements and chains. kube-proxy's rules, followed here:
 - spec.externalIPs of the family are "external" destinations like a node IP's nodePort
   (kube-proxy): traffic to one on a service port, arriving at or leaving from the node,
   is load-balanced with the externalTrafficPolicy rules (service_paths.external_path);
+- a LoadBalancer Service's status.loadBalancer.ingress IPs are external destinations too,
+  and with spec.loadBalancerSourceRanges only those sources get in (the rest is dropped);
 - `sessionAffinity: ClientIP` keeps its timeout (default 10800 s);
 - `internalTrafficPolicy: Local`: ClusterIP traffic goes only to this node's endpoints,
   `externalTrafficPolicy: Local`: NodePort traffic likewise and keeps its client's source
@@ -23,6 +25,7 @@ into map elements and chains. kube-proxy's rules, followed here:
 """
 from __future__ import annotations
 
+import ipaddress
 import socket
 from dataclasses import dataclass
 from typing import Iterable, Mapping, NamedTuple
@@ -62,11 +65,13 @@ class ServicePortEntry:
     local_endpoints: tuple[EndpointAddr, ...] = ()  # this node's: what a Local policy uses
     serving: tuple[str, ...] = ()  # addresses of every serving endpoint (ready or terminating)
     external_ips: tuple[str, ...] = ()  # spec.externalIPs of this family, sorted
+    lb_ips: tuple[str, ...] = ()  # status.loadBalancer.ingress IPs of this family, sorted
+    source_ranges: tuple[str, ...] = ()  # loadBalancerSourceRanges of this family; () = any
 
     @property
     def externally_accessible(self) -> bool:
         """kube-proxy's ExternallyAccessible: a nodePort or an external address."""
-        return bool(self.node_port or self.external_ips)
+        return bool(self.node_port or self.external_ips or self.lb_ips)
 
     @property
     def id(self) -> str:
@@ -201,10 +206,16 @@ def entries_for_service(svc: Service, slices: Iterable[EndpointSlice],
     external_local = svc.external_traffic_policy == "Local"
     out: list[ServicePortEntry] = []
     ext_ips: dict[int, set[str]] = {4: set(), 6: set()}
+    lb_ips: dict[int, set[str]] = {4: set(), 6: set()}
     for raw in svc.external_ips:
         n = _norm(raw)
         if n is not None:
             ext_ips[n[1]].add(n[0])
+    for raw in svc.load_balancer_ips:
+        n = _norm(raw)
+        if n is not None:
+            lb_ips[n[1]].add(n[0])
+    ranges = _source_ranges(svc.load_balancer_source_ranges)
     seen_families: set[int] = set()
     for raw_vip in svc.cluster_ips:
         n = _norm(raw_vip)
@@ -220,11 +231,33 @@ def entries_for_service(svc: Service, slices: Iterable[EndpointSlice],
             np = sp.node_port if svc.type in NODE_PORT_TYPES and 0 < sp.node_port < 65536 else 0
             sets = _endpoints_for(sp, fam, slices, node_name)
             ext = tuple(sorted(ext_ips[fam] - {vip}))
+            lbs = tuple(sorted(lb_ips[fam] - {vip} - set(ext)))
             out.append(ServicePortEntry(
                 svc.namespace, svc.name, sp.name, sp.protocol, fam,
                 vip, sp.port, np, sets.cluster, timeout,
-                internal_local, external_local and bool(np or ext), sets.local, sets.serving, ext))
+                internal_local, external_local and bool(np or ext or lbs), sets.local, sets.serving, ext,
+                lbs, ranges[fam] if lbs else ()))
     return out
+
+
+def _source_ranges(ranges: Iterable[str]) -> dict[int, tuple[str, ...]]:
+    """loadBalancerSourceRanges by family, as networks. A family the user listed no range
+    of gets an empty range that matches nothing: ranges given means only those get in."""
+    out: dict[int, list[str]] = {4: [], 6: []}
+    given = False
+    for r in ranges:
+        try:
+            net = ipaddress.ip_network(r, strict=False)
+        except ValueError:
+            continue
+        given = True
+        out[net.version].append(str(net))
+    if not given:
+        return {4: (), 6: ()}
+    return {f: tuple(sorted(set(v))) or (NO_SOURCE[f],) for f, v in out.items()}
+
+
+NO_SOURCE = {4: "0.0.0.0/32", 6: "::/128"}  # a range no real client comes from
 
 
 class StaleFlow(NamedTuple):
@@ -244,7 +277,8 @@ def stale_udp_flows(old: ServicePortEntry | None, new: ServicePortEntry | None) 
     if old is None or old.protocol != "UDP":
         return []
     gone = sorted(set(old.serving) - set(new.serving if new is not None else ()))
-    out = [StaleFlow(old.family, ep, dst=dst) for dst in (old.vip, *old.external_ips) for ep in gone]
+    out = [StaleFlow(old.family, ep, dst=dst) for dst in (old.vip, *old.external_ips, *old.lb_ips)
+           for ep in gone]
     if old.node_port:
         out += [StaleFlow(old.family, ep, node_port=old.node_port) for ep in gone]
     return out

@@ -241,6 +241,8 @@ def _node_ports(store: Datastore, spec: dict[str, Any], typ: str, svc: Service, 
             if owner is not None:
                 raise ServiceAdmissionError(f"spec.ports[{i}].nodePort: {np}/{proto.upper()} is already allocated to {owner}")
             continue
+        if typ == "LoadBalancer" and spec.get("allocateLoadBalancerNodePorts") is False:
+            continue  # the load balancer reaches the pods directly (kube-apiserver allocates none)
         p["nodePort"] = _pick_port(store, proto, svc, lo, hi)
 
 

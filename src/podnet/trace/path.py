@@ -51,12 +51,13 @@ def nodeport_entry(state: ClusterState, port: int, proto: str, family: int,
 
 def external_ip_entry(state: ClusterState, ip: str, port: int, proto: str,
                       node_name: str = "") -> ServicePortEntry | None:
-    """The service port whose external IP (spec.externalIPs) is `ip`:`port`."""
+    """The service port whose external IP (spec.externalIPs, or a LoadBalancer's ingress
+    IP) is `ip`:`port`."""
     family = ipaddress.ip_address(ip).version
     table = build_table(state.services, state.endpoint_slices, (), node_name)
     return next((e for _, e in sorted(table.entries.items())
                  if e.family == family and e.port == port and e.protocol == proto
-                 and ip in e.external_ips), None)
+                 and (ip in e.external_ips or ip in e.lb_ips)), None)
 
 
 def endpoints_of(state: ClusterState, eps: Iterable[EndpointAddr]) -> tuple[Endpoint, ...]:
@@ -133,8 +134,14 @@ def predict(state: ClusterState, facts: LabFacts, src: Pod, target: Target, port
         kind = source_kind(src_ip, pod_cidrs_of(state.ippools), ())
         ext = ext_ip, external_path(ext_ip, kind), src_ip
         entry, eps = ext_ip, endpoints_of(state, ext[1].endpoints)
-        notes.append(f"{target.ip}:{port} is an external IP of Service {entry.namespace}/{entry.name} "
-                     f"(spec.externalIPs): node {src.node_name}, the client's node, load-balances it")
+        what = "an external IP" if target.ip in entry.external_ips else "the load balancer IP"
+        notes.append(f"{target.ip}:{port} is {what} of Service {entry.namespace}/{entry.name}: "
+                     f"node {src.node_name}, the client's node, load-balances it")
+        if entry.source_ranges and target.ip in entry.lb_ips and not any(
+                ipaddress.ip_address(src_ip) in ipaddress.ip_network(r) for r in entry.source_ranges):
+            ext_path = SvcPath((), False, f"{src_ip} is outside loadBalancerSourceRanges: dropped")
+            ext = entry, ext_path, src_ip
+            eps = ()
         notes.append(f"the connection comes from a pod: {ext[1].why}")
     elif ext is not None:
         entry, ext_path, seen = ext

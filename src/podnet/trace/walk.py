@@ -202,7 +202,7 @@ class Walker:
     def _prerouting(self, name: str, pkt: Pkt, steps: list[Step]) -> tuple[str, str] | None:
         e = self.entry
         if self.external_ip and e is not None:
-            mine = pkt.dst in e.external_ips and pkt.dport == e.port
+            mine = (pkt.dst in e.external_ips or pkt.dst in e.lb_ips) and pkt.dport == e.port
             orig, how = (pkt.dst, e.port), "external IP"
         elif self.node_port and e is not None:
             mine = self.facts.node_ip(name, pkt.family) == pkt.dst and pkt.dport == e.node_port
@@ -215,6 +215,9 @@ class Walker:
             cands, local = (self.ext_path.endpoints, e.external_local) if self.ext_path is not None \
                 else (e.internal_endpoints, e.internal_local)
             field = "externalTrafficPolicy" if self.ext_path is not None else "internalTrafficPolicy"
+            if e.endpoints and not cands and self.ext_path is not None and "SourceRanges" in self.ext_path.why:
+                steps.append(Step("drop", f"service proxy (inet podnet-svc, {how}): {svc}: {self.ext_path.why}"))
+                return "dropped", f"Service {svc}: {self.ext_path.why}"
             if e.endpoints and not cands:
                 steps.append(Step("drop", f"service proxy (inet podnet-svc, {how}): {svc} has {field} Local "
                                           f"and no endpoint on node {name}: DROP"))

@@ -1,4 +1,4 @@
-"""spec.externalIPs on a real kernel (issue 16 §2): the outside world routes the external
+"""spec.externalIPs and LoadBalancer ingress IPs on a real kernel (issue 16 §2): the outside world routes the external
 IP to the node, and the node load-balances it as kube-proxy does an "external"
 destination: eTP Cluster masquerades every client, eTP Local keeps an outside client's
 address and reaches only this node's endpoints, pods and the node itself reach every
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.root
 B = {"b1": ("10.244.1.11", "fd00:10:244:1::b"), "b2": ("10.244.1.12", "fd00:10:244:1::c"),
      "b3": ("10.244.1.13", "fd00:10:244:1::d")}
 CLIENT = "10.244.1.2"
-EXT4, EXT6 = "192.0.2.0/24", "2001:db8:5::/64"
+EXT4, EXT6, LB4 = "192.0.2.0/24", "2001:db8:5::/64", "198.51.100.0/24"
 
 
 @pytest.fixture
@@ -26,11 +26,13 @@ def routed(topo):
     out = topo.ns("out")
     sh("ip", "-n", out, "route", "add", EXT4, "via", NODE_IP4)
     sh("ip", "-n", out, "-6", "route", "add", EXT6, "via", NODE_IP6)
+    sh("ip", "-n", out, "route", "add", LB4, "via", NODE_IP4)
     try:
         yield topo
     finally:
         sh("ip", "-n", out, "route", "del", EXT4, check=False)
         sh("ip", "-n", out, "-6", "route", "del", EXT6, check=False)
+        sh("ip", "-n", out, "route", "del", LB4, check=False)
 
 
 def names(answers):
@@ -118,3 +120,34 @@ def test_udp_flow_to_an_external_ip_moves_when_its_endpoint_leaves(routed, proxy
     proxy.put(make_slice("default", "dns-ext", [endpoint(B["b3"][0])], ports=sl_ports))
     proxy.sync()
     assert set(names(ask(2))) == {"b3"}
+
+
+def lb_svc(name, ip, ingress, policy="Cluster", **spec):
+    def m(d):
+        d["spec"].update(type="LoadBalancer", externalTrafficPolicy=policy, allocateLoadBalancerNodePorts=False,
+                         **spec)
+        d["status"] = {"loadBalancer": {"ingress": [{"ip": i} for i in ingress]}}
+    return make_service("default", name, m, ip=ip)
+
+
+def test_load_balancer_ip_with_source_ranges_and_local_policy(routed, proxy):
+    """The LB IP answers like an external IP; loadBalancerSourceRanges lets only its
+    sources in (the outside client here), others are dropped (the pod times out)."""
+    topo = routed
+    proxy.put(lb_svc("lb", "10.96.0.70", ["198.51.100.70"]),
+              make_slice("default", "lb", on_nodes({"b1": "node-1", "b2": "node-2"})),
+              lb_svc("lbfw", "10.96.0.71", ["198.51.100.71"], "Local",
+                     loadBalancerSourceRanges=[f"{OUT_IP4}/32"]),
+              make_slice("default", "lbfw", on_nodes({"b1": "node-1", "b3": "node-2"})))
+    proxy.sync(full=True)
+    from_out = topo.answers("out", "198.51.100.70", 80, n=30)
+    assert set(names(from_out)) == {"b1", "b2"} and sources(from_out) == {NODE_IP4}
+    assert topo.answers("out", "198.51.100.71", 80, n=10) == [f"b1 {OUT_IP4}"] * 10
+    assert topo.connect(topo.ns("client"), "198.51.100.71", 80, timeout=0.5)["answers"] == ["timeout"]
+    # the ClusterIP is not behind the firewall
+    assert set(names(topo.answers("client", "10.96.0.71", 80, n=20))) == {"b1", "b3"}
+    # the range changes (a partial sync): the outside client is now the one dropped
+    proxy.put(lb_svc("lbfw", "10.96.0.71", ["198.51.100.71"], "Local", loadBalancerSourceRanges=[f"{CLIENT}/32"]))
+    proxy.sync()
+    assert topo.connect(topo.ns("out"), "198.51.100.71", 80, timeout=0.5)["answers"] == ["timeout"]
+    assert set(names(topo.answers("client", "198.51.100.71", 80, n=20))) == {"b1", "b3"}

@@ -113,13 +113,13 @@ CASES = [
      ["spec.ports: is required (at least one port), unless the Service is headless (clusterIP: None)"]),
     ("headless needs no ports", make(SVC, lambda d: (sp(d).pop("ports"), sp(d).update(clusterIP="None"))), []),
     ("nodePort only with NodePort", make(SVC, lambda d: sp(d)["ports"][0].update(nodePort=30080)),
-     ["spec.ports[0].nodePort: may only be set when type is NodePort"]),
+     ["spec.ports[0].nodePort: may only be set when type is NodePort or LoadBalancer"]),
     ("nodePort range", make(SVC, lambda d: (sp(d).update(type="NodePort"), sp(d)["ports"][0].update(nodePort=80))),
      ["spec.ports[0].nodePort: 80 is not in 30000..32767"]),
     ("headless NodePort", make(SVC, lambda d: sp(d).update(type="NodePort", clusterIP="None")),
      ['spec.clusterIP: "None" (headless) is not allowed for type NodePort']),
     ("type", make(SVC, lambda d: sp(d).update(type="Cluster")),
-     ['spec.type: "Cluster" is not one of ClusterIP, NodePort, ExternalName']),
+     ['spec.type: "Cluster" is not one of ClusterIP, NodePort, LoadBalancer, ExternalName']),
     ("ExternalName needs externalName", make(SVC, lambda d: sp(d).update(type="ExternalName")),
      ["spec.externalName: is required"]),
     ("ExternalName without clusterIP",
@@ -139,8 +139,8 @@ CASES = [
      make(SVC, lambda d: sp(d).update(sessionAffinity="ClientIP",
                                       sessionAffinityConfig={"clientIP": {"timeoutSeconds": 0}})),
      ["spec.sessionAffinityConfig.clientIP.timeoutSeconds: 0 is not in 1..86400"]),
-    ("LoadBalancer", make(SVC, lambda d: sp(d).update(type="LoadBalancer")),
-     ['spec.type: "LoadBalancer" is not supported by podnet (use NodePort)']),
+    ("LoadBalancer headless", make(SVC, lambda d: sp(d).update(type="LoadBalancer", clusterIP="None")),
+     ['spec.clusterIP: "None" (headless) is not allowed for type LoadBalancer']),
     # pods
     ("containers required", make(POD, lambda d: sp(d).update(containers=[])),
      ["spec.containers: must not be empty"]),
@@ -292,6 +292,6 @@ items:
 
 def test_every_problem_is_reported_not_only_the_first():
     d = make(SVC, lambda d: sp(d).update(ports=[{"port": 0, "protocol": "X"}], type="Y"))
-    assert errors(d) == ['spec.type: "Y" is not one of ClusterIP, NodePort, ExternalName',
+    assert errors(d) == ['spec.type: "Y" is not one of ClusterIP, NodePort, LoadBalancer, ExternalName',
                          "spec.ports[0].port: 0 is not in 1..65535",
                          'spec.ports[0].protocol: "X" is not one of TCP, UDP, SCTP']

@@ -60,11 +60,23 @@ def test_external_ips_are_plain_addresses():
         'spec.externalIPs[5]: "192.0.2.10" is listed twice']
 
 
+def test_load_balancer_fields():
+    lb = {"type": "LoadBalancer"}
+    assert errors({**lb, "loadBalancerSourceRanges": ["203.0.113.0/25", " 2001:db8::/64"],
+                   "loadBalancerClass": "example.com/lb", "allocateLoadBalancerNodePorts": False}) == []
+    assert errors(lb, {"nodePort": 30080}) == []
+    assert errors({**lb, "loadBalancerSourceRanges": ["203.0.113.0/33"], "loadBalancerClass": "a/b/c",
+                   "allocateLoadBalancerNodePorts": "no"}) == [
+        'spec.loadBalancerSourceRanges[0]: "203.0.113.0/33" is not a valid CIDR',
+        "spec.loadBalancerClass: \"a/b/c\" has an invalid prefix \"a/b\": must be a DNS-1123 subdomain",
+        'spec.allocateLoadBalancerNodePorts: must be true or false, not "no"']
+    for f, v in (("loadBalancerSourceRanges", ["203.0.113.0/25"]), ("loadBalancerClass", "example.com/lb"),
+                 ("allocateLoadBalancerNodePorts", True)):
+        assert errors({"type": "NodePort", f: v}) == [f"spec.{f}: may only be used when type is LoadBalancer"]
+
+
 @pytest.mark.parametrize("field, value", [
     ("loadBalancerIP", "198.51.100.7"),
-    ("loadBalancerSourceRanges", ["203.0.113.0/25"]),
-    ("loadBalancerClass", "example.com/lb"),
-    ("allocateLoadBalancerNodePorts", False),
     ("healthCheckNodePort", 30999),
     ("trafficDistribution", "PreferClose"),
 ])

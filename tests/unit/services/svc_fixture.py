@@ -87,6 +87,15 @@ def _external_local(ip: str):
     return m
 
 
+def _load_balancer(ingress: str, policy: str, ranges: list[str]):
+    """type LoadBalancer, its ingress IP in status, source ranges, no nodePort."""
+    def m(d):
+        d["spec"].update(type="LoadBalancer", externalTrafficPolicy=policy, loadBalancerSourceRanges=ranges,
+                         allocateLoadBalancerNodePorts=False)
+        d["status"] = {"loadBalancer": {"ingress": [{"ip": ingress}]}}
+    return m
+
+
 def _all(*muts):
     def m(d):
         for f in muts:
@@ -108,6 +117,8 @@ def local_objects():
         make_service("default", "itp6", _all(_dual, _policy("Local")), ip="10.96.1.8"),
         make_service("default", "etp-ext", _external_local("192.0.2.51"), ip="10.96.1.9"),
         make_service("default", "etp-ext-none", _external_local("192.0.2.52"), ip="10.96.1.10"),
+        make_service("default", "lb-fw", _load_balancer("198.51.100.53", "Local", ["203.0.113.0/25"]),
+                     ip="10.96.1.11"),
     ]
     slices = [
         make_slice("default", "itp", [endpoint("10.244.2.20", node="node-2"), endpoint("10.244.1.20")]),
@@ -123,6 +134,7 @@ def local_objects():
                                        endpoint("fd00:10:244:1::26")], family="IPv6"),
         make_slice("default", "etp-ext", [endpoint("10.244.1.27"), endpoint("10.244.2.27", node="node-2")]),
         make_slice("default", "etp-ext-none", [endpoint("10.244.2.28", node="node-2")]),
+        make_slice("default", "lb-fw", [endpoint("10.244.1.29"), endpoint("10.244.2.29", node="node-2")]),
     ]
     return svcs, slices
 

@@ -130,6 +130,19 @@ def test_node_ports(store):
         admit_service(store, svc("e", lambda d: d["spec"]["ports"][0].update(nodePort=30001)))
 
 
+def test_load_balancer_node_ports_unless_allocate_load_balancer_node_ports_is_false(store):
+    def lb(allocate=None, port=None):
+        def m(d):
+            _np(port)(d)
+            d["spec"]["type"] = "LoadBalancer"
+            if allocate is not None:
+                d["spec"]["allocateLoadBalancerNodePorts"] = allocate
+        return m
+    assert 30000 <= stored(store, svc("a", lb())).spec["ports"][0]["nodePort"] <= 32767
+    assert "nodePort" not in stored(store, svc("b", lb(False))).spec["ports"][0]
+    assert stored(store, svc("c", lb(False, 30099))).spec["ports"][0]["nodePort"] == 30099  # asked for
+
+
 def test_update_to_clusterip_gives_node_port_back(store):
     live = stored(store, svc("b", _np(30080)))
     d = live.to_dict()

@@ -156,3 +156,53 @@ def test_external_ips():
         Flow("external to its NodePort", EXTERNAL, NODE_IP, 30065, "10.244.1.5:80", False),
         Flow("external to the external IP on the nodePort", EXTERNAL, "192.0.2.65", 30065, ""),
     ])
+
+
+# ---- type LoadBalancer (upstream's TestLoadBalancer, TestOnlyLocalLoadBalancing, source ranges) --
+def lb(ns: str, name: str, ip: str, ingress: list[str], node_port: int = 0, **spec: Any) -> Any:
+    s = svc(ns, name, ip, node_port, type="LoadBalancer", **spec)
+    s.raw["status"] = {"loadBalancer": {"ingress": [{"ip": i} for i in ingress]}}
+    return s
+
+
+def test_load_balancer_ingress_ips():
+    """An ingress IP is an external destination, as an external IP is; source ranges
+    let only their sources in (others dropped, pods and the node included, as kube-proxy's
+    firewall chain does); an ingress with ipMode Proxy is the balancer's, not the node's."""
+    services = [lb("ns1", "c", "10.96.0.71", ["198.51.100.71"], 30071),
+                lb("ns2", "l", "10.96.0.72", ["198.51.100.72"], 30072, externalTrafficPolicy="Local"),
+                lb("ns3", "fw", "10.96.0.73", ["198.51.100.73"], 30073,
+                   loadBalancerSourceRanges=["203.0.113.0/25", "10.244.1.0/24"]),
+                lb("ns4", "fwl", "10.96.0.74", ["198.51.100.74"], externalTrafficPolicy="Local",
+                   loadBalancerSourceRanges=["203.0.113.0/28"], allocateLoadBalancerNodePorts=False),
+                lb("ns5", "proxy", "10.96.0.75", []),
+                lb("ns6", "empty", "10.96.0.76", ["198.51.100.76"]),
+                lb("ns7", "v6only", "10.96.0.77", ["198.51.100.77"], loadBalancerSourceRanges=["2001:db8::/64"])]
+    services[4].raw["status"] = {"loadBalancer": {"ingress": [{"ip": "198.51.100.75", "ipMode": "Proxy"}]}}
+    slices = [eps(f"ns{i}", n, (f"10.244.1.{70 + i}", NODE), (f"10.244.2.{70 + i}", "remote"))
+              for i, n in ((1, "c"), (2, "l"), (3, "fw"), (4, "fwl"), (5, "proxy"), (7, "v6only"))]
+    slices.append(eps("ns6", "empty"))
+    both = {i: f"10.244.1.{70 + i}:80, 10.244.2.{70 + i}:80" for i in range(1, 8)}
+    run_flows(services, slices, [
+        Flow("external to LB IP", EXTERNAL, "198.51.100.71", 80, both[1], True),
+        Flow("pod to LB IP", POD, "198.51.100.71", 80, both[1], True),
+        Flow("node to LB IP", NODE_IP, "198.51.100.71", 80, both[1], True),
+        Flow("external to LB IP, another port", EXTERNAL, "198.51.100.71", 81, ""),
+        Flow("external to LB's NodePort", EXTERNAL, NODE_IP, 30071, both[1], True),
+        Flow("external to LB IP with eTP:Local", EXTERNAL, "198.51.100.72", 80, "10.244.1.72:80", False),
+        Flow("pod to LB IP with eTP:Local", POD, "198.51.100.72", 80, both[2], False),
+        Flow("node to LB IP with eTP:Local", NODE_IP, "198.51.100.72", 80, both[2], True),
+        Flow("allowed external to LB IP with source ranges", EXTERNAL, "198.51.100.73", 80, both[3], True),
+        Flow("other external to LB IP with source ranges", "203.0.113.200", "198.51.100.73", 80, "DROP"),
+        Flow("allowed pod to LB IP with source ranges", POD, "198.51.100.73", 80, both[3], True),
+        Flow("node to LB IP with source ranges", NODE_IP, "198.51.100.73", 80, "DROP"),
+        Flow("other external to the NodePort of an LB with source ranges", "203.0.113.200", NODE_IP, 30073,
+             both[3], True),
+        Flow("external to ClusterIP of an LB with source ranges", "203.0.113.200", "10.96.0.73", 80, both[3], True),
+        Flow("allowed external, eTP:Local and source ranges", EXTERNAL, "198.51.100.74", 80, "10.244.1.74:80", False),
+        Flow("other external, eTP:Local and source ranges", "203.0.113.99", "198.51.100.74", 80, "DROP"),
+        Flow("pod, eTP:Local and source ranges it is not in", POD, "198.51.100.74", 80, "DROP"),
+        Flow("ingress with ipMode Proxy", EXTERNAL, "198.51.100.75", 80, ""),
+        Flow("external to LB IP without endpoints", EXTERNAL, "198.51.100.76", 80, "REJECT"),
+        Flow("IPv4 client, only IPv6 ranges", EXTERNAL, "198.51.100.77", 80, "DROP"),
+    ])

@@ -126,3 +126,30 @@ def test_external_ip_golden():
     t = run("client", "192.0.2.80:80", EXT, (), "10.244.0.67")
     check(GOLDEN / "pod-external-ip-other-node.txt", render.text(t))
     check(GOLDEN / "pod-external-ip-other-node.json", render.to_json(t))
+
+
+def _lb(ranges=None):
+    d = {"type": "LoadBalancer", "allocateLoadBalancerNodePorts": False}
+    if ranges:
+        d["loadBalancerSourceRanges"] = ranges
+    return d
+
+
+def run_lb(traffic, ingress="198.51.100.80"):
+    d = parse_dest(f"{ingress}:80")
+    st = demo.state((), True, 0, traffic)
+    web = st.get("Service", "shop", "web")
+    web.raw["status"] = {"loadBalancer": {"ingress": [{"ip": ingress}]}}
+    pod = find_pod(st, "shop", "client")
+    facts = demo.facts("none")
+    return predict(st, facts, pod, resolve(st, pod.namespace, d.text, 4, facts.outside_names), 80, "TCP", 4,
+                   query=d.text)
+
+
+def test_load_balancer_ip_and_its_source_ranges():
+    t = run_lb(_lb())
+    assert _node_of(t) == {"n1", "n2"} and t.request.outcome == "delivered"
+    assert any("load balancer IP" in n for n in t.notes)
+    assert run_lb(_lb(["10.244.0.0/24"])).request.outcome == "delivered"
+    d = run_lb(_lb(["203.0.113.0/24"]))
+    assert d.request.outcome == "dropped" and "loadBalancerSourceRanges" in d.request.why

@@ -88,9 +88,10 @@ def render_entry(e: ServicePortEntry, slot: int) -> EntryRender:
     fam = e.family
     proto = e.protocol.lower()
     els: list[tuple[str, str, str]] = [(f"vips{fam}", e.vip, "")]
-    els += [(f"extips{fam}", ip, "") for ip in e.external_ips]
+    els += [(f"extips{fam}", ip, "") for ip in (*e.external_ips, *e.lb_ips)]
     if not e.endpoints:
-        els += [(f"noep{fam}", f"{ip} . {proto} . {e.port}", "") for ip in (e.vip, *e.external_ips)]
+        els += [(f"noep{fam}", f"{ip} . {proto} . {e.port}", "")
+                for ip in (e.vip, *e.external_ips, *e.lb_ips)]
         if e.node_port:
             els.append((f"npnoep{fam}", f"{proto} . {e.node_port}", ""))
         return EntryRender((), tuple(els), ())
@@ -118,6 +119,13 @@ def render_entry(e: ServicePortEntry, slot: int) -> EntryRender:
     if e.node_port:
         els.append((f"np{fam}", f"{proto} . {e.node_port}", _verdict(external)))
     els += [(f"svc{fam}", f"{ip} . {proto} . {e.port}", _verdict(external)) for ip in e.external_ips]
+    lb = external
+    if e.source_ranges and external != "drop":
+        # loadBalancerSourceRanges (kube-proxy's firewall chain): other sources are dropped
+        lb = f"{chain_name(e)}-fw"
+        ip = IP_KEYWORD[fam]
+        chains.append((lb, (f"{ip} saddr != {{ {', '.join(e.source_ranges)} }} drop", f"goto {external}")))
+    els += [(f"svc{fam}", f"{ip} . {proto} . {e.port}", _verdict(lb)) for ip in e.lb_ips]
     ep_set, hp_set, base = f"ep{fam}", f"hairpin{fam}", MARK_TAG | slot << SLOT_SHIFT
     for i, ep in enumerate(eps):
         els.append((ep_set, f"{base | i:#010x}", f"{ep.ip} . {ep.port}"))
