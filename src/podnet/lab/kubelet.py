@@ -383,22 +383,8 @@ class Kubelet:
         return time.monotonic() >= start + termination.grace_of(cur)
 
     def _finalize(self, pod: Pod) -> None:
-        """Delete the pod for good, only the one we stopped (uid), CAS on its revision."""
-        for _ in range(10):
-            try:
-                cur = self.store.get("Pod", pod.namespace, pod.name)
-                if cur.uid != pod.uid:
-                    return
-                self.finalized.add(pod.uid)
-                self.writer.delete("Pod", pod.namespace, pod.name, revision=cur.resource_version,
-                                   grace_period=0)
-                return
-            except NotFound:
-                self.finalized.discard(pod.uid)
-                return
-            except Conflict:
-                continue
-        log.warning("pod %s/%s: not deleted after termination (conflicting writes)", pod.namespace, pod.name)
+        if not termination.delete_for_good(self.store, self.writer, pod, self.finalized.add):
+            self.finalized.discard(pod.uid)
 
     def teardown(self, key: tuple[str, str], obj: Resource) -> None:
         self.running.pop(key, None)

@@ -27,6 +27,8 @@ from typing import Any, Callable
 
 from podnet.api.objects import Pod
 from podnet.apiserver.deleting import DEFAULT_GRACE_SECONDS
+from podnet.apiserver.write import Writer
+from podnet.datastore.interface import Conflict, Datastore, NotFound
 from podnet.dataplane.net.netns import netns_argv
 from podnet.lab import procs, probes
 from podnet.lab.serve import ServeClient, ServeError
@@ -120,3 +122,24 @@ class Stopper:
             log.warning("serve drain %s: %s", name, e)
             return None
         return int(resp.get("inflight") or 0) if resp.get("found") else None
+
+
+def delete_for_good(store: Datastore, writer: Writer, pod: Pod, deleting: Callable[[str], None],
+                    attempts: int = 10) -> bool:
+    """The kubelet's last step: delete the pod with grace 0, only the one it stopped (its
+    uid), CAS on its revision; `deleting(uid)` is called just before. True when deleted
+    here; False when it was gone or replaced already (or kept changing)."""
+    for _ in range(attempts):
+        try:
+            cur = store.get("Pod", pod.namespace, pod.name)
+            if cur.uid != pod.uid:
+                return False
+            deleting(pod.uid)
+            writer.delete("Pod", pod.namespace, pod.name, revision=cur.resource_version, grace_period=0)
+            return True
+        except NotFound:
+            return False
+        except Conflict:
+            continue
+    log.warning("pod %s/%s: not deleted after termination (conflicting writes)", pod.namespace, pod.name)
+    return False
