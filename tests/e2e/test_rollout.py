@@ -65,15 +65,17 @@ def test_a_deleted_pod_is_terminating_first(make_lab):
     assert other.name not in {p.name for p in lab.pods("default")}
 
 
-def test_a_namespace_waits_for_its_ending_pods(make_lab):
+def test_a_namespace_waits_for_its_ending_pods(make_lab, tmp_path):
+    """Also the exec form of preStop: it runs in the pod's netns with the pod's env."""
     lab = make_lab("--nodes", "1")
+    hook = ["sh", "-c", f"sleep 4; ip -o addr show eth0 > {tmp_path}/prestop-$POD_NAME"]
     docs = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "leaving"}},
             {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "slow", "namespace": "leaving"},
              "spec": {"terminationGracePeriodSeconds": 10,
                       "containers": [{"name": "c", "image": "podnet/serve", "ports": [{"containerPort": 80}],
-                                      "lifecycle": {"preStop": {"sleep": {"seconds": 4}}}}]}}]
+                                      "lifecycle": {"preStop": {"exec": {"command": hook}}}}]}}]
     lab.podnet("apply", "-f", "-", input=yaml.safe_dump_all(docs))
-    lab.wait_pods(1, namespace="leaving")
+    [pod] = lab.wait_pods(1, namespace="leaving")
     t0 = time.monotonic()
     lab.podnet("delete", "namespace", "leaving", "--wait=false")
     store = lab.store()
@@ -88,3 +90,5 @@ def test_a_namespace_waits_for_its_ending_pods(make_lab):
     assert time.monotonic() - t0 >= 4.0  # the pod's preStop ran first
     assert lab.podnet("get", "namespace", "leaving", check=False).returncode != 0
     assert not lab.pods("leaving")
+    ran = (tmp_path / "prestop-slow").read_text()
+    assert pod.pod_ips[0] + "/32" in ran, ran
