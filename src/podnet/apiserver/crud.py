@@ -12,12 +12,14 @@ import copy
 import secrets
 from typing import Any, Mapping
 
-from podnet.api.objects import from_dict
+from podnet.api.objects import Resource, from_dict
+from podnet.api.selector import LabelSelector
 from podnet.apiserver import endpoints, query
 from podnet.apiserver.bodies import for_store
 from podnet.apiserver.managed import record_update
 from podnet.apiserver.resources import ApiResource, served
 from podnet.apiserver.status import ApiStatus, from_exception, not_found
+from podnet.apiserver.watch_cache import Caches
 from podnet.apiserver.write import Writer
 from podnet.datastore.interface import Conflict, DatastoreError
 
@@ -29,9 +31,10 @@ def _fail(e: BaseException, res: ApiResource, name: str) -> ApiStatus:
 
 
 class Crud:
-    def __init__(self, writer: Writer):
+    def __init__(self, writer: Writer, caches: Caches | None = None):
         self.writer = writer
         self.store = writer.store
+        self.caches = caches   # lists served from the shared watch cache when allowed
 
     # ---- reads --------------------------------------------------------------------------
     def get(self, res: ApiResource, ns: str, name: str) -> dict[str, Any]:
@@ -57,12 +60,17 @@ class Crud:
             raw = [e for e in self._endpoints(ns or None) if sel is None or sel.matches(
                 (e["metadata"].get("labels") or {}))]
         else:
-            try:
-                got = self.store.list(res.kind, ns or None, sel)
-            except DatastoreError as e:
-                raise _fail(e, res, "") from None
-            rev = got.revision
-            raw = [served(o.raw, res) for o in got.items]
+            cached = self._from_cache(res, ns, sel, params)
+            if cached is None:
+                try:
+                    got = self.store.list(res.kind, ns or None, sel)
+                except DatastoreError as e:
+                    raise _fail(e, res, "") from None
+                items_at = got.items, got.revision
+            else:
+                items_at = cached
+            rev = items_at[1]
+            raw = [served(o.raw, res) for o in items_at[0]]
         query.check_version(params, rev)
         raw = [o for o in raw if query.fields_match(terms, o)]
         items, cont, remaining = query.page(raw, limit, after, rev)
@@ -72,6 +80,41 @@ class Crud:
             md["remainingItemCount"] = remaining
         return {"kind": f"{res.kind}List", "apiVersion": res.api_version, "metadata": md,
                 "items": items}
+
+    def _from_cache(self, res: ApiResource, ns: str, sel: LabelSelector | None,
+                    params: Mapping[str, str]) -> tuple[builtins.list[Resource], int] | None:
+        """A list answered from the shared watch cache when its resourceVersion semantics
+        allow it, as kube-apiserver does; None: list the store. resourceVersion "0" is
+        "any": the cache as it is. A revision N (NotOlderThan, the default match): the
+        cache once it is at N or later. Unset is a consistent read: the cache only when
+        it is at the store's current revision or later (kube-apiserver 1.31+ checks the
+        same through etcd's progress notifications; here the cache's revision is that of
+        the last event of its kind, so a write of any other kind since sends the list to
+        the store). A continue token: the cache at the first page's revision or later.
+        Exact, and a malformed version, go to the store (which answers or refuses)."""
+        if self.caches is None:
+            return None
+        rv, match = params.get("resourceVersion", ""), params.get("resourceVersionMatch", "")
+        if match not in ("", "NotOlderThan"):
+            return None
+        at_least: int | None
+        if params.get("continue"):
+            at_least = query.decode_continue(params["continue"])[0]
+        elif rv == "0":
+            at_least = None
+        elif rv == "":
+            if match:
+                return None
+            try:
+                at_least = self.store.revision()
+            except DatastoreError:
+                return None
+        else:
+            try:
+                at_least = int(rv)
+            except ValueError:
+                return None
+        return self.caches.get(res.kind).snapshot(ns or None, sel, at_least)
 
     def _endpoints(self, ns: str | None) -> builtins.list[dict[str, Any]]:  # list: the method
         return endpoints.derive(self.store.list("EndpointSlice", ns).items)

@@ -56,13 +56,13 @@ class ApiApp:
         self.locate_log = locate_log
         self.allow_exec = allow_exec
         self.sa_key, self.ca_pem = sa_key, ca_pem
-        self.crud = Crud(Writer(store))
-        self.dry_crud = Crud(DryRunWriter(store))
         self.tokens = tokens
         self.server_address = server_address
         self.pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="api")
         from podnet.apiserver.watch import WatchHub  # its threads start on first use
         self.hub = WatchHub(store)
+        self.crud = Crud(Writer(store), self.hub.caches)
+        self.dry_crud = Crud(DryRunWriter(store), self.hub.caches)
 
     def app(self) -> web.Application:
         a = web.Application(client_max_size=bodies.MAX_BODY, middlewares=[self._errors])

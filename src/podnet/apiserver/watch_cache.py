@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from podnet.api.objects import Resource
+from podnet.api.selector import LabelSelector
 from podnet.datastore.interface import Compacted, Datastore, DatastoreError, Event
 
 log = logging.getLogger("podnet.apiserver.watch")
@@ -116,6 +117,25 @@ class KindCache:
             sub.after = max(after, self.revision)
             self.subs.append(sub)
             return sub, [], self.revision
+
+    def snapshot(self, namespace: str | None, selector: LabelSelector | None,
+                 at_least: int | None = None) -> tuple[list[Resource], int] | None:
+        """(the kind's objects in `namespace` (None: all) matching `selector`, sorted by
+        (namespace, name), and the revision they are at), or None when the cache cannot
+        answer: not ready, or `at_least` given and the cache has not been shown to be at
+        that store revision yet (its revision is that of the last event of its kind)."""
+        if not self.ready.is_set():
+            return None
+        with self.lock:
+            if at_least is not None and self.revision < at_least:
+                return None
+            objs = list(self.objects.values()) if namespace is None else \
+                [o for k, o in self.objects.items() if k[0] == namespace]
+            rev = self.revision
+        if selector is not None:
+            objs = [o for o in objs if selector.matches(o.labels)]
+        objs.sort(key=key_of)
+        return objs, rev
 
     def unsubscribe(self, sub: Subscription) -> None:
         sub.closed = True
