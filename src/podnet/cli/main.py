@@ -38,7 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # kubectl takes names after flags too (`delete pod --force web`); argparse stops
+        # filling a positional list at the first option, so the rest comes back here
+        if isinstance(getattr(args, "names", None), list) and not any(x.startswith("-") for x in extra):
+            args.names.extend(extra)
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
