@@ -76,6 +76,7 @@ class Agent:
         self.state = ClusterState(node_name=ctx.node_name)
         self.nft: NftRunner | NftSession = NftSession(ctx.netns) if use_session else NftRunner(ctx.netns)
         self.metrics = AgentMetrics()
+        self.after_sync: list[Callable[[], None]] = []
         self.kinds = tuple(sorted({"Node", "IPAMBlock"} | {k for r in self.roles for k in r.kinds}))
         self.events: queue.Queue[Batch] = queue.Queue()
         self.informer = Informer(self.store, self.kinds, on_batch=self.events.put,
@@ -144,6 +145,11 @@ class Agent:
         self.metrics.agent.record("full" if full else "partial", time.perf_counter() - t0, ok)
         self._full_needed = not ok
         self.syncs += 1
+        for hook in self.after_sync:  # e.g. the flow records' names and rule ids (issue 18)
+            try:
+                hook()
+            except Exception:  # noqa: BLE001 - an observer must not stop the agent
+                log.exception("after-sync hook failed")
         if not ok:
             self.failures += 1
         else:

@@ -13,7 +13,9 @@ import sys
 from typing import Any
 
 from podnet.agent.agent import Agent, AgentContext
+from podnet.agent.flow_server import FlowRecorder, context_of
 from podnet.agent.metrics import serve_metrics
+from podnet.dataplane import ulogd
 from podnet.dataplane.net.links import addresses, default_route_dev
 from podnet.dataplane.net.sysctl import NODE_SYSCTLS, current_netns_name, write_sysctls
 from podnet.datastore.interface import DatastoreError, open_datastore
@@ -34,6 +36,26 @@ def detect_node_ips() -> list[str]:
     if not ips:
         raise AgentError(f"no --node-ip given and {dev} has no global address")
     return ips
+
+
+def _start_flows(agent: Agent, node: str, options: dict[str, Any]) -> FlowRecorder | None:
+    """The flow recorder (issue 18), unless `flows` is off or ulogd2 is missing (then said)."""
+    if options.get("flows") is False:
+        return None
+    if not ulogd.available():
+        log.warning("flows: ulogd2 and its JSON plugin are not installed (Debian ulogd2 ulogd2-json): "
+                    "no flow records on this node")
+        return None
+    rec = FlowRecorder(node, context_of(agent), cap=int(options.get("flows_cap") or 4096))
+    try:
+        rec.start()
+    except OSError as e:
+        log.warning("flows: not recorded: %s", e)
+        rec.close()
+        return None
+    agent.after_sync.append(rec.refresh)
+    log.info("flows: recording (ring of %d) on @%s", rec.ring.cap, rec.socket_name)
+    return rec
 
 
 def run_agent(url: str, node: str, encap: str = "none", node_ips: list[str] | None = None,
@@ -59,15 +81,19 @@ def run_agent(url: str, node: str, encap: str = "none", node_ips: list[str] | No
     signal.signal(signal.SIGINT, lambda *_: agent.stop.set())
     log.info("agent for node %s (%s), encap %s, roles: %s", node, ", ".join(ips), encap,
              ", ".join(r.name for r in agent.roles) or "none")
+    recorder = _start_flows(agent, node, options or {})
     server = None
     port = int((options or {}).get("metrics_port") or 0)
     if port:
-        server = serve_metrics(port, lambda: agent.metrics.prometheus(node))
+        server = serve_metrics(port, lambda: agent.metrics.prometheus(node) + (
+            "\n".join(recorder.prometheus()) + "\n" if recorder is not None else ""))
         log.info("metrics on :%d/metrics", port)
     try:
         agent.run()
     finally:
         if server is not None:
             server.shutdown()
+        if recorder is not None:
+            recorder.close()
         store.close()
     return 0

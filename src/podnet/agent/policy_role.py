@@ -88,5 +88,21 @@ class PolicyRole:
             self._cache.clear()
         self._pending = None
 
+    def flow_rules(self) -> tuple[list[tuple[str, str, str, int]], list[tuple[str, str, str, tuple[str, ...]]]]:
+        """What the committed rules' nflog ids stand for (dataplane/nft/flowlog.py):
+        (namespace, policy, direction, rule index) of every allowing rule, and (namespace,
+        pod, direction, isolating policies) of every pod chain (issue 18 §1)."""
+        c = self._compiled
+        if c is None:
+            return [], []
+        rules = [(r.ref.namespace, r.ref.policy, r.ref.direction, r.ref.index)
+                 for ch in c.chains.values() for r in ch.rules]
+        pods = []
+        for key, pp in c.pods.items():
+            for direction, cids in (("ingress", pp.ingress), ("egress", pp.egress)):
+                if cids is not None:
+                    pods.append((key.namespace, key.name, direction, tuple(cid.rsplit("/", 2)[1] for cid in cids)))
+        return rules, pods
+
     def apply_kernel(self, state: ClusterState) -> None:
         return None

@@ -200,8 +200,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_agent(args: argparse.Namespace) -> int:
     from podnet.agent.main import AgentError, run_agent
     try:
-        return run_agent(context.datastore_url(args), args.node, args.encap, args.node_ip,
-                         {"metrics_port": args.metrics_port} if args.metrics_port else None)
+        opts: dict[str, Any] = {"flows": not args.no_flows, "flows_cap": args.flows_cap}
+        if args.metrics_port:
+            opts["metrics_port"] = args.metrics_port
+        return run_agent(context.datastore_url(args), args.node, args.encap, args.node_ip, opts)
     except AgentError as e:
         raise UserError(str(e)) from None
 
@@ -253,6 +255,9 @@ def register(sub: Any) -> None:
     p.add_argument("--node-ip", action="append", default=[], help="the node's address (repeat per family)")
     p.add_argument("--metrics-port", type=int, default=0,
                    help="serve sync counts and durations as Prometheus text on this TCP port (/metrics)")
+    p.add_argument("--no-flows", action="store_true", help="record no flows (podnet flows; needs ulogd2)")
+    p.add_argument("--flows-cap", type=int, default=int(os.environ.get("PODNET_FLOWS_CAP") or 4096),
+                   help="flow records kept (the ring's size; env PODNET_FLOWS_CAP)")
     p.set_defaults(func=cmd_agent)
 
     p = sub.add_parser("kubelet", help=argparse.SUPPRESS)

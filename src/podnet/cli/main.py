@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "podnet.cli.ipam",
     "podnet.cli.policy",
     "podnet.cli.trace",
+    "podnet.cli.flows",
     "podnet.cli.demo",
     "podnet.cli.controllers",
     "podnet.cli.store",

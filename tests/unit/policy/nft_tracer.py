@@ -56,6 +56,7 @@ class Tracer:
     def _match(self, rule: str, pkt: dict) -> str | None:
         """The verdict of one rule (accept/drop/jump X/vmap) or None when it does not match."""
         fam = pkt["src"].version
+        rule = re.sub(r' log group \d+ prefix "[^"]*"', "", rule)  # nflog for flows: no verdict
         m = re.fullmatch(r"(.*?)\s*(counter name \S+ accept|counter drop|jump \S+|accept)", rule)
         if rule.startswith(("iifname", "ct state")):
             return None  # a new connection from a known address: no spoofing, not established

@@ -192,6 +192,7 @@ class _Run:
     def __init__(self, model: NftModel, pkt: _Pkt, draw: Callable[[int], int], aff: dict[str, set[str]]):
         self.m, self.p, self.draw, self.aff = model, pkt, draw, aff
         self.done = False  # a NAT statement ended this hook
+        self.logged: list[str] = []  # nflog prefixes of the rules that ran (issue 18 §1)
 
     def chain(self, name: str) -> str:
         """"" when the chain ran to its end (or returned), else the verdict."""
@@ -269,6 +270,7 @@ class _Run:
             (rf"ct mark & {_HEX} == 0", lambda m: p.ct_mark & int(m[1], 16) == 0),
             (rf"dnat {_IP} to meta mark map @(\S+)", self._dnat),
             (r"masquerade", self._masquerade),
+            (r'log group \d+ prefix "([^"]*)"', lambda m: self.logged.append(m[1]) is None),
             (r"reject( with .*)?$", lambda m: "reject"),
             (r"(jump|goto) (\S+)", lambda m: f"{m[1]} {m[2]}"),
             (r"(return|drop|accept)$", lambda m: m[1]),

@@ -25,14 +25,15 @@ from __future__ import annotations
 
 from podnet.api.defaults import NODE_PORT_RANGE
 from podnet.calc.host import HostProtection
+from podnet.dataplane.nft import flowlog
 
 NODE_PORTS = f"{NODE_PORT_RANGE[0]}-{NODE_PORT_RANGE[1]}"
 
 INPUT_CHAIN = (
     "type filter hook input priority filter + 5; policy accept;",
-    ("iifname @pod-ifaces iifname . ip saddr != @pod-addr4 counter name spoofed-input drop",
+    ("iifname @pod-ifaces iifname . ip saddr != @pod-addr4 counter name spoofed-input " + flowlog.log(flowlog.SPOOFED_INPUT) + " drop",
      "iifname @pod-ifaces ip6 saddr != fe80::/10 iifname . ip6 saddr != @pod-addr6 "
-     "counter name spoofed-input drop",
+     "counter name spoofed-input " + flowlog.log(flowlog.SPOOFED_INPUT) + " drop",
      "iifname @pod-ifaces goto pod-to-host",
      "ip saddr . meta l4proto @pools4 goto pod-to-host",
      "ip6 saddr . meta l4proto @pools6 goto pod-to-host"))
@@ -50,8 +51,8 @@ CHAINS = {
         "icmp type echo-request return",
         "icmpv6 type { echo-request, nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } return",
         "meta l4proto . th dport @host-ports return",
-        "meta l4proto tcp counter name host-refused reject with tcp reset",
-        "counter name host-refused reject with icmpx admin-prohibited"),
+        "meta l4proto tcp counter name host-refused " + flowlog.log(flowlog.HOST_REFUSED) + " reject with tcp reset",
+        "counter name host-refused " + flowlog.log(flowlog.HOST_REFUSED) + " reject with icmpx admin-prohibited"),
 }
 
 # The pools are concatenated with the protocol, as the policy renderer's ipBlock sets

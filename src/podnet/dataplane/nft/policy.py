@@ -35,6 +35,7 @@ import ipaddress
 from podnet.calc.policy.predicate import INGRESS
 from podnet.api.objects import ObjectKey
 from podnet.calc.host import HostProtection
+from podnet.dataplane.nft import flowlog
 from podnet.dataplane.nft import host as host_nft
 from podnet.dataplane.nft import model
 from podnet.dataplane.nft.families import ADDR_TYPE, IP_KEYWORD
@@ -47,8 +48,8 @@ SHORT = {"ingress": "in", "egress": "eg"}
 BASE_CHAINS = {
     "egress": (
         "type filter hook forward priority filter + 5; policy accept;",
-        ("iifname @pod-ifaces iifname . ip saddr != @pod-addr4 counter name spoofed drop",
-         "iifname @pod-ifaces iifname . ip6 saddr != @pod-addr6 counter name spoofed drop",
+        ("iifname @pod-ifaces iifname . ip saddr != @pod-addr4 counter name spoofed " + flowlog.log(flowlog.SPOOFED) + " drop",
+         "iifname @pod-ifaces iifname . ip6 saddr != @pod-addr6 counter name spoofed " + flowlog.log(flowlog.SPOOFED) + " drop",
          *host_nft.EGRESS_RULES,
          "ct state established,related accept",
          "ip saddr . ip daddr @self4 accept",
@@ -148,7 +149,8 @@ def _named_elems(fam: int, named: tuple[tuple[int, str, int], ...]) -> frozenset
 def _rule_lines(ch: PolicyChain, r: CompiledRule, model: NftModel) -> list[str]:
     counter = f"rule/{r.ref.name}"
     model.counters.add(counter)
-    tail = f"counter name {counter} accept"
+    fid = flowlog.allow_id(r.ref.namespace, r.ref.policy, r.ref.direction, r.ref.index)
+    tail = f"counter name {counter} {flowlog.log(fid)} accept"
     peer_dir, own_dir = ("saddr", "daddr") if ch.direction == INGRESS else ("daddr", "saddr")
     out: list[str] = []
     ports = ""
@@ -284,7 +286,7 @@ def _render_pod(pp: PodPolicy) -> PodFragment:
         pc = chain_name("pod", key.namespace, key.name, direction)
         chains[pc] = tuple(
             f"jump {chain_name('pol', cid.rsplit('/', 2)[0], cid.rsplit('/', 2)[1], direction)}" for cid in cids
-        ) + ("counter drop",)
+        ) + (f"counter {flowlog.log(flowlog.isolated_id(key.namespace, key.name, direction))} drop",)
         for ip in pp.ips:
             out.append((f"{mapname}{6 if ':' in ip else 4}", f"{ip} : jump {pc}"))
     if pp.ingress is not None or pp.egress is not None:

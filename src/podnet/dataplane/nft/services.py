@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from podnet.calc.services import ServicePortEntry, ServiceTable
+from podnet.dataplane.nft import flowlog
 from podnet.dataplane.nft.families import ADDR_TYPE, FAMILIES, IP_KEYWORD, TABLE_FAMILY
 from podnet.dataplane.nft.service_chains import (MARK_MASK, MARK_TAG, MAX_SLOTS, NO_MASQ_CT_MARK, EntryRender,
                                                  render_entry)
@@ -156,7 +157,9 @@ def _static() -> list[str]:
     regular: dict[str, list[str]] = {
         "services": [], "endpoint-dnat": [], "masquerading": [], "reject-check": [],
         "mark-clear": [f"meta mark & {MARK_MASK:#010x} == {MARK_TAG:#010x} meta mark set 0x00000000"],
-        "do-reject": ["meta l4proto tcp reject with tcp reset", "reject with icmpx type port-unreachable"],
+        # logged with the id the agent's flow records name (issue 18 §1)
+        "do-reject": [f"meta l4proto tcp {flowlog.log(flowlog.NO_ENDPOINTS)} reject with tcp reset",
+                      f"{flowlog.log(flowlog.NO_ENDPOINTS)} reject with icmpx type port-unreachable"],
     }
     for fam in FAMILIES:
         ip = IP_KEYWORD[fam]

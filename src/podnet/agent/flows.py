@@ -1,0 +1,347 @@
+"""Flow records (issue 18): built from the kernel's own log and conntrack events, kept in a
+bounded ring, filtered and merged. Pure: no I/O (the reading and serving is flow_server.py).
+
+Two sources, both read through ulogd (dataplane/ulogd.py) as JSON objects:
+- nflog messages of podnet's rules (`oob.prefix` is an id of dataplane/nft/flowlog.py):
+  drops (isolated pod, spoofed), rejects (no endpoints, host protection) and the rule
+  that allowed a new connection. Seen in the forward hook, after DNAT: the destination is
+  the endpoint; rejects by the service proxy happen before DNAT: the destination is the VIP.
+- conntrack NEW events (`ct.event` 1): every connection the node forwarded, with the
+  original destination (the VIP) and the reply's source (the endpoint chosen) and
+  destination (the SNAT address when NAT outgoing masqueraded it).
+Both of one connection land in one record, joined on (protocol, source, source port,
+destination after DNAT, its port), whichever comes first.
+"""
+from __future__ import annotations
+
+import collections
+import ipaddress
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+from podnet.dataplane.nft import flowlog
+
+PROTOS = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6", 132: "SCTP"}
+VERDICTS = ("forwarded", "dropped", "rejected")
+
+
+@dataclass(frozen=True)
+class Cause:
+    """What an nflog id stands for."""
+    verdict: str  # forwarded | dropped | rejected
+    reason: str  # "policy rule" | "isolated, no rule allowed it" | "spoofed" | ...
+    namespace: str = ""
+    policy: str = ""  # the allowing policy
+    direction: str = ""  # ingress | egress
+    index: int = -1  # rule index in that direction
+    pod: str = ""  # the isolated pod
+    policies: tuple[str, ...] = ()  # the policies isolating it
+
+    def as_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"verdict": self.verdict, "reason": self.reason}
+        for k in ("namespace", "policy", "direction", "pod"):
+            if getattr(self, k):
+                d[k] = getattr(self, k)
+        if self.index >= 0:
+            d["rule"] = self.index
+        if self.policies:
+            d["policies"] = list(self.policies)
+        return d
+
+
+def causes_of(chains: Iterable[tuple[str, str, str, int]],
+              isolated: Iterable[tuple[str, str, str, tuple[str, ...]]]) -> dict[str, Cause]:
+    """The id map: `chains` are (namespace, policy, direction, rule index) of every rendered
+    rule, `isolated` (namespace, pod, direction, isolating policies) of every pod chain."""
+    out: dict[str, Cause] = {fid: Cause(v, r) for fid, (v, r) in flowlog.FIXED.items()}
+    for ns, pol, d, i in chains:
+        out[flowlog.allow_id(ns, pol, d, i)] = Cause("forwarded", "policy rule", ns, pol, d, i)
+    for ns, pod, d, pols in isolated:
+        out[flowlog.isolated_id(ns, pod, d)] = Cause("dropped", "isolated, no rule allowed it",
+                                                     ns, direction=d, pod=pod, policies=pols)
+    return out
+
+
+@dataclass
+class Names:
+    """Who is behind an address, from the agent's cluster state."""
+    pods: dict[str, str] = field(default_factory=dict)  # ip -> ns/name
+    services: dict[tuple[str, str, int], str] = field(default_factory=dict)  # (vip, PROTO, port) -> ns/name:port-name
+    vips: dict[str, str] = field(default_factory=dict)  # vip -> ns/name
+
+    def pod(self, ip: str) -> str:
+        return self.pods.get(_norm(ip), "")
+
+    def service(self, ip: str, proto: str, port: int) -> str:
+        ip = _norm(ip)
+        return self.services.get((ip, proto, port)) or self.vips.get(ip, "")
+
+
+def names_of(pods: Iterable[tuple[str, str, list[str]]],
+             services: Iterable[tuple[str, str, list[str], list[tuple[str, int, str]]]]) -> Names:
+    """`pods`: (namespace, name, ips); `services`: (namespace, name, cluster ips, [(PROTO, port, port name)])."""
+    n = Names()
+    for ns, name, ips in pods:
+        for ip in ips:
+            n.pods[_norm(ip)] = f"{ns}/{name}"
+    for ns, name, vips, ports in services:
+        for vip in vips:
+            n.vips[_norm(vip)] = f"{ns}/{name}"
+            for proto, port, pname in ports:
+                n.services[(_norm(vip), proto.upper(), port)] = f"{ns}/{name}" + (f":{pname}" if pname else "")
+    return n
+
+
+def _norm(ip: str) -> str:
+    try:
+        return str(ipaddress.ip_address(ip))
+    except ValueError:
+        return ip
+
+
+def _endpoint(ip: str, port: int | None) -> dict[str, Any]:
+    d: dict[str, Any] = {"ip": _norm(ip)}
+    if port:
+        d["port"] = port
+    return d
+
+
+def record_from_log(ev: dict[str, Any], node: str, causes: dict[str, Cause], names: Names) -> dict[str, Any] | None:
+    """A flow record from one nflog message of a podnet rule; None for another prefix."""
+    fid = str(ev.get("oob.prefix") or "")
+    cause = causes.get(fid)
+    if cause is None and not fid.startswith("pn"):
+        return None
+    proto = PROTOS.get(int(ev.get("ip.protocol") or ev.get("ip6.nexthdr") or 0), str(ev.get("ip.protocol")))
+    src, dst = str(ev.get("src_ip") or ""), str(ev.get("dest_ip") or "")
+    t = float(ev.get("oob.time.sec") or time.time()) + float(ev.get("oob.time.usec") or 0) / 1e6
+    rec = _base(t, node, proto, src, ev.get("src_port"), dst, ev.get("dest_port"), names)
+    decided = cause.as_dict() if cause else {"verdict": "dropped", "reason": f"unknown rule id {fid}"}
+    rec["verdict"] = decided["verdict"]
+    rec["decisions"] = [decided]
+    if decided.get("direction"):
+        rec["direction"] = decided["direction"]
+    if rec["verdict"] == "rejected" and cause is not None and cause.reason == "no endpoints":
+        svc = names.service(dst, proto, int(ev.get("dest_port") or 0))
+        if svc:
+            rec["service"] = svc
+    if cause is not None and ("tcp.syn" in ev):
+        rec["tcpFlags"] = [f for f in ("syn", "ack", "fin", "rst", "psh") if ev.get(f"tcp.{f}")]
+    return rec
+
+
+def record_from_ct(ev: dict[str, Any], node: str, names: Names) -> dict[str, Any] | None:
+    """A forwarded flow from a conntrack NEW event; None when neither end is a pod or Service."""
+    if int(ev.get("ct.event") or 0) != 1:
+        return None
+    proto = PROTOS.get(int(ev.get("orig.ip.protocol") or 0), str(ev.get("orig.ip.protocol")))
+    src, dst = str(ev.get("src_ip") or ""), str(ev.get("dest_ip") or "")
+    sport, dport = ev.get("orig.l4.sport"), ev.get("orig.l4.dport")
+    ep, ep_port = str(ev.get("reply.ip.saddr.str") or dst), ev.get("reply.l4.sport") or dport
+    snat = str(ev.get("reply.ip.daddr.str") or src)
+    if not (names.pod(src) or names.pod(dst) or names.pod(ep) or names.service(dst, proto, int(dport or 0))):
+        return None
+    t = float(ev.get("flow.start.sec") or time.time()) + float(ev.get("flow.start.usec") or 0) / 1e6
+    rec = _base(t, node, proto, src, sport, dst, dport, names)
+    rec["verdict"] = "forwarded"
+    rec["decisions"] = []
+    if _norm(ep) != _norm(dst) or (ep_port and ep_port != dport):
+        rec["service"] = names.service(dst, proto, int(dport or 0)) or "?"
+        rec["endpoint"] = _endpoint(ep, ep_port)
+        if names.pod(ep):
+            rec["endpoint"]["pod"] = names.pod(ep)
+    if _norm(snat) != _norm(src):
+        rec["snat"] = _norm(snat)
+        if not names.pod(dst) and not names.pod(ep):
+            rec["destination"]["outside"] = True
+    if ev.get("ct.id"):
+        rec["ctId"] = ev["ct.id"]
+    return rec
+
+
+def _base(t: float, node: str, proto: str, src: str, sport: Any, dst: str, dport: Any, names: Names) -> dict[str, Any]:
+    s, d = _endpoint(src, int(sport or 0)), _endpoint(dst, int(dport or 0))
+    if names.pod(src):
+        s["pod"] = names.pod(src)
+    if names.pod(dst):
+        d["pod"] = names.pod(dst)
+    return {"time": round(t, 6), "node": node, "protocol": proto, "source": s, "destination": d}
+
+
+def join_key(rec: dict[str, Any]) -> tuple[Any, ...]:
+    """(protocol, source, sport, destination after DNAT, its port): one connection."""
+    dst = rec.get("endpoint") or rec["destination"]
+    return (rec["protocol"], rec["source"]["ip"], rec["source"].get("port", 0), dst["ip"], dst.get("port", 0))
+
+
+def merge_into(old: dict[str, Any], new: dict[str, Any]) -> None:
+    """A record of the other source of the same connection: decisions add up, a drop wins."""
+    if "endpoint" in new and "endpoint" not in old:
+        old["destination"] = new["destination"]  # the log saw the endpoint, conntrack the VIP
+    for k in ("service", "endpoint", "snat", "ctId", "direction", "tcpFlags"):
+        if k in new and k not in old:
+            old[k] = new[k]
+    if new.get("destination", {}).get("outside"):
+        old["destination"]["outside"] = True
+    old["decisions"] = old.get("decisions", []) + [d for d in new.get("decisions", []) if d not in old.get("decisions", [])]
+    if new["verdict"] != "forwarded":
+        old["verdict"] = new["verdict"]
+    old["time"] = min(old["time"], new["time"])
+
+
+class FlowRing:
+    """The last `cap` records. A record overwritten before anyone read it counts as lost,
+    as do events the reader had no room for (`note_lost`), so a flood shows how much."""
+
+    def __init__(self, cap: int = 4096, join_window: float = 2.0):
+        self.cap = cap
+        self.ring: collections.deque[dict[str, Any]] = collections.deque(maxlen=cap)
+        self.seq = 0  # records ever added
+        self.lost = 0
+        self.overruns = 0  # times the kernel's queue to ulogd overflowed (records never seen)
+        self.join_window = join_window
+        self._recent: collections.OrderedDict[tuple[Any, ...], dict[str, Any]] = collections.OrderedDict()
+        self.by_verdict: collections.Counter[str] = collections.Counter()
+        self.by_policy: collections.Counter[tuple[str, str, str]] = collections.Counter()  # (ns/policy, direction, verdict)
+
+    def add(self, rec: dict[str, Any]) -> dict[str, Any]:
+        """Store `rec`, or fold it into the record of the same connection seen just before."""
+        key = join_key(rec)
+        old = self._recent.get(key)
+        if old is not None and abs(old["time"] - rec["time"]) <= self.join_window:
+            before = old["verdict"]
+            merge_into(old, rec)
+            self._count(rec, old["verdict"] if old["verdict"] != before else None)
+            return old
+        self.seq += 1
+        rec["seq"] = self.seq
+        if len(self.ring) == self.cap:
+            self.lost += 1
+        self.ring.append(rec)
+        self._recent[key] = rec
+        while len(self._recent) > self.cap:
+            self._recent.popitem(last=False)
+        self.by_verdict[rec["verdict"]] += 1
+        self._count(rec, None)
+        return rec
+
+    def _count(self, rec: dict[str, Any], changed: str | None) -> None:
+        if changed:
+            self.by_verdict[changed] += 1
+        for d in rec.get("decisions", []):
+            if d.get("policy"):
+                self.by_policy[(f"{d['namespace']}/{d['policy']}", d["direction"], d["verdict"])] += 1
+            for p in d.get("policies", ()):
+                self.by_policy[(f"{d['namespace']}/{p}", d["direction"], d["verdict"])] += 1
+
+    def note_lost(self, n: int = 1) -> None:
+        self.lost += n
+
+    def since(self, t: float = 0.0, after_seq: int = 0) -> list[dict[str, Any]]:
+        return [r for r in self.ring if r["time"] >= t and r["seq"] > after_seq]
+
+    def stats(self) -> dict[str, Any]:
+        return {"cap": self.cap, "stored": len(self.ring), "seen": self.seq, "lost": self.lost,
+                "overruns": self.overruns}
+
+
+# ---- queries (the CLI's side) -----------------------------------------------------------
+@dataclass(frozen=True)
+class Filter:
+    namespace: str | None = None  # None: every namespace
+    pod: str = ""
+    src: str = ""
+    dst: str = ""
+    port: int = 0
+    verdict: str = ""
+    policy: str = ""
+
+    def match(self, r: dict[str, Any]) -> bool:
+        ends = [r["source"], r["destination"], r.get("endpoint") or {}]
+        pods = [e.get("pod", "") for e in ends]
+        if self.namespace is not None:
+            nss = {p.split("/")[0] for p in pods if p} | {str(r.get("service", "")).split("/")[0]}
+            nss |= {d.get("namespace", "") for d in r.get("decisions", [])}
+            if self.namespace not in nss:
+                return False
+        if self.pod and not any(_names(p, self.pod, self.namespace) for p in pods):
+            return False
+        if self.src and not _is(r["source"], self.src, self.namespace):
+            return False
+        if self.dst and not (_is(r["destination"], self.dst, self.namespace)
+                             or _is(r.get("endpoint") or {}, self.dst, self.namespace)
+                             or _svc(r, self.dst, self.namespace)):
+            return False
+        if self.port and self.port not in (r["destination"].get("port"), (r.get("endpoint") or {}).get("port")):
+            return False
+        if self.verdict and r["verdict"] != self.verdict:
+            return False
+        if self.policy and not any(self.policy in (d.get("policy"), *d.get("policies", ()))
+                                   for d in r.get("decisions", [])):
+            return False
+        return True
+
+
+def _names(full: str, want: str, ns: str | None) -> bool:
+    return bool(full) and (full == want or (ns is not None and full == f"{ns}/{want}")
+                           or ("/" not in want and full.split("/")[-1] == want))
+
+
+def _is(end: dict[str, Any], want: str, ns: str | None) -> bool:
+    return bool(end) and (end.get("ip") == _norm(want) or _names(end.get("pod", ""), want, ns))
+
+
+def _svc(r: dict[str, Any], want: str, ns: str | None) -> bool:
+    return _names(str(r.get("service", "")).split(":")[0], want, ns)
+
+
+_DUR = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
+
+
+def parse_since(s: str, now: float) -> float:
+    """`5m`, `30s`, `2h`, `1d` (or seconds) before `now`."""
+    m = _DUR.match(s.strip())
+    if not m:
+        raise ValueError(f"--since {s!r}: want a duration such as 30s, 5m, 2h")
+    return now - float(m[1]) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m[2]]
+
+
+def merge_by_time(streams: Iterable[Iterable[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
+    """Records of every node, oldest first (each node's stream is already in time order
+    up to the join of its two sources, so each is sorted before the merge)."""
+    import heapq
+    keyed = [sorted(s, key=_order) for s in streams]
+    return heapq.merge(*keyed, key=_order)
+
+
+def _order(r: dict[str, Any]) -> tuple[float, str, int]:
+    return (r["time"], r.get("node", ""), r.get("seq", 0))
+
+
+def describe(r: dict[str, Any]) -> str:
+    """What decided, in a few words, for the table."""
+    parts = []
+    for d in r.get("decisions", []):
+        if d.get("policy"):
+            parts.append(f"{d['direction']} {d['namespace']}/{d['policy']} rule {d['rule']}")
+        elif d.get("policies"):
+            parts.append(f"{d['direction']} isolated by {', '.join(d['policies'])}, no rule allowed it")
+        else:
+            parts.append(d["reason"])
+    return "; ".join(parts) or "not isolated"
+
+
+def table_line(r: dict[str, Any]) -> str:
+    def end(e: dict[str, Any]) -> str:
+        who = e.get("pod") or e["ip"]
+        return f"{who}:{e['port']}" if e.get("port") else who
+    ts = time.strftime("%H:%M:%S", time.localtime(r["time"])) + f".{int(r['time'] % 1 * 1000):03d}"
+    dst = end(r["destination"])
+    if r.get("service"):
+        dst = f"{dst} (svc {r['service']}"
+        dst += f" -> {end(r['endpoint'])})" if r.get("endpoint") else ")"
+    if r.get("snat"):
+        dst += f" (outside, SNAT {r['snat']})" if r["destination"].get("outside") else f" (SNAT {r['snat']})"
+    return f"{ts} {r['node']:<10} {r['protocol']:<5} {end(r['source'])} -> {dst} {r['verdict'].upper()}  {describe(r)}"

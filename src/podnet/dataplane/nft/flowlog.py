@@ -1,0 +1,43 @@
+"""The ids podnet's rules put in their nflog prefixes (issue 18 §1), and the log statement. Pure.
+
+A rule that decides a verdict carries `log group GROUP prefix "<id>"`; the agent reads the
+kernel's log messages (through ulogd, dataplane/flowlog.py) and maps the id back to what
+decided. Ids are short (the kernel keeps at most 127 bytes of a prefix, and policy names
+are up to 253) and deterministic, so the renderer and the agent compute them apart:
+- `pnA` + hash of (namespace, policy, direction, rule index): a rule that allowed a new
+  connection;
+- `pnI` + hash of (namespace, pod, direction): the pod's chain ended, it is isolated and no
+  rule of the policies isolating it allowed the packet;
+- the fixed ids below: spoofed source (forwarded or to the node), refused by host
+  protection, rejected by the service proxy for want of endpoints.
+"""
+from __future__ import annotations
+
+import hashlib
+
+GROUP = 7  # the nflog group of every podnet rule; the node's ulogd listens on it
+
+SPOOFED = "pnSpoofed"
+SPOOFED_INPUT = "pnSpoofedInput"
+HOST_REFUSED = "pnHostRefused"
+NO_ENDPOINTS = "pnNoEndpoints"
+FIXED = {SPOOFED: ("dropped", "spoofed"), SPOOFED_INPUT: ("dropped", "spoofed"),
+         HOST_REFUSED: ("rejected", "host protection"),
+         NO_ENDPOINTS: ("rejected", "no endpoints")}
+
+
+def _h(*parts: object) -> str:
+    return hashlib.sha1("\0".join(str(p) for p in parts).encode()).hexdigest()[:16]
+
+
+def allow_id(namespace: str, policy: str, direction: str, index: int) -> str:
+    return "pnA" + _h(namespace, policy, direction, index)
+
+
+def isolated_id(namespace: str, pod: str, direction: str) -> str:
+    return "pnI" + _h(namespace, pod, direction)
+
+
+def log(fid: str) -> str:
+    """The statement, put before the verdict (and after the rule's counter)."""
+    return f'log group {GROUP} prefix "{fid}"'

@@ -1,0 +1,146 @@
+"""Flow records (issue 18): id mapping, record building from ulogd's JSON, the join of the
+log and conntrack sources, the ring's cap and loss count, filters and the merge by time."""
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings, strategies as st
+
+from podnet.agent import flows
+from podnet.dataplane.nft import flowlog
+from podnet.dataplane import ulogd
+
+NAMES = flows.names_of([("x", "a", ["10.244.0.2", "fd00:10:244::2"]), ("x", "b", ["10.244.1.3"]),
+                        ("y", "c", ["10.244.1.4"])],
+                       [("x", "web", ["10.96.0.20"], [("TCP", 80, "http")])])
+CAUSES = flows.causes_of([("x", "allow-a", "ingress", 1)], [("x", "b", "ingress", ("deny-all", "allow-a"))])
+
+
+def log_ev(prefix: str, src: str, sport: int, dst: str, dport: int, t: float = 1000.0) -> dict:
+    """What ulogd's JSON plugin writes for an nflog'd TCP SYN (keys as ulogd 2.0.8 names them)."""
+    return {"oob.prefix": prefix, "oob.time.sec": int(t), "oob.time.usec": int(t % 1 * 1e6),
+            "ip.protocol": 6, "src_ip": src, "dest_ip": dst, "src_port": sport, "dest_port": dport,
+            "tcp.syn": 1, "tcp.ack": 0}
+
+
+def ct_ev(src: str, sport: int, dst: str, dport: int, rsrc: str, rport: int, rdst: str, t: float = 1000.0) -> dict:
+    return {"ct.event": 1, "ct.id": 7, "orig.ip.protocol": 6, "orig.l4.sport": sport, "orig.l4.dport": dport,
+            "reply.l4.sport": rport, "reply.l4.dport": sport, "src_ip": src, "dest_ip": dst,
+            "reply.ip.saddr.str": rsrc, "reply.ip.daddr.str": rdst,
+            "flow.start.sec": int(t), "flow.start.usec": 0}
+
+
+def test_ids_map_back_to_policy_direction_rule_and_isolation() -> None:
+    c = CAUSES[flowlog.allow_id("x", "allow-a", "ingress", 1)]
+    assert (c.verdict, c.policy, c.direction, c.index) == ("forwarded", "allow-a", "ingress", 1)
+    i = CAUSES[flowlog.isolated_id("x", "b", "ingress")]
+    assert (i.verdict, i.reason, i.policies) == ("dropped", "isolated, no rule allowed it", ("deny-all", "allow-a"))
+    assert CAUSES[flowlog.NO_ENDPOINTS].verdict == "rejected"
+    assert CAUSES[flowlog.SPOOFED].reason == "spoofed"
+    # ids fit nflog's prefix and differ for every rule and direction
+    ids = {flowlog.allow_id("x", "p" * 253, d, i) for d in ("ingress", "egress") for i in range(50)}
+    assert len(ids) == 100 and all(len(f) < 64 for f in ids)
+
+
+def test_a_drop_names_the_isolating_policies() -> None:
+    r = flows.record_from_log(log_ev(flowlog.isolated_id("x", "b", "ingress"), "10.244.0.2", 4000, "10.244.1.3", 80),
+                              "n1", CAUSES, NAMES)
+    assert r is not None
+    assert r["verdict"] == "dropped" and r["direction"] == "ingress"
+    assert r["source"] == {"ip": "10.244.0.2", "port": 4000, "pod": "x/a"}
+    assert r["destination"]["pod"] == "x/b"
+    assert "isolated by deny-all, allow-a" in flows.describe(r)
+
+
+def test_no_endpoints_reject_names_the_service() -> None:
+    r = flows.record_from_log(log_ev(flowlog.NO_ENDPOINTS, "10.244.0.2", 4000, "10.96.0.20", 80), "n1", CAUSES, NAMES)
+    assert r is not None and r["verdict"] == "rejected" and r["service"] == "x/web:http"
+
+
+def test_other_prefixes_are_not_ours() -> None:
+    assert flows.record_from_log(log_ev("somebody-else", "1.1.1.1", 1, "2.2.2.2", 2), "n1", CAUSES, NAMES) is None
+
+
+def test_service_connection_joins_log_and_conntrack_in_either_order() -> None:
+    allow = log_ev(flowlog.allow_id("x", "allow-a", "ingress", 1), "10.244.0.2", 5000, "10.244.1.3", 8080)
+    ct = ct_ev("10.244.0.2", 5000, "10.96.0.20", 80, "10.244.1.3", 8080, "10.244.0.2")
+    for order in ((allow, ct), (ct, allow)):
+        ring = flows.FlowRing(8)
+        for ev in order:
+            rec = (flows.record_from_log(ev, "n1", CAUSES, NAMES) if "oob.prefix" in ev
+                   else flows.record_from_ct(ev, "n1", NAMES))
+            assert rec is not None
+            ring.add(rec)
+        [r] = list(ring.ring)
+        assert r["verdict"] == "forwarded"
+        assert r["destination"]["ip"] == "10.96.0.20" and r["service"] == "x/web:http"
+        assert r["endpoint"] == {"ip": "10.244.1.3", "port": 8080, "pod": "x/b"}
+        assert r["decisions"][0]["policy"] == "allow-a" and r["decisions"][0]["rule"] == 1
+        assert ring.by_policy[("x/allow-a", "ingress", "forwarded")] == 1
+
+
+def test_outside_connection_shows_the_snat_address() -> None:
+    r = flows.record_from_ct(ct_ev("10.244.0.2", 5000, "203.0.113.10", 80, "203.0.113.10", 80, "198.18.0.11"),
+                             "n1", NAMES)
+    assert r is not None and r["snat"] == "198.18.0.11" and r["destination"]["outside"] is True
+    assert "outside, SNAT 198.18.0.11" in flows.table_line(r)
+
+
+def test_conntrack_of_strangers_is_not_recorded() -> None:
+    assert flows.record_from_ct(ct_ev("198.18.0.1", 1, "198.18.0.2", 2379, "198.18.0.2", 2379, "198.18.0.1"),
+                                "n1", NAMES) is None
+
+
+@settings(max_examples=50, deadline=None)
+@given(cap=st.integers(1, 64), n=st.integers(0, 300))
+def test_ring_never_exceeds_its_cap_and_counts_what_it_lost(cap: int, n: int) -> None:
+    ring = flows.FlowRing(cap)
+    for i in range(n):
+        ring.add(flows.record_from_log(log_ev(flowlog.SPOOFED, "10.244.0.2", i + 1, "10.244.1.3", 80, 1000 + i),
+                                       "n1", CAUSES, NAMES) or {})
+    assert len(ring.ring) == min(n, cap)
+    assert ring.stats() == {"cap": cap, "stored": min(n, cap), "seen": n, "lost": max(0, n - cap),
+                            "overruns": 0}
+    assert ring.by_verdict["dropped"] == n
+
+
+def _rec(t: float, node: str, verdict: str = "forwarded", **kw: str) -> dict:
+    return {"time": t, "node": node, "protocol": "TCP", "verdict": verdict, "decisions": [],
+            "source": {"ip": "10.244.0.2", "pod": kw.get("src", "x/a")},
+            "destination": {"ip": "10.244.1.3", "port": 80, "pod": kw.get("dst", "x/b")}}
+
+
+@given(st.lists(st.lists(st.floats(0, 1e6, allow_nan=False), max_size=20), max_size=4))
+def test_merge_is_by_time_across_nodes(times: list[list[float]]) -> None:
+    streams = [[_rec(t, f"n{i}") for t in random.sample(ts, len(ts))] for i, ts in enumerate(times)]
+    out = list(flows.merge_by_time(streams))
+    assert [r["time"] for r in out] == sorted(t for ts in times for t in ts)
+
+
+def test_filters() -> None:
+    drop = flows.record_from_log(log_ev(flowlog.isolated_id("x", "b", "ingress"), "10.244.0.2", 4000,
+                                        "10.244.1.3", 80), "n1", CAUSES, NAMES)
+    assert drop is not None
+    F = flows.Filter
+    assert F("x").match(drop) and not F("y").match(drop) and F(None).match(drop)
+    assert F("x", pod="b").match(drop) and not F("x", pod="c").match(drop)
+    assert F("x", src="a").match(drop) and not F("x", src="b").match(drop)
+    assert F("x", dst="10.244.1.3").match(drop) and F("x", port=80).match(drop) and not F("x", port=81).match(drop)
+    assert F("x", verdict="dropped").match(drop) and not F("x", verdict="forwarded").match(drop)
+    assert F("x", policy="deny-all").match(drop) and not F("x", policy="other").match(drop)
+
+
+def test_since() -> None:
+    assert flows.parse_since("5m", 1000.0) == 700.0 and flows.parse_since("30", 100.0) == 70.0
+    try:
+        flows.parse_since("five", 0)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("bad duration accepted")
+
+
+def test_ulogd_config_has_both_stacks_on_our_group() -> None:
+    c = ulogd.config("/plugins")
+    assert f"group={flowlog.GROUP}" in c and "stack=ct1:NFCT" in c and "event_mask=0x00000001" in c
+    assert "stack=ct1" not in ulogd.config("/plugins", conntrack=False)
