@@ -40,6 +40,21 @@ class IPPool(Resource):
         return bool(self.spec.get("disabled", False))
 
     @property
+    def allowed_uses(self) -> tuple[str, ...]:
+        """Calico's allowedUses: Workload, Tunnel (the default) or LoadBalancer."""
+        uses = self.spec.get("allowedUses")
+        return tuple(str(u) for u in uses) if isinstance(uses, list) and uses else ("Workload", "Tunnel")
+
+    @property
+    def for_workloads(self) -> bool:
+        """Pods take addresses from it (its CIDR is a pod CIDR)."""
+        return "Workload" in self.allowed_uses
+
+    @property
+    def for_load_balancers(self) -> bool:
+        return "LoadBalancer" in self.allowed_uses
+
+    @property
     def node_selector(self) -> LabelSelector:
         """Calico's nodeSelector is an expression (`all()` or `k == 'v'`); podnet accepts
         kubectl selector syntax or `all()`; missing means all nodes."""

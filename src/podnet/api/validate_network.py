@@ -135,6 +135,12 @@ def ip_pool(v: Any, path: str, errs: Errs) -> None:
         check_int(bs, bpath, errs, 0, 128)
     check_bool(spec.get("natOutgoing"), at(path, "natOutgoing"), errs)
     check_bool(spec.get("disabled"), at(path, "disabled"), errs)
+    upath = at(path, "allowedUses")
+    uses = check_list(spec.get("allowedUses"), upath, errs)
+    for i, u in enumerate(uses):
+        check_enum(u, at(upath, i), errs, ("Workload", "Tunnel", "LoadBalancer"))
+    if "LoadBalancer" in uses and len(set(map(str, uses))) > 1:
+        errs.append(FieldError(upath, "LoadBalancer may not be combined with other uses (as Calico refuses it)"))
     sel = spec.get("nodeSelector")
     spath = at(path, "nodeSelector")
     if isinstance(sel, Mapping):

@@ -46,7 +46,11 @@ OWN: dict[str, dict[str, Any]] = {
         "nodeSelector": {"type": "string", "description": "Which nodes may use the pool: all() or a "
                                                           "label selector."},
         "vxlanMode": {"type": "string", "description": "Always or Never: encapsulate pod traffic "
-                                                       "between nodes in VXLAN."}}, "IPPool"),
+                                                       "between nodes in VXLAN."},
+        "allowedUses": {"type": "array", "items": {"type": "string"},
+                        "description": "As Calico's: Workload and Tunnel (the default) or LoadBalancer "
+                                       "(addresses for type LoadBalancer Services, handed out by "
+                                       "the load-balancer controller)."}}, "IPPool"),
     "IPAMBlock": _podnet("A block of a pool claimed by one node, and its allocations (written by "
                          "podnet's IPAM only).", {
         "cidr": {"type": "string"}, "pool": {"type": "string"},

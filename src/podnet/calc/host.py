@@ -63,6 +63,8 @@ def host_protection(state: ClusterState,
                     ports: tuple[tuple[str, int], ...] = POD_TO_HOST_PORTS) -> HostProtection:
     pools = []
     for pool in state.ippools:
+        if not pool.for_workloads:
+            continue
         try:
             pools.append(pool.network)
         except ValueError:

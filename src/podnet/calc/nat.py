@@ -38,6 +38,8 @@ def nat_plan(state: ClusterState, service_cidrs: tuple[str, ...] = (SERVICE_CIDR
     masq: list[Network] = []
     cluster: list[Network] = [ipaddress.ip_network(c, strict=False) for c in service_cidrs]
     for pool in sorted(state.ippools, key=lambda p: p.name):
+        if not pool.for_workloads:
+            continue  # load-balancer addresses: no pod sends from them
         try:
             net = pool.network
         except ValueError:

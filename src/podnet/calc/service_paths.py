@@ -37,6 +37,8 @@ def pod_cidrs_of(pools: Iterable[IPPool]) -> tuple[str, ...]:
     nftables interval set takes them, IPv4 first."""
     nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
     for p in pools:
+        if not p.for_workloads:
+            continue  # load-balancer addresses are not pods
         try:
             nets.append(p.network)
         except ValueError:

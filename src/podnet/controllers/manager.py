@@ -12,12 +12,13 @@ import threading
 from typing import Any, Callable
 
 from podnet.controllers.endpointslice import EndpointSliceController
+from podnet.controllers.loadbalancer import LoadBalancerController
 from podnet.datastore.interface import Datastore, open_datastore
 
 log = logging.getLogger("podnet.kubelet")
 
 # Built as `Class(store)`; `run(stop_event)` loops until the event is set.
-CONTROLLERS: tuple[Callable[[Datastore], Any], ...] = (EndpointSliceController,)
+CONTROLLERS: tuple[Callable[[Datastore], Any], ...] = (EndpointSliceController, LoadBalancerController)
 RESTART_FIRST, RESTART_MAX = 0.5, 30.0
 
 

@@ -52,7 +52,7 @@ def usable_pools(pools: Iterable[Resource], version: int, node_labels: Mapping[s
             pool = pool_from_resource(ip)
         except CidrError:
             continue  # a broken pool serves nobody; `podnet get ippools` shows why
-        if pool.version != version or pool.disabled:
+        if pool.version != version or pool.disabled or not ip.for_workloads:
             continue
         try:
             sel = ip.node_selector

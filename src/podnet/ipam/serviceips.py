@@ -49,7 +49,7 @@ class ServiceCIDRs:
 def cluster_service_cidrs(store: Datastore) -> ServiceCIDRs:
     versions = set()
     for p in store.list("IPPool").items:
-        if isinstance(p, IPPool):
+        if isinstance(p, IPPool) and p.for_workloads:
             try:
                 versions.add(p.family)
             except ValueError:
@@ -303,5 +303,7 @@ def release_unused(store: Datastore, svc: Service) -> None:
     keep = {str(ipaddress.ip_address(ip)) for ip in svc.cluster_ips}
     keep |= {f"{p.protocol.lower()}-{p.node_port}" for p in svc.ports if p.node_port}
     for o in held_by(store, svc):
+        if o.spec.get("use") == "LoadBalancer":
+            continue  # the load-balancer controller's (ipam/lbips.py), freed by it or on delete
         if o.name not in keep:
             _free(store, o.kind, o.name, svc)
