@@ -9,9 +9,11 @@ One lab for the module (always torn down); tests run in file order on its state.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import socket
 import time
+import urllib.request
 from typing import Any, Iterator
 
 import pytest
@@ -176,6 +178,20 @@ def test_service_without_endpoints_shows_rejected(lab: Lab) -> None:
     assert connect(lab, vip, 80).startswith("ERROR")
     r = wait_flow(lab, lambda r: r["time"] >= t0 - 1, "--verdict", "rejected", "--to", vip)
     assert r["service"] == "default/empty:t" and r["decisions"][0]["reason"] == "no endpoints"
+
+
+def test_describe_and_metrics_count_per_policy(lab: Lab) -> None:
+    out = lab.podnet("describe", "networkpolicy", "allow-client").stdout
+    allowed = int(re.search(r"Allowed:\s+(\d+)", out)[1])  # type: ignore[index]
+    assert allowed >= 2 and re.search(r"Ingress rule 1:\s+\d+", out), out
+    out = lab.podnet("describe", "networkpolicy", "deny-srv").stdout
+    assert int(re.search(r"Denied:\s+(\d+)", out)[1]) >= 1, out  # type: ignore[index]
+    n2 = next(x for x in _node_netns(lab) if x.endswith("-n2"))
+    text = call_in_netns(n2, lambda: urllib.request.urlopen("http://127.0.0.1:9091/metrics", timeout=5).read().decode())
+    m = re.search(r'podnet_flows_policy_total\{node="n2",policy="default/allow-client",direction="ingress",'
+                  r'verdict="forwarded"\} (\d+)', text)
+    assert m and int(m[1]) >= allowed, text
+    assert re.search(r'podnet_flows_total\{node="n2",verdict="dropped"\} [1-9]', text), text
 
 
 def test_a_flood_stays_within_the_cap_and_is_counted_lost(lab: Lab) -> None:

@@ -247,6 +247,22 @@ class FlowRing:
                 "overruns": self.overruns}
 
 
+def policy_counts(records: Iterable[dict[str, Any]], namespace: str, policy: str) -> dict[str, int]:
+    """How many of `records` the policy allowed ("allowed", and "rule N" per ingress/egress
+    rule) and dropped as isolating the pod ("denied")."""
+    out: collections.Counter[str] = collections.Counter()
+    for r in records:
+        for d in r.get("decisions", []):
+            if d.get("namespace") != namespace:
+                continue
+            if d.get("policy") == policy:
+                out["allowed"] += 1
+                out[f"{d['direction']} rule {d['rule']}"] += 1
+            elif policy in d.get("policies", ()):
+                out["denied"] += 1
+    return dict(out)
+
+
 # ---- queries (the CLI's side) -----------------------------------------------------------
 @dataclass(frozen=True)
 class Filter:

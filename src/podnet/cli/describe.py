@@ -6,6 +6,7 @@ podnet's own section for its kind, then any section other parts registered:
 """
 from __future__ import annotations
 
+import time
 from typing import Any, Callable
 
 from podnet.api.objects import (Deployment, containers_of, EndpointSlice, IPPool, NetworkPolicy, Node, Pod,
@@ -220,6 +221,36 @@ def _netpol(store: Any, o: Resource) -> list[str]:
                 lines.append("    ----------")
             lines += _rule_lines(r, word)
     lines.append(kv("  Policy Types", ", ".join(o.policy_types)))
+    return lines + _netpol_flows(o)
+
+
+def _netpol_flows(o: NetworkPolicy) -> list[str]:
+    """Recent flows the policy allowed and denied, from every node's flow recorder (issue
+    18 §2); nothing when no recorder answers (not root, no lab, flows off)."""
+    from podnet.agent import flows
+    from podnet.agent.flow_server import query
+    from podnet.cli.flows import node_namespaces
+    try:
+        nodes = node_namespaces(None)
+    except Exception:  # noqa: BLE001 - no lab state: no flows to tell
+        return []
+    recs: list[dict[str, Any]] = []
+    answered = 0
+    for _, ns in nodes:
+        try:
+            _, it = query(ns, timeout=2.0)
+            recs += list(it)
+            answered += 1
+        except OSError:
+            continue
+    if not answered:
+        return []
+    c = flows.policy_counts(recs, o.namespace, o.name)
+    since = min((r["time"] for r in recs), default=None)
+    when = time.strftime("%H:%M:%S", time.localtime(since)) if since else "-"
+    lines = [f"Recent flows (since {when}, {answered} node(s)):",
+             kv("  Allowed", c.get("allowed", 0)), kv("  Denied", c.get("denied", 0))]
+    lines += [kv(f"  {k.capitalize()}", v) for k, v in sorted(c.items()) if " rule " in k]
     return lines
 
 

@@ -50,6 +50,13 @@ def config(plugins: str, group: int = flowlog.GROUP, conntrack: bool = True,
     return "\n".join(lines) + "\n"
 
 
+def _die_with_parent() -> None:
+    """PR_SET_PDEATHSIG: an agent that dies (even by SIGKILL) takes its ulogd along."""
+    import ctypes
+    import signal
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+
+
 def start(conntrack: bool = True) -> tuple[subprocess.Popen[bytes], str]:
     """ulogd in the foreground, its JSON on the returned process's stdout; the caller owns
     the process (terminate it by its pid) and the config file (remove it)."""
@@ -59,5 +66,6 @@ def start(conntrack: bool = True) -> tuple[subprocess.Popen[bytes], str]:
     fd, path = tempfile.mkstemp(prefix="podnet-ulogd-", suffix=".conf")
     with os.fdopen(fd, "w") as f:
         f.write(config(plugins, conntrack=conntrack))
-    proc = subprocess.Popen(["ulogd", "-c", path], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(["ulogd", "-c", path], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            preexec_fn=_die_with_parent)
     return proc, path

@@ -144,3 +144,14 @@ def test_ulogd_config_has_both_stacks_on_our_group() -> None:
     c = ulogd.config("/plugins")
     assert f"group={flowlog.GROUP}" in c and "stack=ct1:NFCT" in c and "event_mask=0x00000001" in c
     assert "stack=ct1" not in ulogd.config("/plugins", conntrack=False)
+
+
+def test_policy_counts() -> None:
+    drop = flows.record_from_log(log_ev(flowlog.isolated_id("x", "b", "ingress"), "10.244.0.2", 1, "10.244.1.3", 80),
+                                 "n2", CAUSES, NAMES)
+    ok = flows.record_from_log(log_ev(flowlog.allow_id("x", "allow-a", "ingress", 1), "10.244.0.2", 2,
+                                      "10.244.1.3", 80), "n2", CAUSES, NAMES)
+    recs = [drop, ok, ok]
+    assert flows.policy_counts(recs, "x", "allow-a") == {"allowed": 2, "ingress rule 1": 2, "denied": 1}
+    assert flows.policy_counts(recs, "x", "deny-all") == {"denied": 1}
+    assert flows.policy_counts(recs, "y", "allow-a") == {}
