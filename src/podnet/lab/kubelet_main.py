@@ -6,11 +6,13 @@ import logging
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from podnet.datastore.interface import open_datastore
 from podnet.controllers.manager import start_controllers
 from podnet.lab.kubelet import Kubelet
+from podnet.lab.lbroutes import run_loop
 from podnet.lab.state import LabState
 from podnet.lab.up import component_url
 from podnet.lab.topology import spec_from_dict
@@ -38,6 +40,9 @@ def run_kubelet(state_dir: str) -> int:
     log.info("lab kubelet for %s (%d nodes), pid %d", spec.name, len(spec.nodes), os.getpid())
     for name in start_controllers(component_url(meta, "controllers") or store.url, kubelet.stop):
         log.info("controller %s started", name)
+    # the router learns a route per load-balancer address (lab/lbroutes.py)
+    threading.Thread(target=run_loop, args=(spec, component_url(meta, "controllers") or store.url, kubelet.stop),
+                     daemon=True, name="lbroutes").start()
     try:
         kubelet.run()
     finally:
