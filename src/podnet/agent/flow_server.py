@@ -164,6 +164,10 @@ class FlowRecorder:
     def close(self) -> None:
         self.stop.set()
         if self._sock is not None:
+            try:  # wakes the accepting thread, which otherwise keeps the name bound
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             self._sock.close()
         if self.proc is not None:
             self.proc.terminate()
