@@ -2,7 +2,8 @@
 kernel's own log and conntrack say about them, read back through every node's agent.
 A deny shows DROPPED with the policy isolating the pod; an allow FORWARDED with its policy
 and rule index; a Service connection its VIP, name and the endpoint the kernel chose; a
-Service without endpoints REJECTED; a flood stays within the ring's cap and is counted lost.
+Service without endpoints REJECTED; a connection to the outside its SNAT address; a flood
+stays within the ring's cap and is counted lost.
 
 One lab for the module (always torn down); tests run in file order on its state.
 """
@@ -178,6 +179,16 @@ def test_service_without_endpoints_shows_rejected(lab: Lab) -> None:
     assert connect(lab, vip, 80).startswith("ERROR")
     r = wait_flow(lab, lambda r: r["time"] >= t0 - 1, "--verdict", "rejected", "--to", vip)
     assert r["service"] == "default/empty:t" and r["decisions"][0]["reason"] == "no endpoints"
+
+
+def test_outside_connection_shows_the_snat_address(lab: Lab) -> None:
+    client = pod(lab, "client")
+    t0 = time.time()
+    out = lab.podnet("exec", "client", "--", "curl", "-s", "-m", "3", "http://203.0.113.10/").stdout
+    assert out.strip() == f"outside/echo {client.status['hostIP']}"  # what the outside saw
+    r = wait_flow(lab, lambda r: r["time"] >= t0 - 1 and r.get("snat"), "--to", "203.0.113.10")
+    assert r["node"] == "n1" and r["snat"] == client.status["hostIP"] and r["destination"]["outside"] is True
+    assert r["source"]["pod"] == "default/client" and r["verdict"] == "forwarded"
 
 
 def test_describe_and_metrics_count_per_policy(lab: Lab) -> None:
