@@ -4,7 +4,8 @@ IPPools (IPv4 and IPv6) into status.loadBalancer.ingress, the router learns a ro
 address to the nodes, and the nodes' proxies answer it: externalTrafficPolicy Cluster
 reaches every endpoint masqueraded, Local keeps the client's address and the router sends
 it only to the node with the endpoint; loadBalancerSourceRanges let only their sources in;
-another loadBalancerClass gets nothing; allocateLoadBalancerNodePorts: false, no nodePort.
+another loadBalancerClass gets nothing; allocateLoadBalancerNodePorts: false, no nodePort;
+each node answers kube-proxy's health check on the healthCheckNodePort.
 
 One lab for the module (always torn down); tests run in file order on its state.
 """
@@ -186,6 +187,29 @@ def test_local_policy_keeps_the_client_address_and_the_router_knows_where(lab):
     # Service: kube-proxy installs no external path there and drops it, pods included
     c2 = next(p for p in lab.pods() if p.name == "c2")
     assert answers(c2.annotations[NETNS_ANNOTATION], ip, 2, timeout=0.5) == ["ERROR: TimeoutError"] * 2
+
+
+def test_health_check_node_port_says_which_node_has_the_endpoint(lab):
+    """kube-proxy's health check, served by each node's agent: an outside load balancer
+    asks the nodes and sends traffic only to n1, the one with a local endpoint."""
+    import urllib.error
+    import urllib.request
+    hc = service(lab, "lb-local").spec["healthCheckNodePort"]
+    assert "healthCheckNodePort" not in service(lab, "lb").spec  # eTP Cluster: none
+
+    def ask(ip: str) -> tuple[int, dict]:
+        try:
+            with urllib.request.urlopen(f"http://{ip}:{hc}/healthz", timeout=2) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+    out = f"pn-{lab.name}-out"
+    svc = {"namespace": "default", "name": "lb-local"}
+    assert call_in_netns(out, lambda: ask("198.18.0.11")) == (
+        200, {"service": svc, "localEndpoints": 1, "serviceProxyHealthy": True})
+    assert call_in_netns(out, lambda: ask("198.18.0.12")) == (
+        503, {"service": svc, "localEndpoints": 0, "serviceProxyHealthy": True})
+    assert call_in_netns(out, lambda: ask("[fd00:198:18::12]"))[0] == 503
 
 
 def test_source_ranges_keep_other_clients_out(lab):

@@ -25,6 +25,7 @@ from podnet.api.objects import Node, ObjectKey, Resource
 from podnet.calc.model import ClusterState
 from podnet.calc.routes import MAC_STATUS_FIELD, vtep_mac
 from podnet.agent.metrics import AgentMetrics
+from podnet.agent.healthcheck import HealthCheckRole
 from podnet.agent.nat_role import NatRole
 from podnet.agent.policy_role import PolicyRole
 from podnet.agent.role import Role
@@ -62,7 +63,7 @@ def load_roles(ctx: AgentContext) -> list[Role]:
     """The node's roles, in the order their kernel work is applied: routes first (pods
     must be reachable), then the service proxy, policy and NAT outgoing."""
     return [RoutesRole(ctx.node_name, ctx.ip4, ctx.encap, ctx.netns),
-            ServiceProxyRole.from_context(ctx), PolicyRole(ctx.node_name), NatRole()]
+            ServiceProxyRole.from_context(ctx), PolicyRole(ctx.node_name), NatRole(), HealthCheckRole(ctx.netns)]
 
 
 class Agent:

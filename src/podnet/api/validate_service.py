@@ -20,12 +20,12 @@ SPEC_FIELDS = frozenset({
     "ports", "selector", "clusterIP", "clusterIPs", "type", "externalName", "sessionAffinity",
     "sessionAffinityConfig", "ipFamilies", "ipFamilyPolicy", "publishNotReadyAddresses",
     "internalTrafficPolicy", "externalTrafficPolicy", "externalIPs",
-    "loadBalancerSourceRanges", "loadBalancerClass", "allocateLoadBalancerNodePorts"})
+    "loadBalancerSourceRanges", "loadBalancerClass", "allocateLoadBalancerNodePorts",
+    "healthCheckNodePort"})
 PORT_FIELDS = frozenset({"name", "protocol", "appProtocol", "port", "targetPort", "nodePort"})
 # Kubernetes fields podnet does not implement (yet): what a user gets instead.
 NOT_IMPLEMENTED = {
     "loadBalancerIP": "deprecated in Kubernetes; the load-balancer controller picks the address",
-    "healthCheckNodePort": "kube-proxy's health check is not served yet",
     "trafficDistribution": "every endpoint is equally likely",
 }
 UNKNOWN = "unknown field (podnet refuses what it would ignore)"
@@ -105,6 +105,9 @@ def _load_balancer(spec: Mapping[str, Any], path: str, errs: Errs, typ: str | No
     if err:
         errs.append(FieldError(at(path, "loadBalancerClass"), f"{show(cls)} {err}"))
     check_bool(spec.get("allocateLoadBalancerNodePorts"), at(path, "allocateLoadBalancerNodePorts"), errs)
+    if spec.get("healthCheckNodePort") is not None:
+        lo, hi = NODE_PORT_RANGE
+        check_int(spec.get("healthCheckNodePort"), at(path, "healthCheckNodePort"), errs, lo, hi)
 
 
 def _set(v: Any) -> bool:

@@ -201,7 +201,36 @@ def admit_service(store: Datastore, svc: Service, cfg: ServiceCIDRs | None = Non
                 out.append(_pick_ip(store, cfg.cidrs[fam], svc, fam))
         spec["clusterIP"], spec["clusterIPs"] = out[0], out
     _node_ports(store, spec, typ, svc, cfg)
+    _health_check_port(store, spec, typ, svc, cfg)
     return _released_if_update(store, svc, _as_service(d))
+
+
+def _health_check_port(store: Datastore, spec: dict[str, Any], typ: str, svc: Service, cfg: ServiceCIDRs) -> None:
+    """kube-apiserver's: a LoadBalancer with externalTrafficPolicy Local gets a
+    healthCheckNodePort (TCP, from the node port range, shared with nodePorts); any other
+    Service may not hold one, and loses the one it had when it stops needing it."""
+    hc = spec.get("healthCheckNodePort")
+    if not (typ == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local"):
+        live = _live(store, svc)
+        if hc and live is not None and live.spec.get("healthCheckNodePort") == hc:
+            spec.pop("healthCheckNodePort")  # no longer needed: given back (release_unused)
+        elif hc:
+            raise ServiceAdmissionError("spec.healthCheckNodePort: may only be set when type is LoadBalancer "
+                                        "and externalTrafficPolicy is Local")
+        return
+    lo, hi = cfg.node_ports
+    if not hc:
+        spec["healthCheckNodePort"] = _pick_port(store, "tcp", svc, lo, hi)
+        return
+    try:
+        port = int(hc)
+    except (TypeError, ValueError):
+        raise ServiceAdmissionError(f"spec.healthCheckNodePort: {hc!r} is not a number") from None
+    if not lo <= port <= hi:
+        raise ServiceAdmissionError(f"spec.healthCheckNodePort: {port} is not in the node port range {lo}-{hi}")
+    owner = _claim(store, PORT_KIND, f"tcp-{port}", svc, {"protocol": "TCP", "port": port})
+    if owner is not None:
+        raise ServiceAdmissionError(f"spec.healthCheckNodePort: {port}/TCP is already allocated to {owner}")
 
 
 def _released_if_update(store: Datastore, svc: Service, out: Service) -> Service:
@@ -284,6 +313,8 @@ def release_service(store: Datastore, svc: Resource) -> None:
     named_by_live = {str(x) for x in (live.spec.get("clusterIPs") or [])}
     named_by_live |= {f"{str(p.get('protocol') or 'TCP').lower()}-{p.get('nodePort')}"
                       for p in live.spec.get("ports") or [] if p.get("nodePort")}
+    if live.spec.get("healthCheckNodePort"):
+        named_by_live.add(f"tcp-{live.spec['healthCheckNodePort']}")
     for ip in svc.cluster_ips:
         if ip in named_by_live:
             continue
@@ -302,6 +333,8 @@ def release_unused(store: Datastore, svc: Service) -> None:
     (a removed port, NodePort -> ClusterIP)."""
     keep = {str(ipaddress.ip_address(ip)) for ip in svc.cluster_ips}
     keep |= {f"{p.protocol.lower()}-{p.node_port}" for p in svc.ports if p.node_port}
+    if svc.spec.get("healthCheckNodePort"):
+        keep.add(f"tcp-{svc.spec['healthCheckNodePort']}")
     for o in held_by(store, svc):
         if o.spec.get("use") == "LoadBalancer":
             continue  # the load-balancer controller's (ipam/lbips.py), freed by it or on delete

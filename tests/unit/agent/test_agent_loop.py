@@ -73,4 +73,4 @@ def test_loop_lists_first_then_passes_only_relevant_changes(tmp_path):
 
 def test_every_role_is_loaded_in_kernel_order():
     roles = load_roles(AgentContext("n1", ["198.18.0.11"]))
-    assert [type(r).__name__ for r in roles] == ["RoutesRole", "ServiceProxyRole", "PolicyRole", "NatRole"]
+    assert [type(r).__name__ for r in roles] == ["RoutesRole", "ServiceProxyRole", "PolicyRole", "NatRole", "HealthCheckRole"]

@@ -77,7 +77,6 @@ def test_load_balancer_fields():
 
 @pytest.mark.parametrize("field, value", [
     ("loadBalancerIP", "198.51.100.7"),
-    ("healthCheckNodePort", 30999),
     ("trafficDistribution", "PreferClose"),
 ])
 def test_a_field_podnet_does_not_implement_yet_is_refused_by_name(field, value):

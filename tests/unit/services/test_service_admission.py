@@ -143,6 +143,30 @@ def test_load_balancer_node_ports_unless_allocate_load_balancer_node_ports_is_fa
     assert stored(store, svc("c", lb(False, 30099))).spec["ports"][0]["nodePort"] == 30099  # asked for
 
 
+def test_health_check_node_port_for_a_local_load_balancer_only(store):
+    def lb(policy, hc=None):
+        def m(d):
+            d["spec"].update(type="LoadBalancer", externalTrafficPolicy=policy)
+            if hc:
+                d["spec"]["healthCheckNodePort"] = hc
+        return m
+    a = stored(store, svc("a", lb("Local")))
+    hc = a.spec["healthCheckNodePort"]
+    assert 30000 <= hc <= 32767 and hc != a.spec["ports"][0]["nodePort"]
+    assert "healthCheckNodePort" not in stored(store, svc("b", lb("Cluster"))).spec
+    # shared with nodePorts: another Service may not take it as either
+    with pytest.raises(ServiceAdmissionError, match=rf"spec.healthCheckNodePort: {hc}/TCP is already allocated to default/a"):
+        admit_service(store, svc("c", lb("Local", hc)))
+    with pytest.raises(ServiceAdmissionError, match="may only be set when type is LoadBalancer and externalTrafficPolicy is Local"):
+        admit_service(store, svc("d", lb("Cluster", 31999)))
+    # a switch to Cluster gives it back
+    d = a.to_dict()
+    d["spec"]["externalTrafficPolicy"] = "Cluster"
+    updated = admit_service(store, from_dict(d))
+    assert "healthCheckNodePort" not in updated.spec
+    assert not [o for o in store.list("NodePortAllocation").items if o.name == f"tcp-{hc}"]
+
+
 def test_update_to_clusterip_gives_node_port_back(store):
     live = stored(store, svc("b", _np(30080)))
     d = live.to_dict()
