@@ -155,3 +155,23 @@ def test_policy_counts() -> None:
     assert flows.policy_counts(recs, "x", "allow-a") == {"allowed": 2, "ingress rule 1": 2, "denied": 1}
     assert flows.policy_counts(recs, "x", "deny-all") == {"denied": 1}
     assert flows.policy_counts(recs, "y", "allow-a") == {}
+
+
+def test_ipv6_and_icmp_events_as_ulogd_writes_them_join_into_one_record() -> None:
+    # keys and values as ulogd 2.0.8 wrote them for an ICMPv6 echo request in a netns
+    log6 = {"oob.prefix": flowlog.allow_id("x", "allow-a", "ingress", 1), "ip.protocol": 58, "ip6.nexthdr": 58,
+            "icmpv6.type": 128, "src_ip": "fd00:10:244::2", "dest_ip": "fd00:10:244:0:0:0:0:9",
+            "oob.time.sec": 1000, "oob.time.usec": 0}
+    ct6 = {"orig.ip.protocol": 58, "reply.ip.protocol": 58, "ct.event": 1, "src_ip": "fd00:10:244::2",
+           "dest_ip": "fd00:10:244::9", "reply.ip.saddr.str": "fd00:10:244::9",
+           "reply.ip.daddr.str": "fd00:10:244::2", "flow.start.sec": 1000, "flow.start.usec": 5}
+    ring = flows.FlowRing(8)
+    a = flows.record_from_log(log6, "n1", CAUSES, NAMES)
+    b = flows.record_from_ct(ct6, "n1", NAMES)
+    assert a is not None and b is not None
+    ring.add(a)
+    ring.add(b)
+    [r] = list(ring.ring)
+    assert r["protocol"] == "ICMPv6" and r["source"] == {"ip": "fd00:10:244::2", "pod": "x/a"}
+    assert r["destination"] == {"ip": "fd00:10:244::9"} and "snat" not in r and "endpoint" not in r
+    assert r["decisions"][0]["policy"] == "allow-a"
