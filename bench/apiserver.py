@@ -25,7 +25,8 @@ first alternates too), so a slow phase of the shared machine lands on both.
 Prints a table, the ratios, and one JSON line with the load average before and after.
 
     .venv/bin/python bench/apiserver.py [--pods 5000] [--creates 1000] [--watchers 100] [--runs 3]
-    [--server-src DIR]   # run the server from another checkout's src (a before/after)
+    [--server-src DIR]   # run the server from another checkout's src
+    [--before-src DIR]   # and a second server from this one, lists interleaved (a before/after)
 """
 from __future__ import annotations
 
@@ -160,16 +161,34 @@ def wait_cache(srv: Server, store, ns: str, n: int) -> None:
     raise SystemExit("the API server's pods never showed up")
 
 
-def list_phase(srv: Server, store, runs: int, pods: int, tmp: Path) -> dict[str, list[float]]:
+def list_phase(srv: Server, store, runs: int, pods: int, tmp: Path,
+               before: Server | None = None) -> dict[str, list[float]]:
+    sides = {"store": lambda: store_list(store, pods)}
+    sides.update(list_sides(srv, pods, tmp, ""))
+    if before is not None:
+        sides.update(list_sides(before, pods, tmp, "-before"))
+    for k, fn in sides.items():
+        if k.startswith("kubectl"):
+            fn()  # warms kubectl's discovery cache (every run after reads it from disk)
+    out: dict[str, list[float]] = {k: [] for k in sides}
+    for r in range(runs):
+        order = list(sides) if r % 2 == 0 else list(reversed(sides))
+        for k in order:
+            out[k].append(timed(sides[k]))
+    return out
+
+
+def store_list(store, pods: int) -> None:
+    assert len(store.list("Pod").items) == pods
+
+
+def list_sides(srv: Server, pods: int, tmp: Path, suffix: str) -> dict:
     cfg = kubernetes.client.Configuration()
     cfg.host = srv.url
     cfg.ssl_ca_cert = str(srv.ca)
     cfg.api_key = {"authorization": f"Bearer {TOKEN}"}
     api = kubernetes.client.CoreV1Api(kubernetes.client.ApiClient(cfg))
-    env = {**os.environ, "KUBECONFIG": str(srv.kubeconfig), "KUBECACHEDIR": str(tmp / "kcache")}
-
-    def store_list() -> None:
-        assert len(store.list("Pod").items) == pods
+    env = {**os.environ, "KUBECONFIG": str(srv.kubeconfig), "KUBECACHEDIR": str(tmp / f"kcache{suffix}")}
 
     def raw_list() -> None:
         r = api.list_pod_for_all_namespaces(_preload_content=False)
@@ -183,14 +202,7 @@ def list_phase(srv: Server, store, runs: int, pods: int, tmp: Path) -> dict[str,
                              capture_output=True, check=True).stdout
         assert out.count(b"\n") == pods, out[-300:]
 
-    kubectl()  # warms kubectl's discovery cache (every run after reads it from disk)
-    sides = {"store": store_list, "api-raw": raw_list, "api-typed": typed_list, "kubectl": kubectl}
-    out: dict[str, list[float]] = {k: [] for k in sides}
-    for r in range(runs):
-        order = list(sides) if r % 2 == 0 else list(reversed(sides))
-        for k in order:
-            out[k].append(timed(sides[k]))
-    return out
+    return {f"api-raw{suffix}": raw_list, f"api-typed{suffix}": typed_list, f"kubectl{suffix}": kubectl}
 
 
 def create_phase(srv: Server, writer: Writer, runs: int, n: int) -> dict[str, list[float]]:
@@ -319,6 +331,9 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--server-src", type=Path, default=ROOT / "src",
                     help="the src dir the API server runs from (default: this checkout's)")
+    ap.add_argument("--before-src", type=Path,
+                    help="another checkout's src: a second API server over the same store, its "
+                         "lists interleaved with the others (a before/after in one run)")
     args = ap.parse_args()
     load_before = load()
     if load_before[0] > (os.cpu_count() or 1):
@@ -336,12 +351,22 @@ def main() -> int:
             writer.create(from_dict(pod(f"p{i:05d}", "bench")))
         print(f"seeded {args.pods} pods in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
         srv = Server(tmp, url, args.server_src.resolve())
+        before = None
         try:
+            if args.before_src:
+                (tmp / "before").mkdir()
+                before = Server(tmp / "before", url, args.before_src.resolve())
+                wait_cache(before, store, "bench", args.pods)
             wait_cache(srv, store, "bench", args.pods)
-            lists = list_phase(srv, store, args.runs, args.pods, tmp)
+            lists = list_phase(srv, store, args.runs, args.pods, tmp, before)
+            if before is not None:
+                before.stop()
+                before = None
             creates = create_phase(srv, writer, args.runs, args.creates)
             watches = watch_phase(srv, url, writer, args.runs, args.watchers, args.samples)
         finally:
+            if before is not None:
+                before.stop()
             srv.stop()
             store.close()
     print(f"{'list of ' + str(args.pods) + ' pods (s)':<40}{'median [range]':>24}{'/ store':>22}")
@@ -358,6 +383,7 @@ def main() -> int:
     print(json.dumps({
         "bench": "apiserver", "pods": args.pods, "creates": args.creates, "watchers": args.watchers,
         "samples": args.samples, "runs": args.runs, "server_src": str(args.server_src),
+        "before_src": str(args.before_src or ""),
         "list_s": {k: spread(v) for k, v in lists.items()},
         "list_vs_store": {k: spread(ratios(v, lists["store"]), 3) for k, v in lists.items() if k != "store"},
         "create_per_s": {k: spread(v, 1) for k, v in creates.items()},
