@@ -20,7 +20,8 @@ def run(capsys, url: str, *argv: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-def poisoned(backend):
+def poisoned(store_backend):
+    backend = store_backend  # poison goes into a store's own storage
     store = backend.open()
     store.create(pod("web"))
     rev = poison(store, "Pod", "default", "bad", b"\x00 not json at all")

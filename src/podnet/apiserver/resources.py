@@ -59,7 +59,11 @@ RESOURCES: tuple[ApiResource, ...] = (
                 False, verbs=("create",), derived=True),
     ApiResource("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", False,
                 verbs=("create",), derived=True),
-    ApiResource(PODNET_GROUP, "v1", "ipamblocks", "IPAMBlock", False, verbs=READ_VERBS),
+    # podnet's IPAM state: what a real cluster serves from deploy/crds.yaml (api/crds.py),
+    # written by the IPAM through the Kubernetes datastore (issue 15 §1); `apply` refuses it
+    ApiResource(PODNET_GROUP, "v1", "ipamblocks", "IPAMBlock", False),
+    ApiResource(PODNET_GROUP, "v1", "serviceipallocations", "ServiceIPAllocation", False),
+    ApiResource(PODNET_GROUP, "v1", "nodeportallocations", "NodePortAllocation", False),
 )
 
 _BY_PATH: dict[tuple[str, str, str], ApiResource] = {(r.group, r.version, r.plural): r for r in RESOURCES}

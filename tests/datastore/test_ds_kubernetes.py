@@ -1,0 +1,90 @@
+"""What only the Kubernetes datastore has (issue 15 §1): podnet's own kinds served as
+custom resources (their CRD schema checked, no admission), Kubernetes' kinds admitted as
+the API admits them, and a kubeconfig that is not there named in the error."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from podnet.api.objects import from_dict
+from podnet.datastore.common import InvalidObject
+from podnet.datastore.interface import AlreadyExists, Conflict, Unavailable, open_datastore
+from podnet.datastore.kube_kinds import podnet_kinds
+from podnet.ipam.blocks import Block, new_block
+from podnet.ipam.cidr import parse_network
+
+pytestmark = pytest.mark.kubernetes
+
+
+@pytest.fixture
+def kube(tmp_path):
+    from kube_server import KubeApiServer
+    server = KubeApiServer(tmp_path)
+    server.start()
+    store = open_datastore(server.url)
+    try:
+        yield store
+    finally:
+        store.close()
+        server.stop()
+
+
+def test_ipam_block_round_trip_with_cas(kube):
+    b = new_block(parse_network("10.244.1.0/26", "cidr"), "default-ipv4", "n1")
+    created = kube.create(b.to_resource())
+    got = Block.from_resource(kube.get("IPAMBlock", "", created.name))
+    assert (got.node, got.pool, got.allocations) == ("n1", "default-ipv4", {})
+    raw = created.to_dict()
+    raw["spec"]["allocations"] = {"0": "pod:default/a"}
+    moved = kube.update(from_dict(raw))
+    assert Block.from_resource(moved).allocations == {0: "pod:default/a"}
+    with pytest.raises(Conflict):
+        kube.update(from_dict(raw), revision=created.resource_version)
+    assert kube.list("IPAMBlock").items == [moved]
+
+
+def test_custom_resources_are_checked_against_their_crd_schema(kube):
+    raw = new_block(parse_network("10.244.2.0/26", "cidr"), "p", "n1").to_resource().to_dict()
+    raw["spec"]["allocations"] = {"0": 7}
+    rev = kube.revision()
+    with pytest.raises(InvalidObject, match="spec.allocations.0"):
+        kube.create(from_dict(raw))
+    assert kube.revision() == rev
+
+
+def test_allocations_are_claimed_once(kube):
+    alloc = from_dict({"apiVersion": "podnet.io/v1", "kind": "ServiceIPAllocation",
+                       "metadata": {"name": "10.96.0.50"},
+                       "spec": {"service": "default/web", "family": "IPv4"}})
+    kube.create(alloc)
+    with pytest.raises(AlreadyExists):
+        kube.create(alloc)
+
+
+def test_a_service_written_through_the_api_is_admitted(kube):
+    svc = from_dict({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+                     "spec": {"ports": [{"port": 80}]}})
+    created = kube.create(svc)
+    ip = created.spec["clusterIP"]
+    assert ip and ip == created.spec["clusterIPs"][0]
+    assert kube.get("ServiceIPAllocation", "", ip).spec["service"] == "default/web"
+
+
+def test_every_podnet_kind_is_served(kube):
+    for kk in podnet_kinds():
+        assert kube.list(kk.kind).items == [], kk.kind
+
+
+def test_missing_kubeconfig_is_named(tmp_path, monkeypatch):
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(Unavailable, match="nope.yaml"):
+        open_datastore(f"kubernetes://?kubeconfig={missing}")
+    # no kubeconfig anywhere and not in a pod: the in-cluster variables are missing
+    for v in ("KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"):
+        monkeypatch.delenv(v, raising=False)
+    if not os.path.exists("/var/run/secrets/kubernetes.io/serviceaccount/token"):
+        with pytest.raises(Unavailable, match="in-cluster"):
+            open_datastore("kubernetes://")
