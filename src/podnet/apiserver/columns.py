@@ -117,8 +117,23 @@ def _service(o: Resource, ctx: Ctx) -> list[str]:
     assert isinstance(o, Service)
     # kubectl shows the primary cluster IP only (spec.clusterIP), also for dual stack
     cip = "None" if o.headless else (o.cluster_ips[0] if o.cluster_ips else NONE)
-    ext = o.external_name if o.type == "ExternalName" else NONE
-    return [o.name, o.type, cip, ext or NONE, service_ports(o), age(o, ctx)]
+    return [o.name, o.type, cip, external_ip_column(o) or NONE, service_ports(o), age(o, ctx)]
+
+
+def external_ip_column(o: Service) -> str:
+    """kubectl's EXTERNAL-IP (getServiceExternalIP): the externalIPs; for a LoadBalancer
+    its ingress addresses first, `<pending>` while it has none; an ExternalName's name."""
+    if o.type == "ExternalName":
+        return o.external_name
+    ext = o.external_ips
+    if o.type == "LoadBalancer":
+        lb = [str(i.get("ip") or i.get("hostname") or "")
+              for i in ((o.status.get("loadBalancer") or {}).get("ingress") or []) if isinstance(i, dict)]
+        lb = [x for x in lb if x]
+        if lb or ext:
+            return ",".join(lb + ext)
+        return "<pending>"
+    return ",".join(ext)
 
 
 def _service_wide(o: Resource, ctx: Ctx) -> list[str]:

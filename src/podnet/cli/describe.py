@@ -120,6 +120,10 @@ def _service(store: Any, o: Resource) -> list[str]:
         lines.append(kv("IP Families", ",".join(o.ip_families) or NONE))
         lines.append(kv("IP", "None" if o.headless else (o.cluster_ips[0] if o.cluster_ips else NONE)))
         lines.append(kv("IPs", "None" if o.headless else (",".join(o.cluster_ips) or NONE)))
+        if o.external_ips:
+            lines.append(kv("External IPs", ",".join(o.external_ips)))
+        if o.type == "LoadBalancer":
+            lines.append(kv("LoadBalancer Ingress", ", ".join(o.load_balancer_ips) or NONE))
     endpoints = _endpoints_of(store, o)
     for p in o.ports:
         label = p.name or "<unset>"
@@ -131,6 +135,10 @@ def _service(store: Any, o: Resource) -> list[str]:
     if not o.ports:
         lines.append(kv("Port", NONE))
     lines.append(kv("Session Affinity", o.session_affinity))
+    if o.type in ("NodePort", "LoadBalancer") or o.external_ips:
+        lines.append(kv("External Traffic Policy", o.external_traffic_policy))
+    if o.spec.get("healthCheckNodePort"):
+        lines.append(kv("HealthCheck NodePort", str(o.spec["healthCheckNodePort"])))
     if o.session_affinity == "ClientIP":
         lines.append(kv("Affinity Timeout", f"{o.session_affinity_timeout}s"))
     return lines

@@ -250,6 +250,11 @@ def test_examples_apply_cleanly(env, capsys):
     rows = [line.split() for line in out.splitlines()]
     assert rows[0][:5] == ["NAME", "CIDR", "BLOCKSIZE", "NAT", "DISABLED"]
     assert rows[1][:5] == ["default-ipv4-ippool", "10.244.0.0/16", "26", "true", "false"]
+    rc, out, err = run(capsys, "apply", "-f", str(EXAMPLES / "loadbalancer.yaml"))
+    assert (rc, err) == (0, "")
+    assert out == ("ippool.podnet.io/lb-ipv4 created\nippool.podnet.io/lb-ipv6 created\nservice/web-lb created\n")
+    rc, out, _ = run(capsys, "get", "svc", "web-lb")
+    assert out.splitlines()[1].split()[1:4:2] == ["LoadBalancer", "<pending>"]  # no controller runs here
 
 
 def test_console_script_from_stdin(env):
