@@ -13,6 +13,7 @@ answer is a line `{"stats": {...}}`, then one line per record (oldest first), th
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -101,7 +102,15 @@ class FlowRecorder:
     # ---- queries -------------------------------------------------------------------------
     def _listen(self) -> None:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.bind("\0" + self.socket_name)
+        for attempt in range(20):
+            try:  # a recorder closed just before may hold the name a moment longer
+                s.bind("\0" + self.socket_name)
+                break
+            except OSError as e:
+                if e.errno != errno.EADDRINUSE or attempt == 19:
+                    s.close()
+                    raise
+                time.sleep(0.1)
         s.listen(16)
         self._sock = s
         threading.Thread(target=self._accept, args=(s,), daemon=True, name="flows-serve").start()

@@ -121,6 +121,7 @@ def record_from_log(ev: dict[str, Any], node: str, causes: dict[str, Cause], nam
     decided = cause.as_dict() if cause else {"verdict": "dropped", "reason": f"unknown rule id {fid}"}
     rec["verdict"] = decided["verdict"]
     rec["decisions"] = [decided]
+    rec["sources"] = ["log"]
     if decided.get("direction"):
         rec["direction"] = decided["direction"]
     if rec["verdict"] == "rejected" and cause is not None and cause.reason == "no endpoints":
@@ -129,6 +130,8 @@ def record_from_log(ev: dict[str, Any], node: str, causes: dict[str, Cause], nam
             rec["service"] = svc
     if cause is not None and ("tcp.syn" in ev):
         rec["tcpFlags"] = [f for f in ("syn", "ack", "fin", "rst", "psh") if ev.get(f"tcp.{f}")]
+        if ev.get("tcp.syn") and "tcp.seq" in ev:
+            rec["synSeq"] = ev["tcp.seq"]  # a retransmitted SYN carries the same
     return rec
 
 
@@ -146,6 +149,7 @@ def record_from_ct(ev: dict[str, Any], node: str, names: Names) -> dict[str, Any
     t = float(ev.get("flow.start.sec") or time.time()) + float(ev.get("flow.start.usec") or 0) / 1e6
     rec = _base(t, node, proto, src, sport, dst, dport, names)
     rec["verdict"] = "forwarded"
+    rec["sources"] = ["conntrack"]
     rec["decisions"] = []
     if _norm(ep) != _norm(dst) or (ep_port and ep_port != dport):
         rec["service"] = names.service(dst, proto, int(dport or 0)) or "?"
@@ -176,11 +180,24 @@ def join_key(rec: dict[str, Any]) -> tuple[Any, ...]:
     return (rec["protocol"], rec["source"]["ip"], rec["source"].get("port", 0), dst["ip"], dst.get("port", 0))
 
 
+def joins(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether `new` is more of `old`'s connection: the other source of it, the log of the
+    same SYN again (a retransmission: same sequence number), or the log of a packet dropped
+    or rejected again. A second conntrack event, or another allowed SYN, is a new connection
+    that reused the addresses and ports."""
+    src = new.get("sources", [])
+    if not set(src) & set(old.get("sources", [])):
+        return True
+    if "synSeq" in new and new["synSeq"] == old.get("synSeq"):
+        return True  # the same SYN again: a retransmission
+    return src == ["log"] and new["verdict"] != "forwarded" and old["verdict"] == new["verdict"]
+
+
 def merge_into(old: dict[str, Any], new: dict[str, Any]) -> None:
     """A record of the other source of the same connection: decisions add up, a drop wins."""
     if "endpoint" in new and "endpoint" not in old:
         old["destination"] = new["destination"]  # the log saw the endpoint, conntrack the VIP
-    for k in ("service", "endpoint", "snat", "ctId", "direction", "tcpFlags"):
+    for k in ("service", "endpoint", "snat", "ctId", "direction", "tcpFlags", "synSeq"):
         if k in new and k not in old:
             old[k] = new[k]
     if new.get("destination", {}).get("outside"):
@@ -189,6 +206,7 @@ def merge_into(old: dict[str, Any], new: dict[str, Any]) -> None:
     if new["verdict"] != "forwarded":
         old["verdict"] = new["verdict"]
     old["time"] = min(old["time"], new["time"])
+    old["sources"] = sorted(set(old.get("sources", [])) | set(new.get("sources", [])))
 
 
 class FlowRing:
@@ -210,7 +228,7 @@ class FlowRing:
         """Store `rec`, or fold it into the record of the same connection seen just before."""
         key = join_key(rec)
         old = self._recent.get(key)
-        if old is not None and abs(old["time"] - rec["time"]) <= self.join_window:
+        if old is not None and abs(old["time"] - rec["time"]) <= self.join_window and joins(old, rec):
             before = old["verdict"]
             merge_into(old, rec)
             self._count(rec, old["verdict"] if old["verdict"] != before else None)

@@ -68,4 +68,16 @@ def start(conntrack: bool = True) -> tuple[subprocess.Popen[bytes], str]:
         f.write(config(plugins, conntrack=conntrack))
     proc = subprocess.Popen(["ulogd", "-c", path], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
                             preexec_fn=_die_with_parent)
+    if proc.stdout is not None:
+        _grow_pipe(proc.stdout.fileno())
     return proc, path
+
+
+def _grow_pipe(fd: int, size: int = 1 << 20) -> None:
+    """A 1 MiB pipe (F_SETPIPE_SZ; 64 KiB by default) holds ~1,000 events while the agent's
+    reader is busy, so a burst waits here instead of overflowing the kernel's queue."""
+    import fcntl
+    try:
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), size)
+    except OSError:
+        pass  # above fs.pipe-max-size: the default pipe still works

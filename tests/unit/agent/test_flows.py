@@ -20,7 +20,7 @@ def log_ev(prefix: str, src: str, sport: int, dst: str, dport: int, t: float = 1
     """What ulogd's JSON plugin writes for an nflog'd TCP SYN (keys as ulogd 2.0.8 names them)."""
     return {"oob.prefix": prefix, "oob.time.sec": int(t), "oob.time.usec": int(t % 1 * 1e6),
             "ip.protocol": 6, "src_ip": src, "dest_ip": dst, "src_port": sport, "dest_port": dport,
-            "tcp.syn": 1, "tcp.ack": 0}
+            "tcp.syn": 1, "tcp.ack": 0, "tcp.seq": sport * 1000 + int(t)}
 
 
 def ct_ev(src: str, sport: int, dst: str, dport: int, rsrc: str, rport: int, rdst: str, t: float = 1000.0) -> dict:
@@ -175,3 +175,18 @@ def test_ipv6_and_icmp_events_as_ulogd_writes_them_join_into_one_record() -> Non
     assert r["protocol"] == "ICMPv6" and r["source"] == {"ip": "fd00:10:244::2", "pod": "x/a"}
     assert r["destination"] == {"ip": "fd00:10:244::9"} and "snat" not in r and "endpoint" not in r
     assert r["decisions"][0]["policy"] == "allow-a"
+
+
+def test_reused_ports_make_a_new_record_but_a_retransmitted_drop_does_not() -> None:
+    allow = log_ev(flowlog.allow_id("x", "allow-a", "ingress", 1), "10.244.0.2", 5000, "10.244.1.3", 8080)
+    ct = ct_ev("10.244.0.2", 5000, "10.244.1.3", 8080, "10.244.1.3", 8080, "10.244.0.2")
+    drop = log_ev(flowlog.isolated_id("x", "b", "ingress"), "10.244.0.2", 6000, "10.244.1.3", 80)
+    ring = flows.FlowRing(16)
+    retransmit = dict(allow)
+    for ev in (allow, ct, retransmit, {**allow, "tcp.seq": 1}, ct, drop, drop):
+        rec = (flows.record_from_log(ev, "n1", CAUSES, NAMES) if "oob.prefix" in ev
+               else flows.record_from_ct(ev, "n1", NAMES))
+        assert rec is not None
+        ring.add(rec)
+    assert [(r["verdict"], r["sources"]) for r in ring.ring] == [
+        ("forwarded", ["conntrack", "log"]), ("forwarded", ["conntrack", "log"]), ("dropped", ["log"])]
