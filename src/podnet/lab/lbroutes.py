@@ -74,7 +74,10 @@ def installed(netns: str) -> set[str]:
 def sync(spec: LabSpec, store: Datastore, last: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
     """One pass: what the router should know, applied where it differs from `last` (and
     from what the router holds, at the first pass)."""
-    want = desired_routes(spec, store.list("Service").items, store.list("EndpointSlice").items)
+    services = [s for s in store.list("Service").items if isinstance(s, Service) and is_ours(s)]
+    # most labs have no load balancer: no EndpointSlice list then
+    slices = store.list("EndpointSlice").items if any(s.load_balancer_ips for s in services) else []
+    want = desired_routes(spec, services, slices)
     netns, out = spec.router_netns, spec.outside_netns
     have = set(last) if last else installed(netns) | installed(out)
     for dst, hops in sorted(want.items()):
