@@ -88,3 +88,45 @@ def test_missing_kubeconfig_is_named(tmp_path, monkeypatch):
     if not os.path.exists("/var/run/secrets/kubernetes.io/serviceaccount/token"):
         with pytest.raises(Unavailable, match="in-cluster"):
             open_datastore("kubernetes://")
+
+
+def test_many_watches_resuming_after_a_restart_are_all_served(tmp_path):
+    """After an API server restart every watch resumes from before it, older than the new
+    server's cache, so each is the store's own watch on the server: many of them at once
+    (two clients watching every kind) must not starve one another."""
+    import threading
+
+    from kube_server import KubeApiServer
+    from builders import make_pod
+    server = KubeApiServer(tmp_path)
+    server.start()
+    stores = []
+    try:
+        w = open_datastore(server.url)
+        stores.append(w)
+        start = w.revision()
+        for i in range(3):
+            w.create(make_pod("default", f"p{i}", []))
+        server.restart()
+        stop = threading.Event()
+        got: dict[int, list[str]] = {0: [], 1: []}
+
+        def watch(n: int) -> None:
+            s = open_datastore(server.url)
+            stores.append(s)
+            for ev in s.watch(start, stop=stop):
+                got[n].append(ev.object.name)
+                if len(got[n]) == 3:
+                    return
+
+        threads = [threading.Thread(target=watch, args=(n,), daemon=True) for n in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+        stop.set()
+        assert got == {0: ["p0", "p1", "p2"], 1: ["p0", "p1", "p2"]}
+    finally:
+        for s in stores:
+            s.close()
+        server.stop()

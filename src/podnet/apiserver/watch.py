@@ -101,7 +101,11 @@ class WatchHub:
                 if after is None:
                     raise
                 sub, current, at = None, [], after
-                loop.run_in_executor(None, self._private, res.kind, after, sink, stop, queue, loop)
+                # A thread of its own: it lives as long as the stream, and on the loop's
+                # default executor (a handful of threads) a few of them would starve every
+                # other watch's subscribe (a client resuming many kinds after a restart).
+                threading.Thread(target=self._private, args=(res.kind, after, sink, stop, queue, loop),
+                                 daemon=True, name=f"api-watch-{res.kind}").start()
             await resp.prepare(request)
             for o in current:
                 if matches(o):
