@@ -279,6 +279,12 @@ def stale_udp_flows(old: ServicePortEntry | None, new: ServicePortEntry | None) 
     gone = sorted(set(old.serving) - set(new.serving if new is not None else ()))
     out = [StaleFlow(old.family, ep, dst=dst) for dst in (old.vip, *old.external_ips, *old.lb_ips)
            for ep in gone]
+    if new is not None:
+        # an address the Service no longer has (an external IP or ingress removed): its
+        # flows to the endpoints that still serve go too (kube-proxy clears a deleted
+        # service IP's UDP entries)
+        dropped = sorted({old.vip, *old.external_ips, *old.lb_ips} - {new.vip, *new.external_ips, *new.lb_ips})
+        out += [StaleFlow(old.family, ep, dst=dst) for dst in dropped for ep in sorted(set(old.serving) - set(gone))]
     if old.node_port:
         out += [StaleFlow(old.family, ep, node_port=old.node_port) for ep in gone]
     return out

@@ -151,3 +151,22 @@ def test_load_balancer_ip_with_source_ranges_and_local_policy(routed, proxy):
     proxy.sync()
     assert topo.connect(topo.ns("out"), "198.51.100.71", 80, timeout=0.5)["answers"] == ["timeout"]
     assert set(names(topo.answers("client", "198.51.100.71", 80, n=20))) == {"b1", "b3"}
+
+
+def test_udp_flow_to_a_removed_external_ip_is_forgotten(routed, proxy):
+    """kube-proxy clears a deleted service address's UDP flows: the client that kept its
+    source port must not keep reaching the endpoint through an address the Service dropped."""
+    topo = routed
+    port = [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 5353}]
+    sl_ports = [{"name": "dns", "port": 5353, "protocol": "UDP"}]
+
+    def m(ips):
+        return lambda d: d["spec"].update(externalIPs=ips)
+    proxy.put(make_service("default", "dns-gone", m(["192.0.2.67"]), ip="10.96.0.67", ports=port),
+              make_slice("default", "dns-gone", [endpoint(B["b2"][0])], ports=sl_ports))
+    proxy.sync(full=True)
+    ask = lambda: topo.connect(topo.ns("out"), "192.0.2.67", 53, "udp", 1, timeout=0.5, sport=40067)["answers"]  # noqa: E731
+    assert set(names(ask())) == {"b2"}
+    proxy.put(make_service("default", "dns-gone", m([]), ip="10.96.0.67", ports=port))
+    proxy.sync()
+    assert not set(names(ask())) & {"b1", "b2", "b3"}

@@ -203,3 +203,19 @@ def test_stale_udp_flows_to_an_external_ip_are_forgotten_too():
     assert old.external_ips == ("192.0.2.9",)
     assert stale_udp_flows(old, None) == [StaleFlow(4, "10.244.1.2", dst="10.96.0.10"),
                                           StaleFlow(4, "10.244.1.2", dst="192.0.2.9")]
+
+
+def test_stale_udp_flows_to_a_removed_external_ip():
+    from podnet.calc.services import StaleFlow, stale_udp_flows
+
+    def ext(ips):
+        def m(d):
+            d["spec"]["ports"][0].update(protocol="UDP")
+            d["spec"]["externalIPs"] = ips
+        return m
+    ports = [{"name": "http", "port": 5353, "protocol": "UDP"}]
+    sl = [make_slice("default", "dns", [endpoint("10.244.1.2")], ports=ports)]
+    (old,) = entries_for_service(make_service("default", "dns", ext(["192.0.2.9", "192.0.2.10"])), sl)
+    (new,) = entries_for_service(make_service("default", "dns", ext(["192.0.2.10"])), sl)
+    assert stale_udp_flows(old, new) == [StaleFlow(4, "10.244.1.2", dst="192.0.2.9")]
+    assert stale_udp_flows(new, new) == []
