@@ -76,6 +76,22 @@ def test_every_podnet_kind_is_served(kube):
         assert kube.list(kk.kind).items == [], kk.kind
 
 
+def test_bare_kubernetes_takes_kubeconfig_from_the_environment(tmp_path, monkeypatch):
+    from kube_server import KubeApiServer
+    server = KubeApiServer(tmp_path)
+    server.start()
+    try:
+        monkeypatch.setenv("KUBECONFIG", str(server.kubeconfig))
+        store = open_datastore("kubernetes")   # PODNET_DATASTORE=kubernetes
+        try:
+            assert store.url == "kubernetes://"
+            assert {"default", "kube-system"} <= {n.name for n in store.list("Namespace").items}
+        finally:
+            store.close()
+    finally:
+        server.stop()
+
+
 def test_missing_kubeconfig_is_named(tmp_path, monkeypatch):
     monkeypatch.delenv("KUBECONFIG", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))

@@ -128,16 +128,16 @@ class Datastore(Protocol):
 
 def open_datastore(url: str) -> Datastore:
     """`sqlite:///abs/path.db`, `sqlite://relative.db`, `etcd://host:port[/prefix]`,
-    `etcd+unix:///path/to/socket[/prefix]`, `kubernetes://[?kubeconfig=PATH]` (the Kubernetes
-    API: $KUBECONFIG, ~/.kube/config or the in-cluster service account)."""
+    `etcd+unix:///path/to/socket[/prefix]`, `kubernetes://[?kubeconfig=PATH]` or just `kubernetes`
+    (the Kubernetes API: $KUBECONFIG, ~/.kube/config or the in-cluster service account)."""
     if url.startswith("sqlite:"):
         from podnet.datastore.sqlite import SqliteDatastore
         return SqliteDatastore(url)
     if url.startswith("etcd"):
         from podnet.datastore.etcd import EtcdDatastore
         return EtcdDatastore(url)
-    if url.startswith("kubernetes:"):
+    if url == "kubernetes" or url.startswith("kubernetes:"):  # bare: as PODNET_DATASTORE=kubernetes
         from podnet.datastore.kubernetes import KubernetesDatastore
-        return KubernetesDatastore(url)
+        return KubernetesDatastore(url if url != "kubernetes" else "kubernetes://")
     raise DatastoreError(f"unknown datastore URL {url!r}: use sqlite:///path.db, "
                          f"etcd://host:port[/prefix] or kubernetes://[?kubeconfig=PATH]")
