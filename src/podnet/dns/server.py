@@ -15,6 +15,7 @@ import logging
 import socket
 import struct
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable
 
@@ -24,12 +25,15 @@ from podnet.dns.forward import Forwarder
 from podnet.dns.records import Zone
 from podnet.dns.responder import Pending, Responder
 from podnet.dns.source import ZoneFeed
+from podnet.dns.tcp_conns import TcpConnTable
 
 log = logging.getLogger(__name__)
 
 MAX_PENDING = 512      # upstream questions in flight; more get REFUSED (CoreDNS max_concurrent)
-MAX_TCP = 128          # concurrent TCP connections
-TCP_IDLE = 10.0        # seconds a TCP connection may sit idle
+MAX_TCP = 128          # concurrent TCP connections; the longest idle one makes room for a new one
+MAX_TCP_PER_CLIENT = 16  # concurrent TCP connections of one client address
+TCP_IDLE = 10.0        # seconds a TCP connection may sit idle between queries
+TCP_READ = 2.0         # seconds a query may take to arrive once its length has (slow senders)
 UDP_RCVBUF = 4 << 20    # bytes
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux; Python does not name it
 MAX_UDP_QUERY = 4096   # bigger datagrams are cut here (a real query is far smaller)
@@ -111,7 +115,7 @@ class DnsServer:
         self.feed = ZoneFeed(self.store, self._on_zone, zone, ttl, pods_mode, self.stop_event)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dns-upstream")
         self._pending = threading.BoundedSemaphore(MAX_PENDING)
-        self._tcp_slots = threading.BoundedSemaphore(MAX_TCP)
+        self.tcp_conns: TcpConnTable[socket.socket] = TcpConnTable(MAX_TCP, MAX_TCP_PER_CLIENT)
         self._sockets: list[socket.socket] = []
         self._threads: list[threading.Thread] = []
         self.bound: list[tuple[str, int]] = []
@@ -245,24 +249,28 @@ class DnsServer:
     def _tcp_accept(self, lsock: socket.socket) -> None:
         while not self.stop_event.is_set():
             try:
-                conn, _ = lsock.accept()
+                conn, addr = lsock.accept()
             except OSError:
                 if self.stop_event.is_set():
                     return
                 continue
-            if not self._tcp_slots.acquire(blocking=False):
+            admitted, victim = self.tcp_conns.admit(conn, addr[0])
+            if victim is not None:
+                _shut(victim)  # its thread sees the end and closes it
+            if not admitted:
                 conn.close()
                 continue
             threading.Thread(target=self._tcp_conn, args=(conn,), daemon=True, name="dns-tcp-conn").start()
 
     def _tcp_conn(self, conn: socket.socket) -> None:
         try:
-            conn.settimeout(TCP_IDLE)
             while not self.stop_event.is_set():
+                self.tcp_conns.idle(conn)
+                conn.settimeout(TCP_IDLE)
                 head = _recv_exact(conn, 2)
-                if head is None:
+                if head is None or not self.tcp_conns.busy(conn):
                     return
-                data = _recv_exact(conn, struct.unpack("!H", head)[0])
+                data = _recv_exact(conn, struct.unpack("!H", head)[0], time.monotonic() + TCP_READ)
                 if data is None:
                     return
                 res = self.responder.handle(data, tcp=True)
@@ -270,17 +278,31 @@ class DnsServer:
                     res = res.run()
                 if res is None:
                     return  # nothing sensible to say: close, as for garbage
+                conn.settimeout(TCP_READ)
                 conn.sendall(struct.pack("!H", len(res)) + res)
         except OSError:
             pass
         finally:
+            self.tcp_conns.forget(conn)
             conn.close()
-            self._tcp_slots.release()
 
 
-def _recv_exact(conn: socket.socket, n: int) -> bytes | None:
+def _shut(conn: socket.socket) -> None:
+    try:
+        conn.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def _recv_exact(conn: socket.socket, n: int, deadline: float | None = None) -> bytes | None:
+    """n bytes, or None at the end of the stream; past `deadline` raises TimeoutError."""
     buf = b""
     while len(buf) < n:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("query not received in time")
+            conn.settimeout(left)
         chunk = conn.recv(n - len(buf))
         if not chunk:
             return None

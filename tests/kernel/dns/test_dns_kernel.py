@@ -284,3 +284,71 @@ def test_garbage_never_kills_the_server(lab):
 def test_refuses_other_classes_and_transfers(lab):
     assert dig("-c", "CH", "version.bind", "TXT")["status"] == "REFUSED"
     assert dig("+tcp", Z, "AXFR", raw=True).count("Transfer failed") == 1
+
+
+# Holds TCP connections open from several client addresses (127.0.0.2, ...: all of 127/8 is
+# local), then prints which of them the server has closed.
+HOLD_TCP = """
+import json, socket, sys, time
+clients, each = int(sys.argv[1]), int(sys.argv[2])
+conns = []
+for c in range(clients):
+    for _ in range(each):
+        s = socket.socket(); s.bind((f"127.0.0.{2 + c}", 0)); s.connect(("127.0.0.1", 53))
+        conns.append(s)
+time.sleep(0.5)
+print(json.dumps({"open": len(conns)}), flush=True)
+sys.stdin.readline()
+closed = 0
+for s in conns:
+    s.settimeout(0.2)
+    try:
+        closed += s.recv(1) == b""
+    except TimeoutError:
+        pass
+    except OSError:
+        closed += 1
+print(json.dumps({"closed": closed}), flush=True)
+"""
+
+
+def _hold_tcp(clients: int, each: int) -> subprocess.Popen:
+    p = subprocess.Popen(["ip", "netns", "exec", NS_SRV, sys.executable, "-c", HOLD_TCP, str(clients), str(each)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert '"open"' in p.stdout.readline()
+    return p
+
+
+def _closed(p: subprocess.Popen) -> int:
+    import json
+    out, _ = p.communicate("go\n", timeout=60)
+    return json.loads(out)["closed"]
+
+
+def test_idle_tcp_clients_cannot_deny_tcp_to_others(lab):
+    """137 idle connections used to take every TCP slot for 10 s at a time, so a real query
+    over TCP was cut off: now the longest idle ones make room (RFC 7766 §6.2.3)."""
+    holder = _hold_tcp(clients=9, each=16)   # 144 idle connections, more than the 128 slots
+    try:
+        for _ in range(3):
+            assert rdatas(dig("+tcp", f"web.default.svc.{Z}")) == ["10.96.0.20"]
+    finally:
+        closed = _closed(holder)
+    assert closed >= 144 - 128 + 3  # the evicted ones, each seen closed by its client
+
+
+def test_one_client_holds_at_most_its_share_of_tcp(lab):
+    holder = _hold_tcp(clients=1, each=40)
+    assert _closed(holder) == 40 - 16
+
+
+def test_a_slow_query_over_tcp_is_cut_off(lab):
+    """A client that sends a query's length and only part of the query (a slow loris) loses
+    the connection after 2 s, not after the 10 s idle timeout that restarted on each byte."""
+    code = ("import socket,struct,time\n"
+            "s=socket.create_connection(('127.0.0.1',53)); s.sendall(struct.pack('!H',40)+b'x')\n"
+            "t=time.monotonic(); s.settimeout(10)\n"
+            "try:\n    r=s.recv(1)\nexcept OSError:\n    r=b'err'\n"
+            "print(r, round(time.monotonic()-t, 1))\n")
+    out = ns_run(NS_SRV, sys.executable, "-c", code).stdout.split()
+    assert out[0] == "b''" and float(out[1]) < 4, out
