@@ -82,7 +82,7 @@ def decode_conf(stdin: bytes, cmd: str) -> dict[str, Any]:
         return {}
     try:
         conf = json.loads(stdin)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:  # RecursionError: nesting deeper than json can walk
         raise CniError(DECODE_FAILURE, "error unmarshalling network config from stdin", str(e)) from None
     if not isinstance(conf, dict):
         raise CniError(DECODE_FAILURE, "network config on stdin must be a JSON object",
@@ -111,7 +111,7 @@ def decode_conf(stdin: bytes, cmd: str) -> dict[str, Any]:
 def version_result(stdin: bytes) -> dict[str, Any]:
     try:
         v = json.loads(stdin).get("cniVersion") if stdin.strip() else None
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         v = None
     return {"cniVersion": v or "0.1.0", "supportedVersions": list(SUPPORTED_VERSIONS)}
 

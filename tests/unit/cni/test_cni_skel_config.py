@@ -5,6 +5,7 @@ import io
 import json
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from podnet.cni import skel
 from podnet.cni.config import make_netconf, parse_ipam, parse_netconf, valid_attachments
@@ -38,6 +39,8 @@ def conf(**kw):
     ({**ENV, "CNI_IFNAME": "a:b"}, conf(), 4, "invalid CNI_IFNAME"),
     (ENV, b"{not json", 6, "unmarshalling"),
     (ENV, b"[1]", 6, "JSON object"),
+    (ENV, b"[" * 100_000, 6, "unmarshalling"),  # was 999, internal error: RecursionError
+    (ENV, b"\xff\xfe{", 6, "unmarshalling"),
     (ENV, conf(cniVersion="0.3.1"), 1, "incompatible"),
     (ENV, conf(cniVersion="9.9.9"), 1, "incompatible"),
     (ENV, conf(cniVersion="one"), 6, "cniVersion"),
@@ -54,6 +57,17 @@ def test_success_and_del_without_netns():
     assert call(ENV, conf()) == (0, {"ok": "ADD"})
     env = {k: v for k, v in ENV.items() if k != "CNI_NETNS"}
     assert call({**env, "CNI_COMMAND": "DEL"}, conf()) == (0, {"ok": "DEL"})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300) | st.builds(lambda n, c: c * n, st.integers(1, 50_000), st.sampled_from([b"[", b"{\"a\":"])),
+       st.sampled_from(list(skel.VERBS)))
+def test_any_stdin_is_a_protocol_answer_never_an_internal_error(stdin, verb):
+    """The CNI's stdin comes from outside: whatever the bytes, the answer is a success or a
+    CNI error of the protocol's own codes, never 999 (kept for podnet's bugs)."""
+    rc, doc = call({**ENV, "CNI_COMMAND": verb}, stdin)
+    if rc:
+        assert doc["code"] != 999, doc
 
 
 def test_version_verb_needs_nothing_else():
