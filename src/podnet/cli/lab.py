@@ -219,7 +219,7 @@ def register(sub: Any) -> None:
     p.add_argument("--nodes", type=int, default=2)
     p.add_argument("--dual-stack", action="store_true", help="IPv4 and IPv6 everywhere")
     p.add_argument("--encap", choices=("none", "vxlan"), default="none")
-    p.add_argument("--datastore", dest="datastore_kind", choices=("sqlite", "etcd"),
+    p.add_argument("--datastore", dest="datastore_kind", choices=("sqlite", "etcd", "kubernetes"),
                    default="sqlite", help="the lab's datastore backend")
     p.add_argument("--api-port", type=int, default=0,
                    help="the API server's loopback port on this machine (default: a free one)")

@@ -73,8 +73,9 @@ def parse_ipam(conf: Mapping[str, Any], env: Mapping[str, str] | None = None) ->
         raise _bad("ipam", ipam, "podnet-ipam needs an \"ipam\" object with \"type\": \"podnet-ipam\"")
     check_keys(ipam, IPAM_KEYS, "ipam.")
     ds = ipam.get("datastore") or conf.get("datastore") or env.get("PODNET_DATASTORE", "")
-    if not ds or not isinstance(ds, str) or not (ds.startswith("sqlite:") or ds.startswith("etcd")):
-        raise _bad("ipam.datastore", ds, "set a datastore URL: sqlite:///path.db or etcd://host:port")
+    if not ds or not isinstance(ds, str) or not ds.startswith(("sqlite:", "etcd", "kubernetes")):
+        raise _bad("ipam.datastore", ds, "set a datastore URL: sqlite:///path.db, etcd://host:port "
+                                         "or kubernetes://?kubeconfig=PATH")
     node = (ipam.get("nodeName") or ipam.get("nodename") or conf.get("nodeName")
             or conf.get("nodename") or env.get("NODENAME") or os.uname().nodename)
     if not isinstance(node, str) or "/" in node or not node.strip():

@@ -167,6 +167,18 @@ def kubeconfig(state: LabState, lab: str, server: str, node: str | None = None) 
             "current-context": cluster}
 
 
+def write_incluster_kubeconfig(state: LabState, spec: LabSpec) -> Path:
+    """The kubeconfig the lab's processes use in Kubernetes mode (issue 15 §2): the API
+    server at the control-plane node's underlay address, which every node's namespace
+    reaches (the machine's loopback listener is not reachable from there). The admin's
+    credentials for now: a node identity may not write IPAM blocks yet."""
+    p = state.path("kubeconfig-incluster")
+    p.write_text(yaml.safe_dump(kubeconfig(state, spec.name, f"https://{spec.nodes[0].ip4}:{API_PORT}"),
+                                sort_keys=False))
+    p.chmod(0o600)
+    return p
+
+
 def kubeconfig_path(state: LabState) -> Path:
     return state.path("kubeconfig")
 

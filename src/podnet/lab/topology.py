@@ -27,7 +27,7 @@ RESERVED_NAMES = frozenset({"cni", "cnib", "svc", "pol", "dns", "ds", "test", "b
 ROLE_RE = re.compile(r"(ul|rt|out|n[1-9][0-9]*|p[0-9a-f]{1,10})")
 MAX_NODES = 100
 ENCAPS = ("none", "vxlan")
-DATASTORES = ("sqlite", "etcd")
+DATASTORES = ("sqlite", "etcd", "kubernetes")
 # The outside world's echo server: HTTP on TCP 80, the same line on UDP 9000.
 ECHO_TCP_PORT = 80
 ECHO_UDP_PORT = 9000

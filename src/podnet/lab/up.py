@@ -88,10 +88,18 @@ def start_datastore(spec: LabSpec, state: LabState, progress: Progress) -> dict[
     """Every component's datastore URL: `agent-<node>`, `kubelet`, `controllers`, `cni`,
     `dns` (the DNS add-on's pods), `cli` (the machine's namespace). On etcd each has its
     own client certificate (lab/etcd.py); on SQLite they are all the store file."""
-    if spec.datastore == "sqlite":
+    if spec.datastore in ("sqlite", "kubernetes"):
         url = f"sqlite://{state.path('store.db')}"
         from podnet.lab.etcd import CLIENTS
-        return {w: url for w in (*CLIENTS, *(f"agent-{n.name}" for n in spec.nodes))}
+        urls = {w: url for w in (*CLIENTS, *(f"agent-{n.name}" for n in spec.nodes))}
+        if spec.datastore == "kubernetes":
+            # Kubernetes mode (issue 15 §2): the API server keeps the SQLite store; every
+            # other process talks to the API only (its kubeconfig is written once the
+            # server's certificates exist, before any of them starts)
+            api = f"kubernetes://?kubeconfig={state.path('kubeconfig-incluster')}"
+            urls = {w: (u if w == "apiserver" else api) for w, u in urls.items()}
+            urls["cli"] = f"kubernetes://?kubeconfig={state.path('kubeconfig')}"
+        return urls
     from podnet.lab.etcd import start_etcd  # only etcd labs pay for it
     return start_etcd(spec, state, progress)
 
@@ -119,9 +127,14 @@ def up(spec: LabSpec, state: LabState, progress: Progress = lambda s: None,
     meta["datastoreURLs"] = urls
     state.write_meta(meta)
     state.write_datastore_url(cli_url)
-    store = open_datastore(cli_url)
+    kube_mode = spec.datastore == "kubernetes"
+    store = open_datastore(urls["apiserver"] if kube_mode else cli_url)
     try:
         seed(store, spec)
+        if kube_mode:  # everything after this talks to the API server
+            meta["apiserver"] = apiserver.start(spec, state, urls["apiserver"], progress, api_port)
+            apiserver.write_incluster_kubeconfig(state, spec)
+            state.write_meta(meta)
         progress("datastore: " + cli_url.split("?")[0] + (" (default IP pools)"))
         procs.spawn(state, "echo", procs.podnet_argv(
             "serve", "--name", "outside/echo", "--port", f"{ECHO_TCP_PORT}/TCP",
@@ -145,8 +158,9 @@ def up(spec: LabSpec, state: LabState, progress: Progress = lambda s: None,
                     netns=spec.nodes[0].netns, net_only=True)
         progress(f"agents and workload servers on {len(spec.nodes)} nodes, kubelet, "
                  f"echo server {spec.echo4}:{ECHO_TCP_PORT}/tcp {ECHO_UDP_PORT}/udp")
-        meta["apiserver"] = apiserver.start(spec, state, urls["apiserver"], progress, api_port)
-        state.write_meta(meta)
+        if not kube_mode:
+            meta["apiserver"] = apiserver.start(spec, state, urls["apiserver"], progress, api_port)
+            state.write_meta(meta)
         wait_for_nodes(store, spec, state, wait_nodes)
     finally:
         store.close()

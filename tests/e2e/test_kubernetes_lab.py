@@ -1,0 +1,50 @@
+"""The lab in Kubernetes mode (issue 15 §2, first step): `podnet up --datastore kubernetes`
+runs the API server over the lab's SQLite store and every other lab process (agents, CNI
+daemons, kubelet and its controllers, DNS pods, the CLI) on the Kubernetes datastore, so
+the API server is the only process with the store open."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from lablib import all_pairs, manifests
+
+pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.kubernetes]
+PORT = 8181
+
+
+def holders(path: str) -> list[str]:
+    """Command lines of the processes that have `path` (or its -wal/-shm) open."""
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fds = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+            if any(f.startswith(path) for f in fds):
+                out.append(open(f"/proc/{pid}/cmdline").read().replace("\0", " "))
+        except OSError:
+            continue
+    return out
+
+
+def test_kubernetes_mode_lab_pod_to_pod_and_only_the_api_server_holds_the_store(make_lab):
+    lab = make_lab("--nodes", "2", "--datastore", "kubernetes")
+    url = (lab.dir / "datastore.url").read_text().strip()
+    assert url == f"kubernetes://?kubeconfig={lab.dir / 'kubeconfig'}"
+    out = lab.podnet("get", "nodes", "-o", "wide").stdout
+    assert out.count("healthy") == 2
+    lab.podnet("apply", "-f", "-", input=manifests(2, 2, PORT))
+    pods = lab.wait_pods(4)
+    assert {p.node_name for p in pods} == {"n1", "n2"}
+    failures = all_pairs(pods, PORT, families=(4,))
+    assert not failures, "\n".join(failures[:20])
+    # the IPAM wrote its blocks through the API, as custom resources
+    from podnet.datastore.interface import open_datastore
+    api = open_datastore(url)
+    try:
+        affinities = {b.spec.get("affinity") for b in api.list("IPAMBlock").items}
+    finally:
+        api.close()
+    assert {"host:n1", "host:n2"} <= affinities
+    users = holders(str(lab.dir / "store.db"))
+    assert len(users) == 1 and " apiserver " in users[0], users
