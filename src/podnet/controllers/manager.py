@@ -12,13 +12,15 @@ import threading
 from typing import Any, Callable
 
 from podnet.controllers.endpointslice import EndpointSliceController
+from podnet.controllers.ipam_gc import IpamGarbageCollector
 from podnet.controllers.loadbalancer import LoadBalancerController
 from podnet.datastore.interface import Datastore, open_datastore
 
 log = logging.getLogger("podnet.kubelet")
 
 # Built as `Class(store)`; `run(stop_event)` loops until the event is set.
-CONTROLLERS: tuple[Callable[[Datastore], Any], ...] = (EndpointSliceController, LoadBalancerController)
+CONTROLLERS: tuple[Callable[[Datastore], Any], ...] = (EndpointSliceController, LoadBalancerController,
+                                                       IpamGarbageCollector)
 RESTART_FIRST, RESTART_MAX = 0.5, 30.0
 
 
