@@ -151,6 +151,28 @@ def test_deny_shows_dropped_with_the_isolating_policy(lab: Lab) -> None:
     assert "DROPPED" in table and "isolated by deny-srv" in table
 
 
+def test_every_cell_probe_saw_has_its_flow(lab: Lab) -> None:
+    """Differential (issue 18 §3): `podnet probe` makes real connections between every pair
+    of pods; each cell it saw blocked has a dropped flow naming a policy that isolates the
+    destination, each it saw open a forwarded flow (a pod reaching itself crosses no node)."""
+    t0 = time.time()
+    tables = json.loads(lab.podnet("probe", "--port", str(PORT), "-o", "json").stdout)["tables"]
+    cells = [c for t in tables for c in t["cells"] if c["from"] != c["to"] and c["allowed"] is not None]
+    assert any(c["allowed"] is False for c in cells) and any(c["allowed"] for c in cells), cells
+    isolating = {"default/server": "deny-srv"}
+    for c in cells:
+        src, dst = (x if "/" in x else f"default/{x}" for x in (c["from"], c["to"]))
+
+        def same(r: dict[str, Any]) -> bool:
+            return (r["time"] >= t0 - 1 and r["source"].get("pod") == src
+                    and dst in (r["destination"].get("pod"), (r.get("endpoint") or {}).get("pod")))
+        if c["allowed"]:
+            wait_flow(lab, same, "-A", "--verdict", "forwarded")
+        else:
+            r = wait_flow(lab, same, "-A", "--verdict", "dropped")
+            assert isolating[dst] in r["decisions"][0]["policies"], r
+
+
 def test_allow_shows_forwarded_with_policy_and_rule_index(lab: Lab) -> None:
     server = pod(lab, "server").pod_ips[0]
     lab.podnet("apply", "-f", "-", input=ALLOW)
