@@ -122,3 +122,22 @@ def test_parallel_adds_etcd(tmp_path):
             _exercise(store, url)
         finally:
             store.close()
+
+
+@pytest.mark.slow
+@pytest.mark.kubernetes
+def test_parallel_adds_kubernetes(tmp_path):
+    """Through the API (issue 15 §4): the IPAM's blocks are custom resources of a `podnet
+    apiserver` process, every CAS a PUT with the resourceVersion read."""
+    from datastore.kube_server import KubeApiServer
+    from podnet.datastore.interface import open_datastore
+    server = KubeApiServer(tmp_path)
+    server.start()
+    try:
+        store = open_datastore(server.url)
+        try:
+            _exercise(store, server.url)
+        finally:
+            store.close()
+    finally:
+        server.stop()
