@@ -48,3 +48,38 @@ def test_kubernetes_mode_lab_pod_to_pod_and_only_the_api_server_holds_the_store(
     assert {"host:n1", "host:n2"} <= affinities
     users = holders(str(lab.dir / "store.db"))
     assert len(users) == 1 and " apiserver " in users[0], users
+
+
+def test_kubernetes_mode_survives_an_api_server_restart(make_lab):
+    """Issue 15 §4: the API server is killed; traffic between the pods keeps flowing (the
+    data plane is the kernel's), and once it is back on the same addresses the agents,
+    CNI daemons and kubelet resume their watches: a pod made afterwards gets an address
+    and reaches, and is reached by, the pods from before."""
+    import signal
+    import time
+    from urllib.parse import urlsplit
+
+    from podnet.lab import apiserver
+    from podnet.lab.state import LabState
+    from podnet.lab.topology import spec_from_dict
+
+    lab = make_lab("--nodes", "2", "--datastore", "kubernetes")
+    lab.podnet("apply", "-f", "-", input=manifests(2, 2, PORT))
+    pods = lab.wait_pods(4)
+    state = LabState(lab.dir)
+    meta = state.read_meta()
+    pid = state.pids()["apiserver"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    failures = all_pairs(pods, PORT, families=(4,))
+    assert not failures, "with the API server down: " + "\n".join(failures[:10])
+    port = urlsplit(meta["apiserver"]["server"]).port
+    apiserver.start(spec_from_dict(meta["spec"]), state, meta["datastoreURLs"]["apiserver"],
+                    lambda _s: None, port)
+    lab.podnet("apply", "-f", "-", input=manifests(3, 2, PORT))   # one more replica
+    after = lab.wait_pods(5, timeout=90)
+    assert {p.name for p in pods} < {p.name for p in after}
+    failures = all_pairs(after, PORT, families=(4,))
+    assert not failures, "after the restart: " + "\n".join(failures[:10])
