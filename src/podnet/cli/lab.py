@@ -185,7 +185,8 @@ def _parse_port(text: str) -> tuple[int, str]:
 def cmd_serve(args: argparse.Namespace) -> int:
     import signal
     import threading
-    from podnet.lab.serve import run_direct, run_node_server
+    from podnet.lab.serve import run_direct
+    from podnet.lab.serve_control import run_node_server
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if args.control:

@@ -40,7 +40,8 @@ from podnet.lab import containers, network, probes, procs, termination
 from podnet.lab.deployments import collect_garbage, reconcile_deployment
 from podnet.lab.pod_status import StatusWriter
 from podnet.lab.records import PodRecords
-from podnet.lab.serve import ServeClient, ServeError
+from podnet.lab.serve import ServeError
+from podnet.lab.serve_control import ServeClient
 from podnet.lab.state import LabState
 from podnet.lab.topology import LabSpec
 from podnet.lab.up import serve_socket

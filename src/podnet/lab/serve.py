@@ -24,22 +24,16 @@ sends `del` (SIGKILL: whatever is left is closed). A SIGTERM to the process itse
 (`podnet serve` in either mode) drains every pod the same way and exits once the last
 answer is sent.
 
-Control (node mode): a unix socket takes JSON lines `{"op": "add", "pod": "ns/name",
-"netns": NAME, "ports": [[80, "TCP"], ...]}` (answered once every socket listens:
-`{"ok": true, "warnings": [...]}`), `{"op": "drain", "pod": ...}` (answered
-`{"ok": true, "found": bool, "inflight": N}`), `{"op": "del", "pod": ...}` and
-`{"op": "list"}`.
+The control socket of node mode is in lab/serve_control.py.
 """
 from __future__ import annotations
 
 import errno
-import json
 import os
 import queue
 import resource
 import selectors
 import socket
-import socketserver
 import threading
 import time
 from dataclasses import dataclass, field
@@ -331,78 +325,10 @@ class Server:
             c.sock.close()
 
 
-# ---- control socket -------------------------------------------------------------------
-def handle_request(server: Server, req: dict[str, Any]) -> dict[str, Any]:
-    op = req.get("op")
-    try:
-        if op == "add":
-            ports = [(int(p[0]), str(p[1])) for p in req.get("ports") or []]
-            warnings = server.add_pod(str(req["pod"]), req.get("netns") or None, ports)
-            return {"ok": True, "warnings": warnings}
-        if op == "drain":
-            found, inflight = server.drain_pod(str(req["pod"]))
-            return {"ok": True, "found": found, "inflight": inflight}
-        if op == "del":
-            return {"ok": True, "found": server.del_pod(str(req["pod"]))}
-        if op == "list":
-            with server.lock:
-                return {"ok": True, "pods": {k: {"netns": v.netns, "ports": v.ports}
-                                             for k, v in server.pods.items()},
-                        "answered": server.answered}
-        return {"ok": False, "error": f"unknown op {op!r}: use add, drain, del or list"}
-    except (KeyError, TypeError, ValueError) as e:
-        return {"ok": False, "error": f"bad request {req!r}: {e}"}
-    except (ServeError, OSError) as e:
-        return {"ok": False, "error": str(e)}
-
-
-def _control_handler(server: Server) -> type[socketserver.StreamRequestHandler]:
-    class Handler(socketserver.StreamRequestHandler):
-        def handle(self) -> None:
-            for raw in self.rfile:
-                try:
-                    req = json.loads(raw)
-                except ValueError as e:
-                    resp: dict[str, Any] = {"ok": False, "error": f"not JSON: {e}"}
-                else:
-                    resp = handle_request(server, req if isinstance(req, dict) else {})
-                self.wfile.write((json.dumps(resp) + "\n").encode())
-                self.wfile.flush()
-    return Handler
-
-
-class _ControlServer(socketserver.ThreadingUnixStreamServer):
-    daemon_threads = True
-
-
 def raise_fd_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def run_node_server(control_path: str, stop: threading.Event | None = None) -> None:
-    """Serve pods added through the control socket until `stop` (or a signal)."""
-    raise_fd_limit()
-    server = Server()
-    if stop is not None:
-        server.stop = stop
-    try:
-        os.unlink(control_path)
-    except FileNotFoundError:
-        pass
-    ctl = _ControlServer(control_path, _control_handler(server))
-    t = threading.Thread(target=ctl.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
-    t.start()
-    try:
-        server.serve_forever()
-    finally:
-        ctl.shutdown()
-        ctl.server_close()
-        try:
-            os.unlink(control_path)
-        except FileNotFoundError:
-            pass
 
 
 def run_direct(pod: str, ports: list[tuple[int, str]], stop: threading.Event | None = None,
@@ -415,43 +341,3 @@ def run_direct(pod: str, ports: list[tuple[int, str]], stop: threading.Event | N
         log(f"warning: {w}")
     log(f"serving {pod} on " + ", ".join(f"{p}/{proto}" for p, proto in sorted(set(ports))))
     server.serve_forever()
-
-
-class ServeClient:
-    """The kubelet's side of the control socket (one connection, used under a lock)."""
-
-    def __init__(self, path: str, timeout: float = 30.0):
-        self.path = path
-        self.timeout = timeout
-        self._sock: socket.socket | None = None
-        self._file: Any = None
-        self._lock = threading.Lock()
-
-    def _connect(self) -> None:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        s.connect(self.path)
-        self._sock, self._file = s, s.makefile("rb")
-
-    def request(self, req: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            for attempt in (1, 2):
-                try:
-                    if self._sock is None:
-                        self._connect()
-                    assert self._sock is not None
-                    self._sock.sendall((json.dumps(req) + "\n").encode())
-                    line = self._file.readline()
-                    if not line:
-                        raise ConnectionError("serve closed the control connection")
-                    return json.loads(line)
-                except (OSError, ValueError) as e:
-                    self.close()
-                    if attempt == 2:
-                        raise ServeError(f"serve control socket {self.path}: {e}") from e
-        raise AssertionError("unreachable")
-
-    def close(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-        self._sock = self._file = None

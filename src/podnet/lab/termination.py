@@ -31,7 +31,8 @@ from podnet.apiserver.write import Writer
 from podnet.datastore.interface import Conflict, Datastore, NotFound
 from podnet.dataplane.net.netns import netns_argv
 from podnet.lab import procs, probes
-from podnet.lab.serve import ServeClient, ServeError
+from podnet.lab.serve import ServeError
+from podnet.lab.serve_control import ServeClient
 
 log = logging.getLogger("podnet.kubelet")
 POLL = 0.02

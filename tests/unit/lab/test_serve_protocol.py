@@ -1,7 +1,8 @@
 """lab/serve.py's answer format and control requests, without sockets in any netns."""
 from __future__ import annotations
 
-from podnet.lab.serve import Server, answer_line, client_ip, handle_request, http_answer
+from podnet.lab.serve import Server, answer_line, client_ip, http_answer
+from podnet.lab.serve_control import handle_request
 
 
 def test_client_ip_unmaps_ipv4_and_drops_scope():
