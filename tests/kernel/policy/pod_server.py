@@ -1,11 +1,15 @@
 """Tiny server run inside a test pod's netns: TCP accept (send "ok", close) and UDP echo on
-the given ports, IPv4 and IPv6. Stands in for the lab's `podnet serve`."""
+the given ports, IPv4 and IPv6. Stands in for the lab's `podnet serve`. With
+`--report-peers` first, it prints `from <source address>` for each client (for a reader
+that drains its stdout)."""
 import selectors
 import socket
 import sys
 
+args = sys.argv[1:]
+report = args[:1] == ["--report-peers"]
 sel = selectors.DefaultSelector()
-for port in (int(p) for p in sys.argv[1:]):
+for port in (int(p) for p in args[report:]):
     for fam, addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
         for typ in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
             s = socket.socket(fam, typ)
@@ -23,11 +27,13 @@ while True:
         s = key.fileobj
         try:
             if key.data == socket.SOCK_STREAM:
-                c, _ = s.accept()
+                c, peer = s.accept()
                 c.sendall(b"ok\n")
                 c.close()
             else:
                 data, peer = s.recvfrom(2048)
                 s.sendto(data, peer)
+            if report:
+                print("from", peer[0], flush=True)
         except OSError:
             pass

@@ -48,34 +48,6 @@ except OSError as e:
     print("unreachable" if e.errno in (101, 113, 13) else f"error {e.errno}")
 """
 
-LISTEN = r"""
-import selectors, socket, sys
-sel = selectors.DefaultSelector()
-for port in (int(p) for p in sys.argv[1:]):
-    for fam, addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
-        for typ in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-            s = socket.socket(fam, typ)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if fam == socket.AF_INET6:
-                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            s.bind((addr, port))
-            if typ == socket.SOCK_STREAM:
-                s.listen(16)
-            s.setblocking(False)
-            sel.register(s, selectors.EVENT_READ, typ)
-print("ready", flush=True)
-while True:
-    for key, _ in sel.select():
-        s = key.fileobj
-        try:
-            if key.data == socket.SOCK_STREAM:
-                c, peer = s.accept(); c.sendall(b"ok\n"); c.close()
-            else:
-                data, peer = s.recvfrom(2048); s.sendto(data, peer)
-            print("from", peer[0], flush=True)
-        except OSError:
-            pass
-"""
 
 
 def _connect(ns: str, host: str, port: int, proto: str = "tcp") -> str:
@@ -85,8 +57,8 @@ def _connect(ns: str, host: str, port: int, proto: str = "tcp") -> str:
 @pytest.fixture(scope="module")
 def listener(node):
     """Listeners in the node's netns; yields a function returning the sources seen so far."""
-    p = subprocess.Popen(["ip", "netns", "exec", node.topo.node, sys.executable, "-u", "-c", LISTEN,
-                          str(ETCD), str(METRICS), str(DNS), str(API)], stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen(["ip", "netns", "exec", node.topo.node, sys.executable, "-u", str(topo.SERVER),
+                          "--report-peers", str(ETCD), str(METRICS), str(DNS), str(API)], stdout=subprocess.PIPE, text=True)
     assert p.stdout is not None and p.stdout.readline().strip() == "ready"
     import os
     os.set_blocking(p.stdout.fileno(), False)
