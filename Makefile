@@ -3,7 +3,8 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := iproute2 nftables etcd-server etcd-client dnsutils dnsperf dnsmasq-base \
-	containernetworking-plugins iperf3 conntrack ulogd2 ulogd2-json curl procps iputils-ping util-linux python3-venv
+	containernetworking-plugins iperf3 conntrack ulogd2 ulogd2-json curl procps iputils-ping util-linux python3-venv \
+	bird2 chromium chromium-driver
 
 .PHONY: demo test deps apt venv clean
 
