@@ -5,7 +5,11 @@ socket.
 Why an abstract unix socket: it belongs to the network namespace it was bound in, so only
 processes inside the node's namespace reach it (the CLI enters it, as root); pods live in
 their own namespaces and cannot, and nothing listens on an address host protection
-(calc/host.py) would have to guard.
+(calc/host.py) would have to guard. Inside the node's namespace, the records name every
+pod's connections, so the socket answers root only (SO_PEERCRED, checked before a byte
+is read), reads a request within CLIENT_TIMEOUT and up to MAX_REQUEST bytes, and serves
+at most MAX_CLIENTS at once: a client that connects and says nothing, or stops reading a
+follow stream, holds a thread for seconds, not for ever.
 
 Protocol: the client sends one JSON line `{"since": <unix time>, "follow": bool}`; the
 answer is a line `{"stats": {...}}`, then one line per record (oldest first), then, with
@@ -26,11 +30,15 @@ from typing import IO, Any, Callable
 
 from podnet.agent import flows
 from podnet.dataplane import ulogd
+from podnet.peercred import peer_uid
 
 log = logging.getLogger("podnet.agent.flows")
 
 SOCKET_NAME = "podnet-flows"  # abstract: "\0podnet-flows" in the node's netns
 QUEUE_CAP = 65536  # events read from ulogd but not yet turned into records
+CLIENT_TIMEOUT = 5.0  # seconds for the request line, and for each write to a client
+MAX_REQUEST = 4096  # bytes: the request is one short JSON line
+MAX_CLIENTS = 16  # queries served at once (each is a thread)
 
 
 class FlowRecorder:
@@ -48,6 +56,7 @@ class FlowRecorder:
         self.proc: subprocess.Popen[bytes] | None = None
         self._conf = ""
         self._sock: socket.socket | None = None
+        self._slots = threading.BoundedSemaphore(MAX_CLIENTS)
 
     # ---- the names and ids, refreshed by the agent after each sync -----------------------
     def refresh(self) -> None:
@@ -121,31 +130,67 @@ class FlowRecorder:
                 conn, _ = s.accept()
             except OSError:
                 return
+            refusal = self._refusal(conn)
+            if refusal:
+                _refuse(conn, refusal)
+                continue
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
+    def _refusal(self, conn: socket.socket) -> str:
+        """Why this caller is not served ("" when it is); takes a client slot when it is."""
+        try:
+            uid = peer_uid(conn)
+        except OSError as e:
+            return f"cannot tell who is calling: {e}"
+        if uid != 0:
+            log.warning("flow query from uid %d refused", uid)
+            return f"the flow socket answers root only, not uid {uid}"
+        if not self._slots.acquire(blocking=False):
+            return f"busy: {MAX_CLIENTS} queries are being served, try again"
+        return ""
+
     def _serve(self, conn: socket.socket) -> None:
-        with conn, conn.makefile("rwb") as f:
-            try:
-                req = json.loads(f.readline() or b"{}")
-                since, follow = float(req.get("since") or 0), bool(req.get("follow"))
-                with self.lock:
-                    recs = self.ring.since(since)
-                    f.write(json.dumps({"stats": self.stats()}).encode() + b"\n")
-                last = recs[-1]["seq"] if recs else self.ring.seq
-                for r in recs:
-                    f.write(json.dumps(r).encode() + b"\n")
-                f.flush()
-                while follow and not self.stop.is_set():
-                    with self.lock:
-                        self.changed.wait(1.0)
-                        recs = self.ring.since(since, last)
-                    for r in recs:
-                        f.write(json.dumps(r).encode() + b"\n")
-                        last = max(last, r["seq"])
-                    f.write(b"\n")  # a keep-alive: a gone client shows up as a broken pipe
-                    f.flush()
-            except (OSError, ValueError):
-                return
+        conn.settimeout(CLIENT_TIMEOUT)
+        f = conn.makefile("rwb")
+        try:
+            self._answer(f)
+        except ValueError as e:
+            _write(f, {"error": f"bad request: {e}"})
+        except OSError:  # gone, or not reading for CLIENT_TIMEOUT
+            pass
+        finally:
+            self._slots.release()
+            for c in (f, conn):
+                try:  # closing flushes what a gone client will never read
+                    c.close()
+                except OSError:
+                    pass
+
+    def _answer(self, f: Any) -> None:
+        line = f.readline(MAX_REQUEST + 1)
+        if len(line) > MAX_REQUEST or (line and not line.endswith(b"\n")):
+            _write(f, {"error": f"request longer than {MAX_REQUEST} bytes"})
+            return
+        req = json.loads(line or b"{}")
+        if not isinstance(req, dict):
+            raise ValueError("not an object")
+        since, follow = float(req.get("since") or 0), bool(req.get("follow"))
+        with self.lock:
+            recs = self.ring.since(since)
+            f.write(json.dumps({"stats": self.stats()}).encode() + b"\n")
+        last = recs[-1]["seq"] if recs else self.ring.seq
+        for r in recs:
+            f.write(json.dumps(r).encode() + b"\n")
+        f.flush()
+        while follow and not self.stop.is_set():
+            with self.lock:
+                self.changed.wait(1.0)
+                recs = self.ring.since(since, last)
+            for r in recs:
+                f.write(json.dumps(r).encode() + b"\n")
+                last = max(last, r["seq"])
+            f.write(b"\n")  # a keep-alive: a gone client shows up as a broken pipe
+            f.flush()
 
     def stats(self) -> dict[str, Any]:
         return {**self.ring.stats(), "node": self.node, "time": time.time()}
@@ -192,6 +237,29 @@ class FlowRecorder:
                 pass
 
 
+def _write(f: Any, doc: dict[str, Any]) -> None:
+    try:
+        f.write(json.dumps(doc).encode() + b"\n")
+        f.flush()
+    except OSError:
+        pass
+
+
+def _refuse(conn: socket.socket, why: str) -> None:
+    """Say why, without reading a byte the caller chose to block on. What it sent already is
+    discarded first: closing over unread data would reset the connection before the caller
+    reads the reason."""
+    with conn:
+        try:
+            conn.setblocking(False)
+            conn.send(json.dumps({"error": why}).encode() + b"\n")
+            conn.shutdown(socket.SHUT_WR)
+            while conn.recv(MAX_REQUEST):
+                pass
+        except OSError:
+            pass
+
+
 def query(netns: str | None, since: float = 0.0, follow: bool = False,
           socket_name: str = SOCKET_NAME, timeout: float = 5.0) -> tuple[dict[str, Any], Any]:
     """Ask the agent in `netns` (None: this one): its stats and an iterator of records."""
@@ -206,9 +274,15 @@ def query(netns: str | None, since: float = 0.0, follow: bool = False,
     if follow:
         s.settimeout(None)
     f = s.makefile("rwb")
-    f.write(json.dumps({"since": since, "follow": follow}).encode() + b"\n")
-    f.flush()
+    try:
+        f.write(json.dumps({"since": since, "follow": follow}).encode() + b"\n")
+        f.flush()
+    except BrokenPipeError:  # refused before it read the request: the reason is waiting
+        pass
     first = json.loads(f.readline() or b"{}")
+    if "error" in first:
+        s.close()
+        raise OSError(f"the flow recorder refused the query: {first['error']}")
 
     def records() -> Any:
         with s, f:

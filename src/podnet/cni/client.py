@@ -66,8 +66,7 @@ def decode_request(data: bytes) -> tuple[str, dict[str, str], bytes]:
 
 
 def peer_uid(sock) -> int:
-    """The uid of the process at the other end of a connected unix socket, as the kernel
-    recorded it at connect() time (SO_PEERCRED: pid, uid, gid as three ints)."""
+    """podnet.peercred.peer_uid, repeated because this file imports nothing from podnet."""
     import _socket
     cred = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
     return int.from_bytes(cred[4:8], sys.byteorder)

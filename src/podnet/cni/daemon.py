@@ -43,10 +43,11 @@ import time
 from typing import Mapping, NamedTuple
 
 from podnet.cni import ipam_plugin, plugin, skel
-from podnet.cni.client import SOCKET_NAME, decode_request, encode_reply, peer_uid
+from podnet.cni.client import SOCKET_NAME, decode_request, encode_reply
 from podnet.cni.errors import DECODE_FAILURE, INVALID_ENV, NOT_PERMITTED, TRY_AGAIN_LATER, CniError
 from podnet.cni.guard import NetnsGuard, netns_is_named
 from podnet.cni.skel import Handler
+from podnet.peercred import peer_uid
 from podnet.dataplane.net.podwire_netlink import NetlinkWiring
 
 ORPHAN_CHECK_SECONDS = 2.0
