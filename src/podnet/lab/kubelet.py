@@ -9,8 +9,8 @@ write its resolv.conf, ask the node's `podnet serve` to listen on its containerP
 container with a `command` runs as its own process: lab/containers.py), then record status
 (podIPs, hostIP, phase, Ready) and the `podnet.io/netns` annotation (lab/pod_status.py).
 A pod marked terminating (deletionTimestamp) is stopped gracefully (lab/termination.py:
-preStop hook, SIGTERM, the grace period, SIGKILL), then its sandbox is torn down (CNI DEL
-releases its IPs), and only then is the object deleted for good (grace 0, on its uid and
+preStop hook, SIGTERM, the grace period, SIGKILL), then its sandbox is torn down
+(lab/sandbox.py; CNI DEL releases its IPs), and only then is the object deleted for good (grace 0, on its uid and
 revision), as a kubelet does (issue 17 §1). A pod deleted for good at once (grace 0) is
 torn down straight away.
 
@@ -36,11 +36,10 @@ from podnet.apiserver.write import Writer
 from podnet.datastore.common import now_rfc3339
 from podnet.datastore.cache import Batch, Informer
 from podnet.datastore.interface import Conflict, Datastore, Event, NotFound
-from podnet.lab import containers, network, probes, procs, termination
+from podnet.lab import containers, network, probes, procs, sandbox, termination
 from podnet.lab.deployments import collect_garbage, reconcile_deployment
 from podnet.lab.pod_status import StatusWriter
 from podnet.lab.records import PodRecords
-from podnet.lab.serve import ServeError
 from podnet.lab.serve_control import ServeClient
 from podnet.lab.state import LabState
 from podnet.lab.topology import LabSpec
@@ -282,7 +281,7 @@ class Kubelet:
                 attached = True
                 network.write_resolv_conf(self.spec, pod, netns)
             self.records.write({**rec, "ips": ips})
-            warnings = self.start_workload(pod, node.name, netns)
+            warnings = sandbox.start_workload(self.serve[node.name], pod, netns)
             if containers.with_command(pod):
                 containers.stop(self.state, netns, pod.name)  # an earlier, failed attempt
                 pids = containers.start(self.state, pod, netns, self.pod_url)
@@ -351,16 +350,6 @@ class Kubelet:
             return cur.with_status(st)
         self.status.update(pod, mutate)
 
-    def start_workload(self, pod: Pod, node: str, netns: str) -> list[str]:
-        # containers with a command of their own listen themselves
-        ports = sorted({(p.container_port, p.protocol) for c in pod.containers if not c.command
-                        for p in c.ports})
-        resp = self.serve[node].request({"op": "add", "pod": f"{pod.namespace}/{pod.name}",
-                                         "netns": netns, "ports": ports})
-        if not resp.get("ok"):
-            raise ServeError(str(resp.get("error")))
-        return list(resp.get("warnings") or [])
-
     def terminate(self, key: tuple[str, str], pod: Pod) -> None:
         """Stop the pod within its grace period, tear it down, delete it for good."""
         try:
@@ -395,38 +384,10 @@ class Kubelet:
         self.restarts.pop(key, None)
         self.failures.pop(key, None)
         self.next_restart.pop(key, None)
-        rec = self.records.read(self.spec.pod_netns(obj.uid)) if obj.uid else None
-        if rec is None:
-            rec = {"namespace": key[0], "name": key[1], "uid": obj.uid,
-                   "node": (obj.spec.get("nodeName") or ""),
-                   "netns": obj.annotations.get(NETNS_ANNOTATION, ""),
-                   "hostNetwork": bool(obj.spec.get("hostNetwork"))}
-        self.teardown_record(rec)
+        self.teardown_record(sandbox.record_of(self.spec, self.records, key, obj))
 
     def teardown_record(self, rec: dict[str, Any]) -> None:
-        node_name, netns = str(rec.get("node") or ""), str(rec.get("netns") or "")
-        client = self.serve.get(node_name)
-        if client is not None:
-            try:
-                client.request({"op": "del", "pod": f"{rec['namespace']}/{rec['name']}"})
-            except ServeError as e:
-                log.warning("serve del %s/%s: %s", rec["namespace"], rec["name"], e)
-        if netns:
-            containers.stop(self.state, netns, str(rec["name"]))
-        if not rec.get("hostNetwork") and netns.startswith(self.spec.prefix):
-            try:
-                node = self.spec.node(node_name)
-                network.detach(self.spec, self.cni_url, node, netns, str(rec["uid"]))
-            except (network.NetworkError, ValueError) as e:
-                log.warning("CNI DEL %s/%s: %s", rec["namespace"], rec["name"], e)
-            network.delete_netns(netns)
-            network.remove_resolv_conf(netns)
-        self.records.remove(netns)
+        sandbox.undo(self.spec, self.state, self.serve, self.cni_url, self.records, rec)
 
     def cleanup_orphans(self) -> None:
-        """Pod netns of this lab that no record explains (a crash between netns add and
-        the record): remove them; CNI GC of the IPAM state is the plugin's job."""
-        known = {str(r.get("netns")) for r in self.records.all()}
-        for ns in network.list_pod_netns(self.spec):
-            if ns not in known:
-                network.delete_netns(ns)
+        sandbox.remove_orphans(self.spec, self.records)
