@@ -7,24 +7,25 @@ prevResult puts on our interface are ours to check.
 """
 from __future__ import annotations
 
-import json
-import subprocess
 from typing import Any, Sequence
 
 from podnet.cni.errors import IO_FAILURE, CniError
-from podnet.dataplane.net.podwire import GATEWAY_V4, GATEWAY_V6, netns_prefix
+from podnet.dataplane.net.links import ip_json
+from podnet.dataplane.net.netns import CommandError
+from podnet.dataplane.net.podwire import GATEWAY_V4, GATEWAY_V6
 
 CHECK_FAILED = 100  # plugin-specific: state differs from prevResult
 
 
-def _ip_json(prefix: Sequence[str], args: Sequence[str]) -> list[dict[str, Any]]:
-    cp = subprocess.run([*prefix, "-j", *args], capture_output=True, text=True)
-    if cp.returncode != 0:
-        if "Cannot find device" in cp.stderr or "does not exist" in cp.stderr:
-            return []
-        raise CniError(IO_FAILURE, f"`ip {' '.join(args)}` failed", cp.stderr.strip())
+def _ip_json(netns: str | None, args: Sequence[str]) -> list[dict[str, Any]]:
+    """`ip -j ARGS` in `netns` (None: the node's, where the plugin runs); [] for a device
+    that is gone."""
     try:
-        return json.loads(cp.stdout or "[]")
+        return ip_json(netns, *args)
+    except CommandError as e:
+        if "Cannot find device" in e.stderr or "does not exist" in e.stderr:
+            return []
+        raise CniError(IO_FAILURE, f"`ip {' '.join(args)}` failed", e.stderr.strip()) from None
     except ValueError:
         return []
 
@@ -44,7 +45,7 @@ def own_ips(prev: dict[str, Any], ifname: str) -> list[dict[str, Any]]:
 
 
 def check(prev: dict[str, Any], netns: str, ifname: str, host: str) -> None:
-    pod = netns_prefix(netns)
+    pod = netns
     links = _ip_json(pod, ["link", "show", "dev", ifname])
     if not links:
         raise _fail(f"interface {ifname} is missing in {netns}")
@@ -59,13 +60,13 @@ def check(prev: dict[str, Any], netns: str, ifname: str, host: str) -> None:
     routes4 = _ip_json(pod, ["-4", "route", "show", "dev", ifname])
     routes6 = _ip_json(pod, ["-6", "route", "show", "dev", ifname])
     host_routes = {r.get("dst") for fam in ("-4", "-6")
-                   for r in _ip_json(["ip"], [fam, "route", "show", "dev", host])}
-    if not _ip_json(["ip"], ["link", "show", "dev", host]):
+                   for r in _ip_json(None, [fam, "route", "show", "dev", host])}
+    if not _ip_json(None, ["link", "show", "dev", host]):
         raise _fail(f"host end {host} of {ifname} is missing in the node namespace")
     # the node resolves the pod by ARP/ND; a pinned entry with another MAC (an older
     # podnet's, from before a chained plugin changed the MAC) cuts the node off the pod
     mac = links[0].get("address")
-    pinned = {n.get("dst"): n.get("lladdr") for n in _ip_json(["ip"], ["neigh", "show", "dev", host])
+    pinned = {n.get("dst"): n.get("lladdr") for n in _ip_json(None, ["neigh", "show", "dev", host])
               if {"PERMANENT", "NOARP"} & set(n.get("state") or ())}
     listed = [{"dst": r.get("dst"), "gw": r.get("gw")} for r in prev.get("routes") or [] if isinstance(r, dict)]
     for ip in own_ips(prev, ifname):

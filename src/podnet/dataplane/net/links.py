@@ -57,8 +57,8 @@ class IpBatch:
 
 
 def ip_json(netns: str | None, *args: str) -> list[dict[str, Any]]:
-    argv = ["ip"] + (["-n", netns] if netns else []) + ["-j"] + list(args)
-    out = run(None, argv).stdout.strip()
+    """`ip -j ARGS` in `netns` (as `ip_argv` takes it), parsed; CommandError on failure."""
+    out = run(None, [*ip_argv(netns), "-j", *args]).stdout.strip()
     return json.loads(out) if out else []
 
 

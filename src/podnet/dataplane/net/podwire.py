@@ -24,13 +24,11 @@ link-local address cannot send neighbour solicitations, and DAD takes ~1-2 s.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import subprocess
 from typing import NamedTuple, Protocol, Sequence
 
 from podnet.dataplane.net import sysctl
-from podnet.dataplane.net.links import IpBatch, delete_link, ip_argv
+from podnet.dataplane.net.links import IpBatch, delete_link, ip_json
 from podnet.dataplane.net.netns import CommandError
 
 
@@ -81,11 +79,6 @@ def pod_mac(container_id: str, ifname: str) -> str:
     """Locally administered unicast, derived from the attachment so a re-ADD is identical."""
     h = hashlib.sha256(f"mac/{container_id}/{ifname}".encode()).digest()
     return ":".join(f"{b:02x}" for b in (0x0A, *h[:5]))
-
-
-def netns_prefix(netns: str) -> list[str]:
-    """argv prefix to run `ip` inside the pod's namespace."""
-    return ip_argv(netns)
 
 
 def ip_batch(netns: str | None, lines: Sequence[str], what: str) -> None:
@@ -157,9 +150,10 @@ def _ip_setup(container_id: str, ifname: str, netns: str, mtu: int, addrs: Seque
 
 
 def has_default_route(netns: str, family: int) -> bool:
-    cp = subprocess.run([*netns_prefix(netns), "-j", f"-{family}", "route", "show", "default"],
-                        capture_output=True, text=True)
-    return cp.returncode == 0 and cp.stdout.strip() not in ("", "[]")
+    try:
+        return bool(ip_json(netns, f"-{family}", "route", "show", "default"))
+    except CommandError:
+        return False
 
 
 def write_sysctl(path: str, value: str) -> None:
@@ -223,9 +217,12 @@ def _ip_delete_link(host: str) -> bool:
 
 def host_ends(network: str) -> dict[str, tuple[str, str, bool]]:
     """Host ends of `network` in this namespace: name -> (containerID, ifname, admin up)."""
-    cp = subprocess.run(["ip", "-j", "link", "show", "type", "veth"], capture_output=True, text=True)
+    try:
+        links = ip_json(None, "link", "show", "type", "veth")
+    except CommandError:
+        links = []
     out = {}
-    for link in json.loads(cp.stdout or "[]") if cp.returncode == 0 else []:
+    for link in links:
         alias = str(link.get("ifalias") or "")
         if alias.startswith(ALIAS_PREFIX):
             parts = alias[len(ALIAS_PREFIX):].split("/")
