@@ -2,7 +2,8 @@
 kernel's own log and conntrack say about them, read back through every node's agent.
 A deny shows DROPPED with the policy isolating the pod; an allow FORWARDED with its policy
 and rule index; a Service connection its VIP, name and the endpoint the kernel chose; a
-Service without endpoints REJECTED; a connection to the outside its SNAT address; a flood
+Service without endpoints REJECTED; a finished connection its packets and bytes each way;
+a connection to the outside its SNAT address; a flood
 stays within the ring's cap and is counted lost.
 
 One lab for the module (always torn down); tests run in file order on its state.
@@ -196,6 +197,28 @@ def test_service_connection_shows_vip_service_and_endpoint(lab: Lab) -> None:
     assert r["service"] == "default/web:http"
     assert r["endpoint"] == {"ip": server, "port": PORT, "pod": "default/server"}
     assert r["verdict"] == "forwarded"
+
+
+def test_a_finished_connection_shows_packets_bytes_and_duration(lab: Lab) -> None:
+    """The kernel's own counters, from the conntrack entry's DESTROY: deleting the entry on
+    the client's node (as conntrack would after TIME_WAIT) ends the record with them."""
+    vip, client = svc_ip(lab, "web"), pod(lab, "client").pod_ips[0]
+    t0 = time.time()
+    answer = connect(lab, vip, 80)
+    assert not answer.startswith("ERROR")
+    r = wait_flow(lab, lambda r: r["time"] >= t0 - 1 and r["node"] == "n1" and r.get("ctId"), "--to", "web")
+    subprocess.run(["ip", "netns", "exec", f"pn-{lab.name}-n1", "conntrack", "-D", "-p", "tcp",
+                    "--orig-src", client, "--orig-dst", vip, "--orig-port-dst", "80"],
+                   check=True, capture_output=True)
+    done = wait_flow(lab, lambda f: f.get("ctId") == r["ctId"] and f.get("finished"), "--to", "web")
+    fin = done["finished"]
+    # SYN, ACK, the request, FIN and ACK out; SYN-ACK, the answer, FIN and ACKs back
+    assert fin["packets"]["sent"] >= 4 and fin["packets"]["received"] >= 3, fin
+    assert fin["bytes"]["sent"] >= 4 * 40 + len("probe\n"), fin
+    assert fin["bytes"]["received"] >= 3 * 40 + len(answer), fin
+    assert 0 <= fin["duration"] < 60 and fin["ended"] >= t0 - 1
+    table = lab.podnet("flows", "--lab", lab.name, "--to", "web").stdout
+    assert f"{fin['packets']['sent']}/{fin['packets']['received']} packets" in table
 
 
 def test_service_without_endpoints_shows_rejected(lab: Lab) -> None:

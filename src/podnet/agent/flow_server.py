@@ -28,7 +28,7 @@ import threading
 import time
 from typing import IO, Any, Callable
 
-from podnet.agent import flows
+from podnet.agent import flow_accounting, flows
 from podnet.dataplane import ulogd
 from podnet.peercred import peer_uid
 
@@ -66,6 +66,8 @@ class FlowRecorder:
 
     # ---- input ---------------------------------------------------------------------------
     def start(self, conntrack: bool = True) -> None:
+        if conntrack:
+            flow_accounting.enable()
         self._listen()
         self.proc, self._conf = ulogd.start(conntrack)
         threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True, name="flows-read").start()
@@ -99,7 +101,12 @@ class FlowRecorder:
             ev = json.loads(line)
         except ValueError:
             return
+        end = flow_accounting.ending(ev)
         with self.lock:
+            if end is not None:
+                if self.ring.finish(*end) is not None:
+                    self.changed.notify_all()
+                return
             if "oob.prefix" in ev:
                 rec = flows.record_from_log(ev, self.node, self._causes, self._names)
             else:

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
+from podnet.agent import flow_accounting
 from podnet.dataplane.nft import flowlog
 
 PROTOS = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6", 132: "SCTP"}
@@ -216,11 +217,13 @@ class FlowRing:
     def __init__(self, cap: int = 4096, join_window: float = 2.0):
         self.cap = cap
         self.ring: collections.deque[dict[str, Any]] = collections.deque(maxlen=cap)
-        self.seq = 0  # records ever added
+        self.seq = 0  # records ever added, and finished connections (their record comes again)
         self.lost = 0
         self.overruns = 0  # times the kernel's queue to ulogd overflowed (records never seen)
         self.join_window = join_window
         self._recent: collections.OrderedDict[tuple[Any, ...], dict[str, Any]] = collections.OrderedDict()
+        self._by_ct: collections.OrderedDict[int, dict[str, Any]] = collections.OrderedDict()  # open connections
+        self.finished = 0
         self.by_verdict: collections.Counter[str] = collections.Counter()
         self.by_policy: collections.Counter[tuple[str, str, str]] = collections.Counter()  # (ns/policy, direction, verdict)
 
@@ -232,6 +235,7 @@ class FlowRing:
             before = old["verdict"]
             merge_into(old, rec)
             self._count(rec, old["verdict"] if old["verdict"] != before else None)
+            self._index_ct(old)
             return old
         self.seq += 1
         rec["seq"] = self.seq
@@ -243,6 +247,25 @@ class FlowRing:
             self._recent.popitem(last=False)
         self.by_verdict[rec["verdict"]] += 1
         self._count(rec, None)
+        self._index_ct(rec)
+        return rec
+
+    def _index_ct(self, rec: dict[str, Any]) -> None:
+        if rec.get("ctId") and "finished" not in rec:
+            self._by_ct[int(rec["ctId"])] = rec
+            while len(self._by_ct) > self.cap:
+                self._by_ct.popitem(last=False)
+
+    def finish(self, ct_id: int, fin: dict[str, Any]) -> dict[str, Any] | None:
+        """The connection's counters, from its DESTROY event, into its record, which comes
+        again (a new seq) to whoever follows; None when no record has that conntrack id."""
+        rec = self._by_ct.pop(ct_id, None)
+        if rec is None:
+            return None
+        rec["finished"] = fin
+        self.seq += 1
+        rec["seq"] = self.seq
+        self.finished += 1
         return rec
 
     def _count(self, rec: dict[str, Any], changed: str | None) -> None:
@@ -261,8 +284,8 @@ class FlowRing:
         return [r for r in self.ring if r["time"] >= t and r["seq"] > after_seq]
 
     def stats(self) -> dict[str, Any]:
-        return {"cap": self.cap, "stored": len(self.ring), "seen": self.seq, "lost": self.lost,
-                "overruns": self.overruns}
+        return {"cap": self.cap, "stored": len(self.ring), "seen": self.seq - self.finished, "lost": self.lost,
+                "overruns": self.overruns, "finished": self.finished}
 
 
 def policy_counts(records: Iterable[dict[str, Any]], namespace: str, policy: str) -> dict[str, int]:
@@ -378,4 +401,5 @@ def table_line(r: dict[str, Any]) -> str:
         dst += f" -> {end(r['endpoint'])})" if r.get("endpoint") else ")"
     if r.get("snat"):
         dst += f" (outside, SNAT {r['snat']})" if r["destination"].get("outside") else f" (SNAT {r['snat']})"
-    return f"{ts} {r['node']:<10} {r['protocol']:<5} {end(r['source'])} -> {dst} {r['verdict'].upper()}  {describe(r)}"
+    done = f"; {flow_accounting.summary(r['finished'])}" if r.get("finished") else ""
+    return f"{ts} {r['node']:<10} {r['protocol']:<5} {end(r['source'])} -> {dst} {r['verdict'].upper()}  {describe(r)}{done}"

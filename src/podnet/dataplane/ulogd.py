@@ -34,7 +34,8 @@ def available() -> bool:
 
 def config(plugins: str, group: int = flowlog.GROUP, conntrack: bool = True,
            bufsize: int = 4 << 20) -> str:
-    """Two stacks: nflog `group` and (when `conntrack`) conntrack NEW events, both as JSON
+    """Two stacks: nflog `group` and (when `conntrack`) conntrack NEW and DESTROY events
+    (the DESTROY carries the connection's counters: agent/flow_accounting.py), both as JSON
     on stdout. Socket buffers are large so a burst waits in the kernel, not lost there."""
     lines = ["[global]", 'logfile="stdout"', "loglevel=5"]  # notices: "losing events" (kernel overruns)
     lines += [f'plugin="{plugins}/ulogd_{p}.so"' for p in PLUGINS]
@@ -43,7 +44,7 @@ def config(plugins: str, group: int = flowlog.GROUP, conntrack: bool = True,
         lines.append("stack=ct1:NFCT,ip2str2:IP2STR,json2:JSON")
     lines += ["[log1]", f"group={group}", "netlink_qthreshold=1",
               f"netlink_socket_buffer_size={bufsize}", f"netlink_socket_buffer_maxsize={bufsize}"]
-    lines += ["[ct1]", "hash_enable=0", "event_mask=0x00000001",
+    lines += ["[ct1]", "hash_enable=0", "event_mask=0x00000005",
               f"netlink_socket_buffer_size={bufsize}", f"netlink_socket_buffer_maxsize={bufsize}"]
     for j in ("json1", "json2"):
         lines += [f"[{j}]", "sync=1", 'file="/dev/stdout"']

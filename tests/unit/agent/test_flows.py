@@ -6,7 +6,7 @@ import random
 
 from hypothesis import given, settings, strategies as st
 
-from podnet.agent import flows
+from podnet.agent import flow_accounting, flows
 from podnet.dataplane.nft import flowlog
 from podnet.dataplane import ulogd
 
@@ -100,7 +100,7 @@ def test_ring_never_exceeds_its_cap_and_counts_what_it_lost(cap: int, n: int) ->
                                        "n1", CAUSES, NAMES) or {})
     assert len(ring.ring) == min(n, cap)
     assert ring.stats() == {"cap": cap, "stored": min(n, cap), "seen": n, "lost": max(0, n - cap),
-                            "overruns": 0}
+                            "overruns": 0, "finished": 0}
     assert ring.by_verdict["dropped"] == n
 
 
@@ -142,7 +142,7 @@ def test_since() -> None:
 
 def test_ulogd_config_has_both_stacks_on_our_group() -> None:
     c = ulogd.config("/plugins")
-    assert f"group={flowlog.GROUP}" in c and "stack=ct1:NFCT" in c and "event_mask=0x00000001" in c
+    assert f"group={flowlog.GROUP}" in c and "stack=ct1:NFCT" in c and "event_mask=0x00000005" in c
     assert "stack=ct1" not in ulogd.config("/plugins", conntrack=False)
 
 
@@ -190,3 +190,49 @@ def test_reused_ports_make_a_new_record_but_a_retransmitted_drop_does_not() -> N
         ring.add(rec)
     assert [(r["verdict"], r["sources"]) for r in ring.ring] == [
         ("forwarded", ["conntrack", "log"]), ("forwarded", ["conntrack", "log"]), ("dropped", ["log"])]
+
+
+def destroy_ev(ct_id: int, start: float, end: float, sent: tuple[int, int], received: tuple[int, int]) -> dict:
+    """A DESTROY as ulogd 2.0.8 writes it (keys and numbers from a real one on this kernel)."""
+    return {"ct.event": 4, "ct.id": ct_id, "orig.ip.protocol": 6,
+            "orig.raw.pktcount": sent[0], "orig.raw.pktlen": sent[1],
+            "reply.raw.pktcount": received[0], "reply.raw.pktlen": received[1],
+            "flow.start.sec": int(start), "flow.start.usec": int(round(start % 1 * 1e6)),
+            "flow.end.sec": int(end), "flow.end.usec": int(round(end % 1 * 1e6))}
+
+
+def test_a_finished_connection_gets_its_counters_and_comes_again() -> None:
+    ring = flows.FlowRing(16)
+    rec = flows.record_from_ct(ct_ev("10.244.0.2", 5000, "10.244.1.3", 80, "10.244.1.3", 80, "10.244.0.2"), "n1", NAMES)
+    assert rec is not None
+    ring.add(rec)
+    seq = rec["seq"]
+    ct_id, fin = flow_accounting.ending(destroy_ev(7, 1000.0, 1001.25, (5, 318), (5, 418)))
+    assert ct_id == 7 and fin == {"packets": {"sent": 5, "received": 5}, "bytes": {"sent": 318, "received": 418},
+                                  "ended": 1001.25, "duration": 1.25}
+    assert ring.finish(ct_id, fin) is rec and rec["finished"] == fin
+    assert ring.since(0, seq) == [rec]  # a follower sees it again, now finished
+    assert ring.stats()["finished"] == 1 and ring.stats()["seen"] == 1
+    assert "ended after 1.250s, 5/5 packets, 318/418 bytes" in flows.table_line(rec)
+    assert ring.finish(ct_id, fin) is None  # once only
+    assert ring.finish(99, fin) is None  # a stranger's connection (never recorded)
+
+
+def test_only_destroy_events_end_a_connection() -> None:
+    assert flow_accounting.ending(ct_ev("10.244.0.2", 1, "10.244.1.3", 80, "10.244.1.3", 80, "10.244.0.2")) is None
+    assert flow_accounting.ending({"ct.event": 4}) is None  # no id: nothing to fold into
+    _, fin = flow_accounting.ending({"ct.event": 4, "ct.id": 3})
+    assert fin == {"packets": {"sent": 0, "received": 0}, "bytes": {"sent": 0, "received": 0}}
+    assert flows.record_from_ct(destroy_ev(7, 1, 2, (1, 60), (0, 0)), "n1", NAMES) is None
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(1, 40), min_size=1, max_size=120))
+def test_the_index_of_open_connections_stays_within_the_cap(ids: list[int]) -> None:
+    ring = flows.FlowRing(8)
+    for n, i in enumerate(ids):
+        rec = flows.record_from_ct({**ct_ev("10.244.0.2", 1000 + n, "10.244.1.3", 80, "10.244.1.3", 80, "10.244.0.2",
+                                           t=1000.0 + 10 * n), "ct.id": i}, "n1", NAMES)
+        assert rec is not None
+        ring.add(rec)
+        assert len(ring._by_ct) <= 8
