@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "podnet.cli.controllers",
     "podnet.cli.store",
     "podnet.cli.apiserver",
+    "podnet.cli.ui.command",
 ]
 
 

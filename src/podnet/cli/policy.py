@@ -28,17 +28,22 @@ def _family_ip(pod: Pod, family: int) -> str | None:
     return next((a for a in pod.pod_ips if (":" in a) == (family == 6)), None)
 
 
+def tables_json(tables: list[tuple[TruthTable, int, dict[tuple[str, str], str]]]) -> dict[str, Any]:
+    """The `-o json` document of analyze and probe (the web view serves the same)."""
+    out = []
+    for t, fam, outcomes in tables:
+        d = t.to_json()
+        d["family"] = fam
+        for c in d["cells"]:
+            if (c["from"], c["to"]) in outcomes:
+                c["outcome"] = outcomes[(c["from"], c["to"])]
+        out.append(d)
+    return {"tables": out}
+
+
 def _print(tables: list[tuple[TruthTable, int, dict[tuple[str, str], str]]], fmt: str) -> None:
     if fmt == "json":
-        out = []
-        for t, fam, outcomes in tables:
-            d = t.to_json()
-            d["family"] = fam
-            for c in d["cells"]:
-                if (c["from"], c["to"]) in outcomes:
-                    c["outcome"] = outcomes[(c["from"], c["to"])]
-            out.append(d)
-        print(json.dumps({"tables": out}, indent=2))
+        print(json.dumps(tables_json(tables), indent=2))
         return
     refused = False
     for i, (t, fam, outcomes) in enumerate(tables):
@@ -84,19 +89,22 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                   key=lambda p: (p.namespace, p.name))
     if not pods:
         raise UserError(f"no pods in {', '.join(args.filename)}")
-    targets: list[Pod | str] = list(args.to) if args.to else list(pods)
-    tables: list[tuple[TruthTable, int, dict[tuple[str, str], str]]] = []
-    for port in args.port or [80]:
-        t = predict(state, port, args.protocol, args.family, sources=pods, targets=targets)
-        tables.append((t, args.family, {}))
+    tables = predict_tables(state, pods, args.port or [80], args.protocol, args.family, args.to)
     _print(tables, args.output)
     return 0
+
+
+def predict_tables(state: ClusterState, pods: list[Pod], ports: list[int], protocol: str, family: int,
+                   to: list[str] | None = None) -> list[tuple[TruthTable, int, dict[tuple[str, str], str]]]:
+    """One predicted table per port: `pods` to `pods` (or to the addresses `to`)."""
+    targets: list[Pod | str] = list(to) if to else list(pods)
+    return [(predict(state, port, protocol, family, sources=pods, targets=targets), family, {})
+            for port in ports]
 
 
 # ---- probe ----------------------------------------------------------------------------
 def cmd_probe(args: argparse.Namespace) -> int:
     from podnet.cli import context
-    from podnet.cli.policy_probe import probe
     if os.geteuid() != 0:
         raise UserError("probe needs root (it connects from inside the pods' network namespaces)")
     store = context.open_store(args)
@@ -104,25 +112,39 @@ def cmd_probe(args: argparse.Namespace) -> int:
         pods = [p for p in store.list("Pod").items if isinstance(p, Pod)]
     finally:
         store.close()
-    wired = [p for p in pods if p.annotations.get(NETNS_ANNOTATION) and _family_ip(p, args.family)
-             and not p.host_network and p.deletion_timestamp is None]
-    wired.sort(key=lambda p: (p.namespace, p.name))
     ns = None if args.all_namespaces else (args.namespace or "default")
-    sources = [p for p in wired if ns is None or p.namespace == ns]
-    if not sources:
-        raise UserError(f"no running pods{'' if ns is None else f' in namespace {ns}'} "
-                        f"with an IPv{args.family} address")
-    src = [(pod_label(p), p.annotations[NETNS_ANNOTATION]) for p in sources]
-    if args.to:
-        dst = [(a, a) for a in args.to]
-    else:
-        dst = [(pod_label(p), str(_family_ip(p, args.family))) for p in sources]
-    tables = []
-    for port in args.port or [80]:
-        t, results = probe(src, dst, port, args.protocol, timeout=args.timeout)
-        tables.append((t, args.family, {(r.source, r.target): r.outcome for r in results}))
+    tables = probe_tables(pods, ns, args.port or [80], args.protocol, args.family, args.to, args.timeout)
     _print(tables, args.output)
     return 0
+
+
+def probe_sources(pods: list[Pod], namespace: str | None, family: int) -> list[Pod]:
+    """The pods a probe connects from (and to): wired, running, with an address of the family."""
+    wired = [p for p in pods if p.annotations.get(NETNS_ANNOTATION) and _family_ip(p, family)
+             and not p.host_network and p.deletion_timestamp is None]
+    wired.sort(key=lambda p: (p.namespace, p.name))
+    return [p for p in wired if namespace is None or p.namespace == namespace]
+
+
+def probe_tables(pods: list[Pod], namespace: str | None, ports: list[int], protocol: str, family: int,
+                 to: list[str] | None = None, timeout: float = 1.0,
+                 ) -> list[tuple[TruthTable, int, dict[tuple[str, str], str]]]:
+    """Real connections, one table per port (root: it enters the pods' namespaces)."""
+    from podnet.cli.policy_probe import probe
+    sources = probe_sources(pods, namespace, family)
+    if not sources:
+        raise UserError(f"no running pods{'' if namespace is None else f' in namespace {namespace}'} "
+                        f"with an IPv{family} address")
+    src = [(pod_label(p), p.annotations[NETNS_ANNOTATION]) for p in sources]
+    if to:
+        dst = [(a, a) for a in to]
+    else:
+        dst = [(pod_label(p), str(_family_ip(p, family))) for p in sources]
+    tables = []
+    for port in ports:
+        t, results = probe(src, dst, port, protocol, timeout=timeout)
+        tables.append((t, family, {(r.source, r.target): r.outcome for r in results}))
+    return tables
 
 
 def _common(p: argparse.ArgumentParser) -> None:

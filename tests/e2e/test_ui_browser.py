@@ -1,0 +1,226 @@
+"""`podnet ui` in a real browser (Debian's chromium, headless, driven by Selenium through
+chromium-driver) against a real dual-stack lab running the demo: the topology lists every
+pod with its addresses; a pod deleted with the CLI leaves the page within 2 s; the
+reachability matrix equals `podnet analyze -o json` and the probe's real connections;
+the client → web trace is drawn with the hops `podnet trace` prints, and confirmed.
+Screenshots go to artifacts/ui/ (git-ignored; PODNET_ARTIFACTS moves them)."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from lablib import Lab
+from needs import missing
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "examples" / "demo"
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+ARTIFACTS = Path(os.environ.get("PODNET_ARTIFACTS") or REPO / "artifacts") / "ui"
+
+# Plain pods (their names are the same in the lab and for `analyze`) and a policy:
+# into b only from role=a, on 8080.
+MATRIX = """apiVersion: v1
+kind: Namespace
+metadata: {name: uim}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: b-from-a, namespace: uim}
+spec:
+  podSelector: {matchLabels: {role: b}}
+  policyTypes: [Ingress]
+  ingress: [{from: [{podSelector: {matchLabels: {role: a}}}], ports: [{port: 8080, protocol: TCP}]}]
+""" + "".join(f"""---
+apiVersion: v1
+kind: Pod
+metadata: {{name: {n}, namespace: uim, labels: {{role: {n}}}}}
+spec:
+  containers: [{{name: s, image: podnet/serve, ports: [{{containerPort: 8080}}]}}]
+""" for n in "abc")
+
+
+def wait_for(what: str, cond: Callable[[], Any], timeout: float = 10.0, every: float = 0.05,
+             show: Callable[[], Any] | None = None) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = cond()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}"
+                                 + (f"; the page shows {show()!r}" if show else ""))
+        time.sleep(every)
+
+
+@pytest.fixture(scope="module")
+def lab(lab_home: Path) -> Iterator[Lab]:
+    lab = Lab("webui" + secrets.token_hex(2), lab_home)
+    try:
+        lab.podnet("up", "--name", lab.name, "--dual-stack")
+        for f in ("00-namespaces.yaml", "10-ippools.yaml", "20-web.yaml", "30-clients.yaml"):
+            lab.podnet("apply", "-f", str(DEMO / f))
+        (lab_home / "matrix.yaml").write_text(MATRIX)
+        lab.podnet("apply", "-f", str(lab_home / "matrix.yaml"))
+        lab.wait_pods(3, namespace="shop", app="web")
+        lab.wait_pods(3, namespace="uim")
+        lab.wait_pods(1, namespace="batch")
+        yield lab
+    finally:
+        lab.down()
+
+
+@pytest.fixture(scope="module")
+def url(lab: Lab) -> Iterator[str]:
+    p = subprocess.Popen([sys.executable, "-m", "podnet.cli.main", "ui", "--name", lab.name, "--port", "0"],
+                         env=lab.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline() if p.stdout else ""
+        m = re.search(r"http://127\.0\.0\.1:\d+/", line)
+        assert m, f"podnet ui printed {line!r}"
+        yield m.group(0)
+    finally:
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not shutil.which(path):
+            missing(f"{path} is not installed (Debian's chromium and chromium-driver; `make deps`)")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        missing("the selenium package is not installed (pip install -e '.[test]')")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+              "--window-size=1400,1000", "--lang=en"):
+        opts.add_argument(a)
+    d = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        yield d
+    finally:
+        d.quit()
+
+
+def shot(d: Any, name: str) -> None:
+    d.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+def listed(d: Any) -> dict[str, set[str]]:
+    """The page's text list of pods: label -> addresses."""
+    return d.execute_script("""return Object.fromEntries([...document.querySelectorAll('#pod-list li[data-pod]')]
+        .map(li => [li.dataset.pod, li.dataset.ips]))""")
+
+
+def store_pods(lab: Lab) -> dict[str, str]:
+    return {f"{p.namespace}/{p.name}": " ".join(sorted(p.pod_ips)) for p in lab.pods(None) if p.node_name}
+
+
+def test_topology_lists_every_pod_with_its_addresses(lab, url, browser):
+    from selenium.webdriver.common.by import By
+    browser.get(url)
+    want = store_pods(lab)
+    assert all(want.values()) and len(want) >= 10
+    got = wait_for("the page to list every pod", lambda: (lambda g: g if {k: " ".join(sorted(v.split()))
+                   for k, v in g.items()} == want else None)(listed(browser)))
+    assert set(got) == set(want)
+    # the drawing has one focusable element per pod whose text alternative holds its addresses
+    for g in browser.find_elements(By.CSS_SELECTOR, "#topo-drawing svg g.pod"):
+        label = g.get_attribute("aria-label")
+        assert all(ip in label for ip in want[g.get_attribute("data-pod")].split()), label
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#topo-drawing svg g.pod")) == len(want)
+    svc = browser.find_element(By.CSS_SELECTOR, '#services tr[data-service="shop/web"]').text
+    assert "10." in svc and "fd00:10:96" in svc
+    shot(browser, "topology")
+
+
+def test_pod_deleted_with_the_cli_leaves_the_page_within_2s(lab, url, browser):
+    browser.get(url)
+    wait_for("batch/worker on the page", lambda: "batch/worker" in listed(browser))
+    lab.podnet("delete", "pod", "worker", "-n", "batch", "--grace-period=0", "--force")
+    t0 = time.monotonic()
+    wait_for("batch/worker to leave the page", lambda: "batch/worker" not in listed(browser), timeout=2.0)
+    assert time.monotonic() - t0 <= 2.0
+    assert not browser.execute_script("return document.querySelector('#topo-drawing [data-pod=\"batch/worker\"]')")
+
+
+def page_cells(d: Any, attr: str) -> dict[tuple[str, str], Any]:
+    raw = d.execute_script(f"""return [...document.querySelectorAll('#matrix-table td[data-from]')]
+        .map(td => [td.dataset.from, td.dataset.to, td.dataset.{attr}])""")
+    return {(f, t): json.loads(v) for f, t, v in raw}
+
+
+def test_matrix_equals_analyze_and_the_probe(lab, url, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+    browser.get(url + "#matrix")
+    wait_for("the namespace choice", lambda: browser.find_elements(
+        By.CSS_SELECTOR, '#matrix-form select[name=namespace] option[value="uim"]'))
+    Select(browser.find_element(By.CSS_SELECTOR, "#matrix-form select[name=namespace]")).select_by_value("uim")
+    port = browser.find_element(By.CSS_SELECTOR, "#matrix-form input[name=port]")
+    port.clear()
+    port.send_keys("8080")
+    browser.find_element(By.CSS_SELECTOR, "#matrix-form button[type=submit]").click()
+    matrix_status = lambda: browser.find_element(By.ID, "matrix-status").text  # noqa: E731
+    wait_for("the predicted table", lambda: "predicted 3 × 3" in matrix_status(), show=matrix_status)
+    analyzed = json.loads(lab.podnet("analyze", "-f", str(lab.home / "matrix.yaml"), "-n", "uim",
+                                     "--port", "8080", "-o", "json").stdout)
+    want = {(c["from"], c["to"]): c["allowed"] for c in analyzed["tables"][0]["cells"]}
+    assert page_cells(browser, "predicted") == want
+    assert want[("uim/a", "uim/b")] is True and want[("uim/c", "uim/b")] is False
+    browser.find_element(By.ID, "probe-btn").click()
+    status = wait_for("the probe", lambda: (lambda t: t if t.startswith("measured") else None)(
+        browser.find_element(By.ID, "matrix-status").text), timeout=30)
+    assert status == "measured: every cell as predicted"
+    assert page_cells(browser, "measured") == want
+    assert not browser.find_elements(By.CSS_SELECTOR, "#matrix-table td.differs")
+    browser.find_element(By.CSS_SELECTOR, '#matrix-table td[data-from="uim/c"][data-to="uim/b"] button').click()
+    why = wait_for("the explanation", lambda: (lambda t: t if "denied" in t else None)(
+        browser.find_element(By.ID, "explain").text))
+    assert "uim/b-from-a" in why
+    shot(browser, "matrix")
+
+
+def test_trace_drawing_shows_the_hops_trace_prints(lab, url, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+    printed = json.loads(lab.podnet("trace", "--lab", lab.name, "-n", "shop", "client", "web:80",
+                                    "--no-confirm", "-o", "json").stdout)
+    browser.get(url + "#trace")
+    wait_for("the source choice", lambda: browser.find_elements(
+        By.CSS_SELECTOR, '#trace-form select[name=src] option[value="shop/client"]'))
+    Select(browser.find_element(By.CSS_SELECTOR, "#trace-form select[name=src]")).select_by_value("shop/client")
+    browser.find_element(By.CSS_SELECTOR, "#trace-form input[name=dst]").send_keys("web:80")
+    browser.find_element(By.CSS_SELECTOR, "#trace-form button[type=submit]").click()
+    wait_for("the drawing", lambda: browser.find_elements(By.CSS_SELECTOR, "#trace-drawing .hop"))
+
+    def drawn(direction: str) -> list[str]:
+        return [h.get_attribute("data-where") for h in browser.find_elements(
+            By.CSS_SELECTOR, f'#trace-drawing .path[data-direction="{direction}"] .hop')]
+    assert drawn("request") == [h["where"] for h in printed["request"]["hops"]]
+    assert drawn("reply") == [h["where"] for h in printed["reply"]["hops"]]
+    layers = browser.find_element(By.CSS_SELECTOR, "#trace-drawing .hop .packet").text
+    assert "L2" in layers and "L3" in layers and "L4" in layers and "dport 80" in layers
+    browser.find_element(By.ID, "confirm-btn").click()
+    wait_for("the kernel's confirmation", lambda: "confirmed this path" in browser.find_element(
+        By.ID, "trace-drawing").text, timeout=30)
+    shot(browser, "trace")
