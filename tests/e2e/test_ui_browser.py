@@ -224,3 +224,19 @@ def test_trace_drawing_shows_the_hops_trace_prints(lab, url, browser):
     wait_for("the kernel's confirmation", lambda: "confirmed this path" in browser.find_element(
         By.ID, "trace-drawing").text, timeout=30)
     shot(browser, "trace")
+
+
+def test_flows_panel_lists_the_traffic_with_drops_and_policy(lab, url, browser):
+    """The probe above sent uim/c → uim/b, which uim/b-from-a dropped: the Flows tab shows
+    it highlighted, naming the policy, as `podnet flows` does."""
+    from selenium.webdriver.common.by import By
+    browser.get(url + "#flows")
+    flows_status = lambda: browser.find_element(By.ID, "flows-status").text  # noqa: E731
+    wait_for("flow records", lambda: "records" in flows_status(), timeout=15, show=flows_status)
+    browser.find_element(By.CSS_SELECTOR, "#flows-form input[name=drops]").click()
+    browser.find_element(By.CSS_SELECTOR, "#flows-form input[name=q]").send_keys("uim/b")
+    row = wait_for("the dropped uim/c → uim/b record", lambda: next((r.text for r in browser.find_elements(
+        By.CSS_SELECTOR, "#flows-table tbody tr.drop") if "uim/c" in r.text and "uim/b" in r.text), None),
+        timeout=10, show=lambda: browser.find_element(By.ID, "flows-table").text[:500])
+    assert "dropped" in row and "b-from-a" in row
+    shot(browser, "flows")
