@@ -48,6 +48,45 @@ def test_kubernetes_mode_lab_pod_to_pod_and_only_the_api_server_holds_the_store(
     assert {"host:n1", "host:n2"} <= affinities
     users = holders(str(lab.dir / "store.db"))
     assert len(users) == 1 and " apiserver " in users[0], users
+    node_identities_only(lab)
+
+
+def node_identities_only(lab) -> None:
+    """Issue 15 §1 Identity: each node's agent and CNI daemon run with that node's
+    kubeconfig only (so the Nodes registered and the blocks written above were written as
+    system:node:<name>), and those credentials write neither a Service nor another Node."""
+    import json
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    import yaml
+    for node in ("n1", "n2"):
+        own = f"kubeconfig={lab.dir / f'kubeconfig-incluster-{node}'}"
+        cmdlines = [c for c in (open(f"/proc/{p}/cmdline").read().replace("\0", " ")
+                                for p in filter(str.isdigit, os.listdir("/proc"))
+                                if os.path.exists(f"/proc/{p}/cmdline"))
+                    if str(lab.dir) in c and (f"--node {node} " in c or "podnet.cni.daemon" in c)
+                    and (f"--node {node} " in c or own in c)]
+        assert len([c for c in cmdlines if "podnet.cni.daemon" in c]) == 1, cmdlines
+        assert all(own in c for c in cmdlines) and len(cmdlines) >= 2, cmdlines
+    cfg = yaml.safe_load((lab.dir / "kubeconfig-incluster-n1").read_text())
+    token = cfg["users"][0]["user"]["token"]
+    server = yaml.safe_load((lab.dir / "kubeconfig").read_text())["clusters"][0]["cluster"]["server"]
+    ctx = ssl.create_default_context(cafile=str(lab.dir / "pki" / "ca.crt"))
+
+    def post(path: str, body: dict) -> int:
+        req = urllib.request.Request(server + path, json.dumps(body).encode(), method="POST",
+                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "evil"},
+           "spec": {"ports": [{"port": 80}]}}
+    assert post("/api/v1/namespaces/default/services", svc) == 403
+    assert post("/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n9"}}) == 403
 
 
 def test_kubernetes_mode_survives_an_api_server_restart(make_lab):

@@ -9,9 +9,12 @@ Anything else is anonymous, and anonymous gets 401 except for the public info pa
 
 Authorization, a table:
 - `system:masters`: everything.
-- `system:nodes` (user `system:node:<name>`): read everything; write its own Node (and
-  its status), and Pod status and Pod deletion (what a kubelet writes). Nothing else:
-  no Service, NetworkPolicy, Deployment, IPPool.
+- `system:nodes` (user `system:node:<name>`): read everything; create and write its own
+  Node (and its status; a create names the Node in its body, so `node_restriction`
+  checks that once the body is read, as kube-apiserver's NodeRestriction admission does),
+  Pod status and Pod deletion (what a kubelet writes), and IPAM blocks (what the node's
+  CNI IPAM writes, as Calico lets its nodes write theirs). Nothing else: no Service,
+  NetworkPolicy, Deployment, IPPool, nor another node's Node.
 - `system:serviceaccounts`: read everything.
 - any other authenticated user: discovery only.
 """
@@ -23,6 +26,7 @@ import io
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from podnet.apiserver.resources import PODNET_GROUP
 from podnet.apiserver.status import ApiStatus
 
 PUBLIC_PATHS = ("/version", "/healthz", "/livez", "/readyz")
@@ -110,13 +114,28 @@ def allowed(ident: Identity, verb: str, group: str, plural: str, sub: str, name:
         return True
     if NODES in ident.groups and ident.user.startswith(NODE_PREFIX) and group == "":
         node = ident.user[len(NODE_PREFIX):]
-        if plural == "nodes" and verb in ("create", "update", "patch") and name == node:
+        if plural == "nodes" and verb in ("create", "update", "patch") and (
+                name == node or (verb == "create" and not name and not sub)):
             return True
         if plural == "pods" and sub == "status" and verb in ("update", "patch"):
             return True
         if plural == "pods" and not sub and verb == "delete":
             return True
+    if NODES in ident.groups and ident.user.startswith(NODE_PREFIX) and group == PODNET_GROUP:
+        return plural == "ipamblocks" and verb in ("create", "update", "patch", "delete")
     return False
+
+
+def node_restriction(ident: Identity, plural: str, verb: str, body: Mapping[str, Any]) -> None:
+    """A node creates only its own Node: the name is in the body of the POST, which the
+    table above (URL only) cannot see. Raises 403 otherwise."""
+    if verb != "create" or plural != "nodes" or MASTERS in ident.groups or not ident.user.startswith(NODE_PREFIX):
+        return
+    node = ident.user[len(NODE_PREFIX):]
+    name = str((body.get("metadata") or {}).get("name") or "")
+    if name != node:
+        raise ApiStatus(403, f'nodes "{name}" is forbidden: node "{node}" is not allowed to modify node "{name}"',
+                        "Forbidden", {"name": name, "kind": "nodes"})
 
 
 def check(ident: Identity, verb: str, group: str, plural: str, sub: str, name: str,

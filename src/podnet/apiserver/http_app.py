@@ -136,7 +136,7 @@ class ApiApp:
         if verb == "watch":
             return await self.hub.serve(request, res, target.namespace, target.name, q)
         warnings: list[str] = []
-        body = await self._answer(request, res, target, verb, warnings)
+        body = await self._answer(request, res, target, verb, warnings, ident)
         if verb in ("get", "list") and table.wanted(request.headers.get("Accept", "")):
             body = await self.run(table.to_table, body, res, q.get("includeObject", "Metadata"))
         resp = _json(body, 201 if verb == "create" else 200)
@@ -173,7 +173,7 @@ class ApiApp:
                                   int(port) if port else 0)
 
     async def _answer(self, request: web.Request, res: ApiResource, t: paths.Target, verb: str,
-                      warnings: list[str]) -> Any:
+                      warnings: list[str], ident: auth.Identity) -> Any:
         ns, name, sub, q = t.namespace, t.name, t.subresource, request.query
         crud = self.crud
         if q.get("dryRun") and verb not in ("get", "list"):
@@ -210,6 +210,7 @@ class ApiApp:
         if not sub:
             warnings += strict.check(obj, res.kind, q.get("fieldValidation"))
         if verb == "create":
+            auth.node_restriction(ident, res.plural, verb, obj)
             return await self.run(crud.create, res, ns, obj, manager)
         if sub == "status":
             return await self.run(crud.update_status, res, ns, name, obj)

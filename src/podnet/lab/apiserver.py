@@ -49,7 +49,9 @@ def pki_dir(state: LabState) -> Path:
 
 
 def make_pki(spec: LabSpec, state: LabState) -> dict[str, str]:
-    """CA, serving and admin certificates, tokens: {role: token}."""
+    """CA, serving and admin certificates, tokens: {role: token}. The service account key
+    and the tokens are made once: a restarted server keeps honouring what it handed out
+    (the nodes' kubeconfigs, the pods' service account tokens)."""
     d = pki_dir(state)
     p = LabPKI(d, spec.name)
     p.ensure_ca()
@@ -58,11 +60,13 @@ def make_pki(spec: LabSpec, state: LabState) -> dict[str, str]:
         ([cp.ip6, incluster.SERVICE_IP_V6] if cp.ip6 else [])
     p.issue_serving(SERVING, "kube-apiserver", ips, SANS)
     p.issue_user(ADMIN_CERT, *ADMIN)
-    fd = os.open(d / SA_KEY, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(secrets.token_bytes(32))
-    tokens = {f"node:{n.name}": secrets.token_urlsafe(24) for n in spec.nodes}
-    tokens["serviceaccount:default:default"] = secrets.token_urlsafe(24)
+    if not (d / SA_KEY).exists():
+        fd = os.open(d / SA_KEY, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(32))
+    kept = read_tokens(state) if (d / "tokens.csv").exists() else {}
+    tokens = {f"node:{n.name}": kept.get(f"node:{n.name}") or secrets.token_urlsafe(24) for n in spec.nodes}
+    tokens["serviceaccount:default:default"] = kept.get("serviceaccount:default:default") or secrets.token_urlsafe(24)
     lines = []
     for role, tok in tokens.items():
         if role.startswith("node:"):
@@ -167,16 +171,24 @@ def kubeconfig(state: LabState, lab: str, server: str, node: str | None = None) 
             "current-context": cluster}
 
 
+def incluster_kubeconfig_path(state: LabState, node: str | None = None) -> Path:
+    return state.path("kubeconfig-incluster" + (f"-{node}" if node else ""))
+
+
 def write_incluster_kubeconfig(state: LabState, spec: LabSpec) -> Path:
-    """The kubeconfig the lab's processes use in Kubernetes mode (issue 15 §2): the API
+    """The kubeconfigs the lab's processes use in Kubernetes mode (issue 15 §2): the API
     server at the control-plane node's underlay address, which every node's namespace
-    reaches (the machine's loopback listener is not reachable from there). The admin's
-    credentials for now: a node identity may not write IPAM blocks yet."""
-    p = state.path("kubeconfig-incluster")
-    p.write_text(yaml.safe_dump(kubeconfig(state, spec.name, f"https://{spec.nodes[0].ip4}:{API_PORT}"),
-                                sort_keys=False))
-    p.chmod(0o600)
-    return p
+    reaches (the machine's loopback listener is not reachable from there). A node's agent
+    and CNI get the node's identity (its token: system:node:<name>, in system:nodes), which
+    may write only that Node, Pod status and IPAM blocks (apiserver/auth.py); the kubelet
+    with the lab's controllers and the DNS pods, the control plane's processes, the
+    admin's."""
+    server = f"https://{spec.nodes[0].ip4}:{API_PORT}"
+    for node in [None, *(n.name for n in spec.nodes)]:
+        p = incluster_kubeconfig_path(state, node)
+        p.write_text(yaml.safe_dump(kubeconfig(state, spec.name, server, node), sort_keys=False))
+        p.chmod(0o600)
+    return incluster_kubeconfig_path(state)
 
 
 def kubeconfig_path(state: LabState) -> Path:

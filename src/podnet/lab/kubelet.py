@@ -56,7 +56,7 @@ LIVENESS_EVERY = 2.0
 
 class Kubelet:
     def __init__(self, spec: LabSpec, state: LabState, store: Datastore, node_url: str,
-                 cni_url: str = "", pod_url: str = ""):
+                 cni_url: str = "", pod_url: str = "", node_cni_urls: dict[str, str] | None = None):
         self.spec = spec
         self.state = state
         self.store = store
@@ -64,6 +64,7 @@ class Kubelet:
         self.status = StatusWriter(self.writer)
         self.node_url = node_url
         self.cni_url = cni_url or node_url  # the IPAM plugin's, in the network config
+        self.node_cni_urls = node_cni_urls or {}  # per node, where it has its own identity
         self.pod_url = pod_url or node_url  # what containers with a command get (DNS)
         self.pods: dict[tuple[str, str], Pod] = {}
         self.deployments: dict[tuple[str, str], Deployment] = {}
@@ -277,7 +278,7 @@ class Kubelet:
             elif adopt:
                 ips = list(old["ips"])  # type: ignore[index]  # set up by an earlier kubelet
             else:
-                ips = network.attach(self.spec, self.cni_url, node, netns, pod.uid, pod.requested_ips)
+                ips = network.attach(self.spec, self.cni_url_of(node.name), node, netns, pod.uid, pod.requested_ips)
                 attached = True
                 network.write_resolv_conf(self.spec, pod, netns)
             self.records.write({**rec, "ips": ips})
@@ -387,7 +388,11 @@ class Kubelet:
         self.teardown_record(sandbox.record_of(self.spec, self.records, key, obj))
 
     def teardown_record(self, rec: dict[str, Any]) -> None:
-        sandbox.undo(self.spec, self.state, self.serve, self.cni_url, self.records, rec)
+        sandbox.undo(self.spec, self.state, self.serve, self.cni_url_of(str(rec.get("node") or "")),
+                     self.records, rec)
+
+    def cni_url_of(self, node: str) -> str:
+        return self.node_cni_urls.get(node) or self.cni_url
 
     def cleanup_orphans(self) -> None:
         sandbox.remove_orphans(self.spec, self.records)

@@ -14,7 +14,7 @@ from podnet.controllers.manager import start_controllers
 from podnet.lab.kubelet import Kubelet
 from podnet.lab.lbroutes import run_loop
 from podnet.lab.state import LabState
-from podnet.lab.up import component_url
+from podnet.lab.up import component_url, node_cni_url
 from podnet.lab.topology import spec_from_dict
 
 log = logging.getLogger("podnet.kubelet")
@@ -34,7 +34,8 @@ def run_kubelet(state_dir: str) -> int:
     # their own client certificate (lab/etcd.py)
     store = open_datastore(component_url(meta, "kubelet") or state.datastore_url())
     kubelet = Kubelet(spec, state, store, component_url(meta, "kubelet"),
-                      cni_url=component_url(meta, "cni"), pod_url=component_url(meta, "dns"))
+                      cni_url=component_url(meta, "cni"), pod_url=component_url(meta, "dns"),
+                      node_cni_urls={n.name: node_cni_url(meta, n.name) for n in spec.nodes})
     signal.signal(signal.SIGTERM, lambda *_: kubelet.stop.set())
     signal.signal(signal.SIGINT, lambda *_: kubelet.stop.set())
     log.info("lab kubelet for %s (%d nodes), pid %d", spec.name, len(spec.nodes), os.getpid())

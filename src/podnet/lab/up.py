@@ -99,6 +99,9 @@ def start_datastore(spec: LabSpec, state: LabState, progress: Progress) -> dict[
             api = f"kubernetes://?kubeconfig={state.path('kubeconfig-incluster')}"
             urls = {w: (u if w == "apiserver" else api) for w, u in urls.items()}
             urls["cli"] = f"kubernetes://?kubeconfig={state.path('kubeconfig')}"
+            for n in spec.nodes:  # a node's agent and CNI act as the node (system:node:<name>)
+                node_api = f"kubernetes://?kubeconfig={apiserver.incluster_kubeconfig_path(state, n.name)}"
+                urls[f"agent-{n.name}"] = urls[f"cni-{n.name}"] = node_api
         return urls
     from podnet.lab.etcd import start_etcd  # only etcd labs pay for it
     return start_etcd(spec, state, progress)
@@ -107,6 +110,12 @@ def start_datastore(spec: LabSpec, state: LabState, progress: Progress) -> dict[
 def component_url(meta: dict[str, Any], who: str) -> str:
     """`who`'s URL from the lab's state (labs made before per-component URLs: the node URL)."""
     return str((meta.get("datastoreURLs") or {}).get(who) or meta.get("datastoreURL") or "")
+
+
+def node_cni_url(meta: dict[str, Any], node: str) -> str:
+    """The store URL of `node`'s CNI daemon and of the network config its pods get: the
+    node's own identity in Kubernetes mode, the lab's CNI URL otherwise."""
+    return str((meta.get("datastoreURLs") or {}).get(f"cni-{node}") or component_url(meta, "cni"))
 
 
 def up(spec: LabSpec, state: LabState, progress: Progress = lambda s: None,
@@ -147,7 +156,8 @@ def up(spec: LabSpec, state: LabState, progress: Progress = lambda s: None,
             # serving this lab's datastore only: the CNI's URL, which the kubelet puts in the
             # network config it hands the plugins (component_url(meta, "cni"))
             procs.spawn(state, f"cni-{node.name}", [sys.executable, "-m", "podnet.cni.daemon",
-                                                    "--datastore", urls["cni"]], netns=node.netns)
+                                                    "--datastore", node_cni_url(meta, node.name)],
+                        netns=node.netns)
             procs.spawn(state, f"serve-{node.name}", procs.podnet_argv(
                 "serve", "--control", serve_socket(state, node.name)), netns=node.netns)
             procs.spawn(state, f"agent-{node.name}", agent_argv(spec, node.name, urls[f"agent-{node.name}"]),

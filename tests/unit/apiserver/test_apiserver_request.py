@@ -85,6 +85,15 @@ def test_authentication():
     ("node", "update", "", "pods", "status", "p", True),
     ("node", "update", "", "pods", "", "p", False),
     ("node", "update", "apps", "deployments", "", "d", False),
+    ("node", "create", "", "nodes", "", "", True),  # the body names it: node_restriction
+    ("node", "create", "", "nodes", "status", "", False),
+    ("node", "delete", "", "nodes", "", "n1", False),
+    ("node", "create", "podnet.io", "ipamblocks", "", "", True),
+    ("node", "update", "podnet.io", "ipamblocks", "", "10-244-0-0-26", True),
+    ("node", "delete", "podnet.io", "ipamblocks", "", "10-244-0-0-26", True),
+    ("node", "create", "podnet.io", "ippools", "", "", False),
+    ("node", "update", "podnet.io", "serviceipallocations", "", "x", False),
+    ("sa", "create", "podnet.io", "ipamblocks", "", "", False),
     ("sa", "watch", "", "pods", "", "", True),
     ("sa", "create", "", "pods", "", "p", False),
 ])
@@ -96,6 +105,18 @@ def test_authorization_table(who, verb, group, plural, sub, name, ok):
         with pytest.raises(ApiStatus) as e:
             auth.check(ident, verb, group, plural, sub, name, "default")
         assert e.value.code == 403 and f'User "{ident.user}"' in e.value.message
+
+
+def test_a_node_creates_only_its_own_node():
+    """NodeRestriction: the name of a created Node is in the body, checked once it is read."""
+    node, admin = TOKENS.lookup("t-node"), auth.Identity("admin", ("system:masters",))
+    auth.node_restriction(node, "nodes", "create", {"metadata": {"name": "n1"}})
+    for body in ({"metadata": {"name": "n2"}}, {"metadata": {}}, {}):
+        with pytest.raises(ApiStatus) as e:
+            auth.node_restriction(node, "nodes", "create", body)
+        assert e.value.code == 403 and 'node "n1" is not allowed to modify node' in e.value.message
+    auth.node_restriction(admin, "nodes", "create", {"metadata": {"name": "n2"}})
+    auth.node_restriction(node, "ipamblocks", "create", {"metadata": {"name": "b"}})
 
 
 def test_anonymous_is_401_except_public_info():

@@ -42,6 +42,26 @@ def test_serving_and_admin_certificates_and_tokens(tmp_path):
     assert cfg["users"][0] == {"name": "system:node:n1", "user": {"token": tokens["node:n1"]}}
 
 
+def test_a_restarted_server_keeps_the_tokens_and_service_account_key(tmp_path):
+    """The nodes' kubeconfigs and the pods' service account tokens outlive a restart of
+    the API server (which makes its certificates again)."""
+    spec = make_spec("apit", 2, False, "none", "kubernetes")
+    state = LabState(tmp_path)
+    state.create()
+    first = apiserver.make_pki(spec, state)
+    key = (apiserver.pki_dir(state) / apiserver.SA_KEY).read_bytes()
+    assert apiserver.make_pki(spec, state) == first
+    assert (apiserver.pki_dir(state) / apiserver.SA_KEY).read_bytes() == key
+    apiserver.write_incluster_kubeconfig(state, spec)
+    import yaml
+    for node in ("n1", "n2"):
+        cfg = yaml.safe_load(apiserver.incluster_kubeconfig_path(state, node).read_text())
+        assert cfg["users"][0]["user"] == {"token": first[f"node:{node}"]}
+        assert cfg["clusters"][0]["cluster"]["server"] == "https://198.18.0.11:6443"
+    admin = yaml.safe_load(apiserver.incluster_kubeconfig_path(state).read_text())
+    assert "client-certificate-data" in admin["users"][0]["user"]
+
+
 def test_an_etcd_labs_ca_is_reused(tmp_path):
     spec = make_spec("apit", 1, False, "none", "etcd")
     state = LabState(tmp_path)
