@@ -163,6 +163,28 @@ def test_pod_deleted_with_the_cli_leaves_the_page_within_2s(lab, url, browser):
     assert not browser.execute_script("return document.querySelector('#topo-drawing [data-pod=\"batch/worker\"]')")
 
 
+def test_keyboard_reaches_every_pod_and_enter_picks_a_trace_source(lab, url, browser):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+    browser.get(url)
+    want = set(wait_for("the drawing", lambda: listed(browser)))
+    focused = lambda: browser.execute_script(  # noqa: E731
+        "const e = document.activeElement; return e && e.dataset ? e.dataset.pod || null : null")
+    reached: list[str] = []
+    for _ in range(len(want) + 20):  # the tabs and links before the drawing, then one stop per pod
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+        if focused():
+            reached.append(focused())
+            if len(reached) == len(want):
+                break
+    assert set(reached) == want
+    while focused() != "shop/client":
+        ActionChains(browser).key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).perform()
+    ActionChains(browser).send_keys(Keys.ENTER).perform()
+    wait_for("the trace tab", lambda: browser.execute_script("return location.hash") == "#trace")
+    assert browser.execute_script("return document.querySelector('#trace-form select[name=src]').value") == "shop/client"
+
+
 def page_cells(d: Any, attr: str) -> dict[tuple[str, str], Any]:
     raw = d.execute_script(f"""return [...document.querySelectorAll('#matrix-table td[data-from]')]
         .map(td => [td.dataset.from, td.dataset.to, td.dataset.{attr}])""")
@@ -227,16 +249,27 @@ def test_trace_drawing_shows_the_hops_trace_prints(lab, url, browser):
 
 
 def test_flows_panel_lists_the_traffic_with_drops_and_policy(lab, url, browser):
-    """The probe above sent uim/c → uim/b, which uim/b-from-a dropped: the Flows tab shows
-    it highlighted, naming the policy, as `podnet flows` does."""
+    """The probe above sent uim/c → uim/b, which uim/b-from-a dropped: the Flows tab,
+    filtered as `podnet flows --verdict dropped --to uim/b`, shows it highlighted, naming
+    the policy."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
     browser.get(url + "#flows")
     flows_status = lambda: browser.find_element(By.ID, "flows-status").text  # noqa: E731
-    wait_for("flow records", lambda: "records" in flows_status(), timeout=15, show=flows_status)
-    browser.find_element(By.CSS_SELECTOR, "#flows-form input[name=drops]").click()
-    browser.find_element(By.CSS_SELECTOR, "#flows-form input[name=q]").send_keys("uim/b")
-    row = wait_for("the dropped uim/c → uim/b record", lambda: next((r.text for r in browser.find_elements(
-        By.CSS_SELECTOR, "#flows-table tbody tr.drop") if "uim/c" in r.text and "uim/b" in r.text), None),
-        timeout=10, show=lambda: browser.find_element(By.ID, "flows-table").text[:500])
+    wait_for("flow records", lambda: "record(s)" in flows_status(), timeout=15, show=flows_status)
+    Select(browser.find_element(By.CSS_SELECTOR, "#flows-form select[name=verdict]")).select_by_value("dropped")
+    to = browser.find_element(By.CSS_SELECTOR, "#flows-form input[name=to]")
+    to.send_keys("uim/b")
+    to.send_keys(Keys.TAB)  # a change event: the list is asked for again with the filter
+    rows = lambda: browser.execute_script(  # noqa: E731 (one read: the list is redrawn every 2 s)
+        "return [...document.querySelectorAll('#flows-table tbody tr')].map(r => [r.className, r.innerText])")
+    got = wait_for("the dropped uim/c → uim/b record", lambda: (lambda rs: rs if any(
+        c == "drop" and "uim/c" in t for c, t in rs) else None)(rows()), timeout=10, show=rows)
+    assert all("dropped" in t and "uim/b" in t for _, t in got)  # the server filtered
+    row = next(t for c, t in got if c == "drop" and "uim/c" in t)
     assert "dropped" in row and "b-from-a" in row
     shot(browser, "flows")
+    # the policy named is a link to the reachability of its namespace
+    browser.execute_script("""document.querySelector('#flows-table a[data-policy="uim/b-from-a"]').click()""")
+    wait_for("the matrix of uim", lambda: "predicted 3 × 3" in browser.find_element(By.ID, "matrix-status").text)

@@ -75,11 +75,23 @@ def trace(q: Mapping[str, Any], *, confirm: bool, lab: str | None, datastore: st
     return out
 
 
-def flows(lab: str | None, since: float, limit: int = 500) -> dict[str, Any]:
-    """Recent flow records of every node, merged by time, as `podnet flows -o json`."""
+def flows(lab: str | None, q: Mapping[str, Any], limit: int = 500) -> dict[str, Any]:
+    """Recent flow records of every node, merged by time and filtered as `podnet flows`
+    filters them (since, namespace (empty: all), pod, from, to, port, verdict, policy)."""
     from podnet.agent import flows as fl
     from podnet.agent.flow_server import query
     from podnet.cli.flows import node_namespaces
+    now = time.time()
+    try:
+        since = fl.parse_since(str(q.get("since") or "5m"), now)
+        port = int(q.get("port") or 0)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    verdict = str(q.get("verdict") or "")
+    if verdict and verdict not in fl.VERDICTS:
+        raise UserError(f"verdict is one of {', '.join(fl.VERDICTS)}")
+    flt = fl.Filter(str(q.get("namespace") or "") or None, str(q.get("pod") or ""), str(q.get("from") or ""),
+                    str(q.get("to") or ""), port, verdict, str(q.get("policy") or ""))
     if os.geteuid() != 0:
         raise UserError("flows needs root (it asks each node's agent inside the node's namespace)")
     streams, missing = [], []
@@ -90,5 +102,5 @@ def flows(lab: str | None, since: float, limit: int = 500) -> dict[str, Any]:
             missing.append(f"{node}: {e}")
             continue
         streams.append(list(recs))
-    records = [dict(r, why=fl.describe(r)) for r in list(fl.merge_by_time(streams))[-limit:]]
-    return {"records": records, "missing": missing, "now": time.time()}
+    records = [dict(r, why=fl.describe(r)) for r in fl.merge_by_time(streams) if flt.match(r)][-limit:]
+    return {"records": records, "missing": missing, "now": now}
