@@ -30,6 +30,21 @@ def _in_root_only_dir(item: pytest.Item) -> bool:
     return rel.parts[0] in ROOT_ONLY_DIRS
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--soak", action="store_true",
+                     help="also run the slow tier (tests marked soak: minutes each, PODNET_SOAK_SECONDS)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The slow tier is left out of the default run (CI's): deselected, not skipped."""
+    if config.getoption("--soak"):
+        return
+    soak = [i for i in items if "soak" in i.keywords]
+    if soak:
+        config.hook.pytest_deselected(items=soak)
+        items[:] = [i for i in items if "soak" not in i.keywords]
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     # before any fixture: a root test's fixtures build namespaces
     if _in_root_only_dir(item) and "root" not in item.keywords:
