@@ -144,10 +144,11 @@ def test_topology_lists_every_pod_with_its_addresses(lab, url, browser):
                    for k, v in g.items()} == want else None)(listed(browser)))
     assert set(got) == set(want)
     # the drawing has one focusable element per pod whose text alternative holds its addresses
-    for g in browser.find_elements(By.CSS_SELECTOR, "#topo-drawing svg g.pod"):
-        label = g.get_attribute("aria-label")
-        assert all(ip in label for ip in want[g.get_attribute("data-pod")].split()), label
-    assert len(browser.find_elements(By.CSS_SELECTOR, "#topo-drawing svg g.pod")) == len(want)
+    drawn = browser.execute_script("""return [...document.querySelectorAll('#topo-drawing svg g.pod')]
+        .map(g => [g.dataset.pod, g.getAttribute('aria-label'), g.getAttribute('tabindex')])""")
+    assert sorted(pod for pod, _, _ in drawn) == sorted(want)
+    for pod, label, tabindex in drawn:
+        assert tabindex == "0" and all(ip in label for ip in want[pod].split()), label
     svc = browser.find_element(By.CSS_SELECTOR, '#services tr[data-service="shop/web"]').text
     assert "10." in svc and "fd00:10:96" in svc
     shot(browser, "topology")
@@ -258,18 +259,44 @@ def test_flows_panel_lists_the_traffic_with_drops_and_policy(lab, url, browser):
     browser.get(url + "#flows")
     flows_status = lambda: browser.find_element(By.ID, "flows-status").text  # noqa: E731
     wait_for("flow records", lambda: "record(s)" in flows_status(), timeout=15, show=flows_status)
+    rows = lambda: browser.execute_script(  # noqa: E731 (one read: the list is redrawn every 2 s)
+        "return [...document.querySelectorAll('#flows-table tbody tr')].map(r => [r.className, r.innerText])")
+    assert any("forwarded" in t for _, t in rows())  # unfiltered: the demo's traffic went through
     Select(browser.find_element(By.CSS_SELECTOR, "#flows-form select[name=verdict]")).select_by_value("dropped")
     to = browser.find_element(By.CSS_SELECTOR, "#flows-form input[name=to]")
     to.send_keys("uim/b")
     to.send_keys(Keys.TAB)  # a change event: the list is asked for again with the filter
-    rows = lambda: browser.execute_script(  # noqa: E731 (one read: the list is redrawn every 2 s)
-        "return [...document.querySelectorAll('#flows-table tbody tr')].map(r => [r.className, r.innerText])")
-    got = wait_for("the dropped uim/c → uim/b record", lambda: (lambda rs: rs if any(
-        c == "drop" and "uim/c" in t for c, t in rs) else None)(rows()), timeout=10, show=rows)
-    assert all("dropped" in t and "uim/b" in t for _, t in got)  # the server filtered
+    # the server's answer to the whole filter: only drops to uim/b, among them uim/c's
+    got = wait_for("only the dropped connections to uim/b", lambda: (lambda rs: rs if rs and all(
+        "dropped" in t and "uim/b" in t for _, t in rs) and any(c == "drop" and "uim/c" in t for c, t in rs)
+        else None)(rows()), timeout=10, show=rows)
     row = next(t for c, t in got if c == "drop" and "uim/c" in t)
     assert "dropped" in row and "b-from-a" in row
     shot(browser, "flows")
     # the policy named is a link to the reachability of its namespace
     browser.execute_script("""document.querySelector('#flows-table a[data-policy="uim/b-from-a"]').click()""")
     wait_for("the matrix of uim", lambda: "predicted 3 × 3" in browser.find_element(By.ID, "matrix-status").text)
+
+
+def test_reflows_at_200_percent_zoom(lab, url, browser):
+    """200% zoom of a 1280-pixel window is a 640-CSS-pixel viewport: no view scrolls
+    sideways as a whole (wide tables scroll inside their own box)."""
+    from selenium.webdriver.common.by import By
+    size = browser.get_window_size()
+    browser.set_window_size(640, 900)
+    try:
+        for tab in ("topology", "matrix", "trace", "flows"):
+            browser.get(f"{url}#{tab}")
+            wait_for("the page", lambda: listed(browser))
+            if tab == "trace":
+                browser.find_element(By.CSS_SELECTOR, "#trace-form input[name=dst]").send_keys("web.shop:80/TCP")
+                browser.find_element(By.CSS_SELECTOR, "#trace-form button[type=submit]").click()
+                wait_for("the drawing", lambda: browser.find_elements(By.CSS_SELECTOR, "#trace-drawing .hop"))
+            if tab == "matrix":
+                wait_for("the matrix", lambda: browser.find_elements(By.CSS_SELECTOR, "#matrix-table td"))
+            inner, scroll = browser.execute_script(
+                "return [innerWidth, document.documentElement.scrollWidth]")
+            assert scroll <= inner, f"{tab}: the page is {scroll} px wide in a {inner} px viewport"
+            shot(browser, f"zoom200-{tab}")
+    finally:
+        browser.set_window_size(size["width"], size["height"])

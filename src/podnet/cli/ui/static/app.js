@@ -53,13 +53,19 @@ export function goTo(name) { location.hash = name; }
 function connect() {
   const live = document.getElementById("live");
   const es = new EventSource("/api/events");
+  let drawn = "";
   es.addEventListener("topology", (ev) => {
     const topo = JSON.parse(ev.data);
     window.podnetTopology = topo;  // for the browser tests and the curious
-    document.getElementById("lab-name").textContent = topo.lab ? `lab ${topo.lab.name}` : "";
-    renderTopology(topo);
-    setNamespaces(topo);
-    setPods(topo);
+    // a new revision that changes nothing drawn (a status heartbeat) redraws nothing
+    const key = JSON.stringify({ ...topo, revision: 0 });
+    if (key !== drawn) {
+      drawn = key;
+      document.getElementById("lab-name").textContent = topo.lab ? `lab ${topo.lab.name}` : "";
+      renderTopology(topo);
+      setNamespaces(topo);
+      setPods(topo);
+    }
     live.textContent = `live: store revision ${topo.revision}, updated ${new Date().toLocaleTimeString()}`;
     document.body.dataset.revision = topo.revision;
   });

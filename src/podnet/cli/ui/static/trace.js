@@ -81,6 +81,16 @@ export function setPods(topo) {
   const pods = topo.nodes.flatMap((n) => n.pods).filter((p) => !p.hostNetwork).map((p) => `${p.namespace}/${p.name}`).sort();
   sel.replaceChildren(...pods.map((p) => el("option", { value: p, text: p })));
   if (pods.includes(keep)) sel.value = keep;
+  // suggestions for the destination: Services by name and VIP, pods, the outside world
+  const opts = [];
+  for (const sv of topo.services) {
+    const port = sv.ports.length ? `:${sv.ports[0].port}/${sv.ports[0].protocol}` : "";
+    opts.push([`${sv.name}.${sv.namespace}${port}`, `Service ${sv.namespace}/${sv.name}`]);
+    for (const ip of sv.clusterIPs) opts.push([ip.includes(":") ? `[${ip}]${port}` : `${ip}${port}`, `Service ${sv.namespace}/${sv.name}`]);
+  }
+  for (const p of topo.nodes.flatMap((n) => n.pods)) opts.push([`${p.namespace}/${p.name}`, `pod ${p.ipv4.join(" ")}`]);
+  if (topo.lab) for (const ip of topo.lab.outside.echo) opts.push([ip.includes(":") ? `[${ip}]:80` : `${ip}:80`, "the outside world's echo server"]);
+  document.getElementById("trace-dests").replaceChildren(...opts.map(([v, l]) => el("option", { value: v, label: l })));
 }
 
 export function initTrace() {
