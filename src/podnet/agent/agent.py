@@ -196,12 +196,19 @@ class Agent:
                                 "lastHeartbeatTime": agent["heartbeat"]}]}
 
     def register(self) -> None:
-        """Create or update our Node (CAS, retried): status only; labels/spec kept."""
+        """Create or update our Node (CAS, retried): status, and the labels the agent was
+        given (`--node-label`, as kubelet's --node-labels; e.g. topology.kubernetes.io/zone);
+        other labels and the spec are kept."""
         writer = Writer(self.store)
+        own = {str(k): str(v) for k, v in (self.ctx.options.get("node_labels") or {}).items()}
+
+        def update(cur: Resource) -> Resource:
+            if own and any(cur.labels.get(k) != v for k, v in own.items()):
+                cur = cur.with_metadata(labels={**cur.labels, **own})
+            return cur.with_status(self.node_status())
         for _ in range(3):  # a create racing another writer's create or delete
             try:
-                writer.mutate("Node", "", self.ctx.node_name,
-                              lambda cur: cur.with_status(self.node_status()))
+                writer.mutate("Node", "", self.ctx.node_name, update)
                 return
             except NotFound:
                 pass
@@ -210,7 +217,7 @@ class Agent:
                 return
             obj = Node({"apiVersion": "podnet.io/v1", "kind": "Node",
                         "metadata": {"name": self.ctx.node_name,
-                                     "labels": {"kubernetes.io/hostname": self.ctx.node_name}},
+                                     "labels": {"kubernetes.io/hostname": self.ctx.node_name, **own}},
                         "spec": {}, "status": self.node_status()})
             try:
                 writer.create(obj)

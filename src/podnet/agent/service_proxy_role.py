@@ -4,7 +4,8 @@ table `inet podnet-svc`, full or partial, with the rendered state kept in memory
 Events are cheap: `nft_fragment(state, changed)` recomputes only the Services that the
 changed keys touch (a Service itself, or an EndpointSlice labelled with its name, found
 through an index of which slice belonged to which Service, so deletions are attributed
-too). The kernel is never listed. A failed transaction (`committed(False)`) drops the
+too). The kernel is never listed (a change of the node's zone label recomputes every Service:
+topology hints choose by zone). A failed transaction (`committed(False)`) drops the
 memory, and the next sync recreates the table whole. The agent asks for a full sync now
 and then (changed=None) to repair drift; that one flushes rather than deletes, so ClientIP
 affinity survives it.
@@ -20,12 +21,13 @@ import time
 from contextlib import contextmanager
 from typing import Iterator, Sequence
 
-from podnet.api.objects import EndpointSlice, ObjectKey, Service
+from podnet.api.objects import EndpointSlice, Node, ObjectKey, Service
 from podnet.calc.model import ClusterState
 from podnet.calc.services import (ServicePortEntry, StaleFlow, build_table, entries_for_service,
                                   node_ips_of, stale_udp_flows)
 from podnet.dataplane.net.conntrack import delete_udp_flows
 from podnet.calc.service_paths import pod_cidrs_of
+from podnet.calc.topology import zone_of
 from podnet.dataplane.nft.services import Rendered, render_full, render_partial
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,7 @@ class ServiceProxyRole:
         self._slice_owner: dict[SvcKey, SvcKey] = {}  # slice (ns, name) -> service (ns, name)
         self._slices_of: dict[SvcKey, set[SvcKey]] = {}
         self._entries_of: dict[SvcKey, set[EntryKey]] = {}
+        self._zone_now = ""  # this node's topology.kubernetes.io/zone, as the entries saw it
         self._started = 0.0
         self._kind = ""
         self.full_syncs = 0
@@ -155,6 +158,10 @@ class ServiceProxyRole:
         node = state.get("Node", "", state.node_name) if state.node_name else None
         return node_ips_of(node if node is not None else None, self.extra_node_ips)  # type: ignore[arg-type]
 
+    def _zone(self, state: ClusterState) -> str:
+        node = state.get("Node", "", state.node_name) if state.node_name else None
+        return zone_of(node if isinstance(node, Node) else None)
+
     def _full(self, state: ClusterState) -> str:
         self._slice_owner, self._slices_of, self._entries_of = {}, {}, {}
         slices = state.endpoint_slices
@@ -163,8 +170,9 @@ class ServiceProxyRole:
         services = []
         for svc in state.services:
             services.append(svc)
+        self._zone_now = self._zone(state)
         table = build_table(services, slices, self._node_ips(state), state.node_name,
-                            pod_cidrs_of(state.ippools))
+                            pod_cidrs_of(state.ippools), self._zone_now)
         for k, old in self._entries.items():  # a resync may carry changes a partial missed
             if old.protocol == "UDP":
                 self._stale_udp += stale_udp_flows(old, table.entries.get(k))
@@ -205,6 +213,10 @@ class ServiceProxyRole:
                 node_changed = True
             elif k.kind == "IPPool":
                 pools_changed = True
+        if node_changed and self._zone(state) != self._zone_now:
+            # the node moved zones: every Service's topology choice may change
+            self._zone_now = self._zone(state)
+            affected |= set(self._entries_of)
         entries: dict[EntryKey, ServicePortEntry | None] = {}
         for svc_key in sorted(affected):
             entries.update(self._entries_for(state, svc_key))
@@ -225,7 +237,7 @@ class ServiceProxyRole:
         slices = [s for s in (state.get("EndpointSlice", *k) for k in self._slices_of.get(svc_key, ()))
                   if isinstance(s, EndpointSlice)]
         try:
-            new = entries_for_service(svc, slices, state.node_name)
+            new = entries_for_service(svc, slices, state.node_name, self._zone_now)
         except Exception as err:  # one bad object must never stop the proxy
             log.warning("Service %s/%s skipped: %s", svc_key[0], svc_key[1], err)
             new = []

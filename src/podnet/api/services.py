@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from podnet.api.selector import LabelSelector
 from podnet.api.meta import Resource
 
+# spec.trafficDistribution's values (PreferClose: PreferSameZone's older name, KEP-3015)
+TRAFFIC_DISTRIBUTIONS = ("PreferClose", "PreferSameZone", "PreferSameNode")
 
 # ---- Service --------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -84,6 +86,12 @@ class Service(Resource):
     def external_traffic_policy(self) -> str:
         """Cluster (default) | Local: NodePort traffic only to endpoints on the node it came to."""
         return str(self.spec.get("externalTrafficPolicy") or "Cluster")
+
+    @property
+    def traffic_distribution(self) -> str:
+        """PreferSameZone | PreferClose | PreferSameNode, or "" (every endpoint alike): the
+        EndpointSlice controller hints endpoints from it (calc/topology.py)."""
+        return str(self.spec.get("trafficDistribution") or "")
 
     @property
     def external_ips(self) -> list[str]:

@@ -12,7 +12,7 @@ from podnet.api.errors import FieldError
 from podnet.api.fields import (Errs, at, check_bool, check_cidr, check_enum, check_int,
                                check_int_or_port_name, check_ip, check_list,
                                check_map, check_name, check_protocol, check_selector,
-                               check_str, show)
+                               check_str, label_value_error, show)
 from podnet.api.selector import parse_calico
 
 BLOCK_SIZES = {4: (20, 32), 6: (116, 128)}
@@ -41,12 +41,45 @@ def endpoint_slice(raw: Mapping[str, Any], errs: Errs) -> None:
             check_bool(cond.get(c), at(at(p, "conditions"), c), errs)
         check_name(e.get("nodeName"), at(p, "nodeName"), errs, "subdomain")
         check_name(e.get("hostname"), at(p, "hostname"), errs, "label")
+        _zone_name(e.get("zone"), at(p, "zone"), errs)
+        _hints(e.get("hints"), at(p, "hints"), errs)
     for i, port in enumerate(check_list(raw.get("ports"), "ports", errs)):
         p = at("ports", i)
         port = check_map(port, p, errs, required=True)
         check_int(port.get("port"), at(p, "port"), errs, 1, 65535)
         check_protocol(port.get("protocol"), at(p, "protocol"), errs)
         check_name(port.get("name"), at(p, "name"), errs, "label")
+
+
+def _zone_name(v: Any, path: str, errs: Errs) -> str | None:
+    s = check_str(v, path, errs)
+    err = label_value_error(s) if s else None
+    if err:
+        errs.append(FieldError(path, f"{show(s)} {err}"))
+    return s
+
+
+def _hints(v: Any, path: str, errs: Errs) -> None:
+    """Kubernetes' validateEndpointHints: at most 8 zones and 8 nodes, each named once."""
+    hints = check_map(v, path, errs)
+    for key, rule in (("forZones", "zone"), ("forNodes", "subdomain")):
+        kpath = at(path, key)
+        items = check_list(hints.get(key), kpath, errs)
+        if len(items) > 8:
+            errs.append(FieldError(kpath, f"has {len(items)} entries, at most 8"))
+        seen: set[str] = set()
+        for i, h in enumerate(items):
+            npath = at(at(kpath, i), "name")
+            h = check_map(h, at(kpath, i), errs, required=True)
+            if rule == "zone":
+                name = _zone_name(h.get("name"), npath, errs) if h else None
+            else:
+                name = check_name(h.get("name"), npath, errs, rule) if h else None
+            if isinstance(items[i], Mapping) and h.get("name") in (None, ""):
+                errs.append(FieldError(npath, "is required"))
+            elif name in seen:
+                errs.append(FieldError(npath, f"{show(name)} is listed twice"))
+            seen.add(name or "")
 
 
 # ---- NetworkPolicy ----------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from podnet.api.defaults import NODE_PORT_RANGE
+from podnet.api.services import TRAFFIC_DISTRIBUTIONS
 from podnet.api.errors import FieldError
 from podnet.api.fields import (Errs, at, check_bool, check_cidr, check_enum, check_int,
                                check_int_or_port_name, check_ip, check_labels, check_list,
@@ -21,12 +22,11 @@ SPEC_FIELDS = frozenset({
     "sessionAffinityConfig", "ipFamilies", "ipFamilyPolicy", "publishNotReadyAddresses",
     "internalTrafficPolicy", "externalTrafficPolicy", "externalIPs",
     "loadBalancerSourceRanges", "loadBalancerClass", "allocateLoadBalancerNodePorts",
-    "healthCheckNodePort"})
+    "healthCheckNodePort", "trafficDistribution"})
 PORT_FIELDS = frozenset({"name", "protocol", "appProtocol", "port", "targetPort", "nodePort"})
 # Kubernetes fields podnet does not implement (yet): what a user gets instead.
 NOT_IMPLEMENTED = {
     "loadBalancerIP": "deprecated in Kubernetes; the load-balancer controller picks the address",
-    "trafficDistribution": "every endpoint is equally likely",
 }
 UNKNOWN = "unknown field (podnet refuses what it would ignore)"
 
@@ -64,6 +64,9 @@ def service(v: Any, path: str, errs: Errs) -> None:
         if affinity != "ClientIP":
             errs.append(FieldError(tpath, "may only be set when sessionAffinity is ClientIP"))
     check_bool(spec.get("publishNotReadyAddresses"), at(path, "publishNotReadyAddresses"), errs)
+    if spec.get("trafficDistribution") is not None:  # "" too: Kubernetes refuses it
+        check_enum(spec.get("trafficDistribution"), at(path, "trafficDistribution"), errs,
+                   TRAFFIC_DISTRIBUTIONS)
     for f in ("internalTrafficPolicy", "externalTrafficPolicy"):
         check_enum(spec.get(f), at(path, f), errs, ("Cluster", "Local"))
     if spec.get("externalTrafficPolicy") is not None and typ in ("ClusterIP", "ExternalName") \

@@ -11,7 +11,9 @@ The Kubernetes EndpointSlice controller's rules:
   share slices; at most 100 endpoints per slice;
 - conditions: serving = pod Ready; terminating = deletionTimestamp set; ready = serving
   and not terminating, or always with `publishNotReadyAddresses`;
-- a Service with no matching pod still gets one empty slice per family.
+- a Service with no matching pod still gets one empty slice per family;
+- `zone` is the pod's node's topology.kubernetes.io/zone label; with spec.trafficDistribution
+  every ready endpoint gets hints (calc/topology.py: forZones, and forNodes for PreferSameNode).
 Slice names are derived (`<service>-<family>-<hash of ports>[-<n>]`) so a recompute gives
 the same names and the controller only writes what differs.
 """
@@ -20,9 +22,10 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from podnet.api.objects import Pod, Service
+from podnet.calc.topology import endpoint_hints
 
 MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
 CONTROLLER = "podnet-controller"
@@ -62,7 +65,7 @@ def resolve_ports(svc: Service, pod: Pod) -> tuple[tuple[str, int, str], ...]:
     return tuple(out)
 
 
-def _endpoint(svc: Service, pod: Pod, ip: str) -> dict[str, Any]:
+def _endpoint(svc: Service, pod: Pod, ip: str, zones: Mapping[str, str]) -> dict[str, Any]:
     terminating = pod.deletion_timestamp is not None
     serving = pod.ready
     ready = svc.publish_not_ready or (serving and not terminating)
@@ -72,6 +75,12 @@ def _endpoint(svc: Service, pod: Pod, ip: str) -> dict[str, Any]:
                                         **({"uid": pod.uid} if pod.uid else {})}}
     if pod.node_name:
         ep["nodeName"] = pod.node_name
+    zone = zones.get(pod.node_name, "") if pod.node_name else ""
+    if zone:
+        ep["zone"] = zone
+    hints = endpoint_hints(svc.traffic_distribution, zone, pod.node_name) if ready else None
+    if hints:
+        ep["hints"] = hints
     if pod.hostname and pod.subdomain == svc.name:
         ep["hostname"] = pod.hostname
     return ep
@@ -89,8 +98,11 @@ def _slice(svc: Service, name: str, family: str, ports: tuple[tuple[str, int, st
             "ports": [{"name": n, "port": p, "protocol": pr} for n, p, pr in ports]}
 
 
-def desired_slices(svc: Service, pods: Iterable[Pod]) -> list[dict[str, Any]]:
-    """The slices (manifests) `svc` should have; [] when the controller must not manage it."""
+def desired_slices(svc: Service, pods: Iterable[Pod],
+                   zones: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """The slices (manifests) `svc` should have; [] when the controller must not manage it.
+    `zones`: node name -> its zone label (nodes without one left out)."""
+    zones = zones or {}
     if not svc.has_selector or svc.type == "ExternalName":
         return []
     selector = svc.selector
@@ -103,7 +115,7 @@ def desired_slices(svc: Service, pods: Iterable[Pod]) -> list[dict[str, Any]]:
         for pod in chosen:
             ip = _ip_of(pod, fam)
             if ip is not None:
-                groups.setdefault(resolve_ports(svc, pod), []).append(_endpoint(svc, pod, ip))
+                groups.setdefault(resolve_ports(svc, pod), []).append(_endpoint(svc, pod, ip, zones))
         if not groups:
             out.append(_slice(svc, f"{svc.name}-{tag}", fam, (), []))
             continue

@@ -11,6 +11,8 @@ into map elements and chains. kube-proxy's rules, followed here:
 - ready endpoints are used; when none are ready, serving+terminating ones are (graceful
   termination fallback, KEP-1669), decided separately for the whole cluster and for this
   node's endpoints (what a Local policy uses); duplicates across slices count once;
+- of the ready endpoints, the Cluster set keeps those the EndpointSlice hints give this
+  node or its zone (spec.trafficDistribution; the rules are calc/topology.py's);
 - NodePort and LoadBalancer Services also listen on every node IP on spec.ports[].nodePort;
 - spec.externalIPs of the family are "external" destinations like a node IP's nodePort
   (kube-proxy): traffic to one on a service port, arriving at or leaving from the node,
@@ -31,6 +33,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping, NamedTuple
 
 from podnet.api.objects import EndpointSlice, Node, Service, ServicePort
+from podnet.calc.topology import Hints, hints_of, prefer
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 NODE_PORT_TYPES = ("NodePort", "LoadBalancer")
@@ -142,16 +145,18 @@ def slices_by_service(slices: Iterable[EndpointSlice]) -> dict[tuple[str, str], 
 
 class EndpointSets(NamedTuple):
     """One service port's endpoints in one family, as kube-proxy categorises them."""
-    cluster: tuple[EndpointAddr, ...]  # ready anywhere, else serving-terminating anywhere
+    cluster: tuple[EndpointAddr, ...]  # ready anywhere (topology: the hinted ones), else serving-terminating anywhere
     local: tuple[EndpointAddr, ...]  # ready here, else serving-terminating here
     serving: tuple[str, ...]  # every serving address (conntrack keeps flows to these)
 
 
 def _endpoints_for(sp: ServicePort, family: int, slices: Iterable[EndpointSlice],
-                   node_name: str = "") -> EndpointSets:
+                   node_name: str = "", zone: str = "") -> EndpointSets:
     want_type = "IPv4" if family == 4 else "IPv6"
     ready: set[EndpointAddr] = set()
     fallback: set[EndpointAddr] = set()
+    hinted: dict[EndpointAddr, Hints] = {}
+    unhinted = False  # some ready endpoint has no hints: topology is off (kube-proxy)
     for s in slices:
         if s.address_type != want_type:
             continue
@@ -165,8 +170,14 @@ def _endpoints_for(sp: ServicePort, family: int, slices: Iterable[EndpointSlice]
             cond = ep.get("conditions") or {}
             ready_c = cond.get("ready")
             is_ready = True if ready_c is None else bool(ready_c)
+            hints = None
             if is_ready:
                 into = ready
+                raw_hints = ep.get("hints")
+                if raw_hints:
+                    hints = hints_of(raw_hints)
+                else:
+                    unhinted = True
             else:
                 serving_c = cond.get("serving")
                 if not ((is_ready if serving_c is None else bool(serving_c)) and cond.get("terminating")):
@@ -177,16 +188,20 @@ def _endpoints_for(sp: ServicePort, family: int, slices: Iterable[EndpointSlice]
             for ip in ep.get("addresses") or ():
                 n = _norm(str(ip))
                 if n is not None and n[1] == family:
-                    into.add(EndpointAddr(n[0], port, local, here))
+                    addr = EndpointAddr(n[0], port, local, here)
+                    into.add(addr)
+                    if hints is not None:
+                        hinted[addr] = hints
     # the fallback is decided separately for the Cluster and the Local set (kube-proxy's
     # CategorizeEndpoints): a ready endpoint elsewhere must not hide local terminating ones
     local = [ep for ep in ready if ep.here] or [ep for ep in fallback if ep.here]
     serving = {ep.ip for ep in ready} | {ep.ip for ep in fallback}
-    return EndpointSets(tuple(sorted(ready or fallback)), tuple(sorted(local)), tuple(sorted(serving)))
+    cluster = prefer(hinted, node_name, zone) if ready and not unhinted else ready
+    return EndpointSets(tuple(sorted(cluster or fallback)), tuple(sorted(local)), tuple(sorted(serving)))
 
 
 def entries_for_service(svc: Service, slices: Iterable[EndpointSlice],
-                        node_name: str = "") -> list[ServicePortEntry]:
+                        node_name: str = "", zone: str = "") -> list[ServicePortEntry]:
     """Every (port, family) entry of one Service. Bad fields make the Service (or the
     port) contribute nothing rather than raise: one bad object must not stop the proxy."""
     if svc.type == "ExternalName" or svc.headless:
@@ -229,7 +244,7 @@ def entries_for_service(svc: Service, slices: Iterable[EndpointSlice],
             if sp.protocol not in ("TCP", "UDP", "SCTP") or not 0 < sp.port < 65536:
                 continue
             np = sp.node_port if svc.type in NODE_PORT_TYPES and 0 < sp.node_port < 65536 else 0
-            sets = _endpoints_for(sp, fam, slices, node_name)
+            sets = _endpoints_for(sp, fam, slices, node_name, zone)
             ext = tuple(sorted(ext_ips[fam] - {vip}))
             lbs = tuple(sorted(lb_ips[fam] - {vip} - set(ext)))
             out.append(ServicePortEntry(
@@ -292,13 +307,13 @@ def stale_udp_flows(old: ServicePortEntry | None, new: ServicePortEntry | None) 
 
 def build_table(services: Iterable[Service], slices: Iterable[EndpointSlice],
                 node_ips: Iterable[str], node_name: str = "",
-                pod_cidrs: Iterable[str] = ()) -> ServiceTable:
-    """The whole table (full sync)."""
+                pod_cidrs: Iterable[str] = (), zone: str = "") -> ServiceTable:
+    """The whole table (full sync). `zone`: the node's topology.kubernetes.io/zone."""
     by_svc = slices_by_service(slices)
     entries: dict[tuple[str, int], ServicePortEntry] = {}
     for svc in services:
         try:
-            found = entries_for_service(svc, by_svc.get((svc.namespace, svc.name), []), node_name)
+            found = entries_for_service(svc, by_svc.get((svc.namespace, svc.name), []), node_name, zone)
         except (TypeError, ValueError, AttributeError):
             continue  # a malformed object contributes nothing; validation reports it
         for e in found:

@@ -35,7 +35,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from podnet.lab.up import LabError, up
     _need_root("podnet up")
     try:
-        spec = make_spec(args.name, args.nodes, args.dual_stack, args.encap, args.datastore)
+        spec = make_spec(args.name, args.nodes, args.dual_stack, args.encap, args.datastore, args.zones)
     except TopologyError as e:
         raise UserError(str(e)) from None
     state = _state(spec.name)
@@ -201,7 +201,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_agent(args: argparse.Namespace) -> int:
     from podnet.agent.main import AgentError, run_agent
     try:
-        opts: dict[str, Any] = {"flows": not args.no_flows, "flows_cap": args.flows_cap}
+        opts: dict[str, Any] = {"flows": not args.no_flows, "flows_cap": args.flows_cap,
+                                "node_labels": dict(args.node_label)}
         if args.metrics_port:
             opts["metrics_port"] = args.metrics_port
         return run_agent(context.datastore_url(args), args.node, args.encap, args.node_ip, opts)
@@ -220,6 +221,9 @@ def register(sub: Any) -> None:
     p.add_argument("--nodes", type=int, default=2)
     p.add_argument("--dual-stack", action="store_true", help="IPv4 and IPv6 everywhere")
     p.add_argument("--encap", choices=("none", "vxlan"), default="none")
+    p.add_argument("--zones", type=int, default=0,
+                   help="spread the nodes over this many zones (a, b, ...: the label "
+                        "topology.kubernetes.io/zone, for trafficDistribution)")
     p.add_argument("--datastore", dest="datastore_kind", choices=("sqlite", "etcd", "kubernetes"),
                    default="sqlite", help="the lab's datastore backend")
     p.add_argument("--api-port", type=int, default=0,
@@ -254,6 +258,9 @@ def register(sub: Any) -> None:
     p.add_argument("--node", required=True)
     p.add_argument("--encap", choices=("none", "vxlan"), default="none")
     p.add_argument("--node-ip", action="append", default=[], help="the node's address (repeat per family)")
+    p.add_argument("--node-label", action="append", default=[], type=_parse_label, metavar="KEY=VALUE",
+                   help="a label the agent keeps on its Node (repeat; as kubelet's --node-labels), "
+                        "e.g. topology.kubernetes.io/zone=a")
     p.add_argument("--metrics-port", type=int, default=0,
                    help="serve sync counts and durations as Prometheus text on this TCP port (/metrics)")
     p.add_argument("--no-flows", action="store_true", help="record no flows (podnet flows; needs ulogd2)")
@@ -264,6 +271,13 @@ def register(sub: Any) -> None:
     p = sub.add_parser("kubelet", help=argparse.SUPPRESS)
     p.add_argument("--state", required=True, help="the lab's state directory")
     p.set_defaults(func=cmd_kubelet)
+
+
+def _parse_label(s: str) -> tuple[str, str]:
+    key, eq, value = s.partition("=")
+    if not eq or not key:
+        raise argparse.ArgumentTypeError(f"{s!r}: expected KEY=VALUE")
+    return key, value
 
 
 def _with_kind(args: argparse.Namespace) -> argparse.Namespace:

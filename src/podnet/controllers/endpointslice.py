@@ -10,7 +10,8 @@ labelled `endpointslice.kubernetes.io/managed-by: podnet-controller` are ever to
 a selector-less Service keeps the slices its user applies. A Conflict just marks the
 namespace dirty again; a store error is logged and retried; nothing raises out of `run`.
 The list+watch is the shared datastore.cache.Informer (a relist or the periodic resync
-reconciles every namespace).
+reconciles every namespace). Nodes are watched for one thing: their zone label (an
+endpoint's `zone` and its hints, calc/topology.py); a node changing zones reconciles all.
 """
 from __future__ import annotations
 
@@ -26,12 +27,14 @@ from podnet.apiserver.errors import WriteError
 from podnet.apiserver.write import Writer
 from podnet.calc.endpointslices import (CONTROLLER, MANAGED_BY, SERVICE_NAME, desired_slices,
                                         same_slice)
+from podnet.calc.topology import ZONE_LABEL
 from podnet.datastore.cache import Batch, Informer
 from podnet.datastore.interface import (AlreadyExists, Conflict, Datastore, DatastoreError, Event,
                                         NotFound)
 
 log = logging.getLogger("podnet.controllers.endpointslice")
-KINDS = ("Service", "Pod", "EndpointSlice")
+KINDS = ("Service", "Pod", "EndpointSlice", "Node")
+NAMESPACED = ("Service", "Pod", "EndpointSlice")
 BATCH_WINDOW = 0.05
 
 
@@ -41,6 +44,8 @@ class EndpointSliceController:
         self.writer = Writer(store)
         self._services: dict[tuple[str, str], Service] = {}
         self._pod_labels: dict[tuple[str, str], dict[str, str]] = {}
+        self._zones: dict[str, str] | None = None  # node -> zone label; None: not listed yet
+        self._zones_moved = False
         self.writes = 0
         self.reconciles = 0
         self.errors = 0
@@ -49,6 +54,9 @@ class EndpointSliceController:
     def reconcile_namespace(self, ns: str, only: set[str] | None = None) -> bool:
         """Bring the managed slices of `ns` (of the Services named in `only`, or all) in
         line. False when something must be retried."""
+        if self._zones is None:
+            self._list_zones()
+        zones = self._zones or {}
         pods = [p for p in self.store.list("Pod", ns).items if isinstance(p, Pod)]
         services = {s.name: s for s in self.store.list("Service", ns).items if isinstance(s, Service)}
         for p in pods:
@@ -64,7 +72,7 @@ class EndpointSliceController:
         names = set(services) | set(have)
         for name in sorted(names if only is None else names & only):
             svc = services.get(name)
-            want = desired_slices(svc, pods) if svc is not None else []
+            want = desired_slices(svc, pods, zones) if svc is not None else []
             ok &= self._converge(want, have.get(name, {}))
         self.reconciles += 1
         return ok
@@ -96,12 +104,17 @@ class EndpointSliceController:
         """Every namespace that has Services, Pods or managed slices; returns the revision
         the lists were consistent at (where a watch starts)."""
         rev = self.store.revision()
+        self._list_zones()
         namespaces = set()
-        for kind in KINDS:
+        for kind in NAMESPACED:
             namespaces |= {o.namespace for o in self.store.list(kind).items}
         for ns in sorted(namespaces):
             self._safe(ns)
         return rev
+
+    def _list_zones(self) -> None:
+        self._zones = {n.name: n.labels[ZONE_LABEL] for n in self.store.list("Node").items
+                       if n.labels.get(ZONE_LABEL)}
 
     def _safe(self, ns: str, only: set[str] | None = None) -> bool:
         try:
@@ -128,6 +141,11 @@ class EndpointSliceController:
             return ns, {obj.name}
         if obj.kind == "EndpointSlice":
             return ns, {obj.labels.get(SERVICE_NAME, "")} - {""}
+        if obj.kind == "Node":
+            zone = "" if ev.type == "DELETED" else obj.labels.get(ZONE_LABEL, "")
+            if self._zones is not None and self._zones.get(obj.name, "") != zone:
+                self._zones_moved = True  # the run loop reconciles everything
+            return ns, set()
         old = self._pod_labels.pop((ns, obj.name), None)
         if ev.type != "DELETED":
             self._pod_labels[(ns, obj.name)] = obj.labels
@@ -151,16 +169,17 @@ class EndpointSliceController:
             last_full = time.monotonic()
             while not stop.is_set():
                 got = _drain(batches, timeout=0.2 if dirty else 0.5)
-                if any(b.resync for b in got) or time.monotonic() - last_full > resync_every:
-                    for b in got:  # keep the Service and pod-label caches in step
-                        self._touched(b.events)
+                # first keep the Service, pod-label and zone caches in step
+                touched = [t for b in got for t in self._touched(b.events)]
+                if any(b.resync for b in got) or self._zones_moved \
+                        or time.monotonic() - last_full > resync_every:
+                    self._zones_moved = False
                     self.reconcile_all()
                     dirty.clear()
                     last_full = time.monotonic()
                     continue
-                for b in got:
-                    for ns, names in self._touched(b.events):
-                        dirty.setdefault(ns, set()).update(names)
+                for ns, names in touched:
+                    dirty.setdefault(ns, set()).update(names)
                 for ns in sorted(dirty):
                     if self._safe(ns, dirty[ns]):
                         del dirty[ns]

@@ -48,6 +48,7 @@ class NodeSpec:
     ip4: str
     ip6: str | None
     bridge_port: str  # the veth end in the underlay netns
+    zone: str = ""  # its topology.kubernetes.io/zone label ("": none)
 
     @property
     def ips(self) -> list[str]:
@@ -61,6 +62,7 @@ class LabSpec:
     dual_stack: bool = False
     encap: str = "none"
     datastore: str = "sqlite"
+    zones: int = 0  # nodes spread round-robin over zones a, b, ... (0: no zone labels)
     mtu: int = 1500
     underlay4: str = defaults.UNDERLAY_V4
     underlay6: str = defaults.UNDERLAY_V6
@@ -170,10 +172,12 @@ def is_lab_netns(lab: str, netns: str) -> bool:
 
 
 def make_spec(name: str, nodes: int = 2, dual_stack: bool = False, encap: str = "none",
-              datastore: str = "sqlite") -> LabSpec:
+              datastore: str = "sqlite", zones: int = 0) -> LabSpec:
     validate_name(name)
     if not 1 <= nodes <= MAX_NODES:
         raise TopologyError(f"--nodes {nodes}: must be between 1 and {MAX_NODES}")
+    if not 0 <= zones <= nodes:
+        raise TopologyError(f"--zones {zones}: must be between 0 and the number of nodes ({nodes})")
     if encap not in ENCAPS:
         raise TopologyError(f"--encap {encap!r}: must be one of {', '.join(ENCAPS)}")
     if datastore not in DATASTORES:
@@ -186,16 +190,22 @@ def make_spec(name: str, nodes: int = 2, dual_stack: bool = False, encap: str = 
         nname = f"n{i}"
         # .11, .12, ... in v4; ::11, ::12, ... (the same digits, read as hex) in v6
         ip6 = str(ul6[int(str(10 + i), 16)]) if dual_stack else None
-        specs.append(NodeSpec(nname, prefix + nname, str(ul4[10 + i]), ip6, nname))
-    return LabSpec(name, tuple(specs), dual_stack, encap, datastore)
+        zone = zone_name((i - 1) % zones) if zones else ""
+        specs.append(NodeSpec(nname, prefix + nname, str(ul4[10 + i]), ip6, nname, zone))
+    return LabSpec(name, tuple(specs), dual_stack, encap, datastore, zones)
+
+
+def zone_name(i: int) -> str:
+    """Zone i's name: a, b, ..., z, then aa, ab, ... (n1 in a, n2 in b, ... round-robin)."""
+    return (zone_name(i // 26 - 1) if i >= 26 else "") + chr(ord("a") + i % 26)
 
 
 def spec_to_dict(spec: LabSpec) -> dict[str, object]:
     return {"name": spec.name, "nodes": len(spec.nodes), "dualStack": spec.dual_stack,
-            "encap": spec.encap, "datastore": spec.datastore}
+            "encap": spec.encap, "datastore": spec.datastore, "zones": spec.zones}
 
 
 def spec_from_dict(d: dict[str, object]) -> LabSpec:
     return make_spec(str(d["name"]), int(str(d.get("nodes", 2))),
                      bool(d.get("dualStack", False)), str(d.get("encap", "none")),
-                     str(d.get("datastore", "sqlite")))
+                     str(d.get("datastore", "sqlite")), int(str(d.get("zones", 0))))

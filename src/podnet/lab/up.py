@@ -19,6 +19,7 @@ from typing import Any, Callable
 from podnet.api import defaults
 from podnet.api.objects import Resource, from_dict
 from podnet.apiserver.write import Writer
+from podnet.calc.topology import ZONE_LABEL
 from podnet.datastore.interface import AlreadyExists, Datastore, open_datastore
 from podnet.dns import lab as dns_lab
 from podnet.lab import apiserver, builder, incluster, procs
@@ -81,6 +82,8 @@ def agent_argv(spec: LabSpec, node_name: str, url: str) -> list[str]:
             "--metrics-port", str(AGENT_METRICS_PORT), "--node-ip", node.ip4]
     if node.ip6:
         argv += ["--node-ip", node.ip6]
+    if node.zone:
+        argv += ["--node-label", f"{ZONE_LABEL}={node.zone}"]
     return procs.podnet_argv(*argv)
 
 

@@ -13,13 +13,14 @@ from __future__ import annotations
 import ipaddress
 from typing import Iterable
 
-from podnet.api.objects import Pod
+from podnet.api.objects import Node, Pod, Service
 from podnet.calc.model import ClusterState
 from podnet.calc.policy.predicate import allowed, pod_by_ip
 from podnet.calc.nat import nat_plan
 from podnet.calc.service_paths import Path as SvcPath
 from podnet.calc.service_paths import external_path, pod_cidrs_of, source_kind
-from podnet.calc.services import EndpointAddr, ServicePortEntry, build_table
+from podnet.calc.services import EndpointAddr, ServicePortEntry, ServiceTable, build_table
+from podnet.calc.topology import zone_of
 from podnet.trace import routing as rt
 from podnet.trace.facts import LabFacts, NodeFacts
 from podnet.trace.model import L2, Endpoint, Headers, Hop, Path, Step, Trace
@@ -35,16 +36,23 @@ def service_entry(state: ClusterState, target: Target, port: int, proto: str,
     svc = target.service
     if svc is None:
         return None
-    table = build_table([svc], state.endpoint_slices, (), node_name)
+    table = _table(state, [svc], node_name)
     for e in table.entries.values():
         if e.family == family and e.port == port and e.protocol == proto:
             return e
     return None
 
 
+def _table(state: ClusterState, services: list[Service], node_name: str) -> ServiceTable:
+    """The service table as `node_name`'s proxy computes it (its zone picks hinted endpoints)."""
+    node = state.get("Node", "", node_name) if node_name else None
+    zone = zone_of(node if isinstance(node, Node) else None)
+    return build_table(services, state.endpoint_slices, (), node_name, zone=zone)
+
+
 def nodeport_entry(state: ClusterState, port: int, proto: str, family: int,
                    node_name: str = "") -> ServicePortEntry | None:
-    table = build_table(state.services, state.endpoint_slices, (), node_name)
+    table = _table(state, state.services, node_name)
     return next((e for _, e in sorted(table.entries.items())
                  if e.family == family and e.node_port == port and e.protocol == proto), None)
 
@@ -54,7 +62,7 @@ def external_ip_entry(state: ClusterState, ip: str, port: int, proto: str,
     """The service port whose external IP (spec.externalIPs, or a LoadBalancer's ingress
     IP) is `ip`:`port`."""
     family = ipaddress.ip_address(ip).version
-    table = build_table(state.services, state.endpoint_slices, (), node_name)
+    table = _table(state, state.services, node_name)
     return next((e for _, e in sorted(table.entries.items())
                  if e.family == family and e.port == port and e.protocol == proto
                  and (ip in e.external_ips or ip in e.lb_ips)), None)
@@ -102,6 +110,24 @@ def _local_note(e: ServicePortEntry, field: str, node: str) -> str:
     return f"Service {e.namespace}/{e.name} has {field} Local: only endpoints on node {node} count{why}"
 
 
+def _topology_note(state: ClusterState, svc: Service, entry: ServicePortEntry, node_name: str) -> str:
+    node = state.get("Node", "", node_name)
+    zone = zone_of(node if isinstance(node, Node) else None)
+    everywhere = build_table([svc], state.endpoint_slices, ())  # no node, no zone: no hint fits
+    where = f"node {node_name}" + (f" (zone {zone})" if zone else " (no zone label)")
+    if len(entry.endpoints) < len(_ready_of(everywhere, entry)):
+        return (f"Service {svc.namespace}/{svc.name} has trafficDistribution {svc.traffic_distribution}: "
+                f"{where} uses only the endpoints hinted for it ({len(entry.endpoints)} of "
+                f"{len(_ready_of(everywhere, entry))})")
+    return (f"Service {svc.namespace}/{svc.name} has trafficDistribution {svc.traffic_distribution}, "
+            f"but no ready endpoint is hinted for {where} (or some lack hints): every endpoint")
+
+
+def _ready_of(table: ServiceTable, entry: ServicePortEntry) -> tuple[EndpointAddr, ...]:
+    other = table.entries.get((entry.id, entry.family))
+    return other.endpoints if other is not None else entry.endpoints
+
+
 # ---- the whole trace ---------------------------------------------------------------------
 def predict(state: ClusterState, facts: LabFacts, src: Pod, target: Target, port: int | None = None,
             proto: str = "TCP", family: int = 4, endpoint: str | None = None,
@@ -122,6 +148,8 @@ def predict(state: ClusterState, facts: LabFacts, src: Pod, target: Target, port
         notes.append(f"Service {target.service.namespace}/{target.service.name} has no port {port}/{proto}: "
                      f"no DNAT, the virtual IP answers nothing on it")
     node_port = False
+    if entry is not None and target.service is not None and target.service.traffic_distribution:
+        notes.append(_topology_note(state, target.service, entry, src.node_name))
     if entry is not None and entry.internal_local:
         notes.append(_local_note(entry, "internalTrafficPolicy", src.node_name))
     dnat_node = facts.node_by_ip(target.ip) if target.kind == "ip" else None

@@ -74,3 +74,15 @@ def test_loop_lists_first_then_passes_only_relevant_changes(tmp_path):
 def test_every_role_is_loaded_in_kernel_order():
     roles = load_roles(AgentContext("n1", ["198.18.0.11"]))
     assert [type(r).__name__ for r in roles] == ["RoutesRole", "ServiceProxyRole", "PolicyRole", "NatRole", "HealthCheckRole"]
+
+def test_register_keeps_the_agents_node_labels(tmp_path):
+    store = SqliteDatastore(f"sqlite:///{tmp_path}/s.db")
+    zone = "topology.kubernetes.io/zone"
+    ctx = AgentContext("n1", ["198.18.0.11"], "none", None, store, {"node_labels": {zone: "a"}})
+    Agent(ctx, roles=[]).register()
+    assert store.get("Node", "", "n1").labels == {"kubernetes.io/hostname": "n1", zone: "a"}
+    # someone else's label stays; the agent's own comes back (kubelet keeps its zone label)
+    node = store.get("Node", "", "n1")
+    store.update(node.with_metadata(labels={"team": "x", zone: "b"}))
+    Agent(ctx, roles=[]).register()
+    assert store.get("Node", "", "n1").labels == {"team": "x", zone: "a"}

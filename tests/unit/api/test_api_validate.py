@@ -222,6 +222,16 @@ CASES = [
      ['endpoints[0].addresses[0]: "fd00::1" is not an IPv4 address']),
     ("slice address type", make(SLICE, lambda d: d.update(addressType="IP")),
      ['addressType: "IP" is not one of IPv4, IPv6, FQDN']),
+    ("slice zone and hints", make(SLICE, lambda d: d["endpoints"][0].update(
+        zone="a", hints={"forZones": [{"name": "a"}], "forNodes": [{"name": "node-1"}]})), []),
+    ("slice hints", make(SLICE, lambda d: d["endpoints"][0].update(
+        zone="a b", hints={"forZones": [{"name": "a"}, {"name": "a"}, {}],
+                           "forNodes": [{"name": f"n{i}"} for i in range(9)]})),
+     ['endpoints[0].zone: "a b" must be empty or consist of alphanumerics, \'-\', \'_\' or \'.\', '
+      "starting and ending with an alphanumeric",
+      'endpoints[0].hints.forZones[1].name: "a" is listed twice',
+      "endpoints[0].hints.forZones[2].name: is required",
+      "endpoints[0].hints.forNodes: has 9 entries, at most 8"]),
     # fixed addresses: podnet's annotation, and Calico's
     ("ipAddrs not JSON", make(POD, lambda d: d["metadata"].update(annotations={"podnet.io/ipAddrs": "10.244.1.5"})),
      ['metadata.annotations[podnet.io/ipAddrs]: not JSON; write a list such as ["10.244.1.5", "fd00:10:244::5"]']),

@@ -75,9 +75,17 @@ def test_load_balancer_fields():
         assert errors({"type": "NodePort", f: v}) == [f"spec.{f}: may only be used when type is LoadBalancer"]
 
 
+def test_traffic_distribution_values():
+    for v in ("PreferSameZone", "PreferClose", "PreferSameNode"):
+        assert errors({"trafficDistribution": v}) == []
+    # Kubernetes refuses any other value, the empty string too
+    for v in ("", "preferClose", "Nearby"):
+        assert errors({"trafficDistribution": v}) == [
+            f'spec.trafficDistribution: "{v}" is not one of PreferClose, PreferSameZone, PreferSameNode']
+
+
 @pytest.mark.parametrize("field, value", [
     ("loadBalancerIP", "198.51.100.7"),
-    ("trafficDistribution", "PreferClose"),
 ])
 def test_a_field_podnet_does_not_implement_yet_is_refused_by_name(field, value):
     (msg,) = errors({field: value})

@@ -102,3 +102,17 @@ def test_down_refuses_a_reserved_name_before_touching_anything(reserved, monkeyp
     monkeypatch.setattr(down, "run", reached)
     with pytest.raises(TopologyError, match="reserved"):
         down.teardown(reserved, LabState(tmp_path))
+
+
+def test_zones_spread_nodes_round_robin_and_reach_the_agents():
+    from podnet.lab.topology import spec_from_dict, spec_to_dict, zone_name
+    from podnet.lab.up import agent_argv
+    s = make_spec("z", 5, zones=2)
+    assert [n.zone for n in s.nodes] == ["a", "b", "a", "b", "a"]
+    assert spec_from_dict(spec_to_dict(s)) == s  # `podnet down` and friends rebuild it
+    assert agent_argv(s, "n2", "sqlite:///x")[-2:] == ["--node-label", "topology.kubernetes.io/zone=b"]
+    assert all(n.zone == "" for n in make_spec("z", 2).nodes)
+    assert "--node-label" not in agent_argv(make_spec("z", 2), "n1", "sqlite:///x")
+    assert [zone_name(i) for i in (0, 25, 26, 27)] == ["a", "z", "aa", "ab"]
+    with pytest.raises(TopologyError, match="--zones 3"):
+        make_spec("z", 2, zones=3)

@@ -148,3 +148,24 @@ def test_controller_loop_follows_relabelling_and_new_services(store):
         store.create(make_service("default", "other", ports=[{"name": "http", "port": 80, "targetPort": 8080}],
                                   selector={"app": "other"}))
         _wait(lambda: addrs("other") == ["10.244.1.2"])
+
+
+def test_controller_writes_zones_and_hints_and_follows_a_node_changing_zone(store):
+    from builders import make_node
+    from podnet.calc.topology import ZONE_LABEL
+    n1 = make_node("n1", ["198.18.0.11"]).with_metadata(labels={ZONE_LABEL: "a"})
+    store.create(n1)
+    n2 = store.create(make_node("n2", ["198.18.0.12"]))
+    store.create(web(lambda d: d["spec"].update(trafficDistribution="PreferSameZone")))
+    store.create(make_pod("default", "a", ["10.244.1.2"], {"app": "web"}, node="n1"))
+    store.create(make_pod("default", "b", ["10.244.2.2"], {"app": "web"}, node="n2"))
+
+    def hints():
+        return [(e["nodeName"], e.get("zone"), e.get("hints")) for s in slices_of(store)
+                for e in s.raw["endpoints"]]
+    with running_controller(store):
+        _wait(lambda: hints() == [("n1", "a", {"forZones": [{"name": "a"}]}), ("n2", None, None)])
+        # a node's zone label changes: every Service's endpoints on it are rewritten
+        store.update(n2.with_metadata(labels={ZONE_LABEL: "b"}))
+        _wait(lambda: hints() == [("n1", "a", {"forZones": [{"name": "a"}]}),
+                                  ("n2", "b", {"forZones": [{"name": "b"}]})])

@@ -109,3 +109,20 @@ def test_periodic_full_sync_keeps_affinity_sets():
     role.sync(st, None, run)
     text = role.sync(st, None, run)
     assert "delete table" not in text and "flush table inet podnet-svc" in text
+
+
+def test_node_changing_zone_recomputes_hinted_services():
+    from podnet.calc.topology import ZONE_LABEL
+
+    def hinted(ip: str, zone: str) -> dict:
+        return {**endpoint(ip), "hints": {"forZones": [{"name": zone}]}}
+    st, run, role = cluster(), ModelRunner(), ServiceProxyRole()
+    st.put(make_node("node-1", ["198.18.0.11"]).with_metadata(labels={ZONE_LABEL: "a"}))
+    st.put(make_slice("default", "web", [hinted("10.244.1.2", "a"), hinted("10.244.7.7", "b")]))
+    role.sync(st, None, run)
+    web = role._entries[("default/web/tcp/http", 4)]
+    assert [e.ip for e in web.endpoints] == ["10.244.1.2"]
+    st.put(make_node("node-1", ["198.18.0.11"]).with_metadata(labels={ZONE_LABEL: "b"}))
+    assert role.sync(st, {ObjectKey("Node", "", "node-1")}, run)
+    same(run.model, fresh(st))
+    assert [e.ip for e in role._entries[("default/web/tcp/http", 4)].endpoints] == ["10.244.7.7"]
