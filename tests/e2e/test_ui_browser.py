@@ -86,7 +86,7 @@ def url(lab: Lab) -> Iterator[str]:
                          env=lab.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = p.stdout.readline() if p.stdout else ""
-        m = re.search(r"http://127\.0\.0\.1:\d+/", line)
+        m = re.search(r"http://127\.0\.0\.1:\d+/\?key=[\w-]+", line)
         assert m, f"podnet ui printed {line!r}"
         yield m.group(0)
     finally:

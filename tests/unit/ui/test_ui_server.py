@@ -19,13 +19,15 @@ from builders import make_node, make_pod
 
 
 class Ui:
-    def __init__(self, port: int, url: str):
-        self.port, self.store_url = port, url
+    def __init__(self, port: int, url: str, key: str):
+        self.port, self.store_url, self.key = port, url, key
 
     def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
-                ) -> tuple[int, dict[str, str], bytes]:
+                key: bool = True) -> tuple[int, dict[str, str], bytes]:
+        """With the access key as the page's requests carry it (its cookie), unless `key` is False."""
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
-        hdrs = {"Host": f"127.0.0.1:{self.port}", **(headers or {})}
+        hdrs = {"Host": f"127.0.0.1:{self.port}", **({"Cookie": f"podnet-ui-key={self.key}"} if key else {}),
+                **(headers or {})}
         data = json.dumps(body).encode() if body is not None and not isinstance(body, bytes) else body
         c.request(method, path, body=data, headers=hdrs)
         r = c.getresponse()
@@ -59,9 +61,9 @@ def ui(tmp_path_factory) -> Iterator[Ui]:
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = p.stdout.readline() if p.stdout else ""
-        m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/\?key=([\w-]+)", line)
         assert m, f"no URL: {line!r} {p.stderr.read() if p.stderr and p.poll() is not None else ''}"
-        yield Ui(int(m.group(1)), url)
+        yield Ui(int(m.group(1)), url, m.group(2))
     finally:
         p.terminate()
         try:
@@ -83,6 +85,22 @@ def test_page_embeds_a_token_and_ships_its_files(ui):
         assert "cdn" not in body.decode().lower() and "https://" not in body.decode(), name
     assert ui.request("GET", "/static/..%2Fserver.py")[0] == 404
     assert ui.request("GET", "/static/index.html")[0] == 404
+
+
+def test_nothing_without_the_printed_key(ui):
+    """A loopback port is open to every local user: without the key of the printed URL,
+    no page (so no POST token), no data; with it, a cookie the page's requests then carry."""
+    for path in ("/", "/api/topology", "/static/app.js", "/api/events", "/?key=guess"):
+        status, headers, body = ui.request("GET", path, key=False)
+        assert status == 401 and b"podnet-token" not in body and b"10.244" not in body, path
+        assert "set-cookie" not in headers
+    tok = ui.token()
+    assert ui.request("POST", "/api/probe", {}, {"Content-Type": "application/json", "X-Podnet-Token": tok},
+                      key=False)[0] == 401
+    status, headers, body = ui.request("GET", f"/?key={ui.key}", key=False)
+    assert status == 200 and b"podnet-token" in body
+    cookie = headers["set-cookie"]
+    assert cookie.startswith(f"podnet-ui-key={ui.key};") and "HttpOnly" in cookie and "SameSite=Strict" in cookie
 
 
 def test_topology_lists_pods_with_both_addresses(ui):
@@ -139,7 +157,7 @@ def test_gets_change_nothing(ui):
 
 def _events(ui: Ui) -> Iterator[dict[str, Any]]:
     c = http.client.HTTPConnection("127.0.0.1", ui.port, timeout=10)
-    c.request("GET", "/api/events", headers={"Host": f"127.0.0.1:{ui.port}"})
+    c.request("GET", "/api/events", headers={"Host": f"127.0.0.1:{ui.port}", "Cookie": f"podnet-ui-key={ui.key}"})
     r = c.getresponse()
     assert r.status == 200 and r.getheader("Content-Type", "").startswith("text/event-stream")
     try:

@@ -2,7 +2,8 @@
 event stream, and two POST actions that send real packets (probe, a confirmed trace).
 
 Every request passes `guard.check` first (loopback peer, Host and Origin of this
-listener, the page's token on a POST); no GET handler writes anything. The blocking
+listener, the access key of the printed URL or its cookie, the page's token on a POST);
+no GET handler writes anything. The blocking
 work (the store, trace, probe) runs in worker threads; topology and the matrix are read
 from the informer's cache, which the store's watch keeps current.
 """
@@ -50,6 +51,7 @@ class UiServer:
         self.lab = lab
         self.datastore = datastore
         self.token = token or secrets.token_urlsafe(24)
+        self.key = secrets.token_urlsafe(24)  # the access key, in the printed URL only
         self.port = 0  # set by bind()
         self.pool = ThreadPoolExecutor(4, thread_name_prefix="ui")
 
@@ -80,10 +82,12 @@ class UiServer:
     @web.middleware
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         peer = request.transport.get_extra_info("peername") if request.transport else None
+        from_url = request.query.get(guard.KEY_PARAM)
         req = guard.Request(request.method, peer[0] if peer else None, request.headers.get("Host"),
-                            request.headers.get("Origin"), request.headers.get(guard.TOKEN_HEADER))
+                            request.headers.get("Origin"), request.headers.get(guard.TOKEN_HEADER),
+                            from_url or request.cookies.get(guard.KEY_COOKIE))
         try:
-            guard.check(req, self.port, self.token)
+            guard.check(req, self.port, self.token, self.key)
             if request.method == "POST" and request.content_type != "application/json":
                 raise guard.Refused(415, "a POST body is JSON (Content-Type: application/json)")
             resp = await handler(request)
@@ -101,6 +105,8 @@ class UiServer:
             resp = _json({"error": f"internal error: {type(e).__name__}: {e}"}, 500)
         if not resp.prepared:
             resp.headers.update(HEADERS)
+            if from_url and resp.status < 400:  # the page's own requests carry it from now on
+                resp.set_cookie(guard.KEY_COOKIE, self.key, path="/", httponly=True, samesite="Strict")
         return resp
 
     # ---- the page -------------------------------------------------------------------
@@ -199,7 +205,7 @@ async def serve(server: UiServer, sock: socket.socket, ready: Callable[[str], No
     await runner.setup()
     try:
         await web.SockSite(runner, sock, shutdown_timeout=1.0).start()
-        ready(f"http://127.0.0.1:{server.port}/")
+        ready(f"http://127.0.0.1:{server.port}/?{guard.KEY_PARAM}={server.key}")
         await stop.wait()
     finally:
         await runner.cleanup()
