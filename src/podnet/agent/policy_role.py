@@ -1,5 +1,5 @@
-"""The node agent's policy role (NetworkPolicy -> `inet podnet-pol`), implementing
-agent/role.Role. The same table protects the node from its pods (calc/host.py: what pods
+"""The node agent's policy role (NetworkPolicy and ClusterNetworkPolicy -> `inet podnet-pol`),
+implementing agent/role.Role. The same table protects the node from its pods (calc/host.py: what pods
 may send to a node's own addresses, from the IP pools and the Nodes' addresses).
 
 It keeps what it last committed in memory and answers a sync with the difference only: it
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 class PolicyRole:
     name = "policy"
-    kinds = ("Pod", "Namespace", "NetworkPolicy", "Node", "IPPool")
+    kinds = ("Pod", "Namespace", "NetworkPolicy", "ClusterNetworkPolicy", "Node", "IPPool")
 
     def __init__(self, node_name: str = ""):
         self.node_name = node_name  # "" renders every pod (single-node uses, tests)

@@ -22,6 +22,7 @@ KINDS: dict[str, tuple[str, bool]] = {
     "Deployment": ("apps/v1", True),
     "EndpointSlice": ("discovery.k8s.io/v1", True),
     "NetworkPolicy": ("networking.k8s.io/v1", True),
+    "ClusterNetworkPolicy": ("policy.networking.k8s.io/v1alpha2", False),
     "IPPool": ("podnet.io/v1", False),
     "IPAMBlock": ("podnet.io/v1", False),
     "ServiceIPAllocation": ("podnet.io/v1", False),

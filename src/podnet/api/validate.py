@@ -20,7 +20,7 @@ from podnet.api.objects import (ALT_API_VERSIONS, INTERNAL_KINDS, KINDS, Resourc
                                 requested_ips)
 from podnet.api.selector import LabelSelector
 from podnet.api import validate_network as net
-from podnet.api import validate_service
+from podnet.api import validate_cluster_policy, validate_service
 from podnet.api.validate_meta import check_object_meta, object_size_error
 
 # How Kubernetes checks each kind's metadata.name.
@@ -31,6 +31,7 @@ NAME_RULES: dict[str, str] = {
     "Deployment": "subdomain",
     "EndpointSlice": "subdomain",
     "NetworkPolicy": "subdomain",
+    "ClusterNetworkPolicy": "subdomain",
     "Node": "subdomain",
     "IPPool": "subdomain",
 }
@@ -236,5 +237,6 @@ SPEC_VALIDATORS: dict[str, Callable[[Any, str, Errs], None]] = {
     "Deployment": _deployment,
     "Service": validate_service.service,
     "NetworkPolicy": net.network_policy,
+    "ClusterNetworkPolicy": validate_cluster_policy.cluster_network_policy,
     "IPPool": net.ip_pool,
 }

@@ -166,6 +166,11 @@ def _netpol(o: Resource, ctx: Ctx) -> list[str]:
     return [o.name, _selector_text(o.pod_selector), age(o, ctx)]
 
 
+def _cnp(o: Resource, ctx: Ctx) -> list[str]:
+    spec = o.spec
+    return [o.name, str(spec.get("tier", "")), str(spec.get("priority", "")), age(o, ctx)]
+
+
 def _endpointslice(o: Resource, ctx: Ctx) -> list[str]:
     assert isinstance(o, EndpointSlice)
     ports = ",".join(str(p.port) for p in o.ports) or "<unset>"
@@ -283,6 +288,8 @@ TABLES: dict[str, KindTable] = {
     "Deployment": KindTable(("NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"), _deployment,
                             ("CONTAINERS", "IMAGES", "SELECTOR"), _deployment_wide),
     "NetworkPolicy": KindTable(("NAME", "POD-SELECTOR", "AGE"), _netpol),
+    # upstream's printer columns (kubebuilder:printcolumn on ClusterNetworkPolicy)
+    "ClusterNetworkPolicy": KindTable(("NAME", "TIER", "PRIORITY", "AGE"), _cnp),
     "EndpointSlice": KindTable(("NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"), _endpointslice),
     "Namespace": KindTable(("NAME", "STATUS", "AGE"), _namespace),
     "Endpoints": KindTable(("NAME", "ENDPOINTS", "AGE"), _endpoints),

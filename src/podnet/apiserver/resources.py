@@ -54,6 +54,8 @@ RESOURCES: tuple[ApiResource, ...] = (
                 subresources=("status", "scale"), categories=("all",)),
     ApiResource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
     ApiResource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True, ("netpol",)),
+    ApiResource("policy.networking.k8s.io", "v1alpha2", "clusternetworkpolicies", "ClusterNetworkPolicy",
+                False, ("cnp",), subresources=("status",)),
     ApiResource(PODNET_GROUP, "v1", "ippools", "IPPool", False),
     ApiResource("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview",
                 False, verbs=("create",), derived=True),

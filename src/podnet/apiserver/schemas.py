@@ -51,6 +51,24 @@ OWN: dict[str, dict[str, Any]] = {
                         "description": "As Calico's: Workload and Tunnel (the default) or LoadBalancer "
                                        "(addresses for type LoadBalancer Services, handed out by "
                                        "the load-balancer controller)."}}, "IPPool"),
+    # upstream's CRD (kubernetes-sigs/network-policy-api), its top-level fields described
+    "ClusterNetworkPolicy": _podnet("A cluster-wide network policy (policy.networking.k8s.io/v1alpha2): "
+                                    "Admin tier before NetworkPolicy, Baseline tier after.", {
+        "tier": {"type": "string", "enum": ["Admin", "Baseline"],
+                 "description": "Admin: evaluated before NetworkPolicy; Baseline: after it."},
+        "priority": {"type": "integer", "minimum": 0, "maximum": 1000,
+                     "description": "Precedence within the tier: lower first (podnet orders equal "
+                                    "priorities by name)."},
+        "subject": {"type": "object", "description": "The pods the policy applies to: exactly one of "
+                                                     "namespaces (a label selector) or pods "
+                                                     "(namespaceSelector and podSelector)."},
+        "ingress": {"type": "array", "items": {"type": "object"},
+                    "description": "Up to 25 rules in order: name, action (Accept, Deny, Pass), from "
+                                   "(namespaces or pods peers), protocols (tcp/udp/sctp destinationPort "
+                                   "number or range, or destinationNamedPort)."},
+        "egress": {"type": "array", "items": {"type": "object"},
+                   "description": "Up to 25 rules in order: as ingress, with `to`, whose peers may also "
+                                  "be nodes (a label selector) or networks (CIDRs)."}}, "ClusterNetworkPolicy"),
     "IPAMBlock": _podnet("A block of a pool claimed by one node, and its allocations (written by "
                          "podnet's IPAM only).", {
         "cidr": {"type": "string"}, "pool": {"type": "string"},

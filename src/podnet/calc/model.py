@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
-from podnet.api.objects import (EndpointSlice, IPPool, Namespace, NetworkPolicy, Node, Pod,
+from podnet.api.objects import (ClusterNetworkPolicy, EndpointSlice, IPPool, Namespace, NetworkPolicy, Node, Pod,
                                 Resource, Service)
 
 
@@ -52,6 +52,10 @@ class ClusterState:
     @property
     def policies(self) -> list[NetworkPolicy]:
         return [o for o in self.of_kind("NetworkPolicy") if isinstance(o, NetworkPolicy)]
+
+    @property
+    def cluster_policies(self) -> list[ClusterNetworkPolicy]:
+        return [o for o in self.of_kind("ClusterNetworkPolicy") if isinstance(o, ClusterNetworkPolicy)]
 
     @property
     def namespaces(self) -> list[Namespace]:

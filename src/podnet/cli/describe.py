@@ -101,13 +101,16 @@ def _pod(store: Any, o: Resource) -> list[str]:
 
 
 def _pod_policies(store: Any, o: Resource) -> list[str]:
-    """Which NetworkPolicies select the pod and what they let in and out (calc decides)."""
+    """Which NetworkPolicies and ClusterNetworkPolicies select the pod and what they let in
+    and out (calc decides)."""
     from podnet.calc.model import ClusterState
-    from podnet.calc.policy.describe import describe_pod
+    from podnet.calc.policy.describe import describe_cluster, describe_pod
     assert isinstance(o, Pod)
     objs = [*store.list("NetworkPolicy", o.namespace).items, *store.list("Namespace").items,
-            *store.list("Pod").items]
-    return ["NetworkPolicy:"] + ["  " + line for line in describe_pod(ClusterState.from_objects(objs), o)]
+            *store.list("Pod").items, *store.list("ClusterNetworkPolicy").items]
+    st = ClusterState.from_objects(objs)
+    return (["NetworkPolicy:"] + ["  " + line for line in describe_pod(st, o)]
+            + ["ClusterNetworkPolicy:"] + ["  " + line for line in describe_cluster(st, o)])
 
 
 def _service(store: Any, o: Resource) -> list[str]:

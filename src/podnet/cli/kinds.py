@@ -40,6 +40,7 @@ KIND_INFOS: tuple[KindInfo, ...] = (
     KindInfo("Namespace", "namespaces", ("ns",)),
     KindInfo("NetworkPolicy", "networkpolicies", ("netpol",), "networking.k8s.io"),
     KindInfo("EndpointSlice", "endpointslices", (), "discovery.k8s.io"),
+    KindInfo("ClusterNetworkPolicy", "clusternetworkpolicies", ("cnp",), "policy.networking.k8s.io"),
     KindInfo("IPPool", "ippools", (), "podnet.io"),
     KindInfo("Node", "nodes", ("no",)),
 )

@@ -13,7 +13,7 @@ from podnet.api.defaults import NETNS_ANNOTATION
 from podnet.cli import context
 from podnet.cli.errors import UserError
 
-KINDS = ("Namespace", "Pod", "Service", "EndpointSlice", "NetworkPolicy", "Node", "IPPool", "IPAMBlock")
+KINDS = ("Namespace", "Pod", "Service", "EndpointSlice", "NetworkPolicy", "ClusterNetworkPolicy", "Node", "IPPool", "IPAMBlock")
 
 
 def _lab_facts(args: argparse.Namespace, state: Any) -> tuple[Any, bool]:

@@ -43,6 +43,7 @@ _TABLE: tuple[KubeKind, ...] = (
     KubeKind("Deployment", "apps", "v1", "deployments", True, True),
     KubeKind("EndpointSlice", "discovery.k8s.io", "v1", "endpointslices", True),
     KubeKind("NetworkPolicy", "networking.k8s.io", "v1", "networkpolicies", True),
+    KubeKind("ClusterNetworkPolicy", "policy.networking.k8s.io", "v1alpha2", "clusternetworkpolicies", False),
     KubeKind("IPPool", PODNET_GROUP, "v1", "ippools", False),
     KubeKind("IPAMBlock", PODNET_GROUP, "v1", "ipamblocks", False),
     KubeKind("ServiceIPAllocation", PODNET_GROUP, "v1", "serviceipallocations", False),

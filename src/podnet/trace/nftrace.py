@@ -73,11 +73,11 @@ class PacketTrace:
             kind, _, short = e.chain.rpartition("/")
             if SHORT.get(short) != direction:
                 continue
-            if kind.startswith("pol/") and "(verdict accept)" in e.text:
+            if kind.startswith(("pol/", "cnp/")) and "(verdict accept)" in e.text:
                 m = re.search(r'counter name "([^"]+)"', e.text)
                 name = m.group(1) if m else e.chain
                 return ("allowed", name[len("rule/"):] if name.startswith("rule/") else name)
-            if kind.startswith("pod/") and ("(verdict drop)" in e.text or e.text.startswith("drop")):
+            if kind.startswith(("pod/", "rest/", "cnp/")) and ("(verdict drop)" in e.text or e.text.startswith("drop")):
                 return ("denied", e.chain)
         return ("open", "") if base_seen else ("unseen", "")
 

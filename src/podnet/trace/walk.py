@@ -75,7 +75,12 @@ def _eth(facts: LabFacts, node: str) -> str:
 def policy_step(side: SideVerdict, pod: str) -> Step:
     chain = "egress" if side.direction == "egress" else "ingress"
     data = {"direction": side.direction, "pod": pod, "isolated": side.isolated, "allowed": side.allowed,
-            "rule": side.rule.name if side.rule else None, "policies": list(side.policies)}
+            "rule": side.rule.name if side.rule else side.cluster_rule.name if side.cluster_rule else None,
+            "policies": list(side.policies)}
+    if side.cluster_rule is not None or side.passed:  # ClusterNetworkPolicy tiers took part
+        data["tier"] = side.tier or "default"
+        data["clusterRules"] = [{"tier": cr.tier, "policy": cr.policy, "index": cr.index, "name": cr.rule_name,
+                                 "action": cr.action} for cr in (*side.passed, *([side.cluster_rule] if side.cluster_rule else []))]
     if not side.isolated:
         text = f"{side.direction} of {pod}: {side.reason}: accept"
     elif side.allowed:

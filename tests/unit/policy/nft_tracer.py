@@ -57,20 +57,12 @@ class Tracer:
         """The verdict of one rule (accept/drop/jump X/vmap) or None when it does not match."""
         fam = pkt["src"].version
         rule = re.sub(r' log group \d+ prefix "[^"]*"', "", rule)  # nflog for flows: no verdict
-        m = re.fullmatch(r"(.*?)\s*(counter name \S+ accept|counter drop|jump \S+|accept)", rule)
+        m = re.fullmatch(r"(.*?)\s*(counter name \S+ (?:accept|drop|goto \S+|ip6? [sd]addr vmap @\S+)|counter drop"
+                         r"|jump \S+|goto \S+|accept)", rule)
         if rule.startswith(("iifname", "ct state")):
             return None  # a new connection from a known address: no spoofing, not established
         if m is None:
-            vm = re.fullmatch(r"(ip6?) (saddr|daddr) vmap @(\S+)", rule)
-            assert vm, f"unknown rule form: {rule}"
-            if (vm.group(1) == "ip6") != (fam == 6):
-                return None
-            key = str(self._field(vm.group(2), pkt))
-            for e in self.m.sets[vm.group(3)][1]:
-                k, _, verdict = e.partition(" : ")
-                if k == key:
-                    return verdict
-            return None
+            return self._vmap(rule, pkt)
         conds, verdict = m.group(1), m.group(2)
         cond_re = r"(ip6?|meta) ((?:saddr|daddr|l4proto)(?: \. [a-z0-9 .]+?)?) @(\S+)"
         assert re.sub(cond_re, "", conds).strip() == "", f"unknown match in: {rule}"
@@ -84,7 +76,24 @@ class Tracer:
             key = [k.lower() if isinstance(k, str) else k for k in key]
             if not self._in_set(sname, key):
                 return None
-        return "accept" if verdict.endswith("accept") else verdict.replace("counter ", "")
+        if " vmap @" in verdict:  # a ClusterNetworkPolicy Pass: goto the pod's chain after Admin
+            return self._vmap(verdict.split(" ", 3)[3], pkt) or "return"
+        if " goto " in verdict:
+            return "goto " + verdict.rsplit(" ", 1)[1]
+        return ("accept" if verdict.endswith("accept") else "drop" if verdict.endswith("drop")
+                else verdict.replace("counter ", ""))
+
+    def _vmap(self, rule: str, pkt: dict) -> str | None:
+        vm = re.fullmatch(r"(ip6?) (saddr|daddr) vmap @(\S+)", rule)
+        assert vm, f"unknown rule form: {rule}"
+        if (vm.group(1) == "ip6") != (pkt["src"].version == 6):
+            return None
+        key = str(self._field(vm.group(2), pkt))
+        for e in self.m.sets[vm.group(3)][1]:
+            k, _, verdict = e.partition(" : ")
+            if k == key:
+                return verdict
+        return None
 
     def _chain(self, rules, pkt) -> str:
         for r in rules:
@@ -96,6 +105,8 @@ class Tracer:
                 if sub in ("accept", "drop"):
                     return sub
                 continue
+            if v.startswith("goto "):  # replaces this chain: its end returns from this one too
+                return self._chain(self.m.chains[v[5:]], pkt)
             return v
         return "return"
 

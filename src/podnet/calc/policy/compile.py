@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from podnet.api.objects import NetworkPolicy, ObjectKey, Pod, PolicyPeer, PolicyRule
+from podnet.api.cluster_policy import ACCEPT, ADMIN, BASELINE, DENY
 from podnet.calc.model import ClusterState
+from podnet.calc.policy.cluster_compile import ClusterChain, compile_cluster
 from podnet.calc.policy.predicate import EGRESS, INGRESS, RuleRef, valid_block
 # the index, and names that lived here before it moved out (re-exported)
 from podnet.calc.policy.index import (FAMILIES, IFACE_ANNOTATION, PodIndex,  # noqa: F401
@@ -80,6 +82,16 @@ class PodPolicy:
     iface: str  # host-side veth name when known, else ""
     ingress: tuple[str, ...] | None  # chain ids; None: not isolated
     egress: tuple[str, ...] | None
+    # ClusterNetworkPolicy chain ids (cluster_compile.py), in evaluation order
+    admin_ingress: tuple[str, ...] = ()
+    admin_egress: tuple[str, ...] = ()
+    baseline_ingress: tuple[str, ...] = ()
+    baseline_egress: tuple[str, ...] = ()
+
+    def tier_chains(self, tier: str, direction: str) -> tuple[str, ...]:
+        if tier == ADMIN:
+            return self.admin_ingress if direction == INGRESS else self.admin_egress
+        return self.baseline_ingress if direction == INGRESS else self.baseline_egress
 
 
 @dataclass
@@ -87,6 +99,7 @@ class CompiledPolicies:
     chains: dict[str, PolicyChain] = field(default_factory=dict)
     pods: dict[ObjectKey, PodPolicy] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)  # objects skipped, for the agent's log
+    cluster: dict[str, ClusterChain] = field(default_factory=dict)  # ClusterNetworkPolicy chains
     index: "PodIndex | None" = field(default=None, compare=False, repr=False)  # for pod_index()
 
 
@@ -252,6 +265,8 @@ def compile_policies(state: ClusterState, local: Callable[[Pod], bool] | None = 
     out = CompiledPolicies(index=idx)
     # namespaces whose pods keep their `prev` PodPolicy: all but the dirty ones
     dirty: set[str] | None = dirty_ns if prev is not None and only is not None and reuse is not None else None
+    if state.cluster_policies or (prev is not None and prev.cluster):
+        dirty = None  # a cluster policy's subject spans namespaces: every pod is recomputed
     only_, reuse_ = only or set(), reuse or {}
     locals_ = [p for p in idx.pods if local is None or local(p)]
     local_ids = {id(p) for p in locals_}
@@ -272,14 +287,17 @@ def compile_policies(state: ClusterState, local: Callable[[Pod], bool] | None = 
             out.errors.append(f"NetworkPolicy {pi.ns}/{pi.name}: {e}")
     if dirty is not None and prev is not None:
         out.pods = {k: pp for k, pp in prev.pods.items() if k.namespace not in dirty}
+    out.cluster, tiers = compile_cluster(idx, local_ids, out.errors)
     for p in locals_:
         m = memberships.get(id(p))
         if m is None:
             continue
         i = idx.info[id(p)]
         key = ObjectKey("Pod", i.ns, i.name)
+        t = tiers.get(id(p), {})
         out.pods[key] = PodPolicy(key, i.canon, i.iface, tuple(m[INGRESS]) if m[INGRESS] else None,
-                                  tuple(m[EGRESS]) if m[EGRESS] else None)
+                                  tuple(m[EGRESS]) if m[EGRESS] else None,
+                                  *(tuple(t.get((tier, d), ())) for tier in (ADMIN, BASELINE) for d in (INGRESS, EGRESS)))
     return out
 
 
@@ -292,12 +310,29 @@ def evaluate(c: CompiledPolicies, src_ip: str, dst_ip: str, port: int, protocol:
     if sp is not None and dp is not None and sp.key == dp.key:
         return True
     for pod, direction, peer, own in ((sp, EGRESS, d, s), (dp, INGRESS, s, d)):
-        if pod is None:
-            continue
-        chains = pod.egress if direction == EGRESS else pod.ingress
-        if chains is None:
-            continue
-        if not any(r.matches(direction, peer, sfam, own, port, protocol)
-                   for cid in chains for r in c.chains[cid].rules):
+        if pod is not None and not _side(c, pod, direction, peer, sfam, own, port, protocol):
             return False
     return True
+
+
+def _tier(c: CompiledPolicies, pod: PodPolicy, tier: str, direction: str, peer: int, fam: int,
+          own: int, port: int, protocol: str) -> bool | None:
+    """True (Accept), False (Deny), None (Pass, or no rule matched)."""
+    for cid in pod.tier_chains(tier, direction):
+        for action, r in c.cluster[cid].rules:
+            if r.matches(direction, peer, fam, own, port, protocol):
+                return True if action == ACCEPT else False if action == DENY else None
+    return None
+
+
+def _side(c: CompiledPolicies, pod: PodPolicy, direction: str, peer: int, fam: int, own: int,
+          port: int, protocol: str) -> bool:
+    admin = _tier(c, pod, ADMIN, direction, peer, fam, own, port, protocol)
+    if admin is not None:
+        return admin
+    chains = pod.egress if direction == EGRESS else pod.ingress
+    if chains is not None:
+        return any(r.matches(direction, peer, fam, own, port, protocol)
+                   for cid in chains for r in c.chains[cid].rules)
+    base = _tier(c, pod, BASELINE, direction, peer, fam, own, port, protocol)
+    return True if base is None else base

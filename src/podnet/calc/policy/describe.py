@@ -1,4 +1,5 @@
-"""For `podnet describe pod`: which policies isolate a pod and what they allow, as text. Pure.
+"""For `podnet describe pod`: which policies isolate a pod and what they allow, and which
+ClusterNetworkPolicies select it (`describe_cluster`), as text. Pure.
 
     Ingress: isolated by x/deny, x/from-y
       x/deny: allows nothing
@@ -7,9 +8,10 @@
 """
 from __future__ import annotations
 
-from podnet.api.objects import Pod, PolicyPeer, PolicyPort, PolicyRule
+from podnet.api.objects import ClusterRule, Pod, PolicyPeer, PolicyPort, PolicyRule
 from podnet.calc.model import ClusterState
 from podnet.calc.policy.predicate import EGRESS, INGRESS, isolating_policies
+from podnet.calc.policy.tiers import cluster_policies_for_pod, rules_in
 
 
 def _peer(p: PolicyPeer) -> str:
@@ -55,4 +57,37 @@ def describe_pod(state: ClusterState, pod: Pod) -> list[str]:
                 lines.append(f"  {np.namespace}/{np.name}: allows nothing")
             for i, r in enumerate(rules):
                 lines.append(f"  {np.namespace}/{np.name} rule {i}: {_rule(r, direction, pod)}")
+    return lines
+
+
+def _cluster_rule(cr: ClusterRule, direction: str, pod: Pod) -> str:
+    word = "from" if direction == INGRESS else "to"
+    peers = [_peer(p) for p in cr.rule.peers or ()]
+    peers += [f"nodes {s}" if not s.is_everything else "every node" for s in cr.nodes]
+    ports: list[str] = []
+    for pp in cr.rule.ports or ():
+        if not isinstance(pp.port, str):
+            ports.append(_port(pp, None))
+        elif not any(x.startswith(f"named port {pp.port}") for x in ports):
+            # one name stands for each protocol: resolved here on the pod (ingress) only
+            n = next(((c.protocol, c.container_port) for c in pod.ports if c.name == pp.port), None)
+            ports.append(f"named port {pp.port}" + (("" if n is None else f" ({n[0]}/{n[1]})")
+                                                    if direction == INGRESS else ""))
+    return f"{cr.action} {word} {'; '.join(peers)}; " + ("all ports" if cr.rule.ports is None
+                                                         else "ports " + ", ".join(ports))
+
+
+def describe_cluster(state: ClusterState, pod: Pod) -> list[str]:
+    """The ClusterNetworkPolicies whose subject selects the pod, in evaluation order
+    (Admin, then Baseline; priority; name), with their rules."""
+    pols = cluster_policies_for_pod(state, pod)
+    if not pols:
+        return ["none selects this pod"]
+    lines: list[str] = []
+    for c in pols:
+        lines.append(f"{c.tier} tier, priority {c.priority}: {c.name}")
+        for direction in (INGRESS, EGRESS):
+            for i, cr in enumerate(rules_in(c, direction)):
+                named = f" ({cr.name})" if cr.name else ""
+                lines.append(f"  {direction} rule {i}{named}: {_cluster_rule(cr, direction, pod)}")
     return lines

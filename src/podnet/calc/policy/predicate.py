@@ -19,17 +19,28 @@ hostNetwork pods are not pods for policy (they are their node's IP).
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable, Union
 
 from podnet.api.objects import NetworkPolicy, Node, ObjectKey, Pod, PolicyPeer, PolicyPort, PolicyRule
+from podnet.api.cluster_policy import ACCEPT, ADMIN, BASELINE, PASS
 from podnet.calc.model import ClusterState
+from podnet.calc.policy.tiers import ClusterRuleRef, tier_decision
 
-INGRESS = "ingress"
-EGRESS = "egress"
-NS_NAME_LABEL = "kubernetes.io/metadata.name"
+# the shared matching moved to match.py; these names stay importable from here
+from podnet.calc.policy.match import (EGRESS, INGRESS, NS_NAME_LABEL, has_type, ip_in_block,  # noqa: F401
+                                      is_policy_pod, isolating_policies, namespace_labels,
+                                      peer_matches, peer_selects_pod, ports_match, resolve_port,
+                                      rules_of, selects, valid_block)
 
 Address = Union[Pod, str]
+__all__ = [
+    "Address", "EGRESS", "INGRESS", "NS_NAME_LABEL", "RuleRef", "SideVerdict", "Verdict",
+    "allowed", "has_type", "ip_in_block", "is_policy_pod", "isolating_policies",
+    "namespace_labels", "peer_matches", "peer_selects_pod", "pod_addresses", "pod_by_ip",
+    "pod_ip", "policies_for_pod", "ports_match", "resolve_port", "rules_of", "selects",
+    "valid_block",
+]
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,11 @@ class SideVerdict:
     rule: RuleRef | None = None  # the first rule that allowed, when isolated and allowed
     policies: tuple[str, ...] = ()  # "ns/name" of the policies isolating this side
     reason: str = ""
+    # the tier that decided: "Admin" / "Baseline" (a cluster rule, `cluster_rule`),
+    # "NetworkPolicy" (v1 isolated the pod) or "" (nothing did: default allow)
+    tier: str = ""
+    cluster_rule: ClusterRuleRef | None = None
+    passed: tuple[ClusterRuleRef, ...] = ()  # Pass rules on the way (Admin, then Baseline)
 
 
 @dataclass(frozen=True)
@@ -68,121 +84,6 @@ class Verdict:
             return f"egress: {self.egress.reason}; ingress: {self.ingress.reason}"
         side = self.egress if not self.egress.allowed else self.ingress
         return f"{side.direction}: {side.reason}"
-
-
-# ---- shared matching ------------------------------------------------------------------
-def namespace_labels(state: ClusterState, namespace: str) -> dict[str, str]:
-    """A namespace's labels plus `kubernetes.io/metadata.name`, which the Kubernetes API
-    server sets on every namespace (so selectors may rely on it even in bare manifests)."""
-    ns = state.get("Namespace", "", namespace)
-    labels = dict(ns.labels) if ns is not None else {}
-    labels[NS_NAME_LABEL] = namespace
-    return labels
-
-
-def is_policy_pod(pod: Pod) -> bool:
-    """hostNetwork pods share their node's IP: policies neither select nor name them."""
-    return not pod.host_network and pod.deletion_timestamp is None
-
-
-def has_type(np: NetworkPolicy, direction: str) -> bool:
-    try:
-        return direction.capitalize() in np.policy_types
-    except (TypeError, AttributeError):
-        return False
-
-
-def rules_of(np: NetworkPolicy, direction: str) -> tuple[PolicyRule, ...]:
-    """The rules of one direction; a malformed spec (validation normally rejects it) gives
-    none: the policy still isolates what it selects and allows nothing (fail closed)."""
-    try:
-        return np.ingress if direction == INGRESS else np.egress
-    except (TypeError, ValueError, AttributeError):
-        return ()
-
-
-def selects(np: NetworkPolicy, pod: Pod) -> bool:
-    return np.namespace == pod.namespace and is_policy_pod(pod) and np.pod_selector.matches(pod.labels)
-
-
-def isolating_policies(state: ClusterState, pod: Pod, direction: str) -> list[NetworkPolicy]:
-    """The policies that isolate `pod` for `direction`, in a stable order."""
-    out = [np for np in state.policies if has_type(np, direction) and selects(np, pod)]
-    return sorted(out, key=lambda p: (p.namespace, p.name))
-
-
-def peer_selects_pod(state: ClusterState, np: NetworkPolicy, peer: PolicyPeer, pod: Pod) -> bool:
-    """podSelector / namespaceSelector of one peer (AND when both are present)."""
-    if peer.pod_selector is None and peer.namespace_selector is None:
-        return False
-    if not is_policy_pod(pod):
-        return False
-    if peer.namespace_selector is None:
-        ns_ok = pod.namespace == np.namespace
-    else:
-        ns_ok = peer.namespace_selector.matches(namespace_labels(state, pod.namespace))
-    if not ns_ok:
-        return False
-    return peer.pod_selector is None or peer.pod_selector.matches(pod.labels)
-
-
-def valid_block(cidr: str, excepts: Iterable[str]) -> bool:
-    """A bad ipBlock (validation normally rejects it) matches nothing, here and in the
-    compiled form alike; it never stops the agent."""
-    try:
-        for c in (cidr, *excepts):
-            ipaddress.ip_network(c, strict=False)
-    except (ValueError, TypeError):
-        return False
-    return True
-
-
-def ip_in_block(ip: str, cidr: str, excepts: Iterable[str]) -> bool:
-    if not valid_block(cidr, excepts):
-        return False
-    a = ipaddress.ip_address(ip)
-    net = ipaddress.ip_network(cidr, strict=False)
-    if a.version != net.version or a not in net:
-        return False
-    for e in excepts:
-        en = ipaddress.ip_network(e, strict=False)
-        if en.version == a.version and a in en:
-            return False
-    return True
-
-
-def peer_matches(state: ClusterState, np: NetworkPolicy, peer: PolicyPeer,
-                 pod: Pod | None, ip: str | None) -> bool:
-    if peer.ip_block is not None:
-        # podnet's choice (as Calico): an ipBlock matches pod IPs as well.
-        return ip is not None and ip_in_block(ip, peer.ip_block.cidr, peer.ip_block.except_)
-    return pod is not None and peer_selects_pod(state, np, peer, pod)
-
-
-def resolve_port(pp: PolicyPort, named_on: Pod | None) -> tuple[int, int] | None:
-    """The port range a PolicyPort stands for; a named port is looked up on `named_on`
-    (the destination pod: for ingress the selected pod, for egress the peer)."""
-    if pp.port is None:
-        return (0, 65535)
-    if isinstance(pp.port, int):
-        return (pp.port, pp.end_port if pp.end_port is not None else pp.port)
-    if named_on is None:
-        return None
-    n = named_on.named_port(pp.port, pp.protocol)
-    return (n, n) if n is not None else None
-
-
-def ports_match(ports: tuple[PolicyPort, ...] | None, port: int, protocol: str,
-                named_on: Pod | None) -> bool:
-    if ports is None:
-        return True
-    for pp in ports:
-        if pp.protocol != protocol:
-            continue
-        r = resolve_port(pp, named_on)
-        if r is not None and r[0] <= port <= r[1]:
-            return True
-    return False
 
 
 # ---- the predicate --------------------------------------------------------------------
@@ -225,6 +126,36 @@ def _node_ips(state: ClusterState, node_name: str) -> set[str]:
 
 def _side(state: ClusterState, direction: str, subject: Pod, peer_pod: Pod | None,
           peer_ip: str | None, port: int, protocol: str) -> SideVerdict:
+    """Admin tier, then NetworkPolicy v1, then Baseline tier, then allow (tiers.py)."""
+    passed: list[ClusterRuleRef] = []
+    admin = tier_decision(state, ADMIN, direction, subject, peer_pod, peer_ip, port, protocol)
+    if admin is not None and admin.action != PASS:
+        return _cluster_side(direction, admin, ())
+    if admin is not None:
+        passed.append(admin)
+    v1 = _v1_side(state, direction, subject, peer_pod, peer_ip, port, protocol)
+    if v1.isolated:
+        return replace(v1, tier="NetworkPolicy", passed=tuple(passed))
+    base = tier_decision(state, BASELINE, direction, subject, peer_pod, peer_ip, port, protocol)
+    if base is not None and base.action != PASS:
+        return _cluster_side(direction, base, tuple(passed))
+    if base is not None:
+        passed.append(base)
+    if passed:
+        return replace(v1, reason="; ".join(p.text for p in passed) + "; then allowed by default",
+                       passed=tuple(passed))
+    return v1
+
+
+def _cluster_side(direction: str, ref: ClusterRuleRef, passed: tuple[ClusterRuleRef, ...]) -> SideVerdict:
+    ok = ref.action == ACCEPT
+    why = "; ".join(p.text for p in (*passed, ref))
+    return SideVerdict(direction, True, ok, None, (f"cnp/{ref.policy}",),
+                       f"{'allowed' if ok else 'denied'} by {why}", ref.tier, ref, passed)
+
+
+def _v1_side(state: ClusterState, direction: str, subject: Pod, peer_pod: Pod | None,
+             peer_ip: str | None, port: int, protocol: str) -> SideVerdict:
     pols = isolating_policies(state, subject, direction)
     names = tuple(f"{p.namespace}/{p.name}" for p in pols)
     if not pols:

@@ -31,19 +31,22 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+from typing import Callable
 
+from podnet.api.cluster_policy import ADMIN, BASELINE
 from podnet.calc.policy.predicate import INGRESS
 from podnet.api.objects import ObjectKey
 from podnet.calc.host import HostProtection
+from podnet.dataplane.nft import cluster_policy as cluster_nft
 from podnet.dataplane.nft import flowlog
 from podnet.dataplane.nft import host as host_nft
 from podnet.dataplane.nft import model
 from podnet.dataplane.nft.families import ADDR_TYPE, IP_KEYWORD
 from podnet.dataplane.nft.model import NftModel
+from podnet.dataplane.nft.policy_rules import SHORT, nft_name, rule_lines  # noqa: F401 (re-exported)
 from podnet.calc.policy.compile import CompiledPolicies, CompiledRule, PodPolicy, PolicyChain
 
 TABLE = "podnet-pol"
-SHORT = {"ingress": "in", "egress": "eg"}
 
 BASE_CHAINS = {
     "egress": (
@@ -71,79 +74,11 @@ STATIC_SETS = {
     "pod-ifaces": "type ifname;",
     "self4": "type ipv4_addr . ipv4_addr;", "self6": "type ipv6_addr . ipv6_addr;",
     "pod-addr4": "type ifname . ipv4_addr;", "pod-addr6": "type ifname . ipv6_addr;",
+    # a pod's address -> `goto` its chain after the Admin tier (ClusterNetworkPolicy Pass)
+    "pass-in4": "type ipv4_addr : verdict;", "pass-in6": "type ipv6_addr : verdict;",
+    "pass-eg4": "type ipv4_addr : verdict;", "pass-eg6": "type ipv6_addr : verdict;",
 }
 STATIC_COUNTERS = ("spoofed", *host_nft.COUNTERS)
-
-
-def nft_name(*parts: str) -> str:
-    """Readable names (`ns/name/...`) when short enough; kernel names stop at 255 bytes."""
-    n = "/".join(parts)
-    if len(n) <= 200:
-        return n
-    return f"{parts[0]}/{parts[1][:40]}/h{hashlib.sha1(n.encode()).hexdigest()[:24]}"
-
-
-_ADDR: dict[tuple[int, int], str] = {}
-
-
-def _addr(fam: int, v: int) -> str:
-    hit = _ADDR.get((fam, v))
-    if hit is None:
-        if len(_ADDR) > 1_000_000:
-            _ADDR.clear()
-        hit = _ADDR[(fam, v)] = str(ipaddress.IPv4Address(v) if fam == 4 else ipaddress.IPv6Address(v))
-    return hit
-
-
-def _interval(fam: int, lo: int, hi: int) -> str:
-    if lo == hi:
-        return _addr(fam, lo)
-    size = hi - lo + 1
-    if size & (size - 1) == 0 and lo % size == 0:
-        bits = (32 if fam == 4 else 128) - (size.bit_length() - 1)
-        return f"{_addr(fam, lo)}/{bits}"
-    return f"{_addr(fam, lo)}-{_addr(fam, hi)}"
-
-
-def _set(model: NftModel, decl: str, elems: frozenset[str]) -> str:
-    """Sets are named by their content: rules with the same peers share one set (at scale
-    most selectors repeat), and a set never changes in place, it is replaced."""
-    h = hashlib.sha1((decl + "\n".join(sorted(elems))).encode()).hexdigest()[:20]
-    name = f"set/{h}"
-    model.sets[name] = (decl, elems)
-    return name
-
-
-_ADDR_ELEMS: dict[tuple[int, frozenset[int]], frozenset[str]] = {}
-
-
-def _peer_set(model: NftModel, fam: int, key: str, ips: frozenset[int]) -> str:
-    """The set of pod addresses one rule's selectors pick, named after those selectors
-    (not the content): when pods or namespaces are relabelled the set keeps its name and
-    the diff adds and deletes elements, leaving every rule that references it alone."""
-    decl = f"type {ADDR_TYPE[fam]};"
-    elems = _ADDR_ELEMS.get((fam, ips))
-    if elems is None:
-        if len(_ADDR_ELEMS) > 20_000:
-            _ADDR_ELEMS.clear()
-        elems = _ADDR_ELEMS[(fam, ips)] = frozenset(_addr(fam, v) for v in ips)
-    name = f"sel{fam}/{hashlib.sha1(key.encode()).hexdigest()[:20]}"
-    model.sets[name] = (decl, elems)
-    return name
-
-
-_NAMED_ELEMS: dict[tuple[int, tuple[tuple[int, str, int], ...]], frozenset[str]] = {}
-
-
-def _named_elems(fam: int, named: tuple[tuple[int, str, int], ...]) -> frozenset[str]:
-    """Elements of a named-port set, memoised: rules over the same peers share them."""
-    hit = _NAMED_ELEMS.get((fam, named))
-    if hit is None:
-        if len(_NAMED_ELEMS) > 20_000:
-            _NAMED_ELEMS.clear()
-        hit = _NAMED_ELEMS[(fam, named)] = frozenset(
-            f"{_addr(fam, ip)} . {proto.lower()} . {port}" for ip, proto, port in named)
-    return hit
 
 
 def _rule_lines(ch: PolicyChain, r: CompiledRule, model: NftModel) -> list[str]:
@@ -151,50 +86,8 @@ def _rule_lines(ch: PolicyChain, r: CompiledRule, model: NftModel) -> list[str]:
     model.counters.add(counter)
     fid = flowlog.allow_id(r.ref.namespace, r.ref.policy, r.ref.direction, r.ref.index)
     tail = f"counter name {counter} {flowlog.log(fid)} accept"
-    peer_dir, own_dir = ("saddr", "daddr") if ch.direction == INGRESS else ("daddr", "saddr")
-    out: list[str] = []
-    ports = ""
-    if not r.any_port and r.ports:
-        ports = "meta l4proto . th dport @" + _set(
-            model, "type inet_proto . inet_service; flags interval;",
-            frozenset(f"{p.protocol.lower()} . {p.lo}-{p.hi}" if p.lo != p.hi
-                      else f"{p.protocol.lower()} . {p.lo}" for p in r.ports)) + " "
-    if r.any_peer:
-        if r.any_port:
-            out.append(tail)
-        elif ports:
-            out.append(ports + tail)
-    for fam in (4, 6):
-        kw = IP_KEYWORD[fam]
-        peer_matches: list[str] = []
-        if not r.any_peer and r.peer_ips.get(fam):
-            peer_matches.append(f"{kw} {peer_dir} @" + _peer_set(model, fam, r.peer_key, r.peer_ips[fam]) + " ")
-        if not r.any_peer and r.peer_blocks.get(fam):
-            # Concatenated with the (any) protocol on purpose: nft 1.0 fetches the elements of
-            # every single-field interval set in the table before any element edit, which at
-            # scale doubled the cost of each partial sync; concatenated ones are left alone.
-            peer_matches.append(f"{kw} {peer_dir} . meta l4proto @" + _set(
-                model, f"type {ADDR_TYPE[fam]} . inet_proto; flags interval;",
-                frozenset(f"{_interval(fam, lo, hi)} . 0-255" for lo, hi in r.peer_blocks[fam])) + " ")
-        for pm in peer_matches:
-            if r.any_port:
-                out.append(pm + tail)
-            elif ports:
-                out.append(pm + ports + tail)
-        if not r.named.get(fam):
-            continue
-        # named after its rule, edited in place: pods come and go without touching the rule
-        nset = nft_name("named", r.ref.namespace, r.ref.policy, SHORT[r.ref.direction], str(r.ref.index), str(fam))
-        model.sets[nset] = (f"type {ADDR_TYPE[fam]} . inet_proto . inet_service;",
-                            _named_elems(fam, r.named[fam]))
-        if ch.direction == INGRESS:
-            # keyed on the selected pod; the peer check stays
-            for pm in (peer_matches if not r.any_peer else [""]):
-                out.append(f"{pm}{kw} {own_dir} . meta l4proto . th dport @{nset} {tail}")
-        else:
-            # keyed on the peer pod: membership already encodes the peer check
-            out.append(f"{kw} {peer_dir} . meta l4proto . th dport @{nset} {tail}")
-    return out
+    return rule_lines(ch.direction, r, model, lambda fam: tail, lambda fam: nft_name(
+        "named", r.ref.namespace, r.ref.policy, SHORT[r.ref.direction], str(r.ref.index), str(fam)))
 
 
 def chain_name(kind: str, ns: str, name: str, direction: str) -> str:
@@ -242,6 +135,11 @@ def render(c: CompiledPolicies, cache: RenderCache | None = None,
         m.sets.update(frag.sets)
         m.chains.update(frag.chains)
         m.counters |= frag.counters
+    for ch_c in c.cluster.values():
+        frag = cluster_nft.chain_fragment(ch_c)
+        m.sets.update(frag.sets)
+        m.chains.update(frag.chains)
+        m.counters |= frag.counters
     if len(cache.chains) != len(c.chains):
         for cid in set(cache.chains) - set(c.chains):
             del cache.chains[cid]
@@ -281,15 +179,29 @@ def _render_pod(pp: PodPolicy) -> PodFragment:
     chains: dict[str, tuple[str, ...]] = {}
     out: list[tuple[str, str]] = []
     for direction, cids, mapname in ((INGRESS, pp.ingress, "in"), ("egress", pp.egress, "eg")):
-        if cids is None:
+        admin, base = pp.tier_chains(ADMIN, direction), pp.tier_chains(BASELINE, direction)
+        if cids is None and not admin and not base:
             continue
         pc = chain_name("pod", key.namespace, key.name, direction)
-        chains[pc] = tuple(
-            f"jump {chain_name('pol', cid.rsplit('/', 2)[0], cid.rsplit('/', 2)[1], direction)}" for cid in cids
-        ) + (f"counter {flowlog.log(flowlog.isolated_id(key.namespace, key.name, direction))} drop",)
+        if cids is not None:  # NetworkPolicy isolates: it decides, Baseline is never reached
+            rest = tuple(
+                f"jump {chain_name('pol', cid.rsplit('/', 2)[0], cid.rsplit('/', 2)[1], direction)}" for cid in cids
+            ) + (f"counter {flowlog.log(flowlog.isolated_id(key.namespace, key.name, direction))} drop",)
+        else:  # Baseline tier, then the default: allow
+            rest = tuple(f"jump {cluster_nft.chain_name(cid)}" for cid in base) + ("accept",)
+        if admin:
+            # Admin tier first; its Pass rules `goto` the rest through the pass-* maps, and
+            # the rest always ends in a verdict, so evaluation never returns to this chain
+            rc = chain_name("rest", key.namespace, key.name, direction)
+            chains[pc] = tuple(f"jump {cluster_nft.chain_name(cid)}" for cid in admin) + (f"goto {rc}",)
+            chains[rc] = rest
+            out.extend((f"pass-{mapname}{6 if ':' in ip else 4}", f"{ip} : goto {rc}") for ip in pp.ips)
+        else:
+            chains[pc] = rest
         for ip in pp.ips:
             out.append((f"{mapname}{6 if ':' in ip else 4}", f"{ip} : jump {pc}"))
-    if pp.ingress is not None or pp.egress is not None:
+    if (pp.ingress is not None or pp.egress is not None or pp.admin_ingress or pp.admin_egress
+            or pp.baseline_ingress or pp.baseline_egress):
         # A pod reaching itself (hairpin through a Service VIP) passes, as calc decides.
         out.extend((f"self{6 if ':' in ip else 4}", f"{ip} . {ip}") for ip in pp.ips)
     if pp.iface:
