@@ -71,7 +71,9 @@ def _expand(objs: list[Resource]) -> list[Resource]:
     return out
 
 
-def load_objects(paths: list[str]) -> list[Resource]:
+def load_objects(paths: list[str], addresses: bool = True) -> list[Resource]:
+    """Validated objects of the manifests (Deployments expanded to pods); with `addresses`,
+    pods without any get them from `assign_ips`."""
     from podnet.api.codec import load_paths
     from podnet.api.validate import validate_manifests
     try:
@@ -79,10 +81,15 @@ def load_objects(paths: list[str]) -> list[Resource]:
         validate_manifests(manifests)
     except ApiError as e:
         raise UserError(str(e)) from None
-    return assign_ips(_expand([m.obj for m in manifests]))
+    objs = _expand([m.obj for m in manifests])
+    return assign_ips(objs) if addresses else objs
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
+    from podnet.cli import policy_whatif
+    policy_whatif.check_args(args)
+    if args.diff or args.with_:
+        return policy_whatif.cmd_whatif(args)
     objs = load_objects(args.filename)
     state = ClusterState.from_objects(objs)
     pods = sorted((p for p in state.pods if not args.namespace or p.namespace == args.namespace),
@@ -157,9 +164,14 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Any) -> None:
-    a = sub.add_parser("analyze", help="predicted NetworkPolicy reachability from manifests alone")
-    a.add_argument("-f", "--filename", action="append", required=True,
+    a = sub.add_parser("analyze", help="predicted NetworkPolicy reachability from manifests alone; "
+                                       "--with/--diff: only what a change would change")
+    a.add_argument("-f", "--filename", action="append",
                    help="manifest file or directory (repeatable)")
+    a.add_argument("--with", dest="with_", action="append", metavar="FILE",
+                   help="what changes if FILE is applied on top of -f (or of the current lab) (repeatable)")
+    a.add_argument("--diff", nargs=2, metavar=("DIR_A", "DIR_B"),
+                   help="what changes from the manifests of DIR_A to those of DIR_B (exit 1 when something does)")
     a.add_argument("-n", "--namespace", help="only pods of this namespace (default: all)")
     _common(a)
     a.set_defaults(func=cmd_analyze)

@@ -16,8 +16,8 @@ def test_resource_lists_carry_verbs_short_names_and_subresources():
     apps = {r["name"]: r for r in discovery.resource_list("apps", "v1")["resources"]}
     assert apps["deployments/scale"]["group"] == "autoscaling" and apps["deployments/scale"]["kind"] == "Scale"
     groups = {g["name"] for g in discovery.api_group_list()["groups"]}
-    assert groups == {"apps", "discovery.k8s.io", "networking.k8s.io", "podnet.io", "authorization.k8s.io",
-                      "authentication.k8s.io"}
+    assert groups == {"apps", "discovery.k8s.io", "networking.k8s.io", "policy.networking.k8s.io", "podnet.io",
+                      "authorization.k8s.io", "authentication.k8s.io"}
     assert discovery.resource_list("apps", "v2") is None
 
 
