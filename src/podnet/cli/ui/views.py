@@ -16,7 +16,8 @@ from podnet.calc.policy.describe import describe_pod
 from podnet.calc.policy.predicate import SideVerdict, allowed
 from podnet.calc.policy.table import pod_label
 
-KINDS = ("Namespace", "Node", "Pod", "Service", "EndpointSlice", "NetworkPolicy", "IPPool", "IPAMBlock")
+KINDS = ("Namespace", "Node", "Pod", "Service", "EndpointSlice", "NetworkPolicy", "ClusterNetworkPolicy", "IPPool",
+         "IPAMBlock")
 Lister = Callable[[str], Iterable[Resource]]
 
 
