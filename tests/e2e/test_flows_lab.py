@@ -82,7 +82,7 @@ def lab(lab_home: Any) -> Iterator[Lab]:
     lab = Lab("fl" + secrets.token_hex(2), lab_home)
     lab.env["PODNET_FLOWS_CAP"] = str(CAP)
     try:
-        lab.podnet("up", "--name", lab.name, "--nodes", "2", timeout=300)
+        lab.podnet("up", "--name", lab.name, "--nodes", "2", "--dual-stack", timeout=300)
         lab.podnet("apply", "-f", "-", input=WORKLOADS)
         lab.wait_pods(2)
         yield lab
@@ -152,12 +152,16 @@ def test_deny_shows_dropped_with_the_isolating_policy(lab: Lab) -> None:
     assert "DROPPED" in table and "isolated by deny-srv" in table
 
 
-def test_every_cell_probe_saw_has_its_flow(lab: Lab) -> None:
+@pytest.mark.parametrize("family", [4, 6])
+def test_every_cell_probe_saw_has_its_flow(lab: Lab, family: int) -> None:
     """Differential (issue 18 §3): `podnet probe` makes real connections between every pair
     of pods; each cell it saw blocked has a dropped flow naming a policy that isolates the
-    destination, each it saw open a forwarded flow (a pod reaching itself crosses no node)."""
+    destination, each it saw open (or refused: reached, but nothing listens there, as on
+    the DNS pods) a forwarded flow (a pod reaching itself crosses no node); every pod of
+    every namespace, IPv4 and IPv6."""
     t0 = time.time()
-    tables = json.loads(lab.podnet("probe", "--port", str(PORT), "-o", "json").stdout)["tables"]
+    tables = json.loads(lab.podnet("probe", "-A", "--family", str(family), "--port", str(PORT),
+                                   "-o", "json").stdout)["tables"]
     cells = [c for t in tables for c in t["cells"] if c["from"] != c["to"] and c["allowed"] is not None]
     assert any(c["allowed"] is False for c in cells) and any(c["allowed"] for c in cells), cells
     isolating = {"default/server": "deny-srv"}
@@ -166,8 +170,9 @@ def test_every_cell_probe_saw_has_its_flow(lab: Lab) -> None:
 
         def same(r: dict[str, Any]) -> bool:
             return (r["time"] >= t0 - 1 and r["source"].get("pod") == src
+                    and (":" in r["source"]["ip"]) == (family == 6)
                     and dst in (r["destination"].get("pod"), (r.get("endpoint") or {}).get("pod")))
-        if c["allowed"]:
+        if c["allowed"] or c.get("outcome") == "refused":  # refused: reached, nothing listens
             wait_flow(lab, same, "-A", "--verdict", "forwarded")
         else:
             r = wait_flow(lab, same, "-A", "--verdict", "dropped")

@@ -32,7 +32,7 @@ from podnet.lab.state import LabState
 from podnet.lab.topology import LabSpec
 
 API_PORT = 6443
-START_TIMEOUT = 20.0
+START_TIMEOUT = 60.0  # seconds; it fails at once if the process exits. Loaded machines took > 20 s to import
 SANS = ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
         "kubernetes.default.svc.cluster.local", "localhost")
 ADMIN = ("kubernetes-admin", ("system:masters",))
