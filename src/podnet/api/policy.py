@@ -8,6 +8,16 @@ from podnet.api.selector import LabelSelector
 from podnet.api.meta import Resource
 
 
+# A staged policy (issue 20 §2, Calico's StagedNetworkPolicy idea as an annotation, so the
+# kind stays exactly the upstream one): stored and validated, never enforced; `podnet
+# analyze` shows what it would change, `podnet promote` removes the annotation.
+STAGED_ANNOTATION = "podnet.io/staged"
+
+
+def is_staged(obj: Resource) -> bool:
+    return obj.annotations.get(STAGED_ANNOTATION) == "true"
+
+
 # ---- NetworkPolicy --------------------------------------------------------------------
 @dataclass(frozen=True)
 class IPBlock:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Mapping
 
 from podnet.api.codec import Manifest
+from podnet.api.policy import STAGED_ANNOTATION
 from podnet.api.errors import FieldError, InvalidObjects, object_label
 from podnet.api.fields import (Errs, at, check_bool, check_cidr, check_enum, check_int,
                                check_ip, check_labels, check_list, check_map, check_name,
@@ -77,6 +78,7 @@ def validate_object(obj: Resource) -> list[FieldError]:
         errs.append(FieldError("apiVersion", f"{show(api)} does not serve kind {kind} (use {wanted})"))
         return errs
     _metadata(raw.get("metadata"), kind, errs)
+    _staged(raw.get("metadata"), kind, errs)
     if kind == "Pod":
         _ip_addrs(raw.get("metadata"), "metadata", errs)
     if kind == "EndpointSlice":
@@ -86,6 +88,17 @@ def validate_object(obj: Resource) -> list[FieldError]:
         if spec_fn is not None:
             spec_fn(raw.get("spec"), "spec", errs)
     return errs
+
+
+def _staged(md: Any, kind: str, errs: Errs) -> None:
+    ann = (md.get("annotations") if isinstance(md, Mapping) else None) or {}
+    if not isinstance(ann, Mapping) or STAGED_ANNOTATION not in ann:
+        return
+    path = f"metadata.annotations[{STAGED_ANNOTATION}]"
+    if kind not in ("NetworkPolicy", "ClusterNetworkPolicy"):
+        errs.append(FieldError(path, f"only a NetworkPolicy or ClusterNetworkPolicy can be staged, not a {kind}"))
+    elif ann[STAGED_ANNOTATION] not in ("true", "false"):
+        errs.append(FieldError(path, f'{show(ann[STAGED_ANNOTATION])} is not "true" or "false"'))
 
 
 def _metadata(v: Any, kind: str, errs: Errs) -> None:

@@ -10,6 +10,7 @@ from typing import Iterable, Iterator
 
 from podnet.api.objects import (ClusterNetworkPolicy, EndpointSlice, IPPool, Namespace, NetworkPolicy, Node, Pod,
                                 Resource, Service)
+from podnet.api.policy import is_staged
 
 
 @dataclass
@@ -51,11 +52,18 @@ class ClusterState:
 
     @property
     def policies(self) -> list[NetworkPolicy]:
-        return [o for o in self.of_kind("NetworkPolicy") if isinstance(o, NetworkPolicy)]
+        """The NetworkPolicies in force: a staged one (api/policy.is_staged) is not."""
+        return [o for o in self.of_kind("NetworkPolicy") if isinstance(o, NetworkPolicy) and not is_staged(o)]
+
+    @property
+    def staged_policies(self) -> list[Resource]:
+        """Staged NetworkPolicies and ClusterNetworkPolicies: stored, never enforced."""
+        return [o for k in ("NetworkPolicy", "ClusterNetworkPolicy") for o in self.of_kind(k) if is_staged(o)]
 
     @property
     def cluster_policies(self) -> list[ClusterNetworkPolicy]:
-        return [o for o in self.of_kind("ClusterNetworkPolicy") if isinstance(o, ClusterNetworkPolicy)]
+        return [o for o in self.of_kind("ClusterNetworkPolicy")
+                if isinstance(o, ClusterNetworkPolicy) and not is_staged(o)]
 
     @property
     def namespaces(self) -> list[Namespace]:

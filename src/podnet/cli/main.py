@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "podnet.cli.lab",
     "podnet.cli.ipam",
     "podnet.cli.policy",
+    "podnet.cli.policy_staged",
     "podnet.cli.trace",
     "podnet.cli.flows",
     "podnet.cli.demo",

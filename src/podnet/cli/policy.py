@@ -41,9 +41,14 @@ def tables_json(tables: list[tuple[TruthTable, int, dict[tuple[str, str], str]]]
     return {"tables": out}
 
 
-def _print(tables: list[tuple[TruthTable, int, dict[tuple[str, str], str]]], fmt: str) -> None:
+def _print(tables: list[tuple[TruthTable, int, dict[tuple[str, str], str]]], fmt: str,
+           staged: list[Any] | None = None) -> None:
+    """`staged`: the cells staged policies would change (whatif.CellChange), when any are staged."""
     if fmt == "json":
-        print(json.dumps(tables_json(tables), indent=2))
+        doc = tables_json(tables)
+        if staged is not None:
+            doc["staged"] = [c.to_json() for c in staged]
+        print(json.dumps(doc, indent=2))
         return
     refused = False
     for i, (t, fam, outcomes) in enumerate(tables):
@@ -57,6 +62,11 @@ def _print(tables: list[tuple[TruthTable, int, dict[tuple[str, str], str]]], fmt
         sys.stdout.write(t.text(marks))
     if refused:
         print("\nR: refused: nothing listens on that port of the target pod (the policy let it through)")
+    if staged is not None:
+        print(f"\nstaged policies (not enforced; `podnet promote` enforces one): "
+              f"{len(staged) or 'no'} cell{'' if len(staged) == 1 else 's'} would change")
+        for c in staged:
+            print(f"  {c.protocol}/{c.port} IPv{c.family} {c.text()}")
 
 
 # ---- analyze --------------------------------------------------------------------------
@@ -97,7 +107,13 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if not pods:
         raise UserError(f"no pods in {', '.join(args.filename)}")
     tables = predict_tables(state, pods, args.port or [80], args.protocol, args.family, args.to)
-    _print(tables, args.output)
+    staged = None
+    if state.staged_policies:  # not enforced: shown as what they would change
+        from podnet.calc.policy.whatif import changes, promoted
+        after = promoted(state)
+        staged = [c for port in args.port or [80] for c in changes(
+            state, after, port, args.protocol, args.family, args.namespace, args.to)]
+    _print(tables, args.output, staged)
     return 0
 
 

@@ -89,3 +89,17 @@ def test_random_mixes_real_equals_predicted(cnode, mix, port, protocol, family):
     real, predicted, _ = _tables(cnode, port, protocol, family, extra)
     assert real.diff(predicted) == [], (f"{[p.raw for p in cnps + v1]}\nreal\n{real.text()}\n"
                                         f"predicted\n{predicted.text()}")
+
+
+def test_staged_policy_is_not_enforced_until_promoted(cnode):
+    """A staged Admin Deny changes no real verdict; the same policy promoted (its annotation
+    gone, a partial sync) denies exactly what the case's table says."""
+    step = CASES["admin-deny-ingress-from-namespace"][0]
+    staged = [p.with_metadata(annotations={"podnet.io/staged": "true"}) for p in step.policies]
+    _set(cnode, staged)
+    real, predicted, _ = _tables(cnode, 80, "TCP", 4)
+    assert real.diff(predicted) == [] and all(predicted.get(r, c) for r in real.rows for c in real.cols)
+    assert "delete table" not in _set(cnode, step.policies)
+    real, predicted, _ = _tables(cnode, 80, "TCP", 4)
+    assert predicted.diff(step.probes[0].expected) == [] and real.diff(predicted) == [], real.text()
+    _set(cnode, [])

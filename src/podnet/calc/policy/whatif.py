@@ -5,14 +5,17 @@ Pods are matched by `namespace/name` in both states (their addresses may differ)
 present on one side only has no cells. Each change names, for every side (egress of the
 source, ingress of the destination) whose verdict flipped, what decides it afterwards
 (or, when the decision went away, what decided it before): the tier, policy, rule and
-action, as `predicate.Verdict` explains it.
+action, as `predicate.Verdict` explains it. `promoted(state)` is the state with its staged
+policies enforced (issue 20 §2), so `changes(state, promoted(state), ...)` is what they
+would change.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from podnet.api.objects import Pod
+from podnet.api.objects import Pod, from_dict
+from podnet.api.policy import STAGED_ANNOTATION
 from podnet.calc.model import ClusterState
 from podnet.calc.policy.predicate import Verdict, allowed, pod_by_ip
 from podnet.calc.policy.table import pod_label
@@ -36,6 +39,18 @@ class CellChange:
     def text(self) -> str:
         word = {True: "allowed", False: "denied"}
         return f"{self.source} -> {self.target}: {word[self.before]} -> {word[self.after]} ({self.cause})"
+
+
+def promoted(state: ClusterState) -> ClusterState:
+    """The same state with every staged policy enforced (its annotation removed)."""
+    out = ClusterState(node_name=state.node_name,
+                       objects={k: dict(v) for k, v in state.objects.items()})
+    for o in state.staged_policies:
+        ann = {k: v for k, v in o.annotations.items() if k != STAGED_ANNOTATION}
+        d = o.to_dict()
+        d["metadata"]["annotations"] = ann
+        out.put(from_dict(d))
+    return out
 
 
 def _cause(before: Verdict, after: Verdict) -> str:
