@@ -238,7 +238,7 @@ def _netpol(store: Any, o: Resource) -> list[str]:
 def _netpol_flows(o: NetworkPolicy) -> list[str]:
     """Recent flows the policy allowed and denied, from every node's flow recorder (issue
     18 §2); nothing when no recorder answers (not root, no lab, flows off)."""
-    from podnet.agent import flows
+    from podnet.agent import flow_query
     from podnet.agent.flow_server import query
     from podnet.cli.flows import node_namespaces
     try:
@@ -256,7 +256,7 @@ def _netpol_flows(o: NetworkPolicy) -> list[str]:
             continue
     if not answered:
         return []
-    c = flows.policy_counts(recs, o.namespace, o.name)
+    c = flow_query.policy_counts(recs, o.namespace, o.name)
     since = min((r["time"] for r in recs), default=None)
     when = time.strftime("%H:%M:%S", time.localtime(since)) if since else "-"
     lines = [f"Recent flows (since {when}, {answered} node(s)):",

@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any
 
-from podnet.agent import flows
+from podnet.agent import flow_query as flows
 from podnet.agent.flow_server import query
 from podnet.cli import context
 from podnet.cli.errors import UserError

@@ -6,7 +6,7 @@ import random
 
 from hypothesis import given, settings, strategies as st
 
-from podnet.agent import flow_accounting, flows
+from podnet.agent import flow_accounting, flow_query, flows
 from podnet.dataplane.nft import flowlog
 from podnet.dataplane import ulogd
 
@@ -49,7 +49,7 @@ def test_a_drop_names_the_isolating_policies() -> None:
     assert r["verdict"] == "dropped" and r["direction"] == "ingress"
     assert r["source"] == {"ip": "10.244.0.2", "port": 4000, "pod": "x/a"}
     assert r["destination"]["pod"] == "x/b"
-    assert "isolated by deny-all, allow-a" in flows.describe(r)
+    assert "isolated by deny-all, allow-a" in flow_query.describe(r)
 
 
 def test_no_endpoints_reject_names_the_service() -> None:
@@ -83,7 +83,7 @@ def test_outside_connection_shows_the_snat_address() -> None:
     r = flows.record_from_ct(ct_ev("10.244.0.2", 5000, "203.0.113.10", 80, "203.0.113.10", 80, "198.18.0.11"),
                              "n1", NAMES)
     assert r is not None and r["snat"] == "198.18.0.11" and r["destination"]["outside"] is True
-    assert "outside, SNAT 198.18.0.11" in flows.table_line(r)
+    assert "outside, SNAT 198.18.0.11" in flow_query.table_line(r)
 
 
 def test_conntrack_of_strangers_is_not_recorded() -> None:
@@ -113,7 +113,7 @@ def _rec(t: float, node: str, verdict: str = "forwarded", **kw: str) -> dict:
 @given(st.lists(st.lists(st.floats(0, 1e6, allow_nan=False), max_size=20), max_size=4))
 def test_merge_is_by_time_across_nodes(times: list[list[float]]) -> None:
     streams = [[_rec(t, f"n{i}") for t in random.sample(ts, len(ts))] for i, ts in enumerate(times)]
-    out = list(flows.merge_by_time(streams))
+    out = list(flow_query.merge_by_time(streams))
     assert [r["time"] for r in out] == sorted(t for ts in times for t in ts)
 
 
@@ -121,7 +121,7 @@ def test_filters() -> None:
     drop = flows.record_from_log(log_ev(flowlog.isolated_id("x", "b", "ingress"), "10.244.0.2", 4000,
                                         "10.244.1.3", 80), "n1", CAUSES, NAMES)
     assert drop is not None
-    F = flows.Filter
+    F = flow_query.Filter
     assert F("x").match(drop) and not F("y").match(drop) and F(None).match(drop)
     assert F("x", pod="b").match(drop) and not F("x", pod="c").match(drop)
     assert F("x", src="a").match(drop) and not F("x", src="b").match(drop)
@@ -131,9 +131,9 @@ def test_filters() -> None:
 
 
 def test_since() -> None:
-    assert flows.parse_since("5m", 1000.0) == 700.0 and flows.parse_since("30", 100.0) == 70.0
+    assert flow_query.parse_since("5m", 1000.0) == 700.0 and flow_query.parse_since("30", 100.0) == 70.0
     try:
-        flows.parse_since("five", 0)
+        flow_query.parse_since("five", 0)
     except ValueError:
         pass
     else:
@@ -152,9 +152,9 @@ def test_policy_counts() -> None:
     ok = flows.record_from_log(log_ev(flowlog.allow_id("x", "allow-a", "ingress", 1), "10.244.0.2", 2,
                                       "10.244.1.3", 80), "n2", CAUSES, NAMES)
     recs = [drop, ok, ok]
-    assert flows.policy_counts(recs, "x", "allow-a") == {"allowed": 2, "ingress rule 1": 2, "denied": 1}
-    assert flows.policy_counts(recs, "x", "deny-all") == {"denied": 1}
-    assert flows.policy_counts(recs, "y", "allow-a") == {}
+    assert flow_query.policy_counts(recs, "x", "allow-a") == {"allowed": 2, "ingress rule 1": 2, "denied": 1}
+    assert flow_query.policy_counts(recs, "x", "deny-all") == {"denied": 1}
+    assert flow_query.policy_counts(recs, "y", "allow-a") == {}
 
 
 def test_ipv6_and_icmp_events_as_ulogd_writes_them_join_into_one_record() -> None:
@@ -213,7 +213,7 @@ def test_a_finished_connection_gets_its_counters_and_comes_again() -> None:
     assert ring.finish(ct_id, fin) is rec and rec["finished"] == fin
     assert ring.since(0, seq) == [rec]  # a follower sees it again, now finished
     assert ring.stats()["finished"] == 1 and ring.stats()["seen"] == 1
-    assert "ended after 1.250s, 5/5 packets, 318/418 bytes" in flows.table_line(rec)
+    assert "ended after 1.250s, 5/5 packets, 318/418 bytes" in flow_query.table_line(rec)
     assert ring.finish(ct_id, fin) is None  # once only
     assert ring.finish(99, fin) is None  # a stranger's connection (never recorded)
 

@@ -78,7 +78,7 @@ def trace(q: Mapping[str, Any], *, confirm: bool, lab: str | None, datastore: st
 def flows(lab: str | None, q: Mapping[str, Any], limit: int = 500) -> dict[str, Any]:
     """Recent flow records of every node, merged by time and filtered as `podnet flows`
     filters them (since, namespace (empty: all), pod, from, to, port, verdict, policy)."""
-    from podnet.agent import flows as fl
+    from podnet.agent import flow_query as fl
     from podnet.agent.flow_server import query
     from podnet.cli.flows import node_namespaces
     now = time.time()
