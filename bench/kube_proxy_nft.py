@@ -2,8 +2,9 @@
 bench/services.py. Pure: text in, text out (the caller applies and lists).
 
 Follows kubernetes pkg/proxy/nftables/proxier.go (setupNFTables, syncProxyRules,
-writeServiceToEndpointRules) for ClusterIP services with Cluster traffic policies and no
-session affinity, IPv4 (kube-proxy runs one `ip` table per family):
+writeServiceToEndpointRules) for ClusterIP services, their external IPs and LoadBalancer
+ingress IPs (with loadBalancerSourceRanges), with Cluster traffic policies and no session
+affinity, IPv4 (kube-proxy runs one `ip` table per family):
 
 - table `ip kube-proxy`; base chains filter-{prerouting,input,forward,output} at dstnat-10,
   filter-output-post-dnat at dstnat+10, nat-{prerouting,output} at dstnat, nat-postrouting
@@ -15,6 +16,10 @@ session affinity, IPv4 (kube-proxy runs one `ip` table per family):
   `numgen random mod N vmap { i : goto endpoint-... }`;
 - per endpoint a chain `endpoint-<HASH>-ns/name/tcp/port__ip/port`: hairpin masquerade
   mark, then `meta l4proto tcp dnat to ip:port`;
+- per service port with an external IP or a load-balancer IP, a chain
+  `external-<HASH>-...` (`jump mark-for-masquerade`, `goto` the service chain) that
+  `@service-ips` sends those addresses to; with source ranges a chain `firewall-<HASH>-...`
+  (`ip saddr != { ranges } drop`) that `@firewall-ips` sends the load-balancer IPs to;
 - `mark-for-masquerade` sets bit 0x4000; `masquerading` masquerades marked packets;
 - every ClusterIP in `@cluster-ips` (unknown ports of a ClusterIP are rejected).
 
@@ -74,6 +79,14 @@ def hash_and_truncate(name: str) -> str:
 
 def service_chain(e) -> str:
     return "service-" + hash_and_truncate(f"{e.namespace}/{e.name}/{e.protocol.lower()}/{e.port_name}")
+
+
+def external_chain(e) -> str:
+    return "external-" + hash_and_truncate(_svc_base(e))
+
+
+def firewall_chain(e) -> str:
+    return "firewall-" + hash_and_truncate(_svc_base(e))
 
 
 def endpoint_chain(e, ep) -> str:
@@ -200,6 +213,26 @@ class KubeProxyLayout:
         for chain, ep in eps:
             out += [f"add rule {T} {chain} ip saddr {ep.ip} jump mark-for-masquerade",
                     f"add rule {T} {chain} meta l4proto {proto} dnat to {ep.ip}:{ep.port}"]
+        return out + self._external(e, svc, proto)
+
+    def _external(self, e, svc: str, proto: str) -> list[str]:
+        """External IPs and load-balancer IPs: the external chain (eTP Cluster: every
+        endpoint, masqueraded) and, with source ranges, the firewall chain."""
+        out: list[str] = []
+        if (e.external_ips or e.lb_ips) and e.endpoints:
+            ext = external_chain(e)
+            self.active.add(ext)
+            out += [f"add chain {T} {ext}", f"flush chain {T} {ext}",
+                    f"add rule {T} {ext} jump mark-for-masquerade", f"add rule {T} {ext} goto {svc}"]
+            for ip in (*e.external_ips, *e.lb_ips):
+                out += self._ensure_elem("service-ips", f"{ip} . {proto} . {e.port}", f"goto {ext}")
+        if e.source_ranges and e.lb_ips:
+            fw = firewall_chain(e)
+            self.active.add(fw)
+            out += [f"add chain {T} {fw}", f"flush chain {T} {fw}",
+                    f"add rule {T} {fw} ip saddr != {{ {', '.join(e.source_ranges)} }} drop"]
+            for ip in e.lb_ips:
+                out += self._ensure_elem("firewall-ips", f"{ip} . {proto} . {e.port}", f"goto {fw}")
         return out
 
     def _ensure_elem(self, container: str, key: str, value: str) -> list[str]:

@@ -3,18 +3,23 @@
 hand-written iptables-shaped layout), same services, same machine, same applier, one run,
 the sides interleaved (needs root).
 
+The services are a mix: one in ten a LoadBalancer with an ingress IP (half of those with
+loadBalancerSourceRanges), one in ten with an external IP, the rest ClusterIPs (`service`).
+
 Sides, each rendered from the same calc output (podnet.calc.services.build_table):
 - podnet: `ServiceProxyRole.sync` (calc + render + apply of `inet podnet-svc`);
 - kube-proxy: kube-proxy's nftables layout (bench/kube_proxy_nft.py, from
   pkg/proxy/nftables/proxier.go): per service a chain with `numgen ... vmap` to a chain per
-  endpoint that DNATs, dispatch through the `service-ips` verdict map, masquerade marking.
+  endpoint that DNATs, dispatch through the `service-ips` verdict map, masquerade marking,
+  external and firewall chains for external and load-balancer IPs.
   A sync also lists the table as kube-proxy does (knftables execs `nft --json list table`
   for its chains, then for its sets) to find stale chains: included in the full syncs
   (into a fresh table: cheap), timed once per round apart from the one-endpoint changes
   (at 10k services a listing takes minutes on nft 1.0.6, and the changes use the same
   chain names from what the layout created);
 - iptables-shaped (`--iptables-shaped`, off by default): kube-proxy's iptables mode written
-  by hand in nft syntax (bench/iptables_shape.py): one linear chain of per-service matches.
+  by hand in nft syntax (bench/iptables_shape.py): one linear chain of per-service matches
+  (ClusterIPs only: it leaves the external and load-balancer IPs out).
   It shows what a linear first-packet walk costs; it is not kube-proxy's code.
 Every ruleset is applied through the same long-lived libnftables session
 (podnet.dataplane.nft.session) into the same node netns, and every render runs with the
@@ -69,10 +74,26 @@ def vip(i: int) -> str:
 
 
 def service(i: int):
+    """Service i: a ClusterIP; every tenth (i % 10 == 3) a LoadBalancer with an ingress IP
+    (and every twentieth with loadBalancerSourceRanges), every tenth (i % 10 == 7) one with
+    an external IP. The last service of each size (i % 10 == 9) is a plain ClusterIP."""
     name = f"s{i:05d}"
+    spec: dict = {"clusterIP": vip(i), "clusterIPs": [vip(i)], "selector": {"a": name},
+                  "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}
+    status: dict = {}
+    if i % 10 == 3:
+        spec.update(type="LoadBalancer", allocateLoadBalancerNodePorts=False)
+        if i % 20 == 3:
+            spec["loadBalancerSourceRanges"] = ["203.0.113.0/24"]
+        status = {"loadBalancer": {"ingress": [{"ip": extra_ip("100.64.0.0", i)}]}}
+    elif i % 10 == 7:
+        spec["externalIPs"] = [extra_ip("100.96.0.0", i)]
     return from_dict({"apiVersion": "v1", "kind": "Service", "metadata": {"namespace": "bench", "name": name},
-                      "spec": {"clusterIP": vip(i), "clusterIPs": [vip(i)], "selector": {"a": name},
-                               "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}})
+                      "spec": spec, **({"status": status} if status else {})})
+
+
+def extra_ip(base: str, i: int) -> str:
+    return str(ipaddress.ip_address(base) + i)
 
 
 def objects(n: int, target_last: bool = True) -> list:

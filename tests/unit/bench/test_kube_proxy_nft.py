@@ -74,3 +74,23 @@ def test_partial_sync_rewrites_one_service_and_retires_its_old_endpoint_chain() 
     assert kp.delete_stale(now=100.5) == ""  # not a second old yet
     assert kp.delete_stale(now=101.5) == f"delete chain ip kube-proxy {old}\n"
     assert old not in kp.existing
+
+
+def test_external_and_load_balancer_ips_render_as_in_kube_proxys_tests() -> None:
+    from dataclasses import replace
+    svc5 = replace(entry("10.180.0.3"), namespace="ns5", name="svc5", vip="172.30.0.45",
+                   external_ips=("192.168.99.33",), lb_ips=("5.6.7.8",), source_ranges=("203.0.113.0/25",))
+    lines = layout().full([svc5]).splitlines()
+    ext, fw, svc = ("external-HVFWP5L3-ns5/svc5/tcp/p80", "firewall-HVFWP5L3-ns5/svc5/tcp/p80",
+                    "service-HVFWP5L3-ns5/svc5/tcp/p80")
+    for want in [
+        f"add rule ip kube-proxy {ext} jump mark-for-masquerade",
+        f"add rule ip kube-proxy {ext} goto {svc}",
+        f"add rule ip kube-proxy {fw} ip saddr != {{ 203.0.113.0/25 }} drop",
+        f"add element ip kube-proxy service-ips {{ 5.6.7.8 . tcp . 80 : goto {ext} }}",
+        f"add element ip kube-proxy service-ips {{ 192.168.99.33 . tcp . 80 : goto {ext} }}",
+        f"add element ip kube-proxy firewall-ips {{ 5.6.7.8 . tcp . 80 : goto {fw} }}",
+    ]:
+        assert want in lines, want
+    # without endpoints kube-proxy writes no external dispatch (its no-endpoint maps answer)
+    assert not any("external-" in x for x in layout().full([replace(svc5, endpoints=())]).splitlines())
