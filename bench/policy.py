@@ -15,6 +15,10 @@ interleaved run by run:
   node always has, since the service proxy's NAT tracks connections); and a bare veth pair.
   bench/policy_connect.py splits the connect-latency difference further.
 Goals (issue #7): full apply < 5 s, one change < 100 ms, throughput with >= 95% of without.
+With `--cluster-policies N` (default 200, bench/policy_cluster.py) the same runs carry N
+ClusterNetworkPolicies in both tiers, one change includes a cluster policy edited, and the
+data path gains the side `v1only` (the ruleset without them). Goals (issue 20 §5): full
+apply < 5 s, one change < 100 ms, connect latency within 10% of `v1only`.
 Needs root; everything lives in `pnb-pol-<random id>-*` namespaces, removed at the end.
 Prints a table, then one JSON line with the load average before and after.
 
@@ -38,6 +42,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests" / "kernel" / "policy"))
 
 import topo  # noqa: E402
+from policy_cluster import cluster_policies  # noqa: E402
 from policy_scale import scale_objects  # noqa: E402
 
 from podnet.agent.policy_role import PolicyRole  # noqa: E402
@@ -92,6 +97,10 @@ def one_changes(state: ClusterState, i: int):
     n = state.get("Namespace", "", "ns9")
     state.put(n.with_metadata(labels={"team": f"t{(i + 1) % 5}"}))
     yield "namespace", n.key
+    c = state.get("ClusterNetworkPolicy", "", "admin-10")
+    if c is not None:  # one ClusterNetworkPolicy's priority edited
+        state.put(c.with_spec({**c.spec, "priority": (i % 40) + 1}))
+        yield "cluster_policy", c.key
 
 
 def sync(role: PolicyRole, nft: NftRunner | NftSession, state: ClusterState, changed) -> None:
@@ -203,12 +212,12 @@ def one_changes_timed(role: PolicyRole, state: ClusterState, session: NftSession
     """The three one-change cases, as the agent applies them (session), then through the CLI."""
     res: dict[str, float] = {}
     for applier, tag in ((session, ""), (nft, "_nft_cli")):
-        one: dict[str, list[float]] = {"policy": [], "pod": [], "namespace": []}
-        calc: dict[str, list[float]] = {"policy": [], "pod": [], "namespace": []}
+        one: dict[str, list[float]] = {}
+        calc: dict[str, list[float]] = {}
         for i in range(max(runs, 9)):
             for kind, key in one_changes(state, i):
-                one[kind].append(timed(lambda: sync(role, applier, state, {key})))
-                calc[kind].append(CALC_TIMES[-1])
+                one.setdefault(kind, []).append(timed(lambda: sync(role, applier, state, {key})))
+                calc.setdefault(kind, []).append(CALC_TIMES[-1])
         for kind in one:
             res[f"one_{kind}_change{tag}_ms"] = statistics.median(one[kind]) * 1e3
             if not tag:
@@ -217,13 +226,16 @@ def one_changes_timed(role: PolicyRole, state: ClusterState, session: NftSession
 
 
 def data_path(nft: NftRunner, script: str, pods: tuple[str, str], bare: list[str], runs: int,
-              connects: int) -> dict[str, list[float]]:
-    """Throughput and connect latency, every side once per run, in rotated order."""
+              connects: int, v1_script: str = "") -> dict[str, list[float]]:
+    """Throughput and connect latency, every side once per run, in rotated order; with
+    `v1_script` (the ruleset without the cluster policies) also that side, `v1only`."""
     cns, sns = pods
     sides = [("bare", None), ("with", script), ("without", NO_TABLE), ("conntrack", CONNTRACK_ONLY)]
+    if v1_script:
+        sides.append(("v1only", v1_script))
     got: dict[str, list[float]] = {}
     for r in range(runs):
-        for name, ruleset in sides[r % 4:] + sides[:r % 4]:
+        for name, ruleset in sides[r % len(sides):] + sides[:r % len(sides)]:
             if ruleset is not None:
                 nft.apply(ruleset)
             client, server, ip = (bare[0], bare[1], "10.99.0.2") if name == "bare" else (cns, sns, SERVER_IP)
@@ -239,6 +251,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--connects", type=int, default=1000)
+    ap.add_argument("--cluster-policies", type=int, default=200,
+                    help="ClusterNetworkPolicies on top, both tiers (issue 20 §5; 0: v1 only, as before)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench/policy.py needs root (network namespaces)", file=sys.stderr)
@@ -258,8 +272,11 @@ def main() -> int:
         noop = [timed(lambda: noop_runner.apply("add table inet pn-noop\ndelete table inet pn-noop\n"))
                 for _ in range(5)]
         nft = NftRunner(t.node)
-        objs = scale_objects() + annotated + bench_policies()
+        v1_objs = scale_objects() + annotated + bench_policies()
+        objs = v1_objs + cluster_policies(args.cluster_policies)
         series, script = full_syncs(nft, t.node, objs, args.runs)
+        v1_script = PolicyRole("node-1").nft_fragment(ClusterState.from_objects(v1_objs, node_name="node-1"), None) \
+            if args.cluster_policies else ""
         state = ClusterState.from_objects(objs, node_name="node-1")
         role = PolicyRole("node-1")
         sync(role, nft, state, None)
@@ -267,7 +284,7 @@ def main() -> int:
         sessions.append(session)
         single = one_changes_timed(role, state, session, nft, args.runs)
         series.update(data_path(nft, script, (t.pod_netns("ns1/client"), t.pod_netns("ns0/server")),
-                                bare, args.runs, args.connects))
+                                bare, args.runs, args.connects, v1_script))
     finally:
         for sess in sessions:
             sess.close()
@@ -288,8 +305,12 @@ def report(series: dict[str, list[float]], single: dict[str, float], noop: list[
            "throughput_with_over_conntrack": ratios(series["throughput_with_gbps"],
                                                     series["throughput_conntrack_gbps"]),
            "throughput_with_over_bare": ratios(series["throughput_with_gbps"], series["throughput_bare_gbps"])}
+    if "throughput_v1only_gbps" in series:  # issue 20 §5: the cluster policies' own cost
+        rat["throughput_with_over_v1only"] = ratios(series["throughput_with_gbps"], series["throughput_v1only_gbps"])
     for stat in ("median", "p10", "cpu"):
-        for other in ("without", "conntrack", "bare"):
+        for other in ("without", "conntrack", "bare", "v1only"):
+            if f"connect_{other}_{stat}_us" not in series:
+                continue
             rat[f"connect_{stat}_with_over_{other}"] = ratios(series[f"connect_with_{stat}_us"],
                                                               series[f"connect_{other}_{stat}_us"])
     w = max(len(k) for k in [*series, *rat, *single])
@@ -303,7 +324,8 @@ def report(series: dict[str, list[float]], single: dict[str, float], noop: list[
     print(f"throughput goal (with >= 0.95 x without): median {tp['median']} [{tp['min']}-{tp['max']}]: "
           f"{'holds' if tp['median'] >= 0.95 else 'MISSED'} at the median"
           f"{', holds in every run' if tp['min'] >= 0.95 else ', missed in some runs'}")
-    print(json.dumps({"bench": "policy", "pods": 2000, "policies": 1000, "runs": args.runs,
+    print(json.dumps({"bench": "policy", "pods": 2000, "policies": 1000,
+                      "cluster_policies": args.cluster_policies, "runs": args.runs,
                       "connects": args.connects, "script_mb": round(script_len / 1e6, 2),
                       "nft_noop_ms": round(statistics.median(noop) * 1e3, 2),
                       "figures": {k: spread(v) for k, v in series.items()},

@@ -47,7 +47,8 @@ class PolicyRole:
                 compiled = compile_policies(state, self._local, only=affected_chains(state, changed, self._pods),
                                             reuse=self._compiled.chains, prev=self._compiled,
                                             dirty_ns=dirty_namespaces(changed),
-                                            index=pod_index(state, self._compiled.index, changed))
+                                            index=pod_index(state, self._compiled.index, changed),
+                                            keep_cluster=all(k.kind == "NetworkPolicy" for k in changed))
             for err in set(compiled.errors) - self._logged:
                 log.warning("policy: skipped %s", err)
             self._logged = set(compiled.errors)

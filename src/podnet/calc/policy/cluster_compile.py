@@ -90,7 +90,15 @@ def compile_cluster(idx: PodIndex, local_ids: set[int],
             errors.append(f"ClusterNetworkPolicy {cnp.name}: {e}")
             continue
         chains.update(mine)
-        for ch in mine.values():
+        for cid, ch in mine.items():
+            key = (ch.tier, ch.direction)
             for p in selected:
-                members.setdefault(id(p), {}).setdefault((ch.tier, ch.direction), []).append(ch.id)
+                m = members.get(id(p))
+                if m is None:
+                    m = members[id(p)] = {}
+                lst = m.get(key)
+                if lst is None:
+                    m[key] = [cid]
+                else:
+                    lst.append(cid)
     return chains, members

@@ -253,8 +253,11 @@ def compile_policies(state: ClusterState, local: Callable[[Pod], bool] | None = 
                      reuse: dict[str, PolicyChain] | None = None,
                      prev: CompiledPolicies | None = None,
                      dirty_ns: set[str] | None = None,
-                     index: PodIndex | None = None) -> CompiledPolicies:
+                     index: PodIndex | None = None, keep_cluster: bool = False) -> CompiledPolicies:
     """Compile for the pods `local` accepts (all when None).
+
+    `keep_cluster` (only NetworkPolicies changed since `prev`): the cluster chains and every
+    pod's tier lists are `prev`'s, as nothing they read changed.
 
     Partial sync (see policy/sync.py): chains not in `only` are taken from `reuse` when there.
     With `prev` (the last result) and `dirty_ns` (namespaces where a pod or a policy
@@ -287,17 +290,28 @@ def compile_policies(state: ClusterState, local: Callable[[Pod], bool] | None = 
             out.errors.append(f"NetworkPolicy {pi.ns}/{pi.name}: {e}")
     if dirty is not None and prev is not None:
         out.pods = {k: pp for k, pp in prev.pods.items() if k.namespace not in dirty}
-    out.cluster, tiers = compile_cluster(idx, local_ids, out.errors)
+    keep = keep_cluster and prev is not None and all(
+        ObjectKey("Pod", idx.info[id(p)].ns, idx.info[id(p)].name) in prev.pods for p in locals_)
+    tiers: dict[int, dict[tuple[str, str], list[str]]] = {}
+    if keep and prev is not None:
+        out.cluster = prev.cluster
+    else:
+        out.cluster, tiers = compile_cluster(idx, local_ids, out.errors)
     for p in locals_:
         m = memberships.get(id(p))
         if m is None:
             continue
         i = idx.info[id(p)]
         key = ObjectKey("Pod", i.ns, i.name)
-        t = tiers.get(id(p), {})
+        lists: tuple[tuple[str, ...], ...]
+        if keep and prev is not None:
+            was = prev.pods[key]
+            lists = (was.admin_ingress, was.admin_egress, was.baseline_ingress, was.baseline_egress)
+        else:
+            t = tiers.get(id(p), {})
+            lists = tuple(tuple(t.get((tier, d), ())) for tier in (ADMIN, BASELINE) for d in (INGRESS, EGRESS))
         out.pods[key] = PodPolicy(key, i.canon, i.iface, tuple(m[INGRESS]) if m[INGRESS] else None,
-                                  tuple(m[EGRESS]) if m[EGRESS] else None,
-                                  *(tuple(t.get((tier, d), ())) for tier in (ADMIN, BASELINE) for d in (INGRESS, EGRESS)))
+                                  tuple(m[EGRESS]) if m[EGRESS] else None, *lists)
     return out
 
 

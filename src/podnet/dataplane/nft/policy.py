@@ -44,6 +44,7 @@ from podnet.dataplane.nft import model
 from podnet.dataplane.nft.families import ADDR_TYPE, IP_KEYWORD
 from podnet.dataplane.nft.model import NftModel
 from podnet.dataplane.nft.policy_rules import SHORT, nft_name, rule_lines  # noqa: F401 (re-exported)
+from podnet.calc.policy.cluster_compile import ClusterChain
 from podnet.calc.policy.compile import CompiledPolicies, CompiledRule, PodPolicy, PolicyChain
 
 TABLE = "podnet-pol"
@@ -106,9 +107,10 @@ class RenderCache:
         self.chains: dict[str, tuple[PolicyChain, NftModel]] = {}
         self.pods: dict[ObjectKey, tuple[PodPolicy, PodFragment]] = {}
         self.static: dict[str, tuple[str, frozenset[str]]] | None = None
+        self.cluster: dict[str, tuple[ClusterChain, NftModel]] = {}
 
     def clear(self) -> None:
-        self.chains, self.pods, self.static = {}, {}, None
+        self.chains, self.pods, self.static, self.cluster = {}, {}, None, {}
 
 
 ChainCache = RenderCache  # the earlier name
@@ -135,11 +137,18 @@ def render(c: CompiledPolicies, cache: RenderCache | None = None,
         m.sets.update(frag.sets)
         m.chains.update(frag.chains)
         m.counters |= frag.counters
-    for ch_c in c.cluster.values():
-        frag = cluster_nft.chain_fragment(ch_c)
+    for cid, ch_c in c.cluster.items():
+        chit = cache.cluster.get(cid)
+        if chit is not None and chit[0] is ch_c:
+            frag = chit[1]
+        else:
+            frag = cluster_nft.chain_fragment(ch_c)
+            cache.cluster[cid] = (ch_c, frag)
         m.sets.update(frag.sets)
         m.chains.update(frag.chains)
         m.counters |= frag.counters
+    if len(cache.cluster) != len(c.cluster):
+        cache.cluster = {k: v for k, v in cache.cluster.items() if k in c.cluster}
     if len(cache.chains) != len(c.chains):
         for cid in set(cache.chains) - set(c.chains):
             del cache.chains[cid]
