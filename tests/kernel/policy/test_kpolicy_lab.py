@@ -20,12 +20,17 @@ from podnet.api.objects import Pod
 from podnet.calc.model import ClusterState
 from podnet.calc.policy.table import TruthTable, e2e_model, predict
 from podnet.datastore.interface import open_datastore
-from policy_cases import load_cases
+from policy_cases import CLUSTER_CASES_FILE, load_cases
 
 pytestmark = pytest.mark.root
 CASES = load_cases()
 LAB_CASES = ["deny-all-ingress", "pod-and-namespace-selector-and", "egress-named-port",
              "default-deny-both-egress-to-z"]
+# ClusterNetworkPolicy (tests/golden/policy/cluster_cases.yaml) through the write path, the
+# agents' watches and both nodes' nftables
+CLUSTER_CASES = load_cases(CLUSTER_CASES_FILE)
+LAB_CLUSTER_CASES = ["admin-pass-falls-to-baseline", "admin-accept-overrides-v1-deny", "ingress-named-port",
+                     "rule-order-within-policy"]
 
 
 class Lab:
@@ -46,7 +51,7 @@ class Lab:
         url = (self.home / "labs" / self.name / "datastore.url").read_text().strip()
         s = open_datastore(url)
         try:
-            objs = [o for k in ("Namespace", "Pod", "NetworkPolicy", "Node")
+            objs = [o for k in ("Namespace", "Pod", "NetworkPolicy", "ClusterNetworkPolicy", "Node")
                     for o in s.list(k).items]
         finally:
             s.close()
@@ -100,9 +105,9 @@ def _policies_yaml(step) -> str:
     return yaml.safe_dump_all([p.raw for p in step.policies])
 
 
-@pytest.mark.parametrize("name", LAB_CASES)
+@pytest.mark.parametrize("name", LAB_CASES + [f"cluster:{c}" for c in LAB_CLUSTER_CASES])
 def test_lab_probe_equals_predicted_equals_expected(lab, name):
-    step = CASES[name][0]
+    step = CLUSTER_CASES[name[8:]][0] if name.startswith("cluster:") else CASES[name][0]
     lab.podnet("apply", "-f", "-", input=_policies_yaml(step))
     try:
         for pr in step.probes:
@@ -134,3 +139,31 @@ def test_probe_table_tells_a_closed_port_from_a_denial(lab):
     rows = [line.split("\t") for line in out.splitlines() if line.startswith("x/")]
     assert rows and all(cell == "R" for row in rows for cell in row[1:]), out
     assert "R: refused: nothing listens" in out
+
+
+def test_lab_trace_names_the_cluster_rule_and_the_kernel_agrees(lab):
+    """`podnet trace` names the tier, policy, rule and action that decided, and the packet
+    the kernel traced went the same way (its `cnp/` rule counted it)."""
+    step = CLUSTER_CASES["rule-order-within-policy"][0]
+    lab.podnet("apply", "-f", "-", input=_policies_yaml(step))
+    try:
+        cnp = "Admin tier, ClusterNetworkPolicy b-then-y, ingress rule"
+        for src, want_rule, want_text in (
+                ("y/a", "cnp/b-then-y/ingress/1", f"DROP: denied by {cnp} 1 (rest-of-y): Deny"),
+                ("y/b", "cnp/b-then-y/ingress/0", f"allowed by {cnp} 0 (y-b-in): Accept")):
+            deadline = time.monotonic() + 20
+            while True:
+                cp = lab.podnet("trace", "--lab", lab.name, src, "x/a:80", "-o", "json", check=False)
+                t = json.loads(cp.stdout)
+                pol = [s for h in t["request"]["hops"] for s in h["steps"]
+                       if s["kind"] == "policy" and s["data"].get("direction") == "ingress"]
+                ok = t["confirmation"] is not None and t["confirmation"]["ok"]
+                if ok or time.monotonic() > deadline:
+                    break
+                time.sleep(1)
+            assert pol and want_text in pol[0]["text"], pol
+            assert pol[0]["data"]["rule"] == want_rule and pol[0]["data"]["tier"] == "Admin"
+            bad = [c["line"] for c in t["confirmation"]["checks"] if not c["ok"]]
+            assert ok and not bad, bad
+    finally:
+        lab.podnet("delete", "-f", "-", input=_policies_yaml(step), check=False)

@@ -45,7 +45,8 @@ class ClusterRuleRef:
     @property
     def text(self) -> str:
         named = f" ({self.rule_name})" if self.rule_name else ""
-        return f"{self.tier} tier, ClusterNetworkPolicy {self.policy}, {self.direction} rule {self.index}{named}: {self.action}"
+        return (f"{self.tier} tier, ClusterNetworkPolicy {self.policy}, {self.direction} rule "
+                f"{self.index}{named}: {self.action}")
 
 
 def rules_in(cnp: ClusterNetworkPolicy, direction: str) -> tuple[ClusterRule, ...]:
