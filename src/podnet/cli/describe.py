@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from podnet.api.objects import (Deployment, containers_of, EndpointSlice, IPPool, NetworkPolicy, Node, Pod,
+from podnet.api.objects import (ClusterNetworkPolicy, Deployment, containers_of, EndpointSlice, IPPool, NetworkPolicy, Node, Pod,
                                 PolicyRule, Resource, Service)
 from podnet.cli.output import NONE, compact_syncs, node_agent, node_ready
 
@@ -235,6 +235,12 @@ def _netpol(store: Any, o: Resource) -> list[str]:
     return lines + _netpol_flows(o)
 
 
+def _cnp(store: Any, o: Resource) -> list[str]:
+    from podnet.calc.policy.describe import describe_cluster_policy
+    assert isinstance(o, ClusterNetworkPolicy)
+    return describe_cluster_policy(o)
+
+
 def _netpol_flows(o: NetworkPolicy) -> list[str]:
     """Recent flows the policy allowed and denied, from every node's flow recorder (issue
     18 §2); nothing when no recorder answers (not root, no lab, flows off)."""
@@ -314,5 +320,6 @@ def _namespace(store: Any, o: Resource) -> list[str]:
 
 _BASE: dict[str, Describer] = {
     "Pod": lambda store, o: _pod(store, o) + _pod_policies(store, o), "Service": _service, "Deployment": _deployment, "NetworkPolicy": _netpol,
+    "ClusterNetworkPolicy": _cnp,
     "IPPool": _ippool, "Node": _node, "EndpointSlice": _endpointslice, "Namespace": _namespace,
 }

@@ -1,6 +1,6 @@
 """ClusterNetworkPolicy through the CLI on a real SQLite store: apply validates it (errors
-name the field), `get cnp` prints kubectl's columns (NAME, TIER, PRIORITY, AGE) and
-`describe pod` lists the cluster policies selecting the pod."""
+name the field), `get cnp` prints kubectl's columns (NAME, TIER, PRIORITY, AGE),
+`describe pod` lists the cluster policies selecting the pod and `describe cnp` the policy."""
 from __future__ import annotations
 
 from cli_helpers import run, write
@@ -53,6 +53,12 @@ def test_apply_get_and_describe(env, capsys):
                          "ports named port metrics (TCP/9090)",
                          "    ingress rule 1: Deny from pods in every namespace; all ports"]
     assert tail[4] == "  Baseline tier, priority 1000: default-deny"
+    rc, out, _ = run(capsys, "describe", "cnp", "protect-mon")
+    body = out[out.index("Tier:"):].splitlines()
+    assert body == ["Tier:       Admin", "Priority:   10", "Subject:    every pod in namespaces team=mon",
+                    "Ingress:", "  rule 0 (from-mon): Accept from pods in namespaces team=mon; ports named port metrics",
+                    "  rule 1: Deny from pods in every namespace; all ports",
+                    "Egress: no rules (does not affect it)"]
 
 
 def test_apply_refuses_a_bad_policy_naming_the_field(env, capsys):

@@ -8,7 +8,7 @@ ClusterNetworkPolicies select it (`describe_cluster`), as text. Pure.
 """
 from __future__ import annotations
 
-from podnet.api.objects import ClusterRule, Pod, PolicyPeer, PolicyPort, PolicyRule
+from podnet.api.objects import ClusterNetworkPolicy, ClusterRule, Pod, PolicyPeer, PolicyPort, PolicyRule
 from podnet.calc.model import ClusterState
 from podnet.calc.policy.predicate import EGRESS, INGRESS, isolating_policies
 from podnet.calc.policy.tiers import cluster_policies_for_pod, rules_in
@@ -60,7 +60,7 @@ def describe_pod(state: ClusterState, pod: Pod) -> list[str]:
     return lines
 
 
-def _cluster_rule(cr: ClusterRule, direction: str, pod: Pod) -> str:
+def _cluster_rule(cr: ClusterRule, direction: str, pod: Pod | None) -> str:
     word = "from" if direction == INGRESS else "to"
     peers = [_peer(p) for p in cr.rule.peers or ()]
     peers += [f"nodes {s}" if not s.is_everything else "every node" for s in cr.nodes]
@@ -70,9 +70,9 @@ def _cluster_rule(cr: ClusterRule, direction: str, pod: Pod) -> str:
             ports.append(_port(pp, None))
         elif not any(x.startswith(f"named port {pp.port}") for x in ports):
             # one name stands for each protocol: resolved here on the pod (ingress) only
-            n = next(((c.protocol, c.container_port) for c in pod.ports if c.name == pp.port), None)
+            n = next(((c.protocol, c.container_port) for c in (pod.ports if pod else ()) if c.name == pp.port), None)
             ports.append(f"named port {pp.port}" + (("" if n is None else f" ({n[0]}/{n[1]})")
-                                                    if direction == INGRESS else ""))
+                                                    if direction == INGRESS and pod else ""))
     return f"{cr.action} {word} {'; '.join(peers)}; " + ("all ports" if cr.rule.ports is None
                                                          else "ports " + ", ".join(ports))
 
@@ -90,4 +90,19 @@ def describe_cluster(state: ClusterState, pod: Pod) -> list[str]:
             for i, cr in enumerate(rules_in(c, direction)):
                 named = f" ({cr.name})" if cr.name else ""
                 lines.append(f"  {direction} rule {i}{named}: {_cluster_rule(cr, direction, pod)}")
+    return lines
+
+
+def describe_cluster_policy(c: ClusterNetworkPolicy) -> list[str]:
+    """For `podnet describe clusternetworkpolicy`: tier, priority, subject and rules."""
+    ns_sel, pod_sel = c.subject
+    subject = (f"pods {pod_sel} in namespaces {ns_sel}" if not pod_sel.is_everything
+               else f"every pod in namespaces {ns_sel}" if not ns_sel.is_everything else "every pod")
+    lines = [f"Tier:       {c.tier}", f"Priority:   {c.priority}", f"Subject:    {subject}"]
+    for direction in (INGRESS, EGRESS):
+        rules = rules_in(c, direction)
+        lines.append(f"{direction.capitalize()}:" + ("" if rules else " no rules (does not affect it)"))
+        for i, cr in enumerate(rules):
+            named = f" ({cr.name})" if cr.name else ""
+            lines.append(f"  rule {i}{named}: {_cluster_rule(cr, direction, None)}")
     return lines
