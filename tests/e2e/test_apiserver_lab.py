@@ -429,3 +429,26 @@ def test_kubectl_delete_pod_gracefully_then_by_force(lab):
     while os.path.exists(f"/var/run/netns/{netns}"):
         assert time.monotonic() < deadline, "the force-deleted pod's netns stayed"
         time.sleep(0.1)
+
+
+def test_kubectl_cluster_network_policy(lab):
+    """The real kubectl with ClusterNetworkPolicy (policy.networking.k8s.io/v1alpha2): apply
+    (strict field validation), get by short name with upstream's columns, explain, an invalid
+    one refused naming its field, delete."""
+    cnp = {"apiVersion": "policy.networking.k8s.io/v1alpha2", "kind": "ClusterNetworkPolicy",
+           "metadata": {"name": "kubectl-cnp"},
+           "spec": {"tier": "Baseline", "priority": 7, "subject": {"namespaces": {}},
+                    "ingress": [{"name": "from-kube-system", "action": "Accept",
+                                 "from": [{"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
+                                 "protocols": [{"tcp": {"destinationPort": {"range": {"start": 80, "end": 90}}}}]}]}}
+    out = kubectl(lab, "apply", "-f", "-", input=yaml.safe_dump(cnp)).stdout
+    assert "clusternetworkpolicy.policy.networking.k8s.io/kubectl-cnp created" in out
+    lines = kubectl(lab, "get", "cnp").stdout.splitlines()
+    assert lines[0].split() == ["NAME", "TIER", "PRIORITY", "AGE"]
+    assert lines[1].split()[:3] == ["kubectl-cnp", "Baseline", "7"]
+    assert "KIND:       ClusterNetworkPolicy" in kubectl(lab, "explain", "clusternetworkpolicies.spec").stdout
+    bad = {**cnp, "metadata": {"name": "bad-cnp"}, "spec": {**cnp["spec"], "priority": 1001}}
+    cp = kubectl(lab, "apply", "-f", "-", input=yaml.safe_dump(bad), check=False)
+    assert cp.returncode != 0 and "spec.priority" in cp.stderr, cp.stderr
+    kubectl(lab, "delete", "cnp", "kubectl-cnp")
+    assert "kubectl-cnp" not in kubectl(lab, "get", "cnp").stdout
