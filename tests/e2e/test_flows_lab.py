@@ -322,3 +322,34 @@ def _node_netns(lab: Lab) -> list[str]:
     from podnet.lab.topology import spec_from_dict
     meta = json.loads((lab.dir / "lab.json").read_text())
     return [n.netns for n in spec_from_dict(meta["spec"]).nodes]
+
+
+CNP_DENY = """apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: admin-deny-srv}
+spec:
+  tier: Admin
+  priority: 5
+  subject: {pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: srv}}}}
+  ingress: [{name: nobody-in, action: Deny, from: [{namespaces: {}}]}]
+"""
+
+
+def test_cluster_policy_deny_shows_dropped_with_its_rule(lab: Lab) -> None:
+    """An Admin tier Deny decides before any NetworkPolicy: the flow names it (tier, policy,
+    rule, action), in the records and in the table filtered by the policy's name."""
+    server = pod(lab, "server").pod_ips[0]
+    lab.podnet("apply", "-f", "-", input=CNP_DENY)
+    try:
+        wait_blocked(lab, server, True)
+        assert connect(lab, server, PORT).startswith("ERROR")
+        # only this policy's rule can name it: no need to tell this attempt from wait_blocked's
+        r = wait_flow(lab, lambda r: any(d.get("policy") == "admin-deny-srv" for d in r["decisions"]),
+                      "--verdict", "dropped", "--to", "server", "--port", str(PORT))
+        [d] = r["decisions"]
+        assert (d["policy"], d["direction"], d["rule"]) == ("admin-deny-srv", "ingress", 0)
+        assert d["reason"] == "Admin tier ClusterNetworkPolicy rule: Deny" and r["node"] == "n2"
+        table = lab.podnet("flows", "--lab", lab.name, "--verdict", "dropped", "--policy", "admin-deny-srv").stdout
+        assert "DROPPED" in table and "Admin tier ClusterNetworkPolicy rule: Deny (admin-deny-srv rule 0)" in table
+    finally:
+        lab.podnet("delete", "-f", "-", input=CNP_DENY, check=False)

@@ -106,7 +106,9 @@ def describe(r: dict[str, Any]) -> str:
     """What decided, in a few words, for the table."""
     parts = []
     for d in r.get("decisions", []):
-        if d.get("policy"):
+        if d.get("policy") and not d.get("namespace"):  # a ClusterNetworkPolicy rule
+            parts.append(f"{d['direction']} {d['reason']} ({d['policy']} rule {d['rule']})")
+        elif d.get("policy"):
             parts.append(f"{d['direction']} {d['namespace']}/{d['policy']} rule {d['rule']}")
         elif d.get("policies"):
             parts.append(f"{d['direction']} isolated by {', '.join(d['policies'])}, no rule allowed it")

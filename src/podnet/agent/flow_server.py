@@ -305,8 +305,9 @@ def context_of(agent: Any) -> Callable[[], tuple[dict[str, flows.Cause], flows.N
         st = agent.state
         role = next((r for r in agent.roles if r.name == "policy"), None)
         rules, pods = role.flow_rules() if role is not None else ([], [])
+        cluster = role.flow_cluster_rules() if role is not None else []
         names = flows.names_of(((p.namespace, p.name, p.pod_ips) for p in st.pods),
                                ((s.namespace, s.name, s.cluster_ips, [(p.protocol, p.port, p.name) for p in s.ports])
                                 for s in st.services))
-        return flows.causes_of(rules, pods), names
+        return flows.causes_of(rules, pods, cluster), names
     return ctx

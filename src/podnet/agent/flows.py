@@ -52,12 +52,19 @@ class Cause:
 
 
 def causes_of(chains: Iterable[tuple[str, str, str, int]],
-              isolated: Iterable[tuple[str, str, str, tuple[str, ...]]]) -> dict[str, Cause]:
+              isolated: Iterable[tuple[str, str, str, tuple[str, ...]]],
+              cluster: Iterable[tuple[str, str, str, int, str]] = ()) -> dict[str, Cause]:
     """The id map: `chains` are (namespace, policy, direction, rule index) of every rendered
-    rule, `isolated` (namespace, pod, direction, isolating policies) of every pod chain."""
+    rule, `isolated` (namespace, pod, direction, isolating policies) of every pod chain,
+    `cluster` (tier, ClusterNetworkPolicy, direction, rule index, action) of every cluster
+    rule that accepts or denies."""
     out: dict[str, Cause] = {fid: Cause(v, r) for fid, (v, r) in flowlog.FIXED.items()}
     for ns, pol, d, i in chains:
         out[flowlog.allow_id(ns, pol, d, i)] = Cause("forwarded", "policy rule", ns, pol, d, i)
+    for tier, pol, d, i, action in cluster:
+        out[flowlog.cluster_id(pol, d, i)] = Cause(
+            "forwarded" if action == "Accept" else "dropped", f"{tier} tier ClusterNetworkPolicy rule: {action}",
+            "", pol, d, i)
     for ns, pod, d, pols in isolated:
         out[flowlog.isolated_id(ns, pod, d)] = Cause("dropped", "isolated, no rule allowed it",
                                                      ns, direction=d, pod=pod, policies=pols)

@@ -105,5 +105,14 @@ class PolicyRole:
                     pods.append((key.namespace, key.name, direction, tuple(cid.rsplit("/", 2)[1] for cid in cids)))
         return rules, pods
 
+    def flow_cluster_rules(self) -> list[tuple[str, str, str, int, str]]:
+        """(tier, policy, direction, rule index, action) of every committed cluster rule that
+        logs (Accept and Deny; dataplane/nft/cluster_policy.py)."""
+        c = self._compiled
+        if c is None:
+            return []
+        return [(ch.tier, ch.policy, ch.direction, i, action) for ch in c.cluster.values()
+                for i, (action, _) in enumerate(ch.rules) if action in ("Accept", "Deny")]
+
     def apply_kernel(self, state: ClusterState) -> None:
         return None

@@ -18,6 +18,7 @@ from typing import Callable
 from podnet.api.cluster_policy import ACCEPT, ADMIN, DENY, PASS
 from podnet.calc.policy.cluster_compile import ClusterChain
 from podnet.calc.policy.predicate import INGRESS
+from podnet.dataplane.nft import flowlog
 from podnet.dataplane.nft.families import IP_KEYWORD
 from podnet.dataplane.nft.model import NftModel
 from podnet.dataplane.nft.policy_rules import SHORT, nft_name, rule_lines
@@ -29,12 +30,14 @@ def chain_name(cid: str) -> str:
     return nft_name("cnp", policy, SHORT[direction])
 
 
-def _verdict(ch: ClusterChain, action: str, counter: str) -> Callable[[int | None], str]:
+def _verdict(ch: ClusterChain, action: str, counter: str, index: int) -> Callable[[int | None], str]:
     own = "daddr" if ch.direction == INGRESS else "saddr"
     pass_map = "pass-in" if ch.direction == INGRESS else "pass-eg"
 
     def verdict(fam: int | None) -> str:
         head = f"counter name {counter} "
+        if action in (ACCEPT, DENY):
+            head += flowlog.log(flowlog.cluster_id(ch.policy, ch.direction, index)) + " "
         if action == ACCEPT:
             return head + "accept"
         if action == DENY or fam is None:  # a Pass matching both families never occurs (peers are required)
@@ -63,6 +66,6 @@ def chain_fragment(ch: ClusterChain) -> NftModel:
     for i, (action, r) in enumerate(ch.rules):
         counter = f"cnp/{ch.policy}/{ch.direction}/{i}"
         frag.counters.add(counter)
-        lines.extend(rule_lines(ch.direction, r, frag, _verdict(ch, action, counter), _named_set(ch, i)))
+        lines.extend(rule_lines(ch.direction, r, frag, _verdict(ch, action, counter, i), _named_set(ch, i)))
     frag.chains[chain_name(ch.id)] = tuple(lines)
     return frag

@@ -6,6 +6,8 @@ decided. Ids are short (the kernel keeps at most 127 bytes of a prefix, and poli
 are up to 253) and deterministic, so the renderer and the agent compute them apart:
 - `pnA` + hash of (namespace, policy, direction, rule index): a rule that allowed a new
   connection;
+- `pnC` + hash of (policy, direction, rule index): a ClusterNetworkPolicy rule that
+  accepted or denied a new connection (Pass rules decide nothing and log nothing);
 - `pnI` + hash of (namespace, pod, direction): the pod's chain ended, it is isolated and no
   rule of the policies isolating it allowed the packet;
 - the fixed ids below: spoofed source (forwarded or to the node), refused by host
@@ -32,6 +34,11 @@ def _h(*parts: object) -> str:
 
 def allow_id(namespace: str, policy: str, direction: str, index: int) -> str:
     return "pnA" + _h(namespace, policy, direction, index)
+
+
+def cluster_id(policy: str, direction: str, index: int) -> str:
+    """A ClusterNetworkPolicy rule that accepted or denied a new connection."""
+    return "pnC" + _h(policy, direction, index)
 
 
 def isolated_id(namespace: str, pod: str, direction: str) -> str:
