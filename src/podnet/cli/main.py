@@ -16,6 +16,7 @@ from podnet.cli.errors import UserError
 COMMAND_MODULES = [
     "podnet.cli.dns",
     "podnet.cli.objects",
+    "podnet.cli.delete",
     "podnet.cli.lab",
     "podnet.cli.ipam",
     "podnet.cli.policy",

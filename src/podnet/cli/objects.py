@@ -1,4 +1,4 @@
-"""`podnet apply | get | delete | describe`: the object commands, with kubectl's habits.
+"""`podnet apply | get | describe`: the object commands, with kubectl's habits (`delete`: delete.py).
 
 Thin: load and validate with podnet.api, write with podnet.apiserver (the one write path), print with output.py and
 describe.py. A bad object anywhere in what `apply -f` was given applies nothing.
@@ -22,13 +22,13 @@ from podnet.apiserver.write import Writer
 from podnet.cli.context import open_store
 from podnet.cli.describe import describe
 from podnet.cli.errors import UserError
-from podnet.cli.kinds import KindInfo, info_of, ref, resolve_kind
+from podnet.cli.kinds import KindInfo, ref, resolve_kind
 from podnet.cli.output import Ctx, render_table
 from podnet.datastore.interface import Datastore, DatastoreError, NotFound, Undecodable
 
 OUTPUTS = ("wide", "yaml", "json", "name")
 # Namespaces exist before what lives in them; pools and nodes before pods need them.
-_ORDER = {"Namespace": 0, "IPPool": 1, "Node": 2}
+ORDER = {"Namespace": 0, "IPPool": 1, "Node": 2}
 
 
 def register(sub: Any) -> None:
@@ -47,25 +47,6 @@ def register(sub: Any) -> None:
     p.add_argument("-l", "--selector", help="label selector, e.g. app=web,tier!=db")
     p.set_defaults(func=cmd_get)
 
-    p = sub.add_parser("delete", help="delete objects by manifest or by name (kubectl delete)")
-    p.add_argument("kind", nargs="?")
-    p.add_argument("names", nargs="*")
-    p.add_argument("-f", "--filename", action="append")
-    p.add_argument("-n", "--namespace")
-    p.add_argument("-l", "--selector")
-    p.add_argument("--ignore-not-found", action="store_true")
-    p.add_argument("--grace-period", type=int, default=-1,
-                   help="seconds a pod gets to end (default: its terminationGracePeriodSeconds); "
-                        "0 only with --force")
-    p.add_argument("--force", action="store_true",
-                   help="with --grace-period=0: delete at once, without waiting for the pod to stop")
-    p.add_argument("--now", action="store_true", help="same as --grace-period=1")
-    p.add_argument("--wait", default="true", choices=("true", "false"),
-                   help="wait until what was deleted is gone (default true, as kubectl)")
-    p.add_argument("--timeout", type=float, default=0,
-                   help="seconds to wait (default: the longest grace period + 60)")
-    p.set_defaults(func=cmd_delete)
-
     p = sub.add_parser("describe", help="show an object in detail (kubectl describe)")
     p.add_argument("kind")
     p.add_argument("names", nargs="*")
@@ -74,7 +55,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_describe)
 
 
-def _store_errors(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+def store_errors(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """A datastore that fails mid-command is the user's one-line error, not a traceback."""
     @functools.wraps(fn)
     def wrapper(args: argparse.Namespace) -> int:
@@ -90,7 +71,7 @@ def _ns_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-A", "--all-namespaces", action="store_true")
 
 
-def _fail(lines: Sequence[str]) -> int:
+def fail(lines: Sequence[str]) -> int:
     for line in lines:
         print(f"error: {line}", file=sys.stderr)
     return 1
@@ -136,7 +117,7 @@ def apply_all(store: Datastore, manifests: Sequence[Manifest]) -> list[Outcome]:
     problems = _check_namespaces(store, manifests)
     if problems:
         raise InvalidObjects(problems)
-    ordered = sorted(manifests, key=lambda m: _ORDER.get(m.obj.kind, 9))
+    ordered = sorted(manifests, key=lambda m: ORDER.get(m.obj.kind, 9))
     writer = Writer(store)
     done: list[Outcome] = []
     for m in ordered:
@@ -176,17 +157,17 @@ def apply_files(store: Datastore, paths: Sequence[str], namespace: str | None = 
     return apply_all(store, load_checked(paths, namespace))
 
 
-@_store_errors
+@store_errors
 def cmd_apply(args: argparse.Namespace) -> int:
     try:
         manifests = load_checked(args.filename, args.namespace)
     except InvalidObjects as e:
-        return _fail(e.lines)
+        return fail(e.lines)
     store = open_store(args)
     try:
         done = apply_all(store, manifests)
     except InvalidObjects as e:
-        return _fail(e.lines)
+        return fail(e.lines)
     finally:
         store.close()
     for out in done:
@@ -251,7 +232,7 @@ def resolve_kinds(text: str) -> list[KindInfo]:
     return out
 
 
-@_store_errors
+@store_errors
 def cmd_get(args: argparse.Namespace) -> int:
     infos = resolve_kinds(args.kind)
     if len(infos) > 1 and args.names:
@@ -267,7 +248,7 @@ def cmd_get(args: argparse.Namespace) -> int:
         _print_objects(store, found, args)
     finally:
         store.close()
-    return _fail(missing) if missing else 0
+    return fail(missing) if missing else 0
 
 
 def _print_objects(store: Datastore, found: list[tuple[KindInfo, list[Resource]]],
@@ -306,97 +287,8 @@ def _no_resources(info: KindInfo, args: argparse.Namespace) -> str:
     return f"No resources found in {args.namespace or 'default'} namespace."
 
 
-# ---- delete ---------------------------------------------------------------------------
-@_store_errors
-def cmd_delete(args: argparse.Namespace) -> int:
-    if args.filename:
-        if args.kind:
-            raise UserError("give either -f FILE or KIND NAME, not both")
-        try:
-            targets = [m.obj for m in load_checked(args.filename, args.namespace)]
-        except InvalidObjects as e:
-            return _fail(e.lines)
-        # What lives in a namespace goes before the namespace.
-        targets.sort(key=lambda o: -_ORDER.get(o.kind, 9))
-    elif args.kind:
-        info = resolve_kind(args.kind)
-        if not args.names and not args.selector:
-            raise UserError(f"delete {info.plural}: name the objects to delete (or use -l)")
-        targets = None
-    else:
-        raise UserError("delete: give -f FILE or KIND NAME")
-    grace = _grace_period(args)
-    store = open_store(args)
-    writer = Writer(store)
-    errors: list[str] = []
-    pending: list[Resource] = []  # marked terminating: wait for them to be gone
-    try:
-        if targets is None:
-            args.all_namespaces = False
-            targets, errors = fetch(store, info, args)
-        for obj in targets:
-            try:
-                gone = writer.delete(obj.kind, obj.namespace, obj.name, grace_period=grace)
-                print(f'{info_of(gone.kind).qualified} "{gone.name}" deleted')
-                if gone.deletion_timestamp:
-                    pending.append(gone)
-            except NotFound:
-                if not args.ignore_not_found:
-                    errors.append(f'{info_of(obj.kind).plural} "{obj.name}" not found')
-            except WriteError as e:
-                errors.append(str(e))
-        if args.wait == "true" and pending:
-            errors += _wait_gone(store, pending, args.timeout)
-    finally:
-        store.close()
-    if args.ignore_not_found:
-        errors = [e for e in errors if "not found" not in e]
-    return _fail(errors) if errors else 0
-
-
-def _grace_period(args: argparse.Namespace) -> int | None:
-    """kubectl's rules: --now is 1 s; 0 needs --force (else it means 1 s); --force alone
-    is 0; negative is the object's own (None)."""
-    if args.now:
-        if args.grace_period >= 0:
-            raise UserError("--now and --grace-period cannot be given together")
-        return 1
-    if args.force:
-        if args.grace_period < 0:
-            return 0
-        print("Warning: Immediate deletion does not wait for confirmation that the running "
-              "resource has been terminated. The resource may continue to run on the cluster "
-              "indefinitely.", file=sys.stderr)
-        return args.grace_period
-    if args.grace_period == 0:
-        return 1
-    return None if args.grace_period < 0 else args.grace_period
-
-
-def _wait_gone(store: Datastore, objs: list[Resource], timeout: float) -> list[str]:
-    """Until every object (by uid) is gone from the store, as `kubectl delete --wait`."""
-    import time
-    longest = max(int(o.metadata.get("deletionGracePeriodSeconds") or 0) for o in objs)
-    deadline = time.monotonic() + (timeout or longest + 60)
-    left = list(objs)
-    while left:
-        still = []
-        for o in left:
-            try:
-                if store.get(o.kind, o.namespace, o.name).uid == o.uid:
-                    still.append(o)
-            except NotFound:
-                pass
-        left = still
-        if left and time.monotonic() > deadline:
-            return [f'timed out waiting for {info_of(o.kind).plural} "{o.name}" to be deleted' for o in left]
-        if left:
-            time.sleep(0.05)
-    return []
-
-
 # ---- describe -------------------------------------------------------------------------
-@_store_errors
+@store_errors
 def cmd_describe(args: argparse.Namespace) -> int:
     info = resolve_kind(args.kind)
     store = open_store(args)
@@ -409,4 +301,4 @@ def cmd_describe(args: argparse.Namespace) -> int:
         print("\n\n".join(t.rstrip("\n") for t in texts))
     elif not missing:
         print(_no_resources(info, args), file=sys.stderr)
-    return _fail(missing) if missing else 0
+    return fail(missing) if missing else 0
