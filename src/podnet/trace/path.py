@@ -25,7 +25,8 @@ from podnet.trace import routing as rt
 from podnet.trace.facts import LabFacts, NodeFacts
 from podnet.trace.model import L2, Endpoint, Headers, Hop, Path, Step, Trace
 from podnet.trace.resolve import Target, TraceError, family_ip
-from podnet.trace.walk import Conn, Pkt, Walker, pod_label, pod_netns, pod_send
+from podnet.trace.pod_hops import Conn, Pkt, pod_label, pod_netns, pod_send
+from podnet.trace.walk import Walker
 
 
 # ---- the service proxy -----------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from podnet.calc.policy.describe import describe_cluster
 from podnet.calc.policy.predicate import allowed
-from podnet.trace.walk import policy_step
+from podnet.trace.pod_hops import policy_step
 from cluster_fixtures import CASES, state_of
 
 
