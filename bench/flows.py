@@ -128,7 +128,7 @@ def settled(rec: FlowRecorder, want: int, timeout: float = 10.0) -> int:
     deadline = time.monotonic() + timeout
     last, still = -1, 0
     while time.monotonic() < deadline:
-        seen = rec.ring.seq
+        seen = rec.ring.added
         if seen >= want:
             return seen
         still = still + 1 if seen == last else 0
@@ -136,7 +136,7 @@ def settled(rec: FlowRecorder, want: int, timeout: float = 10.0) -> int:
             return seen
         last = seen
         time.sleep(0.2)
-    return rec.ring.seq
+    return rec.ring.added
 
 
 def main() -> int:
@@ -175,7 +175,7 @@ def main() -> int:
                     rec = None
         rec = start_recorder(t.node, role, objs)
         for procs in range(1, args.procs + 1):
-            before, over = rec.ring.seq, rec.ring.overruns
+            before, over = rec.ring.added, rec.ring.overruns
             ok, secs = connects(cl, args.burst, procs)
             # one record per connection: the allow rule's log and conntrack's event are joined
             seen = settled(rec, before + ok) - before

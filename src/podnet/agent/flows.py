@@ -224,7 +224,8 @@ class FlowRing:
     def __init__(self, cap: int = 4096, join_window: float = 2.0):
         self.cap = cap
         self.ring: collections.deque[dict[str, Any]] = collections.deque(maxlen=cap)
-        self.seq = 0  # records ever added, and finished connections (their record comes again)
+        self.seq = 0  # the order of what followers see: records added, and records finished
+        self.added = 0  # records ever added
         self.lost = 0
         self.overruns = 0  # times the kernel's queue to ulogd overflowed (records never seen)
         self.join_window = join_window
@@ -245,6 +246,7 @@ class FlowRing:
             self._index_ct(old)
             return old
         self.seq += 1
+        self.added += 1
         rec["seq"] = self.seq
         if len(self.ring) == self.cap:
             self.lost += 1
@@ -291,5 +293,5 @@ class FlowRing:
         return [r for r in self.ring if r["time"] >= t and r["seq"] > after_seq]
 
     def stats(self) -> dict[str, Any]:
-        return {"cap": self.cap, "stored": len(self.ring), "seen": self.seq - self.finished, "lost": self.lost,
+        return {"cap": self.cap, "stored": len(self.ring), "seen": self.added, "lost": self.lost,
                 "overruns": self.overruns, "finished": self.finished}
