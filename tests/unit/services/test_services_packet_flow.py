@@ -7,7 +7,7 @@ Our own fixtures on podnet's address plan, with upstream's cases as the specific
 upstream's pods 10.0.0.0/8 are our 10.244.0.0/16 (this node's pods 10.244.1.x, another
 node's 10.244.2.x), its node 192.168.0.2 our 198.18.0.11, its external client 203.0.113.2
 our 203.0.113.5, its ClusterIPs 172.30.0.x our 10.96.0.x, NodePorts 300xx.
-docs/design/services.md says which upstream cases are covered and which are not.
+docs/design/services.md (Tests) names the upstream groups this file ports.
 """
 from __future__ import annotations
 
