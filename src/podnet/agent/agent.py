@@ -7,7 +7,8 @@ each role's non-nftables kernel work (routes). A failed transaction makes every 
 render a full sync next time. The agent also registers its Node (addresses, VXLAN MAC,
 blocks, health, heartbeat, sync counts) so `podnet get nodes -o wide` can show it.
 
-The roles are routes, the service proxy, NetworkPolicy and NAT outgoing (`load_roles`).
+The roles are routes (or, with routing "bgp", BGP through BIRD), the service proxy,
+NetworkPolicy and NAT outgoing (`load_roles`).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from podnet.calc.model import ClusterState
 from podnet.calc.routes import MAC_STATUS_FIELD, vtep_mac
 from podnet.agent.metrics import AgentMetrics
 from podnet.agent.healthcheck import HealthCheckRole
+from podnet.agent.bgp_role import BgpRole
 from podnet.agent.nat_role import NatRole
 from podnet.agent.policy_role import PolicyRole
 from podnet.agent.role import Role
@@ -42,6 +44,7 @@ log = logging.getLogger("podnet.agent")
 BATCH_WINDOW = 0.02  # seconds to gather events into one sync
 HEARTBEAT_EVERY = defaults.AGENT_HEARTBEAT_EVERY
 FULL_RESYNC_EVERY = 300.0
+DEFAULT_BIRD_DIR = "/run/podnet/bird"  # a real node's; the lab gives each node its own
 RETRY_FIRST, RETRY_MAX = 0.5, 30.0  # a failed sync is retried (in full) with back-off
 
 
@@ -62,8 +65,13 @@ class AgentContext:
 def load_roles(ctx: AgentContext) -> list[Role]:
     """The node's roles, in the order their kernel work is applied: routes first (pods
     must be reachable), then the service proxy, policy and NAT outgoing."""
-    return [RoutesRole(ctx.node_name, ctx.ip4, ctx.encap, ctx.netns),
-            ServiceProxyRole.from_context(ctx), PolicyRole(ctx.node_name), NatRole(), HealthCheckRole(ctx.netns)]
+    routing = str(ctx.options.get("routing") or "static")
+    roles: list[Role] = [RoutesRole(ctx.node_name, ctx.ip4, ctx.encap, ctx.netns, routing)]
+    if routing == "bgp":
+        roles.append(BgpRole(ctx.node_name, str(ctx.options.get("bird_dir") or DEFAULT_BIRD_DIR),
+                             ctx.netns))
+    return roles + [ServiceProxyRole.from_context(ctx), PolicyRole(ctx.node_name), NatRole(),
+                    HealthCheckRole(ctx.netns)]
 
 
 class Agent:

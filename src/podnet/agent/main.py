@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from podnet.agent.agent import Agent, AgentContext
+from podnet.agent.bgp_role import BgpRole
 from podnet.agent.flow_server import FlowRecorder, context_of
 from podnet.agent.metrics import serve_metrics
 from podnet.dataplane import ulogd
@@ -64,6 +65,9 @@ def run_agent(url: str, node: str, encap: str = "none", node_ips: list[str] | No
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if encap not in ("none", "vxlan"):
         raise AgentError(f"--encap {encap!r}: must be none or vxlan")
+    if (options or {}).get("routing") == "bgp" and encap != "none":
+        raise AgentError("--routing bgp with --encap vxlan: BGP routes the pod blocks itself "
+                         "(use --encap none)")
     if current_netns_name() is None and os.environ.get("PODNET_AGENT_ALLOW_HOST_NETNS") != "1":
         # lab safety: forwarding sysctls, routes and nft tables would land in the machine's
         # own namespace; a real node opts in explicitly
@@ -91,6 +95,9 @@ def run_agent(url: str, node: str, encap: str = "none", node_ips: list[str] | No
     try:
         agent.run()
     finally:
+        for role in agent.roles:
+            if isinstance(role, BgpRole):
+                role.close()  # BIRD goes with its agent: its sessions drop, peers withdraw
         if server is not None:
             server.shutdown()
         if recorder is not None:

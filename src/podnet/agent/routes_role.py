@@ -37,8 +37,9 @@ class RoutesRole:
     kinds = ("Node", "IPAMBlock")
 
     def __init__(self, node_name: str, node_ip4: str | None, encap: str = "none",
-                 netns: str | None = None):
+                 netns: str | None = None, routing: str = "static"):
         self.node_name = node_name
+        self.routing = routing  # "bgp": BIRD installs the routes; this role only sweeps ours
         self.node_ip4 = node_ip4
         self.encap = encap
         self.netns = netns
@@ -59,7 +60,8 @@ class RoutesRole:
             self.applied = None
 
     def apply_kernel(self, state: ClusterState) -> None:
-        plan = plan_routes(self.node_name, state.nodes, state.of_kind("IPAMBlock"), self.encap)
+        plan = RoutePlan() if self.routing == "bgp" else \
+            plan_routes(self.node_name, state.nodes, state.of_kind("IPAMBlock"), self.encap)
         stale = self.applied is None or time.monotonic() - self.listed_at > RELIST_EVERY
         if plan == self.plan and not stale:
             return

@@ -36,7 +36,27 @@ SPECS: dict[str, tuple[str, str, dict[str, Any], list[str]]] = {
         "nodeSelector": _s("string", "Which nodes may use the pool: all() or a label selector."),
         "vxlanMode": _s("string", "Always or Never: encapsulate pod traffic between nodes in VXLAN.",
                         enum=["Always", "Never"]),
+        "disableBGPExport": _s("boolean", "Do not advertise the pool's blocks to BGP peers outside "
+                                          "the cluster (the nodes still route them to each other)."),
     }, ["cidr"]),
+    "BGPConfiguration": ("bgpconfigurations", "The cluster's BGP settings, as Calico's (the one "
+                                              "named default counts).", {
+        "asNumber": _s("integer", "The nodes' AS number (default 64512).", minimum=1,
+                       maximum=4294967295),
+        "nodeToNodeMeshEnabled": _s("boolean", "Every node peers with every node (default true)."),
+        **{f: _s("array", f"Service {what} ranges the nodes advertise.",
+                 items={"type": "object", "properties": {"cidr": _s("string")}})
+           for f, what in (("serviceClusterIPs", "ClusterIP"), ("serviceExternalIPs", "external IP"),
+                           ("serviceLoadBalancerIPs", "LoadBalancer IP"))},
+    }, []),
+    "BGPPeer": ("bgppeers", "A BGP peer of the nodes (a router, or the nodes peerSelector picks: "
+                            "route reflectors), as Calico's BGPPeer.", {
+        "peerIP": _s("string", "The peer's address."),
+        "asNumber": _s("integer", "The peer's AS number.", minimum=1, maximum=4294967295),
+        "node": _s("string", "Only this node peers with it."),
+        "nodeSelector": _s("string", "Only the nodes this selector matches peer with it."),
+        "peerSelector": _s("string", "The peers are the nodes this selector matches."),
+    }, []),
     "IPAMBlock": ("ipamblocks", "A block of a pool claimed by one node (its affinity), and the "
                                 "addresses allocated in it (written by podnet's IPAM only).", {
         "cidr": _s("string", "The block's network."),

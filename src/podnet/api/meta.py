@@ -27,6 +27,8 @@ KINDS: dict[str, tuple[str, bool]] = {
     "IPAMBlock": ("podnet.io/v1", False),
     "ServiceIPAllocation": ("podnet.io/v1", False),
     "NodePortAllocation": ("podnet.io/v1", False),
+    "BGPConfiguration": ("podnet.io/v1", False),
+    "BGPPeer": ("podnet.io/v1", False),
 }
 # Kinds podnet writes for itself (IPAM state): stored like any object, refused by `apply`.
 INTERNAL_KINDS: frozenset[str] = frozenset({"IPAMBlock", "ServiceIPAllocation", "NodePortAllocation"})

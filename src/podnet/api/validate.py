@@ -20,6 +20,7 @@ from podnet.api.fields import (Errs, at, check_bool, check_cidr, check_enum, che
 from podnet.api.objects import (ALT_API_VERSIONS, INTERNAL_KINDS, KINDS, Resource, is_namespaced,
                                 requested_ips)
 from podnet.api.selector import LabelSelector
+from podnet.api import validate_bgp
 from podnet.api import validate_network as net
 from podnet.api import validate_cluster_policy, validate_service
 from podnet.api.validate_meta import check_object_meta, object_size_error
@@ -35,6 +36,8 @@ NAME_RULES: dict[str, str] = {
     "ClusterNetworkPolicy": "subdomain",
     "Node": "subdomain",
     "IPPool": "subdomain",
+    "BGPConfiguration": "subdomain",
+    "BGPPeer": "subdomain",
 }
 DNS_POLICIES = ("ClusterFirst", "ClusterFirstWithHostNet", "Default", "None")
 
@@ -252,4 +255,6 @@ SPEC_VALIDATORS: dict[str, Callable[[Any, str, Errs], None]] = {
     "NetworkPolicy": net.network_policy,
     "ClusterNetworkPolicy": validate_cluster_policy.cluster_network_policy,
     "IPPool": net.ip_pool,
+    "BGPConfiguration": validate_bgp.bgp_configuration,
+    "BGPPeer": validate_bgp.bgp_peer,
 }

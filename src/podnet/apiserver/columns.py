@@ -281,6 +281,13 @@ def ippool_headers(ctx: Ctx) -> tuple[str, ...]:
     return ("NAME", "CIDR", "BLOCKSIZE", "NAT", "DISABLED") + (("USED", "FREE") if usage else ()) + ("AGE",)
 
 
+def _bgppeer(o: Resource, ctx: Ctx) -> list[str]:
+    s = o.spec
+    peer = str(s.get("peerIP") or "") or f"selector: {s.get('peerSelector')}"
+    nodes = str(s.get("node") or s.get("nodeSelector") or "all()")
+    return [o.name, peer, str(s.get("asNumber") or NONE), nodes, age(o, ctx)]
+
+
 TABLES: dict[str, KindTable] = {
     "Pod": KindTable(("NAME", "READY", "STATUS", "RESTARTS", "AGE"), _pod, ("IP", "NODE"), _pod_wide),
     "Service": KindTable(("NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"), _service,
@@ -296,6 +303,7 @@ TABLES: dict[str, KindTable] = {
     "Node": KindTable(("NAME", "STATUS", "ROLES", "AGE", "VERSION"), _node,
                       ("INTERNAL-IP", "BLOCKS", "AGENT", "SYNCS"), _node_wide),
     "IPPool": KindTable(("NAME", "CIDR", "BLOCKSIZE", "NAT", "DISABLED", "AGE"), _ippool),
+    "BGPPeer": KindTable(("NAME", "PEER", "ASN", "NODES", "AGE"), _bgppeer),
 }
 
 

@@ -57,6 +57,8 @@ RESOURCES: tuple[ApiResource, ...] = (
     ApiResource("policy.networking.k8s.io", "v1alpha2", "clusternetworkpolicies", "ClusterNetworkPolicy",
                 False, ("cnp",), subresources=("status",)),
     ApiResource(PODNET_GROUP, "v1", "ippools", "IPPool", False),
+    ApiResource(PODNET_GROUP, "v1", "bgpconfigurations", "BGPConfiguration", False),
+    ApiResource(PODNET_GROUP, "v1", "bgppeers", "BGPPeer", False),
     ApiResource("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview",
                 False, verbs=("create",), derived=True),
     ApiResource("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", False,

@@ -47,6 +47,8 @@ OWN: dict[str, dict[str, Any]] = {
                                                           "label selector."},
         "vxlanMode": {"type": "string", "description": "Always or Never: encapsulate pod traffic "
                                                        "between nodes in VXLAN."},
+        "disableBGPExport": {"type": "boolean", "description": "Do not advertise the pool's blocks to "
+                                                               "BGP peers outside the cluster."},
         "allowedUses": {"type": "array", "items": {"type": "string"},
                         "description": "As Calico's: Workload and Tunnel (the default) or LoadBalancer "
                                        "(addresses for type LoadBalancer Services, handed out by "
@@ -73,6 +75,15 @@ OWN: dict[str, dict[str, Any]] = {
                          "podnet's IPAM only).", {
         "cidr": {"type": "string"}, "pool": {"type": "string"},
         "node": {"type": "string", "description": "The node the block is affine to."}}, "IPAMBlock"),
+    "BGPConfiguration": _podnet("The cluster's BGP settings (the one named default counts).", {
+        "asNumber": {"type": "integer", "description": "The nodes' AS number (default 64512)."},
+        "nodeToNodeMeshEnabled": {"type": "boolean", "description": "Every node peers with every node."},
+        "serviceClusterIPs": {"type": "array", "items": {"type": "object"}},
+        "serviceExternalIPs": {"type": "array", "items": {"type": "object"}},
+        "serviceLoadBalancerIPs": {"type": "array", "items": {"type": "object"}}}, "BGPConfiguration"),
+    "BGPPeer": _podnet("A BGP peer of the nodes, as Calico's BGPPeer.", {
+        "peerIP": {"type": "string"}, "asNumber": {"type": "integer"}, "node": {"type": "string"},
+        "nodeSelector": {"type": "string"}, "peerSelector": {"type": "string"}}, "BGPPeer"),
     "SelfSubjectAccessReview": _podnet("Asks whether the requester may do something (kubectl auth can-i).", {
         "resourceAttributes": {"type": "object", "description": "namespace, verb, group, resource, "
                                                                 "subresource, name"},

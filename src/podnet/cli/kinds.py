@@ -42,6 +42,8 @@ KIND_INFOS: tuple[KindInfo, ...] = (
     KindInfo("EndpointSlice", "endpointslices", (), "discovery.k8s.io"),
     KindInfo("ClusterNetworkPolicy", "clusternetworkpolicies", ("cnp",), "policy.networking.k8s.io"),
     KindInfo("IPPool", "ippools", (), "podnet.io"),
+    KindInfo("BGPConfiguration", "bgpconfigurations", (), "podnet.io"),
+    KindInfo("BGPPeer", "bgppeers", (), "podnet.io"),
     KindInfo("Node", "nodes", ("no",)),
 )
 _BY_NAME: dict[str, KindInfo] = {n: k for k in KIND_INFOS for n in k.names}

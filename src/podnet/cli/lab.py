@@ -35,7 +35,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     from podnet.lab.up import LabError, up
     _need_root("podnet up")
     try:
-        spec = make_spec(args.name, args.nodes, args.dual_stack, args.encap, args.datastore, args.zones)
+        spec = make_spec(args.name, args.nodes, args.dual_stack, args.encap, args.datastore, args.zones,
+                         args.routing)
     except TopologyError as e:
         raise UserError(str(e)) from None
     state = _state(spec.name)
@@ -205,6 +206,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
                                 "node_labels": dict(args.node_label)}
         if args.metrics_port:
             opts["metrics_port"] = args.metrics_port
+        if args.routing == "bgp":
+            opts.update(routing="bgp", bird_dir=args.bird_dir)
         return run_agent(context.datastore_url(args), args.node, args.encap, args.node_ip, opts)
     except AgentError as e:
         raise UserError(str(e)) from None
@@ -224,6 +227,8 @@ def register(sub: Any) -> None:
     p.add_argument("--zones", type=int, default=0,
                    help="spread the nodes over this many zones (a, b, ...: the label "
                         "topology.kubernetes.io/zone, for trafficDistribution)")
+    p.add_argument("--routing", choices=("static", "bgp"), default="static",
+                   help="bgp: BIRD on every node (full mesh) and on the router, a ToR peer")
     p.add_argument("--datastore", dest="datastore_kind", choices=("sqlite", "etcd", "kubernetes"),
                    default="sqlite", help="the lab's datastore backend")
     p.add_argument("--api-port", type=int, default=0,
@@ -261,6 +266,10 @@ def register(sub: Any) -> None:
     p.add_argument("--node-label", action="append", default=[], type=_parse_label, metavar="KEY=VALUE",
                    help="a label the agent keeps on its Node (repeat; as kubelet's --node-labels), "
                         "e.g. topology.kubernetes.io/zone=a")
+    p.add_argument("--routing", choices=("static", "bgp"), default="static",
+                   help="bgp: run BIRD and learn other nodes' blocks over BGP (no static routes)")
+    p.add_argument("--bird-dir", default="/run/podnet/bird",
+                   help="BIRD's configuration, control socket and log (with --routing bgp)")
     p.add_argument("--metrics-port", type=int, default=0,
                    help="serve sync counts and durations as Prometheus text on this TCP port (/metrics)")
     p.add_argument("--no-flows", action="store_true", help="record no flows (podnet flows; needs ulogd2)")

@@ -48,6 +48,8 @@ _TABLE: tuple[KubeKind, ...] = (
     KubeKind("IPAMBlock", PODNET_GROUP, "v1", "ipamblocks", False),
     KubeKind("ServiceIPAllocation", PODNET_GROUP, "v1", "serviceipallocations", False),
     KubeKind("NodePortAllocation", PODNET_GROUP, "v1", "nodeportallocations", False),
+    KubeKind("BGPConfiguration", PODNET_GROUP, "v1", "bgpconfigurations", False),
+    KubeKind("BGPPeer", PODNET_GROUP, "v1", "bgppeers", False),
 )
 BY_KIND: dict[str, KubeKind] = {k.kind: k for k in _TABLE}
 assert set(BY_KIND) == set(KINDS), "every kind of the store has its place in the API"

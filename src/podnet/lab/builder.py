@@ -55,11 +55,13 @@ def build(spec: LabSpec, progress: Progress = lambda s: None) -> list[str]:
 
     o = IpBatch(out).add("link set lo up")
     o.add(f"addr add {spec.echo4}/{spec.out4_len} dev eth0")
-    # the outside world knows the nodes (their SNATed traffic) but no pod network
-    o.add(f"link set eth0 up").add(f"route add {spec.underlay4} via {spec.router_out4}")
+    # the outside world knows the nodes (their SNATed traffic) but no pod network; with
+    # BGP the router is its way to everything (the router learns where pods live)
+    to4, to6 = ("default", "::/0") if spec.routing == "bgp" else (spec.underlay4, spec.underlay6)
+    o.add(f"link set eth0 up").add(f"route add {to4} via {spec.router_out4}")
     if v6:
         o.add(f"addr add {spec.echo6}/{spec.out6_len} dev eth0 nodad")
-        o.add(f"route add {spec.underlay6} via {spec.router_out6}")
+        o.add(f"route add {to6} via {spec.router_out6}")
     o.run()
     progress(f"underlay {spec.underlay4}, router {spec.router_ul4}, outside world {spec.outside4}")
 

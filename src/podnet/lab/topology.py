@@ -27,6 +27,7 @@ RESERVED_NAMES = frozenset({"cni", "cnib", "svc", "pol", "dns", "ds", "test", "b
 ROLE_RE = re.compile(r"(ul|rt|out|n[1-9][0-9]*|p[0-9a-f]{1,10})")
 MAX_NODES = 100
 ENCAPS = ("none", "vxlan")
+ROUTINGS = ("static", "bgp")
 DATASTORES = ("sqlite", "etcd", "kubernetes")
 # The outside world's echo server: HTTP on TCP 80, the same line on UDP 9000.
 ECHO_TCP_PORT = 80
@@ -63,6 +64,7 @@ class LabSpec:
     encap: str = "none"
     datastore: str = "sqlite"
     zones: int = 0  # nodes spread round-robin over zones a, b, ... (0: no zone labels)
+    routing: str = "static"  # "bgp": BIRD on every node and on the router (lab/tor.py)
     mtu: int = 1500
     underlay4: str = defaults.UNDERLAY_V4
     underlay6: str = defaults.UNDERLAY_V6
@@ -172,7 +174,7 @@ def is_lab_netns(lab: str, netns: str) -> bool:
 
 
 def make_spec(name: str, nodes: int = 2, dual_stack: bool = False, encap: str = "none",
-              datastore: str = "sqlite", zones: int = 0) -> LabSpec:
+              datastore: str = "sqlite", zones: int = 0, routing: str = "static") -> LabSpec:
     validate_name(name)
     if not 1 <= nodes <= MAX_NODES:
         raise TopologyError(f"--nodes {nodes}: must be between 1 and {MAX_NODES}")
@@ -180,6 +182,10 @@ def make_spec(name: str, nodes: int = 2, dual_stack: bool = False, encap: str = 
         raise TopologyError(f"--zones {zones}: must be between 0 and the number of nodes ({nodes})")
     if encap not in ENCAPS:
         raise TopologyError(f"--encap {encap!r}: must be one of {', '.join(ENCAPS)}")
+    if routing not in ROUTINGS:
+        raise TopologyError(f"--routing {routing!r}: must be one of {', '.join(ROUTINGS)}")
+    if routing == "bgp" and encap != "none":
+        raise TopologyError("--routing bgp routes the pod blocks over BGP: use it with --encap none")
     if datastore not in DATASTORES:
         raise TopologyError(f"--datastore {datastore!r}: must be one of {', '.join(DATASTORES)}")
     ul4 = ipaddress.ip_network(defaults.UNDERLAY_V4)
@@ -192,7 +198,7 @@ def make_spec(name: str, nodes: int = 2, dual_stack: bool = False, encap: str = 
         ip6 = str(ul6[int(str(10 + i), 16)]) if dual_stack else None
         zone = zone_name((i - 1) % zones) if zones else ""
         specs.append(NodeSpec(nname, prefix + nname, str(ul4[10 + i]), ip6, nname, zone))
-    return LabSpec(name, tuple(specs), dual_stack, encap, datastore, zones)
+    return LabSpec(name, tuple(specs), dual_stack, encap, datastore, zones, routing)
 
 
 def zone_name(i: int) -> str:
@@ -202,10 +208,12 @@ def zone_name(i: int) -> str:
 
 def spec_to_dict(spec: LabSpec) -> dict[str, object]:
     return {"name": spec.name, "nodes": len(spec.nodes), "dualStack": spec.dual_stack,
-            "encap": spec.encap, "datastore": spec.datastore, "zones": spec.zones}
+            "encap": spec.encap, "datastore": spec.datastore, "zones": spec.zones,
+            "routing": spec.routing}
 
 
 def spec_from_dict(d: dict[str, object]) -> LabSpec:
     return make_spec(str(d["name"]), int(str(d.get("nodes", 2))),
                      bool(d.get("dualStack", False)), str(d.get("encap", "none")),
-                     str(d.get("datastore", "sqlite")), int(str(d.get("zones", 0))))
+                     str(d.get("datastore", "sqlite")), int(str(d.get("zones", 0))),
+                     str(d.get("routing", "static")))

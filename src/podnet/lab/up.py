@@ -22,7 +22,7 @@ from podnet.apiserver.write import Writer
 from podnet.calc.topology import ZONE_LABEL
 from podnet.datastore.interface import AlreadyExists, Datastore, open_datastore
 from podnet.dns import lab as dns_lab
-from podnet.lab import apiserver, builder, incluster, procs
+from podnet.lab import apiserver, builder, incluster, procs, tor
 from podnet.lab.state import LabState
 from podnet.lab.topology import (ECHO_TCP_PORT, ECHO_UDP_PORT, OUTSIDE_HOSTS, OUTSIDE_ZONE,
                                  LabSpec, spec_to_dict)
@@ -60,7 +60,8 @@ def seed(store: Datastore, spec: LabSpec) -> None:
     """Write the lab's first objects through the write path, so admission records what
     they hold (kube-dns's ClusterIPs) like any user's object's."""
     writer = Writer(store)
-    for obj in default_objects(spec) + addon_objects(spec) + [from_dict(o) for o in incluster.objects(spec)]:
+    for obj in default_objects(spec) + addon_objects(spec) + tor.objects(spec) + \
+            [from_dict(o) for o in incluster.objects(spec)]:
         try:
             writer.create(obj)
         except AlreadyExists:
@@ -76,7 +77,7 @@ def serve_socket(state: LabState, node: str) -> str:
 AGENT_METRICS_PORT = 9091
 
 
-def agent_argv(spec: LabSpec, node_name: str, url: str) -> list[str]:
+def agent_argv(spec: LabSpec, node_name: str, url: str, state: LabState) -> list[str]:
     node = spec.node(node_name)
     argv = ["--datastore", url, "agent", "--node", node.name, "--encap", spec.encap,
             "--metrics-port", str(AGENT_METRICS_PORT), "--node-ip", node.ip4]
@@ -84,6 +85,8 @@ def agent_argv(spec: LabSpec, node_name: str, url: str) -> list[str]:
         argv += ["--node-ip", node.ip6]
     if node.zone:
         argv += ["--node-label", f"{ZONE_LABEL}={node.zone}"]
+    if spec.routing == "bgp":
+        argv += ["--routing", "bgp", "--bird-dir", str(tor.node_bird_dir(state, node.name))]
     return procs.podnet_argv(*argv)
 
 
@@ -153,6 +156,8 @@ def up(spec: LabSpec, state: LabState, progress: Progress = lambda s: None,
             "--port", f"{ECHO_UDP_PORT}/UDP", "--port", f"{ECHO_UDP_PORT}/TCP"),
             netns=spec.outside_netns)
         start_outside_dns(spec, state, progress)
+        if spec.routing == "bgp":
+            tor.start(spec, state, progress)
         write_node_resolv_conf(spec)
         for node in spec.nodes:
             # the CNI plugins are thin clients of this per-node daemon (podnet.cni.daemon)
@@ -163,7 +168,7 @@ def up(spec: LabSpec, state: LabState, progress: Progress = lambda s: None,
                         netns=node.netns)
             procs.spawn(state, f"serve-{node.name}", procs.podnet_argv(
                 "serve", "--control", serve_socket(state, node.name)), netns=node.netns)
-            procs.spawn(state, f"agent-{node.name}", agent_argv(spec, node.name, urls[f"agent-{node.name}"]),
+            procs.spawn(state, f"agent-{node.name}", agent_argv(spec, node.name, urls[f"agent-{node.name}"], state),
                         netns=node.netns)
         # the kubelet lives on the first (control-plane) node: no lab process runs outside
         # the lab's namespaces, so `down --force` finds every one even without PID files

@@ -59,7 +59,7 @@ CASES = [
     # identity
     ("kind missing", make(SVC, lambda d: d.pop("kind")), ["kind: is required"]),
     ("unknown kind", make(SVC, lambda d: d.update(kind="Ingress")),
-     ['kind: unknown kind "Ingress" (podnet serves ClusterNetworkPolicy, Deployment, EndpointSlice, IPPool, Namespace, '
+     ['kind: unknown kind "Ingress" (podnet serves BGPConfiguration, BGPPeer, ClusterNetworkPolicy, Deployment, EndpointSlice, IPPool, Namespace, '
       'NetworkPolicy, Node, Pod, Service)']),
     ("wrong apiVersion", make(DEPLOY, lambda d: d.update(apiVersion="extensions/v1beta1")),
      ['apiVersion: "extensions/v1beta1" does not serve kind Deployment (use apps/v1)']),

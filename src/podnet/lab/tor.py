@@ -1,0 +1,62 @@
+"""The lab router as a top-of-rack BGP speaker (`podnet up --routing bgp`, issue 21 §1).
+
+The router runs BIRD (started here, its PID recorded like every lab process) in AS
+ROUTER_ASN, accepting sessions from any node address of the underlay (so a node that
+joins later peers without a change), learning the pod blocks the nodes announce and
+installing them in its kernel, so the outside world (whose default route is the router)
+reaches pod addresses directly. It announces nothing to the nodes. The nodes learn of
+it from the BGPPeer objects `objects(spec)` seeds (global peers: every node peers with
+it), through the same write path as any user's object.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from podnet.api.objects import Resource, from_dict
+from podnet.calc.bgp import DEFAULT_ASN
+from podnet.dataplane.bird.conf import RouterPeering, render_router
+from podnet.dataplane.bird.daemon import Bird, birdc
+from podnet.lab import procs
+from podnet.lab.state import LabState
+from podnet.lab.topology import LabSpec
+
+ROUTER_ASN = 65000
+PEER_NAMES = ("lab-router-v4", "lab-router-v6")
+
+
+def node_bird_dir(state: LabState, node: str) -> Path:
+    return state.path(f"bird-{node}")
+
+
+def router_bird_dir(state: LabState) -> Path:
+    return state.path("bird-router")
+
+
+def objects(spec: LabSpec) -> list[Resource]:
+    """The router as the nodes' global BGP peer, per family."""
+    if spec.routing != "bgp":
+        return []
+    peers = [(PEER_NAMES[0], spec.router_ul4)] + ([(PEER_NAMES[1], spec.router_ul6)] if spec.dual_stack else [])
+    return [from_dict({"apiVersion": "podnet.io/v1", "kind": "BGPPeer", "metadata": {"name": name},
+                       "spec": {"peerIP": ip, "asNumber": ROUTER_ASN}}) for name, ip in peers]
+
+
+def peering(spec: LabSpec) -> RouterPeering:
+    ranges = [(spec.router_ul4, spec.underlay4)] + ([(spec.router_ul6, spec.underlay6)] if spec.dual_stack else [])
+    refuse = [spec.underlay4, spec.outside4] + ([spec.underlay6, spec.outside6] if spec.dual_stack else [])
+    return RouterPeering(spec.router_ul4, ROUTER_ASN, DEFAULT_ASN, tuple(ranges), tuple(refuse))
+
+
+def start(spec: LabSpec, state: LabState, progress: Callable[[str], None]) -> int:
+    bird = Bird(router_bird_dir(state))
+    bird.write(render_router(peering(spec)))
+    pid = procs.spawn(state, "bird-router", bird.argv(), netns=spec.router_netns)
+    progress(f"router: BIRD (AS {ROUTER_ASN}) peering with the nodes of {spec.underlay4}, "
+             f"control socket {bird.ctl}")
+    return pid
+
+
+def router_routes(state: LabState, family: int = 4) -> str:
+    """What the router's BIRD has learned (`birdc show route`), as text."""
+    return birdc(router_bird_dir(state) / "bird.ctl", f"show route table master{family}").stdout
