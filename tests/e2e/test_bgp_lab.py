@@ -189,6 +189,54 @@ def test_a_hostile_peers_routes_are_refused(lab: Lab, tmp_path: Path):
         subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
+def test_advertised_cluster_ips_reach_the_service_from_outside(lab: Lab):
+    """Calico's Service IP advertisement: every node announces serviceClusterIPs (the
+    router spreads over them, ECMP); an externalTrafficPolicy Local Service's ClusterIP is
+    also announced as a /32 by the node with its endpoint only."""
+    lab.podnet("apply", "-f", "-", input="""apiVersion: podnet.io/v1
+kind: BGPConfiguration
+metadata: {name: default}
+spec:
+  serviceClusterIPs: [{cidr: 10.96.0.0/12}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: local-ep, labels: {app: local}}
+spec:
+  nodeName: n2
+  containers:
+  - {name: srv, image: podnet/serve, ports: [{containerPort: 9090}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: local}
+spec:
+  type: NodePort
+  externalTrafficPolicy: Local
+  selector: {app: local}
+  ports: [{port: 80, targetPort: 9090}]
+""")
+    lab.wait_pods(4)
+    s = lab.store()
+    try:
+        vip = str(s.get("Service", "default", "local").spec["clusterIP"])
+    finally:
+        s.close()
+    rt = f"pn-{lab.name}-rt"
+
+    def learned() -> dict[str, list[str]]:
+        out = {}
+        for r in routes_in(rt):
+            if r.get("protocol") == "bird" and r["dst"] in ("10.96.0.0/12", vip):
+                out[r["dst"]] = sorted([h["gateway"] for h in r.get("nexthops") or []] or [r["gateway"]])
+        return out
+    want = {"10.96.0.0/12": ["198.18.0.11", "198.18.0.12", "198.18.0.13"], vip: ["198.18.0.12"]}
+    wait_for("the router learns the service range from every node, the Local VIP from n2",
+             lambda: learned() == want)
+    answers = {ans for _ in range(4) for (_, ans) in probe_from(f"pn-{lab.name}-out", [(vip, 80, "TCP")])}
+    assert {a.split()[0] for a in answers} == {"default/local-ep"}, answers
+
+
 def test_route_reflector_with_the_mesh_off(lab: Lab):
     """n1 reflects; n2 and n3 peer with n1 only, and still learn each other's blocks
     (next hop: the owner, not the reflector)."""
@@ -228,6 +276,19 @@ spec: {peerSelector: "route-reflector == 'true'"}
     got = wait_for("n2 learns n3's blocks through n1", lambda: [
         r for fam in (4, 6) for r in routes_in(n2, fam) if r["dst"] in n3_blocks and r.get("protocol") == "bird"])
     assert {r["gateway"] for r in got} <= {"198.18.0.13", "fd00:198:18::13"}, got
-    pods = lab.wait_pods(3)
+    pods = [p for p in lab.wait_pods(4) if p.name != "local-ep"]
     failures = all_pairs(pods, PORT, protos=("TCP",))
     assert not failures, "\n".join(failures[:20])
+
+
+def test_a_node_gone_silent_is_withdrawn_after_the_hold_time(lab: Lab):
+    """n3's link goes down without a word to its peers (no FIN, no NOTIFICATION: as a node
+    that lost power): the router drops n3's blocks when the hold timer (9 s) expires."""
+    rt = f"pn-{lab.name}-rt"
+    n3_blocks = blocks_of(lab, "n3")
+    assert n3_blocks & bird_dsts(rt)
+    subprocess.run(["ip", "-n", f"pn-{lab.name}-n3", "link", "set", "eth0", "down"], check=True)
+    t0 = time.monotonic()
+    wait_for("the router withdraws n3's blocks", lambda: not (n3_blocks & (bird_dsts(rt) | bird_dsts(rt, 6))),
+             timeout=20.0, every=0.2)
+    assert time.monotonic() - t0 > 3.0  # the hold timer, not a closed session, ended it

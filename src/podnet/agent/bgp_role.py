@@ -23,7 +23,7 @@ log = logging.getLogger("podnet.agent.bgp")
 
 class BgpRole:
     name = "bgp"
-    kinds = ("Node", "IPAMBlock", "IPPool", "BGPConfiguration", "BGPPeer")
+    kinds = ("Node", "IPAMBlock", "IPPool", "BGPConfiguration", "BGPPeer", "Service", "EndpointSlice")
 
     def __init__(self, node_name: str, bird_dir: str | Path, netns: str | None = None):
         self.node_name = node_name
@@ -38,7 +38,8 @@ class BgpRole:
 
     def apply_kernel(self, state: ClusterState) -> None:
         plan = plan_bgp(self.node_name, state.nodes, state.of_kind("IPAMBlock"), state.ippools,
-                        state.of_kind("BGPConfiguration"), state.of_kind("BGPPeer"))
+                        state.of_kind("BGPConfiguration"), state.of_kind("BGPPeer"),
+                        state.services, state.endpoint_slices)
         if plan is None:
             return  # our Node is not registered yet: no addresses to speak from
         text = render_node(plan)

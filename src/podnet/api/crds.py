@@ -36,6 +36,8 @@ SPECS: dict[str, tuple[str, str, dict[str, Any], list[str]]] = {
         "nodeSelector": _s("string", "Which nodes may use the pool: all() or a label selector."),
         "vxlanMode": _s("string", "Always or Never: encapsulate pod traffic between nodes in VXLAN.",
                         enum=["Always", "Never"]),
+        "ipipMode": _s("string", "Only Never: podnet has no IP-in-IP encapsulation (this kernel has "
+                                 "no ipip device).", enum=["Never"]),
         "disableBGPExport": _s("boolean", "Do not advertise the pool's blocks to BGP peers outside "
                                           "the cluster (the nodes still route them to each other)."),
     }, ["cidr"]),

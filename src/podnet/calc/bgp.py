@@ -10,6 +10,7 @@ the cluster) and the prefixes it accepts (inside podnet's pools only). Calico's 
   every node. `peerIP` + `asNumber` is one peer; `peerSelector` makes every matching node a
   peer (in the cluster's AS): route reflectors. A reflector (a Node with a cluster id) treats
   every non-reflector node it peers with as its client.
+- Service addresses: see `advertised_services`.
 - A node originates its own blocks, and a /32 (/128) for each address it borrowed from
   another node's block. A pool with `disableBGPExport` is not advertised to peers outside the cluster; nodes
   still route its blocks to each other.
@@ -21,7 +22,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from podnet.api.objects import IPPool, Node, Resource
+from podnet.api.objects import EndpointSlice, IPPool, Node, Resource, Service
 from podnet.api.selector import LabelSelector, parse_calico
 from podnet.calc.routes import block_info, node_addrs
 
@@ -94,7 +95,8 @@ def _applies(peer: Resource, node: Node) -> bool:
 
 def plan_bgp(node_name: str, nodes: Iterable[Node], blocks: Iterable[Resource],
              pools: Iterable[IPPool], configs: Iterable[Resource],
-             bgp_peers: Iterable[Resource]) -> BgpPlan | None:
+             bgp_peers: Iterable[Resource], services: Iterable[Service] = (),
+             slices: Iterable[EndpointSlice] = ()) -> BgpPlan | None:
     """Node `node_name`'s BGP plan; None until its Node (its addresses) is known."""
     by_name = {n.name: n for n in nodes}
     me = by_name.get(node_name)
@@ -149,14 +151,41 @@ def plan_bgp(node_name: str, nodes: Iterable[Node], blocks: Iterable[Resource],
 
     own = sorted(_originated(node_name, blocks), key=_net_key)
     workload = [p for p in pools if p.for_workloads and not p.disabled]
-    services = sorted({str(r.get("cidr")) for f in SERVICE_RANGES for r in cfg.get(f) or []
-                       if isinstance(r, dict) and _is_net(r.get("cidr"))}, key=_net_key)
+    advertised = sorted(advertised_services(node_name, cfg, services, slices), key=_net_key)
     return BgpPlan(node_name, mine.ip4 or _router_id_of(node_name), asn, mine.ip4, mine.ip6,
                    my_rr, tuple(sorted(peers.values())), tuple(own),
                    tuple(sorted({str(p.network) for p in workload if p.spec.get("disableBGPExport")},
                                 key=_net_key)),
-                   tuple(str(ipaddress.ip_network(s, strict=False)) for s in services),
+                   tuple(advertised),
                    tuple(sorted({str(p.network) for p in workload}, key=_net_key)))
+
+
+def advertised_services(node_name: str, cfg: dict[str, Any], services: Iterable[Service],
+                        slices: Iterable[EndpointSlice]) -> set[str]:
+    """Calico's Service IP advertisement: every node announces the configured ranges
+    (serviceClusterIPs, serviceExternalIPs, serviceLoadBalancerIPs); a Service with
+    externalTrafficPolicy Local is also announced as a /32 (/128) of each of its
+    addresses inside those ranges, by the nodes with a ready local endpoint only, so the
+    router sends its traffic only there (the longer prefix wins over the range)."""
+    ranges: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for f in SERVICE_RANGES:
+        for r in cfg.get(f) or []:
+            if isinstance(r, dict) and _is_net(r.get("cidr")):
+                ranges.append(ipaddress.ip_network(str(r["cidr"]), strict=False))
+    out = {str(r) for r in ranges}
+    local = {(s.namespace, s.service_name) for s in slices
+             if any(ep.ready and ep.node_name == node_name for ep in s.endpoints)}
+    for svc in services:
+        if svc.external_traffic_policy != "Local" or (svc.namespace, svc.name) not in local:
+            continue
+        for ip in svc.cluster_ips + svc.external_ips + svc.load_balancer_ips:
+            try:
+                a = ipaddress.ip_address(ip)
+            except ValueError:
+                continue
+            if any(a in r for r in ranges):
+                out.add(f"{a}/{a.max_prefixlen}")
+    return out
 
 
 def _originated(node_name: str, blocks: Iterable[Resource]) -> set[str]:

@@ -119,3 +119,27 @@ def test_a_borrowed_address_is_originated_by_its_borrower():
     assert p1 is not None and p3 is not None
     assert "10.244.0.128/26" in p1.blocks and "10.244.0.133/32" not in p1.blocks
     assert p3.blocks == ("10.244.0.133/32",)
+
+
+def _svc(name: str, etp: str, ip: str, external: list[str]) -> Any:
+    from builders import make_service
+    return make_service("default", name, lambda s: s["spec"].update(
+        externalTrafficPolicy=etp, externalIPs=external), ip=ip)
+
+
+def test_service_ranges_and_local_services_only_where_their_endpoints_are():
+    from builders import endpoint, make_slice
+    cfg = obj("BGPConfiguration", "default", {"serviceClusterIPs": [{"cidr": "10.96.0.0/12"}],
+                                              "serviceExternalIPs": [{"cidr": "198.51.100.0/24"}]})
+    svcs = [_svc("local", "Local", "10.96.0.20", ["198.51.100.7", "192.0.2.1"]),
+            _svc("cluster", "Cluster", "10.96.0.30", ["198.51.100.8"])]
+    slices = [make_slice("default", "local", [endpoint("10.244.0.5", node="n1"),
+                                              endpoint("10.244.0.70", node="n2", ready=False)]),
+              make_slice("default", "cluster", [endpoint("10.244.0.6", node="n1")])]
+    plans = {n: plan_bgp(n, NODES, BLOCKS, POOLS, [cfg], [TOR], svcs, slices) for n in ("n1", "n2")}
+    ranges = ("10.96.0.0/12", "198.51.100.0/24")
+    assert plans["n1"] is not None and plans["n2"] is not None
+    # the Local Service's addresses inside the ranges, from n1 only (n2's endpoint is not ready);
+    # 192.0.2.1 lies in no configured range: not announced
+    assert plans["n1"].services == ("10.96.0.0/12", "10.96.0.20/32", "198.51.100.0/24", "198.51.100.7/32")
+    assert plans["n2"].services == ranges

@@ -115,3 +115,21 @@ def test_valid_bgp_objects_pass():
         "serviceClusterIPs": [{"cidr": "10.96.0.0/12"}]})) == []
     assert validate_object(obj("BGPPeer", "rr", {"peerSelector": "route-reflector == 'true'",
                                                  "nodeSelector": "all()"})) == []
+
+
+@pytest.mark.parametrize("spec,msg", [
+    ({"ipipMode": "Always"}, "spec.ipipMode: \"Always\": podnet has no IP-in-IP encapsulation: this kernel "
+                             "has no ipip device"),
+    ({"ipipMode": "CrossSubnet"}, "Unknown device type"),
+    ({"vxlanMode": "CrossSubnet"}, "spec.vxlanMode: CrossSubnet is not supported yet"),
+    ({"vxlanMode": "Sometimes"}, "spec.vxlanMode: \"Sometimes\" is not one of Always, Never"),
+    ({"disableBGPExport": "yes"}, "spec.disableBGPExport"),
+])
+def test_pool_encapsulation_refused_with_its_reason(spec: dict, msg: str) -> None:
+    errs = [str(e) for e in validate_object(obj("IPPool", "p", {"cidr": "10.244.0.0/16", **spec}))]
+    assert any(msg in e for e in errs), errs
+
+
+def test_pool_encapsulation_accepted():
+    for spec in ({"ipipMode": "Never", "vxlanMode": "Always"}, {"vxlanMode": "Never", "disableBGPExport": True}):
+        assert validate_object(obj("IPPool", "p", {"cidr": "10.244.0.0/16", **spec})) == []
