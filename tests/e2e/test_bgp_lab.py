@@ -123,6 +123,10 @@ spec:
     pub = next(p for p in lab.pods() if p.name == "pub")
     [(_, ans)] = probe_from(pub.annotations["podnet.io/netns"], [("203.0.113.10", 80, "TCP")])
     assert ans.endswith(" 10.245.0.5"), ans  # the outside saw the pod's address: not NATed
+    # trace predicts it (the reply through the router's BGP route to n3) and the kernel agrees
+    tr = lab.podnet("trace", "pub", "203.0.113.10:80", "--lab", lab.name, check=False)
+    assert tr.returncode == 0, tr.stdout + tr.stderr
+    assert "via 198.18.0.13 dev eth0 proto bird metric 32  [learned over BGP: announced by n3]" in tr.stdout
     assert learned < 5.0
 
 

@@ -44,6 +44,7 @@ class LabFacts:
     macs: Mapping[str, str] = field(default_factory=dict)
     # names the outside world's DNS answers (cluster DNS forwards to it): name -> addresses
     outside_names: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    routing: str = "static"  # static | bgp (BIRD learned the routes: `proto bird`)
 
     def node(self, name: str) -> NodeFacts | None:
         return next((n for n in self.nodes if n.name == name), None)
@@ -84,4 +85,5 @@ def from_spec(spec: Any, outside_hosts: tuple[str, ...] = (), outside_zone: str 
                     spec.router_out6, spec.underlay4,
                     spec.underlay6, spec.outside4, spec.outside6, spec.echo4, spec.echo6,
                     outside_names={f"{h}.{outside_zone}": (spec.echo4, spec.echo6)
-                                   for h in outside_hosts})
+                                   for h in outside_hosts},
+                    routing=getattr(spec, "routing", "static"))

@@ -68,7 +68,16 @@ def block_routes(state: ClusterState, facts: LabFacts, node: str) -> list[Route]
     return list(plan.routes)
 
 
-def _route_text(r: Route) -> str:
+BIRD_PROTO = "proto bird metric 32"  # how the kernel shows a route BIRD installed
+
+
+def _bgp_note(node: str, ip: str) -> str:
+    return f"  [learned over BGP: announced by {node}]"
+
+
+def _route_text(r: Route, facts: LabFacts) -> str:
+    if facts.routing == "bgp":  # BIRD's route: the owner announced it with itself as next hop
+        return f"{r.dst} via {r.gateway} dev {UNDERLAY_DEV} {BIRD_PROTO}" + _bgp_note(r.node, r.gateway)
     if r.dev == VXLAN_DEV:
         return f"{r.dst} via {r.gateway} dev {VXLAN_DEV} onlink proto {ROUTE_PROTO}"
     return f"{r.dst} via {r.gateway} dev {UNDERLAY_DEV} proto {ROUTE_PROTO}"
@@ -93,7 +102,7 @@ def node_decision(state: ClusterState, facts: LabFacts, node: str, dst: str) -> 
             best = r
     if best is not None:
         dev = VXLAN_DEV if best.dev == VXLAN_DEV else UNDERLAY_DEV
-        return Decision(_route_text(best), dev, best.gateway, "node", best.node)
+        return Decision(_route_text(best, facts), dev, best.gateway, "node", best.node)
     if facts.in_underlay(str(a)):
         underlay = facts.underlay4 if fam == 4 else facts.underlay6
         peer = facts.node_by_ip(str(a))
@@ -103,8 +112,13 @@ def node_decision(state: ClusterState, facts: LabFacts, node: str, dst: str) -> 
     return Decision(f"default via {gw} dev {UNDERLAY_DEV}", UNDERLAY_DEV, gw, "router")
 
 
-def router_decision(facts: LabFacts, dst: str) -> Decision:
+def router_decision(facts: LabFacts, dst: str, state: ClusterState | None = None) -> Decision:
     a = ipaddress.ip_address(dst)
+    if facts.routing == "bgp" and state is not None and not facts.in_outside(dst) \
+            and not facts.in_underlay(dst):
+        learned = _router_bgp_route(state, facts, a)
+        if learned is not None:
+            return learned
     if facts.in_outside(dst):
         net = facts.outside4 if a.version == 4 else facts.outside6
         return Decision(f"{net} dev {ROUTER_OUT_DEV} proto kernel scope link", ROUTER_OUT_DEV, None, "outside")
@@ -116,8 +130,29 @@ def router_decision(facts: LabFacts, dst: str) -> Decision:
     return Decision("no route (the router knows only the underlay and the outside world)", "", None, "none")
 
 
+def _router_bgp_route(state: ClusterState, facts: LabFacts,
+                      a: ipaddress.IPv4Address | ipaddress.IPv6Address) -> Decision | None:
+    """The router's ToR view: what every node announces (its blocks and borrowed
+    addresses; the routes a node would install toward them, seen from nowhere), the
+    longest match for `a`."""
+    best: Route | None = None
+    for r in plan_routes("", state.nodes, state.of_kind("IPAMBlock"), "none").routes:
+        net = ipaddress.ip_network(r.dst)
+        if net.version == a.version and a in net and (best is None or
+                                                      net.prefixlen > ipaddress.ip_network(best.dst).prefixlen):
+            best = r
+    if best is None:
+        return None
+    return Decision(f"{best.dst} via {best.gateway} dev {UNDERLAY_DEV} {BIRD_PROTO}"
+                    + _bgp_note(best.node, best.gateway), UNDERLAY_DEV, best.gateway, "node", best.node)
+
+
 def outside_decision(facts: LabFacts, dst: str) -> Decision:
     a = ipaddress.ip_address(dst)
+    if facts.routing == "bgp" and not facts.in_outside(dst):
+        # with BGP the router is the outside world's way to everything (it knows the pods)
+        gw = facts.router_out4 if a.version == 4 else facts.router_out6
+        return Decision(f"default via {gw} dev eth0", "eth0", gw, "router")
     if facts.in_underlay(dst):
         net = facts.underlay4 if a.version == 4 else facts.underlay6
         gw = facts.router_out4 if a.version == 4 else facts.router_out6

@@ -290,7 +290,7 @@ class Walker:
 
     def _router(self, loc: Loc, pkt: Pkt) -> tuple[Hop, Loc | None, str, str]:
         f = self.facts
-        d = rt.router_decision(f, pkt.dst)
+        d = rt.router_decision(f, pkt.dst, self.state)
         steps = [Step("route", f"route lookup for {pkt.dst}: {d.route}",
                       {"src": pkt.src, "dst": pkt.dst, "route": d.route, "dev": d.dev, "gateway": d.gateway})]
         mk = lambda oif, h: Hop("router", "router", "", f.router_netns, loc[2], oif, tuple(steps), h)  # noqa: E731

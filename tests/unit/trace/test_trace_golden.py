@@ -42,6 +42,10 @@ CASES = {
     "ipv6-pod-service": ("client", "web", 6, "none", ALLOW, True, "fd00:10:244::42"),
     "ipv6-pod-pod-vxlan": ("client", "shop/web-5d8f7-c3:8080", 6, "vxlan", (), True, None),
     "ipv6-pod-outside-nat": ("client", "[fd00:203:113::10]:80", 6, "none", (), True, None),
+    # --routing bgp (issue 21 §3): BIRD's routes between nodes; the router learned the
+    # pod blocks, so the answer to an un-NATed pod comes back through it
+    "bgp-pod-pod-other-node": ("client", "shop/web-5d8f7-b2:8080", 4, "bgp", (), True, None),
+    "bgp-pod-outside-no-nat": ("client", "203.0.113.10:80", 4, "bgp", (), False, None),
 }
 
 
@@ -50,7 +54,7 @@ def run(name: str):
     st = demo.state(pols, nat, 30080 if "nodeport" in name else 0)
     pod = find_pod(st, "shop", src)
     d = parse_dest(dst)
-    facts = demo.facts(encap)
+    facts = demo.facts("none", "bgp") if encap == "bgp" else demo.facts(encap)
     target = resolve(st, pod.namespace, d.text, fam, facts.outside_names)
     return predict(st, facts, pod, target, d.port, d.proto, fam, endpoint=ep, query=d.text)
 

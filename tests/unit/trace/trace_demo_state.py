@@ -122,9 +122,10 @@ def state(policies: tuple[str, ...] = (), nat_outgoing: bool = True, node_port: 
     return ClusterState.from_objects(objects(policies, nat_outgoing, node_port, traffic, unready))
 
 
-def facts(encap: str = "none") -> LabFacts:
+def facts(encap: str = "none", routing: str = "static") -> LabFacts:
     p = f"pn-{LAB}-"
     return LabFacts(LAB, (NodeFacts("n1", p + "n1", "198.18.0.11", "fd00:198:18::11"),
                           NodeFacts("n2", p + "n2", "198.18.0.12", "fd00:198:18::12")),
                     encap, p + "ul", p + "rt", p + "out",
-                    outside_names={"www.example.test": ("203.0.113.10", "fd00:203:113::10")})
+                    outside_names={"www.example.test": ("203.0.113.10", "fd00:203:113::10")},
+                    routing=routing)
