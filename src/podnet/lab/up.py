@@ -77,7 +77,7 @@ def serve_socket(state: LabState, node: str) -> str:
 AGENT_METRICS_PORT = 9091
 
 
-def agent_argv(spec: LabSpec, node_name: str, url: str, state: LabState) -> list[str]:
+def agent_argv(spec: LabSpec, node_name: str, url: str, state: LabState | None = None) -> list[str]:
     node = spec.node(node_name)
     argv = ["--datastore", url, "agent", "--node", node.name, "--encap", spec.encap,
             "--metrics-port", str(AGENT_METRICS_PORT), "--node-ip", node.ip4]
@@ -86,6 +86,8 @@ def agent_argv(spec: LabSpec, node_name: str, url: str, state: LabState) -> list
     if node.zone:
         argv += ["--node-label", f"{ZONE_LABEL}={node.zone}"]
     if spec.routing == "bgp":
+        if state is None:
+            raise LabError("--routing bgp: the agent's BIRD directory lives in the lab's state")
         argv += ["--routing", "bgp", "--bird-dir", str(tor.node_bird_dir(state, node.name))]
     return procs.podnet_argv(*argv)
 
