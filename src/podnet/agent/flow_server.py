@@ -255,14 +255,14 @@ def _write(f: Any, doc: dict[str, Any]) -> None:
 def _refuse(conn: socket.socket, why: str) -> None:
     """Say why, without reading a byte the caller chose to block on. What it sent already is
     discarded first: closing over unread data would reset the connection before the caller
-    reads the reason."""
+    reads the reason. At most MAX_REQUEST bytes are discarded, so a caller that keeps
+    sending cannot hold the accepting thread."""
     with conn:
         try:
             conn.setblocking(False)
             conn.send(json.dumps({"error": why}).encode() + b"\n")
             conn.shutdown(socket.SHUT_WR)
-            while conn.recv(MAX_REQUEST):
-                pass
+            conn.recv(MAX_REQUEST)
         except OSError:
             pass
 

@@ -22,7 +22,8 @@ from podnet.agent.policy_role import PolicyRole  # noqa: E402
 from podnet.api.objects import ObjectKey, Resource  # noqa: E402
 from topo import pool  # noqa: E402
 from podnet.calc.model import ClusterState  # noqa: E402
-from podnet.calc.policy.table import e2e_model  # noqa: E402
+from podnet.calc.policy.table import e2e_model, pod_label, predict  # noqa: E402
+from podnet.cli.policy_probe import probe  # noqa: E402
 from podnet.dataplane.nft.runner import NftRunner  # noqa: E402
 
 PREFIX = unique_netns("pol")  # one per run: <PREFIX>-node, -out, -<ns>-<pod>
@@ -65,6 +66,17 @@ class Node:
         for o in objs:
             self.state.put(o)
         return self.sync(changed)
+
+    def tables(self, port: int, protocol: str, family: int, extra: tuple[str, ...] | list[str] = ()):
+        """(real, predicted, per-cell results): every pod probes every pod (and `extra`
+        addresses) with real connections, and calc predicts the same table."""
+        pods = sorted(self.state.pods, key=lambda p: (p.namespace, p.name))
+        fam = lambda ips: next(a for a in ips if (":" in a) == (family == 6))  # noqa: E731
+        sources = [(pod_label(p), self.topo.pod_netns(pod_label(p))) for p in pods]
+        targets = [(pod_label(p), fam(p.pod_ips)) for p in pods] + [(a, a) for a in extra]
+        real, results = probe(sources, targets, port, protocol)
+        predicted = predict(self.state, port, protocol, family, targets=pods + list(extra))
+        return real, predicted, results
 
 
 @pytest.fixture(scope="module")

@@ -7,23 +7,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from podnet.calc.policy.table import pod_label, predict
-from podnet.cli.policy_probe import probe
 from policy_cases import load_cases
 from policy_strategies import policy_sets
 
 pytestmark = pytest.mark.root
 CASES = load_cases()
-
-
-def _tables(node, port, protocol, family, extra=()):
-    pods = sorted(node.state.pods, key=lambda p: (p.namespace, p.name))
-    fam = lambda ips: next(a for a in ips if (":" in a) == (family == 6))  # noqa: E731
-    sources = [(pod_label(p), node.topo.pod_netns(pod_label(p))) for p in pods]
-    targets = [(pod_label(p), fam(p.pod_ips)) for p in pods] + [(a, a) for a in extra]
-    real, results = probe(sources, targets, port, protocol)
-    predicted = predict(node.state, port, protocol, family, targets=pods + list(extra))
-    return real, predicted, results
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -32,7 +20,7 @@ def test_case_real_equals_predicted_equals_expected(node, name):
     for i, step in enumerate(CASES[name]):
         node.set_objects("NetworkPolicy", step.policies)
         for pr in step.probes:
-            real, predicted, results = _tables(node, pr.port, pr.protocol, pr.family, pr.targets_extra)
+            real, predicted, results = node.tables(pr.port, pr.protocol, pr.family, pr.targets_extra)
             where = f"{name} step {i} {pr.protocol}/{pr.port} IPv{pr.family}"
             assert predicted.diff(pr.expected) == [], f"{where}: predicted\n{predicted.text()}"
             if all(r.outcome == "untestable" for r in results):
@@ -50,7 +38,7 @@ def test_case_real_equals_predicted_equals_expected(node, name):
        family=st.sampled_from([4, 6]))
 def test_random_policies_real_equals_predicted(node, pols, port, protocol, family):
     node.set_objects("NetworkPolicy", pols)
-    real, predicted, _ = _tables(node, port, protocol, family)
+    real, predicted, _ = node.tables(port, protocol, family)
     assert real.diff(predicted) == [], f"{[p.raw for p in pols]}\nreal\n{real.text()}\npredicted\n{predicted.text()}"
 
 

@@ -13,8 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import topo
-from podnet.calc.policy.table import pod_label, predict
-from podnet.cli.policy_probe import probe
+from podnet.calc.policy.table import pod_label
 from cluster_fixtures import CASES
 from cluster_strategies import mixes
 
@@ -49,23 +48,13 @@ def _set(node, objs) -> str:
                    for kind in ("Node", "NetworkPolicy", "ClusterNetworkPolicy"))
 
 
-def _tables(node, port, protocol, family, extra=()):
-    pods = sorted(node.state.pods, key=lambda p: (p.namespace, p.name))
-    fam = lambda ips: next(a for a in ips if (":" in a) == (family == 6))  # noqa: E731
-    sources = [(pod_label(p), node.topo.pod_netns(pod_label(p))) for p in pods]
-    targets = [(pod_label(p), fam(p.pod_ips)) for p in pods] + [(a, a) for a in extra]
-    real, results = probe(sources, targets, port, protocol)
-    predicted = predict(node.state, port, protocol, family, targets=pods + list(extra))
-    return real, predicted, results
-
-
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_case_real_equals_predicted_equals_expected(cnode, name):
     untestable = []
     for i, step in enumerate(CASES[name]):
         _set(cnode, step.policies)
         for pr in step.probes:
-            real, predicted, results = _tables(cnode, pr.port, pr.protocol, pr.family, pr.targets_extra)
+            real, predicted, results = cnode.tables(pr.port, pr.protocol, pr.family, pr.targets_extra)
             where = f"{name} step {i} {pr.protocol}/{pr.port} IPv{pr.family}"
             assert predicted.diff(pr.expected) == [], f"{where}: predicted\n{predicted.text()}"
             if all(r.outcome == "untestable" for r in results):
@@ -86,7 +75,7 @@ def test_random_mixes_real_equals_predicted(cnode, mix, port, protocol, family):
     script = _set(cnode, cnps + v1)
     assert "delete table" not in script  # a partial sync, as the agent makes it
     extra = ["fd00:203:113::10" if family == 6 else "203.0.113.10"]
-    real, predicted, _ = _tables(cnode, port, protocol, family, extra)
+    real, predicted, _ = cnode.tables(port, protocol, family, extra)
     assert real.diff(predicted) == [], (f"{[p.raw for p in cnps + v1]}\nreal\n{real.text()}\n"
                                         f"predicted\n{predicted.text()}")
 
@@ -97,9 +86,9 @@ def test_staged_policy_is_not_enforced_until_promoted(cnode):
     step = CASES["admin-deny-ingress-from-namespace"][0]
     staged = [p.with_metadata(annotations={"podnet.io/staged": "true"}) for p in step.policies]
     _set(cnode, staged)
-    real, predicted, _ = _tables(cnode, 80, "TCP", 4)
+    real, predicted, _ = cnode.tables(80, "TCP", 4)
     assert real.diff(predicted) == [] and all(predicted.get(r, c) for r in real.rows for c in real.cols)
     assert "delete table" not in _set(cnode, step.policies)
-    real, predicted, _ = _tables(cnode, 80, "TCP", 4)
+    real, predicted, _ = cnode.tables(80, "TCP", 4)
     assert predicted.diff(step.probes[0].expected) == [] and real.diff(predicted) == [], real.text()
     _set(cnode, [])
