@@ -1,7 +1,9 @@
 """trafficDistribution in a 3-node lab over 2 zones (`podnet up --zones 2`: n1 and n3 in
 zone a, n2 in zone b), by real connections from pods: PreferSameZone (and PreferClose)
 reach only the client's zone's endpoints, PreferSameNode only its node's, and a zone
-without endpoints reaches every endpoint; a Service without the field reaches all.
+without endpoints reaches every endpoint; a Service without the field reaches all. The
+`topology-mode: Auto` annotation hints by each zone's CPU: zone a (two nodes) gets a
+zone-b endpoint when b holds more than its share.
 
 One lab for the module (always torn down).
 """
@@ -32,12 +34,12 @@ spec:
 """
 
 
-def _svc(name: str, app: str, distribution: str = "") -> str:
+def _svc(name: str, app: str, distribution: str = "", annotations: str = "") -> str:
     field = f"\n  trafficDistribution: {distribution}" if distribution else ""
     return f"""---
 apiVersion: v1
 kind: Service
-metadata: {{name: {name}}}
+metadata: {{name: {name}{", annotations: {" + annotations + "}" if annotations else ""}}}
 spec:
   selector: {{app: {app}}}{field}
   ports: [{{port: 80, targetPort: {PORT}}}]
@@ -51,6 +53,8 @@ MANIFESTS = "".join([
     _svc("zone", "web", "PreferSameZone"), _svc("close", "web", "PreferClose"),
     _svc("node", "web", "PreferSameNode"), _svc("plain", "web"),
     _svc("bzone", "bonly", "PreferSameZone"),
+    _pod("x1", "n1", "auto"), _pod("x2", "n2", "auto"), _pod("x3", "n2", "auto"), _pod("c2", "n2", "client"),
+    _svc("auto", "auto", "PreferSameNode", annotations="service.kubernetes.io/topology-mode: Auto"),
 ])
 
 
@@ -60,7 +64,7 @@ def lab(lab_home):
     try:
         lab.podnet("up", "--name", lab.name, "--nodes", "3", "--zones", "2")
         lab.podnet("apply", "-f", "-", input=MANIFESTS)
-        lab.wait_pods(7)
+        lab.wait_pods(11)
         yield lab
     finally:
         lab.down()
@@ -129,3 +133,29 @@ def test_prefer_same_node_reaches_only_the_clients_node(lab):
 def test_a_zone_without_endpoints_reaches_all_and_no_field_means_all(lab):
     assert settled(lab, "c1", "bzone", {"b1", "b2"}) == {"b1", "b2"}
     assert settled(lab, "c1", "plain", {"w1", "w2", "w3"}) == {"w1", "w2", "w3"}
+
+
+def test_topology_mode_auto_balances_zones_by_cpu(lab):
+    """Every node reports the same CPUs, so zone a (n1, n3) should serve 2 of the 3
+    endpoints but holds only x1: zone b gives it one of x2/x3 (the annotation wins over the
+    Service's PreferSameNode). Clients in a reach x1 and that one; n2's client the other."""
+    s = lab.store()
+    try:
+        cpus = {n.name: (n.status.get("allocatable") or {}).get("cpu") for n in s.list("Node").items}
+        assert len(set(cpus.values())) == 1 and None not in cpus.values(), cpus
+        deadline = time.monotonic() + 10
+        while True:
+            eps = [e for sl in s.list("EndpointSlice", "default").items
+                   if sl.labels.get("kubernetes.io/service-name") == "auto" for e in sl.raw["endpoints"]]
+            hinted = {e["targetRef"]["name"]: e.get("hints") for e in eps}
+            for_a = sorted(n for n, h in hinted.items() if h == {"forZones": [{"name": "a"}]})
+            for_b = sorted(n for n, h in hinted.items() if h == {"forZones": [{"name": "b"}]})
+            if (len(for_a), len(for_b)) == (2, 1) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    finally:
+        s.close()
+    assert len(for_a) == 2 and "x1" in for_a and set(for_a + for_b) == {"x1", "x2", "x3"}, hinted
+    assert settled(lab, "c1", "auto", set(for_a)) == set(for_a)
+    assert settled(lab, "c3", "auto", set(for_a)) == set(for_a)
+    assert settled(lab, "c2", "auto", set(for_b)) == set(for_b)

@@ -13,6 +13,7 @@ NetworkPolicy and NAT outgoing (`load_roles`).
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -198,7 +199,11 @@ class Agent:
         podnet: dict[str, Any] = {"blocks": blocks, "encap": self.ctx.encap}
         if self.ctx.ip4:
             podnet[MAC_STATUS_FIELD] = vtep_mac(self.ctx.ip4)
+        # as a kubelet reports them: the CPUs this node may use (topology-mode Auto weighs
+        # zones by them); the lab's nodes share the machine's
+        cpus = {"cpu": str(len(os.sched_getaffinity(0)))}
         return {"addresses": addrs, "agent": agent, "podnet": podnet,
+                "capacity": cpus, "allocatable": dict(cpus),
                 "nodeInfo": {"podnetVersion": _version()},
                 "conditions": [{"type": "Ready", "status": "True" if not self.last_error else "False",
                                 "lastHeartbeatTime": agent["heartbeat"]}]}

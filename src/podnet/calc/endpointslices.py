@@ -13,7 +13,9 @@ The Kubernetes EndpointSlice controller's rules:
   and not terminating, or always with `publishNotReadyAddresses`;
 - a Service with no matching pod still gets one empty slice per family;
 - `zone` is the pod's node's topology.kubernetes.io/zone label; with spec.trafficDistribution
-  every ready endpoint gets hints (calc/topology.py: forZones, and forNodes for PreferSameNode).
+  every ready endpoint gets hints (calc/topology.py: forZones, and forNodes for PreferSameNode);
+  with the `service.kubernetes.io/topology-mode: Auto` annotation instead zone hints balanced
+  by each zone's CPU, per family over all its slices (calc/topology_auto.py).
 Slice names are derived (`<service>-<family>-<hash of ports>[-<n>]`) so a recompute gives
 the same names and the controller only writes what differs.
 """
@@ -26,6 +28,7 @@ from typing import Any, Iterable, Mapping
 
 from podnet.api.objects import Pod, Service
 from podnet.calc.topology import endpoint_hints
+from podnet.calc.topology_auto import INSUFFICIENT_NODE_INFO, assign_hints, hints_enabled
 
 MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
 CONTROLLER = "podnet-controller"
@@ -65,7 +68,7 @@ def resolve_ports(svc: Service, pod: Pod) -> tuple[tuple[str, int, str], ...]:
     return tuple(out)
 
 
-def _endpoint(svc: Service, pod: Pod, ip: str, zones: Mapping[str, str]) -> dict[str, Any]:
+def _endpoint(svc: Service, pod: Pod, ip: str, zones: Mapping[str, str], distribution: str) -> dict[str, Any]:
     terminating = pod.deletion_timestamp is not None
     serving = pod.ready
     ready = svc.publish_not_ready or (serving and not terminating)
@@ -78,7 +81,7 @@ def _endpoint(svc: Service, pod: Pod, ip: str, zones: Mapping[str, str]) -> dict
     zone = zones.get(pod.node_name, "") if pod.node_name else ""
     if zone:
         ep["zone"] = zone
-    hints = endpoint_hints(svc.traffic_distribution, zone, pod.node_name) if ready else None
+    hints = endpoint_hints(distribution, zone, pod.node_name) if ready else None
     if hints:
         ep["hints"] = hints
     if pod.hostname and pod.subdomain == svc.name:
@@ -98,11 +101,14 @@ def _slice(svc: Service, name: str, family: str, ports: tuple[tuple[str, int, st
             "ports": [{"name": n, "port": p, "protocol": pr} for n, p, pr in ports]}
 
 
-def desired_slices(svc: Service, pods: Iterable[Pod],
-                   zones: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+def desired_slices(svc: Service, pods: Iterable[Pod], zones: Mapping[str, str] | None = None,
+                   ratios: Mapping[str, float] | str = INSUFFICIENT_NODE_INFO) -> list[dict[str, Any]]:
     """The slices (manifests) `svc` should have; [] when the controller must not manage it.
-    `zones`: node name -> its zone label (nodes without one left out)."""
+    `zones`: node name -> its zone label (nodes without one left out); `ratios`: each
+    zone's share of the cluster's CPU, or why there are none (topology_auto.zone_ratios)."""
     zones = zones or {}
+    auto = hints_enabled(svc.annotations)
+    distribution = "" if auto else svc.traffic_distribution
     if not svc.has_selector or svc.type == "ExternalName":
         return []
     selector = svc.selector
@@ -115,12 +121,17 @@ def desired_slices(svc: Service, pods: Iterable[Pod],
         for pod in chosen:
             ip = _ip_of(pod, fam)
             if ip is not None:
-                groups.setdefault(resolve_ports(svc, pod), []).append(_endpoint(svc, pod, ip, zones))
+                groups.setdefault(resolve_ports(svc, pod), []).append(
+                    _endpoint(svc, pod, ip, zones, distribution))
         if not groups:
             out.append(_slice(svc, f"{svc.name}-{tag}", fam, (), []))
             continue
-        for ports, eps in sorted(groups.items()):
+        ordered = sorted(groups.items())
+        for _, eps in ordered:
             eps.sort(key=lambda e: (e["addresses"][0], e["targetRef"]["name"]))
+        if auto:
+            assign_hints([e for _, eps in ordered for e in eps], ratios)
+        for ports, eps in ordered:
             h = hashlib.sha256(json.dumps(ports).encode()).hexdigest()[:5]
             for i in range(0, len(eps), MAX_PER_SLICE):
                 n = i // MAX_PER_SLICE

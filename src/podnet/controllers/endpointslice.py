@@ -10,8 +10,10 @@ labelled `endpointslice.kubernetes.io/managed-by: podnet-controller` are ever to
 a selector-less Service keeps the slices its user applies. A Conflict just marks the
 namespace dirty again; a store error is logged and retried; nothing raises out of `run`.
 The list+watch is the shared datastore.cache.Informer (a relist or the periodic resync
-reconciles every namespace). Nodes are watched for one thing: their zone label (an
-endpoint's `zone` and its hints, calc/topology.py); a node changing zones reconciles all.
+reconciles every namespace). Nodes are watched for what topology needs: the zone label
+(an endpoint's `zone` and its hints, calc/topology.py) and, for topology-mode Auto, the
+CPU, readiness and role of each (calc/topology_auto.py); a node changing any of those
+reconciles all.
 """
 from __future__ import annotations
 
@@ -21,13 +23,13 @@ import threading
 import time
 from typing import Any, Iterable
 
-from podnet.api.objects import Pod, Resource, Service, from_dict
+from podnet.api.objects import Node, Pod, Resource, Service, from_dict
 from podnet.api.selector import LabelSelector
 from podnet.apiserver.errors import WriteError
 from podnet.apiserver.write import Writer
 from podnet.calc.endpointslices import (CONTROLLER, MANAGED_BY, SERVICE_NAME, desired_slices,
                                         same_slice)
-from podnet.calc.topology import ZONE_LABEL
+from podnet.calc.topology_auto import NodeFacts, node_facts, zone_ratios
 from podnet.datastore.cache import Batch, Informer
 from podnet.datastore.interface import (AlreadyExists, Conflict, Datastore, DatastoreError, Event,
                                         NotFound)
@@ -44,8 +46,8 @@ class EndpointSliceController:
         self.writer = Writer(store)
         self._services: dict[tuple[str, str], Service] = {}
         self._pod_labels: dict[tuple[str, str], dict[str, str]] = {}
-        self._zones: dict[str, str] | None = None  # node -> zone label; None: not listed yet
-        self._zones_moved = False
+        self._nodes: dict[str, NodeFacts] | None = None  # None: not listed yet
+        self._nodes_moved = False
         self.writes = 0
         self.reconciles = 0
         self.errors = 0
@@ -54,9 +56,11 @@ class EndpointSliceController:
     def reconcile_namespace(self, ns: str, only: set[str] | None = None) -> bool:
         """Bring the managed slices of `ns` (of the Services named in `only`, or all) in
         line. False when something must be retried."""
-        if self._zones is None:
-            self._list_zones()
-        zones = self._zones or {}
+        if self._nodes is None:
+            self._list_nodes()
+        nodes = self._nodes or {}
+        zones = {name: f.zone for name, f in nodes.items() if f.zone}
+        ratios = zone_ratios(nodes.values())
         pods = [p for p in self.store.list("Pod", ns).items if isinstance(p, Pod)]
         services = {s.name: s for s in self.store.list("Service", ns).items if isinstance(s, Service)}
         for p in pods:
@@ -72,7 +76,7 @@ class EndpointSliceController:
         names = set(services) | set(have)
         for name in sorted(names if only is None else names & only):
             svc = services.get(name)
-            want = desired_slices(svc, pods, zones) if svc is not None else []
+            want = desired_slices(svc, pods, zones, ratios) if svc is not None else []
             ok &= self._converge(want, have.get(name, {}))
         self.reconciles += 1
         return ok
@@ -104,7 +108,7 @@ class EndpointSliceController:
         """Every namespace that has Services, Pods or managed slices; returns the revision
         the lists were consistent at (where a watch starts)."""
         rev = self.store.revision()
-        self._list_zones()
+        self._list_nodes()
         namespaces = set()
         for kind in NAMESPACED:
             namespaces |= {o.namespace for o in self.store.list(kind).items}
@@ -112,9 +116,9 @@ class EndpointSliceController:
             self._safe(ns)
         return rev
 
-    def _list_zones(self) -> None:
-        self._zones = {n.name: n.labels[ZONE_LABEL] for n in self.store.list("Node").items
-                       if n.labels.get(ZONE_LABEL)}
+    def _list_nodes(self) -> None:
+        self._nodes = {n.name: node_facts(n) for n in self.store.list("Node").items
+                       if isinstance(n, Node)}
 
     def _safe(self, ns: str, only: set[str] | None = None) -> bool:
         try:
@@ -142,9 +146,13 @@ class EndpointSliceController:
         if obj.kind == "EndpointSlice":
             return ns, {obj.labels.get(SERVICE_NAME, "")} - {""}
         if obj.kind == "Node":
-            zone = "" if ev.type == "DELETED" else obj.labels.get(ZONE_LABEL, "")
-            if self._zones is not None and self._zones.get(obj.name, "") != zone:
-                self._zones_moved = True  # the run loop reconciles everything
+            facts = node_facts(obj) if ev.type != "DELETED" and isinstance(obj, Node) else None
+            if self._nodes is not None and self._nodes.get(obj.name) != facts:
+                if facts is None:
+                    self._nodes.pop(obj.name, None)
+                else:
+                    self._nodes[obj.name] = facts
+                self._nodes_moved = True  # the run loop reconciles everything
             return ns, set()
         old = self._pod_labels.pop((ns, obj.name), None)
         if ev.type != "DELETED":
@@ -171,9 +179,9 @@ class EndpointSliceController:
                 got = _drain(batches, timeout=0.2 if dirty else 0.5)
                 # first keep the Service, pod-label and zone caches in step
                 touched = [t for b in got for t in self._touched(b.events)]
-                if any(b.resync for b in got) or self._zones_moved \
+                if any(b.resync for b in got) or self._nodes_moved \
                         or time.monotonic() - last_full > resync_every:
-                    self._zones_moved = False
+                    self._nodes_moved = False
                     self.reconcile_all()
                     dirty.clear()
                     last_full = time.monotonic()

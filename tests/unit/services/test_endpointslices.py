@@ -169,3 +169,31 @@ def test_controller_writes_zones_and_hints_and_follows_a_node_changing_zone(stor
         store.update(n2.with_metadata(labels={ZONE_LABEL: "b"}))
         _wait(lambda: hints() == [("n1", "a", {"forZones": [{"name": "a"}]}),
                                   ("n2", "b", {"forZones": [{"name": "b"}]})])
+
+
+def test_controller_balances_auto_hints_by_node_cpu_and_follows_readiness(store):
+    """topology-mode Auto: hints follow each zone's allocatable CPU; a node turning unready
+    leaves one zone, so the hints go (calc/topology_auto.py)."""
+    from builders import make_node
+    from podnet.calc.topology import ZONE_LABEL
+
+    def node(name, ip, zone, cpu):
+        n = make_node(name, [ip]).with_metadata(labels={ZONE_LABEL: zone})
+        return n.with_status({**n.status, "allocatable": {"cpu": cpu},
+                              "conditions": [{"type": "Ready", "status": "True"}]})
+    store.create(node("n1", "198.18.0.11", "a", "3"))
+    n2 = store.create(node("n2", "198.18.0.12", "b", "1"))
+    store.create(web(lambda d: d["metadata"].update(
+        annotations={"service.kubernetes.io/topology-mode": "Auto"})))
+    for i, n in enumerate(["n1", "n2", "n2", "n2"], start=1):
+        store.create(make_pod("default", f"p{i}", [f"10.244.{i}.2"], {"app": "web"}, node=n))
+
+    def hinted():
+        return [(e["nodeName"], (e.get("hints") or {}).get("forZones")) for s in slices_of(store)
+                for e in s.raw["endpoints"]]
+    with running_controller(store):
+        # a has 3/4 of the CPU and 1 of 4 endpoints: b gives it its first two
+        _wait(lambda: hinted() == [("n1", [{"name": "a"}]), ("n2", [{"name": "a"}]),
+                                   ("n2", [{"name": "a"}]), ("n2", [{"name": "b"}])])
+        store.update(n2.with_status({**n2.status, "conditions": [{"type": "Ready", "status": "False"}]}))
+        _wait(lambda: hinted() == [("n1", None), ("n2", None), ("n2", None), ("n2", None)])
