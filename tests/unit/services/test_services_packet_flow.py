@@ -7,7 +7,9 @@ Our own fixtures on podnet's address plan, with upstream's cases as the specific
 upstream's pods 10.0.0.0/8 are our 10.244.0.0/16 (this node's pods 10.244.1.x, another
 node's 10.244.2.x), its node 192.168.0.2 our 198.18.0.11, its external client 203.0.113.2
 our 203.0.113.5, its ClusterIPs 172.30.0.x our 10.96.0.x, NodePorts 300xx.
-docs/design/services.md (Tests) names the upstream groups this file ports.
+docs/design/services.md (Tests) names the upstream groups this file ports. Each group is
+a function (`GROUPS`) so that tests/kernel/services/test_packet_flow_replay.py sends the
+same rows as real packets.
 """
 from __future__ import annotations
 
@@ -38,6 +40,9 @@ class Flow:
     output: str  # "ip:port, ip:port" | "DROP" | "REJECT" | "" (not touched)
     masq: bool = False
     proto: str = "tcp"
+
+
+Group = tuple[list[Any], list[Any], list[Flow]]  # Services, EndpointSlices, the flows
 
 
 def run_flows(services: list[Any], slices: list[Any], flows: list[Flow]) -> None:
@@ -88,7 +93,7 @@ def eps(ns: str, name: str, *pairs: tuple[str, str], mutate: Callable[[dict[str,
 
 
 # ---- TestInternalExternalMasquerade (base case: a working local-traffic detector) ---------
-def test_internal_external_masquerade():
+def internal_external_masquerade() -> Group:
     services = [svc("ns1", "svc1", "10.96.0.41", 30001),
                 svc("ns2", "svc2", "10.96.0.42", 30002, externalTrafficPolicy="Local"),
                 svc("ns3", "svc3", "10.96.0.43", 30003, internalTrafficPolicy="Local")]
@@ -96,7 +101,7 @@ def test_internal_external_masquerade():
               eps("ns2", "svc2", ("10.244.1.2", NODE), ("10.244.2.2", "remote")),
               eps("ns3", "svc3", ("10.244.1.3", NODE), ("10.244.2.3", "remote"))]
     both1, both2, both3 = (f"10.244.1.{i}:80, 10.244.2.{i}:80" for i in (1, 2, 3))
-    run_flows(services, slices, [
+    return services, slices, [
         Flow("pod to ClusterIP", POD, "10.96.0.41", 80, both1, False),
         Flow("pod to NodePort", POD, NODE_IP, 30001, both1, True),
         Flow("node to ClusterIP", NODE_IP, "10.96.0.41", 80, both1, True),
@@ -115,11 +120,11 @@ def test_internal_external_masquerade():
         Flow("node to NodePort with iTP:Local", NODE_IP, NODE_IP, 30003, both3, True),
         Flow("external to ClusterIP with iTP:Local", EXTERNAL, "10.96.0.43", 80, "10.244.1.3:80", True),
         Flow("external to NodePort with iTP:Local", EXTERNAL, NODE_IP, 30003, both3, True),
-    ])
+    ]
 
 
 # ---- externalIPs (upstream's TestExternalIPsReject, TestExternalTrafficPolicy* on externalIPs) --
-def test_external_ips():
+def external_ips() -> Group:
     """An external IP is an external destination: eTP Cluster masquerades every source,
     eTP Local keeps an outside client's address and sends it to this node's endpoints only,
     pods and the node itself are short-circuited to every endpoint; no endpoints: REJECT."""
@@ -135,7 +140,7 @@ def test_external_ips():
               eps("ns4", "empty"),
               eps("ns5", "np", ("10.244.1.5", NODE), ("10.244.2.5", "remote"))]
     both1, both2, both5 = (f"10.244.1.{i}:80, 10.244.2.{i}:80" for i in (1, 2, 5))
-    run_flows(services, slices, [
+    return services, slices, [
         Flow("pod to external IP", POD, "192.0.2.61", 80, both1, True),
         Flow("node to external IP", NODE_IP, "192.0.2.61", 80, both1, True),
         Flow("external to external IP", EXTERNAL, "192.0.2.61", 80, both1, True),
@@ -155,7 +160,7 @@ def test_external_ips():
              "10.244.1.5:80", False),
         Flow("external to its NodePort", EXTERNAL, NODE_IP, 30065, "10.244.1.5:80", False),
         Flow("external to the external IP on the nodePort", EXTERNAL, "192.0.2.65", 30065, ""),
-    ])
+    ]
 
 
 # ---- type LoadBalancer (upstream's TestLoadBalancer, TestOnlyLocalLoadBalancing, source ranges) --
@@ -165,7 +170,7 @@ def lb(ns: str, name: str, ip: str, ingress: list[str], node_port: int = 0, **sp
     return s
 
 
-def test_load_balancer_ingress_ips():
+def load_balancer_ingress_ips() -> Group:
     """An ingress IP is an external destination, as an external IP is; source ranges
     let only their sources in (others dropped, pods and the node included, as kube-proxy's
     firewall chain does); an ingress with ipMode Proxy is the balancer's, not the node's."""
@@ -183,7 +188,7 @@ def test_load_balancer_ingress_ips():
               for i, n in ((1, "c"), (2, "l"), (3, "fw"), (4, "fwl"), (5, "proxy"), (7, "v6only"))]
     slices.append(eps("ns6", "empty"))
     both = {i: f"10.244.1.{70 + i}:80, 10.244.2.{70 + i}:80" for i in range(1, 8)}
-    run_flows(services, slices, [
+    return services, slices, [
         Flow("external to LB IP", EXTERNAL, "198.51.100.71", 80, both[1], True),
         Flow("pod to LB IP", POD, "198.51.100.71", 80, both[1], True),
         Flow("node to LB IP", NODE_IP, "198.51.100.71", 80, both[1], True),
@@ -205,4 +210,12 @@ def test_load_balancer_ingress_ips():
         Flow("ingress with ipMode Proxy", EXTERNAL, "198.51.100.75", 80, ""),
         Flow("external to LB IP without endpoints", EXTERNAL, "198.51.100.76", 80, "REJECT"),
         Flow("IPv4 client, only IPv6 ranges", EXTERNAL, "198.51.100.77", 80, "DROP"),
-    ])
+    ]
+
+
+GROUPS = [internal_external_masquerade, external_ips, load_balancer_ingress_ips]
+
+
+@pytest.mark.parametrize("group", GROUPS, ids=[g.__name__ for g in GROUPS])
+def test_packet_flows(group):
+    run_flows(*group())
