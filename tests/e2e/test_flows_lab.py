@@ -353,3 +353,40 @@ def test_cluster_policy_deny_shows_dropped_with_its_rule(lab: Lab) -> None:
         assert "DROPPED" in table and "Admin tier ClusterNetworkPolicy rule: Deny (admin-deny-srv rule 0)" in table
     finally:
         lab.podnet("delete", "-f", "-", input=CNP_DENY, check=False)
+
+
+CNP_STAGED = """apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: staged-deny-srv, annotations: {podnet.io/staged: "true"}}
+spec:
+  tier: Admin
+  priority: 6
+  subject: {pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: srv}}}}
+  ingress: [{name: nobody-in, action: Deny, from: [{namespaces: {}}]}]
+"""
+
+
+def test_a_staged_policy_is_named_on_the_flows_it_would_deny(lab: Lab) -> None:
+    """Issue 20 §2: a staged Admin Deny is not enforced (the connection passes), but the
+    forwarded flow says it would be denied and by what; promoting it enforces it."""
+    server = pod(lab, "server").pod_ips[0]
+    lab.podnet("apply", "-f", "-", input=CNP_STAGED)
+    try:
+        deadline, r = time.monotonic() + 15, None
+        while r is None:
+            t0 = time.time()
+            assert not connect(lab, server, PORT).startswith("ERROR"), "a staged policy was enforced"
+            time.sleep(0.5)
+            r = next((x for x in flows(lab, "--verdict", "forwarded", "--to", "server", "--port", str(PORT))
+                      if x["time"] >= t0 - 0.1 and x["node"] == "n2" and x.get("staged")), None)
+            assert r is not None or time.monotonic() < deadline, \
+                [(x["time"] - t0, x["node"], x["verdict"], x.get("staged"))
+                 for x in flows(lab, "--to", "server", "--port", str(PORT))]
+        assert r["staged"]["wouldBe"] == "denied"
+        assert "staged-deny-srv" in r["staged"]["cause"] and "Admin" in r["staged"]["cause"]
+        table = lab.podnet("flows", "--lab", lab.name, "--verdict", "forwarded", "--to", "server").stdout
+        assert "would be denied by staged policies" in table and "staged-deny-srv" in table
+        lab.podnet("promote", "clusternetworkpolicy", "staged-deny-srv")
+        wait_blocked(lab, server, True)
+    finally:
+        lab.podnet("delete", "-f", "-", input=CNP_STAGED, check=False)

@@ -129,4 +129,6 @@ def table_line(r: dict[str, Any]) -> str:
     if r.get("snat"):
         dst += f" (outside, SNAT {r['snat']})" if r["destination"].get("outside") else f" (SNAT {r['snat']})"
     done = f"; {flow_accounting.summary(r['finished'])}" if r.get("finished") else ""
+    if r.get("staged"):
+        done += f"; would be {r['staged']['wouldBe']} by staged policies ({r['staged']['cause']})"
     return f"{ts} {r['node']:<10} {r['protocol']:<5} {end(r['source'])} -> {dst} {r['verdict'].upper()}  {describe(r)}{done}"

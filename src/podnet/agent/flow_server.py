@@ -29,6 +29,7 @@ import time
 from typing import IO, Any, Callable
 
 from podnet.agent import flow_accounting, flows
+from podnet.agent.flow_staged import StagedJudge
 from podnet.dataplane import ulogd
 from podnet.peercred import peer_uid
 
@@ -43,13 +44,16 @@ MAX_CLIENTS = 16  # queries served at once (each is a thread)
 
 class FlowRecorder:
     def __init__(self, node: str, context: Callable[[], tuple[dict[str, flows.Cause], flows.Names]],
-                 cap: int = 4096, socket_name: str = SOCKET_NAME):
+                 cap: int = 4096, socket_name: str = SOCKET_NAME,
+                 judge: Callable[[], StagedJudge] | None = None):
         self.node = node
         self.ring = flows.FlowRing(cap)
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)
         self._context = context
         self._causes, self._names = context()
+        self._make_judge = judge
+        self._judge = judge() if judge is not None else None
         self.socket_name = socket_name
         self.events: queue.Queue[bytes] = queue.Queue(QUEUE_CAP)
         self.stop = threading.Event()
@@ -61,8 +65,9 @@ class FlowRecorder:
     # ---- the names and ids, refreshed by the agent after each sync -----------------------
     def refresh(self) -> None:
         causes, names = self._context()
+        judge = self._make_judge() if self._make_judge is not None else None
         with self.lock:
-            self._causes, self._names = causes, names
+            self._causes, self._names, self._judge = causes, names, judge
 
     # ---- input ---------------------------------------------------------------------------
     def start(self, conntrack: bool = True) -> None:
@@ -89,7 +94,10 @@ class FlowRecorder:
                 line = self.events.get(timeout=0.5)
             except queue.Empty:
                 continue
-            self.handle(line)
+            try:
+                self.handle(line)
+            except Exception:  # noqa: BLE001 - one odd event must not end the recording
+                log.exception("flows: event skipped")
 
     def handle(self, line: bytes) -> None:
         if not line.startswith(b"{"):
@@ -112,6 +120,8 @@ class FlowRecorder:
             else:
                 rec = flows.record_from_ct(ev, self.node, self._names)
             if rec is not None:
+                if self._judge is not None:
+                    self._judge.annotate(rec)
                 self.ring.add(rec)
                 self.changed.notify_all()
 

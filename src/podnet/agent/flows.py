@@ -281,10 +281,9 @@ class FlowRing:
         if changed:
             self.by_verdict[changed] += 1
         for d in rec.get("decisions", []):
-            if d.get("policy"):
-                self.by_policy[(f"{d['namespace']}/{d['policy']}", d["direction"], d["verdict"])] += 1
-            for p in d.get("policies", ()):
-                self.by_policy[(f"{d['namespace']}/{p}", d["direction"], d["verdict"])] += 1
+            ns = d.get("namespace") or ""  # none: a ClusterNetworkPolicy, counted by its name
+            for p in ([d["policy"]] if d.get("policy") else []) + list(d.get("policies", ())):
+                self.by_policy[(f"{ns}/{p}" if ns else p, d.get("direction", ""), d["verdict"])] += 1
 
     def note_lost(self, n: int = 1) -> None:
         self.lost += n

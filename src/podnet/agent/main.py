@@ -15,6 +15,7 @@ from typing import Any
 from podnet.agent.agent import Agent, AgentContext
 from podnet.agent.bgp_role import BgpRole
 from podnet.agent.flow_server import FlowRecorder, context_of
+from podnet.agent.flow_staged import StagedJudge
 from podnet.agent.metrics import serve_metrics
 from podnet.dataplane import ulogd
 from podnet.dataplane.net.links import addresses, default_route_dev
@@ -47,7 +48,8 @@ def _start_flows(agent: Agent, node: str, options: dict[str, Any]) -> FlowRecord
         log.warning("flows: ulogd2 and its JSON plugin are not installed (Debian ulogd2 ulogd2-json): "
                     "no flow records on this node")
         return None
-    rec = FlowRecorder(node, context_of(agent), cap=int(options.get("flows_cap") or 4096))
+    rec = FlowRecorder(node, context_of(agent), cap=int(options.get("flows_cap") or 4096),
+                       judge=lambda: StagedJudge(agent.state))
     try:
         rec.start()
     except OSError as e:

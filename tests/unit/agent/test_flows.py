@@ -79,6 +79,18 @@ def test_service_connection_joins_log_and_conntrack_in_either_order() -> None:
         assert ring.by_policy[("x/allow-a", "ingress", "forwarded")] == 1
 
 
+def test_a_cluster_policy_decision_is_counted_by_its_name() -> None:
+    """A ClusterNetworkPolicy has no namespace: its drop used to raise KeyError in the
+    counting, which ended the agent's recording thread for good."""
+    causes = flows.causes_of([], [], [("Admin", "deny-srv", "ingress", 0, "Deny")])
+    ev = log_ev(flowlog.cluster_id("deny-srv", "ingress", 0), "10.244.0.2", 5000, "10.244.1.3", 8080)
+    ring = flows.FlowRing(8)
+    rec = flows.record_from_log(ev, "n2", causes, NAMES)
+    assert rec is not None and rec["verdict"] == "dropped"
+    ring.add(rec)
+    assert ring.by_policy == {("deny-srv", "ingress", "dropped"): 1}
+
+
 def test_outside_connection_shows_the_snat_address() -> None:
     r = flows.record_from_ct(ct_ev("10.244.0.2", 5000, "203.0.113.10", 80, "203.0.113.10", 80, "198.18.0.11"),
                              "n1", NAMES)

@@ -53,7 +53,9 @@ def promoted(state: ClusterState) -> ClusterState:
     return out
 
 
-def _cause(before: Verdict, after: Verdict) -> str:
+def change_cause(before: Verdict, after: Verdict) -> str:
+    """What made the verdict flip, per side that flipped (what decides afterwards, or what
+    no longer decides)."""
     out = []
     for b, a in ((before.egress, after.egress), (before.ingress, after.ingress)):
         if b.allowed != a.allowed:
@@ -80,5 +82,5 @@ def changes(before: ClusterState, after: ClusterState, port: int, protocol: str 
             vb = allowed(before, bp[s], bd, port, protocol, family, bip)
             va = allowed(after, ap[s], ad, port, protocol, family, aip)
             if vb.allowed != va.allowed:
-                out.append(CellChange(s, label, port, protocol, family, vb.allowed, va.allowed, _cause(vb, va)))
+                out.append(CellChange(s, label, port, protocol, family, vb.allowed, va.allowed, change_cause(vb, va)))
     return out
