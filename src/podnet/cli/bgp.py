@@ -1,4 +1,4 @@
-"""`podnet node status`: each node's BGP sessions, as `calicoctl node status` shows them
+"""`podnet node status` (under cli/nodes.py's `node` command): each node's BGP sessions, as `calicoctl node status` shows them
 (peer, state, uptime, routes learned), asked of the node's BIRD over its control socket.
 In a lab: every node (or `--node`), and `--router` adds the lab router's view."""
 from __future__ import annotations
@@ -58,12 +58,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
-    p = sub.add_parser("node", help="node-level views: `podnet node status` (BGP sessions)")
-    nsub = p.add_subparsers(dest="node_command", metavar="COMMAND")
+def register_status(nsub: Any) -> None:
+    """`status` under the `node` command (cli/nodes.py registers it)."""
     s = nsub.add_parser("status", help="each node's BGP sessions: peer, state, uptime, routes learned")
     s.add_argument("--lab", help="the lab (default: the current one)")
     s.add_argument("--node", help="only this node")
     s.add_argument("--router", action="store_true", help="also the lab router's sessions")
     s.set_defaults(func=cmd_status)
-    p.set_defaults(func=lambda a: (p.print_help(), 0)[1])

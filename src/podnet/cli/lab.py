@@ -96,7 +96,9 @@ def cmd_labs(args: argparse.Namespace) -> int:
         if not meta:
             continue
         spec = meta.get("spec") or {}
-        rows.append(("*" if d.name == current else "", d.name, str(spec.get("nodes", "?")),
+        nodes = spec.get("nodes", "?")  # names (a count in labs made before `podnet node add`)
+        shown = ",".join(map(str, nodes)) if isinstance(nodes, list) else str(nodes)
+        rows.append(("*" if d.name == current else "", d.name, shown,
                      "dual" if spec.get("dualStack") else "ipv4", str(spec.get("encap", "")),
                      str(spec.get("datastore", ""))))
     if not rows:

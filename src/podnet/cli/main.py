@@ -23,7 +23,7 @@ COMMAND_MODULES = [
     "podnet.cli.policy_staged",
     "podnet.cli.trace",
     "podnet.cli.flows",
-    "podnet.cli.bgp",
+    "podnet.cli.nodes",
     "podnet.cli.demo",
     "podnet.cli.controllers",
     "podnet.cli.store",

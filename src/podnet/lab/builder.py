@@ -12,7 +12,7 @@ from typing import Callable
 
 from podnet.dataplane.net.links import IpBatch
 from podnet.dataplane.net.sysctl import NODE_SYSCTLS, write_sysctls
-from podnet.lab.topology import LabSpec
+from podnet.lab.topology import LabSpec, NodeSpec
 
 Progress = Callable[[str], None]
 
@@ -66,19 +66,36 @@ def build(spec: LabSpec, progress: Progress = lambda s: None) -> list[str]:
     progress(f"underlay {spec.underlay4}, router {spec.router_ul4}, outside world {spec.outside4}")
 
     for node in spec.nodes:
-        n = IpBatch(node.netns).add("link set lo up")
-        n.add(f"link add eth0 mtu {spec.mtu} type veth peer name {node.bridge_port} netns {ul}")
-        n.add(f"addr add {node.ip4}/{spec.ul4_len} dev eth0")
-        if node.ip6:
-            n.add(f"addr add {node.ip6}/{spec.ul6_len} dev eth0 nodad")
-        n.add("link set eth0 up").add(f"route add default via {spec.router_ul4}")
-        if node.ip6:
-            n.add(f"route add ::/0 via {spec.router_ul6}")
-        n.run()
-        write_sysctls(node.netns, NODE_SYSCTLS)
+        build_node(spec, node, attach=False)
     u = IpBatch(ul)
     for port in ["rt"] + [n.bridge_port for n in spec.nodes]:
         u.add(f"link set {port} master br0").add(f"link set {port} up")
     u.run()
     progress(f"nodes: {', '.join(f'{n.name} {n.ip4}' for n in spec.nodes)}")
     return names
+
+
+def add_node(spec: LabSpec, node: NodeSpec) -> None:
+    """One more node in a built lab (`podnet node add`): its namespace, wired to the
+    underlay's bridge and addressed as `build` would have done it."""
+    create_namespaces(spec, [node.netns])
+    write_sysctls(node.netns, _NO_DAD)
+    build_node(spec, node, attach=True)
+
+
+def build_node(spec: LabSpec, node: NodeSpec, attach: bool) -> None:
+    """The node's eth0 (a veth whose peer is its port on the underlay's bridge), its
+    addresses, default routes via the router and sysctls; `attach`: enslave the port now."""
+    n = IpBatch(node.netns).add("link set lo up")
+    n.add(f"link add eth0 mtu {spec.mtu} type veth peer name {node.bridge_port} netns {spec.underlay_netns}")
+    n.add(f"addr add {node.ip4}/{spec.ul4_len} dev eth0")
+    if node.ip6:
+        n.add(f"addr add {node.ip6}/{spec.ul6_len} dev eth0 nodad")
+    n.add("link set eth0 up").add(f"route add default via {spec.router_ul4}")
+    if node.ip6:
+        n.add(f"route add ::/0 via {spec.router_ul6}")
+    n.run()
+    write_sysctls(node.netns, NODE_SYSCTLS)
+    if attach:
+        IpBatch(spec.underlay_netns).add(f"link set {node.bridge_port} master br0") \
+            .add(f"link set {node.bridge_port} up").run()

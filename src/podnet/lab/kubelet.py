@@ -1,22 +1,18 @@
 """The lab kubelet: Pods and Deployments from the store, made real in network namespaces.
 
-One process per lab. A single loop keeps a cache of Pods and Deployments from list+watch
-(datastore.cache.Informer) and decides (lab/workloads.py: scheduling, Deployment expansion;
-lab/deployments.py creates and deletes a Deployment's Pods); a small pool of workers does
-the slow part per pod, serialised per pod: create the pod's netns, bring up its loopback,
-call podnet-cni ADD in the node's netns as a container runtime does (lab/network.py),
-write its resolv.conf, ask the node's `podnet serve` to listen on its containerPorts (a
-container with a `command` runs as its own process: lab/containers.py), then record status
-(podIPs, hostIP, phase, Ready) and the `podnet.io/netns` annotation (lab/pod_status.py).
-A pod marked terminating (deletionTimestamp) is stopped gracefully (lab/termination.py:
-preStop hook, SIGTERM, the grace period, SIGKILL), then its sandbox is torn down
-(lab/sandbox.py; CNI DEL releases its IPs), and only then is the object deleted for good (grace 0, on its uid and
-revision), as a kubelet does (issue 17 §1). A pod deleted for good at once (grace 0) is
-torn down straight away.
-
-What the kubelet set up is also written to `<lab>/pods/<netns>-<pod>.json` (lab/records.py),
-so a restarted kubelet (or `podnet down`) can undo it even for pods whose object is already
-gone.
+One process per lab. One loop keeps Pods, Deployments and Nodes from list+watch (Informer)
+and decides (lab/workloads.py schedules over the nodes lab/kubelet_nodes.py knows;
+lab/deployments.py creates and deletes a Deployment's Pods); a pool of workers does the
+slow part, serialised per pod: the pod's netns, CNI ADD in the node's netns as a runtime
+does (lab/network.py), its resolv.conf, the node's `podnet serve` listening on its
+containerPorts (a container with a `command` runs as its own process: lab/containers.py),
+then status and the `podnet.io/netns` annotation (lab/pod_status.py). A terminating pod
+(deletionTimestamp) is stopped gracefully (lab/termination.py: preStop hook, SIGTERM, the
+grace period, SIGKILL), its sandbox torn down (lab/sandbox.py; CNI DEL releases its IPs),
+and only then is the object deleted for good (grace 0, on its uid and revision), as a
+kubelet does (issue 17 §1). A pod deleted for good at once (grace 0) is torn down at once.
+What it set up is also written to `<lab>/pods/<netns>-<pod>.json` (lab/records.py), so a
+restarted kubelet (or `podnet down`) can undo it for pods whose object is already gone.
 """
 from __future__ import annotations
 
@@ -40,10 +36,9 @@ from podnet.lab import containers, network, probes, procs, sandbox, termination
 from podnet.lab.deployments import collect_garbage, reconcile_deployment
 from podnet.lab.pod_status import StatusWriter
 from podnet.lab.records import PodRecords
-from podnet.lab.serve_control import ServeClient
 from podnet.lab.state import LabState
+from podnet.lab.kubelet_nodes import LabNodes
 from podnet.lab.topology import LabSpec
-from podnet.lab.up import serve_socket
 from podnet.lab.workloads import schedule
 
 log = logging.getLogger("podnet.kubelet")
@@ -57,19 +52,18 @@ LIVENESS_EVERY = 2.0
 class Kubelet:
     def __init__(self, spec: LabSpec, state: LabState, store: Datastore, node_url: str,
                  cni_url: str = "", pod_url: str = "", node_cni_urls: dict[str, str] | None = None):
-        self.spec = spec
+        self.nodes = LabNodes(spec, state, node_cni_urls or {})
         self.state = state
         self.store = store
         self.writer = Writer(store)  # every write goes through the one write path
         self.status = StatusWriter(self.writer)
         self.node_url = node_url
         self.cni_url = cni_url or node_url  # the IPAM plugin's, in the network config
-        self.node_cni_urls = node_cni_urls or {}  # per node, where it has its own identity
         self.pod_url = pod_url or node_url  # what containers with a command get (DNS)
         self.pods: dict[tuple[str, str], Pod] = {}
         self.deployments: dict[tuple[str, str], Deployment] = {}
         self.events: queue.Queue[Batch | tuple[str, tuple[str, str]]] = queue.Queue()
-        self.informer = Informer(store, ("Pod", "Deployment"), self.events.put, name="kubelet")
+        self.informer = Informer(store, ("Pod", "Deployment", "Node"), self.events.put, name="kubelet")
         self.started = False  # orphans are cleaned once, after the first list
         self.stop = threading.Event()
         self.pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="pod")
@@ -83,7 +77,6 @@ class Kubelet:
         self.failures: dict[tuple[str, str], int] = {}  # consecutive setup failures (back-off)
         self.next_restart: dict[tuple[str, str], float] = {}
         self.dirty: set[tuple[str, str]] = set()  # Deployments to reconcile after this batch
-        self.serve = {n.name: ServeClient(serve_socket(state, n.name)) for n in spec.nodes}
         self.revision = 0
         self.records = PodRecords(state.path("pods"))
         self.readiness: dict[tuple[str, str], bool] = {}  # pods with a readinessProbe
@@ -93,13 +86,14 @@ class Kubelet:
 
     # ---- cache --------------------------------------------------------------------------
     def relist(self) -> None:
-        """Take Pods and Deployments from the informer's cache. Its revision is read first:
+        """Take Pods, Deployments and Nodes from the informer's cache. Its revision is read first:
         events up to it are skipped afterwards, and a later one the cache already has is
         only applied again (never lost)."""
         self.revision = self.informer.revision
         self.pods = {(p.namespace, p.name): p for p in self.informer.list("Pod") if isinstance(p, Pod)}
         self.deployments = {(d.namespace, d.name): d for d in self.informer.list("Deployment")
                             if isinstance(d, Deployment)}
+        self.nodes.relisted(self.informer.list("Node"))
 
     # ---- the loop ---------------------------------------------------------------------
     def run(self) -> None:
@@ -167,6 +161,11 @@ class Kubelet:
     def handle_event(self, ev: Event) -> None:
         obj = ev.object
         key = (obj.namespace, obj.name)
+        if obj.kind == "Node":
+            if self.nodes.event(ev.type, obj):  # a node joined or left: pods waiting for it go on
+                for pod in [p for p in self.pods.values() if p.node_name and (p.namespace, p.name) not in self.running]:
+                    self.reconcile_pod(pod)
+            return
         if isinstance(obj, Deployment):
             if ev.type == "DELETED":
                 self.deployments.pop(key, None)
@@ -212,7 +211,7 @@ class Kubelet:
                 self.submit(key, functools.partial(self.terminate, key, pod), self.stoppers)
             return
         if not pod.node_name:
-            node = schedule(pod, [n.name for n in self.spec.nodes], self.pods.values())
+            node = schedule(pod, self.nodes.schedulable(), self.pods.values())
             if node is None:
                 return
             spec = dict(pod.spec)
@@ -259,12 +258,12 @@ class Kubelet:
             return
         t0 = time.monotonic()
         try:
-            node = self.spec.node(pod.node_name)
+            node = self.nodes.spec.node(pod.node_name)
         except ValueError as e:
             self.status.pending(pod, "NodeNotFound", str(e))
             return
         host_net = pod.host_network
-        netns = node.netns if host_net else self.spec.pod_netns(pod.uid)
+        netns = node.netns if host_net else self.nodes.spec.pod_netns(pod.uid)
         old = self.records.read(netns)
         adopt = (old is not None and old.get("uid") == pod.uid and old.get("ips")
                  and os.path.exists(f"/var/run/netns/{netns}"))
@@ -278,11 +277,11 @@ class Kubelet:
             elif adopt:
                 ips = list(old["ips"])  # type: ignore[index]  # set up by an earlier kubelet
             else:
-                ips = network.attach(self.spec, self.cni_url_of(node.name), node, netns, pod.uid, pod.requested_ips)
+                ips = network.attach(self.nodes.spec, self.cni_url_of(node.name), node, netns, pod.uid, pod.requested_ips)
                 attached = True
-                network.write_resolv_conf(self.spec, pod, netns)
+                network.write_resolv_conf(self.nodes.spec, pod, netns)
             self.records.write({**rec, "ips": ips})
-            warnings = sandbox.start_workload(self.serve[node.name], pod, netns)
+            warnings = sandbox.start_workload(self.nodes.serve[node.name], pod, netns)
             if containers.with_command(pod):
                 containers.stop(self.state, netns, pod.name)  # an earlier, failed attempt
                 pids = containers.start(self.state, pod, netns, self.pod_url)
@@ -358,7 +357,7 @@ class Kubelet:
             pids = self.procs.pop(key, None) or {}
             self.prober.forget(key)
             netns = done[3] if done is not None and done[0] == pod.uid else ""
-            what = termination.Stopper(pod, netns, self.serve.get(pod.node_name), pids,
+            what = termination.Stopper(pod, netns, self.nodes.serve.get(pod.node_name), pids,
                                        functools.partial(self._cut, key, pod)).run()
             self.teardown(key, pod)
             self._finalize(pod)
@@ -385,14 +384,14 @@ class Kubelet:
         self.restarts.pop(key, None)
         self.failures.pop(key, None)
         self.next_restart.pop(key, None)
-        self.teardown_record(sandbox.record_of(self.spec, self.records, key, obj))
+        self.teardown_record(sandbox.record_of(self.nodes.spec, self.records, key, obj))
 
     def teardown_record(self, rec: dict[str, Any]) -> None:
-        sandbox.undo(self.spec, self.state, self.serve, self.cni_url_of(str(rec.get("node") or "")),
+        sandbox.undo(self.nodes.spec, self.state, self.nodes.serve, self.cni_url_of(str(rec.get("node") or "")),
                      self.records, rec)
 
     def cni_url_of(self, node: str) -> str:
-        return self.node_cni_urls.get(node) or self.cni_url
+        return self.nodes.cni_urls.get(node) or self.cni_url
 
     def cleanup_orphans(self) -> None:
-        sandbox.remove_orphans(self.spec, self.records)
+        sandbox.remove_orphans(self.nodes.spec, self.records)

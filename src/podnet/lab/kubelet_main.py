@@ -42,7 +42,7 @@ def run_kubelet(state_dir: str) -> int:
     for name in start_controllers(component_url(meta, "controllers") or store.url, kubelet.stop):
         log.info("controller %s started", name)
     # the router learns a route per load-balancer address (lab/lbroutes.py)
-    threading.Thread(target=run_loop, args=(spec, component_url(meta, "controllers") or store.url, kubelet.stop),
+    threading.Thread(target=run_loop, args=(lambda: kubelet.nodes.spec, component_url(meta, "controllers") or store.url, kubelet.stop),
                      daemon=True, name="lbroutes").start()
     try:
         kubelet.run()

@@ -15,7 +15,7 @@ import ipaddress
 import json
 import logging
 import threading
-from typing import Iterable
+from typing import Callable, Iterable
 
 from podnet.api.objects import EndpointSlice, Resource, Service
 from podnet.controllers.loadbalancer import is_ours
@@ -92,14 +92,15 @@ def sync(spec: LabSpec, store: Datastore, last: dict[str, tuple[str, ...]]) -> d
     return want
 
 
-def run_loop(spec: LabSpec, url: str, stop: threading.Event, every: float = 0.5) -> None:
-    """Until `stop`: a pass every `every` seconds (a lab has few Services)."""
+def run_loop(spec: Callable[[], LabSpec], url: str, stop: threading.Event, every: float = 0.5) -> None:
+    """Until `stop`: a pass every `every` seconds (a lab has few Services), over the lab's
+    nodes of the moment (`spec()`: nodes come and go)."""
     store = open_datastore(url)
     last: dict[str, tuple[str, ...]] = {}
     try:
         while not stop.is_set():
             try:
-                last = sync(spec, store, last)
+                last = sync(spec(), store, last)
             except (DatastoreError, CommandError, OSError) as e:
                 log.warning("load-balancer routes: %s (will retry)", e)
                 last = {}

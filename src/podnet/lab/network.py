@@ -51,6 +51,10 @@ def create_netns(netns: str) -> None:
     IpBatch(netns).add("link set lo up").run()
 
 
+def netns_exists(netns: str) -> bool:
+    return os.path.exists(os.path.join(NETNS_DIR, netns))
+
+
 def delete_netns(netns: str) -> None:
     if os.path.exists(os.path.join(NETNS_DIR, netns)):
         run(None, ["ip", "netns", "del", netns], check=False)

@@ -158,3 +158,18 @@ def stop_recorded(state: LabState, order: Sequence[str] = ()) -> list[str]:
         except FileNotFoundError:
             pass
     return stopped
+
+
+def stop_named(state: LabState, names: Sequence[str]) -> list[str]:
+    """Stop the recorded processes `names` (one node's, when it leaves the lab) together,
+    and forget them. Returns the names that were running."""
+    pids = state.pids()
+    running = [n for n in names if n in pids and recorded_pid_matches(state, n, pids[n]) and alive(pids[n])]
+    stop([pids[n] for n in running])
+    for n in names:
+        state.forget_pid(n)
+        try:
+            state.path("pids", f"{n}.start").unlink()
+        except FileNotFoundError:
+            pass
+    return running

@@ -8,11 +8,13 @@ of the lab's namespaces, never by matching command lines.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 
 def podnet_home() -> Path:
@@ -64,6 +66,17 @@ class LabState:
         tmp = self.path("lab.json.tmp")
         tmp.write_text(json.dumps(meta, indent=1, sort_keys=True))
         tmp.replace(self.path("lab.json"))
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """One change of the lab's shape at a time (`podnet node add/delete`): an exclusive
+        lock on `<lab>/lock`, held until the change is done."""
+        with open(self.path("lock"), "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
 
     def datastore_url(self) -> str:
         return self.path("datastore.url").read_text().strip()

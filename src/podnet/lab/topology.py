@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Sequence
 
 from podnet.api import defaults
 
@@ -26,6 +27,11 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")
 RESERVED_NAMES = frozenset({"cni", "cnib", "svc", "pol", "dns", "ds", "test", "bench"})
 ROLE_RE = re.compile(r"(ul|rt|out|n[1-9][0-9]*|p[0-9a-f]{1,10})")
 MAX_NODES = 100
+# A node is named n<i>: its netns, bridge port and underlay address (.10+i) derive from i,
+# so a node added later (`podnet node add n7`) gets the address n7 always has; the /24
+# underlay has room for i up to 244.
+NODE_RE = re.compile(r"^n([1-9][0-9]{0,2})$")
+MAX_NODE_INDEX = 244
 ENCAPS = ("none", "vxlan")
 ROUTINGS = ("static", "bgp")
 DATASTORES = ("sqlite", "etcd", "kubernetes")
@@ -149,6 +155,29 @@ class LabSpec:
         raise TopologyError(f"lab {self.name!r} has no node {name!r} "
                             f"(nodes: {', '.join(n.name for n in self.nodes)})")
 
+    @property
+    def control_plane(self) -> NodeSpec:
+        """The first node: the kubelet, the API server and etcd live in its namespace."""
+        return self.nodes[0]
+
+    def with_node(self, name: str) -> "LabSpec":
+        """This lab with node `name` added (kept in index order). Pure."""
+        index = node_index(name)
+        if any(n.name == name for n in self.nodes):
+            raise TopologyError(f"lab {self.name!r} already has a node {name!r}")
+        if len(self.nodes) >= MAX_NODES:
+            raise TopologyError(f"lab {self.name!r} has {len(self.nodes)} nodes, the most a lab may have")
+        nodes = self.nodes + (make_node(self.prefix, index, self.dual_stack, self.zones),)
+        return replace(self, nodes=tuple(sorted(nodes, key=lambda n: node_index(n.name))))
+
+    def without_node(self, name: str) -> "LabSpec":
+        """This lab with node `name` gone; the control-plane node stays. Pure."""
+        node = self.node(name)
+        if node == self.control_plane:
+            raise TopologyError(f"node {name!r} is lab {self.name!r}'s control plane (its kubelet, "
+                                f"API server and datastore run there): it cannot be deleted")
+        return replace(self, nodes=tuple(n for n in self.nodes if n.name != name))
+
     def pod_netns(self, pod_uid: str) -> str:
         """A pod's netns: the lab prefix and 10 hex chars of its uid (short, unique enough,
         and derivable again from the pod alone)."""
@@ -173,13 +202,39 @@ def is_lab_netns(lab: str, netns: str) -> bool:
     return netns.startswith(prefix) and ROLE_RE.fullmatch(netns[len(prefix):]) is not None
 
 
-def make_spec(name: str, nodes: int = 2, dual_stack: bool = False, encap: str = "none",
+def node_index(name: str) -> int:
+    """n<i> -> i; anything else is refused (the name derives the node's netns and address)."""
+    m = NODE_RE.match(name or "")
+    if not m or int(m.group(1)) > MAX_NODE_INDEX:
+        raise TopologyError(f"node name {name!r}: lab nodes are named n1 ... n{MAX_NODE_INDEX} "
+                            f"(n<i> gets the underlay address .{10}+i and the netns "
+                            f"{defaults.LAB_PREFIX}<lab>-n<i>)")
+    return int(m.group(1))
+
+
+def make_node(prefix: str, index: int, dual_stack: bool, zones: int) -> NodeSpec:
+    ul4 = ipaddress.ip_network(defaults.UNDERLAY_V4)
+    ul6 = ipaddress.ip_network(defaults.UNDERLAY_V6)
+    name = f"n{index}"
+    # .11, .12, ... in v4; ::11, ::12, ... (the same digits, read as hex) in v6
+    ip6 = str(ul6[int(str(10 + index), 16)]) if dual_stack else None
+    zone = zone_name((index - 1) % zones) if zones else ""
+    return NodeSpec(name, prefix + name, str(ul4[10 + index]), ip6, name, zone)
+
+
+def make_spec(name: str, nodes: int | Sequence[str] = 2, dual_stack: bool = False, encap: str = "none",
               datastore: str = "sqlite", zones: int = 0, routing: str = "static") -> LabSpec:
+    """`nodes`: a count (`podnet up --nodes N`: n1 ... nN) or the node names themselves
+    (a lab whose nodes came and went, as its lab.json keeps them)."""
     validate_name(name)
-    if not 1 <= nodes <= MAX_NODES:
-        raise TopologyError(f"--nodes {nodes}: must be between 1 and {MAX_NODES}")
-    if not 0 <= zones <= nodes:
-        raise TopologyError(f"--zones {zones}: must be between 0 and the number of nodes ({nodes})")
+    names = [f"n{i}" for i in range(1, nodes + 1)] if isinstance(nodes, int) else list(nodes)
+    if not 1 <= len(names) <= MAX_NODES:
+        raise TopologyError(f"--nodes {len(names)}: must be between 1 and {MAX_NODES}")
+    indexes = sorted(node_index(n) for n in names)
+    if len(set(indexes)) != len(indexes):
+        raise TopologyError(f"node names repeat: {', '.join(names)}")
+    if not 0 <= zones <= (len(names) if isinstance(nodes, int) else MAX_NODES):
+        raise TopologyError(f"--zones {zones}: must be between 0 and the number of nodes ({len(names)})")
     if encap not in ENCAPS:
         raise TopologyError(f"--encap {encap!r}: must be one of {', '.join(ENCAPS)}")
     if routing not in ROUTINGS:
@@ -188,17 +243,9 @@ def make_spec(name: str, nodes: int = 2, dual_stack: bool = False, encap: str = 
         raise TopologyError("--routing bgp routes the pod blocks over BGP: use it with --encap none")
     if datastore not in DATASTORES:
         raise TopologyError(f"--datastore {datastore!r}: must be one of {', '.join(DATASTORES)}")
-    ul4 = ipaddress.ip_network(defaults.UNDERLAY_V4)
-    ul6 = ipaddress.ip_network(defaults.UNDERLAY_V6)
     prefix = f"{defaults.LAB_PREFIX}{name}-"
-    specs = []
-    for i in range(1, nodes + 1):
-        nname = f"n{i}"
-        # .11, .12, ... in v4; ::11, ::12, ... (the same digits, read as hex) in v6
-        ip6 = str(ul6[int(str(10 + i), 16)]) if dual_stack else None
-        zone = zone_name((i - 1) % zones) if zones else ""
-        specs.append(NodeSpec(nname, prefix + nname, str(ul4[10 + i]), ip6, nname, zone))
-    return LabSpec(name, tuple(specs), dual_stack, encap, datastore, zones, routing)
+    specs = tuple(make_node(prefix, i, dual_stack, zones) for i in indexes)
+    return LabSpec(name, specs, dual_stack, encap, datastore, zones, routing)
 
 
 def zone_name(i: int) -> str:
@@ -207,13 +254,25 @@ def zone_name(i: int) -> str:
 
 
 def spec_to_dict(spec: LabSpec) -> dict[str, object]:
-    return {"name": spec.name, "nodes": len(spec.nodes), "dualStack": spec.dual_stack,
+    """What lab.json keeps: the node names (not a count: nodes come and go, `podnet node`)."""
+    return {"name": spec.name, "nodes": [n.name for n in spec.nodes], "dualStack": spec.dual_stack,
             "encap": spec.encap, "datastore": spec.datastore, "zones": spec.zones,
             "routing": spec.routing}
 
 
 def spec_from_dict(d: dict[str, object]) -> LabSpec:
-    return make_spec(str(d["name"]), int(str(d.get("nodes", 2))),
+    """A lab.json's spec. Labs saved before nodes could be added kept a count: it still
+    means n1 ... nN."""
+    raw = d.get("nodes", 2)
+    nodes: int | list[str]
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        nodes = raw
+    elif isinstance(raw, list) and all(isinstance(n, str) for n in raw):
+        nodes = list(raw)
+    else:
+        raise TopologyError(f"lab {d.get('name')!r}: its saved spec has nodes {raw!r}, neither a count "
+                            f"nor a list of node names; `podnet down --force` removes it")
+    return make_spec(str(d["name"]), nodes,
                      bool(d.get("dualStack", False)), str(d.get("encap", "none")),
                      str(d.get("datastore", "sqlite")), int(str(d.get("zones", 0))),
                      str(d.get("routing", "static")))

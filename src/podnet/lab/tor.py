@@ -16,7 +16,7 @@ from typing import Callable
 from podnet.api.objects import Resource, from_dict
 from podnet.calc.bgp import DEFAULT_ASN
 from podnet.dataplane.bird.conf import RouterPeering, render_router
-from podnet.dataplane.bird.daemon import Bird, birdc
+from podnet.dataplane.bird.daemon import Bird, birdc, sessions
 from podnet.lab import procs
 from podnet.lab.state import LabState
 from podnet.lab.topology import LabSpec
@@ -60,3 +60,16 @@ def start(spec: LabSpec, state: LabState, progress: Callable[[str], None]) -> in
 def router_routes(state: LabState, family: int = 4) -> str:
     """What the router's BIRD has learned (`birdc show route`), as text."""
     return birdc(router_bird_dir(state) / "bird.ctl", f"show route table master{family}").stdout
+
+
+def forget_node(state: LabState, ips: list[str]) -> list[str]:
+    """The router's sessions with a node that left the lab (`podnet node delete`): BIRD
+    keeps a dynamic session trying to reconnect to its peer forever, so it is disabled and
+    BIRD reconfigured, which drops disabled dynamic sessions. Returns their names."""
+    ctl = router_bird_dir(state) / "bird.ctl"
+    names = [s.name for s in sessions(ctl) if s.neighbor in ips]
+    for name in names:
+        birdc(ctl, f"disable {name}")
+    if names:
+        birdc(ctl, "configure")
+    return names

@@ -14,7 +14,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from podnet.api import defaults
 from podnet.api.objects import Resource, from_dict
@@ -162,16 +162,7 @@ def up(spec: LabSpec, state: LabState, progress: Progress = lambda s: None,
             tor.start(spec, state, progress)
         write_node_resolv_conf(spec)
         for node in spec.nodes:
-            # the CNI plugins are thin clients of this per-node daemon (podnet.cni.daemon)
-            # serving this lab's datastore only: the CNI's URL, which the kubelet puts in the
-            # network config it hands the plugins (component_url(meta, "cni"))
-            procs.spawn(state, f"cni-{node.name}", [sys.executable, "-m", "podnet.cni.daemon",
-                                                    "--datastore", node_cni_url(meta, node.name)],
-                        netns=node.netns)
-            procs.spawn(state, f"serve-{node.name}", procs.podnet_argv(
-                "serve", "--control", serve_socket(state, node.name)), netns=node.netns)
-            procs.spawn(state, f"agent-{node.name}", agent_argv(spec, node.name, urls[f"agent-{node.name}"], state),
-                        netns=node.netns)
+            start_node(spec, state, meta, node.name)
         # the kubelet lives on the first (control-plane) node: no lab process runs outside
         # the lab's namespaces, so `down --force` finds every one even without PID files
         procs.spawn(state, "kubelet", procs.podnet_argv("kubelet", "--state", str(state.dir)),
@@ -186,6 +177,23 @@ def up(spec: LabSpec, state: LabState, progress: Progress = lambda s: None,
         store.close()
     progress(f"lab {spec.name} up in {time.monotonic() - t0:.1f}s")
     return meta
+
+
+NODE_PROCESSES = ("cni", "serve", "agent")  # each node's, recorded as `<what>-<node>`
+
+
+def start_node(spec: LabSpec, state: LabState, meta: dict[str, Any], name: str) -> None:
+    """The node's CNI daemon, workload server and agent, inside its netns."""
+    node = spec.node(name)
+    # the CNI plugins are thin clients of this per-node daemon (podnet.cni.daemon)
+    # serving this lab's datastore only: the CNI's URL, which the kubelet puts in the
+    # network config it hands the plugins (component_url(meta, "cni"))
+    procs.spawn(state, f"cni-{name}", [sys.executable, "-m", "podnet.cni.daemon",
+                                       "--datastore", node_cni_url(meta, name)], netns=node.netns)
+    procs.spawn(state, f"serve-{name}", procs.podnet_argv(
+        "serve", "--control", serve_socket(state, name)), netns=node.netns)
+    procs.spawn(state, f"agent-{name}", agent_argv(spec, name, component_url(meta, f"agent-{name}"), state),
+                netns=node.netns)
 
 
 def start_outside_dns(spec: LabSpec, state: LabState, progress: Progress) -> None:
@@ -213,10 +221,12 @@ def write_node_resolv_conf(spec: LabSpec) -> None:
         (d / "resolv.conf").write_text(spec.node_resolv_conf())
 
 
-def wait_for_nodes(store: Datastore, spec: LabSpec, state: LabState, timeout: float) -> None:
-    """Until every agent has registered its Node and finished its first sync."""
+def wait_for_nodes(store: Datastore, spec: LabSpec, state: LabState, timeout: float,
+                   names: Sequence[str] = ()) -> None:
+    """Until every agent (of `names`, default all) has registered its Node and finished
+    its first sync."""
     deadline = time.monotonic() + timeout
-    want = {n.name for n in spec.nodes}
+    want = set(names) or {n.name for n in spec.nodes}
     while True:
         ready = {n.name for n in store.list("Node").items
                  if ((n.status.get("agent") or {}).get("syncs") or 0) > 0}

@@ -116,3 +116,56 @@ def test_zones_spread_nodes_round_robin_and_reach_the_agents():
     assert [zone_name(i) for i in (0, 25, 26, 27)] == ["a", "z", "aa", "ab"]
     with pytest.raises(TopologyError, match="--zones 3"):
         make_spec("z", 2, zones=3)
+
+
+# ---- nodes that come and go (issue 17 §4: `podnet node add/delete`) -------------------------
+def test_a_saved_spec_keeps_node_names_and_an_old_count_still_loads():
+    s = make_spec("nd", 3, dual_stack=True)
+    assert spec_to_dict(s)["nodes"] == ["n1", "n2", "n3"]
+    old = {**spec_to_dict(s), "nodes": 3}  # lab.json written before nodes could be added
+    assert spec_from_dict(old) == s
+
+
+@pytest.mark.parametrize("bad", ["3", {"n1": 1}, ["n1", 2], None, True])
+def test_a_saved_spec_with_unreadable_nodes_is_refused_clearly(bad):
+    with pytest.raises(TopologyError, match="neither a count nor a list"):
+        spec_from_dict({"name": "nd", "nodes": bad})
+
+
+def test_an_added_node_gets_what_its_name_always_derives():
+    s = make_spec("nd", 2, dual_stack=True, zones=2).with_node("n7")
+    n7 = s.node("n7")
+    assert (n7.netns, n7.ip4, n7.ip6, n7.bridge_port, n7.zone) == \
+        ("pn-nd-n7", "198.18.0.17", "fd00:198:18::17", "n7", "a")
+    assert n7 == make_spec("nd", 7, dual_stack=True, zones=2).node("n7")  # as `up --nodes 7` makes it
+    assert [n.name for n in s.with_node("n3").nodes] == ["n1", "n2", "n3", "n7"]  # index order
+    assert spec_from_dict(spec_to_dict(s)) == s
+    assert all(is_lab_netns("nd", ns) for ns in s.all_netns)
+
+
+@pytest.mark.parametrize("name,why", [("n2", "already has"), ("web", "named n1"), ("n0", "named n1"),
+                                      ("n245", "named n1"), ("N3", "named n1"), ("n03", "named n1"),
+                                      ("p1", "named n1"), ("", "named n1")])
+def test_adding_a_bad_or_existing_node_is_refused(name, why):
+    with pytest.raises(TopologyError, match=why):
+        make_spec("nd", 2).with_node(name)
+
+
+def test_a_full_lab_refuses_another_node():
+    with pytest.raises(TopologyError, match="the most"):
+        make_spec("nd", MAX_NODES).with_node("n200")
+
+
+def test_deleting_a_node_keeps_the_others_and_refuses_the_control_plane_or_an_unknown_one():
+    s = make_spec("nd", 3)
+    assert [n.name for n in s.without_node("n2").nodes] == ["n1", "n3"]
+    assert s.without_node("n2").node("n3") == s.node("n3")
+    with pytest.raises(TopologyError, match="control plane"):
+        s.without_node("n1")
+    with pytest.raises(TopologyError, match="has no node 'n9'"):
+        s.without_node("n9")
+
+
+def test_zones_survive_a_lab_shrinking_below_their_number():
+    s = make_spec("nd", 3, zones=3).without_node("n3").without_node("n2")
+    assert spec_from_dict(spec_to_dict(s)) == s
