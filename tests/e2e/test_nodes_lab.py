@@ -244,3 +244,32 @@ def test_bgp_a_new_nodes_block_reaches_the_router_within_5s_and_leaves_with_it(b
              lambda: "n3 " not in status() and "198.18.0.13" not in status() and "fd00:198:18::13" not in status(),
              timeout=20)
     assert lab.podnet("ipam", "check", check=False).returncode == 0
+
+
+# ---- the VXLAN overlay and the etcd datastore ---------------------------------------------------
+@pytest.mark.parametrize("variant", [("--encap", "vxlan"), ("--datastore", "etcd")], ids=["vxlan", "etcd"])
+def test_a_node_comes_and_goes_on_vxlan_and_on_etcd(make_lab, variant):
+    """VXLAN: the other nodes program the new node's VTEP (FDB entry to its underlay
+    address) and drop it with the node. etcd: the new agent has a client certificate of
+    its own. Either way, its pods reach the others' (v4 and v6) and IPAM ends clean."""
+    if variant[1] == "etcd" and not Path(os.environ.get("PODNET_ETCD_BIN", "/usr/bin/etcd")).exists():
+        missing("etcd binary missing")
+    lab = make_lab("--nodes", "2", "--dual-stack", *variant)
+    lab.podnet("node", "add", "n3", "--lab", lab.name)
+    lab.podnet("apply", "-f", "-", input="---\n".join(pinned_pod(f"p{i}", f"n{i}") for i in (1, 3)))
+    failures = all_pairs(lab.wait_pods(2), PORT)
+    assert not failures, "\n".join(failures[:20])
+    n1 = f"pn-{lab.name}-n1"
+
+    def vteps() -> set[str]:
+        cp = subprocess.run(["bridge", "-n", n1, "-j", "fdb", "show", "dev", "pnvx"], capture_output=True, text=True)
+        return {r.get("dst") for r in json.loads(cp.stdout or "[]")} if cp.returncode == 0 else set()
+    if variant[1] == "vxlan":
+        assert "198.18.0.13" in vteps()
+    else:
+        assert (lab.dir / "pki" / "agent-n3.crt").exists()
+    lab.podnet("node", "delete", "n3", "--lab", lab.name)
+    wait_for("n1 drops n3's VTEP", lambda: "198.18.0.13" not in vteps())
+    assert not via(n1, {"198.18.0.13", "fd00:198:18::13"})
+    assert lab.podnet("ipam", "check", check=False).returncode == 0
+    assert f"pn-{lab.name}-n3" not in netns_list()
