@@ -12,6 +12,7 @@ NetworkPolicy and NAT outgoing (`load_roles`).
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import queue
@@ -25,6 +26,7 @@ from podnet.apiserver.write import Writer
 from podnet.api import defaults
 from podnet.api.objects import Node, ObjectKey, Resource
 from podnet.calc.model import ClusterState
+from podnet.calc.encap import SUBNET_FIELDS
 from podnet.calc.routes import MAC_STATUS_FIELD, vtep_mac
 from podnet.agent.metrics import AgentMetrics
 from podnet.agent.healthcheck import HealthCheckRole
@@ -36,6 +38,7 @@ from podnet.agent.routes_role import RoutesRole
 from podnet.agent.service_proxy_role import ServiceProxyRole
 from podnet.dataplane.nft.runner import NftError, NftRunner
 from podnet.dataplane.nft.session import NftSession
+from podnet.dataplane.net.links import interface_prefixes
 from podnet.datastore.common import now_rfc3339
 from podnet.datastore.cache import Batch, Informer
 from podnet.datastore.interface import AlreadyExists, Datastore, DatastoreError, NotFound
@@ -70,7 +73,7 @@ def load_roles(ctx: AgentContext) -> list[Role]:
     roles: list[Role] = [RoutesRole(ctx.node_name, ctx.ip4, ctx.encap, ctx.netns, routing)]
     if routing == "bgp":
         roles.append(BgpRole(ctx.node_name, str(ctx.options.get("bird_dir") or DEFAULT_BIRD_DIR),
-                             ctx.netns))
+                             ctx.netns, ctx.encap))
     return roles + [ServiceProxyRole.from_context(ctx), PolicyRole(ctx.node_name), NatRole(),
                     HealthCheckRole(ctx.netns)]
 
@@ -99,6 +102,7 @@ class Agent:
         self.revision = 0
         self._full_needed = True
         self._published_blocks: list[str] = []
+        self._subnet_fields: dict[str, str] | None = None
 
     # ---- store side ---------------------------------------------------------------
     def relist(self) -> None:
@@ -187,6 +191,19 @@ class Agent:
         return sorted(str(b.spec.get("cidr")) for b in self.state.of_kind("IPAMBlock")
                       if b.spec.get("affinity") == f"host:{self.ctx.node_name}")
 
+    def _subnets(self) -> dict[str, str]:
+        """Calico's ipv4Address/ipv6Address: the node's addresses with their interface's
+        prefix length, so others can tell whether it shares their subnet (CrossSubnet)."""
+        if self._subnet_fields is None:
+            try:
+                found = interface_prefixes(self.ctx.netns, self.ctx.node_ips)
+            except Exception as e:  # not fatal: CrossSubnet then encapsulates to this node
+                log.warning("cannot read the node's interface subnets: %s", e)
+                return {}
+            self._subnet_fields = {SUBNET_FIELDS[ipaddress.ip_interface(v).version]: v
+                                   for v in sorted(found.values(), key=lambda v: ":" in v)}
+        return self._subnet_fields
+
     def node_status(self) -> dict[str, Any]:
         blocks = self._own_blocks()
         self._published_blocks = blocks
@@ -199,6 +216,7 @@ class Agent:
         podnet: dict[str, Any] = {"blocks": blocks, "encap": self.ctx.encap}
         if self.ctx.ip4:
             podnet[MAC_STATUS_FIELD] = vtep_mac(self.ctx.ip4)
+        podnet.update(self._subnets())
         # as a kubelet reports them: the CPUs this node may use (topology-mode Auto weighs
         # zones by them); the lab's nodes share the machine's
         cpus = {"cpu": str(len(os.sched_getaffinity(0)))}

@@ -4,7 +4,8 @@ calc/bgp.py decides (peers, what to originate, what to accept); dataplane/bird r
 and runs it. Each sync renders the configuration; when the text changed it is checked,
 written, and BIRD reloads it (or starts, the first time, or again if it died). BIRD is
 a child of the agent (same process group: stopping the agent stops it) and installs the
-routes it learns itself (`proto bird`); the routes role installs none in this mode.
+routes it learns itself (`proto bird`); the routes role installs only those of pools that
+may encapsulate (vxlanMode Always, CrossSubnet), which BIRD leaves alone.
 No nftables: `nft_fragment` is always empty.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from podnet.api.objects import ObjectKey
 from podnet.calc.bgp import plan_bgp
+from podnet.calc.encap import DEFAULT_MODES
 from podnet.calc.model import ClusterState
 from podnet.dataplane.bird.conf import render_node
 from podnet.dataplane.bird.daemon import Bird
@@ -25,8 +27,10 @@ class BgpRole:
     name = "bgp"
     kinds = ("Node", "IPAMBlock", "IPPool", "BGPConfiguration", "BGPPeer", "Service", "EndpointSlice")
 
-    def __init__(self, node_name: str, bird_dir: str | Path, netns: str | None = None):
+    def __init__(self, node_name: str, bird_dir: str | Path, netns: str | None = None,
+                 encap: str = "none"):
         self.node_name = node_name
+        self.default_mode = DEFAULT_MODES.get(encap, "Never")  # of pools that do not say
         self.bird = Bird(bird_dir, netns)
         self.text = ""
 
@@ -39,7 +43,7 @@ class BgpRole:
     def apply_kernel(self, state: ClusterState) -> None:
         plan = plan_bgp(self.node_name, state.nodes, state.of_kind("IPAMBlock"), state.ippools,
                         state.of_kind("BGPConfiguration"), state.of_kind("BGPPeer"),
-                        state.services, state.endpoint_slices)
+                        state.services, state.endpoint_slices, self.default_mode)
         if plan is None:
             return  # our Node is not registered yet: no addresses to speak from
         text = render_node(plan)

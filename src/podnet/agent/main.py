@@ -17,6 +17,7 @@ from podnet.agent.bgp_role import BgpRole
 from podnet.agent.flow_server import FlowRecorder, context_of
 from podnet.agent.flow_staged import StagedJudge
 from podnet.agent.metrics import serve_metrics
+from podnet.calc.encap import DEFAULT_MODES
 from podnet.dataplane import ulogd
 from podnet.dataplane.net.links import addresses, default_route_dev
 from podnet.dataplane.net.sysctl import NODE_SYSCTLS, current_netns_name, write_sysctls
@@ -65,11 +66,8 @@ def run_agent(url: str, node: str, encap: str = "none", node_ips: list[str] | No
               options: dict[str, Any] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    if encap not in ("none", "vxlan"):
-        raise AgentError(f"--encap {encap!r}: must be none or vxlan")
-    if (options or {}).get("routing") == "bgp" and encap != "none":
-        raise AgentError("--routing bgp with --encap vxlan: BGP routes the pod blocks itself "
-                         "(use --encap none)")
+    if encap not in DEFAULT_MODES:
+        raise AgentError(f"--encap {encap!r}: must be one of {', '.join(DEFAULT_MODES)}")
     if current_netns_name() is None and os.environ.get("PODNET_AGENT_ALLOW_HOST_NETNS") != "1":
         # lab safety: forwarding sysctls, routes and nft tables would land in the machine's
         # own namespace; a real node opts in explicitly

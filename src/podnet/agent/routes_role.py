@@ -1,7 +1,8 @@
 """The routes role: this node's routes to every other node's pod blocks, kept exact.
 
-calc/routes.py decides; this role applies the plan: the VXLAN device when the lab runs
-an overlay, then FDB and neighbour entries, then routes tagged with podnet's protocol
+calc/routes.py decides; this role applies the plan: the VXLAN device when a pool may
+encapsulate (--encap vxlan or crosssubnet, or a route of the plan needs it), then FDB and
+neighbour entries, then routes tagged with podnet's protocol
 number. The first apply (and one a minute after, to repair drift) lists the kernel's
 routes of our protocol and sweeps what is not wanted; between those it diffs against
 what it applied last. No nftables: `nft_fragment` is always empty.
@@ -34,12 +35,12 @@ def underlay_dev_of(netns: str | None, ip: str) -> tuple[str, int]:
 
 class RoutesRole:
     name = "routes"
-    kinds = ("Node", "IPAMBlock")
+    kinds = ("Node", "IPAMBlock", "IPPool")
 
     def __init__(self, node_name: str, node_ip4: str | None, encap: str = "none",
                  netns: str | None = None, routing: str = "static"):
         self.node_name = node_name
-        self.routing = routing  # "bgp": BIRD installs the routes; this role only sweeps ours
+        self.routing = routing  # "bgp": BIRD installs the Never pools' routes, this role the rest
         self.node_ip4 = node_ip4
         self.encap = encap
         self.netns = netns
@@ -60,8 +61,8 @@ class RoutesRole:
             self.applied = None
 
     def apply_kernel(self, state: ClusterState) -> None:
-        plan = RoutePlan() if self.routing == "bgp" else \
-            plan_routes(self.node_name, state.nodes, state.of_kind("IPAMBlock"), self.encap)
+        plan = plan_routes(self.node_name, state.nodes, state.of_kind("IPAMBlock"), self.encap,
+                           state.ippools, self.routing)
         stale = self.applied is None or time.monotonic() - self.listed_at > RELIST_EVERY
         if plan == self.plan and not stale:
             return
@@ -71,10 +72,14 @@ class RoutesRole:
             self.applied = None  # whatever happened, trust the kernel, not memory, next time
             self.plan = None
             raise
+        if plan.unroutable and plan.unroutable != (self.plan.unroutable if self.plan else ()):
+            log.warning("no route to %s: vxlanMode Never across subnets needs BGP (the router "
+                        "knows no pod block)", ", ".join(f"{r.dst} on {r.node}" for r in plan.unroutable))
         self.plan = plan
 
     def _apply(self, plan: RoutePlan, relist: bool) -> None:
-        if self.encap == "vxlan" and self.node_ip4:
+        overlay = self.encap != "none" or any(r.dev == VXLAN_DEV for r in plan.routes)
+        if overlay and self.node_ip4:
             dev, mtu = underlay_dev_of(self.netns, self.node_ip4)
             if ensure_vxlan(self.netns, VXLAN_DEV, VXLAN_VNI, self.node_ip4, dev, self.mac,
                             mtu - VXLAN_OVERHEAD, VXLAN_PORT):
@@ -83,8 +88,8 @@ class RoutesRole:
                          self.node_ip4, dev)
             sync_overlay(self.netns, VXLAN_DEV, [(n.ip, n.mac) for n in plan.neighbours],
                          [(f.mac, f.dst) for f in plan.fdb])
-        elif self.encap != "vxlan":
-            delete_link(self.netns, VXLAN_DEV)  # switched from overlay to direct routing
+        elif not overlay:
+            delete_link(self.netns, VXLAN_DEV)  # no pool encapsulates (any more)
         if relist or self.applied is None:
             current = list_routes(self.netns)
             self.listed_at = time.monotonic()

@@ -34,8 +34,9 @@ SPECS: dict[str, tuple[str, str, dict[str, Any], list[str]]] = {
                                      "outside every pool."),
         "disabled": _s("boolean", "No new blocks are claimed from a disabled pool."),
         "nodeSelector": _s("string", "Which nodes may use the pool: all() or a label selector."),
-        "vxlanMode": _s("string", "Always or Never: encapsulate pod traffic between nodes in VXLAN.",
-                        enum=["Always", "Never"]),
+        "vxlanMode": _s("string", "Always, CrossSubnet (only between nodes on different subnets) "
+                                  "or Never: encapsulate pod traffic between nodes in VXLAN.",
+                        enum=["Always", "CrossSubnet", "Never"]),
         "ipipMode": _s("string", "Only Never: podnet has no IP-in-IP encapsulation (this kernel has "
                                  "no ipip device).", enum=["Never"]),
         "disableBGPExport": _s("boolean", "Do not advertise the pool's blocks to BGP peers outside "

@@ -153,19 +153,14 @@ def _policy_port(v: Any, path: str, errs: Errs) -> None:
 # ---- IPPool -----------------------------------------------------------------------------
 # Calico's ipipMode: podnet has no IP-in-IP encapsulation, because the kernels it runs on
 # here have no such device (`ip link add t type ipip` answers "Unknown device type"): refused,
-# never accepted and silently ignored. CrossSubnet (VXLAN only across racks) needs a topology
-# of several L2 segments, which the lab does not build yet.
+# never accepted and silently ignored. vxlanMode is Calico's: Always, CrossSubnet (VXLAN only
+# between nodes on different subnets) or Never (calc/encap.py).
 IPIP_REFUSED = ("podnet has no IP-in-IP encapsulation: this kernel has no ipip device "
                 "(`ip link add ... type ipip`: Unknown device type); use vxlanMode, or BGP routing")
 
 
 def _encapsulation(spec: Mapping[str, Any], path: str, errs: Errs) -> None:
-    vpath = at(path, "vxlanMode")
-    if spec.get("vxlanMode") == "CrossSubnet":
-        errs.append(FieldError(vpath, "CrossSubnet is not supported yet (the lab has one L2 "
-                                      "segment): use Always or Never"))
-    else:
-        check_enum(spec.get("vxlanMode"), vpath, errs, ("Always", "Never"))
+    check_enum(spec.get("vxlanMode"), at(path, "vxlanMode"), errs, ("Always", "CrossSubnet", "Never"))
     ipip = spec.get("ipipMode")
     if ipip is not None and ipip != "Never":
         errs.append(FieldError(at(path, "ipipMode"), f"{show(ipip)}: {IPIP_REFUSED}"))

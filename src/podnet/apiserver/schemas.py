@@ -45,8 +45,9 @@ OWN: dict[str, dict[str, Any]] = {
         "disabled": {"type": "boolean", "description": "No new blocks are claimed from a disabled pool."},
         "nodeSelector": {"type": "string", "description": "Which nodes may use the pool: all() or a "
                                                           "label selector."},
-        "vxlanMode": {"type": "string", "description": "Always or Never: encapsulate pod traffic "
-                                                       "between nodes in VXLAN."},
+        "vxlanMode": {"type": "string", "description": "Always, CrossSubnet (only between nodes on "
+                                                       "different subnets) or Never: encapsulate pod "
+                                                       "traffic between nodes in VXLAN."},
         "disableBGPExport": {"type": "boolean", "description": "Do not advertise the pool's blocks to "
                                                                "BGP peers outside the cluster."},
         "allowedUses": {"type": "array", "items": {"type": "string"},

@@ -11,6 +11,10 @@ the cluster) and the prefixes it accepts (inside podnet's pools only). Calico's 
   peer (in the cluster's AS): route reflectors. A reflector (a Node with a cluster id) treats
   every non-reflector node it peers with as its client.
 - Service addresses: see `advertised_services`.
+- A peer on another subnet (another rack: the nodes publish their interface subnets) is
+  multihop, its next hops resolved through the node's default route (the rack's router).
+- Pools that may encapsulate (vxlanMode Always, CrossSubnet) are routed by the agent, as
+  Calico's Felix routes VXLAN pools: BIRD still announces their blocks but installs none.
 - A node originates its own blocks, and a /32 (/128) for each address it borrowed from
   another node's block. A pool with `disableBGPExport` is not advertised to peers outside the cluster; nodes
   still route its blocks to each other.
@@ -24,6 +28,7 @@ from typing import Any, Iterable
 
 from podnet.api.objects import EndpointSlice, IPPool, Node, Resource, Service
 from podnet.api.selector import LabelSelector, parse_calico
+from podnet.calc.encap import encapsulated_pools, same_subnet
 from podnet.calc.routes import block_info, node_addrs
 
 DEFAULT_ASN = 64512
@@ -38,6 +43,7 @@ class Peer:
     asn: int
     internal: bool  # another node of the cluster (routes are not filtered by disableBGPExport)
     rr_client: bool = False
+    multihop: bool = False  # not on this node's subnet (another rack): next hops resolved recursively
 
     @property
     def family(self) -> int:
@@ -57,6 +63,11 @@ class BgpPlan:
     no_export: tuple[str, ...]  # pools not advertised to peers outside the cluster
     services: tuple[str, ...]  # Service ranges originated to peers outside the cluster
     accept: tuple[str, ...]  # pool CIDRs: the only prefixes imported
+    no_kernel: tuple[str, ...] = ()  # pools the agent routes (vxlanMode Always/CrossSubnet)
+
+    @property
+    def multihop(self) -> bool:
+        return any(p.multihop for p in self.peers)
 
     def of_family(self, items: Iterable[str], fam: int) -> list[str]:
         return [p for p in items if ipaddress.ip_network(p).version == fam]
@@ -96,8 +107,9 @@ def _applies(peer: Resource, node: Node) -> bool:
 def plan_bgp(node_name: str, nodes: Iterable[Node], blocks: Iterable[Resource],
              pools: Iterable[IPPool], configs: Iterable[Resource],
              bgp_peers: Iterable[Resource], services: Iterable[Service] = (),
-             slices: Iterable[EndpointSlice] = ()) -> BgpPlan | None:
-    """Node `node_name`'s BGP plan; None until its Node (its addresses) is known."""
+             slices: Iterable[EndpointSlice] = (), default_mode: str = "Never") -> BgpPlan | None:
+    """Node `node_name`'s BGP plan; None until its Node (its addresses) is known.
+    `default_mode`: the vxlanMode of pools that do not say (the agent's --encap)."""
     by_name = {n.name: n for n in nodes}
     me = by_name.get(node_name)
     if me is None:
@@ -116,7 +128,8 @@ def plan_bgp(node_name: str, nodes: Iterable[Node], blocks: Iterable[Resource],
         for ip, local in ((o.ip4, mine.ip4), (o.ip6, mine.ip6)):
             if ip and local and ip not in peers:
                 fam = ipaddress.ip_address(ip).version
-                peers[ip] = Peer(f"pn_{what}_{_slug(other.name)}_{fam}", ip, asn, True, client)
+                far = same_subnet(mine.subnet(fam), o.subnet(fam)) is False
+                peers[ip] = Peer(f"pn_{what}_{_slug(other.name)}_{fam}", ip, asn, True, client, far)
 
     if cfg.get("nodeToNodeMeshEnabled", True) is not False:
         for other in sorted(by_name.values(), key=lambda n: n.name):
@@ -147,7 +160,8 @@ def plan_bgp(node_name: str, nodes: Iterable[Node], blocks: Iterable[Resource],
             add_node(node_ips[ip], "node")
         elif (mine.ip4 if fam == 4 else mine.ip6) and ip not in peers:
             peers[ip] = Peer(f"pn_peer_{_slug(bp.name)}_{fam}", ip,
-                             int(spec.get("asNumber") or asn), False)
+                             int(spec.get("asNumber") or asn), False,
+                             multihop=_off_subnet(ip, mine.subnet(fam)))
 
     own = sorted(_originated(node_name, blocks), key=_net_key)
     workload = [p for p in pools if p.for_workloads and not p.disabled]
@@ -157,7 +171,15 @@ def plan_bgp(node_name: str, nodes: Iterable[Node], blocks: Iterable[Resource],
                    tuple(sorted({str(p.network) for p in workload if p.spec.get("disableBGPExport")},
                                 key=_net_key)),
                    tuple(advertised),
-                   tuple(sorted({str(p.network) for p in workload}, key=_net_key)))
+                   tuple(sorted({str(p.network) for p in workload}, key=_net_key)),
+                   tuple(sorted(set(encapsulated_pools(workload, default_mode)), key=_net_key)))
+
+
+def _off_subnet(ip: str, subnet: str | None) -> bool:
+    """Whether a peer's address is outside this node's (known) interface subnet."""
+    if not subnet:
+        return False
+    return ipaddress.ip_address(ip) not in ipaddress.ip_interface(subnet).network
 
 
 def advertised_services(node_name: str, cfg: dict[str, Any], services: Iterable[Service],

@@ -5,12 +5,17 @@ IPAMBlock objects (cidr, `affinity: host:<node>`, allocations whose handle names
 that took the address). Output: the routes, VXLAN FDB and neighbour entries this node
 must have. Nothing here touches the kernel.
 
-- encap "none": `<block> via <owner's underlay IP of the block's family>`; the nodes share
+Whether a block's packets to its owner are encapsulated is its pool's `vxlanMode` and
+whether the two nodes share a subnet (calc/encap.py; `encap` is the agent's --encap: the
+mode of pools that do not say):
+- direct: `<block> via <owner's underlay IP of the block's family>`; the nodes share
   one L2 segment, so the next hop is directly reachable.
-- encap "vxlan": `<block> via <gateway> dev pnvx onlink`, where the gateway is the owner's
+- VXLAN: `<block> via <gateway> dev pnvx onlink`, where the gateway is the owner's
   underlay IPv4 (for IPv4 blocks) or a link-local address derived from the owner's VTEP MAC
   (for IPv6 blocks); a permanent neighbour entry maps the gateway to the owner's VTEP MAC
   and an FDB entry maps that MAC to the owner's underlay IPv4 (the VXLAN outer header).
+- Never across subnets: no route works without BGP (the router knows no pod block); the
+  plan lists it in `unroutable` instead. With `routing="bgp"` the Never pools are BIRD's.
 - An address borrowed from another node's block (its handle names a different node) gets
   a /32 or /128 route to the borrower, which wins over the block route by prefix length.
 """
@@ -20,12 +25,13 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Iterable
 
-from podnet.api.objects import Node, Resource
+from podnet.api.objects import IPPool, Node, Resource
+from podnet.calc.encap import DEFAULT_MODES, SUBNET_FIELDS, Crossing, crossing, pool_mode, same_subnet
 
 VXLAN_DEV = "pnvx"
 VXLAN_VNI = 4096
 VXLAN_PORT = 4789
-VXLAN_OVERHEAD = 50  # outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14)
+VXLAN_OVERHEAD = 50  # outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14): our VTEPs speak IPv4
 MAC_STATUS_FIELD = "vxlanMAC"  # in Node.status.podnet
 
 
@@ -58,6 +64,7 @@ class RoutePlan:
     routes: tuple[Route, ...] = ()
     neighbours: tuple[Neighbour, ...] = ()
     fdb: tuple[Fdb, ...] = ()
+    unroutable: tuple[Route, ...] = ()  # Never across subnets, no BGP: (dst, owner) with no way
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,11 @@ class NodeAddrs:
     ip4: str | None
     ip6: str | None
     mac: str
+    subnet4: str | None = None  # the interface address with its prefix: 198.18.0.11/24
+    subnet6: str | None = None
+
+    def subnet(self, family: int) -> str | None:
+        return self.subnet4 if family == 4 else self.subnet6
 
 
 def vtep_mac(ip4: str) -> str:
@@ -93,9 +105,11 @@ def node_addrs(node: Node) -> NodeAddrs:
             ip4 = a
         elif ver == 6 and ip6 is None:
             ip6 = a
-    published = str(((node.status.get("podnet") or {}).get(MAC_STATUS_FIELD)) or "")
+    podnet = node.status.get("podnet") or {}
+    published = str(podnet.get(MAC_STATUS_FIELD) or "")
     mac = published or (vtep_mac(ip4) if ip4 else "")
-    return NodeAddrs(node.name, ip4, ip6, mac)
+    sub4, sub6 = (str(podnet.get(SUBNET_FIELDS[f]) or "") or None for f in (4, 6))
+    return NodeAddrs(node.name, ip4, ip6, mac, sub4, sub6)
 
 
 @dataclass(frozen=True)
@@ -126,37 +140,47 @@ def block_info(block: Resource) -> BlockInfo | None:
 
 
 def plan_routes(node_name: str, nodes: Iterable[Node], blocks: Iterable[Resource],
-                encap: str = "none") -> RoutePlan:
+                encap: str = "none", pools: Iterable[IPPool] = (),
+                routing: str = "static") -> RoutePlan:
     """Everything node `node_name` needs to reach the other nodes' pods."""
     addrs = {n.name: node_addrs(n) for n in nodes}
+    me = addrs.get(node_name)
+    pools = list(pools)
+    default = DEFAULT_MODES.get(encap, "Never")
     routes: set[Route] = set()
+    unroutable: set[Route] = set()
     neighbours: set[Neighbour] = set()
     fdb: set[Fdb] = set()
 
-    def add(dst: str, owner: str) -> None:
+    def add(dst: str, owner: str, mode: str) -> None:
         peer = addrs.get(owner)
         if owner == node_name or peer is None:
             return
         fam = ipaddress.ip_network(dst).version
-        if encap == "vxlan":
+        # the underlay the packet crosses: IPv4 for VXLAN (our VTEPs), the block's otherwise
+        ufam = 4 if mode != "Never" else fam
+        how = crossing(mode, same_subnet(me.subnet(ufam) if me else None, peer.subnet(ufam)), routing)
+        if how is Crossing.ENCAP:
             if not peer.ip4 or not peer.mac:
                 return
             gw = peer.ip4 if fam == 4 else link_local_of(peer.mac)
             routes.add(Route(dst, gw, VXLAN_DEV, owner))
             neighbours.add(Neighbour(gw, peer.mac))
             fdb.add(Fdb(peer.mac, peer.ip4))
-        else:
+        elif how is Crossing.DIRECT or how is Crossing.UNROUTABLE:
             gw4_or_6 = peer.ip4 if fam == 4 else peer.ip6
             if gw4_or_6:
-                routes.add(Route(dst, gw4_or_6, "", owner))
+                (routes if how is Crossing.DIRECT else unroutable).add(Route(dst, gw4_or_6, "", owner))
 
     for b in blocks:
         info = block_info(b)
         if info is None:
             continue
+        mode = pool_mode(info.cidr, pools, default)
         if info.node:
-            add(info.cidr, info.node)
+            add(info.cidr, info.node, mode)
         for ip, holder in info.borrowed:
             plen = 32 if ipaddress.ip_address(ip).version == 4 else 128
-            add(f"{ip}/{plen}", holder)
-    return RoutePlan(tuple(sorted(routes)), tuple(sorted(neighbours)), tuple(sorted(fdb)))
+            add(f"{ip}/{plen}", holder, mode)
+    return RoutePlan(tuple(sorted(routes)), tuple(sorted(neighbours)), tuple(sorted(fdb)),
+                     tuple(sorted(unroutable)))

@@ -36,7 +36,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     _need_root("podnet up")
     try:
         spec = make_spec(args.name, args.nodes, args.dual_stack, args.encap, args.datastore, args.zones,
-                         args.routing)
+                         args.routing, args.racks)
     except TopologyError as e:
         raise UserError(str(e)) from None
     state = _state(spec.name)
@@ -225,7 +225,12 @@ def register(sub: Any) -> None:
     p.add_argument("--name", default=DEFAULT_LAB, help=f"lab name (default {DEFAULT_LAB})")
     p.add_argument("--nodes", type=int, default=2)
     p.add_argument("--dual-stack", action="store_true", help="IPv4 and IPv6 everywhere")
-    p.add_argument("--encap", choices=("none", "vxlan"), default="none")
+    p.add_argument("--encap", choices=("none", "vxlan", "crosssubnet"), default="none",
+                   help="the default pools' vxlanMode: Never, Always, or CrossSubnet (VXLAN only "
+                        "between racks)")
+    p.add_argument("--racks", type=int, default=1,
+                   help="L2 underlay segments (198.18.<r>.0/24), routed by the router; nodes "
+                        "round-robin over them (label podnet.io/rack=a, b, ...)")
     p.add_argument("--zones", type=int, default=0,
                    help="spread the nodes over this many zones (a, b, ...: the label "
                         "topology.kubernetes.io/zone, for trafficDistribution)")
@@ -263,13 +268,15 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("agent", help="run the node agent in the current network namespace")
     p.add_argument("--node", required=True)
-    p.add_argument("--encap", choices=("none", "vxlan"), default="none")
+    p.add_argument("--encap", choices=("none", "vxlan", "crosssubnet"), default="none",
+                   help="the vxlanMode of pools that do not say: Never, Always, CrossSubnet")
     p.add_argument("--node-ip", action="append", default=[], help="the node's address (repeat per family)")
     p.add_argument("--node-label", action="append", default=[], type=_parse_label, metavar="KEY=VALUE",
                    help="a label the agent keeps on its Node (repeat; as kubelet's --node-labels), "
                         "e.g. topology.kubernetes.io/zone=a")
     p.add_argument("--routing", choices=("static", "bgp"), default="static",
-                   help="bgp: run BIRD and learn other nodes' blocks over BGP (no static routes)")
+                   help="bgp: run BIRD and learn other nodes' blocks over BGP (static routes only "
+                        "for pools that may encapsulate)")
     p.add_argument("--bird-dir", default="/run/podnet/bird",
                    help="BIRD's configuration, control socket and log (with --routing bgp)")
     p.add_argument("--metrics-port", type=int, default=0,

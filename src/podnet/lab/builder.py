@@ -40,36 +40,47 @@ def build(spec: LabSpec, progress: Progress = lambda s: None) -> list[str]:
     ul, rt, out = spec.underlay_netns, spec.router_netns, spec.outside_netns
     v6 = spec.dual_stack
 
-    IpBatch(ul).add("link set lo up").add("link add br0 type bridge").add("link set br0 up").run()
+    u = IpBatch(ul).add("link set lo up")
+    for rack in range(spec.racks):  # one bridge per rack: its own L2 segment
+        u.add(f"link add br{rack} type bridge").add(f"link set br{rack} up")
+    u.run()
 
     r = IpBatch(rt).add("link set lo up")
-    r.add(f"link add eth0 type veth peer name rt netns {ul}")
     r.add(f"link add eth1 type veth peer name eth0 netns {out}")
-    r.add(f"addr add {spec.router_ul4}/{spec.ul4_len} dev eth0")
     r.add(f"addr add {spec.router_out4}/{spec.out4_len} dev eth1")
     if v6:
-        r.add(f"addr add {spec.router_ul6}/{spec.ul6_len} dev eth0 nodad")
         r.add(f"addr add {spec.router_out6}/{spec.out6_len} dev eth1 nodad")
-    r.add("link set eth0 up").add("link set eth1 up").run()
+    for rack in range(spec.racks):
+        dev, port = spec.router_port(rack)
+        r.add(f"link add {dev} type veth peer name {port} netns {ul}")
+        r.add(f"addr add {spec.rack_router4(rack)}/{spec.ul4_len} dev {dev}")
+        if v6:
+            r.add(f"addr add {spec.rack_router6(rack)}/{spec.ul6_len} dev {dev} nodad")
+        r.add(f"link set {dev} up")
+    r.add("link set eth1 up").run()
     write_sysctls(rt, _ROUTER_SYSCTLS)
 
     o = IpBatch(out).add("link set lo up")
     o.add(f"addr add {spec.echo4}/{spec.out4_len} dev eth0")
     # the outside world knows the nodes (their SNATed traffic) but no pod network; with
     # BGP the router is its way to everything (the router learns where pods live)
-    to4, to6 = ("default", "::/0") if spec.routing == "bgp" else (spec.underlay4, spec.underlay6)
-    o.add(f"link set eth0 up").add(f"route add {to4} via {spec.router_out4}")
+    bgp = spec.routing == "bgp"
+    o.add("link set eth0 up")
+    for to4 in (["default"] if bgp else spec.underlays4):
+        o.add(f"route add {to4} via {spec.router_out4}")
     if v6:
         o.add(f"addr add {spec.echo6}/{spec.out6_len} dev eth0 nodad")
-        o.add(f"route add {to6} via {spec.router_out6}")
+        for to6 in (["::/0"] if bgp else spec.underlays6):
+            o.add(f"route add {to6} via {spec.router_out6}")
     o.run()
-    progress(f"underlay {spec.underlay4}, router {spec.router_ul4}, outside world {spec.outside4}")
+    progress(f"underlay {', '.join(spec.underlays4)}, router {spec.router_ul4}, outside world {spec.outside4}")
 
     for node in spec.nodes:
         build_node(spec, node, attach=False)
     u = IpBatch(ul)
-    for port in ["rt"] + [n.bridge_port for n in spec.nodes]:
-        u.add(f"link set {port} master br0").add(f"link set {port} up")
+    ports = [(spec.router_port(r)[1], r) for r in range(spec.racks)] + [(n.bridge_port, n.rack) for n in spec.nodes]
+    for port, rack in ports:
+        u.add(f"link set {port} master br{rack}").add(f"link set {port} up")
     u.run()
     progress(f"nodes: {', '.join(f'{n.name} {n.ip4}' for n in spec.nodes)}")
     return names
@@ -84,18 +95,18 @@ def add_node(spec: LabSpec, node: NodeSpec) -> None:
 
 
 def build_node(spec: LabSpec, node: NodeSpec, attach: bool) -> None:
-    """The node's eth0 (a veth whose peer is its port on the underlay's bridge), its
-    addresses, default routes via the router and sysctls; `attach`: enslave the port now."""
+    """The node's eth0 (a veth whose peer is its port on its rack's bridge), its
+    addresses, default routes via the rack's router and sysctls; `attach`: enslave the port now."""
     n = IpBatch(node.netns).add("link set lo up")
     n.add(f"link add eth0 mtu {spec.mtu} type veth peer name {node.bridge_port} netns {spec.underlay_netns}")
     n.add(f"addr add {node.ip4}/{spec.ul4_len} dev eth0")
     if node.ip6:
         n.add(f"addr add {node.ip6}/{spec.ul6_len} dev eth0 nodad")
-    n.add("link set eth0 up").add(f"route add default via {spec.router_ul4}")
+    n.add("link set eth0 up").add(f"route add default via {spec.rack_router4(node.rack)}")
     if node.ip6:
-        n.add(f"route add ::/0 via {spec.router_ul6}")
+        n.add(f"route add ::/0 via {spec.rack_router6(node.rack)}")
     n.run()
     write_sysctls(node.netns, NODE_SYSCTLS)
-    if attach:
-        IpBatch(spec.underlay_netns).add(f"link set {node.bridge_port} master br0") \
+    if attach:  # its rack's bridge
+        IpBatch(spec.underlay_netns).add(f"link set {node.bridge_port} master br{node.rack}") \
             .add(f"link set {node.bridge_port} up").run()

@@ -18,7 +18,7 @@ from podnet.api.objects import Pod
 from podnet.cni import runtime
 from podnet.cni.config import make_netconf
 from podnet.cni.errors import CniError
-from podnet.calc.routes import VXLAN_OVERHEAD
+from podnet.calc.encap import pod_mtu as calc_pod_mtu
 from podnet.dataplane.net.links import IpBatch
 from podnet.dataplane.net.netns import CommandError, run
 from podnet.dns.resolvconf import resolv_conf
@@ -34,7 +34,10 @@ class NetworkError(Exception):
 
 
 def pod_mtu(spec: LabSpec) -> int:
-    return spec.mtu - (VXLAN_OVERHEAD if spec.encap == "vxlan" else 0)
+    """The underlay's MTU, minus VXLAN's overhead when the default pools may encapsulate
+    (Always, or CrossSubnet in a lab of racks: a pod's MTU holds for every peer it may
+    reach; the VTEPs speak IPv4, so the outer header is IPv4's)."""
+    return calc_pod_mtu(spec.mtu, spec.encap != "none")
 
 
 def netconf(spec: LabSpec, url: str, node: NodeSpec) -> dict[str, Any]:

@@ -10,7 +10,10 @@ above, so tearing one lab down can never take a namespace that is not that lab's
 
 Address plan (api/defaults.py): underlay 198.18.0.0/24 (router .1, nodes .11, .12, ...;
 IPv6 fd00:198:18::1 and fd00:198:18::11, ...), outside world 203.0.113.0/24 (router .1,
-echo server .10; fd00:203:113::1 and ::10).
+echo server .10; fd00:203:113::1 and ::10). With racks (`--racks N`), rack r is its own
+L2 segment, 198.18.r.0/24 and fd00:198:18:r::/64 (bridge br<r> in the underlay netns),
+routed by the lab router (.1 in every rack); node n<i> is in rack (i-1) mod N, host part
+.10+i as ever, so n3 of a 2-rack lab is 198.18.0.13 and n2 is 198.18.1.12.
 """
 from __future__ import annotations
 
@@ -32,7 +35,11 @@ MAX_NODES = 100
 # underlay has room for i up to 244.
 NODE_RE = re.compile(r"^n([1-9][0-9]{0,2})$")
 MAX_NODE_INDEX = 244
-ENCAPS = ("none", "vxlan")
+MAX_RACKS = 8
+# --encap: the default pools' vxlanMode (Calico's encapsulation: None, VXLAN, VXLANCrossSubnet)
+ENCAPS = ("none", "vxlan", "crosssubnet")
+VXLAN_MODES = {"none": "Never", "vxlan": "Always", "crosssubnet": "CrossSubnet"}
+RACK_LABEL = "podnet.io/rack"
 ROUTINGS = ("static", "bgp")
 DATASTORES = ("sqlite", "etcd", "kubernetes")
 # The outside world's echo server: HTTP on TCP 80, the same line on UDP 9000.
@@ -56,6 +63,7 @@ class NodeSpec:
     ip6: str | None
     bridge_port: str  # the veth end in the underlay netns
     zone: str = ""  # its topology.kubernetes.io/zone label ("": none)
+    rack: int = 0  # its L2 segment (bridge br<rack>, subnet LabSpec.rack_net4(rack))
 
     @property
     def ips(self) -> list[str]:
@@ -72,6 +80,7 @@ class LabSpec:
     zones: int = 0  # nodes spread round-robin over zones a, b, ... (0: no zone labels)
     routing: str = "static"  # "bgp": BIRD on every node and on the router (lab/tor.py)
     mtu: int = 1500
+    racks: int = 1  # L2 underlay segments, routed by the router
     underlay4: str = defaults.UNDERLAY_V4
     underlay6: str = defaults.UNDERLAY_V6
     outside4: str = defaults.OUTSIDE_V4
@@ -128,6 +137,34 @@ class LabSpec:
     def echo6(self) -> str:
         return self._host(self.outside6, 0x10)
 
+    def rack_net4(self, rack: int) -> str:
+        """Rack `rack`'s IPv4 subnet: the underlay's, moved up by `rack` of its own size."""
+        return _nth_subnet(self.underlay4, rack)
+
+    def rack_net6(self, rack: int) -> str:
+        return _nth_subnet(self.underlay6, rack)
+
+    def rack_router4(self, rack: int) -> str:
+        """The router's address in the rack: the nodes' gateway and BGP peer."""
+        return self._host(self.rack_net4(rack), 1)
+
+    def rack_router6(self, rack: int) -> str:
+        return self._host(self.rack_net6(rack), 1)
+
+    def router_port(self, rack: int) -> tuple[str, str]:
+        """The router's link into rack `rack` and its peer, the bridge port in the underlay
+        netns: (eth0, rt) for the first rack (as a one-rack lab has it), (eth<r+1>, rt<r>)
+        after it (eth1 is the outside world's)."""
+        return ("eth0", "rt") if rack == 0 else (f"eth{rack + 1}", f"rt{rack}")
+
+    @property
+    def underlays4(self) -> list[str]:
+        return [self.rack_net4(r) for r in range(self.racks)]
+
+    @property
+    def underlays6(self) -> list[str]:
+        return [self.rack_net6(r) for r in range(self.racks)]
+
     @property
     def ul4_len(self) -> int:
         return ipaddress.ip_network(self.underlay4).prefixlen
@@ -167,7 +204,7 @@ class LabSpec:
             raise TopologyError(f"lab {self.name!r} already has a node {name!r}")
         if len(self.nodes) >= MAX_NODES:
             raise TopologyError(f"lab {self.name!r} has {len(self.nodes)} nodes, the most a lab may have")
-        nodes = self.nodes + (make_node(self.prefix, index, self.dual_stack, self.zones),)
+        nodes = self.nodes + (make_node(self.prefix, index, self.dual_stack, self.zones, self.racks),)
         return replace(self, nodes=tuple(sorted(nodes, key=lambda n: node_index(n.name))))
 
     def without_node(self, name: str) -> "LabSpec":
@@ -202,6 +239,27 @@ def is_lab_netns(lab: str, netns: str) -> bool:
     return netns.startswith(prefix) and ROLE_RE.fullmatch(netns[len(prefix):]) is not None
 
 
+def _nth_subnet(cidr: str, n: int) -> str:
+    net = ipaddress.ip_network(cidr)
+    return str(ipaddress.ip_network((int(net.network_address) + n * net.num_addresses, net.prefixlen)))
+
+
+def rack_name(rack: int) -> str:
+    """Rack r's label value: a, b, ... (the nodes' podnet.io/rack label)."""
+    return zone_name(rack)
+
+
+def check_racks(racks: int, encap: str, routing: str) -> None:
+    if not 1 <= racks <= MAX_RACKS:
+        raise TopologyError(f"--racks {racks}: must be between 1 and {MAX_RACKS}")
+    if racks > 1 and encap == "none" and routing != "bgp":
+        # the router knows the racks' subnets but no pod block: a route to another rack's
+        # block via its node is not on-link, and via the router it would be dropped there
+        raise TopologyError(f"--racks {racks} with --encap none: pod blocks in another rack can only "
+                            f"be reached if the router learns them: use --routing bgp, or --encap "
+                            f"crosssubnet (VXLAN between racks only) or vxlan")
+
+
 def node_index(name: str) -> int:
     """n<i> -> i; anything else is refused (the name derives the node's netns and address)."""
     m = NODE_RE.match(name or "")
@@ -212,21 +270,25 @@ def node_index(name: str) -> int:
     return int(m.group(1))
 
 
-def make_node(prefix: str, index: int, dual_stack: bool, zones: int) -> NodeSpec:
-    ul4 = ipaddress.ip_network(defaults.UNDERLAY_V4)
-    ul6 = ipaddress.ip_network(defaults.UNDERLAY_V6)
+def make_node(prefix: str, index: int, dual_stack: bool, zones: int, racks: int = 1) -> NodeSpec:
+    """Node n<index>: in rack (index-1) mod racks, at .10+index of that rack's subnet."""
+    rack = (index - 1) % racks
+    ul4 = ipaddress.ip_network(_nth_subnet(defaults.UNDERLAY_V4, rack))
+    ul6 = ipaddress.ip_network(_nth_subnet(defaults.UNDERLAY_V6, rack))
     name = f"n{index}"
     # .11, .12, ... in v4; ::11, ::12, ... (the same digits, read as hex) in v6
     ip6 = str(ul6[int(str(10 + index), 16)]) if dual_stack else None
     zone = zone_name((index - 1) % zones) if zones else ""
-    return NodeSpec(name, prefix + name, str(ul4[10 + index]), ip6, name, zone)
+    return NodeSpec(name, prefix + name, str(ul4[10 + index]), ip6, name, zone, rack)
 
 
 def make_spec(name: str, nodes: int | Sequence[str] = 2, dual_stack: bool = False, encap: str = "none",
-              datastore: str = "sqlite", zones: int = 0, routing: str = "static") -> LabSpec:
+              datastore: str = "sqlite", zones: int = 0, routing: str = "static",
+              racks: int = 1) -> LabSpec:
     """`nodes`: a count (`podnet up --nodes N`: n1 ... nN) or the node names themselves
     (a lab whose nodes came and went, as its lab.json keeps them)."""
     validate_name(name)
+    check_racks(racks, encap, routing)
     names = [f"n{i}" for i in range(1, nodes + 1)] if isinstance(nodes, int) else list(nodes)
     if not 1 <= len(names) <= MAX_NODES:
         raise TopologyError(f"--nodes {len(names)}: must be between 1 and {MAX_NODES}")
@@ -239,13 +301,11 @@ def make_spec(name: str, nodes: int | Sequence[str] = 2, dual_stack: bool = Fals
         raise TopologyError(f"--encap {encap!r}: must be one of {', '.join(ENCAPS)}")
     if routing not in ROUTINGS:
         raise TopologyError(f"--routing {routing!r}: must be one of {', '.join(ROUTINGS)}")
-    if routing == "bgp" and encap != "none":
-        raise TopologyError("--routing bgp routes the pod blocks over BGP: use it with --encap none")
     if datastore not in DATASTORES:
         raise TopologyError(f"--datastore {datastore!r}: must be one of {', '.join(DATASTORES)}")
     prefix = f"{defaults.LAB_PREFIX}{name}-"
-    specs = tuple(make_node(prefix, i, dual_stack, zones) for i in indexes)
-    return LabSpec(name, specs, dual_stack, encap, datastore, zones, routing)
+    specs = tuple(make_node(prefix, i, dual_stack, zones, racks) for i in indexes)
+    return LabSpec(name, specs, dual_stack, encap, datastore, zones, routing, racks=racks)
 
 
 def zone_name(i: int) -> str:
@@ -257,7 +317,7 @@ def spec_to_dict(spec: LabSpec) -> dict[str, object]:
     """What lab.json keeps: the node names (not a count: nodes come and go, `podnet node`)."""
     return {"name": spec.name, "nodes": [n.name for n in spec.nodes], "dualStack": spec.dual_stack,
             "encap": spec.encap, "datastore": spec.datastore, "zones": spec.zones,
-            "routing": spec.routing}
+            "routing": spec.routing, "racks": spec.racks}
 
 
 def spec_from_dict(d: dict[str, object]) -> LabSpec:
@@ -275,4 +335,4 @@ def spec_from_dict(d: dict[str, object]) -> LabSpec:
     return make_spec(str(d["name"]), nodes,
                      bool(d.get("dualStack", False)), str(d.get("encap", "none")),
                      str(d.get("datastore", "sqlite")), int(str(d.get("zones", 0))),
-                     str(d.get("routing", "static")))
+                     str(d.get("routing", "static")), int(str(d.get("racks", 1))))

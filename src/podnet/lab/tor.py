@@ -6,7 +6,9 @@ joins later peers without a change), learning the pod blocks the nodes announce 
 installing them in its kernel, so the outside world (whose default route is the router)
 reaches pod addresses directly. It announces nothing to the nodes. The nodes learn of
 it from the BGPPeer objects `objects(spec)` seeds (global peers: every node peers with
-it), through the same write path as any user's object.
+it), through the same write path as any user's object. With racks, the router is every
+rack's ToR: one session range per rack subnet, and one BGPPeer per rack and family whose
+nodeSelector (`podnet.io/rack == 'b'`) makes each node peer with its own rack's address.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from podnet.dataplane.bird.conf import RouterPeering, render_router
 from podnet.dataplane.bird.daemon import Bird, birdc, sessions
 from podnet.lab import procs
 from podnet.lab.state import LabState
-from podnet.lab.topology import LabSpec
+from podnet.lab.topology import RACK_LABEL, LabSpec, rack_name
 
 ROUTER_ASN = 65000
 PEER_NAMES = ("lab-router-v4", "lab-router-v6")
@@ -34,17 +36,29 @@ def router_bird_dir(state: LabState) -> Path:
 
 
 def objects(spec: LabSpec) -> list[Resource]:
-    """The router as the nodes' global BGP peer, per family."""
+    """The router as the nodes' BGP peer, per family (and per rack: the rack's address)."""
     if spec.routing != "bgp":
         return []
-    peers = [(PEER_NAMES[0], spec.router_ul4)] + ([(PEER_NAMES[1], spec.router_ul6)] if spec.dual_stack else [])
-    return [from_dict({"apiVersion": "podnet.io/v1", "kind": "BGPPeer", "metadata": {"name": name},
-                       "spec": {"peerIP": ip, "asNumber": ROUTER_ASN}}) for name, ip in peers]
+    out = []
+    for rack in range(spec.racks):
+        peers = [(PEER_NAMES[0], spec.rack_router4(rack))] + \
+            ([(PEER_NAMES[1], spec.rack_router6(rack))] if spec.dual_stack else [])
+        for name, ip in peers:
+            p: dict[str, object] = {"peerIP": ip, "asNumber": ROUTER_ASN}
+            if spec.racks > 1:
+                name = f"{name}-{rack_name(rack)}"
+                p["nodeSelector"] = f"{RACK_LABEL} == '{rack_name(rack)}'"
+            out.append(from_dict({"apiVersion": "podnet.io/v1", "kind": "BGPPeer",
+                                  "metadata": {"name": name}, "spec": p}))
+    return out
 
 
 def peering(spec: LabSpec) -> RouterPeering:
-    ranges = [(spec.router_ul4, spec.underlay4)] + ([(spec.router_ul6, spec.underlay6)] if spec.dual_stack else [])
-    refuse = [spec.underlay4, spec.outside4] + ([spec.underlay6, spec.outside6] if spec.dual_stack else [])
+    ranges = [(spec.rack_router4(r), spec.rack_net4(r)) for r in range(spec.racks)]
+    refuse = spec.underlays4 + [spec.outside4]
+    if spec.dual_stack:
+        ranges += [(spec.rack_router6(r), spec.rack_net6(r)) for r in range(spec.racks)]
+        refuse += spec.underlays6 + [spec.outside6]
     return RouterPeering(spec.router_ul4, ROUTER_ASN, DEFAULT_ASN, tuple(ranges), tuple(refuse))
 
 
@@ -52,7 +66,7 @@ def start(spec: LabSpec, state: LabState, progress: Callable[[str], None]) -> in
     bird = Bird(router_bird_dir(state))
     bird.write(render_router(peering(spec)))
     pid = procs.spawn(state, "bird-router", bird.argv(), netns=spec.router_netns)
-    progress(f"router: BIRD (AS {ROUTER_ASN}) peering with the nodes of {spec.underlay4}, "
+    progress(f"router: BIRD (AS {ROUTER_ASN}) peering with the nodes of {', '.join(spec.underlays4)}, "
              f"control socket {bird.ctl}")
     return pid
 

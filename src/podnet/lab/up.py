@@ -25,7 +25,7 @@ from podnet.dns import lab as dns_lab
 from podnet.lab import apiserver, builder, incluster, procs, tor
 from podnet.lab.state import LabState
 from podnet.lab.topology import (ECHO_TCP_PORT, ECHO_UDP_PORT, OUTSIDE_HOSTS, OUTSIDE_ZONE,
-                                 LabSpec, spec_to_dict)
+                                 RACK_LABEL, VXLAN_MODES, LabSpec, rack_name, spec_to_dict)
 
 Progress = Callable[[str], None]
 ETC_NETNS = Path("/etc/netns")
@@ -46,7 +46,7 @@ def default_objects(spec: LabSpec) -> list[Resource]:
         objs.append({"apiVersion": "podnet.io/v1", "kind": "IPPool", "metadata": {"name": name},
                      "spec": {"cidr": cidr, "blockSize": bs, "natOutgoing": True,
                               "nodeSelector": "all()",
-                              "vxlanMode": "Always" if spec.encap == "vxlan" else "Never"}})
+                              "vxlanMode": VXLAN_MODES[spec.encap]}})
     return [from_dict(o) for o in objs]
 
 
@@ -85,6 +85,8 @@ def agent_argv(spec: LabSpec, node_name: str, url: str, state: LabState | None =
         argv += ["--node-ip", node.ip6]
     if node.zone:
         argv += ["--node-label", f"{ZONE_LABEL}={node.zone}"]
+    if spec.racks > 1:
+        argv += ["--node-label", f"{RACK_LABEL}={rack_name(node.rack)}"]
     if spec.routing == "bgp":
         if state is None:
             raise LabError("--routing bgp: the agent's BIRD directory lives in the lab's state")

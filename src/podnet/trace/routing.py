@@ -64,7 +64,7 @@ def local_pods(state: ClusterState, node: str) -> dict[str, Pod]:
 
 
 def block_routes(state: ClusterState, facts: LabFacts, node: str) -> list[Route]:
-    plan = plan_routes(node, state.nodes, state.of_kind("IPAMBlock"), facts.encap)
+    plan = plan_routes(node, state.nodes, state.of_kind("IPAMBlock"), facts.encap, state.ippools)
     return list(plan.routes)
 
 

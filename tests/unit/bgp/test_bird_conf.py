@@ -11,6 +11,7 @@ import pytest
 
 from golden_files import GOLDEN_DIR, check_golden
 from needs import missing
+from podnet.api.objects import Node, from_dict
 from podnet.api.validate import validate_object
 from podnet.calc.bgp import plan_bgp
 from podnet.dataplane.bird.conf import RouterPeering, render_node, render_router
@@ -39,7 +40,12 @@ def _cases() -> dict[str, str]:
     services = obj("BGPConfiguration", "default", {"serviceClusterIPs": [{"cidr": "10.96.0.0/12"}]})
     to_rr = obj("BGPPeer", "to-rr", {"peerSelector": "route-reflector == 'true'"})
     pools = POOLS + [pool("private", "10.250.0.0/16", disableBGPExport=True)]
+    # two racks: n1, n3 in 198.18.0.0/24, n2 in 198.18.1.0/24 (as their agents publish), the
+    # rack's router as the ToR, and a CrossSubnet pool the agents route themselves
+    racks = [_in_rack(node("n1", 1), 0), _in_rack(node("n2", 2), 1), _in_rack(node("n3", 3), 0)]
+    xs_pools = POOLS + [pool("xs", "10.246.0.0/16", vxlanMode="CrossSubnet")]
     plans = {
+        "racks-n1": plan_bgp("n1", racks, BLOCKS, xs_pools, [], [TOR]),
         "mesh-n1": plan_bgp("n1", NODES, BLOCKS, POOLS, [], []),
         "mesh-tor-services-n1": plan_bgp("n1", NODES, BLOCKS, pools, [services], [TOR]),
         "rr-reflector-n1": plan_bgp("n1", rr_nodes, BLOCKS, POOLS, [mesh_off], [to_rr]),
@@ -49,9 +55,26 @@ def _cases() -> dict[str, str]:
     for name, plan in plans.items():
         assert plan is not None
         out[name] = render_node(plan)
+    out["router-racks"] = render_router(RouterPeering(
+        "198.18.0.1", 65000, 64512, (("198.18.0.1", "198.18.0.0/24"), ("198.18.1.1", "198.18.1.0/24")),
+        ("198.18.0.0/24", "198.18.1.0/24", "203.0.113.0/24")))
     out["router"] = render_router(RouterPeering(
         "198.18.0.1", 65000, 64512, (("198.18.0.1", "198.18.0.0/24"), ("fd00:198:18::1", "fd00:198:18::/64")),
         ("198.18.0.0/24", "203.0.113.0/24", "fd00:198:18::/64", "fd00:203:113::/64")))
+    return out
+
+
+def _in_rack(n: Node, rack: int) -> Node:
+    """The node as its agent publishes it in rack `rack`: its address moved into the rack's
+    subnet, with the interface's prefix (status.podnet.ipv4Address/ipv6Address)."""
+    d = n.to_dict()
+    addrs = d["status"]["addresses"]
+    ip4 = addrs[0]["address"].replace("198.18.0.", f"198.18.{rack}.")
+    ip6 = addrs[1]["address"].replace("fd00:198:18::", f"fd00:198:18:{rack}::" if rack else "fd00:198:18::")
+    addrs[0]["address"], addrs[1]["address"] = ip4, ip6
+    d["status"]["podnet"] = {"ipv4Address": f"{ip4}/24", "ipv6Address": f"{ip6}/64"}
+    out = from_dict(d)
+    assert isinstance(out, Node)
     return out
 
 
@@ -75,6 +98,21 @@ def test_filters_say_what_podnet_trusts():
     assert "if net ~ [ 10.250.0.0/16+ ] then reject;" in tor  # disableBGPExport
     assert "route 10.96.0.0/12 blackhole;" in tor
     assert "rr client;" in CASES["rr-reflector-n1"] and "rr client;" not in CASES["rr-client-n2"]
+
+
+def test_racks_peers_in_another_rack_are_multihop_and_vxlan_pools_stay_out_of_the_kernel():
+    conf = CASES["racks-n1"]
+    far = conf.split("protocol bgp pn_mesh_n2_4")[1].split("\n}\n")[0]
+    near = conf.split("protocol bgp pn_mesh_n3_4")[1].split("\n}\n")[0]
+    tor = conf.split("protocol bgp pn_peer_tor_4")[1].split("\n}\n")[0]
+    assert "multihop;" in far and "gateway recursive;" in far and "direct;" not in far
+    assert "direct;" in near and "gateway direct;" in near and "multihop" not in near
+    assert "direct;" in tor  # the router's address in n1's own rack
+    # next hops in the other rack resolve through the default route, the one route learned
+    assert "learn;" in conf and "import filter { if net = 0.0.0.0/0 then accept; reject; };" in conf
+    assert "export filter { if net ~ [ 10.246.0.0/16+ ] then reject; if source = RTS_BGP then accept;" in conf
+    assert "learn;" not in CASES["mesh-n1"] and "10.246" not in CASES["mesh-n1"]
+    assert "pn_nodes4_2" in CASES["router-racks"] and "neighbor range 198.18.1.0/24" in CASES["router-racks"]
 
 
 def test_birdc_protocols_parsed():
@@ -121,11 +159,11 @@ def test_valid_bgp_objects_pass():
     ({"ipipMode": "Always"}, "spec.ipipMode: \"Always\": podnet has no IP-in-IP encapsulation: this kernel "
                              "has no ipip device"),
     ({"ipipMode": "CrossSubnet"}, "Unknown device type"),
-    ({"vxlanMode": "CrossSubnet"}, "spec.vxlanMode: CrossSubnet is not supported yet"),
-    ({"vxlanMode": "Sometimes"}, "spec.vxlanMode: \"Sometimes\" is not one of Always, Never"),
+    ({"vxlanMode": "Sometimes"}, "spec.vxlanMode: \"Sometimes\" is not one of Always, CrossSubnet, Never"),
     ({"disableBGPExport": "yes"}, "spec.disableBGPExport"),
 ])
 def test_pool_encapsulation_refused_with_its_reason(spec: dict, msg: str) -> None:
+    assert validate_object(obj("IPPool", "p", {"cidr": "10.244.0.0/16", "vxlanMode": "CrossSubnet"})) == []
     errs = [str(e) for e in validate_object(obj("IPPool", "p", {"cidr": "10.244.0.0/16", **spec}))]
     assert any(msg in e for e in errs), errs
 

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from podnet.api.defaults import BENCH_PREFIX, TEST_PREFIX
-from podnet.lab.topology import (MAX_NODES, RESERVED_NAMES, TopologyError, is_lab_netns, make_spec,
+from podnet.lab.topology import (MAX_NODES, RESERVED_NAMES, NodeSpec, TopologyError, is_lab_netns, make_spec,
                                  spec_from_dict, spec_to_dict, validate_name)
 
 LAB_NAMES = st.from_regex(r"[a-z][a-z0-9]{0,9}", fullmatch=True).filter(lambda n: n not in RESERVED_NAMES)
@@ -169,3 +169,28 @@ def test_deleting_a_node_keeps_the_others_and_refuses_the_control_plane_or_an_un
 def test_zones_survive_a_lab_shrinking_below_their_number():
     s = make_spec("nd", 3, zones=3).without_node("n3").without_node("n2")
     assert spec_from_dict(spec_to_dict(s)) == s
+
+
+def test_racks_split_nodes_round_robin_each_rack_its_own_subnet_and_router_port():
+    s = make_spec("rk", 4, dual_stack=True, encap="crosssubnet", racks=2)
+    assert [(n.name, n.rack, n.ip4, n.ip6) for n in s.nodes] == [
+        ("n1", 0, "198.18.0.11", "fd00:198:18::11"), ("n2", 1, "198.18.1.12", "fd00:198:18:1::12"),
+        ("n3", 0, "198.18.0.13", "fd00:198:18::13"), ("n4", 1, "198.18.1.14", "fd00:198:18:1::14")]
+    assert s.underlays4 == ["198.18.0.0/24", "198.18.1.0/24"]
+    assert (s.rack_router4(1), s.rack_router6(1)) == ("198.18.1.1", "fd00:198:18:1::1")
+    assert [s.router_port(r) for r in range(2)] == [("eth0", "rt"), ("eth2", "rt1")]
+    assert spec_from_dict(spec_to_dict(s)) == s
+    assert make_spec("one", 3).racks == 1 and spec_from_dict({"name": "old", "nodes": 2}).racks == 1
+    # a node added later lands where its index puts it
+    assert s.with_node("n6").node("n6") == NodeSpec("n6", "pn-rk-n6", "198.18.1.16", "fd00:198:18:1::16", "n6",
+                                                     rack=1)
+
+
+@pytest.mark.parametrize("args,msg", [
+    ({"racks": 2}, "--encap none: pod blocks in another rack"),  # Never across racks, no BGP
+    ({"racks": 0}, "--racks 0"), ({"racks": 9, "encap": "vxlan"}, "--racks 9"),
+])
+def test_racks_that_cannot_route_are_refused(args, msg):
+    with pytest.raises(TopologyError, match=msg):
+        make_spec("rk", 4, **args)
+    make_spec("rk", 4, racks=2, routing="bgp")  # BGP carries the blocks across racks

@@ -9,7 +9,10 @@ per peer and family, and three filters that are the whole of podnet's trust in a
 - export: only this node's blocks (to peers outside the cluster: minus pools with
   disableBGPExport, plus the advertised Service ranges); a route reflector also reflects
   what it learned inside the pools;
-- kernel: only routes learned over BGP go to the kernel (as `proto bird`).
+- kernel: only routes learned over BGP go to the kernel (as `proto bird`), and none inside
+  a pool the agent routes itself (VXLAN pools). When a peer is on another subnet (another
+  rack), BIRD learns the kernel's default route (only it) to resolve that peer's next hops
+  through the rack's router (`gateway recursive`, as Calico's mesh does).
 Timers are short (the lab wants routes within seconds; a dead peer is dropped after the
 hold time, 9 s).
 """
@@ -40,12 +43,17 @@ def _static(name: str, fam: int, prefixes: list[str]) -> str:
     return f"protocol static {name} {{\n    ipv{fam};\n{routes}}}\n"
 
 
-def _common(router_id: str) -> str:
+def _common(router_id: str, no_kernel: tuple[str, ...] = (), learn_default: bool = False) -> str:
     out = HEADER + f"router id {router_id};\nlog stderr all;\ntimeformat protocol iso long;\n\n"
     out += "protocol device {\n    scan time 5;\n}\n"
     for fam in (4, 6):
-        out += (f"protocol kernel pn_kernel{fam} {{\n    ipv{fam} {{\n        import none;\n"
-                f"        export filter {{ if source = RTS_BGP then accept; reject; }};\n    }};\n"
+        default = "0.0.0.0/0" if fam == 4 else "::/0"
+        skip = [p for p in no_kernel if ipaddress.ip_network(p).version == fam]
+        imp = f"filter {{ if net = {default} then accept; reject; }}" if learn_default else "none"
+        out += (f"protocol kernel pn_kernel{fam} {{\n" + ("    learn;\n" if learn_default else "")
+                + f"    ipv{fam} {{\n        import {imp};\n"
+                f"        export filter {{ " + (f"if net ~ {_set(skip)} then reject; " if skip else "")
+                + "if source = RTS_BGP then accept; reject; };\n    };\n"
                 f"    merge paths on;\n}}\n")
     return out
 
@@ -67,7 +75,7 @@ def _filters(plan: BgpPlan, fam: int) -> str:
 def _session(plan: BgpPlan, p: Peer) -> str:
     local = plan.local4 if p.family == 4 else plan.local6
     out = f"protocol bgp {p.name} {{\n    local {local} as {plan.asn};\n"
-    out += f"    neighbor {p.ip} as {p.asn};\n    direct;\n"
+    out += f"    neighbor {p.ip} as {p.asn};\n" + ("    multihop;\n" if p.multihop else "    direct;\n")
     if p.rr_client:
         out += f"    rr client;\n    rr cluster id {plan.rr_cluster_id};\n"
     out += TIMERS
@@ -75,13 +83,14 @@ def _session(plan: BgpPlan, p: Peer) -> str:
     imp = f"filter pn_import{p.family}" if p.internal else "none"
     export = "pn_export_cluster" if p.internal else "pn_export_peer"
     out += (f"    ipv{p.family} {{\n        import {imp};\n"
-            f"        export filter {export}{p.family};\n        gateway direct;\n    }};\n}}\n")
+            f"        export filter {export}{p.family};\n"
+            f"        gateway {'recursive' if p.multihop else 'direct'};\n    }};\n}}\n")
     return out
 
 
 def render_node(plan: BgpPlan) -> str:
     """The node's whole bird.conf."""
-    out = _common(plan.router_id)
+    out = _common(plan.router_id, plan.no_kernel, plan.multihop)
     for fam in (4, 6):
         out += _static(f"pn_blocks{fam}", fam, plan.of_family(plan.blocks, fam))
         out += _static(f"pn_services{fam}", fam, plan.of_family(plan.services, fam))
@@ -98,17 +107,20 @@ class RouterPeering:
     router_id: str
     asn: int
     node_asn: int
-    ranges: tuple[tuple[str, str], ...]  # (router's own address, node subnet) per family
+    ranges: tuple[tuple[str, str], ...]  # (router's own address, node subnet) per rack and family
     refuse: tuple[str, ...]  # networks a node may never announce (the underlay, the outside)
 
 
 def render_router(r: RouterPeering) -> str:
     out = _common(r.router_id)
+    seen: dict[int, int] = {}
     for local, subnet in r.ranges:
         fam = ipaddress.ip_network(subnet).version
+        seen[fam] = seen.get(fam, 0) + 1  # one session range per rack: pn_nodes4, pn_nodes4_2, ...
+        name = f"pn_nodes{fam}" + (f"_{seen[fam]}" if seen[fam] > 1 else "")
         default = "0.0.0.0/0" if fam == 4 else "::/0"
         refuse = [p for p in r.refuse if ipaddress.ip_network(p).version == fam]
-        out += (f"protocol bgp pn_nodes{fam} {{\n    local {local} as {r.asn};\n"
+        out += (f"protocol bgp {name} {{\n    local {local} as {r.asn};\n"
                 f"    neighbor range {subnet} as {r.node_asn};\n    direct;\n" + TIMERS
                 + f"    ipv{fam} {{\n        import filter {{\n"
                 f"            if net = {default} then reject;\n"

@@ -88,6 +88,17 @@ def addresses(netns: str | None, dev: str) -> list[str]:
     return out
 
 
+def interface_prefixes(netns: str | None, ips: list[str]) -> dict[str, str]:
+    """Each of `ips` held by an interface, with the prefix length it was configured with
+    (`198.18.0.11` -> `198.18.0.11/24`): the node's subnets."""
+    out = {}
+    for r in ip_json(netns, "addr", "show"):
+        for a in r.get("addr_info") or []:
+            if a.get("local") in ips and a.get("prefixlen") is not None:
+                out[str(a["local"])] = f"{a['local']}/{a['prefixlen']}"
+    return out
+
+
 def default_route_dev(netns: str | None) -> str | None:
     for r in ip_json(netns, "route", "show", "default"):
         if r.get("dev"):

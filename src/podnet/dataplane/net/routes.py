@@ -55,9 +55,11 @@ def sync_routes(netns: str | None, desired: Iterable[KernelRoute], current: set[
     Returns (replaced, deleted). A route whose dev is in `onlink_devs` is installed with
     `onlink` (a VXLAN gateway is not on any subnet of the device)."""
     want = set(desired)
-    # a route wanted without a dev ("the kernel picks") is listed with the dev it picked
-    current = {KernelRoute(c.dst, c.gateway, "") if KernelRoute(c.dst, c.gateway, "") in want
-               else c for c in current}
+    # a route wanted without a dev ("the kernel picks") is listed with the dev it picked;
+    # never one through an onlink device (VXLAN): the kernel would not pick that, it is a
+    # route to change (CrossSubnet: the peer turned out to share our subnet)
+    current = {KernelRoute(c.dst, c.gateway, "") if c.dev not in onlink_devs and
+               KernelRoute(c.dst, c.gateway, "") in want else c for c in current}
     wanted_dsts = {r.dst for r in want}
     b = IpBatch(netns)
     for r in sorted(want - current):

@@ -1,0 +1,172 @@
+"""Racks (issue 21 §2): a lab of two L2 segments routed by the lab router, four nodes
+(n1, n3 in rack a: 198.18.0.0/24; n2, n4 in rack b: 198.18.1.0/24), dual stack. Two labs,
+one per module fixture: `--encap crosssubnet` (VXLAN only between racks, the agents route)
+and `--routing bgp` with vxlanMode Never (no encapsulation; BIRD routes, the router is
+every rack's ToR). What crosses the underlay is counted on the wire: nftables counters on
+the underlay's bridges (the lab's own namespace), per kind of frame.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import secrets
+import subprocess
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from lablib import Lab, all_pairs, manifests
+from needs import missing
+from podnet.api.defaults import ROUTE_PROTO
+from podnet.dataplane.bird.daemon import available
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+PORT = 9090
+PINNED = {1: "n1", 2: "n2", 3: "n3", 4: "n4"}  # p<i> on n<i>: n1, n3 rack a; n2, n4 rack b
+WIRE = """table bridge pnwire {
+    counter wrapped { }
+    counter plain4 { }
+    counter plain6 { }
+    chain bridged {
+        type filter hook forward priority 0; policy accept;
+        udp dport 4789 counter name wrapped
+        ip daddr 10.244.0.0/16 counter name plain4
+        ip6 daddr fd00:10:244::/56 counter name plain6
+    }
+}
+"""
+
+
+def _lab(lab_home: Path, prefix: str, *args: str) -> Iterator[Lab]:
+    lab = Lab(prefix + secrets.token_hex(2), lab_home)
+    try:
+        lab.podnet("up", "--name", lab.name, "--nodes", "4", "--racks", "2", "--dual-stack", *args)
+        lab.podnet("apply", "-f", "-", input=manifests(0, 4, PORT, pinned=PINNED))
+        subprocess.run(["ip", "netns", "exec", f"pn-{lab.name}-ul", "nft", "-f", "-"], input=WIRE,
+                       text=True, check=True)
+        yield lab
+    finally:
+        lab.down()
+
+
+@pytest.fixture(scope="class")
+def xs(lab_home: Path) -> Iterator[Lab]:
+    yield from _lab(lab_home, "racksx", "--encap", "crosssubnet")
+
+
+@pytest.fixture(scope="class")
+def bgp(lab_home: Path) -> Iterator[Lab]:
+    why = available()
+    if why:
+        missing(why)
+    yield from _lab(lab_home, "racksb", "--routing", "bgp")
+
+
+def counters(lab: Lab) -> dict[str, int]:
+    cp = subprocess.run(["ip", "netns", "exec", f"pn-{lab.name}-ul", "nft", "-j", "list", "counters",
+                         "table", "bridge", "pnwire"], capture_output=True, text=True, check=True)
+    return {o["counter"]["name"]: o["counter"]["packets"] for o in json.loads(cp.stdout)["nftables"]
+            if "counter" in o}
+
+
+def ping(lab: Lab, src: str, dst_ip: str, size: int = 56, count: int = 5) -> subprocess.CompletedProcess:
+    return lab.podnet("exec", src, "--", "ping", "-M", "do", "-c", str(count), "-i", "0.05", "-W", "1",
+                      "-s", str(size), dst_ip, check=False)
+
+
+def ips(lab: Lab) -> dict[str, dict[int, str]]:
+    return {p.name: {(6 if ":" in ip else 4): ip for ip in p.pod_ips} for p in lab.wait_pods(4)}
+
+
+def routes_in(netns: str, family: int) -> list[dict]:
+    cp = subprocess.run(["ip", "-n", netns, "-j", f"-{family}", "route", "show"], capture_output=True,
+                        text=True, check=True)
+    return json.loads(cp.stdout) if cp.stdout.strip() else []
+
+
+def wait_all_pairs(lab: Lab, timeout: float = 30.0) -> None:
+    pods = lab.wait_pods(4)
+    deadline = time.monotonic() + timeout
+    while True:
+        failures = all_pairs(pods, PORT)
+        if not failures or time.monotonic() > deadline:
+            break
+        time.sleep(1.0)
+    if failures:  # what the nodes had, to tell a planning error from a kernel one
+        state = {n: subprocess.run(["sh", "-c", f"ip -n pn-{lab.name}-{n} route; ip -n pn-{lab.name}-{n} neigh; "
+                                   f"bridge -n pn-{lab.name}-{n} fdb show dev pnvx"],
+                                   capture_output=True, text=True).stdout for n in ("n1", "n2", "n3", "n4")}
+        pytest.fail("\n".join(failures[:20]) + "\n" + "\n".join(f"{n}:\n{t}" for n, t in state.items()))
+
+
+def wire_delta(lab: Lab, src: str, dst: str, family: int) -> dict[str, int]:
+    """What 5 pings from pod `src` to pod `dst` (and their answers) put on the underlay."""
+    before = counters(lab)
+    cp = ping(lab, src, ips(lab)[dst][family])
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    after = counters(lab)
+    return {k: after[k] - before[k] for k in after}
+
+
+def _holds(cidr: str, ip: str) -> bool:
+    return ipaddress.ip_address(ip) in ipaddress.ip_network(cidr)
+
+
+class TestCrossSubnet:
+    """--encap crosssubnet: the agents route, VXLAN between racks only."""
+
+    def test_crosssubnet_every_pod_reaches_every_pod(self, xs: Lab):
+        wait_all_pairs(xs)
+        n1 = f"pn-{xs.name}-n1"
+        for fam in (4, 6):
+            ours = {r["dst"]: r.get("dev") for r in routes_in(n1, fam) if r.get("protocol") == str(ROUTE_PROTO)}
+            blocks = {p.name: ips(xs)[p.name][fam] for p in xs.pods("default")}
+            # same rack (n3): straight to the node on the segment; the other rack: VXLAN
+            devs = {name: next(dev for dst, dev in ours.items() if _holds(dst, ip))
+                    for name, ip in blocks.items() if name != "p1"}
+            assert devs == {"p3": "eth0", "p2": "pnvx", "p4": "pnvx"}, (fam, ours)
+
+    @pytest.mark.parametrize("family", [4, 6])
+    def test_crosssubnet_encapsulates_only_between_racks_on_the_wire(self, xs: Lab, family: int):
+        plain = f"plain{family}"
+        same = wire_delta(xs, "p1", "p3", family)
+        assert same[plain] >= 10 and same["wrapped"] == 0, same  # 5 requests + 5 answers, bare
+        cross = wire_delta(xs, "p1", "p2", family)
+        # each request and answer crosses two bridges (to the router, from it), wrapped
+        assert cross["wrapped"] >= 20 and cross[plain] == 0, cross
+
+    @pytest.mark.parametrize("family,size", [(4, 1450 - 28), (6, 1450 - 48)])
+    def test_a_full_size_df_packet_crosses_racks(self, xs: Lab, family: int, size: int):
+        """The pods' MTU is the underlay's (1500) minus VXLAN's 50 bytes (IPv4 outer header):
+        a packet of exactly that size, DF set, crosses the racks wrapped; one byte more is
+        refused by the pod's own stack, not lost on the way."""
+        dst = ips(xs)["p2"][family]
+        ok = ping(xs, "p1", dst, size)
+        assert ok.returncode == 0 and " 0% packet loss" in ok.stdout, ok.stdout + ok.stderr
+        too_big = ping(xs, "p1", dst, size + 1, count=1)
+        assert too_big.returncode != 0 and "mtu" in (too_big.stdout + too_big.stderr).lower()
+
+
+class TestBgpNever:
+    """--routing bgp, vxlanMode Never: BIRD routes, nothing is encapsulated."""
+
+    def test_bgp_never_every_pod_reaches_every_pod_across_racks(self, bgp: Lab):
+        wait_all_pairs(bgp, timeout=40.0)
+        n1 = f"pn-{bgp.name}-n1"
+        for fam in (4, 6):
+            assert not [r for r in routes_in(n1, fam) if r.get("protocol") == str(ROUTE_PROTO)]
+            bird = {r["dst"]: r.get("gateway") for r in routes_in(n1, fam) if r.get("protocol") == "bird"}
+            gw = {name: next(g for dst, g in bird.items() if _holds(dst, ip))
+                  for name, ip in ((p.name, ips(bgp)[p.name][fam]) for p in bgp.pods("default")) if name != "p1"}
+            # same rack: the node itself; the other rack: resolved through the rack's router
+            rack_a = "198.18.0." if fam == 4 else "fd00:198:18::"
+            assert gw["p3"] == rack_a + "13" and gw["p2"] == gw["p4"] == rack_a + "1", (fam, bird)
+
+    @pytest.mark.parametrize("family,size", [(4, 1500 - 28), (6, 1500 - 48)])
+    def test_bgp_never_is_not_encapsulated_and_full_size_crosses(self, bgp: Lab, family: int, size: int):
+        cross = wire_delta(bgp, "p1", "p2", family)
+        assert cross[f"plain{family}"] >= 20 and cross["wrapped"] == 0, cross
+        ok = ping(bgp, "p1", ips(bgp)["p2"][family], size)
+        assert ok.returncode == 0 and " 0% packet loss" in ok.stdout, ok.stdout + ok.stderr
