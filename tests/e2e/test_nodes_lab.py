@@ -273,3 +273,23 @@ def test_a_node_comes_and_goes_on_vxlan_and_on_etcd(make_lab, variant):
     assert not via(n1, {"198.18.0.13", "fd00:198:18::13"})
     assert lab.podnet("ipam", "check", check=False).returncode == 0
     assert f"pn-{lab.name}-n3" not in netns_list()
+
+
+def test_a_node_leaves_a_kubernetes_mode_lab_through_the_api(make_lab):
+    """Kubernetes mode: every write of the delete (cordon, drain, IPAM, the Node) goes
+    through the lab's API server, as the admin. Adding is refused there (the nodes' tokens
+    are made at `podnet up`), changing nothing."""
+    lab = make_lab("--nodes", "3", "--datastore", "kubernetes")
+    refused = lab.podnet("node", "add", "n4", "--lab", lab.name, check=False)
+    assert refused.returncode == 1 and "sqlite and etcd" in refused.stderr, refused.stderr
+    assert meta(lab)["spec"]["nodes"] == ["n1", "n2", "n3"]
+    lab.podnet("apply", "-f", "-", input="---\n".join(pinned_pod(f"p{i}", f"n{i}") for i in (1, 3)))
+    lab.wait_pods(2)
+    assert blocks_of(lab, "n3")
+    out = lab.podnet("node", "delete", "n3", "--lab", lab.name).stdout
+    assert "node n3 left" in out and "pods drained" in out, out
+    assert not blocks_of(lab, "n3") and [p.name for p in lab.pods("default")] == ["p1"]
+    assert not [p.name for p in lab.pods() if p.node_name == "n3"]
+    assert "n3" not in lab.podnet("get", "nodes").stdout
+    assert lab.podnet("ipam", "check", check=False).returncode == 0
+    assert f"pn-{lab.name}-n3" not in netns_list()
