@@ -16,7 +16,9 @@ destination after DNAT, its port), whichever comes first.
 from __future__ import annotations
 
 import collections
+import functools
 import ipaddress
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -101,12 +103,19 @@ def names_of(pods: Iterable[tuple[str, str, list[str]]],
     return n
 
 
+@functools.lru_cache(maxsize=65536)
 def norm_ip(ip: str) -> str:
-    """An address as Python writes it (IPv6 compressed); other text as it is."""
+    """An address as Python writes it (IPv6 compressed, RFC 5952); other text as it is.
+    inet_pton/ntop and a cache: every event normalises several addresses, and
+    `ipaddress` made this most of a flow's cost."""
+    af = socket.AF_INET6 if ":" in ip else socket.AF_INET
     try:
-        return str(ipaddress.ip_address(ip))
-    except ValueError:
+        out = socket.inet_ntop(af, socket.inet_pton(af, ip))
+    except (OSError, ValueError, TypeError):
         return ip
+    if af == socket.AF_INET6 and "." in out:  # glibc writes ::ffff:1.2.3.4, Python hex
+        return str(ipaddress.ip_address(ip))
+    return out
 
 
 def _endpoint(ip: str, port: int | None) -> dict[str, Any]:

@@ -248,3 +248,15 @@ def test_the_index_of_open_connections_stays_within_the_cap(ids: list[int]) -> N
         assert rec is not None
         ring.add(rec)
         assert len(ring._by_ct) <= 8
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)), st.booleans())
+def test_addresses_are_normalised_as_python_writes_them(addr, upper) -> None:
+    """norm_ip (inet_pton/ntop, cached) must name every address as `ipaddress` does, or the
+    same pod would be two names; anything that is not an address stays as it is."""
+    import ipaddress
+    text = addr.exploded.upper() if upper else addr.exploded
+    assert flows.norm_ip(text) == str(ipaddress.ip_address(text))
+    for junk in ("not-an-ip", "", "10.0.0.256", "fd00::g"):
+        assert flows.norm_ip(junk) == junk
