@@ -21,6 +21,9 @@ class NatRole:
         self._pending: NatPlan | None = None
 
     def nft_fragment(self, state: ClusterState, changed: set[ObjectKey] | None) -> str:
+        if changed is not None and self._plan is not None and not any(k.kind in self.kinds for k in changed):
+            self._pending = self._plan  # no IPPool changed: nothing to plan (every pod event came here)
+            return ""
         plan = nat_plan(state)
         self._pending = plan
         if changed is None or self._plan is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 
-from podnet.api.objects import ObjectKey
+from podnet.api.objects import ObjectKey, Resource
 from podnet.calc.model import ClusterState
 from podnet.calc.routes import (VXLAN_DEV, VXLAN_OVERHEAD, VXLAN_PORT, VXLAN_VNI, RoutePlan,
                                 plan_routes, vtep_mac)
@@ -45,6 +45,7 @@ class RoutesRole:
         self.encap = encap
         self.netns = netns
         self.plan: RoutePlan | None = None
+        self._inputs: list[Resource] = []  # the objects self.plan was made from
         self.applied: set[KernelRoute] | None = None  # None: relist the kernel next time
         self.listed_at = 0.0
         self.counts = {"replaced": 0, "deleted": 0}
@@ -61,9 +62,14 @@ class RoutesRole:
             self.applied = None
 
     def apply_kernel(self, state: ClusterState) -> None:
+        stale = self.applied is None or time.monotonic() - self.listed_at > RELIST_EVERY
+        inputs = [*state.of_kind("Node"), *state.of_kind("IPAMBlock"), *state.of_kind("IPPool")]
+        if not stale and self.plan is not None and len(inputs) == len(self._inputs) and \
+                all(a is b for a, b in zip(inputs, self._inputs)):
+            return  # the same Node, block and pool objects as last time: the same plan (a pod's sync)
         plan = plan_routes(self.node_name, state.nodes, state.of_kind("IPAMBlock"), self.encap,
                            state.ippools, self.routing)
-        stale = self.applied is None or time.monotonic() - self.listed_at > RELIST_EVERY
+        self._inputs = inputs
         if plan == self.plan and not stale:
             return
         try:

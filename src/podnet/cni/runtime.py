@@ -4,20 +4,25 @@ attachment, exactly as a runtime would (env + config on stdin, stdout + exit cod
 `netconf` is one plugin's config (`type` at top level) or a conflist (`plugins` list),
 whose plugins run in order for ADD/CHECK and in reverse for DEL, each getting the
 previous result as prevResult (SPEC.md §3). `node_netns`, when given, is the namespace
-the plugins run in (`ip netns exec <node_netns> plugin`): the node of the lab.
+the plugins run in (started from a thread inside it: in_netns): the node of the lab.
 `capability_args` go into `runtimeConfig` of each plugin that declares the capability in
 its `capabilities` (CONVENTIONS.md, as libcni does); `cni_args` becomes CNI_ARGS.
 Raises CniError(code, msg, details) on failure.
 """
 from __future__ import annotations
 
+import contextvars
 import copy
 import json
 import os
-from typing import Any, Callable, Iterable, Mapping, Sequence
+import threading
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
-from podnet.cni.errors import CniError
+from podnet.cni.errors import IO_FAILURE, CniError
 from podnet.cni.invoke import exec_plugin, find_plugin
+from podnet.setns import NetnsError, enter
+
+T = TypeVar("T")
 
 __all__ = ["CniError", "add", "delete", "check", "status", "gc", "version"]
 
@@ -53,8 +58,35 @@ def _call(conf: Mapping[str, Any], command: str, cni_path: str, container_id: st
         if k in os.environ:
             env[k] = os.environ[k]
     binary = find_plugin(str(conf.get("type", "")), cni_path.split(os.pathsep))
-    prefix = ["ip", "netns", "exec", node_netns] if node_netns else []
-    return exec_plugin(binary, env, json.dumps(conf).encode(), prefix=prefix)
+    stdin = json.dumps(conf).encode()
+    if not node_netns:
+        return exec_plugin(binary, env, stdin)
+    return in_netns(node_netns, lambda: exec_plugin(binary, env, stdin))
+
+
+def in_netns(netns: str, fn: Callable[[], T]) -> T:
+    """fn() in a thread of its own that entered `netns` for good (a name or a path), so the
+    plugin it starts is born there, as a runtime's are in the host's namespace. Not
+    `ip netns exec`, which costs a process more per call (issue 22); the plugin's
+    stderr still goes where this call's does (the context is carried over)."""
+    out: list[T] = []
+    err: list[BaseException] = []
+    ctx = contextvars.copy_context()
+
+    def body() -> None:
+        try:
+            enter(netns)
+            out.append(ctx.run(fn))
+        except BaseException as e:  # noqa: BLE001 - raised again in the caller's thread
+            err.append(e)
+    t = threading.Thread(target=body, name=f"cni-in-{os.path.basename(netns)}", daemon=True)
+    t.start()
+    t.join()
+    if err:
+        if isinstance(err[0], NetnsError):
+            raise CniError(IO_FAILURE, f"cannot enter the node's netns {netns}", str(err[0])) from None
+        raise err[0]
+    return out[0]
 
 
 def with_runtime_config(conf: dict[str, Any], capability_args: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -303,7 +303,6 @@ class SqliteDatastore:
 
     def _watch(self, conn: sqlite3.Connection, last: int, kinds: tuple[str, ...] | None,
                stop: Any) -> Iterator[Event]:
-        wanted = set(kinds) if kinds else None
         version = None
         changed_at = time.monotonic()
         generation = self._generation
@@ -319,19 +318,21 @@ class SqliteDatastore:
                     _sleep(stop, IDLE_POLL_INTERVAL if idle else POLL_INTERVAL)
                     continue
                 changed_at = time.monotonic()
-                rows, floor = sql.read_events(conn, last)
+                rows, floor, top = sql.read_events(conn, last, kinds)
             except sqlite3.Error as e:
                 raise Unavailable(f"SQLite datastore {self.path}: {e}") from e
             if last < floor:
                 raise Compacted(last, floor)
-            if len(rows) < sql.WATCH_BATCH:
+            caught_up = len(rows) < sql.WATCH_BATCH
+            if caught_up:
                 version = now  # caught up at this data_version
             for rev, type_, kind, ns, name, value in rows:
                 last = rev
-                if wanted is None or kind in wanted:
-                    yield _watch_event(self.url, rev, type_, kind, ns, name, value)
+                yield _watch_event(self.url, rev, type_, kind, ns, name, value)
                 if stop is not None and stop.is_set():
                     return
+            if caught_up:
+                last = max(last, top)  # the other kinds' events up to here are not ours
 
     def close(self) -> None:
         self._closed = True

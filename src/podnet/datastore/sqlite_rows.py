@@ -28,17 +28,28 @@ INSERT OR IGNORE INTO meta(key, value) VALUES ('revision', 0), ('compacted', 0);
 SELECT = "SELECT namespace, name, CAST(value AS BLOB), mod_rev FROM objects "
 
 
-def read_events(conn: sqlite3.Connection, last: int) -> tuple[list[Any], int]:
+def read_events(conn: sqlite3.Connection, last: int,
+                kinds: tuple[str, ...] | None = None) -> tuple[list[Any], int, int]:
+    """Events after `last` (of `kinds` only, when given: the filter runs in SQLite, so a
+    watcher of two kinds neither copies nor decodes the rows of the others), the
+    compaction floor, and the store's revision when they were read (how far a watcher
+    that got fewer than WATCH_BATCH rows has seen)."""
     # One read transaction so the floor and the rows are from the same snapshot:
     # otherwise a compaction between the two reads could hide lost events.
+    where = "rev > ?"
+    args: list[int | str] = [last]
+    if kinds:
+        where += f" AND kind IN ({','.join('?' * len(kinds))})"
+        args.extend(kinds)
     conn.execute("BEGIN")
     try:
         floor = meta(conn, "compacted")
+        top = meta(conn, "revision")
         rows = conn.execute("SELECT rev, type, kind, namespace, name, CAST(value AS BLOB) FROM events "
-                            "WHERE rev > ? ORDER BY rev LIMIT ?", (last, WATCH_BATCH)).fetchall()
+                            f"WHERE {where} ORDER BY rev LIMIT ?", (*args, WATCH_BATCH)).fetchall()
     finally:
         conn.execute("COMMIT")
-    return rows, floor
+    return rows, floor, top
 
 
 def compact_to(c: sqlite3.Connection, revision: int) -> None:

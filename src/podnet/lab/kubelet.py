@@ -39,7 +39,7 @@ from podnet.lab.records import PodRecords
 from podnet.lab.state import LabState
 from podnet.lab.kubelet_nodes import LabNodes
 from podnet.lab.topology import LabSpec
-from podnet.lab.workloads import schedule
+from podnet.lab.workloads import node_load, schedule
 
 log = logging.getLogger("podnet.kubelet")
 WORKERS = 8
@@ -77,6 +77,7 @@ class Kubelet:
         self.failures: dict[tuple[str, str], int] = {}  # consecutive setup failures (back-off)
         self.next_restart: dict[tuple[str, str], float] = {}
         self.dirty: set[tuple[str, str]] = set()  # Deployments to reconcile after this batch
+        self.load: dict[str, int] | None = None  # pods per node, while a batch is scheduled
         self.revision = 0
         self.records = PodRecords(state.path("pods"))
         self.readiness: dict[tuple[str, str], bool] = {}  # pods with a readinessProbe
@@ -119,6 +120,7 @@ class Kubelet:
                 batch = [self.events.get(timeout=0.5)]
             except queue.Empty:
                 continue
+            self.load = None
             while len(batch) < 500:  # what has queued up meanwhile, in one go
                 try:
                     batch.append(self.events.get_nowait())
@@ -211,7 +213,9 @@ class Kubelet:
                 self.submit(key, functools.partial(self.terminate, key, pod), self.stoppers)
             return
         if not pod.node_name:
-            node = schedule(pod, self.nodes.schedulable(), self.pods.values())
+            names = self.nodes.schedulable()  # pods per node: counted once a batch, then kept
+            self.load = node_load(names, self.pods.values()) if self.load is None else self.load
+            node = schedule(pod, names, (), self.load)
             if node is None:
                 return
             spec = dict(pod.spec)
@@ -221,6 +225,7 @@ class Kubelet:
             except (Conflict, NotFound, WriteError):
                 return  # a newer version is on its way to us
             self.pods[key] = pod
+            self.load[node] = self.load.get(node, 0) + 1
         done = self.running.get(key)
         if done is not None and done[0] == pod.uid and pod.ready == self.readiness.get(key, True) \
                 and pod.annotations.get(NETNS_ANNOTATION) == done[3]:
@@ -377,13 +382,11 @@ class Kubelet:
             self.finalized.discard(pod.uid)
 
     def teardown(self, key: tuple[str, str], obj: Resource) -> None:
-        self.running.pop(key, None)
         self.prober.forget(key)
-        self.readiness.pop(key, None)
-        self.procs.pop(key, None)
-        self.restarts.pop(key, None)
-        self.failures.pop(key, None)
-        self.next_restart.pop(key, None)
+        kept: list[dict[tuple[str, str], Any]] = [self.running, self.readiness, self.procs, self.restarts,
+                                                  self.failures, self.next_restart]
+        for d in kept:
+            d.pop(key, None)
         self.teardown_record(sandbox.record_of(self.nodes.spec, self.records, key, obj))
 
     def teardown_record(self, rec: dict[str, Any]) -> None:

@@ -1,6 +1,6 @@
 """A pod's network, the way a container runtime makes it: netns, loopback, CNI ADD/DEL.
 
-The plugins run inside the NODE's netns (`ip netns exec <node-ns> podnet-cni`, through
+The plugins run inside the NODE's netns (started from a thread inside it, through
 podnet.cni.runtime) with CNI_NETNS=/var/run/netns/<pod-ns>, so the host end of the veth,
 the pod routes and the node sysctls all land in the node, as on a real machine. The
 container ID is the pod's uid; the interface is eth0.
@@ -19,8 +19,9 @@ from podnet.cni import runtime
 from podnet.cni.config import make_netconf
 from podnet.cni.errors import CniError
 from podnet.calc.encap import pod_mtu as calc_pod_mtu
+from podnet.dataplane.net import named_netns
 from podnet.dataplane.net.links import IpBatch
-from podnet.dataplane.net.netns import CommandError, run
+from podnet.dataplane.net.netns import CommandError
 from podnet.dns.resolvconf import resolv_conf
 from podnet.lab.topology import LabSpec, NodeSpec
 
@@ -45,11 +46,21 @@ def netconf(spec: LabSpec, url: str, node: NodeSpec) -> dict[str, Any]:
 
 
 def create_netns(netns: str) -> None:
-    if not os.path.exists(os.path.join(NETNS_DIR, netns)):
+    """The pod's namespace with its loopback up: made in-process (dataplane/net/named_netns.py,
+    no `ip` started), or by `ip netns add` where that cannot be done."""
+    path = os.path.join(NETNS_DIR, netns)
+    if not os.path.exists(path):
+        try:
+            if named_netns.add(netns):
+                return
+        except FileExistsError:
+            pass  # made meanwhile: bring its loopback up below
+        except OSError as e:
+            raise NetworkError(f"cannot create netns {netns}: {e}") from e
         try:
             IpBatch(None).add(f"netns add {netns}").run()
         except CommandError as e:
-            if not os.path.exists(os.path.join(NETNS_DIR, netns)):
+            if not os.path.exists(path):
                 raise NetworkError(f"cannot create netns {netns}: {e.stderr.strip()}") from e
     IpBatch(netns).add("link set lo up").run()
 
@@ -60,7 +71,7 @@ def netns_exists(netns: str) -> bool:
 
 def delete_netns(netns: str) -> None:
     if os.path.exists(os.path.join(NETNS_DIR, netns)):
-        run(None, ["ip", "netns", "del", netns], check=False)
+        named_netns.remove(netns)
 
 
 def list_pod_netns(spec: LabSpec) -> list[str]:

@@ -24,17 +24,29 @@ SUFFIX_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' rand.String alphabet
 HASH_LABEL = "pod-template-hash"
 
 
-def schedule(pod: Pod, nodes: Sequence[str], pods: Iterable[Pod]) -> str | None:
-    """The node for an unscheduled pod; None when there is no node at all."""
+def node_load(nodes: Sequence[str], pods: Iterable[Pod]) -> dict[str, int]:
+    """How many pods each node has."""
+    load = {n: 0 for n in nodes}
+    for p in pods:
+        if p.node_name in load:
+            load[p.node_name] += 1
+    return load
+
+
+def schedule(pod: Pod, nodes: Sequence[str], pods: Iterable[Pod],
+             load: dict[str, int] | None = None) -> str | None:
+    """The node for an unscheduled pod (the one with the fewest pods, the first of equals);
+    None when there is no node at all. `load` (node_load's, kept by the caller as it binds
+    pods) spares counting every pod for every pod: O(n) per pod was O(n²) for a Deployment
+    of 1,000 (issue 22)."""
     if pod.node_name:
         return pod.node_name
     if not nodes:
         return None
-    load = {n: 0 for n in nodes}
-    for p in pods:
-        if p.node_name in load and p.key != pod.key:
-            load[p.node_name] += 1
-    return min(nodes, key=lambda n: (load[n], list(nodes).index(n)))
+    if load is None:
+        load = node_load(nodes, (p for p in pods if p.key != pod.key))
+    order = {n: i for i, n in enumerate(nodes)}
+    return min(nodes, key=lambda n: (load.get(n, 0), order[n]))
 
 
 def template_hash(template: dict[str, Any]) -> str:
