@@ -2,7 +2,7 @@
 
 Order matters: the kubelet stops first (it would create pods while we delete them),
 then every other recorded process, then anything still living in one of the lab's
-namespaces (`ip netns pids`), then the namespaces (which takes their links and routes
+namespaces (procs.pids_in_netns, as `ip netns pids` finds them), then the namespaces (which takes their links and routes
 with them), then `/etc/netns/<ns>` and the state directory. Namespaces are those the
 lab recorded plus every existing one named as this lab names its own (`pn-<lab>-<role>`,
 topology.is_lab_netns), so a crash half-way through `up` or a pod whose netns was never
@@ -48,7 +48,7 @@ def teardown(name: str, state: LabState | None = None) -> DownReport:
     meta = state.read_meta()
     namespaces = sorted(set(lab_namespaces(name)) |
                         {n for n in meta.get("netns", []) if isinstance(n, str) and is_lab_netns(name, n)})
-    stray = sorted({pid for ns in namespaces for pid in procs.netns_pids(ns)})
+    stray = procs.pids_in_netns(namespaces)
     if stray:
         # processes started inside a lab namespace by someone (podnet exec, a test):
         # they are the lab's too, and would keep its namespaces alive

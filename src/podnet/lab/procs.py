@@ -84,8 +84,34 @@ def recorded_pid_matches(state: LabState, what: str, pid: int) -> bool:
 
 
 def netns_pids(netns: str) -> list[int]:
-    cp = run(None, ["ip", "netns", "pids", netns], check=False)
-    return [int(x) for x in cp.stdout.split() if x.isdigit()]
+    return pids_in_netns([netns])
+
+
+def pids_in_netns(namespaces: Iterable[str]) -> list[int]:
+    """The processes inside any of the named namespaces, found as `ip netns pids` finds
+    them (a process's /proc/<pid>/ns/net is the same nsfs inode as the name's bind mount),
+    in one pass over /proc for all of them: `ip netns pids` once per namespace was most of
+    `podnet down` with 1,000 pods (issue 22)."""
+    want: set[tuple[int, int]] = set()
+    for ns in namespaces:
+        try:
+            st = os.stat(os.path.join("/var/run/netns", ns))
+        except OSError:
+            continue
+        want.add((st.st_dev, st.st_ino))
+    if not want:
+        return []
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            st = os.stat(f"/proc/{entry}/ns/net")
+        except OSError:
+            continue  # gone, or not ours to see
+        if (st.st_dev, st.st_ino) in want:
+            out.append(int(entry))
+    return sorted(out)
 
 
 def _signal(pids: Iterable[int], sig: int, group: bool) -> None:
