@@ -24,3 +24,18 @@ def test_demo_runs_end_to_end_and_every_check_passes(lab_home):
         assert step in out, f"step {step!r} missing:\n{out}"
     assert "✘" not in out, out
     assert f"lab {lab.name!r} down" in out, out
+
+
+def test_demo_routed_with_bgp_shows_the_router_learning_a_block_and_no_nat(lab_home):
+    """`podnet demo --routing bgp` (issue 21 §3): the same steps on a BGP lab (NAT outgoing
+    off now gets its answer back: the router learned the block), and step 8."""
+    lab = Lab("d" + secrets.token_hex(2), lab_home)
+    try:
+        cp = lab.podnet("demo", "--name", lab.name, "--routing", "bgp", "--down", check=False, timeout=300)
+    finally:
+        lab.down()
+    out = cp.stdout + cp.stderr
+    assert cp.returncode == 0 and "every check passed" in out and "✘" not in out, out
+    assert "8. Routed, not hidden" in out, out
+    assert "the router learned n2's new block 10.245.0.0/28 over BGP" in out, out
+    assert "the outside world reached pod pub at 10.245.0.5, which saw the outside's own address" in out, out

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import secrets
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Iterator
@@ -20,7 +23,12 @@ import pytest
 from lablib import Lab, all_pairs, manifests
 from needs import missing
 from podnet.api.defaults import ROUTE_PROTO
+from podnet.dataplane.bird.conf import GR_TIME
 from podnet.dataplane.bird.daemon import available
+from podnet.lab import procs
+from podnet.lab.state import LabState
+from podnet.lab.topology import spec_from_dict
+from podnet.lab.up import agent_argv, component_url
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 PORT = 9090
@@ -110,6 +118,38 @@ def wire_delta(lab: Lab, src: str, dst: str, family: int) -> dict[str, int]:
     return {k: after[k] - before[k] for k in after}
 
 
+def bird_dsts(netns: str) -> set[str]:
+    return {r["dst"] for fam in (4, 6) for r in routes_in(netns, fam) if r.get("protocol") == "bird"}
+
+
+def blocks_of(lab: Lab, node: str) -> set[str]:
+    s = lab.store()
+    try:
+        return {str(b.spec["cidr"]) for b in s.list("IPAMBlock").items if b.spec.get("affinity") == f"host:{node}"}
+    finally:
+        s.close()
+
+
+def kill_agent(lab: Lab, node: str) -> None:
+    """The node's agent dies (SIGKILL, as a crash or an OOM kill would end it); its BIRD
+    goes with it (the parent-death signal), sending no Cease."""
+    state = LabState(lab.dir)
+    pid = state.pids()[f"agent-{node}"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while procs.alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not procs.alive(pid)
+
+
+def start_agent(lab: Lab, node: str) -> None:
+    state = LabState(lab.dir)
+    meta = state.read_meta()
+    spec = spec_from_dict(meta["spec"])
+    procs.spawn(state, f"agent-{node}", agent_argv(spec, node, component_url(meta, f"agent-{node}"), state),
+                netns=spec.node(node).netns, env={"PODNET_HOME": str(lab.home)})
+
+
 def _holds(cidr: str, ip: str) -> bool:
     return ipaddress.ip_address(ip) in ipaddress.ip_network(cidr)
 
@@ -170,3 +210,62 @@ class TestBgpNever:
         assert cross[f"plain{family}"] >= 20 and cross["wrapped"] == 0, cross
         ok = ping(bgp, "p1", ips(bgp)["p2"][family], size)
         assert ok.returncode == 0 and " 0% packet loss" in ok.stdout, ok.stdout + ok.stderr
+
+    def test_an_agent_that_dies_and_restarts_keeps_forwarding(self, bgp: Lab):
+        """Graceful restart: n2's agent is killed and started again. Its BIRD died with it
+        without a Cease, so n1 and the router keep n2's routes (stale) meanwhile, n2's kernel
+        keeps BIRD's routes, and the new agent's BIRD recovers them (`bird -R`): a pod in the
+        other rack is pinged throughout without a loss."""
+        n1, rt = f"pn-{bgp.name}-n1", f"pn-{bgp.name}-rt"
+        n2_blocks = blocks_of(bgp, "n2")
+        assert n2_blocks <= bird_dsts(n1) and n2_blocks <= bird_dsts(rt)
+        pinger = subprocess.Popen([sys.executable, "-m", "podnet.cli.main", "exec", "p1", "--", "ping", "-c", "150",
+                                   "-i", "0.1", "-W", "1", ips(bgp)["p2"][4]], env=bgp.env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            time.sleep(1.0)
+            kill_agent(bgp, "n2")
+            missing_at: list[str] = []
+            t0 = time.monotonic()
+
+            def check(when: str) -> None:
+                for name, ns in (("n1", n1), ("the router", rt)):
+                    if not n2_blocks <= bird_dsts(ns):
+                        missing_at.append(f"{name} at {time.monotonic() - t0:.2f}s {when}: "
+                                          f"{sorted(n2_blocks - bird_dsts(ns))}")
+            check("with no agent and no BIRD on n2")
+            start_agent(bgp, "n2")
+            check("while n2's agent started")
+            deadline = time.monotonic() + GR_TIME
+            while time.monotonic() < deadline and "Established" not in _n2_sessions(bgp):
+                time.sleep(0.2)
+            check("once n2's BIRD was back")
+            assert time.monotonic() - t0 < GR_TIME, "n2's BIRD took longer than the restart time"
+            out, _ = pinger.communicate(timeout=30)
+        finally:
+            if pinger.poll() is None:
+                pinger.kill()
+        assert not missing_at, (missing_at, out, (bgp.dir / "bird-n2" / "bird.log").read_text()[-3000:])
+        assert "150 received, 0% packet loss" in out, out
+        assert "Graceful restart" in (bgp.dir / "bird-n2" / "bird.log").read_text()
+
+    def test_a_node_stopped_uncleanly_is_withdrawn_after_the_restart_time(self, bgp: Lab):
+        """n4's agent dies and is not started again: its peers keep its routes for the
+        graceful restart time (GR_TIME), then withdraw them."""
+        rt = f"pn-{bgp.name}-rt"
+        n4_blocks = blocks_of(bgp, "n4")
+        assert n4_blocks <= bird_dsts(rt)
+        kill_agent(bgp, "n4")
+        t0 = time.monotonic()
+        time.sleep(GR_TIME / 2)
+        assert n4_blocks <= bird_dsts(rt), "withdrawn before the restart time"
+        while n4_blocks & bird_dsts(rt) and time.monotonic() - t0 < GR_TIME + 10:
+            time.sleep(0.2)
+        gone = time.monotonic() - t0
+        assert not n4_blocks & bird_dsts(rt), f"still routed {gone:.0f}s after n4's BIRD died"
+        assert GR_TIME - 1 <= gone <= GR_TIME + 8, gone
+
+
+def _n2_sessions(lab: Lab) -> str:
+    cp = lab.podnet("node", "status", "--lab", lab.name, "--node", "n2", check=False)
+    return cp.stdout

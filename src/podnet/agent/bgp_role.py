@@ -3,7 +3,9 @@
 calc/bgp.py decides (peers, what to originate, what to accept); dataplane/bird renders
 and runs it. Each sync renders the configuration; when the text changed it is checked,
 written, and BIRD reloads it (or starts, the first time, or again if it died). BIRD is
-a child of the agent (same process group: stopping the agent stops it) and installs the
+a child of the agent (stopping the agent stops it; an agent that dies takes it along,
+and peers and the kernel keep its routes until the next agent's BIRD is back, or the
+graceful restart time runs out) and installs the
 routes it learns itself (`proto bird`); the routes role installs only those of pools that
 may encapsulate (vxlanMode Always, CrossSubnet), which BIRD leaves alone.
 No nftables: `nft_fragment` is always empty.
@@ -61,4 +63,8 @@ class BgpRole:
         self.text = text
 
     def close(self) -> None:
+        """The agent is stopped (SIGTERM: `podnet down`, `podnet node delete`): BIRD stops
+        for good, its peers withdraw its routes at once. An agent that dies instead takes
+        BIRD along abruptly (see Bird.child_argv): its peers keep its routes for the
+        graceful restart time and the next agent's BIRD recovers them."""
         self.bird.stop()

@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from podnet.cli import context
+from podnet.cli.demo_bgp import bgp_step
 from podnet.cli.errors import UserError
 
 LAB = "demo"
@@ -48,9 +49,10 @@ def dig_short_answer(cp: subprocess.CompletedProcess[str]) -> list[str]:
 
 
 class Demo:
-    def __init__(self, console: Console, lab: str, examples: Path):
+    def __init__(self, console: Console, lab: str, examples: Path, routing: str = "static"):
         self.con = console
         self.lab = lab
+        self.routing = routing  # "bgp": the lab router learns the pods' blocks (demo_bgp.py)
         self.examples = examples
         self.failures: list[str] = []
         self.t0 = time.monotonic()
@@ -102,9 +104,10 @@ class Demo:
 
     # ---- the steps --------------------------------------------------------------------
     def build(self) -> None:
-        self.con.rule("[bold]Building a 2-node dual-stack lab[/]")
-        cp = subprocess.run(self.podnet + ["up", "--name", self.lab, "--nodes", "2", "--dual-stack"],
-                            env=self.env, text=True)
+        self.con.rule("[bold]Building a 2-node dual-stack lab"
+                      + (", routed with BGP[/]" if self.routing == "bgp" else "[/]"))
+        cp = subprocess.run(self.podnet + ["up", "--name", self.lab, "--nodes", "2", "--dual-stack",
+                                           "--routing", self.routing], env=self.env, text=True)
         if cp.returncode != 0:
             raise UserError("podnet up failed (see above)")
         for f in ("00-namespaces.yaml", "10-ippools.yaml", "20-web.yaml", "30-clients.yaml"):
@@ -219,10 +222,18 @@ class Demo:
         self.run_apply_text(off_text, "natOutgoing: false on both pools")
         time.sleep(0.5)
         off = self.exec_in("shop", "client", ["curl", "-s", "--max-time", "2", OUTSIDE_URL])
-        # the outside has no route back to pod addresses: its answer is never sent
-        self.check(curl_outcome(off.returncode) == "timeout",
-                   "without NAT the request leaves with the pod IP and no answer comes back (a timeout)",
-                   f"without NAT, want a timeout, got {curl_outcome(off.returncode)}: {off.stdout.strip()!r}")
+        if self.routing == "bgp":  # the router learned the pod blocks: the answer finds its way
+            pod_ips = [i["ip"] for i in client["status"]["podIPs"]]
+            seen = off.stdout.split()[-1] if off.stdout.split() else ""
+            self.check(off.returncode == 0 and seen in pod_ips,
+                       f"without NAT the outside sees the pod's own IP {seen}, and its answer comes back: "
+                       f"the router learned the pod's block over BGP",
+                       f"without NAT, want an answer to the pod IP, got {curl_outcome(off.returncode)}: "
+                       f"{off.stdout.strip()!r}")
+        else:  # the outside has no route back to pod addresses: its answer is never sent
+            self.check(curl_outcome(off.returncode) == "timeout",
+                       "without NAT the request leaves with the pod IP and no answer comes back (a timeout)",
+                       f"without NAT, want a timeout, got {curl_outcome(off.returncode)}: {off.stdout.strip()!r}")
         self.run(["apply", "-f", str(pool)])
 
     def run_apply_text(self, text: str, what: str) -> None:
@@ -320,19 +331,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not examples.is_dir():
         raise UserError(f"examples directory {examples} not found (give --examples DIR)")
     demo = Demo(Console(highlight=False, width=shutil.get_terminal_size((120, 40)).columns),
-                args.name, examples)
+                args.name, examples, args.routing)
     existing = subprocess.run(demo.podnet + ["down", "--name", args.name, "--force"],
                               capture_output=True, text=True, env=demo.env)
     if existing.returncode == 0 and "down" in existing.stdout:
         demo.con.print(f"(removed an earlier lab named {args.name!r})")
     try:
         demo.build()
-        for fn in (demo.pod_ips, demo.pod_to_pod, demo.service, demo.dns, demo.nat_outgoing, demo.policy,
-                   demo.kubernetes_api):
+        steps: list[Callable[[], None]] = [demo.pod_ips, demo.pod_to_pod, demo.service, demo.dns,
+                                           demo.nat_outgoing, demo.policy, demo.kubernetes_api]
+        if args.routing == "bgp":
+            steps.append(lambda: bgp_step(demo, 8))
+        for fn in steps:
             try:
                 fn()
             except (UserError, subprocess.TimeoutExpired, StopIteration, KeyError, IndexError, ValueError) as e:
-                demo.check(False, "", f"{fn.__name__}: {e}")
+                demo.check(False, "", f"{getattr(fn, '__name__', 'bgp')}: {e}")
     finally:
         demo.finish(args.down)
     return 1 if demo.failures else 0
@@ -343,5 +357,8 @@ def register(sub: Any) -> None:
     p.add_argument("--name", default=LAB, help="lab name (default: demo)")
     p.add_argument("--down", action="store_true", help="remove the lab at the end")
     p.add_argument("--examples", help="directory of the demo's manifests (default: examples/demo)")
+    p.add_argument("--routing", choices=("static", "bgp"), default="static",
+                   help="bgp: a lab routed with BIRD, and a last step showing the router learning "
+                        "a node's block and the outside reaching a pod without NAT")
     p.set_defaults(func=cmd_demo)
 

@@ -26,7 +26,13 @@ def _lab_facts(args: argparse.Namespace, state: Any) -> tuple[Any, bool]:
         st = LabState(context.lab_dir(name))
         meta = st.read_meta()
         if meta.get("spec"):
-            return from_spec(spec_from_dict(meta["spec"]), OUTSIDE_HOSTS, OUTSIDE_ZONE), True
+            spec = spec_from_dict(meta["spec"])
+            if spec.racks > 1:
+                # the walk knows one underlay bridge and nodes that reach each other on it
+                raise UserError(f"lab {name!r} has {spec.racks} racks: podnet trace does not model racks "
+                                f"yet (one bridge per rack and the router between them); see "
+                                f"`ip route` in the nodes and docs/design/bgp.md")
+            return from_spec(spec, OUTSIDE_HOSTS, OUTSIDE_ZONE), True
     nodes = []
     for n in sorted(state.nodes, key=lambda n: n.name):
         ips = n.internal_ips

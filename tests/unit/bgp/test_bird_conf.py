@@ -115,6 +115,15 @@ def test_racks_peers_in_another_rack_are_multihop_and_vxlan_pools_stay_out_of_th
     assert "pn_nodes4_2" in CASES["router-racks"] and "neighbor range 198.18.1.0/24" in CASES["router-racks"]
 
 
+def test_graceful_restart_on_every_session_and_kernel_routes_kept_while_recovering():
+    for name, conf in CASES.items():
+        sessions = conf.split("protocol bgp ")[1:]
+        assert sessions and all("graceful restart on;\n    graceful restart time 30;" in s for s in sessions), name
+        assert "graceful restart wait 10;" in conf, name
+        kernels = conf.split("protocol kernel ")[1:]
+        assert len(kernels) == 2 and all("graceful restart on;" in k for k in kernels), name
+
+
 def test_birdc_protocols_parsed():
     text = (HERE / "router_show_protocols_all.txt").read_text()
     got = parse_protocols(text, now=datetime(2026, 12, 3, 10, 6, 0))

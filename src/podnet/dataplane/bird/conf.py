@@ -14,7 +14,11 @@ per peer and family, and three filters that are the whole of podnet's trust in a
   rack), BIRD learns the kernel's default route (only it) to resolve that peer's next hops
   through the rack's router (`gateway recursive`, as Calico's mesh does).
 Timers are short (the lab wants routes within seconds; a dead peer is dropped after the
-hold time, 9 s).
+hold time, 9 s). Graceful restart (RFC 4724) is on: a BIRD that restarts (the agent's
+restart, or BIRD killed) leaves its kernel routes in place and its peers keep its routes,
+marked stale, for GR_TIME seconds while it comes back (`bird -R`); a peer whose session
+closes without coming back is withdrawn after GR_TIME, one that goes silent after the hold
+time (BIRD does no graceful restart on an expired hold timer).
 """
 from __future__ import annotations
 
@@ -25,8 +29,11 @@ from typing import Iterable
 from podnet.calc.bgp import BgpPlan, Peer
 
 HEADER = "# Rendered by podnet (podnet.dataplane.bird.conf); every change is rewritten.\n"
+GR_TIME = 30  # seconds a restarting peer's routes are kept (Calico's default is 120)
+GR_WAIT = 10  # seconds a restarted BIRD waits for its peers before trusting its own table
 TIMERS = ("    connect delay time 1;\n    connect retry time 2;\n    error wait time 1, 10;\n"
-          "    hold time 9;\n    keepalive time 3;\n")
+          "    hold time 9;\n    keepalive time 3;\n"
+          f"    graceful restart on;\n    graceful restart time {GR_TIME};\n")
 
 
 def _set(prefixes: Iterable[str]) -> str:
@@ -44,13 +51,16 @@ def _static(name: str, fam: int, prefixes: list[str]) -> str:
 
 
 def _common(router_id: str, no_kernel: tuple[str, ...] = (), learn_default: bool = False) -> str:
-    out = HEADER + f"router id {router_id};\nlog stderr all;\ntimeformat protocol iso long;\n\n"
+    out = HEADER + (f"router id {router_id};\nlog stderr all;\ntimeformat protocol iso long;\n"
+                    f"graceful restart wait {GR_WAIT};\n\n")
     out += "protocol device {\n    scan time 5;\n}\n"
     for fam in (4, 6):
         default = "0.0.0.0/0" if fam == 4 else "::/0"
         skip = [p for p in no_kernel if ipaddress.ip_network(p).version == fam]
         imp = f"filter {{ if net = {default} then accept; reject; }}" if learn_default else "none"
-        out += (f"protocol kernel pn_kernel{fam} {{\n" + ("    learn;\n" if learn_default else "")
+        # graceful restart: routes a previous BIRD left stay until this one has converged
+        out += (f"protocol kernel pn_kernel{fam} {{\n    graceful restart on;\n"
+                + ("    learn;\n" if learn_default else "")
                 + f"    ipv{fam} {{\n        import {imp};\n"
                 f"        export filter {{ " + (f"if net ~ {_set(skip)} then reject; " if skip else "")
                 + "if source = RTS_BGP then accept; reject; };\n    };\n"

@@ -22,6 +22,7 @@ from podnet.dataplane.net.netns import netns_argv
 
 BIRD_BIN = os.environ.get("PODNET_BIRD", "/usr/sbin/bird")
 BIRDC_BIN = os.environ.get("PODNET_BIRDC", "/usr/sbin/birdc")
+SETPRIV_BIN = shutil.which("setpriv") or "/usr/bin/setpriv"  # util-linux
 
 
 class BirdError(Exception):
@@ -33,6 +34,8 @@ def available() -> str | None:
     for b in (BIRD_BIN, BIRDC_BIN):
         if not (os.path.exists(b) or shutil.which(b)):
             return f"{b} is not installed (Debian's bird2)"
+    if not os.path.exists(SETPRIV_BIN):
+        return f"{SETPRIV_BIN} is not installed (util-linux)"
     return None
 
 
@@ -67,9 +70,19 @@ class Bird:
     def pidfile(self) -> Path:
         return self.dir / "bird.pid"
 
-    def argv(self) -> list[str]:
+    def argv(self, recover: bool = False) -> list[str]:
+        """`recover`: `-R`, graceful restart recovery (a previous BIRD's kernel routes are
+        kept until this one's sessions have converged)."""
         return netns_argv(self.netns, [BIRD_BIN, "-f", "-c", str(self.conf), "-s", str(self.ctl),
-                                       "-P", str(self.pidfile)])
+                                       "-P", str(self.pidfile)] + (["-R"] if recover else []))
+
+    def child_argv(self, recover: bool = False) -> list[str]:
+        """argv for BIRD as our child (started in its own process group, so a signal to
+        ours reaches us only, and we decide how BIRD stops): SIGKILLed when we die (the
+        kernel's parent-death signal, set by setpriv before it execs BIRD), so a killed
+        agent takes BIRD along, abruptly, which its peers treat as a restart (no Cease
+        was sent): they keep its routes for the graceful restart time."""
+        return [SETPRIV_BIN, "--pdeathsig", "KILL", "--", *self.argv(recover)]
 
     def check(self, text: str) -> None:
         """Refuse a configuration BIRD would refuse (before it replaces a good one)."""
@@ -87,13 +100,27 @@ class Bird:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def start(self) -> int:
+    def left_routes(self) -> bool:
+        """Whether a previous BIRD left routes in this namespace's kernel (`proto bird`):
+        then this start is a graceful restart."""
+        for fam in ("-4", "-6"):
+            cp = subprocess.run(netns_argv(self.netns, ["ip", fam, "route", "show", "proto", "bird"]),
+                                capture_output=True, text=True)
+            if cp.stdout.strip():
+                return True
+        return False
+
+    def start(self, recover: bool | None = None) -> int:
         """Start BIRD on the written configuration, in the foreground of a child process
-        of ours (it dies with our process group); returns its PID once it answers."""
+        of ours (it dies with us); returns its PID once it answers.
+        `recover` (default: when a previous BIRD left routes): graceful restart recovery."""
+        if recover is None:
+            recover = self.left_routes()
         log = open(self.dir / "bird.log", "ab")
         try:
-            self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT, close_fds=True)
+            self.proc = subprocess.Popen(self.child_argv(recover), stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT, close_fds=True,
+                                         start_new_session=True)
         finally:
             log.close()
         deadline = time.monotonic() + 5
@@ -111,6 +138,8 @@ class Bird:
             raise BirdError(f"birdc configure: {out.strip()}")
 
     def stop(self) -> None:
+        """Stop BIRD for good (SIGTERM: it sends its peers a Cease, they withdraw its
+        routes at once, and it removes its own from the kernel)."""
         if self.proc is None:
             return
         self.proc.terminate()
