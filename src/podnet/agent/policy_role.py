@@ -16,6 +16,7 @@ from podnet.calc.host import host_protection
 from podnet.calc.model import ClusterState
 from podnet.calc.policy.compile import CompiledPolicies, compile_policies
 from podnet.calc.policy.index import pod_index
+from podnet.calc.policy.cluster_sync import plan_cluster
 from podnet.calc.policy.sync import affected_chains, dirty_namespaces
 from podnet.dataplane.nft import policy as pol_nft
 
@@ -48,7 +49,7 @@ class PolicyRole:
                                             reuse=self._compiled.chains, prev=self._compiled,
                                             dirty_ns=dirty_namespaces(changed),
                                             index=pod_index(state, self._compiled.index, changed),
-                                            keep_cluster=all(k.kind == "NetworkPolicy" for k in changed))
+                                            cluster_plan=plan_cluster(state, changed, self._pods))
             for err in set(compiled.errors) - self._logged:
                 log.warning("policy: skipped %s", err)
             self._logged = set(compiled.errors)

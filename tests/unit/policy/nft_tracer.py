@@ -61,6 +61,8 @@ class Tracer:
                          r"|jump \S+|goto \S+|accept)", rule)
         if rule.startswith(("iifname", "ct state")):
             return None  # a new connection from a known address: no spoofing, not established
+        if m is None and " != @" in rule:
+            return self._skip(rule, pkt)
         if m is None:
             return self._vmap(rule, pkt)
         conds, verdict = m.group(1), m.group(2)
@@ -82,6 +84,21 @@ class Tracer:
             return "goto " + verdict.rsplit(" ", 1)[1]
         return ("accept" if verdict.endswith("accept") else "drop" if verdict.endswith("drop")
                 else verdict.replace("counter ", ""))
+
+    def _skip(self, rule: str, pkt: dict) -> str | None:
+        """A tier chain's filter: `return` when the key is NOT in the set."""
+        sm = re.fullmatch(r"(meta l4proto \{ tcp, udp, sctp \} )?(ip6?|meta) ((?:saddr|daddr|l4proto)(?: \. [a-z0-9 .]+?)?)"
+                          r" != @(\S+) return", rule)
+        assert sm, f"unknown rule form: {rule}"
+        only_l4, kw, fields, sname = sm.groups()
+        if only_l4 and pkt["proto"].lower() not in PROTO_NUMBERS:
+            return None
+        if kw != "meta" and (kw == "ip6") != (pkt["src"].version == 6):
+            return None
+        toks = [t.split()[-1] for t in re.split(r"\s*\.\s*", fields) if t not in ("ip", "ip6", "meta", "th")]
+        key = [self._field(t, pkt) for t in toks]
+        key = [k.lower() if isinstance(k, str) else k for k in key]
+        return None if self._in_set(sname, key) else "return"
 
     def _vmap(self, rule: str, pkt: dict) -> str | None:
         vm = re.fullmatch(r"(ip6?) (saddr|daddr) vmap @(\S+)", rule)

@@ -11,13 +11,14 @@ predicate in `predicate.py`.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable
 
 from podnet.api.objects import NetworkPolicy, ObjectKey, Pod, PolicyPeer, PolicyRule
 from podnet.api.cluster_policy import ACCEPT, ADMIN, BASELINE, DENY
 from podnet.calc.model import ClusterState
 from podnet.calc.policy.cluster_compile import ClusterChain, compile_cluster
+from podnet.calc.policy.cluster_sync import ClusterPlan
 from podnet.calc.policy.predicate import EGRESS, INGRESS, RuleRef, valid_block
 # the index, and names that lived here before it moved out (re-exported)
 from podnet.calc.policy.index import (FAMILIES, IFACE_ANNOTATION, PodIndex,  # noqa: F401
@@ -101,6 +102,8 @@ class CompiledPolicies:
     errors: list[str] = field(default_factory=list)  # objects skipped, for the agent's log
     cluster: dict[str, ClusterChain] = field(default_factory=dict)  # ClusterNetworkPolicy chains
     index: "PodIndex | None" = field(default=None, compare=False, repr=False)  # for pod_index()
+    # per cluster policy with chains, the local pods its subject selects (cluster_compile)
+    cluster_members: dict[str, list[Pod]] = field(default_factory=dict, compare=False, repr=False)
 
 
 # ---- intervals ------------------------------------------------------------------------
@@ -253,23 +256,20 @@ def compile_policies(state: ClusterState, local: Callable[[Pod], bool] | None = 
                      reuse: dict[str, PolicyChain] | None = None,
                      prev: CompiledPolicies | None = None,
                      dirty_ns: set[str] | None = None,
-                     index: PodIndex | None = None, keep_cluster: bool = False) -> CompiledPolicies:
+                     index: PodIndex | None = None,
+                     cluster_plan: ClusterPlan | None = None) -> CompiledPolicies:
     """Compile for the pods `local` accepts (all when None).
-
-    `keep_cluster` (only NetworkPolicies changed since `prev`): the cluster chains and every
-    pod's tier lists are `prev`'s, as nothing they read changed.
 
     Partial sync (see policy/sync.py): chains not in `only` are taken from `reuse` when there.
     With `prev` (the last result) and `dirty_ns` (namespaces where a pod or a policy
     changed), the pods of every other namespace keep their `prev` PodPolicy: which policies
-    select a pod depends only on its own namespace's pods and policies. `index`: see
-    pod_index()."""
+    select a pod depends only on its own namespace's pods and policies. With `prev` and
+    `cluster_plan` (policy/cluster_sync.py) the cluster chains and the pods' tier lists are
+    `prev`'s but for what the plan names. `index`: see pod_index()."""
     idx = index if index is not None else PodIndex(state)
     out = CompiledPolicies(index=idx)
     # namespaces whose pods keep their `prev` PodPolicy: all but the dirty ones
     dirty: set[str] | None = dirty_ns if prev is not None and only is not None and reuse is not None else None
-    if state.cluster_policies or (prev is not None and prev.cluster):
-        dirty = None  # a cluster policy's subject spans namespaces: every pod is recomputed
     only_, reuse_ = only or set(), reuse or {}
     locals_ = [p for p in idx.pods if local is None or local(p)]
     local_ids = {id(p) for p in locals_}
@@ -290,26 +290,39 @@ def compile_policies(state: ClusterState, local: Callable[[Pod], bool] | None = 
             out.errors.append(f"NetworkPolicy {pi.ns}/{pi.name}: {e}")
     if dirty is not None and prev is not None:
         out.pods = {k: pp for k, pp in prev.pods.items() if k.namespace not in dirty}
-    keep = keep_cluster and prev is not None and all(
-        ObjectKey("Pod", idx.info[id(p)].ns, idx.info[id(p)].name) in prev.pods for p in locals_)
-    tiers: dict[int, dict[tuple[str, str], list[str]]] = {}
-    if keep and prev is not None:
-        out.cluster = prev.cluster
-    else:
-        out.cluster, tiers = compile_cluster(idx, local_ids, out.errors)
+    relist: set[int] | None = None
+    plan = cluster_plan if dirty is not None and prev is not None else None
+    if plan is not None and prev is not None:
+        relist = set()
+        for k in plan.relist:
+            p = state.get("Pod", k.namespace, k.name)
+            if p is not None and id(p) in local_ids:
+                relist.add(id(p))
+        for ns in plan.namespaces:
+            relist.update(id(p) for p in idx.by_ns.get(ns, ()) if id(p) in local_ids)
+        for pid in memberships:  # (only dirty namespaces' pods) a pod new to this node
+            i = idx.info[pid]
+            if ObjectKey("Pod", i.ns, i.name) not in prev.pods:
+                relist.add(pid)
+    out.cluster, out.cluster_members, tiers = compile_cluster(
+        idx, local_ids, out.errors, prev.cluster if prev else None, prev.cluster_members if prev else None,
+        plan, relist)
     for p in locals_:
-        m = memberships.get(id(p))
-        if m is None:
-            continue
+        m, t = memberships.get(id(p)), tiers.get(id(p))
+        if m is None and t is None:
+            continue  # its PodPolicy is prev's, kept above
         i = idx.info[id(p)]
         key = ObjectKey("Pod", i.ns, i.name)
         lists: tuple[tuple[str, ...], ...]
-        if keep and prev is not None:
-            was = prev.pods[key]
+        if t is None:
+            was = prev.pods[key]  # type: ignore[union-attr]
             lists = (was.admin_ingress, was.admin_egress, was.baseline_ingress, was.baseline_egress)
         else:
-            t = tiers.get(id(p), {})
             lists = tuple(tuple(t.get((tier, d), ())) for tier in (ADMIN, BASELINE) for d in (INGRESS, EGRESS))
+        if m is None:
+            out.pods[key] = replace(out.pods[key], admin_ingress=lists[0], admin_egress=lists[1],
+                                    baseline_ingress=lists[2], baseline_egress=lists[3])
+            continue
         out.pods[key] = PodPolicy(key, i.canon, i.iface, tuple(m[INGRESS]) if m[INGRESS] else None,
                                   tuple(m[EGRESS]) if m[EGRESS] else None, *lists)
     return out

@@ -111,6 +111,9 @@ class PodIndex:
         self.ns_labels = {ns: namespace_labels(state, ns)
                           for ns in set(self.by_ns) | {n.name for n in state.namespaces}}
         self._cache: dict[tuple[str, LabelSelector], list[Pod]] = {}
+        self._subjects: dict[tuple[LabelSelector, LabelSelector], list[Pod]] = {}
+        self._local_subjects: dict[tuple[LabelSelector, LabelSelector], tuple[list[Pod], set[int]]] = {}
+        self._local_ids: set[int] = set()
         self._peer_ips: dict[str, dict[int, frozenset[int]]] = {}
         self.named_memo: dict[tuple[str, tuple[Any, ...]], dict[int, tuple[tuple[int, str, int], ...]]] = {}
 
@@ -123,8 +126,12 @@ class PodIndex:
             else:
                 self.ns_labels.pop(ns, None)
         self._peer_ips.clear()
-        # ingress named ports resolve on the selected pods, whatever the namespace labels
-        self.named_memo = {k: v for k, v in self.named_memo.items() if k[0].startswith("in ")}
+        self._subjects.clear()
+        self._local_subjects.clear()
+        # a NetworkPolicy's ingress named ports resolve on the pods it selects, whatever the
+        # namespace labels; a ClusterNetworkPolicy's subject reads them (cluster_compile)
+        self.named_memo = {k: v for k, v in self.named_memo.items()
+                           if k[0].startswith("in ") and not k[0].startswith("in ('cnp',")}
 
     def refresh_pods(self, keys: set[ObjectKey]) -> None:
         """Pods changed (added, removed, relabelled): their entries are replaced, their
@@ -172,6 +179,30 @@ class PodIndex:
                     break
             self._cache[ck] = [p for p in cands if sel.matches(self.info[id(p)].labels)]
         return self._cache[ck]
+
+    def subject_pods(self, ns_sel: LabelSelector, pod_sel: LabelSelector) -> list[Pod]:
+        """The pods a ClusterNetworkPolicy subject selects (namespace AND pod selector), in
+        (namespace, name) order; memoised until a pod or namespace changes."""
+        hit = self._subjects.get((ns_sel, pod_sel))
+        if hit is None:
+            hit = self._subjects[(ns_sel, pod_sel)] = [
+                p for ns, labels in sorted(self.ns_labels.items()) if ns_sel.matches(labels)
+                for p in self.in_namespace(ns, pod_sel)]
+        return hit
+
+    def local_subject_pods(self, ns_sel: LabelSelector, pod_sel: LabelSelector,
+                           local_ids: set[int]) -> tuple[list[Pod], set[int]]:
+        """subject_pods among `local_ids` (pods by id), and their ids; memoised as long as
+        the local pods stay the same."""
+        if local_ids is not self._local_ids:  # once per compile: a new set, maybe the same pods
+            if local_ids != self._local_ids:
+                self._local_subjects.clear()
+            self._local_ids = local_ids
+        hit = self._local_subjects.get((ns_sel, pod_sel))
+        if hit is None:
+            pods = [p for p in self.subject_pods(ns_sel, pod_sel) if id(p) in local_ids]
+            hit = self._local_subjects[(ns_sel, pod_sel)] = (pods, {id(p) for p in pods})
+        return hit
 
     def peer_key(self, np: NetworkPolicy, peer: PolicyPeer) -> str:
         """Names what a selector peer picks: its selectors, and the policy's namespace when

@@ -28,8 +28,16 @@ FIXED = {SPOOFED: ("dropped", "spoofed"), SPOOFED_INPUT: ("dropped", "spoofed"),
          NO_ENDPOINTS: ("rejected", "no endpoints")}
 
 
+_H: dict[tuple[object, ...], str] = {}
+
+
 def _h(*parts: object) -> str:
-    return hashlib.sha1("\0".join(str(p) for p in parts).encode()).hexdigest()[:16]
+    hit = _H.get(parts)  # memoised: renders ask again for every unchanged rule of a changed chain
+    if hit is None:
+        if len(_H) > 200_000:
+            _H.clear()
+        hit = _H[parts] = hashlib.sha1("\0".join(str(p) for p in parts).encode()).hexdigest()[:16]
+    return hit
 
 
 def allow_id(namespace: str, policy: str, direction: str, index: int) -> str:

@@ -95,7 +95,8 @@ def chain_name(kind: str, ns: str, name: str, direction: str) -> str:
     return nft_name(kind, ns, name, SHORT[direction])
 
 
-PodFragment = tuple[dict[str, tuple[str, ...]], list[tuple[str, str]]]
+# a pod's chains, its elements of the static sets, and its tier lists (tier, direction, chain ids)
+PodFragment = tuple[dict[str, tuple[str, ...]], list[tuple[str, str]], tuple[tuple[str, str, tuple[str, ...]], ...]]
 
 
 class RenderCache:
@@ -108,9 +109,10 @@ class RenderCache:
         self.pods: dict[ObjectKey, tuple[PodPolicy, PodFragment]] = {}
         self.static: dict[str, tuple[str, frozenset[str]]] | None = None
         self.cluster: dict[str, tuple[ClusterChain, NftModel]] = {}
+        self.tiers: dict[tuple[str, str, tuple[str, ...]], tuple[tuple[ClusterChain, ...], NftModel]] = {}
 
     def clear(self) -> None:
-        self.chains, self.pods, self.static, self.cluster = {}, {}, None, {}
+        self.chains, self.pods, self.static, self.cluster, self.tiers = {}, {}, None, {}, {}
 
 
 ChainCache = RenderCache  # the earlier name
@@ -153,6 +155,7 @@ def render(c: CompiledPolicies, cache: RenderCache | None = None,
         for cid in set(cache.chains) - set(c.chains):
             del cache.chains[cid]
     pods: dict[ObjectKey, tuple[PodPolicy, PodFragment]] = {}
+    tier_keys: set[tuple[str, str, tuple[str, ...]]] = set()
     same = len(c.pods) == len(cache.pods)
     for key, pp in c.pods.items():
         phit = cache.pods.get(key)
@@ -162,9 +165,21 @@ def render(c: CompiledPolicies, cache: RenderCache | None = None,
             pods[key] = (pp, _render_pod(pp))
             same = False
         m.chains.update(pods[key][1][0])
+        tier_keys.update(pods[key][1][2])
+    tiers = {}
+    for tk in tier_keys:  # the tier chains: rendered again when one of their policies' chains changed
+        chs = tuple(c.cluster[cid] for cid in tk[2])
+        thit = cache.tiers.get(tk)
+        if thit is not None and len(thit[0]) == len(chs) and all(a is b for a, b in zip(thit[0], chs)):
+            tiers[tk] = thit
+        else:
+            tiers[tk] = (chs, cluster_nft.tier_fragment(tk[0], tk[1], tk[2], chs))
+        m.sets.update(tiers[tk][1].sets)
+        m.chains.update(tiers[tk][1].chains)
+    cache.tiers = tiers
     if not same or cache.static is None:
         elems: dict[str, set[str]] = {k: set() for k in STATIC_SETS}
-        for _, (_, pod_elems) in pods.values():
+        for _, (_, pod_elems, _) in pods.values():
             for set_name, e in pod_elems:
                 elems[set_name].add(e)
         cache.static = {name: (STATIC_SETS[name], frozenset(e)) for name, e in elems.items()}
@@ -187,6 +202,7 @@ def _render_pod(pp: PodPolicy) -> PodFragment:
     key = pp.key
     chains: dict[str, tuple[str, ...]] = {}
     out: list[tuple[str, str]] = []
+    tier_keys: list[tuple[str, str, tuple[str, ...]]] = []
     for direction, cids, mapname in ((INGRESS, pp.ingress, "in"), ("egress", pp.egress, "eg")):
         admin, base = pp.tier_chains(ADMIN, direction), pp.tier_chains(BASELINE, direction)
         if cids is None and not admin and not base:
@@ -196,13 +212,19 @@ def _render_pod(pp: PodPolicy) -> PodFragment:
             rest = tuple(
                 f"jump {chain_name('pol', cid.rsplit('/', 2)[0], cid.rsplit('/', 2)[1], direction)}" for cid in cids
             ) + (f"counter {flowlog.log(flowlog.isolated_id(key.namespace, key.name, direction))} drop",)
-        else:  # Baseline tier, then the default: allow
-            rest = tuple(f"jump {cluster_nft.chain_name(cid)}" for cid in base) + ("accept",)
+        elif base:  # Baseline tier (a chain shared by the pods it selects), then the default: allow
+            bname = cluster_nft.tier_chain_name(BASELINE, direction, base)
+            tier_keys.append((BASELINE, direction, base))
+            rest = (f"jump {bname}", "accept")
+        else:
+            rest = ("accept",)
         if admin:
             # Admin tier first; its Pass rules `goto` the rest through the pass-* maps, and
             # the rest always ends in a verdict, so evaluation never returns to this chain
             rc = chain_name("rest", key.namespace, key.name, direction)
-            chains[pc] = tuple(f"jump {cluster_nft.chain_name(cid)}" for cid in admin) + (f"goto {rc}",)
+            aname = cluster_nft.tier_chain_name(ADMIN, direction, admin)
+            tier_keys.append((ADMIN, direction, admin))
+            chains[pc] = (f"jump {aname}", f"goto {rc}")
             chains[rc] = rest
             out.extend((f"pass-{mapname}{6 if ':' in ip else 4}", f"{ip} : goto {rc}") for ip in pp.ips)
         else:
@@ -217,8 +239,8 @@ def _render_pod(pp: PodPolicy) -> PodFragment:
         out.append(("pod-ifaces", f'"{pp.iface}"'))
         for ip in pp.ips:
             out.append((f"pod-addr{6 if ':' in ip else 4}", f'"{pp.iface}" . {ip}'))
-    _POD_FRAGMENTS[pp] = (chains, out)
-    return chains, out
+    _POD_FRAGMENTS[pp] = (chains, out, tuple(tier_keys))
+    return _POD_FRAGMENTS[pp]
 
 
 # ---- scripts --------------------------------------------------------------------------
