@@ -269,3 +269,31 @@ class TestBgpNever:
 def _n2_sessions(lab: Lab) -> str:
     cp = lab.podnet("node", "status", "--lab", lab.name, "--node", "n2", check=False)
     return cp.stdout
+
+
+@pytest.fixture(scope="class")
+def bgpxs(lab_home: Path) -> Iterator[Lab]:
+    why = available()
+    if why:
+        missing(why)
+    yield from _lab(lab_home, "racksc", "--routing", "bgp", "--encap", "crosssubnet")
+
+
+class TestBgpCrossSubnet:
+    """--routing bgp with CrossSubnet pools: the agents route the pools (VXLAN between
+    racks, direct in a rack) as Calico's Felix routes VXLAN pools, and BIRD, which still
+    announces the blocks, installs none of them."""
+
+    def test_the_agents_route_encapsulating_pools_and_bird_installs_none(self, bgpxs: Lab):
+        wait_all_pairs(bgpxs, timeout=40.0)
+        n1 = f"pn-{bgpxs.name}-n1"
+        for fam in (4, 6):
+            assert not [r for r in routes_in(n1, fam) if r.get("protocol") == "bird"], fam
+            ours = {r["dst"]: r.get("dev") for r in routes_in(n1, fam) if r.get("protocol") == str(ROUTE_PROTO)}
+            devs = {p.name: next(dev for dst, dev in ours.items() if _holds(dst, ips(bgpxs)[p.name][fam]))
+                    for p in bgpxs.pods("default") if p.name != "p1"}
+            assert devs == {"p3": "eth0", "p2": "pnvx", "p4": "pnvx"}, (fam, ours)
+        # the router still learns every block over BGP
+        assert blocks_of(bgpxs, "n2") <= bird_dsts(f"pn-{bgpxs.name}-rt")
+        cross = wire_delta(bgpxs, "p1", "p2", 4)
+        assert cross["wrapped"] >= 20 and cross["plain4"] == 0, cross
