@@ -55,6 +55,17 @@ class KubeApiServer:
                "current-context": "kd"}
         self.kubeconfig.write_text(yaml.safe_dump(cfg))
 
+    def user_kubeconfig(self, name: str, user: str, groups: tuple[str, ...]) -> Path:
+        """A kubeconfig with a client certificate for `user` in `groups` (a node identity:
+        `system:node:<name>`, `system:nodes`)."""
+        from podnet.lab.pki import LabPKI
+        cert = LabPKI(self.pki, "kd-test").issue_user(name, user, groups)
+        path = self.dir / f"kubeconfig-{name}"
+        cfg = yaml.safe_load(self.kubeconfig.read_text())
+        cfg["users"][0]["user"] = {"client-certificate": cert.cert, "client-key": cert.key}
+        path.write_text(yaml.safe_dump(cfg))
+        return path
+
     @property
     def url(self) -> str:
         return f"kubernetes://?kubeconfig={self.kubeconfig}"

@@ -10,7 +10,7 @@ from podnet.agent.nat_role import NatRole
 from podnet.agent.policy_role import PolicyRole
 from podnet.agent.routes_role import RoutesRole
 from podnet.agent.service_proxy_role import ServiceProxyRole
-from podnet.controllers import endpointslice, loadbalancer
+from podnet.controllers.manager import IN_A_CLUSTER, READS
 from podnet.datastore.kube_kinds import BY_KIND
 from podnet.dns import source
 
@@ -37,13 +37,19 @@ def test_roles_read_exactly_what_the_code_watches():
                                      for k in r.kinds}
     assert granted("podnet-node", "watch") == needs(agent)
     assert granted("podnet-dns", "watch") == needs(source.KINDS)
-    ctl = set(endpointslice.KINDS) | set(loadbalancer.KINDS) | {"IPAMBlock", "ServiceIPAllocation"}
+    ctl = {k for name in IN_A_CLUSTER for k in READS[name]} | {"ServiceIPAllocation"}
     assert granted("podnet-controllers", "watch") == needs(ctl)
+    (deployment,) = [d for d in docs() if d["kind"] == "Deployment" and d["metadata"]["name"] == "podnet-controllers"]
+    command = deployment["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[:2] == ["podnet", "controllers"] and command[3].split(",") == list(IN_A_CLUSTER)
 
 
 def test_writes_are_least_privilege():
     assert granted("podnet-dns", "update") == set() and granted("podnet-dns", "create") == set()
-    assert granted("podnet-node", "update") == {("", "nodes"), ("", "nodes/status")}
+    # the agent patches its own part of its Node (agent/node_status.py), never PUTs it whole
+    assert granted("podnet-node", "update") == set()
+    assert granted("podnet-node", "patch") == {("", "nodes"), ("", "nodes/status")}
+    assert not any(r == "endpointslices" for _, r in granted("podnet-controllers", "create"))
     assert granted("podnet-cni", "create") == {("podnet.io", "ipamblocks")}
     assert not any(r == "secrets" for role in ("podnet-node", "podnet-cni", "podnet-controllers", "podnet-dns")
                    for v in ("get", "list") for _, r in granted(role, v))

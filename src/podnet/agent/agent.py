@@ -21,14 +21,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from podnet.apiserver.errors import GaveUp, WriteError
-from podnet.apiserver.write import Writer
 from podnet.api import defaults
-from podnet.api.objects import Node, ObjectKey, Resource
+from podnet.api.core import AGENT_ANNOTATION
+from podnet.api.objects import ObjectKey, Resource
 from podnet.calc.model import ClusterState
 from podnet.calc.encap import SUBNET_FIELDS
 from podnet.calc.routes import MAC_STATUS_FIELD, vtep_mac
 from podnet.agent.metrics import AgentMetrics
+from podnet.agent.node_status import NodeReport, register as register_node
 from podnet.agent.healthcheck import HealthCheckRole
 from podnet.agent.bgp_role import BgpRole
 from podnet.agent.nat_role import NatRole
@@ -41,7 +41,7 @@ from podnet.dataplane.nft.session import NftSession
 from podnet.dataplane.net.links import interface_prefixes
 from podnet.datastore.common import now_rfc3339
 from podnet.datastore.cache import Batch, Informer
-from podnet.datastore.interface import AlreadyExists, Datastore, DatastoreError, NotFound
+from podnet.datastore.interface import Datastore, DatastoreError
 
 log = logging.getLogger("podnet.agent")
 
@@ -204,11 +204,11 @@ class Agent:
                                    for v in sorted(found.values(), key=lambda v: ":" in v)}
         return self._subnet_fields
 
-    def node_status(self) -> dict[str, Any]:
+    def report(self) -> NodeReport:
+        """What the agent reports of its node (`node_status.py` writes it: the store's
+        status fields, or, through the Kubernetes API, annotations and one condition)."""
         blocks = self._own_blocks()
         self._published_blocks = blocks
-        addrs = [{"type": "InternalIP", "address": ip} for ip in self.ctx.node_ips]
-        addrs.append({"type": "Hostname", "address": self.ctx.node_name})
         health = "healthy" if not self.last_error else "degraded"
         agent = {"health": health, "heartbeat": now_rfc3339(), "syncs": self.syncs,
                  "syncFailures": self.failures, "lastError": self.last_error,
@@ -220,46 +220,19 @@ class Agent:
         # as a kubelet reports them: the CPUs this node may use (topology-mode Auto weighs
         # zones by them); the lab's nodes share the machine's
         cpus = {"cpu": str(len(os.sched_getaffinity(0)))}
-        return {"addresses": addrs, "agent": agent, "podnet": podnet,
-                "capacity": cpus, "allocatable": dict(cpus),
-                "nodeInfo": {"podnetVersion": _version()},
-                "conditions": [{"type": "Ready", "status": "True" if not self.last_error else "False",
-                                "lastHeartbeatTime": agent["heartbeat"]}]}
+        own = {str(k): str(v) for k, v in (self.ctx.options.get("node_labels") or {}).items()}
+        return NodeReport(self.ctx.node_name, list(self.ctx.node_ips), agent, podnet,
+                          not self.last_error, _version(), own, cpus)
+
+    def node_status(self) -> dict[str, Any]:
+        """The Node status the agent writes to a store (other writers' fields aside)."""
+        return self.report().store_status({})
 
     def register(self) -> None:
-        """Create or update our Node (CAS, retried): status, and the labels the agent was
-        given (`--node-label`, as kubelet's --node-labels; e.g. topology.kubernetes.io/zone);
-        other labels and the spec are kept."""
-        writer = Writer(self.store)
-        own = {str(k): str(v) for k, v in (self.ctx.options.get("node_labels") or {}).items()}
-
-        def update(cur: Resource) -> Resource:
-            if own and any(cur.labels.get(k) != v for k, v in own.items()):
-                cur = cur.with_metadata(labels={**cur.labels, **own})
-            return cur.with_status(self.node_status())
-        for _ in range(3):  # a create racing another writer's create or delete
-            try:
-                writer.mutate("Node", "", self.ctx.node_name, update)
-                return
-            except NotFound:
-                pass
-            except GaveUp as e:
-                log.warning("could not update Node %s: %s", self.ctx.node_name, e)
-                return
-            obj = Node({"apiVersion": "podnet.io/v1", "kind": "Node",
-                        "metadata": {"name": self.ctx.node_name,
-                                     "labels": {"kubernetes.io/hostname": self.ctx.node_name, **own}},
-                        "spec": {}, "status": self.node_status()})
-            try:
-                writer.create(obj)
-                return
-            except AlreadyExists:
-                continue
-            except WriteError as e:
-                log.warning("could not create Node %s: %s", self.ctx.node_name, e)
-                return
-        log.warning("could not register Node %s: created and deleted by others meanwhile",
-                    self.ctx.node_name)
+        """Create or update our Node with the agent's report and the labels it was given
+        (`--node-label`, as kubelet's --node-labels; e.g. topology.kubernetes.io/zone);
+        other labels, the spec and other writers' status fields are kept."""
+        register_node(self.store, self.report())
 
     # ---- the loop ---------------------------------------------------------------------
     def run(self) -> None:
@@ -347,6 +320,7 @@ def _content(obj: Resource) -> Any:
     """An object minus what changes on every write (resourceVersion, heartbeats)."""
     d = obj.to_dict()
     d.get("metadata", {}).pop("resourceVersion", None)
+    (d.get("metadata", {}).get("annotations") or {}).pop(AGENT_ANNOTATION, None)
     st = d.get("status")
     if obj.kind == "Node" and isinstance(st, dict):
         st.pop("conditions", None)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -14,15 +15,45 @@ class Namespace(Resource):
     kind_name = "Namespace"
 
 
+# What a node's agent reports: in the store, as status.agent (health, heartbeat, syncs) and
+# status.podnet (blocks, encap, vxlanMAC); through the Kubernetes API (issue 15), where the
+# kubelet owns the Node's status and kube-apiserver drops fields a Node has not, as these
+# annotations, each the same object as JSON (as Calico keeps projectcalico.org/* there).
+AGENT_ANNOTATION = "podnet.io/agent"
+PODNET_ANNOTATION = "podnet.io/node"
+
+
+def node_report(o: Resource, part: str) -> dict[str, Any]:
+    """The agent's report `part` ("agent" or "podnet") of a Node: its status field, else
+    its annotation; {} when neither is an object."""
+    got = o.status.get(part)
+    if isinstance(got, dict):
+        return got
+    raw = o.annotations.get(AGENT_ANNOTATION if part == "agent" else PODNET_ANNOTATION)
+    try:
+        got = json.loads(raw) if raw else None
+    except ValueError:
+        return {}
+    return got if isinstance(got, dict) else {}
+
+
 class Node(Resource):
     """A node of the cluster. spec: podCIDRs (informational); status.addresses as Kubernetes
-    (type InternalIP), plus podnet's own status fields (agent health, blocks)."""
+    (type InternalIP), plus podnet's own report (agent health, blocks: `node_report`)."""
     kind_name = "Node"
 
     @property
     def internal_ips(self) -> list[str]:
         return [a.get("address", "") for a in self.status.get("addresses") or []
                 if a.get("type") == "InternalIP"]
+
+    @property
+    def agent_report(self) -> dict[str, Any]:
+        return node_report(self, "agent")
+
+    @property
+    def podnet_report(self) -> dict[str, Any]:
+        return node_report(self, "podnet")
 
 
 # ---- Pod ------------------------------------------------------------------------------

@@ -74,10 +74,13 @@ SPECS: dict[str, tuple[str, str, dict[str, Any], list[str]]] = {
         "released": _s("object", "Ordinals released recently -> when (Unix seconds): quarantined "
                                  "before reuse.", additionalProperties={"type": "number"}),
     }, ["cidr"]),
-    "ServiceIPAllocation": ("serviceipallocations", "A Service's ClusterIP, held by its owner "
-                                                    "(named after the address).", {
+    "ServiceIPAllocation": ("serviceipallocations", "A Service's ClusterIP, or its LoadBalancer "
+                                                    "address, held by its owner (named after the address).", {
         "service": _s("string", "namespace/name of the Service that holds the address."),
         "family": _s("string", "IPv4 or IPv6.", enum=["IPv4", "IPv6"]),
+        "use": _s("string", "LoadBalancer for a load-balancer address (ipam/lbips.py); "
+                            "unset for a ClusterIP.", enum=["LoadBalancer"]),
+        "pool": _s("string", "The IPPool a load-balancer address was taken from."),
     }, ["service"]),
     "NodePortAllocation": ("nodeportallocations", "A Service's NodePort, held by its owner "
                                                   "(named <protocol>-<port>).", {

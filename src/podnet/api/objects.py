@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Iterator, Mapping
 
 from podnet.api.core import (IP_ADDRS_ANNOTATIONS, Container, ContainerPort, Deployment, Namespace,
-                             Node, Pod, containers_of, requested_ips)
+                             Node, Pod, containers_of, node_report, requested_ips)
 from podnet.api.cluster_policy import ClusterNetworkPolicy, ClusterRule
 from podnet.api.ipam import IPPool
 from podnet.api.meta import (ALT_API_VERSIONS, INTERNAL_KINDS, KINDS, PROTOCOLS, ObjectKey, Resource,
@@ -22,7 +22,7 @@ __all__ = ["ClusterNetworkPolicy", "ClusterRule", "ALT_API_VERSIONS", "INTERNAL_
            "Container", "ContainerPort", "Deployment", "Endpoint", "EndpointPort", "EndpointSlice",
            "IPBlock", "IPPool", "Namespace", "NetworkPolicy", "Node", "ObjectKey", "Pod",
            "PolicyPeer", "PolicyPort", "PolicyRule", "Resource", "Service", "ServicePort",
-           "containers_of", "from_dict", "is_namespaced", "iter_kinds", "requested_ips"]
+           "containers_of", "from_dict", "is_namespaced", "iter_kinds", "node_report", "requested_ips"]
 
 _BY_KIND: dict[str, type[Resource]] = {
     c.kind_name: c for c in (Namespace, Node, Pod, Deployment, Service, EndpointSlice,

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from podnet.api.defaults import AGENT_HEARTBEAT_EVERY
 from podnet.api.objects import (Deployment, EndpointSlice, IPPool, NetworkPolicy, Node, Pod,
-                                Resource, Service)
+                                Resource, Service, node_report)
 from podnet.ipam.usage import block_usage, pool_usage
 
 NONE = "<none>"
@@ -194,8 +194,7 @@ def _namespace(o: Resource, ctx: Ctx) -> list[str]:
 
 def heartbeat_age(o: Resource, now: datetime) -> float | None:
     """Seconds since the node's agent last wrote its status, or None if it never did."""
-    agent = o.status.get("agent")
-    beat = agent.get("heartbeat") if isinstance(agent, dict) else None
+    beat = node_report(o, "agent").get("heartbeat")
     try:
         return (now - datetime.fromisoformat(str(beat).replace("Z", "+00:00"))).total_seconds()
     except ValueError:
@@ -217,15 +216,17 @@ def node_ready(o: Resource, now: datetime | None = None) -> str:
 def _node(o: Resource, ctx: Ctx) -> list[str]:
     roles = sorted(k.split("/", 1)[1] for k in o.labels if k.startswith("node-role.kubernetes.io/"))
     info = o.status.get("nodeInfo") or {}
-    version = str(info.get("kubeletVersion") or info.get("podnetVersion") or NONE)
+    version = str(info.get("kubeletVersion") or info.get("podnetVersion")
+                  or node_report(o, "podnet").get("version") or NONE)
     return [o.name, node_ready(o, ctx.now), ",".join(roles) or NONE, age(o, ctx), version]
 
 
 def node_agent(o: Resource, now: datetime | None = None) -> str:
-    """The agent's health as it reports it in `status.agent.health`, or `stale (<age>)`
-    when its heartbeat stopped: an agent that died cannot say so itself."""
-    agent = o.status.get("agent")
-    if not isinstance(agent, dict) or not agent.get("health"):
+    """The agent's health as it reports it (`status.agent.health`, or its annotation:
+    `node_report`), or `stale (<age>)` when its heartbeat stopped: an agent that died
+    cannot say so itself."""
+    agent = node_report(o, "agent")
+    if not agent.get("health"):
         return NONE
     age_s = heartbeat_age(o, now or datetime.now(timezone.utc))
     if age_s is not None and age_s > STALE_AFTER:
@@ -235,10 +236,10 @@ def node_agent(o: Resource, now: datetime | None = None) -> str:
 
 def _node_wide(o: Resource, ctx: Ctx) -> list[str]:
     """INTERNAL-IP, then podnet's: the node's blocks (as its agent publishes them in
-    status.podnet.blocks, else from IPAM block affinities) and the agent's health."""
+    status.podnet.blocks or its annotation, else from IPAM block affinities) and the agent's health."""
     assert isinstance(o, Node)
     blocks = NONE
-    published = (o.status.get("podnet") or {}).get("blocks")
+    published = o.podnet_report.get("blocks")
     if isinstance(published, list):  # what the node's agent reports it routes
         blocks = ",".join(str(b) for b in published) or NONE
     elif ctx.store is not None:
@@ -255,8 +256,7 @@ def _node_wide(o: Resource, ctx: Ctx) -> list[str]:
 def node_syncs(o: Resource) -> str:
     """The agent's sync counts as it publishes them (status.agent.sync):
     `<full>f+<partial>p,<failed>err,<last duration>`."""
-    agent = o.status.get("agent")
-    return compact_syncs(agent.get("sync") if isinstance(agent, dict) else None)
+    return compact_syncs(node_report(o, "agent").get("sync"))
 
 
 def _ippool(o: Resource, ctx: Ctx) -> list[str]:

@@ -105,7 +105,7 @@ def node_addrs(node: Node) -> NodeAddrs:
             ip4 = a
         elif ver == 6 and ip6 is None:
             ip6 = a
-    podnet = node.status.get("podnet") or {}
+    podnet = node.podnet_report   # status.podnet, or its annotation (the Kubernetes API)
     published = str(podnet.get(MAC_STATUS_FIELD) or "")
     mac = published or (vtep_mac(ip4) if ip4 else "")
     sub4, sub6 = (str(podnet.get(SUBNET_FIELDS[f]) or "") or None for f in (4, 6))

@@ -10,7 +10,7 @@ import time
 from typing import Any, Callable
 
 from podnet.api.objects import (ClusterNetworkPolicy, Deployment, containers_of, EndpointSlice, IPPool, NetworkPolicy, Node, Pod,
-                                PolicyRule, Resource, Service)
+                                PolicyRule, Resource, Service, node_report)
 from podnet.cli.output import NONE, compact_syncs, node_agent, node_ready
 
 Describer = Callable[[Any, Resource], list[str]]
@@ -286,8 +286,7 @@ def _node(store: Any, o: Resource) -> list[str]:
 
 def _node_syncs(o: Resource) -> list[str]:
     """The agent's sync counts (status.agent.sync): the totals, then one line per role."""
-    agent = o.status.get("agent")
-    sync = agent.get("sync") if isinstance(agent, dict) else None
+    sync = node_report(o, "agent").get("sync")
     if not isinstance(sync, dict):
         return []
     lines = [kv("Syncs", compact_syncs(sync))]

@@ -25,6 +25,7 @@ from podnet.ipam.audit import LAB_NETWORK, LEAKED, audit
 from podnet.ipam.cidr import Address
 
 log = logging.getLogger("podnet.controllers.ipam_gc")
+KINDS = ("Pod", "Node", "IPAMBlock")   # what a sweep reads
 GRACE = 60.0      # seconds an allocation must stay leaked before it is freed
 INTERVAL = 15.0   # seconds between sweeps
 

@@ -13,6 +13,7 @@ client):
 | update (CAS) | PUT with `metadata.resourceVersion` = the revision (without it when 0: unconditional); 409 -> Conflict |
 | delete (CAS) | DELETE with `preconditions.resourceVersion`; 409 -> Conflict |
 | watch | `?watch=true&resourceVersion=R&allowWatchBookmarks=true`, one stream per kind; 410 Expired -> Compacted (the informer relists) |
+| patch (beyond the interface) | PATCH, merge or strategic merge, of the object or its status: a writer's own fields only |
 | revision | the resourceVersion of a one-item Namespace list |
 
 Revisions: podnet's API server serves the store's global revision as every
@@ -84,14 +85,15 @@ class KubernetesDatastore:
 
     # ---- one request --------------------------------------------------------------
     def _call(self, method: str, path: str, body: Any = None, query: list[tuple[str, str]] | None = None,
-              stream: bool = False, timeout: Any = REQUEST_TIMEOUT) -> Any:
+              stream: bool = False, timeout: Any = REQUEST_TIMEOUT,
+              content_type: str = "application/json") -> Any:
         from urllib3.exceptions import HTTPError
         if self._closed:
             raise DatastoreError(f"datastore {self.url} is closed")
         try:
             req = self._api.param_serialize(
                 method, path, query_params=query or [], body=body,
-                header_params={"Accept": "application/json", "Content-Type": "application/json"},
+                header_params={"Accept": "application/json", "Content-Type": content_type},
                 auth_settings=["BearerToken"])
             resp = self._api.call_api(*req, _request_timeout=timeout)
             if not 200 <= resp.status <= 299:
@@ -162,6 +164,25 @@ class KubernetesDatastore:
             body = dict(got, status=sent["status"])
             got = self._call("PUT", kk.path(ns, name) + "/status", body)
         return _from_api(got, kk)
+
+    def patch(self, kind: str, namespace: str, name: str, patch: dict[str, Any],
+              patch_type: str = "merge", subresource: str = "",
+              field_manager: str = "") -> Resource:
+        """Beyond the interface: PATCH one object (or its `status` subresource), `patch_type`
+        "merge" (RFC 7386) or "strategic" (by the Kubernetes types' merge keys), so a writer
+        changes only its own fields of an object others write too (the agent's part of a
+        Node whose status the kubelet owns). A patch naming metadata.resourceVersion is a
+        compare-and-swap (409 -> Conflict)."""
+        kk = _kind(kind)
+        ns = norm_namespace(kind, namespace)
+        types = {"merge": "application/merge-patch+json",
+                 "strategic": "application/strategic-merge-patch+json"}
+        if patch_type not in types:
+            raise ValueError(f"patch_type: one of {', '.join(types)}")
+        path = kk.path(ns, name) + (f"/{subresource}" if subresource else "")
+        query = [("fieldManager", field_manager)] if field_manager else []
+        return _from_api(self._call("PATCH", path, patch, query=query,
+                                    content_type=types[patch_type]), kk)
 
     def delete(self, kind: str, namespace: str, name: str, revision: int | None = None) -> Resource:
         kk = _kind(kind)

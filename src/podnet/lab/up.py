@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from podnet.api import defaults
-from podnet.api.objects import Resource, from_dict
+from podnet.api.objects import Resource, from_dict, node_report
 from podnet.apiserver.write import Writer
 from podnet.calc.topology import ZONE_LABEL
 from podnet.datastore.interface import AlreadyExists, Datastore, open_datastore
@@ -231,7 +231,7 @@ def wait_for_nodes(store: Datastore, spec: LabSpec, state: LabState, timeout: fl
     want = set(names) or {n.name for n in spec.nodes}
     while True:
         ready = {n.name for n in store.list("Node").items
-                 if ((n.status.get("agent") or {}).get("syncs") or 0) > 0}
+                 if (node_report(n, "agent").get("syncs") or 0) > 0}
         if want <= ready:
             return
         dead = [w for w, pid in state.pids().items() if not procs.alive(pid)]

@@ -86,3 +86,23 @@ def test_register_keeps_the_agents_node_labels(tmp_path):
     store.update(node.with_metadata(labels={"team": "x", zone: "b"}))
     Agent(ctx, roles=[]).register()
     assert store.get("Node", "", "n1").labels == {"team": "x", zone: "a"}
+
+
+def test_register_on_a_store_keeps_other_writers_status(tmp_path):
+    """The agent writes its own parts of the status (addresses, Ready, agent, podnet,
+    nodeInfo.podnetVersion); another writer's conditions and fields stay."""
+    store = SqliteDatastore(f"sqlite:///{tmp_path}/s.db")
+    ctx = AgentContext("n1", ["198.18.0.11"], "none", None, store)
+    Agent(ctx, roles=[]).register()
+    node = store.get("Node", "", "n1")
+    other = {"type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory"}
+    store.update(node.with_status({**node.status, "capacity": {"pods": "110"},
+                                   "conditions": [*node.status["conditions"], other],
+                                   "nodeInfo": {**node.status["nodeInfo"], "kubeletVersion": "v1.31.0"}}))
+    Agent(ctx, roles=[]).register()
+    st = store.get("Node", "", "n1").status
+    assert st["capacity"] == {"pods": "110"} and other in st["conditions"]
+    assert [c["type"] for c in st["conditions"]].count("Ready") == 1
+    assert st["nodeInfo"]["kubeletVersion"] == "v1.31.0" and st["nodeInfo"]["podnetVersion"]
+    assert st["agent"]["health"] == "healthy"
+    store.close()

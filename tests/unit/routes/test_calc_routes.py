@@ -97,3 +97,16 @@ def test_every_foreign_block_is_routed_exactly_once(idx, encap):
     foreign = {f"10.244.{i}.0/26" for i in idx if i % 3 != 0}
     assert {r.dst for r in plan.routes} == foreign
     assert len({r.dst for r in plan.routes}) == len(plan.routes)
+
+
+def test_the_vxlan_mac_an_agent_published_as_an_annotation_is_used():
+    """Through the Kubernetes API the agent's report is an annotation (status.podnet is
+    not a Node field there)."""
+    import json
+    from podnet.api.core import PODNET_ANNOTATION
+    from podnet.calc.routes import node_addrs
+    n = node("n2", "198.18.0.12")
+    annotated = Node({**n.raw, "metadata": {"name": "n2", "annotations": {
+        PODNET_ANNOTATION: json.dumps({"vxlanMAC": "02:aa:bb:cc:dd:ee"})}}})
+    assert node_addrs(annotated).mac == "02:aa:bb:cc:dd:ee"
+    assert node_addrs(n).mac == vtep_mac("198.18.0.12")
