@@ -5,6 +5,7 @@ the API server is the only process with the store open."""
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
@@ -122,3 +123,156 @@ def test_kubernetes_mode_survives_an_api_server_restart(make_lab):
     assert {p.name for p in pods} < {p.name for p in after}
     failures = all_pairs(after, PORT, families=(4,))
     assert not failures, "after the restart: " + "\n".join(failures[:10])
+
+
+ECHO_PORT = 9099
+ECHO_SERVER = r"""
+import socket, threading
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", %d)); s.listen(16)
+def serve(c):
+    while True:
+        data = c.recv(100)
+        if not data:
+            return
+        c.sendall(data)
+while True:
+    threading.Thread(target=serve, args=(s.accept()[0],), daemon=True).start()
+""" % ECHO_PORT
+ECHO_CLIENT = r"""
+import socket, sys, time
+def connect(ip):
+    for _ in range(100):   # the echo servers may still be starting
+        try:
+            return socket.create_connection((ip, %d), timeout=5)
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("cannot connect to " + ip)
+conns = [connect(ip) for ip in sys.argv[1:]]
+print("connected", flush=True)
+for line in sys.stdin:
+    out = []
+    for c in conns:
+        try:
+            c.sendall(line.encode())
+            out.append(c.recv(100).decode().strip() or "closed")
+        except OSError as e:
+            out.append(type(e).__name__)
+    print(" ".join(out), flush=True)
+""" % ECHO_PORT
+
+
+def _echo_once(netns: str, ip: str) -> bool:
+    """A new connection to ip:ECHO_PORT from the netns is answered."""
+    import subprocess
+    code = ("import socket; c = socket.create_connection((%r, %d), timeout=3); c.sendall(b'x'); "
+            "assert c.recv(10) == b'x'") % (ip, ECHO_PORT)
+    return subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", code],
+                          capture_output=True, timeout=30).returncode == 0
+
+
+def _nft_table(netns: str, table: str) -> bool:
+    import subprocess
+    return subprocess.run(["ip", "netns", "exec", netns, "nft", "list", "table", "inet", table],
+                          capture_output=True).returncode == 0
+
+
+def _restart_agent(lab, node: str, *extra: str) -> int:
+    """kill -9 the node's agent, start it again (with `extra` options); wait for its first
+    sync as its Node's annotation reports it (a heartbeat after the kill)."""
+    import signal
+    import time
+    from podnet.api.objects import node_report
+    from podnet.datastore.common import now_rfc3339
+    from podnet.lab import procs
+    from podnet.lab.state import LabState
+    from podnet.lab.topology import spec_from_dict
+    from podnet.lab.up import agent_argv
+    state = LabState(lab.dir)
+    meta = state.read_meta()
+    spec = spec_from_dict(meta["spec"])
+    pid = state.pids()[f"agent-{node}"]
+    os.kill(pid, signal.SIGKILL)
+    while procs.alive(pid):
+        time.sleep(0.05)
+    killed_at = now_rfc3339()
+    url = meta["datastoreURLs"][f"agent-{node}"]
+    new = procs.spawn(state, f"agent-{node}", [*agent_argv(spec, node, url, state), *extra],
+                      netns=spec.node(node).netns)
+    store = lab.store()
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            agent = node_report(store.get("Node", "", node), "agent")
+            if str(agent.get("heartbeat") or "") > killed_at and agent.get("syncs", 0) >= 1:
+                return new
+            assert time.monotonic() < deadline and procs.alive(new), f"agent-{node} did not come back"
+            time.sleep(0.2)
+    finally:
+        store.close()
+
+
+def test_kubernetes_mode_agent_kill9_and_services_left_to_kube_proxy(make_lab):
+    """Issue 15 §4 (agent restart) and read-only Services: in a Kubernetes-mode lab each
+    agent is killed with SIGKILL and started again: it converges back (its first sync
+    reported through the API), connections established before (pod to pod, and through a
+    ClusterIP) carry on, and every pod still reaches every pod. Then n1's agent is started
+    with `--services kube-proxy`: its `podnet-svc` table is gone (n2 keeps its own), pods
+    still reach each other, and from n1 the ClusterIP is no longer answered (no kube-proxy
+    runs in the lab, so no one else renders it)."""
+    import json
+    import subprocess
+    from podnet.api.defaults import NETNS_ANNOTATION
+
+    lab = make_lab("--nodes", "2", "--datastore", "kubernetes")
+    lab.podnet("apply", "-f", "-", input=manifests(2, 2, PORT, pinned={1: "n1", 2: "n2"}))
+    lab.podnet("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "echo"},
+        "spec": {"selector": {"app": "solo"}, "ports": [{"port": ECHO_PORT}]}}))
+    pods = lab.wait_pods(4)
+    by_name = {p.name: p for p in pods}
+    p1, p2 = by_name["p1"], by_name["p2"]
+    store = lab.store()
+    try:
+        vip = store.get("Service", "default", "echo").spec["clusterIP"]
+    finally:
+        store.close()
+    procs_started: list[subprocess.Popen] = []
+    try:
+        for p in (p1, p2):
+            procs_started.append(subprocess.Popen(
+                ["ip", "netns", "exec", p.annotations[NETNS_ANNOTATION], sys.executable, "-c", ECHO_SERVER]))
+        client = subprocess.Popen(
+            ["ip", "netns", "exec", p1.annotations[NETNS_ANNOTATION], sys.executable, "-c", ECHO_CLIENT,
+             p2.pod_ips[0], vip], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        procs_started.append(client)
+        assert client.stdin is not None and client.stdout is not None
+
+        def exchange(word: str) -> str:
+            client.stdin.write(word + "\n")
+            client.stdin.flush()
+            return client.stdout.readline().strip()
+        line = client.stdout.readline().strip()
+        assert line == "connected", line
+        assert exchange("before") == "before before"
+        for node in ("n1", "n2"):
+            _restart_agent(lab, node)
+        assert exchange("after") == "after after", "an established connection broke"
+        failures = all_pairs(pods, PORT, families=(4,))
+        assert not failures, "after the agents' restarts: " + "\n".join(failures[:10])
+
+        # Services left to kube-proxy on n1
+        n1_ns, n2_ns = (f"pn-{lab.name}-{n}" for n in ("n1", "n2"))
+        assert _nft_table(n1_ns, "podnet-svc")
+        _restart_agent(lab, "n1", "--services", "kube-proxy")
+        assert not _nft_table(n1_ns, "podnet-svc") and _nft_table(n2_ns, "podnet-svc")
+        failures = all_pairs(pods, PORT, families=(4,))
+        assert not failures, "with Services left to kube-proxy: " + "\n".join(failures[:10])
+        from_n1 = _echo_once(p1.annotations[NETNS_ANNOTATION], vip)
+        from_n2 = _echo_once(p2.annotations[NETNS_ANNOTATION], vip)
+        assert (from_n1, from_n2) == (False, True)
+    finally:
+        for proc in procs_started:
+            proc.kill()
+            proc.wait(10)

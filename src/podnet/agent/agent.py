@@ -35,7 +35,7 @@ from podnet.agent.nat_role import NatRole
 from podnet.agent.policy_role import PolicyRole
 from podnet.agent.role import Role
 from podnet.agent.routes_role import RoutesRole
-from podnet.agent.service_proxy_role import ServiceProxyRole
+from podnet.agent.service_proxy_role import NoServiceProxyRole, ServiceProxyRole
 from podnet.dataplane.nft.runner import NftError, NftRunner
 from podnet.dataplane.nft.session import NftSession
 from podnet.dataplane.net.links import interface_prefixes
@@ -74,6 +74,10 @@ def load_roles(ctx: AgentContext) -> list[Role]:
     if routing == "bgp":
         roles.append(BgpRole(ctx.node_name, str(ctx.options.get("bird_dir") or DEFAULT_BIRD_DIR),
                              ctx.netns, ctx.encap))
+    if ctx.options.get("services") == "kube-proxy":
+        # Services are kube-proxy's (Calico's default with eBPF off): no service proxy, no
+        # health-check listeners (kube-proxy serves healthCheckNodePort itself)
+        return roles + [NoServiceProxyRole(), PolicyRole(ctx.node_name), NatRole()]
     return roles + [ServiceProxyRole.from_context(ctx), PolicyRole(ctx.node_name), NatRole(),
                     HealthCheckRole(ctx.netns)]
 

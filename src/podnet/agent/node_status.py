@@ -5,8 +5,8 @@ What the agent reports (`NodeReport`): its health and sync counts (`agent`), its
 encapsulation and VXLAN MAC (`podnet`), its addresses, and whether it is healthy.
 
 - On a store (SQLite, etcd: the lab, where no kubelet posts node status) the agent writes
-  status.agent, status.podnet, status.nodeInfo.podnetVersion, its addresses and the Ready
-  condition by read-change-write (`Writer.mutate`, CAS), keeping every other status field
+  status.agent, status.podnet, status.nodeInfo.podnetVersion, its addresses, its CPUs in
+  capacity and allocatable, and the Ready condition by read-change-write (`Writer.mutate`, CAS), keeping every other status field
   and every other condition (merged by type).
 - Through the Kubernetes API (a store with `patch`, issue 15 §1), as Calico does: the
   report goes into annotations (`podnet.io/agent`, `podnet.io/node`: kube-apiserver drops

@@ -28,7 +28,7 @@ from podnet.calc.services import (ServicePortEntry, StaleFlow, build_table, entr
 from podnet.dataplane.net.conntrack import delete_udp_flows
 from podnet.calc.service_paths import pod_cidrs_of
 from podnet.calc.topology import zone_of
-from podnet.dataplane.nft.services import Rendered, render_full, render_partial
+from podnet.dataplane.nft.services import T as SVC_TABLE, Rendered, render_full, render_partial
 
 log = logging.getLogger(__name__)
 SvcKey = tuple[str, str]
@@ -245,3 +245,22 @@ class ServiceProxyRole:
             out[(e.id, e.family)] = e
         self._entries_of[svc_key] = {(e.id, e.family) for e in new}
         return out
+
+
+class NoServiceProxyRole:
+    """`podnet agent --services kube-proxy`: Services are left to kube-proxy, so podnet
+    renders no service rules; each full sync only makes sure no `inet podnet-svc` table is
+    left behind (one an earlier agent of this node rendered)."""
+    name = "no-services"
+    kinds: tuple[str, ...] = ()
+
+    def nft_fragment(self, state: ClusterState, changed: set[ObjectKey] | None) -> str:
+        if changed is not None:
+            return ""
+        return f"add table {SVC_TABLE}\ndelete table {SVC_TABLE}"
+
+    def committed(self, ok: bool) -> None:
+        pass
+
+    def apply_kernel(self, state: ClusterState) -> None:
+        pass

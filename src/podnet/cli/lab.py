@@ -210,6 +210,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
             opts["metrics_port"] = args.metrics_port
         if args.routing == "bgp":
             opts.update(routing="bgp", bird_dir=args.bird_dir)
+        if args.services != "podnet":
+            opts["services"] = args.services
         return run_agent(context.datastore_url(args), args.node, args.encap, args.node_ip, opts)
     except AgentError as e:
         raise UserError(str(e)) from None
@@ -284,6 +286,9 @@ def register(sub: Any) -> None:
     p.add_argument("--no-flows", action="store_true", help="record no flows (podnet flows; needs ulogd2)")
     p.add_argument("--flows-cap", type=int, default=int(os.environ.get("PODNET_FLOWS_CAP") or 4096),
                    help="flow records kept (the ring's size; env PODNET_FLOWS_CAP)")
+    p.add_argument("--services", choices=("podnet", "kube-proxy"), default="podnet",
+                   help="kube-proxy: leave Services to kube-proxy (no service rules, no health-check "
+                        "listeners; Calico's default with eBPF off); podnet (default): the agent's proxy")
     p.set_defaults(func=cmd_agent)
 
     p = sub.add_parser("kubelet", help=argparse.SUPPRESS)

@@ -75,6 +75,16 @@ def test_every_role_is_loaded_in_kernel_order():
     roles = load_roles(AgentContext("n1", ["198.18.0.11"]))
     assert [type(r).__name__ for r in roles] == ["RoutesRole", "ServiceProxyRole", "PolicyRole", "NatRole", "HealthCheckRole"]
 
+def test_services_left_to_kube_proxy_load_no_service_proxy():
+    """--services kube-proxy: no service proxy and no health-check listeners; a full sync
+    only removes a podnet-svc table an earlier agent left; partial syncs render nothing."""
+    roles = load_roles(AgentContext("n1", ["198.18.0.11"], options={"services": "kube-proxy"}))
+    assert [type(r).__name__ for r in roles] == ["RoutesRole", "NoServiceProxyRole", "PolicyRole", "NatRole"]
+    off = roles[1]
+    assert off.nft_fragment(None, None).splitlines() == ["add table inet podnet-svc", "delete table inet podnet-svc"]
+    assert off.nft_fragment(None, {ObjectKey("Service", "default", "a")}) == "" and off.kinds == ()
+
+
 def test_register_keeps_the_agents_node_labels(tmp_path):
     store = SqliteDatastore(f"sqlite:///{tmp_path}/s.db")
     zone = "topology.kubernetes.io/zone"
@@ -101,7 +111,7 @@ def test_register_on_a_store_keeps_other_writers_status(tmp_path):
                                    "nodeInfo": {**node.status["nodeInfo"], "kubeletVersion": "v1.31.0"}}))
     Agent(ctx, roles=[]).register()
     st = store.get("Node", "", "n1").status
-    assert st["capacity"] == {"pods": "110"} and other in st["conditions"]
+    assert st["capacity"]["pods"] == "110" and other in st["conditions"]
     assert [c["type"] for c in st["conditions"]].count("Ready") == 1
     assert st["nodeInfo"]["kubeletVersion"] == "v1.31.0" and st["nodeInfo"]["podnetVersion"]
     assert st["agent"]["health"] == "healthy"
