@@ -44,6 +44,7 @@ class KubeApiServer:
         self._write_kubeconfig()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = workdir / "apiserver.log"
+        self.token_file: Path | None = None   # static bearer tokens (--token-file), read at start
 
     def _write_kubeconfig(self) -> None:
         cfg = {"apiVersion": "v1", "kind": "Config",
@@ -82,6 +83,8 @@ class KubeApiServer:
         argv = [sys.executable, "-m", "podnet.cli.main", "--datastore", self.store_url, "apiserver",
                 "--cert", str(self.pki / "kube-apiserver.crt"), "--key", str(self.pki / "kube-apiserver.key"),
                 "--client-ca", str(self.pki / "ca.crt"), "--listen", f"127.0.0.1:{self.port}"]
+        if self.token_file is not None:
+            argv += ["--token-file", str(self.token_file)]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))

@@ -146,3 +146,39 @@ def test_many_watches_resuming_after_a_restart_are_all_served(tmp_path):
         for s in stores:
             s.close()
         server.stop()
+
+
+def test_expired_credentials_are_read_again_from_the_kubeconfig(tmp_path):
+    """A long-lived client (the CNI daemon, an agent) whose token expires and whose
+    kubeconfig is rewritten with a new one (the install step's refresh, a projected token)
+    carries on: a 401 makes it read the kubeconfig again, once. One whose file still holds
+    the old token gets the 401 as an error."""
+    import yaml
+    from kube_server import KubeApiServer
+    from podnet.datastore.interface import DatastoreError
+    server = KubeApiServer(tmp_path)
+    server.token_file = tmp_path / "tokens.csv"
+    server.token_file.write_text('tok-a,alice,1,"system:masters"\n')
+
+    def kubeconfig(name: str, token: str):
+        cfg = yaml.safe_load(server.kubeconfig.read_text())
+        cfg["users"][0]["user"] = {"token": token}
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(cfg))
+        return path
+    refreshed, stale = kubeconfig("refreshed", "tok-a"), kubeconfig("stale", "tok-a")
+    server.start()
+    a = open_datastore(f"kubernetes://?kubeconfig={refreshed}")
+    b = open_datastore(f"kubernetes://?kubeconfig={stale}")
+    try:
+        assert a.get("Namespace", "", "default").name == b.get("Namespace", "", "default").name
+        server.token_file.write_text('tok-b,alice,1,"system:masters"\n')   # tok-a expired
+        kubeconfig("refreshed", "tok-b")
+        server.restart()
+        assert a.get("Namespace", "", "default").name == "default"
+        with pytest.raises(DatastoreError, match="401"):
+            b.get("Namespace", "", "default")
+    finally:
+        a.close()
+        b.close()
+        server.stop()

@@ -139,3 +139,27 @@ def test_command_line(root: Path):
     assert cp.returncode == 0 and "already in place" in cp.stdout
     cp = subprocess.run(args, env={**env, "NODE_NAME": ""}, capture_output=True, text=True, timeout=60)
     assert cp.returncode == 1 and "no node name" in cp.stderr
+
+
+def test_refresh_carries_a_rotated_token_into_the_kubeconfig(root: Path):
+    """--refresh: the Secret's token is rotated in place; the next pass rewrites the
+    kubeconfig with it (and only it), a pass with nothing new writes nothing."""
+    import threading
+    run(root)
+    kubeconfig = root / "host/etc/cni/net.d" / install.KUBECONFIG
+    before = snapshot(root)
+    (root / "sa" / "token").write_text("rotated-token\n")
+    passes: list[list[str]] = []
+    stop = threading.Event()
+
+    def one() -> list[str]:
+        passes.append(run(root))
+        if len(passes) == 2:
+            stop.set()
+        return passes[-1]
+    install.refresh(0.01, stop, one)
+    assert passes == [[str(kubeconfig)], []]
+    assert "rotated-token" in kubeconfig.read_text()
+    after = snapshot(root)
+    changed = {k for k in after if after[k] != before[k]}
+    assert changed - {"host/etc/cni/net.d"} == {f"host/etc/cni/net.d/{install.KUBECONFIG}"}  # (its dir's mtime)

@@ -20,9 +20,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 from podnet.cni.config import make_netconf
 
@@ -130,6 +132,20 @@ def install(bin_dir: Path, net_dir: Path, host_net_dir: str, sa_dir: Path, node:
     return changed
 
 
+def refresh(every: float, stop: threading.Event, run: Callable[[], list[str]]) -> None:
+    """`--refresh SECONDS`: install again every `every` seconds until `stop`, so a rotated
+    service account token (the Secret's volume is updated in place) reaches the plugin's
+    kubeconfig; only what changed is rewritten, and a long-lived client of that kubeconfig
+    (the CNI daemon) reads it again on its next 401 (datastore/kubernetes.py). A failed
+    pass is reported and retried."""
+    while not stop.wait(every):
+        try:
+            for path in run():
+                print(f"refreshed {path}", flush=True)
+        except (InstallError, OSError) as e:
+            print(f"podnet install-cni: refresh: {e}", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m podnet.cni.install", description=__doc__.splitlines()[0])
     ap.add_argument("--bin-dir", default="/host/opt/cni/bin", help="the host's CNI bin dir, as mounted here")
@@ -139,14 +155,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--node", default=os.environ.get("NODE_NAME", ""), help="this node's name (env NODE_NAME)")
     ap.add_argument("--mtu", type=int, default=int(os.environ.get("PODNET_MTU") or 1500))
     ap.add_argument("--dual-stack", action="store_true", default=os.environ.get("PODNET_DUAL_STACK") == "true")
+    ap.add_argument("--refresh", type=float, default=0.0, metavar="SECONDS",
+                    help="then keep installing every SECONDS (a sidecar: a rotated token reaches the kubeconfig)")
     ns = ap.parse_args(argv)
+
+    def run() -> list[str]:
+        return install(Path(ns.bin_dir), Path(ns.net_dir), ns.host_net_dir, Path(ns.sa_dir),
+                       ns.node, os.environ, ns.mtu, ns.dual_stack)
     try:
-        changed = install(Path(ns.bin_dir), Path(ns.net_dir), ns.host_net_dir, Path(ns.sa_dir),
-                          ns.node, os.environ, ns.mtu, ns.dual_stack)
+        changed = run()
     except InstallError as e:
         print(f"podnet install-cni: {e}", file=sys.stderr)
         return 1
-    print("\n".join(f"wrote {p}" for p in changed) or "podnet install-cni: everything already in place")
+    print("\n".join(f"wrote {p}" for p in changed) or "podnet install-cni: everything already in place",
+          flush=True)
+    if ns.refresh > 0:
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        refresh(ns.refresh, stop, run)
     return 0
 
 

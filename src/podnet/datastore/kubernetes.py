@@ -81,6 +81,7 @@ class KubernetesDatastore:
         from kubernetes import client
         self.url = url
         self._api = client.ApiClient(_client_config(url))
+        self._reload_lock = threading.Lock()
         self._closed = False
 
     # ---- one request --------------------------------------------------------------
@@ -91,11 +92,12 @@ class KubernetesDatastore:
         if self._closed:
             raise DatastoreError(f"datastore {self.url} is closed")
         try:
-            req = self._api.param_serialize(
-                method, path, query_params=query or [], body=body,
-                header_params={"Accept": "application/json", "Content-Type": content_type},
-                auth_settings=["BearerToken"])
-            resp = self._api.call_api(*req, _request_timeout=timeout)
+            resp = self._send(method, path, body, query, timeout, content_type)
+            if resp.status == 401:   # the credentials expired or were rotated: read them again
+                data = resp.read()
+                if not self._reload():
+                    raise _api_error(resp.status, data, method, path)
+                resp = self._send(method, path, body, query, timeout, content_type)
             if not 200 <= resp.status <= 299:
                 raise _api_error(resp.status, resp.read(), method, path)
             if stream:
@@ -103,6 +105,33 @@ class KubernetesDatastore:
             return json.loads(resp.read())
         except (HTTPError, OSError) as e:
             raise Unavailable(f"{self.url}: {method} {path}: {e}") from e
+
+    def _send(self, method: str, path: str, body: Any, query: list[tuple[str, str]] | None,
+              timeout: Any, content_type: str) -> Any:
+        req = self._api.param_serialize(
+            method, path, query_params=query or [], body=body,
+            header_params={"Accept": "application/json", "Content-Type": content_type},
+            auth_settings=["BearerToken"])
+        return self._api.call_api(*req, _request_timeout=timeout)
+
+    def _reload(self) -> bool:
+        """After a 401: load the kubeconfig (or the service account's token) again, as a
+        long-lived client must when its token expires and the file is rewritten (the CNI
+        daemon's kubeconfig, which the install step refreshes; a projected token). True when
+        the credentials changed, so the request is worth one more try."""
+        from kubernetes import client
+        try:
+            cfg = _client_config(self.url)
+        except Unavailable as e:
+            log.warning("%s: 401, and the credentials could not be read again: %s", self.url, e)
+            return False
+        old = self._api.configuration
+        if (cfg.api_key, cfg.cert_file, cfg.key_file) == (old.api_key, old.cert_file, old.key_file):
+            return False
+        with self._reload_lock:   # requests under way keep the client they started with
+            self._api = client.ApiClient(cfg)
+        log.info("%s: 401: credentials read again", self.url)
+        return True
 
     # ---- reads --------------------------------------------------------------------
     def get(self, kind: str, namespace: str, name: str) -> Resource:
