@@ -1,4 +1,4 @@
-# The two commands: `make demo` and `make test`. Both install what is missing and are idempotent.
+# The two commands: `make demo` and `make test` (and `make bench`: every bench, needs root). Both install what is missing and are idempotent.
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -6,7 +6,7 @@ APT_PACKAGES := iproute2 nftables etcd-server etcd-client dnsutils dnsperf dnsma
 	containernetworking-plugins iperf3 conntrack ulogd2 ulogd2-json curl procps iputils-ping util-linux python3-venv \
 	bird2 chromium chromium-driver
 
-.PHONY: demo test deps apt venv clean
+.PHONY: demo test bench deps apt venv clean
 
 demo: deps
 	$(VENV)/bin/podnet demo
@@ -15,6 +15,11 @@ test: deps
 	$(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/mypy
+
+# every bench at its default sizes, one after the other (bench/run_all.py; sizes per bench:
+# make bench BENCH_ARGS='--with services="--services 50000" --only services')
+bench: deps
+	$(PY) bench/run_all.py $(BENCH_ARGS)
 
 deps: apt venv
 

@@ -84,7 +84,7 @@ def fill_store(url: str, n: int) -> None:
     store.close()
 
 
-def wait_answer(port: int, timeout: float = 120) -> None:
+def wait_answer(port: int, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         cp = sh(*in_ns("dig", "@127.0.0.1", "-p", str(port), "+short", "+time=1", "+tries=1", mix.READY_NAME),
@@ -99,7 +99,7 @@ def dnsperf(port: int, qfile: str, seconds: int | None, edns: bool = False) -> d
     """One dnsperf run: `seconds` long, or one pass over the file when None."""
     argv = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", qfile, "-c", "1", "-q", "200"]
     argv += (["-e"] if edns else []) + (["-n", "1"] if seconds is None else ["-l", str(seconds)])
-    out = sh(*in_ns(*argv, cpu=CPU_CLIENT), timeout=(seconds or 120) + 60).stdout
+    out = sh(*in_ns(*argv, cpu=CPU_CLIENT), timeout=(seconds or 600) + 60).stdout
 
     def num(label: str) -> float:
         m = re.search(rf"{label}:\s+([\d.]+)", out)

@@ -23,11 +23,13 @@ import random
 ZONE = "cluster.local"
 SEARCH_APP = ("app.svc.cluster.local", "svc.cluster.local", "cluster.local")
 READY_NAME = f"ready.bench.svc.{ZONE}"  # answered by both, never in the mix
-READY_IP = "10.96.255.254"
+READY_IP = "10.95.255.254"  # outside every Service address below
 
 
 def svc_ip4(i: int) -> str:
-    return f"10.96.{16 + i // 250}.{1 + i % 250}"
+    """10.96.16.1 on, 250 a /24 (the third octet carries into the second past 59,999)."""
+    third = 16 + i // 250
+    return f"10.{96 + third // 256}.{third % 256}.{1 + i % 250}"
 
 
 def svc_ip6(i: int) -> str | None:

@@ -1,5 +1,5 @@
-"""NetworkPolicy at scale: 1,000 policies over 2,000 pods, on one node netns (worst case:
-every pod local, so every policy is rendered), plus the data-path cost between two real pods.
+"""NetworkPolicy at scale: 1,000 policies over 2,000 pods (`--policies`, `--pods`), on one node netns
+(worst case: every pod local, so every policy is rendered), plus the data-path cost between two real pods.
 
 Measures, each over `--runs` runs (median and range), the sides of each comparison
 interleaved run by run:
@@ -22,7 +22,7 @@ apply < 5 s, one change < 100 ms, connect latency within 10% of `v1only`.
 Needs root; everything lives in `pnb-pol-<random id>-*` namespaces, removed at the end.
 Prints a table, then one JSON line with the load average before and after.
 
-    sudo .venv/bin/python bench/policy.py [--runs 5] [--connects 1000]
+    sudo .venv/bin/python bench/policy.py [--runs 5] [--connects 1000] [--pods 2000] [--policies 1000]
 """
 from __future__ import annotations
 
@@ -251,6 +251,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--connects", type=int, default=1000)
+    ap.add_argument("--pods", type=int, default=2000, help="synthetic pods on the node (bench/policy_scale.py)")
+    ap.add_argument("--policies", type=int, default=1000, help="synthetic NetworkPolicies over them")
     ap.add_argument("--cluster-policies", type=int, default=200,
                     help="ClusterNetworkPolicies on top, both tiers (issue 20 §5; 0: v1 only, as before)")
     args = ap.parse_args()
@@ -272,7 +274,7 @@ def main() -> int:
         noop = [timed(lambda: noop_runner.apply("add table inet pn-noop\ndelete table inet pn-noop\n"))
                 for _ in range(5)]
         nft = NftRunner(t.node)
-        v1_objs = scale_objects() + annotated + bench_policies()
+        v1_objs = scale_objects(args.pods, args.policies) + annotated + bench_policies()
         objs = v1_objs + cluster_policies(args.cluster_policies)
         series, script = full_syncs(nft, t.node, objs, args.runs)
         v1_script = PolicyRole("node-1").nft_fragment(ClusterState.from_objects(v1_objs, node_name="node-1"), None) \
@@ -324,7 +326,7 @@ def report(series: dict[str, list[float]], single: dict[str, float], noop: list[
     print(f"throughput goal (with >= 0.95 x without): median {tp['median']} [{tp['min']}-{tp['max']}]: "
           f"{'holds' if tp['median'] >= 0.95 else 'MISSED'} at the median"
           f"{', holds in every run' if tp['min'] >= 0.95 else ', missed in some runs'}")
-    print(json.dumps({"bench": "policy", "pods": 2000, "policies": 1000,
+    print(json.dumps({"bench": "policy", "pods": args.pods, "policies": args.policies,
                       "cluster_policies": args.cluster_policies, "runs": args.runs,
                       "connects": args.connects, "script_mb": round(script_len / 1e6, 2),
                       "nft_noop_ms": round(statistics.median(noop) * 1e3, 2),

@@ -35,7 +35,7 @@ as in a cluster: one of each service's ten is on the benched node. Everything ru
 `pnb-svc-<random id>-*` namespaces (tests/kernel/services/svc_topo.py). Prints a table, the
 ratios, and one JSON line (with the load average before and after).
 
-    sudo .venv/bin/python bench/services.py [--services 10000] [--connects 300] [--runs 3] [--iptables-shaped]
+    sudo .venv/bin/python bench/services.py [--services 10000] [--connects 300] [--runs 3] [--iptables-shaped] [--kube-proxy-services N]
 """
 from __future__ import annotations
 
@@ -268,7 +268,8 @@ def connect_median(topo: SvcTopo, ip: str, n: int) -> float:
 
 
 def one_round(side, topo: SvcTopo, objs: dict[int, list], n_big: int, connects: int) -> dict[str, float]:
-    r: dict[str, float] = {}
+    """One side's round; its keys name the size, and `big` stands for n_big (the side's own size)."""
+    r: dict[str, float] = {"big": n_big}
     side.drop()
     side.load(objs[1])
     r["latency_1_us"] = connect_median(topo, vip(0), connects)
@@ -288,7 +289,23 @@ def one_round(side, topo: SvcTopo, objs: dict[int, list], n_big: int, connects: 
     if isinstance(side, KubeProxySide):
         r[f"list_{n_big}_ms"] = side.list_cost() * 1000
     side.drop()
+    r.update({k.replace(f"_{n_big}_", "_big_"): v for k, v in r.items() if f"_{n_big}_" in k})
     return r
+
+
+def agent_memory(n: int, node: str) -> dict[str, float]:
+    """Peak RSS (MiB) of a child process doing the agent's service-proxy part alone: it
+    builds the n Services and slices (as the agent's watch cache holds them), the
+    ClusterState, and runs one full ServiceProxyRole.sync through libnftables into `node`.
+    Not a whole agent (no API client, no other roles): what the services add."""
+    code = ("import sys,resource; sys.argv=['x']; sys.path.insert(0,'bench'); import services as s;"
+            "from podnet.dataplane.nft.session import NftSession;"
+            f"objs=s.objects({n}); sess=NftSession({node!r}).__enter__(); side=s.PodnetSide(sess);"
+            "side.drop(); side.load(objs); side.drop();"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)")
+    cp = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        cwd=Path(__file__).resolve().parents[1], check=True)
+    return {"agent_part_peak_rss_mib": float(cp.stdout.split()[-1])}
 
 
 def main() -> int:
@@ -297,10 +314,13 @@ def main() -> int:
     ap.add_argument("--connects", type=int, default=300)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--iptables-shaped", action="store_true", help="also the hand-written iptables-shaped layout")
+    ap.add_argument("--kube-proxy-services", type=int, default=0, metavar="N",
+                    help="cap the baselines' big size at N (kube-proxy's full sync took 168 s at 10k); 0: no cap")
     args = ap.parse_args()
     n = args.services
+    n_kp = min(n, args.kube_proxy_services) if args.kube_proxy_services else n
     load_before = load()
-    objs = {k: objects(k) for k in (1, 1000, n)}
+    objs = {k: objects(k) for k in {1, 1000, n, n_kp}}
     rounds: dict[str, list[dict[str, float]]] = {}
     topo = SvcTopo(f"pnb-svc-{secrets.token_hex(3)}", backends=1)  # unique: never someone else's
     try:
@@ -311,34 +331,44 @@ def main() -> int:
             sides += [IptablesShapedSide(sess)] if args.iptables_shaped else []
             for rnd in range(args.runs):
                 for side in sides[rnd % len(sides):] + sides[:rnd % len(sides)]:
-                    got = one_round(side, topo, objs, n, args.connects)
+                    got = one_round(side, topo, objs, n if side.name == "podnet" else n_kp, args.connects)
+                    if side.name == "podnet":
+                        got.update(agent_memory(n, topo.node))
                     rounds.setdefault(side.name, []).append(got)
                     print(f"round {rnd + 1} {side.name}: " + "  ".join(
                         f"{k} {v:.3f}" for k, v in got.items() if "_" in k and k.count("_") <= 2),
                         file=sys.stderr)
     finally:
         topo.teardown()
-    report(rounds, n, args, load_before)
+    report(rounds, n, n_kp, args, load_before)
     return 0
 
 
-def report(rounds: dict[str, list[dict[str, float]]], n: int, args, load_before: list[float]) -> None:
-    keys = list(dict.fromkeys(["full_1000_s", f"full_{n}_s", f"change_{n}_ms", "latency_1_us", f"latency_{n}_us"]))
+def report(rounds: dict[str, list[dict[str, float]]], n: int, n_kp: int, args, load_before: list[float]) -> None:
+    """`big` rows are each side's big size (podnet n, the baselines n_kp); ratios only where
+    the sizes are equal."""
+    keys = ["full_1000_s", "full_big_s", "change_big_ms", "latency_1_us", "latency_big_us"]
+    same = keys if n == n_kp else ["full_1000_s", "latency_1_us"]
     names = list(rounds)
+    print(f"big = {n} services for podnet, {n_kp} for the baselines"
+          + (f" (capped by --kube-proxy-services: ratios only at equal sizes)" if n_kp != n else ""))
     print(f"{'measure':<20}" + "".join(f"{s:>28}" for s in names) + f"{'podnet/kube-proxy':>24}")
-    ratio = {k: ratios([r[k] for r in rounds["podnet"]], [r[k] for r in rounds["kube-proxy"]]) for k in keys}
+    ratio = {k: ratios([r[k] for r in rounds["podnet"]], [r[k] for r in rounds["kube-proxy"]]) for k in same}
     for k in keys:
         print(f"{k:<20}" + "".join(f"{show(r[k] for r in rounds[s]):>28}" for s in names)
-              + f"{show(ratio[k]):>24}")
-    growth = {s: ratios([r[f"latency_{n}_us"] for r in rs], [r["latency_1_us"] for r in rs])
+              + (f"{show(ratio[k]):>24}" if k in ratio else f"{'-':>24}"))
+    growth = {s: ratios([r["latency_big_us"] for r in rs], [r["latency_1_us"] for r in rs])
               for s, rs in rounds.items()}
-    print(f"first-packet latency growth 1 -> {n} services: "
+    print("first-packet latency growth 1 -> big services: "
           + ", ".join(f"{s} x{show(g)}" for s, g in growth.items()))
+    mem = [r["agent_part_peak_rss_mib"] for r in rounds["podnet"]]
+    print(f"podnet's service-proxy part alone (child process: objects, state, one full sync) at {n} services: "
+          f"peak RSS {show(mem, '{:.0f}')} MiB")
     kp = rounds["kube-proxy"]
     print(f"kube-proxy lists its table twice on every sync (knftables: nft --json list table): "
-          f"{show((r[f'list_{n}_ms'] for r in kp), '{:.0f}')} ms at {n} services, not in change_{n}_ms above")
-    print(json.dumps({"bench": "services", "services": n, "endpoints_per_service": EPS, "runs": args.runs,
-                      "connects": args.connects, "changes_per_run": CHANGES,
+          f"{show((r['list_big_ms'] for r in kp), '{:.0f}')} ms at {n_kp} services, not in change_big_ms above")
+    print(json.dumps({"bench": "services", "services": n, "baseline_services": n_kp, "endpoints_per_service": EPS,
+                      "runs": args.runs, "connects": args.connects, "changes_per_run": CHANGES,
                       "figures": {s: {k: spread(r[k] for r in rs) for k in rs[0]} for s, rs in rounds.items()},
                       "ratios_podnet_over_kube_proxy": {k: spread(v, 3) for k, v in ratio.items()},
                       "latency_growth": {s: spread(g, 3) for s, g in growth.items()},
