@@ -50,6 +50,43 @@ def test_kubernetes_mode_lab_pod_to_pod_and_only_the_api_server_holds_the_store(
     users = holders(str(lab.dir / "store.db"))
     assert len(users) == 1 and " apiserver " in users[0], users
     node_identities_only(lab)
+    dns_and_policy(lab, pods)
+
+
+def dns_and_policy(lab, pods) -> None:
+    """The same lab, for CI's Kubernetes-mode subset (issue 15 §2): the cluster DNS (its
+    pods on the Kubernetes datastore) answers a Service's name from a pod, and a
+    NetworkPolicy written through the API is enforced by every node's agent."""
+    import json
+    import time
+    from lablib import probe_from
+    from podnet.api.defaults import NETNS_ANNOTATION
+    lab.wait_pods(2, namespace="kube-system")
+    lab.podnet("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": PORT}]}}))
+    store = lab.store()
+    try:
+        vip = store.get("Service", "default", "web").spec["clusterIP"]
+    finally:
+        store.close()
+    dig = lab.podnet("exec", "p1", "--", "dig", "+short", "+time=2", "+tries=3",
+                     "web.default.svc.cluster.local").stdout.split()
+    assert dig == [vip], dig
+    web = [p for p in pods if p.labels.get("app") == "web"]
+    solo = [p for p in pods if p.labels.get("app") == "solo"]
+    lab.podnet("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "solo-closed"},
+        "spec": {"podSelector": {"matchLabels": {"app": "solo"}}, "policyTypes": ["Ingress"]}}))
+    targets = [(p.pod_ips[0], PORT, "TCP") for p in (*solo, *web)]
+    deadline = time.monotonic() + 30
+    while True:
+        answers = [a for _, a in probe_from(web[0].annotations[NETNS_ANNOTATION], targets)]
+        got = [not a.startswith("ERROR") for a in answers]
+        if got == [False] * len(solo) + [True] * len(web):
+            return
+        assert time.monotonic() < deadline, list(zip(targets, answers))
+        time.sleep(0.5)
 
 
 def node_identities_only(lab) -> None:
