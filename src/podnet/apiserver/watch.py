@@ -12,6 +12,7 @@ Tables. A watcher that falls QUEUE events behind is cut off (it re-watches).
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import threading
 from typing import Any, Mapping
@@ -28,6 +29,7 @@ from podnet.datastore.interface import Compacted, Datastore
 TIMEOUT = 1800.0
 BOOKMARK_EVERY = 10.0
 QUEUE = 10000
+LINES = 256   # encoded event lines kept for the other watchers of the same event
 _CLOSED = object()
 
 
@@ -35,6 +37,10 @@ class WatchHub:
     def __init__(self, store: Datastore):
         self.store = store
         self.caches = Caches(store)
+        # An event's line, encoded once for all its watchers: (id of the object, type,
+        # resource, as a Table) -> (the object, kept so its id is not reused; the line).
+        self.lines: collections.OrderedDict[tuple[int, str, str, bool], tuple[Resource, bytes]] = \
+            collections.OrderedDict()
 
     def warm(self, kinds: list[str]) -> None:
         for k in kinds:
@@ -72,7 +78,7 @@ class WatchHub:
                 return False
             if sel is not None and not sel.matches(o.labels):
                 return False
-            return query.fields_match(terms, served(o.raw, res))
+            return not terms or query.fields_match(terms, served(o.raw, res))
 
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -161,14 +167,24 @@ class WatchHub:
             if queue.qsize() > QUEUE:
                 return
             typ, obj = item
-            await self._send(resp, typ, served(obj.raw, res), res, as_table)
+            await resp.write(self._event_line(typ, obj, res, as_table))
+
+    def _event_line(self, typ: str, obj: Resource, res: ApiResource, as_table: bool) -> bytes:
+        """The line of a watch event; every watcher of the same resource gets the same
+        bytes, encoded once (called in the event loop only)."""
+        key = (id(obj), typ, f"{res.api_version}/{res.plural}", as_table)
+        hit = self.lines.get(key)
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        line = _line({"type": typ, "object": _shown(served(obj.raw, res), res, as_table)})
+        self.lines[key] = (obj, line)
+        if len(self.lines) > LINES:
+            self.lines.popitem(last=False)
+        return line
 
     async def _send(self, resp: web.StreamResponse, typ: str, obj: dict[str, Any],
                     res: ApiResource, as_table: bool) -> None:
-        if as_table:
-            obj = table.to_table({"kind": f"{res.kind}List", "items": [obj], "metadata": {
-                "resourceVersion": obj["metadata"].get("resourceVersion", "")}}, res, "Object")
-        await resp.write(_line({"type": typ, "object": obj}))
+        await resp.write(_line({"type": typ, "object": _shown(obj, res, as_table)}))
 
     async def _bookmark(self, resp: web.StreamResponse, res: ApiResource, rev: int,
                         initial_end: bool = False) -> None:
@@ -177,6 +193,13 @@ class WatchHub:
             md["annotations"] = {"k8s.io/initial-events-end": "true"}
         await resp.write(_line({"type": "BOOKMARK", "object": {
             "kind": res.kind, "apiVersion": res.api_version, "metadata": md}}))
+
+
+def _shown(obj: dict[str, Any], res: ApiResource, as_table: bool) -> dict[str, Any]:
+    if not as_table:
+        return obj
+    return table.to_table({"kind": f"{res.kind}List", "items": [obj], "metadata": {
+        "resourceVersion": obj["metadata"].get("resourceVersion", "")}}, res, "Object")
 
 
 def _put(queue: asyncio.Queue[Any], item: Any) -> None:

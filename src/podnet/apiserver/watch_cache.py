@@ -1,9 +1,10 @@
-"""One store watch per kind, shared by every watcher of that kind (kube-apiserver's watch cache).
+"""The watch caches: one store watch per server, shared by every watcher (kube-apiserver's watch cache).
 
-A `KindCache` lists its kind once, then follows the store's watch in a thread of its own:
+A `KindCache` lists its kind once, then follows one store watch of every kind that the
+server's `Caches` runs in a thread of its own (one poller per server, not one per kind):
 it keeps the latest state of every object (the initial events of a watch from "0" come
 from here) and the last EVENTS events (a watch from a recent resourceVersion is served
-from here). A subscriber is a callback, called in the cache's thread for each event in
+from here). A subscriber is a callback, called in the shared watch's thread for each event in
 revision order; a watch from a revision older than what the cache holds gets the store's
 own watch from that revision instead (Compacted, and so 410, when the store forgot it).
 """
@@ -40,6 +41,8 @@ def key_of(o: Resource) -> Key:
 
 
 class KindCache:
+    """The objects and the last events of one kind, fed by the Caches' one store watch."""
+
     def __init__(self, store: Datastore, kind: str):
         self.store, self.kind = store, kind
         self.lock = threading.Lock()
@@ -48,40 +51,29 @@ class KindCache:
         self.floor = 0       # every event of the kind above this revision is in self.events
         self.revision = 0    # the cache is complete up to here
         self.subs: list[Subscription] = []
-        self.stop = threading.Event()
         self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, name=f"watch-{kind}", daemon=True)
-        self.thread.start()
 
-    def _relist(self) -> None:
-        got = self.store.list(self.kind)
+    def relist(self) -> None:
+        """List the kind and start over from there (the lock is held meanwhile, so the
+        shared watch's events of this kind wait: those the list holds are then skipped)."""
         with self.lock:
+            self.ready.clear()
+            got = self.store.list(self.kind)
             self.objects = {key_of(o): o for o in got.items}
             self.events.clear()
             self.floor = self.revision = got.revision
             for s in self.subs:  # they may have missed events: they must relist too
                 s.closed = True
             self.subs = []
-        self.ready.set()
+            self.ready.set()
 
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                if not self.ready.is_set():
-                    self._relist()
-                for ev in self.store.watch(self.revision, (self.kind,), stop=self.stop):
-                    self._apply(ev)
-            except Compacted:
-                self.ready.clear()
-            except DatastoreError as e:
-                log.warning("watch of %s broke at %d: %s; resuming", self.kind, self.revision, e)
-            except Exception:  # noqa: BLE001 - keep serving; a relist repairs the state
-                log.exception("watch of %s", self.kind)
-                self.ready.clear()
-            self.stop.wait(RETRY)
-
-    def _apply(self, ev: Event) -> None:
+    def apply(self, ev: Event) -> None:
+        """One event of the kind, from the shared watch. Dropped when the cache is not
+        ready (its coming list, made after the event was committed, holds it) or already
+        holds it (the list was at its revision or later)."""
         with self.lock:
+            if not self.ready.is_set() or ev.revision <= self.revision:
+                return
             k = key_of(ev.object)
             prev = self.objects.get(k)
             if ev.type == "DELETED":
@@ -143,28 +135,80 @@ class KindCache:
             if sub in self.subs:
                 self.subs.remove(sub)
 
-    def close(self) -> None:
-        self.stop.set()
-
 
 class Caches:
-    """The KindCaches of one server, made on first use."""
+    """The KindCaches of one server, made on first use, all fed by one store watch of
+    every kind (a thread of its own): one poller per server instead of one per kind."""
 
     def __init__(self, store: Datastore):
         self.store = store
         self.lock = threading.Lock()
         self.by_kind: dict[str, KindCache] = {}
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.at = 0          # the shared watch's position: every cache lists at or after it
 
     def get(self, kind: str) -> KindCache:
         with self.lock:
             c = self.by_kind.get(kind)
-            if c is None:
-                c = self.by_kind[kind] = KindCache(self.store, kind)
-            return c
+            if c is not None:
+                return c
+            if self.thread is None:
+                self.at = self._revision()
+                self.thread = threading.Thread(target=self._run, name="watch-caches", daemon=True)
+                self.thread.start()
+            c = self.by_kind[kind] = KindCache(self.store, kind)
+        self._relist_soon(c)
+        return c
+
+    def _revision(self) -> int:
+        while not self.stop.is_set():
+            try:
+                return self.store.revision()
+            except DatastoreError as e:
+                log.warning("watch caches: no store revision: %s; retrying", e)
+                self.stop.wait(RETRY)
+        return 0
+
+    def _relist_soon(self, c: KindCache) -> None:
+        def run() -> None:
+            while not self.stop.is_set():
+                try:
+                    c.relist()
+                    return
+                except DatastoreError as e:
+                    log.warning("list of %s for its watch cache: %s; retrying", c.kind, e)
+                    self.stop.wait(RETRY)
+        threading.Thread(target=run, name=f"relist-{c.kind}", daemon=True).start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                for ev in self.store.watch(self.at, None, stop=self.stop):
+                    c = self.by_kind.get(ev.object.kind)
+                    if c is not None:
+                        c.apply(ev)
+                    self.at = ev.revision
+            except Compacted:
+                self._restart()
+            except DatastoreError as e:
+                log.warning("the watch caches' watch broke at %d: %s; resuming", self.at, e)
+            except Exception:  # noqa: BLE001 - keep serving; a relist repairs the state
+                log.exception("the watch caches' watch")
+                self._restart()
+            self.stop.wait(RETRY)
+
+    def _restart(self) -> None:
+        """From the store's current revision, every cache listed again after it."""
+        self.at = self._revision()
+        with self.lock:
+            caches = list(self.by_kind.values())
+        for c in caches:
+            c.ready.clear()
+            self._relist_soon(c)
 
     def close(self) -> None:
-        for c in self.by_kind.values():
-            c.close()
+        self.stop.set()
 
 
 def wait_until(pred: Callable[[], Any], timeout: float) -> bool:

@@ -7,7 +7,9 @@ row change together or not at all, and compare-and-swap is checked inside that l
 Readers never block writers (WAL). Watchers poll `PRAGMA data_version`, which changes
 only when another connection committed, and then read new rows of the `events` table
 by its integer primary key: a cheap indexed query, so a 10 ms poll costs little
-(30 ms once the store has been quiet for 2 s; ~0.5% of a core per idle watcher).
+(30 ms once the store has been quiet for 2 s; ~0.5% of a core per idle watcher). A
+commit through this same client wakes its watchers at once (a condition they sleep on),
+so only other processes' writes wait for the poll.
 
 Events are auto-compacted (older than `retain_seconds`, or beyond the last
 `retain_events`) so the file does not grow forever; the compaction floor is kept in
@@ -67,6 +69,8 @@ class SqliteDatastore:
         self._pid = os.getpid()
         self._closed = False
         self._generation = 0  # disconnect() bumps it; older connections are dropped
+        self._commits = 0     # this client's commits: its watchers sleep until it moves
+        self._committed = threading.Condition()
         parent = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(parent, exist_ok=True)
         if not self._has_schema():
@@ -150,6 +154,9 @@ class SqliteDatastore:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+            with self._committed:
+                self._commits += 1
+                self._committed.notify_all()
             return result
         except sqlite3.Error as e:
             raise Unavailable(f"SQLite datastore {self.path}: {e}") from e
@@ -311,11 +318,12 @@ class SqliteDatastore:
                 return
             if self._generation != generation:
                 raise Unavailable(f"SQLite datastore {self.path}: connection dropped at revision {last}")
+            commits = self._commits   # read before data_version: a commit after it wakes the sleep
             try:
                 now = conn.execute("PRAGMA data_version").fetchone()[0]
                 if now == version:
                     idle = time.monotonic() - changed_at > IDLE_AFTER
-                    _sleep(stop, IDLE_POLL_INTERVAL if idle else POLL_INTERVAL)
+                    self._sleep(commits, IDLE_POLL_INTERVAL if idle else POLL_INTERVAL)
                     continue
                 changed_at = time.monotonic()
                 rows, floor, top = sql.read_events(conn, last, kinds)
@@ -334,8 +342,17 @@ class SqliteDatastore:
             if caught_up:
                 last = max(last, top)  # the other kinds' events up to here are not ours
 
+    def _sleep(self, commits: int, seconds: float) -> None:
+        """Until this client commits again (after `commits`), or the poll interval has
+        passed (another process's commit, a stop, a close)."""
+        with self._committed:
+            if self._commits == commits:
+                self._committed.wait(seconds)
+
     def close(self) -> None:
         self._closed = True
+        with self._committed:   # its watchers end now, not at their next poll
+            self._committed.notify_all()
         with self._lock:
             conns, self._conns = self._conns, []
         for c in conns:
@@ -354,9 +371,3 @@ def _watch_event(url: str, rev: int, type_: str, kind: str, ns: str, name: str, 
         report(e.entry, f"{url}: watch {kind}")
         return Event("DELETED", rev, from_dict(placeholder(kind, ns, name, rev)))
 
-
-def _sleep(stop: Any, seconds: float) -> None:
-    if stop is not None:
-        stop.wait(seconds)
-    else:
-        time.sleep(seconds)

@@ -74,9 +74,11 @@ def test_list_semantics_with_a_stale_cache(store):
         cache = api.hub.caches.get("Service")
         rev = store.revision()
         assert await asyncio.to_thread(wait_until, lambda: cache.revision >= rev, 10.0)
-        cache.stop.set()              # the cache stops following the store
-        cache.thread.join(10)
-        assert not cache.thread.is_alive()
+        caches = api.hub.caches
+        caches.stop.set()              # the caches stop following the store
+        assert caches.thread is not None
+        caches.thread.join(10)
+        assert not caches.thread.is_alive()
         w.create(svc("c", app="web"))  # written behind the cache's back
         now = store.revision()
         calls = counting(store)
