@@ -7,6 +7,7 @@ store's write methods itself.
 """
 from __future__ import annotations
 
+import bisect
 import builtins
 import copy
 import secrets
@@ -19,7 +20,7 @@ from podnet.apiserver.bodies import for_store
 from podnet.apiserver.managed import record_update
 from podnet.apiserver.resources import ApiResource, served
 from podnet.apiserver.status import ApiStatus, from_exception, not_found
-from podnet.apiserver.watch_cache import Caches
+from podnet.apiserver.watch_cache import Caches, key_of
 from podnet.apiserver.write import Writer
 from podnet.datastore.interface import Conflict, DatastoreError
 
@@ -70,10 +71,24 @@ class Crud:
             else:
                 items_at = cached
             rev = items_at[1]
-            raw = [served(o.raw, res) for o in items_at[0]]
+            query.check_version(params, rev)
+            objs = items_at[0]   # sorted by (namespace, name), as continue keys are
+            if after is not None:
+                objs, after = objs[bisect.bisect_right(objs, after, key=key_of):], None
+            if not terms and limit and len(objs) > limit:
+                # a page of a long list: only its own objects are copied for serving
+                return self._answer(res, [served(o.raw, res) for o in objs[:limit]], rev,
+                                    query.encode_continue(rev, key_of(objs[limit - 1])),
+                                    len(objs) - limit)
+            raw = [served(o.raw, res) for o in objs]
         query.check_version(params, rev)
         raw = [o for o in raw if query.fields_match(terms, o)]
         items, cont, remaining = query.page(raw, limit, after, rev)
+        return self._answer(res, items, rev, cont, remaining)
+
+    @staticmethod
+    def _answer(res: ApiResource, items: builtins.list[dict[str, Any]], rev: int, cont: str,
+                remaining: int | None) -> dict[str, Any]:
         md: dict[str, Any] = {"resourceVersion": str(rev)}
         if cont:
             md["continue"] = cont

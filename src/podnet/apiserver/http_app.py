@@ -44,8 +44,17 @@ async def read_body(request: web.Request) -> bytes:
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
-    return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status,
-                        content_type="application/json")
+    return _encoded(json.dumps(body, separators=(",", ":")).encode(), status)
+
+
+def _encoded(data: bytes, status: int = 200) -> web.Response:
+    return web.Response(body=data, status=status, content_type="application/json")
+
+
+def _render(body: Any, res: ApiResource, as_table: bool, include: str) -> bytes:
+    if as_table:
+        body = table.to_table(body, res, include)
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 class ApiApp:
@@ -137,9 +146,11 @@ class ApiApp:
             return await self.hub.serve(request, res, target.namespace, target.name, q)
         warnings: list[str] = []
         body = await self._answer(request, res, target, verb, warnings, ident)
-        if verb in ("get", "list") and table.wanted(request.headers.get("Accept", "")):
-            body = await self.run(table.to_table, body, res, q.get("includeObject", "Metadata"))
-        resp = _json(body, 201 if verb == "create" else 200)
+        as_table = verb in ("get", "list") and table.wanted(request.headers.get("Accept", ""))
+        if as_table or verb == "list":   # a list's encoding in a worker: the loop keeps serving
+            resp = _encoded(await self.run(_render, body, res, as_table, q.get("includeObject", "Metadata")))
+        else:
+            resp = _json(body, 201 if verb == "create" else 200)
         for w in warnings[:MAX_WARNINGS]:
             resp.headers.add("Warning", '299 - ' + json.dumps(w))
         return resp

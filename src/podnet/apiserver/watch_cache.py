@@ -52,6 +52,7 @@ class KindCache:
         self.revision = 0    # the cache is complete up to here
         self.subs: list[Subscription] = []
         self.ready = threading.Event()
+        self.sorted: list[Resource] | None = None   # the objects by key, until the next change
 
     def relist(self) -> None:
         """List the kind and start over from there (the lock is held meanwhile, so the
@@ -60,6 +61,7 @@ class KindCache:
             self.ready.clear()
             got = self.store.list(self.kind)
             self.objects = {key_of(o): o for o in got.items}
+            self.sorted = None
             self.events.clear()
             self.floor = self.revision = got.revision
             for s in self.subs:  # they may have missed events: they must relist too
@@ -76,6 +78,7 @@ class KindCache:
                 return
             k = key_of(ev.object)
             prev = self.objects.get(k)
+            self.sorted = None
             if ev.type == "DELETED":
                 self.objects.pop(k, None)
             else:
@@ -115,18 +118,20 @@ class KindCache:
         """(the kind's objects in `namespace` (None: all) matching `selector`, sorted by
         (namespace, name), and the revision they are at), or None when the cache cannot
         answer: not ready, or `at_least` given and the cache has not been shown to be at
-        that store revision yet (its revision is that of the last event of its kind)."""
+        that store revision yet (its revision is that of the last event of its kind).
+        The list may be the cache's own: the caller must not change it."""
         if not self.ready.is_set():
             return None
         with self.lock:
             if at_least is not None and self.revision < at_least:
                 return None
-            objs = list(self.objects.values()) if namespace is None else \
-                [o for k, o in self.objects.items() if k[0] == namespace]
-            rev = self.revision
+            if self.sorted is None:   # sorted once per change, not once per list or page
+                self.sorted = sorted(self.objects.values(), key=key_of)
+            objs, rev = self.sorted, self.revision
+        if namespace is not None:
+            objs = [o for o in objs if o.namespace == namespace]
         if selector is not None:
             objs = [o for o in objs if selector.matches(o.labels)]
-        objs.sort(key=key_of)
         return objs, rev
 
     def unsubscribe(self, sub: Subscription) -> None:
