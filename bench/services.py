@@ -296,16 +296,18 @@ def one_round(side, topo: SvcTopo, objs: dict[int, list], n_big: int, connects: 
 def agent_memory(n: int, node: str) -> dict[str, float]:
     """Peak RSS (MiB) of a child process doing the agent's service-proxy part alone: it
     builds the n Services and slices (as the agent's watch cache holds them), the
-    ClusterState, and runs one full ServiceProxyRole.sync through libnftables into `node`.
-    Not a whole agent (no API client, no other roles): what the services add."""
+    ClusterState, and runs one full ServiceProxyRole.sync through an NftSession into `node`;
+    and of that session's libnftables helper process (the agent runs one too). Not a whole
+    agent (no API client, no other roles): what the services add."""
     code = ("import sys,resource; sys.argv=['x']; sys.path.insert(0,'bench'); import services as s;"
-            "from podnet.dataplane.nft.session import NftSession;"
-            f"objs=s.objects({n}); sess=NftSession({node!r}).__enter__(); side=s.PodnetSide(sess);"
-            "side.drop(); side.load(objs); side.drop();"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)")
+            "from podnet.dataplane.nft.session import NftSession; R=resource.getrusage;"
+            f"objs=s.objects({n}); sess=NftSession({node!r}); sess.__enter__(); side=s.PodnetSide(sess);"
+            "side.drop(); side.load(objs); side.drop(); sess.__exit__(None, None, None);"
+            "print(R(resource.RUSAGE_SELF).ru_maxrss/1024, R(resource.RUSAGE_CHILDREN).ru_maxrss/1024)")
     cp = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                         cwd=Path(__file__).resolve().parents[1], check=True)
-    return {"agent_part_peak_rss_mib": float(cp.stdout.split()[-1])}
+    own, helper = (float(x) for x in cp.stdout.split()[-2:])
+    return {"agent_part_peak_rss_mib": own, "nft_helper_peak_rss_mib": helper}
 
 
 def main() -> int:
@@ -362,8 +364,9 @@ def report(rounds: dict[str, list[dict[str, float]]], n: int, n_kp: int, args, l
     print("first-packet latency growth 1 -> big services: "
           + ", ".join(f"{s} x{show(g)}" for s, g in growth.items()))
     mem = [r["agent_part_peak_rss_mib"] for r in rounds["podnet"]]
+    helper = [r["nft_helper_peak_rss_mib"] for r in rounds["podnet"]]
     print(f"podnet's service-proxy part alone (child process: objects, state, one full sync) at {n} services: "
-          f"peak RSS {show(mem, '{:.0f}')} MiB")
+          f"peak RSS {show(mem, '{:.0f}')} MiB, its libnftables helper {show(helper, '{:.0f}')} MiB")
     kp = rounds["kube-proxy"]
     print(f"kube-proxy lists its table twice on every sync (knftables: nft --json list table): "
           f"{show((r['list_big_ms'] for r in kp), '{:.0f}')} ms at {n_kp} services, not in change_big_ms above")
