@@ -51,6 +51,27 @@ def test_kubernetes_mode_lab_pod_to_pod_and_only_the_api_server_holds_the_store(
     assert len(users) == 1 and " apiserver " in users[0], users
     node_identities_only(lab)
     dns_and_policy(lab, pods)
+    nat_and_trace(lab, pods)
+
+
+def nat_and_trace(lab, pods) -> None:
+    """The same lab, CI's Kubernetes-mode subset (issue 15 §2) continued: a pod reaches the
+    outside world with NAT outgoing (the outside sees its node's address), and `podnet
+    trace` (reading the cluster through the API) predicts a pod-to-pod path the kernel
+    confirms."""
+    import json
+    from lablib import probe_from
+    from podnet.api.defaults import NETNS_ANNOTATION
+    node_ip = {"n1": "198.18.0.11", "n2": "198.18.0.12"}
+    web = [p for p in pods if p.labels.get("app") == "web"]
+    src = web[0]
+    [(_, ans)] = probe_from(src.annotations[NETNS_ANNOTATION], [("203.0.113.10", 80, "TCP")])
+    assert ans == f"outside/echo {node_ip[src.node_name]}", ans
+    dst = next(p for p in web if p.name != src.name)
+    cp = lab.podnet("trace", "--lab", lab.name, src.name, f"{dst.pod_ips[0]}:{PORT}", "-o", "json", check=False)
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    conf = json.loads(cp.stdout)["confirmation"]
+    assert conf["ok"], [c["line"] for c in conf["checks"] if not c["ok"]]
 
 
 def dns_and_policy(lab, pods) -> None:
