@@ -83,6 +83,9 @@ def timed(fn) -> float:
 CALC_TIMES: list[float] = []
 
 
+PODS_PER_NS = 40  # bench/policy_scale.py's 50 namespaces: --pods / 50, set in main
+
+
 def one_changes(state: ClusterState, i: int):
     """The three one-change cases, each yielded once the state holds it: a policy's port
     edited, a pod's tier relabelled, a namespace's team relabelled."""
@@ -91,7 +94,7 @@ def one_changes(state: ClusterState, i: int):
     spec["ingress"] = [{**spec["ingress"][0], "ports": [{"port": 1000 + i}]}]
     state.put(np_.with_spec(spec))
     yield "policy", np_.key
-    p = state.get("Pod", "ns3", "p130")
+    p = state.get("Pod", "ns3", f"p{3 * PODS_PER_NS + 10}")  # p130 at 2,000 pods (40 a namespace)
     state.put(p.with_metadata(labels={**p.labels, "tier": f"tier{(i + 2) % 3}"}))
     yield "pod", p.key
     n = state.get("Namespace", "", "ns9")
@@ -274,6 +277,8 @@ def main() -> int:
         noop = [timed(lambda: noop_runner.apply("add table inet pn-noop\ndelete table inet pn-noop\n"))
                 for _ in range(5)]
         nft = NftRunner(t.node)
+        global PODS_PER_NS
+        PODS_PER_NS = args.pods // 50
         v1_objs = scale_objects(args.pods, args.policies) + annotated + bench_policies()
         objs = v1_objs + cluster_policies(args.cluster_policies)
         series, script = full_syncs(nft, t.node, objs, args.runs)
