@@ -58,6 +58,8 @@ BASE_CHAINS = {
          "ct state established,related accept",
          "ip saddr . ip daddr @self4 accept",
          "ip6 saddr . ip6 daddr @self6 accept",
+         "ip saddr vmap @adm-eg4",   # the Admin tier's chain of the pod (returns when it decides nothing)
+         "ip6 saddr vmap @adm-eg6",
          "ip saddr vmap @eg4",
          "ip6 saddr vmap @eg6")),
     "ingress": (
@@ -65,6 +67,8 @@ BASE_CHAINS = {
         ("ct state established,related accept",
          "ip saddr . ip daddr @self4 accept",
          "ip6 saddr . ip6 daddr @self6 accept",
+         "ip daddr vmap @adm-in4",
+         "ip6 daddr vmap @adm-in6",
          "ip daddr vmap @in4",
          "ip6 daddr vmap @in6")),
     "input": host_nft.INPUT_CHAIN,
@@ -75,7 +79,10 @@ STATIC_SETS = {
     "pod-ifaces": "type ifname;",
     "self4": "type ipv4_addr . ipv4_addr;", "self6": "type ipv6_addr . ipv6_addr;",
     "pod-addr4": "type ifname . ipv4_addr;", "pod-addr6": "type ifname . ipv6_addr;",
-    # a pod's address -> `goto` its chain after the Admin tier (ClusterNetworkPolicy Pass)
+    # a pod's address -> `jump` the Admin tier chain of its policies (ClusterNetworkPolicy)
+    "adm-in4": "type ipv4_addr : verdict;", "adm-in6": "type ipv6_addr : verdict;",
+    "adm-eg4": "type ipv4_addr : verdict;", "adm-eg6": "type ipv6_addr : verdict;",
+    # a pod's address -> `goto` its chain, which follows the Admin tier (ClusterNetworkPolicy Pass)
     "pass-in4": "type ipv4_addr : verdict;", "pass-in6": "type ipv6_addr : verdict;",
     "pass-eg4": "type ipv4_addr : verdict;", "pass-eg6": "type ipv6_addr : verdict;",
 }
@@ -219,16 +226,17 @@ def _render_pod(pp: PodPolicy) -> PodFragment:
         else:
             rest = ("accept",)
         if admin:
-            # Admin tier first; its Pass rules `goto` the rest through the pass-* maps, and
-            # the rest always ends in a verdict, so evaluation never returns to this chain
-            rc = chain_name("rest", key.namespace, key.name, direction)
+            # The Admin tier comes first, from the base chain (the adm-* maps: a shared tier
+            # chain, no chain of the pod's own); its Pass rules `goto` the pod's chain through
+            # the pass-* maps, and that chain always ends in a verdict, so evaluation never
+            # returns to the rest of the Admin tier
             aname = cluster_nft.tier_chain_name(ADMIN, direction, admin)
             tier_keys.append((ADMIN, direction, admin))
-            chains[pc] = (f"jump {aname}", f"goto {rc}")
-            chains[rc] = rest
-            out.extend((f"pass-{mapname}{6 if ':' in ip else 4}", f"{ip} : goto {rc}") for ip in pp.ips)
-        else:
-            chains[pc] = rest
+            for ip in pp.ips:
+                fam = 6 if ':' in ip else 4
+                out.append((f"adm-{mapname}{fam}", f"{ip} : jump {aname}"))
+                out.append((f"pass-{mapname}{fam}", f"{ip} : goto {pc}"))
+        chains[pc] = rest
         for ip in pp.ips:
             out.append((f"{mapname}{6 if ':' in ip else 4}", f"{ip} : jump {pc}"))
     if (pp.ingress is not None or pp.egress is not None or pp.admin_ingress or pp.admin_egress
