@@ -110,37 +110,66 @@ class PodIndex:
                 self.by_label[(i.ns,) + kv].append(i.pod)
         self.ns_labels = {ns: namespace_labels(state, ns)
                           for ns in set(self.by_ns) | {n.name for n in state.namespaces}}
-        self._cache: dict[tuple[str, LabelSelector], list[Pod]] = {}
+        self._cache: dict[str, dict[LabelSelector, list[Pod]]] = {}  # namespace -> selector -> pods
         self._subjects: dict[tuple[LabelSelector, LabelSelector], list[Pod]] = {}
         self._local_subjects: dict[tuple[LabelSelector, LabelSelector], tuple[list[Pod], set[int]]] = {}
         self._local_ids: set[int] = set()
         self._peer_ips: dict[str, dict[int, frozenset[int]]] = {}
+        # what each _peer_ips key reads: (namespace or None for any, namespaceSelector, podSelector)
+        self._peer_sels: dict[str, list[tuple[str | None, LabelSelector | None, LabelSelector]]] = {}
         self.named_memo: dict[tuple[str, tuple[Any, ...]], dict[int, tuple[tuple[int, str, int], ...]]] = {}
 
     def refresh_namespaces(self, names: set[str]) -> None:
-        """Namespace labels changed: selections of pods within a namespace stay, every
-        result that read namespace labels goes."""
+        """Namespace labels changed: selections of pods within a namespace stay; of the
+        results that read namespace labels, those whose namespaceSelector decides
+        differently for a relabelled namespace's old and new labels go (a selector that
+        decides the same picks the same pods)."""
+        flips: list[tuple[dict[str, str] | None, dict[str, str] | None]] = []
         for ns in names:
+            old = self.ns_labels.get(ns)
             if ns in self.by_ns or self.state.get("Namespace", "", ns) is not None:
                 self.ns_labels[ns] = namespace_labels(self.state, ns)
             else:
                 self.ns_labels.pop(ns, None)
-        self._peer_ips.clear()
-        self._subjects.clear()
-        self._local_subjects.clear()
+            new = self.ns_labels.get(ns)
+            if old != new:
+                flips.append((old, new))
+        if not flips:
+            return
+
+        def moved(ns_sel: LabelSelector | None) -> bool:
+            return ns_sel is not None and any(
+                (o is not None and ns_sel.matches(o)) != (n is not None and ns_sel.matches(n)) for o, n in flips)
+        self._drop_subjects(lambda ns_sel, pod_sel: moved(ns_sel))
+        self._drop_peer_ips(lambda ns, ns_sel, pod_sel: moved(ns_sel))
         # a NetworkPolicy's ingress named ports resolve on the pods it selects, whatever the
         # namespace labels; a ClusterNetworkPolicy's subject reads them (cluster_compile)
         self.named_memo = {k: v for k, v in self.named_memo.items()
                            if k[0].startswith("in ") and not k[0].startswith("in ('cnp',")}
 
+    def _drop_subjects(self, stale) -> None:
+        for key in [k for k in self._subjects if stale(*k)]:
+            del self._subjects[key]
+        for key in [k for k in self._local_subjects if stale(*k)]:
+            del self._local_subjects[key]
+
+    def _drop_peer_ips(self, stale) -> None:
+        for key in [k for k, sels in self._peer_sels.items() if any(stale(*s) for s in sels)]:
+            del self._peer_sels[key]
+            self._peer_ips.pop(key, None)
+
     def refresh_pods(self, keys: set[ObjectKey]) -> None:
         """Pods changed (added, removed, relabelled): their entries are replaced, their
-        namespaces' selections and every cross-namespace result dropped."""
+        namespaces' selections dropped, and of the cross-namespace results (cluster
+        subjects, peer addresses) those that can pick the old or the new version of a
+        changed pod: a result no selector of which picks either is unchanged."""
         spaces = {k.namespace for k in keys}
+        touched: list[tuple[str, dict[str, str]]] = []  # (namespace, labels) of every old and new version
         for k in keys:
             old = next((p for p in self.by_ns.get(k.namespace, ()) if p.name == k.name), None)
             if old is not None:
                 i = self.info.pop(id(old))
+                touched.append((i.ns, i.labels))
                 self.ips.pop(id(old))
                 self.named.pop(id(old))
                 self.pods = [p for p in self.pods if p is not old]
@@ -151,6 +180,7 @@ class PodIndex:
             new = self.state.get("Pod", k.namespace, k.name)
             if isinstance(new, Pod) and is_policy_pod(new):
                 i = pod_info(new)
+                touched.append((i.ns, i.labels))
                 self.info[id(new)], self.ips[id(new)], self.named[id(new)] = i, i.ips, i.named
                 self.pods.append(new)
                 self.by_ns[i.ns].append(new)
@@ -164,21 +194,31 @@ class PodIndex:
                     lst.sort(key=name_of)
             if not self.by_ns[ns]:
                 del self.by_ns[ns]
+            self._cache.pop(ns, None)
         self.pods.sort(key=lambda p: (self.info[id(p)].ns, self.info[id(p)].name))
-        self._cache = {ck: v for ck, v in self._cache.items() if ck[0] not in spaces}
-        self.refresh_namespaces(spaces)
+        self.refresh_namespaces(spaces)  # a namespace may have come or gone with its pods
+
+        def picks(ns: str | None, ns_sel: LabelSelector | None, pod_sel: LabelSelector) -> bool:
+            return any((ns is None or ns == t_ns)
+                       and (ns_sel is None or ns_sel.matches(self.ns_labels.get(t_ns, {})))
+                       and pod_sel.matches(t_labels) for t_ns, t_labels in touched)
+        self._drop_subjects(lambda ns_sel, pod_sel: picks(None, ns_sel, pod_sel))
+        self._drop_peer_ips(picks)
         self.named_memo.clear()
 
     def in_namespace(self, ns: str, sel: LabelSelector) -> list[Pod]:
-        ck = (ns, sel)
-        if ck not in self._cache:
+        memo = self._cache.get(ns)
+        if memo is None:
+            memo = self._cache[ns] = {}
+        hit = memo.get(sel)
+        if hit is None:
             cands = self.by_ns.get(ns, [])
             for r in sel.requirements:
                 if r.operator == "In" and len(r.values) == 1:
                     cands = self.by_label.get((ns, r.key, r.values[0]), [])
                     break
-            self._cache[ck] = [p for p in cands if sel.matches(self.info[id(p)].labels)]
-        return self._cache[ck]
+            hit = memo[sel] = [p for p in cands if sel.matches(self.info[id(p)].labels)]
+        return hit
 
     def subject_pods(self, ns_sel: LabelSelector, pod_sel: LabelSelector) -> list[Pod]:
         """The pods a ClusterNetworkPolicy subject selects (namespace AND pod selector), in
@@ -196,13 +236,26 @@ class PodIndex:
         the local pods stay the same."""
         if local_ids is not self._local_ids:  # once per compile: a new set, maybe the same pods
             if local_ids != self._local_ids:
-                self._local_subjects.clear()
+                self._local_pods_changed(local_ids)
             self._local_ids = local_ids
         hit = self._local_subjects.get((ns_sel, pod_sel))
         if hit is None:
             pods = [p for p in self.subject_pods(ns_sel, pod_sel) if id(p) in local_ids]
             hit = self._local_subjects[(ns_sel, pod_sel)] = (pods, {id(p) for p in pods})
         return hit
+
+    def _local_pods_changed(self, local_ids: set[int]) -> None:
+        """Drop the local selections a pod that left or joined the local pods can change
+        (a relabelled pod is a new object: it leaves and joins); keep the rest."""
+        gone, came = self._local_ids - local_ids, local_ids - self._local_ids
+        if len(gone) + len(came) > 50:
+            self._local_subjects.clear()
+            return
+        joined = [self.info[i] for i in came if i in self.info]
+        for key in [k for k, (_, ids) in self._local_subjects.items()
+                    if not ids.isdisjoint(gone) or any(
+                        k[0].matches(self.ns_labels.get(i.ns, {})) and k[1].matches(i.labels) for i in joined)]:
+            del self._local_subjects[key]
 
     def peer_key(self, np: NetworkPolicy, peer: PolicyPeer) -> str:
         """Names what a selector peer picks: its selectors, and the policy's namespace when
@@ -222,6 +275,8 @@ class PodIndex:
                     for fam, n in self.ips[id(p)]:
                         pips[fam].add(n)
             hit = self._peer_ips[key] = {f: frozenset(pips[f]) for f in FAMILIES}
+            self._peer_sels[key] = [(np.namespace if pe.namespace_selector is None else None, pe.namespace_selector,
+                                     pe.pod_selector or LabelSelector.everything()) for pe in peers]
         return key, hit
 
     def peer_pods(self, np: NetworkPolicy, peer: PolicyPeer) -> list[Pod]:
