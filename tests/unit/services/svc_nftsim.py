@@ -256,6 +256,8 @@ class _Run:
              self._affinity_hit),
             (rf"({_IP}) saddr (!= )?\{{ ([^}}]*) \}}",
              lambda m: fam_ok(m[1]) and _in_set(dict.fromkeys(m[3].split(", "), ""), p.src) != bool(m[2])),
+            (rf"({_IP}) saddr (!= )?([0-9a-fA-F.:]+/\d+)",  # one prefix (a firewall chain's range)
+             lambda m: fam_ok(m[1]) and _in_set({m[3]: ""}, p.src) != bool(m[2])),
             (rf"({_IP}) saddr (!= )?@(\S+)",
              lambda m: fam_ok(m[1]) and _in_set(sets[m[3]], p.src) != bool(m[2])),
             (rf"ct original ({_IP}) daddr @(\S+)", lambda m: fam_ok(m[1]) and _in_set(sets[m[2]], p.orig_dst)),

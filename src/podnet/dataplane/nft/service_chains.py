@@ -123,8 +123,7 @@ def render_entry(e: ServicePortEntry, slot: int) -> EntryRender:
     if e.source_ranges and external != "drop":
         # loadBalancerSourceRanges (kube-proxy's firewall chain): other sources are dropped
         lb = f"{chain_name(e)}-fw"
-        ip = IP_KEYWORD[fam]
-        chains.append((lb, (f"{ip} saddr != {{ {', '.join(e.source_ranges)} }} drop", f"goto {external}")))
+        chains.append((lb, _firewall_rules(fam, e.source_ranges, external)))
     els += [(f"svc{fam}", f"{ip} . {proto} . {e.port}", _verdict(lb)) for ip in e.lb_ips]
     ep_set, hp_set, base = f"ep{fam}", f"hairpin{fam}", MARK_TAG | slot << SLOT_SHIFT
     for i, ep in enumerate(eps):
@@ -141,6 +140,16 @@ def _external_rules(fam: int, cluster: str, local: str) -> tuple[str, ...]:
     return (f"{ip} saddr @podcidrs{fam} {keep} goto {cluster}",
             f"fib saddr type local goto {cluster}",
             f"{keep} goto {local}")
+
+
+def _firewall_rules(fam: int, ranges: tuple[str, ...], external: str) -> tuple[str, ...]:
+    """A source in one of the ranges goes on to the external path; the rest is dropped.
+    One prefix match per range, not `saddr != { ranges } drop`: that anonymous interval
+    set is a set of its own in the kernel (one per LoadBalancer with ranges), and nft
+    1.0.6 lists the elements of every interval set of the table, one netlink dump each,
+    before each later transaction that adds an element (NFT_CACHE_SETELEM_MAYBE)."""
+    ip = IP_KEYWORD[fam]
+    return (*(f"{ip} saddr {r} goto {external}" for r in ranges), "drop")
 
 
 def _verdict(chain: str) -> str:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from podnet.calc.services import ServicePortEntry, ServiceTable
-from podnet.dataplane.nft import flowlog
+from podnet.dataplane.nft import fastpath, flowlog
 from podnet.dataplane.nft.families import ADDR_TYPE, FAMILIES, IP_KEYWORD, TABLE_FAMILY
 from podnet.dataplane.nft.service_chains import (MARK_MASK, MARK_TAG, MAX_SLOTS, NO_MASQ_CT_MARK, EntryRender,
                                                  render_entry)
@@ -46,6 +46,9 @@ _SETS = (
     ("extips", "set", "{a}"),
     ("podcidrs", "set", "{a} ; flags interval"),
 )
+# the layouts a partial sync's elements are sent in without libnftables (fastpath.py)
+fastpath.declare_sets(TABLE_FAMILY, TABLE, {
+    f"{name}{fam}": typ.format(a=ADDR_TYPE[fam]) for fam in FAMILIES for name, _, typ in _SETS if "flags" not in typ})
 # ---- state kept between syncs ------------------------------------------------------------
 Key = tuple[str, int]
 

@@ -7,23 +7,37 @@ A partial sync of a loaded 10k-service table takes ~1 ms this way instead of ~10
 through the CLI. The helper's PID is kept; `close()` ends exactly that process. If the
 helper dies, the next `apply` starts a new one once.
 
-Framing on the pipes: request `<len>\\n<script bytes>`; reply `<rc> <len>\\n<error bytes>`.
+A script made only of what `fastpath` translates (a service proxy's partial sync: map
+elements, chains, the draw rule) goes to the helper as a raw netlink batch instead: nft
+1.0.6 would list every chain of the table before applying it (fastpath.py says why).
+`fast=False` keeps every script on libnftables.
+
+Framing on the pipes: request `<len>\\n<script bytes>` (libnftables) or `n<len>\\n<netlink
+batch>`; reply `<rc> <len>\\n<error bytes>` (for a batch: `<seq> <errno>` lines).
 """
 from __future__ import annotations
 
 import ctypes
+import errno
+import os
+import select
+import socket
 import subprocess
 import sys
 from typing import IO
+
+from podnet.dataplane.nft import fastpath
 
 from podnet.dataplane.net.netns import netns_argv
 from podnet.dataplane.nft.runner import NftError
 
 
 class NftSession:
-    def __init__(self, netns: str | None):
+    def __init__(self, netns: str | None, fast: bool = True):
         self.netns = netns
+        self.fast = fast
         self.applied = 0
+        self.applied_fast = 0  # of `applied`: as a raw netlink batch (fastpath)
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -38,18 +52,23 @@ class NftSession:
     def apply(self, script: str) -> None:
         if not script.strip():
             return
+        fast = fastpath.batch(script) if self.fast else None
+        data = script.encode() if fast is None else fast[0]
         for attempt in (0, 1):
             proc = self._proc if self._proc and self._proc.poll() is None else self._start()
             try:
-                rc, err = _request(proc, script.encode())
+                rc, err = _request(proc, data, raw=fast is not None)
                 break
             except (BrokenPipeError, EOFError, ValueError) as e:
                 self.close()
                 if attempt:
                     raise NftError(f"nft session in netns {self.netns} died: {e}") from e
         if rc != 0:
+            if fast is not None:
+                err = _batch_error(err, fast[1])
             raise NftError(f"nft transaction failed in netns {self.netns}: {err.strip()}")
         self.applied += 1
+        self.applied_fast += fast is not None
 
     def close(self) -> None:
         proc, self._proc = self._proc, None
@@ -70,9 +89,20 @@ class NftSession:
         self.close()
 
 
-def _request(proc: subprocess.Popen[bytes], data: bytes) -> tuple[int, str]:
+def _batch_error(reply: str, what: dict[int, str]) -> str:
+    """`<seq> <errno>` lines of a refused batch, as nft would say it: the error and the
+    statement (a failed commit names the batch begin, not a statement)."""
+    out = []
+    for line in reply.splitlines():
+        if line.strip():
+            seq, err = (int(x) for x in line.split())
+            out.append(f"{os.strerror(err)}: {what.get(seq, 'the batch')}")
+    return "; ".join(out) or "refused"
+
+
+def _request(proc: subprocess.Popen[bytes], data: bytes, raw: bool = False) -> tuple[int, str]:
     assert proc.stdin and proc.stdout
-    proc.stdin.write(b"%d\n" % len(data) + data)
+    proc.stdin.write((b"n%d\n" if raw else b"%d\n") % len(data) + data)
     proc.stdin.flush()
     head = proc.stdout.readline()
     if not head:
@@ -109,11 +139,37 @@ def _serve() -> None:
         head = inp.readline()
         if not head:
             return
-        script = _read_exact(inp, int(head))
-        rc = lib.nft_run_cmd_from_buffer(ctx, script)
-        err = (lib.nft_ctx_get_error_buffer(ctx) or b"") if rc else b""
+        if head.startswith(b"n"):
+            rc, err = _send_batch(_read_exact(inp, int(head[1:])))
+        else:
+            script = _read_exact(inp, int(head))
+            rc = lib.nft_run_cmd_from_buffer(ctx, script)
+            err = (lib.nft_ctx_get_error_buffer(ctx) or b"") if rc else b""
         out.write(b"%d %d\n" % (0 if rc == 0 else 1, len(err)) + err)
         out.flush()
+
+
+def _send_batch(data: bytes) -> tuple[int, bytes]:
+    """Send one netlink batch and wait for its verdict: an ack for every message (the
+    kernel sends them after the commit), or any error (then the kernel aborted the whole
+    batch; after a failed commit it drops the acks and sends one error for the batch)."""
+    want = set(fastpath.acked(data))
+    failed: list[tuple[int, int]] = []
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12) as sock:  # NETLINK_NETFILTER
+        sock.bind((0, 0))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        sock.send(data)
+        while want:
+            ready, _, _ = select.select([sock], [], [], 0.05 if failed else 30)
+            if not ready:
+                if not failed:
+                    failed.append((0, errno.ETIMEDOUT))
+                break
+            for seq, err in fastpath.errors(sock.recv(1 << 20)):
+                want.discard(seq)
+                if err:
+                    failed.append((seq, err))
+    return (1 if failed else 0), "".join(f"{s} {e}\n" for s, e in failed).encode()
 
 
 if __name__ == "__main__":
