@@ -13,7 +13,8 @@ from podnet.api.defaults import NETNS_ANNOTATION
 from podnet.cli import context
 from podnet.cli.errors import UserError
 
-KINDS = ("Namespace", "Pod", "Service", "EndpointSlice", "NetworkPolicy", "ClusterNetworkPolicy", "Node", "IPPool", "IPAMBlock")
+KINDS = ("Namespace", "Pod", "Service", "EndpointSlice", "NetworkPolicy", "ClusterNetworkPolicy", "Node", "IPPool",
+         "IPAMBlock", "BGPConfiguration", "BGPPeer")
 
 
 def _lab_facts(args: argparse.Namespace, state: Any) -> tuple[Any, bool]:
@@ -26,13 +27,13 @@ def _lab_facts(args: argparse.Namespace, state: Any) -> tuple[Any, bool]:
         st = LabState(context.lab_dir(name))
         meta = st.read_meta()
         if meta.get("spec"):
+            from podnet.lab.tor import node_bird_dir, router_bird_dir
             spec = spec_from_dict(meta["spec"])
-            if spec.racks > 1:
-                # the walk knows one underlay bridge and nodes that reach each other on it
-                raise UserError(f"lab {name!r} has {spec.racks} racks: podnet trace does not model racks "
-                                f"yet (one bridge per rack and the router between them); see "
-                                f"`ip route` in the nodes and docs/design/bgp.md")
-            return from_spec(spec, OUTSIDE_HOSTS, OUTSIDE_ZONE), True
+            ctl: dict[str, str] = {}
+            if spec.routing == "bgp":  # where BIRD says which session brought a route
+                ctl = {n.netns: str(node_bird_dir(st, n.name) / "bird.ctl") for n in spec.nodes}
+                ctl[spec.router_netns] = str(router_bird_dir(st) / "bird.ctl")
+            return from_spec(spec, OUTSIDE_HOSTS, OUTSIDE_ZONE, ctl), True
     nodes = []
     for n in sorted(state.nodes, key=lambda n: n.name):
         ips = n.internal_ips
@@ -138,13 +139,16 @@ def _confirm(state: Any, facts: Any, src: Any, target: Any, dest: Any, fam: int,
     if not pod_ns:
         raise UserError(f"pod {src.namespace}/{src.name} has no network namespace yet")
     macs = kernel.read_macs([(ns, "") for ns in watched])
+    # between racks the router forwards VXLAN packets whole: it is told to look inside them
+    vxlan_in = [facts.router_netns] if len(facts.segments) > 1 else []
     obs = kernel.watch_and_send(watched, pod_ns, fam, family_ip(src.pod_ips, fam) or "", target.ip,
-                                t.port, t.proto)
+                                t.port, t.proto, vxlan_in=vxlan_in)
     obs.macs = macs
     chosen = confirm.kernel_endpoint(t, obs) or endpoint
     t = predict(state, facts.with_macs(macs), src, target, t.port, t.proto, fam, endpoint=chosen,
                 sport=obs.sport, query=t.target)
-    checks = confirm.compare(t, obs, kernel.route_get, set(watched))
+    bgp_get = (lambda ns, dst: kernel.bgp_route(facts.bird_ctl.get(ns), ns, dst)) if facts.routing == "bgp" else None
+    checks = confirm.compare(t, obs, kernel.route_get, set(watched), bgp_get)
     if target.dns_name:
         checks.insert(0, confirm.dns_check(target.dns_name, fam, target.ip,
                                            kernel.dns_lookup(pod_ns, target.dns_name, fam)))

@@ -8,11 +8,15 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from podnet.trace.kernel import Observation
-from podnet.trace.model import Hop, Path, Trace
+from podnet.calc.routes import VXLAN_PORT
+from podnet.trace.model import Headers, Hop, Path, Trace
 from podnet.trace.nftrace import PacketTrace
 
 BUG = " — this is a podnet bug"
 RouteGet = Callable[[str, str, "str | None", "str | None"], dict[str, Any]]
+# (netns, address) -> what that namespace's kernel and BIRD say of the route to it:
+# {"prefix": ..., "proto": "bird", "session": ..., "next_hop": ...} or {"error": ...}
+BgpGet = Callable[[str, str], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -41,12 +45,24 @@ def kernel_endpoint(t: Trace, obs: Observation) -> str | None:
     return daddr if daddr and any(e.ip == daddr for e in t.endpoints) else None
 
 
-def _packet(obs: Observation, netns: str, direction: str, nth: int = 0) -> PacketTrace | None:
+def _packet(obs: Observation, netns: str, direction: str, nth: int = 0,
+            outer: Headers | None = None) -> PacketTrace | None:
     """The packet of the probe's flow in `netns`, on its `nth` visit there (a path may
-    cross a node twice: a NodePort on one node, the endpoint on the other)."""
-    key = "sport" if direction == "request" else "dport"
-    seen = [pt for pt in obs.traces.get(netns, []) if pt.first.get(key) == str(obs.sport)]
+    cross a node twice: a NodePort on one node, the endpoint on the other). `outer`: the
+    packet is seen wrapped in VXLAN (the router between racks): the one with those outer
+    addresses (kernel.py marks VXLAN packets by the probe's port inside)."""
+    if outer is not None:
+        seen = [pt for pt in obs.traces.get(netns, []) if pt.first.get("dport") == str(VXLAN_PORT)
+                and pt.first.get("saddr") == outer.l3.src and pt.first.get("daddr") == outer.l3.dst]
+    else:
+        key = "sport" if direction == "request" else "dport"
+        seen = [pt for pt in obs.traces.get(netns, []) if pt.first.get(key) == str(obs.sport)]
     return seen[nth] if nth < len(seen) else None
+
+
+def _outer(hop: Hop) -> Headers | None:
+    """The outer headers when the router forwards a VXLAN packet (its hop routes the outer one)."""
+    return hop.headers.outer if hop.kind == "router" and hop.headers is not None else None
 
 
 def _visit(hops: tuple[Hop, ...], i: int) -> int:
@@ -65,31 +81,63 @@ def expected_outcome(t: Trace) -> set[str]:
 def _route_checks(p: Path, route_get: RouteGet) -> list[Check]:
     out = []
     for i, hop in enumerate(p.hops):
-        rs = [s for s in hop.steps if s.kind == "route" and "dst" in s.data]
-        if not rs or hop.kind == "underlay":
+        if hop.kind == "underlay":
             continue
-        d = rs[-1].data
-        first = i == 0
-        src, iif = (None, None) if first else (d.get("src"), hop.iif)
-        got = route_get(hop.netns, d["dst"], src, iif)
-        where = f"{p.direction} {hop.where}"
-        want_dev = d.get("dev") or "(none)"
-        if "error" in got:
-            kernel = f"no route ({got['error']})"
-            ok = want_dev == "(none)"
-        else:
-            kdev = "lo" if got.get("type") == "local" else str(got.get("dev"))
-            kernel = f"dev {kdev}" + (f" via {got['gateway']}" if got.get("gateway") else "")
-            ok = kdev == want_dev and (got.get("gateway") or None) == (d.get("gateway") or None)
-        pred = "no route" if want_dev == "(none)" else \
-            f"dev {want_dev}" + (f" via {d['gateway']}" if d.get("gateway") else "")
-        out.append(Check(ok, where, f"ip route get {d['dst']}", pred, kernel))
+        inner = [s for s in hop.steps if s.kind == "route" and "dst" in s.data and not s.data.get("outer")]
+        outer = [s for s in hop.steps if s.kind == "route" and s.data.get("outer")]
+        for st in inner[-1:] + outer:
+            d = st.data
+            # forwarded packets are looked up as they arrived (from SRC iif IIF); the first
+            # hop's packet, and a node's own VXLAN packet, leave from the namespace itself
+            local = i == 0 or (d.get("outer") and hop.kind == "node")
+            src, iif = (None, None) if local else (d.get("src"), hop.iif)
+            if d.get("outer") and hop.kind == "router":
+                src, iif = d.get("src"), hop.iif
+            got = route_get(hop.netns, d["dst"], src, iif)
+            where = f"{p.direction} {hop.where}"
+            want_dev = d.get("dev") or "(none)"
+            if "error" in got:
+                kernel = f"no route ({got['error']})"
+                ok = want_dev == "(none)"
+            else:
+                kdev = "lo" if got.get("type") == "local" else str(got.get("dev"))
+                kernel = f"dev {kdev}" + (f" via {got['gateway']}" if got.get("gateway") else "")
+                ok = kdev == want_dev and (got.get("gateway") or None) == (d.get("gateway") or None)
+            pred = "no route" if want_dev == "(none)" else \
+                f"dev {want_dev}" + (f" via {d['gateway']}" if d.get("gateway") else "")
+            what = f"ip route get {d['dst']}" + (" (the VXLAN outer packet)" if d.get("outer") else "")
+            out.append(Check(ok, where, what, pred, kernel))
+    return out
+
+
+def _bgp_checks(p: Path, bgp_get: BgpGet) -> list[Check]:
+    """Every route predicted as BIRD's: the kernel's matching route is `proto bird` for
+    that prefix, and BIRD says it learned it over the predicted session with the
+    announcing node as BGP next hop."""
+    out = []
+    for hop in p.hops:
+        for st in hop.steps:
+            b = st.data.get("bgp") if st.kind == "route" else None
+            if not b:
+                continue
+            where = f"{p.direction} {hop.where}"
+            got = bgp_get(hop.netns, st.data["dst"])
+            if "error" in got:
+                out.append(Check(False, where, f"BGP route {b['prefix']}", "learned over BGP", got["error"]))
+                continue
+            out.append(Check(got.get("proto") == "bird" and got.get("prefix") == b["prefix"], where,
+                             f"kernel route for {st.data['dst']}", f"{b['prefix']} proto bird",
+                             f"{got.get('prefix')} proto {got.get('proto')}"))
+            pred = f"next hop {b['next_hop']}" + (f" over session {b['session']}" if b["session"] else "")
+            ok = got.get("next_hop") == b["next_hop"] and (not b["session"] or got.get("session") == b["session"])
+            kern = f"next hop {got.get('next_hop')} over session {got.get('session')}"
+            out.append(Check(ok, where, f"BIRD's route {b['prefix']} (announced by {b['owner']})", pred, kern))
     return out
 
 
 def _hop_checks(p: Path, i: int, hop: Hop, obs: Observation) -> list[Check]:
     where = f"{p.direction} {hop.where}"
-    pt = _packet(obs, hop.netns, p.direction, _visit(p.hops, i))
+    pt = _packet(obs, hop.netns, p.direction, _visit(p.hops, i), _outer(hop))
     last = i == len(p.hops) - 1
     if pt is None:
         return [Check(False, where, "packet seen", "the packet passes here", "never saw it")]
@@ -144,7 +192,8 @@ def _l2_checks(p: Path, obs: Observation) -> list[Check]:
     return out
 
 
-def compare(t: Trace, obs: Observation, route_get: RouteGet, watched: set[str]) -> list[Check]:
+def compare(t: Trace, obs: Observation, route_get: RouteGet, watched: set[str],
+            bgp_get: BgpGet | None = None) -> list[Check]:
     exp = expected_outcome(t)
     out = [Check(obs.outcome in exp, "probe", f"{t.proto} from {t.src} port {obs.sport}",
                  " or ".join(sorted(exp)), obs.outcome)]
@@ -155,6 +204,8 @@ def compare(t: Trace, obs: Observation, route_get: RouteGet, watched: set[str]) 
         paths = paths[:1]
     for p in paths:
         out += _route_checks(p, route_get)
+        if bgp_get is not None:
+            out += _bgp_checks(p, bgp_get)
         on_path = set()
         for i, hop in enumerate(p.hops):
             if hop.netns in watched and hop.iif is not None:

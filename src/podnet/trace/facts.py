@@ -20,6 +20,21 @@ class NodeFacts:
     netns: str
     ip4: str
     ip6: str | None
+    rack: int = 0  # its L2 segment (LabFacts.racks)
+
+
+@dataclass(frozen=True)
+class RackFacts:
+    """One L2 segment of the underlay: its subnets, the router's address and link there
+    (the nodes' gateway), the router's port on the segment's bridge."""
+    index: int
+    net4: str
+    net6: str
+    router4: str
+    router6: str
+    router_dev: str = "eth0"  # the router's link into this rack
+    router_port: str = "rt"  # its peer: a port of the rack's bridge in the underlay netns
+    bridge: str = "br0"
 
 
 @dataclass(frozen=True)
@@ -45,6 +60,11 @@ class LabFacts:
     # names the outside world's DNS answers (cluster DNS forwards to it): name -> addresses
     outside_names: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     routing: str = "static"  # static | bgp (BIRD learned the routes: `proto bird`)
+    # `podnet up --racks N`: one segment per rack, routed by the router; () is one segment
+    # (underlay4/6, the router's eth0 at router_ul4/6, bridge br0)
+    racks: tuple[RackFacts, ...] = ()
+    # netns -> BIRD's control socket there (the nodes' and the router's, with BGP)
+    bird_ctl: Mapping[str, str] = field(default_factory=dict)
 
     def node(self, name: str) -> NodeFacts | None:
         return next((n for n in self.nodes if n.name == name), None)
@@ -56,8 +76,32 @@ class LabFacts:
         n = self.node(name)
         return None if n is None else (n.ip4 if family == 4 else n.ip6)
 
-    def router_ip(self, family: int) -> str:
-        return self.router_ul4 if family == 4 else self.router_ul6
+    def router_ip(self, family: int, node: str = "") -> str:
+        """The router's address on the segment of `node` (its gateway); the first segment's
+        when no node is named."""
+        r = self.rack_of(node) if node else self.segments[0]
+        return r.router4 if family == 4 else r.router6
+
+    @property
+    def segments(self) -> tuple[RackFacts, ...]:
+        return self.racks or (RackFacts(0, self.underlay4, self.underlay6, self.router_ul4, self.router_ul6),)
+
+    def rack_of(self, node: str) -> RackFacts:
+        n = self.node(node)
+        want = n.rack if n is not None else 0
+        return next((r for r in self.segments if r.index == want), self.segments[0])
+
+    def rack_of_ip(self, ip: str) -> RackFacts | None:
+        """The segment whose subnet holds `ip`, if any."""
+        a = ipaddress.ip_address(ip)
+        for r in self.segments:
+            net = ipaddress.ip_network(r.net4 if a.version == 4 else r.net6)
+            if a in net:
+                return r
+        return None
+
+    def rack_by_router_dev(self, dev: str) -> RackFacts | None:
+        return next((r for r in self.segments if r.router_dev == dev), None)
 
     def in_outside(self, ip: str) -> bool:
         a = ipaddress.ip_address(ip)
@@ -65,9 +109,7 @@ class LabFacts:
                    if ipaddress.ip_network(c).version == a.version)
 
     def in_underlay(self, ip: str) -> bool:
-        a = ipaddress.ip_address(ip)
-        return any(a in ipaddress.ip_network(c) for c in (self.underlay4, self.underlay6)
-                   if ipaddress.ip_network(c).version == a.version)
+        return self.rack_of_ip(ip) is not None
 
     def mac(self, netns: str, dev: str, label: str) -> str:
         return self.macs.get(f"{netns}/{dev}") or f"<{dev} of {label}>"
@@ -76,14 +118,22 @@ class LabFacts:
         return LabFacts(**{**self.__dict__, "macs": dict(macs)})
 
 
-def from_spec(spec: Any, outside_hosts: tuple[str, ...] = (), outside_zone: str = "") -> LabFacts:
-    """From a podnet.lab.topology.LabSpec (read by attribute, not imported), and the
-    host names of the outside world's DNS zone (they all name the echo server)."""
-    nodes = tuple(NodeFacts(n.name, n.netns, n.ip4, n.ip6) for n in spec.nodes)
+def from_spec(spec: Any, outside_hosts: tuple[str, ...] = (), outside_zone: str = "",
+              bird_ctl: Mapping[str, str] | None = None) -> LabFacts:
+    """From a podnet.lab.topology.LabSpec (read by attribute, not imported), the host
+    names of the outside world's DNS zone (they all name the echo server) and, with BGP,
+    where each namespace's BIRD listens (netns -> control socket)."""
+    bird_ctl = bird_ctl or {}
+    nodes = tuple(NodeFacts(n.name, n.netns, n.ip4, n.ip6, getattr(n, "rack", 0)) for n in spec.nodes)
+    racks: tuple[RackFacts, ...] = ()
+    if getattr(spec, "racks", 1) > 1:
+        racks = tuple(RackFacts(r, spec.rack_net4(r), spec.rack_net6(r), spec.rack_router4(r),
+                                spec.rack_router6(r), spec.router_port(r)[0], spec.router_port(r)[1],
+                                f"br{r}") for r in range(spec.racks))
     return LabFacts(spec.name, nodes, spec.encap, spec.underlay_netns, spec.router_netns,
                     spec.outside_netns, spec.router_ul4, spec.router_ul6, spec.router_out4,
                     spec.router_out6, spec.underlay4,
                     spec.underlay6, spec.outside4, spec.outside6, spec.echo4, spec.echo6,
                     outside_names={f"{h}.{outside_zone}": (spec.echo4, spec.echo6)
                                    for h in outside_hosts},
-                    routing=getattr(spec, "routing", "static"))
+                    routing=getattr(spec, "routing", "static"), racks=racks, bird_ctl=dict(bird_ctl))

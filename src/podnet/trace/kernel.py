@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from podnet.calc.routes import VXLAN_PORT
+from podnet.dataplane.bird.daemon import birdc, parse_route_all
 from podnet.dataplane.net.netns import netns_argv, run
 from podnet.dataplane.net.sysctl import call_in_netns
 from podnet.trace.nftrace import PacketTrace, parse
@@ -43,11 +45,28 @@ def table_name() -> str:
     return f"pntrace{os.getpid()}"
 
 
-def _table_script(name: str, proto: str, sport: int) -> str:
+# Inside a VXLAN packet, from the outer UDP header: UDP (8), VXLAN (8), the inner
+# Ethernet header (14; its type at byte 28), the inner IP header (20 or 40), then the
+# inner ports. In bits, for nft's raw `@th,offset,length` payload match.
+VXLAN_INNER_TYPE = (8 + 8 + 12) * 8
+VXLAN_INNER_PORTS = {4: (8 + 8 + 14 + 20) * 8, 6: (8 + 8 + 14 + 40) * 8}
+ETHERTYPE = {4: "0x0800", 6: "0x86dd"}
+
+
+def _vxlan_rules(family: int, sport: int) -> str:
+    """Rules marking VXLAN packets that carry the probe's flow (a router between racks
+    sees only the outer packet), by the probe's port in the inner transport header."""
+    at = VXLAN_INNER_PORTS[family]
+    head = f"  udp dport {VXLAN_PORT} @th,{VXLAN_INNER_TYPE},16 {ETHERTYPE[family]}"
+    return f"{head} @th,{at},16 {sport} meta nftrace set 1\n{head} @th,{at + 16},16 {sport} meta nftrace set 1\n"
+
+
+def _table_script(name: str, proto: str, sport: int, vxlan_family: int | None = None) -> str:
     p = proto.lower()
     return (f"table inet {name} {{\n chain pre {{ type filter hook prerouting priority -400; policy accept;\n"
             f"  meta l4proto {p} th sport {sport} meta nftrace set 1\n"
-            f"  meta l4proto {p} th dport {sport} meta nftrace set 1\n }}\n"
+            f"  meta l4proto {p} th dport {sport} meta nftrace set 1\n"
+            + (_vxlan_rules(vxlan_family, sport) if vxlan_family else "") + " }\n"
             # an empty chain last in postrouting: its `packet:` line shows the device the
             # packet leaves by, also in namespaces without any other table (the router)
             f" chain post {{ type filter hook postrouting priority 500; policy accept; }}\n}}\n")
@@ -124,16 +143,19 @@ def probe(netns: str, family: int, src: str, dst: str, port: int, proto: str, sp
 
 
 def watch_and_send(watch: list[str], src_netns: str, family: int, src: str, dst: str, port: int,
-                   proto: str, sport: int | None = None, timeout: float = 1.0) -> Observation:
+                   proto: str, sport: int | None = None, timeout: float = 1.0,
+                   vxlan_in: Iterable[str] = ()) -> Observation:
+    """`vxlan_in`: namespaces that forward VXLAN packets without opening them (the router
+    between racks): there the probe's packets are also marked inside their VXLAN wrapping."""
     sport = sport or random.randint(42000, 59999)
     name = table_name()
-    script = _table_script(name, proto, sport)
+    vx = set(vxlan_in)
     installed: list[str] = []
     monitors: list[tuple[str, subprocess.Popen[str]]] = []
     obs = Observation(sport, "")
     try:
         for ns in watch:
-            run(ns, ["nft", "-f", "-"], input=script)
+            run(ns, ["nft", "-f", "-"], input=_table_script(name, proto, sport, family if ns in vx else None))
             installed.append(ns)
         for ns in watch:
             monitors.append((ns, subprocess.Popen(netns_argv(ns, ["nft", "monitor", "trace"]),
@@ -187,3 +209,27 @@ def route_get(netns: str, dst: str, src: str | None = None, iif: str | None = No
     except ValueError:
         return {"error": f"unreadable: {cp.stdout[:100]}"}
     return got[0] if got else {"error": "no answer"}
+
+
+def bgp_route(ctl: str | None, netns: str, dst: str) -> dict[str, object]:
+    """What the kernel of `netns` (`ip route get fibmatch`: the matching route, its
+    protocol) and the BIRD there (`birdc show route for DST all`: the session it came
+    over, the BGP next hop) say of the route to `dst`."""
+    cp = run(netns, ["ip", "-j", "route", "get", "fibmatch", dst], check=False)
+    try:
+        got = json.loads(cp.stdout)[0] if cp.returncode == 0 else {}
+    except (ValueError, IndexError):
+        got = {}
+    if not got:
+        return {"error": f"no kernel route to {dst}: {(cp.stderr or '').strip()}"}
+    dst_net = str(got.get("dst", ""))
+    if dst_net and "/" not in dst_net and dst_net != "default":
+        dst_net += "/32" if ":" not in dst_net else "/128"
+    out: dict[str, object] = {"prefix": dst_net, "proto": got.get("protocol", "")}
+    if not ctl:
+        return out | {"session": "?", "next_hop": "?"}
+    bc = birdc(ctl, f"show route for {dst} all")
+    if bc.returncode != 0:
+        return {"error": f"birdc -s {ctl}: {(bc.stderr or bc.stdout).strip()}"}
+    said = parse_route_all(bc.stdout)
+    return out | {"session": said.get("session", "(none)"), "next_hop": said.get("next_hop", "(none)")}

@@ -225,7 +225,7 @@ def _reply(state: ClusterState, facts: LabFacts, conn: Conn, entry: ServicePortE
         return w.run(hop, loc, pkt)
     d = rt.outside_decision(facts, pkt.dst)
     steps = [Step("route", f"route lookup for {pkt.dst}: {d.route}",
-                  {"src": pkt.src, "dst": pkt.dst, "route": d.route, "dev": d.dev, "gateway": d.gateway})]
+                  d.data(pkt.src, pkt.dst))]
     if d.to == "none":
         steps.append(Step("drop", f"the answer to {pkt.dst} has nowhere to go: it never comes back "
                                   f"(this is what NAT outgoing is for)"))

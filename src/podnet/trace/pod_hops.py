@@ -75,7 +75,7 @@ def pod_send(pod: Pod, pkt: Pkt, dst_l2: str = HOST_MAC) -> Hop:
     d = rt.pod_decision(pkt.family)
     steps = (Step("route", f"routes: {' | '.join(rt.pod_routes(pkt.family))}"),
              Step("route", f"route chosen for {pkt.dst}: {d.route}",
-                  {"src": pkt.src, "dst": pkt.dst, "route": d.route, "dev": d.dev, "gateway": d.gateway}),
+                  d.data(pkt.src, pkt.dst)),
              Step("route", f"{d.gateway} is {HOST_MAC}, the node's end of the veth "
                            + ("(proxy ARP; the CNI plugin also wrote a permanent neighbour entry)"
                               if pkt.family == 4 else "(its link-local address; a permanent neighbour entry)")))

@@ -53,6 +53,8 @@ class Walker:
         self.host = host_protection(state)
         self.hops: list[Hop] = []
         self.then: list[Loc] = []  # where the packet goes after the underlay
+        self.segment = facts.segments[0]  # the rack whose bridge the frame crosses next
+        self.outer: Headers | None = None  # the VXLAN outer headers while wrapped
 
     @property
     def reply(self) -> bool:
@@ -88,7 +90,7 @@ class Walker:
             return self._hop(name, iif, None, steps, None), None, done[0], done[1]
         d = rt.node_decision(self.state, self.facts, name, pkt.dst)
         steps.append(Step("route", f"route lookup for {pkt.dst}: {d.route}",
-                          {"src": pkt.src, "dst": pkt.dst, "route": d.route, "dev": d.dev, "gateway": d.gateway}))
+                          d.data(pkt.src, pkt.dst)))
         if d.to == "local":
             refused = self._host_input(name, pkt, steps)
             if refused:
@@ -110,7 +112,7 @@ class Walker:
         no prerouting, no forward hook, no TTL decrement."""
         d = rt.node_decision(self.state, self.facts, name, pkt.dst)
         steps = [Step("route", f"route lookup for {pkt.dst}: {d.route}",
-                      {"src": pkt.src, "dst": pkt.dst, "route": d.route, "dev": d.dev, "gateway": d.gateway})]
+                      d.data(pkt.src, pkt.dst))]
         headers, nxt = self._leave(name, d, pkt, steps)
         return self._hop(name, None, d.dev, steps, headers), nxt
 
@@ -253,6 +255,9 @@ class Walker:
 
     def _leave(self, name: str, d: rt.Decision, pkt: Pkt, steps: list[Step]) -> tuple[Headers, Loc | None]:
         f = self.facts
+        rack = f.rack_of(name)
+        self.segment = rack
+        router_mac = f.mac(f.router_netns, rack.router_dev, "router")
         if d.to == "pod":
             pod = self.state.get("Pod", *d.to_name.split("/", 1))
             assert isinstance(pod, Pod)
@@ -261,38 +266,53 @@ class Walker:
         if d.to == "node" and d.dev == "pnvx":
             peer = f.node(d.to_name)
             src4, dst4 = f.node_ip(name, 4) or "?", (peer.ip4 if peer else "?")
-            outer = Headers(L2(_eth(f, name), _eth(f, d.to_name)), L3(4, src4, dst4, TTL), L4("UDP", None, VXLAN_PORT))
+            # the outer packet is routed by the node's own table: on the segment, or via the router
+            od = rt.node_decision(self.state, f, name, dst4) if peer else None
+            far = od is not None and od.via_router
+            outer_l2 = L2(_eth(f, name), router_mac if far else _eth(f, d.to_name))
+            outer = Headers(outer_l2, L3(4, src4, dst4, TTL), L4("UDP", None, VXLAN_PORT))
             inner = L2(rt.vtep_mac(self.state, name), rt.vtep_mac(self.state, d.to_name))
             steps.append(Step("encap", f"VXLAN (dev pnvx, VNI {VXLAN_VNI}): the packet is wrapped in "
                                        f"Ethernet/IPv4 {src4} -> {dst4}/UDP {VXLAN_PORT}",
                               {"vni": VXLAN_VNI, "outer_src": src4, "outer_dst": dst4}))
+            if far and od is not None:
+                steps.append(Step("route", f"route lookup for the outer packet to {dst4}: {od.route} "
+                                           f"({d.to_name} is in another rack)", od.data(src4, dst4) | {"outer": True}))
+                self.then = [("router", "", rack.router_dev, True)]
+                self.outer = outer
+                return Headers(inner, pkt.l3(), pkt.l4(), outer, VXLAN_VNI), ("underlay", "router", "", True)
             self.then = [("node", d.to_name, "pnvx", True)]
-            return Headers(inner, pkt.l3(), pkt.l4(), outer, VXLAN_VNI), ("underlay", d.to_name, "", False)
+            return Headers(inner, pkt.l3(), pkt.l4(), outer, VXLAN_VNI), ("underlay", d.to_name, "", True)
+        if d.to == "node" and d.via_router:  # another rack's node: the router forwards
+            self.then = [("router", "", rack.router_dev, False)]
+            return Headers(L2(_eth(f, name), router_mac), pkt.l3(), pkt.l4()), ("underlay", "router", "", False)
         if d.to == "node":
             self.then = [("node", d.to_name, rt.UNDERLAY_DEV, False)]
             return Headers(L2(_eth(f, name), _eth(f, d.to_name)), pkt.l3(), pkt.l4()), \
                 ("underlay", d.to_name, "", False)
-        self.then = [("router", "", rt.UNDERLAY_DEV, False)]
-        return Headers(L2(_eth(f, name), f.mac(f.router_netns, rt.UNDERLAY_DEV, "router")), pkt.l3(), pkt.l4()), \
-            ("underlay", "router", "", False)
+        self.then = [("router", "", rack.router_dev, False)]
+        return Headers(L2(_eth(f, name), router_mac), pkt.l3(), pkt.l4()), ("underlay", "router", "", False)
 
     # -- the shared parts --------------------------------------------------------------------
     def _underlay(self, loc: Loc, pkt: Pkt) -> tuple[Hop, Loc | None, str, str]:
         prev = self.hops[-1]
         h = prev.headers
         dst_mac = (h.outer.l2.dst if h and h.outer else self._last_l2().dst)
-        port = loc[1] if loc[1] != "router" else "rt"
-        step = Step("switch", f"bridge br0 forwards the frame by its destination MAC {dst_mac} "
-                              f"to port {port}", {"port": port})
-        hop = Hop("underlay (bridge br0)", "underlay", "", self.facts.underlay_netns,
-                  prev.name if prev.kind != "router" else "rt", port, (step,), h)
+        seg = self.segment
+        port = loc[1] if loc[1] != "router" else seg.router_port
+        step = Step("switch", f"bridge {seg.bridge} forwards the frame by its destination MAC {dst_mac} "
+                              f"to port {port}", {"port": port, "bridge": seg.bridge})
+        hop = Hop(f"underlay (bridge {seg.bridge})", "underlay", "", self.facts.underlay_netns,
+                  prev.name if prev.kind != "router" else seg.router_port, port, (step,), h)
         return hop, self.then.pop(0), "delivered", ""
 
     def _router(self, loc: Loc, pkt: Pkt) -> tuple[Hop, Loc | None, str, str]:
         f = self.facts
+        if loc[3] and self.outer is not None:
+            return self._router_outer(loc, pkt, self.outer)
         d = rt.router_decision(f, pkt.dst, self.state)
         steps = [Step("route", f"route lookup for {pkt.dst}: {d.route}",
-                      {"src": pkt.src, "dst": pkt.dst, "route": d.route, "dev": d.dev, "gateway": d.gateway})]
+                      d.data(pkt.src, pkt.dst))]
         mk = lambda oif, h: Hop("router", "router", "", f.router_netns, loc[2], oif, tuple(steps), h)  # noqa: E731
         if d.to == "none":
             steps.append(Step("drop", f"no route to {pkt.dst}: ICMP destination unreachable"))
@@ -307,9 +327,31 @@ class Walker:
             h = Headers(L2(f.mac(f.router_netns, rt.ROUTER_OUT_DEV, "router"),
                            f.mac(f.outside_netns, "eth0", "outside world")), pkt.l3(), pkt.l4())
             return mk(d.dev, h), ("outside", "", "eth0", False), "delivered", ""
-        h = Headers(L2(f.mac(f.router_netns, rt.UNDERLAY_DEV, "router"), _eth(f, d.to_name)), pkt.l3(), pkt.l4())
+        h = Headers(L2(f.mac(f.router_netns, d.dev, "router"), _eth(f, d.to_name)), pkt.l3(), pkt.l4())
+        self.segment = f.rack_by_router_dev(d.dev) or f.rack_of(d.to_name)
         self.then = [("node", d.to_name, rt.UNDERLAY_DEV, False)]
         return mk(d.dev, h), ("underlay", d.to_name, "", False), "delivered", ""
+
+    def _router_outer(self, loc: Loc, pkt: Pkt, outer: Headers) -> tuple[Hop, Loc | None, str, str]:
+        """A VXLAN packet between racks: the router routes the outer IPv4 packet (it knows
+        the racks, not the pods) and leaves the inner one as it is."""
+        f = self.facts
+        o = outer.l3
+        d = rt.router_decision(f, o.dst, self.state)
+        steps = [Step("route", f"route lookup for the outer packet to {o.dst} (VXLAN UDP/{VXLAN_PORT}; "
+                               f"the inner packet is not looked at): {d.route}", d.data(o.src, o.dst) | {"outer": True})]
+        mk = lambda oif, h: Hop("router", "router", "", f.router_netns, loc[2], oif, tuple(steps), h)  # noqa: E731
+        if d.to != "node":
+            steps.append(Step("drop", f"no node {o.dst} on the router's segments: ICMP destination unreachable"))
+            return mk(None, None), None, "unreachable", f"the router cannot reach VTEP {o.dst}"
+        steps.append(Step("ttl", f"forwarded: outer TTL {o.ttl} -> {o.ttl - 1}"))
+        new_outer = Headers(L2(f.mac(f.router_netns, d.dev, "router"), _eth(f, d.to_name)),
+                            L3(o.family, o.src, o.dst, o.ttl - 1), outer.l4)
+        self.outer = None
+        h = Headers(self._last_l2(), pkt.l3(), pkt.l4(), new_outer, VXLAN_VNI)
+        self.segment = f.rack_by_router_dev(d.dev) or f.rack_of(d.to_name)
+        self.then = [("node", d.to_name, "pnvx", True)]
+        return mk(d.dev, h), ("underlay", d.to_name, "", True), "delivered", ""
 
     def _outside(self, loc: Loc, pkt: Pkt) -> tuple[Hop, Loc | None, str, str]:
         f = self.facts

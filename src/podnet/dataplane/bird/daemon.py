@@ -201,6 +201,29 @@ def parse_protocols(text: str, now: datetime | None = None) -> list[Session]:
     return out
 
 
+_ROUTE_HEAD = re.compile(r"^(?P<prefix>\S+)\s+\S+\s+\[(?P<proto>\S+)")
+
+
+def parse_route_all(text: str) -> dict[str, str]:
+    """`birdc show route for ADDR all` -> the best route's prefix, the protocol (the BGP
+    session) it came from and its BGP next hop (pure); {} when BIRD has none."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith(("Table ", "BIRD ", "Access ")) or not line.strip():
+            continue
+        m = _ROUTE_HEAD.match(line)
+        if m and not line[0].isspace():
+            if out:
+                break  # the first (best) route only
+            out = {"prefix": m["prefix"], "session": m["proto"]}
+            continue
+        s = line.strip()
+        if out and s.startswith("BGP.next_hop:"):
+            hops = s.split(":", 1)[1].split()
+            out["next_hop"] = hops[0] if hops else ""
+    return out
+
+
 def sessions(ctl: str | Path) -> list[Session]:
     cp = birdc(ctl, "show protocols all")
     if cp.returncode != 0:
