@@ -168,6 +168,16 @@ def _hop_checks(p: Path, i: int, hop: Hop, obs: Observation) -> list[Check]:
         masq = pt.masquerade
         out.append(Check(bool(masq) == want_snat, where, "SNAT",
                          "masquerade" if want_snat else "none", f"masquerade ({masq})" if masq else "none"))
+    before = p.hops[i - 1].headers if i > 0 else None
+    if _outer(hop) is not None and before is not None and before.outer is not None:
+        o = before.outer  # the wrapped packet as it reaches the router
+        f = pt.first
+        l3 = f"{o.l3.src} -> {o.l3.dst} ttl {o.l3.ttl} udp dport {o.l4.dport}"
+        got3 = f"{f.get('saddr', '?')} -> {f.get('daddr', '?')} ttl {f.get('ttl', '?')} udp dport {f.get('dport', '?')}"
+        l2, got2 = f"{o.l2.src} -> {o.l2.dst}", f"{f.get('ether saddr', '?')} -> {f.get('ether daddr', '?')}"
+        known = not any(m.startswith("<") for m in (o.l2.src, o.l2.dst))  # MACs read from the lab
+        out.append(Check(got3 == l3 and (got2 == l2 or not known), where, "VXLAN outer headers arriving",
+                         f"{l2} {l3}" if known else l3, f"{got2} {got3}" if known else got3))
     if hop.headers is not None and hop.kind == "outside":
         out.append(Check(pt.first.get("saddr") == hop.headers.l3.src, where, "source address seen",
                          hop.headers.l3.src, pt.first.get("saddr", "?")))
