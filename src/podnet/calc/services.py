@@ -143,6 +143,9 @@ def slices_by_service(slices: Iterable[EndpointSlice]) -> dict[tuple[str, str], 
     return out
 
 
+_NO_CONDITIONS: Mapping[str, object] = {}
+
+
 class EndpointSets(NamedTuple):
     """One service port's endpoints in one family, as kube-proxy categorises them."""
     cluster: tuple[EndpointAddr, ...]  # ready anywhere (topology: the hinted ones), else serving-terminating anywhere
@@ -153,6 +156,8 @@ class EndpointSets(NamedTuple):
 def _endpoints_for(sp: ServicePort, family: int, slices: Iterable[EndpointSlice],
                    node_name: str = "", zone: str = "") -> EndpointSets:
     want_type = "IPv4" if family == 4 else "IPv6"
+    af, v6 = (socket.AF_INET6, True) if family == 6 else (socket.AF_INET, False)
+    pton, ntop, new_addr = socket.inet_pton, socket.inet_ntop, tuple.__new__
     ready: set[EndpointAddr] = set()
     fallback: set[EndpointAddr] = set()
     hinted: dict[EndpointAddr, Hints] = {}
@@ -166,8 +171,10 @@ def _endpoints_for(sp: ServicePort, family: int, slices: Iterable[EndpointSlice]
             continue  # a bad port must not make the node's whole transaction fail
         # the raw dicts, not EndpointSlice.endpoints: same defaults, without building
         # a dataclass per endpoint (100k of them at 10k services)
+        # the hot loop of a full sync (10^5-10^6 endpoints): _norm and EndpointAddr's
+        # constructor inlined, each field read once
         for ep in s.raw.get("endpoints") or ():
-            cond = ep.get("conditions") or {}
+            cond = ep.get("conditions") or _NO_CONDITIONS
             ready_c = cond.get("ready")
             is_ready = True if ready_c is None else bool(ready_c)
             hints = None
@@ -183,15 +190,21 @@ def _endpoints_for(sp: ServicePort, family: int, slices: Iterable[EndpointSlice]
                 if not ((is_ready if serving_c is None else bool(serving_c)) and cond.get("terminating")):
                     continue
                 into = fallback
-            here = not node_name or ep.get("nodeName") == node_name
-            local = here or not ep.get("nodeName")
+            ep_node = ep.get("nodeName")
+            here = not node_name or ep_node == node_name
+            local = here or not ep_node
             for ip in ep.get("addresses") or ():
-                n = _norm(str(ip))
-                if n is not None and n[1] == family:
-                    addr = EndpointAddr(n[0], port, local, here)
-                    into.add(addr)
-                    if hints is not None:
-                        hinted[addr] = hints
+                ip = ip if type(ip) is str else str(ip)
+                if (":" in ip) is not v6:  # another family (as _norm tells them apart)
+                    continue
+                try:
+                    canon = ntop(af, pton(af, ip))
+                except (OSError, ValueError, TypeError):
+                    continue
+                addr = new_addr(EndpointAddr, (canon, port, local, here))
+                into.add(addr)
+                if hints is not None:
+                    hinted[addr] = hints
     # the fallback is decided separately for the Cluster and the Local set (kube-proxy's
     # CategorizeEndpoints): a ready endpoint elsewhere must not hide local terminating ones
     local = [ep for ep in ready if ep.here] or [ep for ep in fallback if ep.here]
