@@ -5,6 +5,7 @@ agents route); the pool `routed` is vxlanMode Never (BIRD routes it through the 
 Each trace's prediction must equal what the kernel did: no MISMATCH."""
 from __future__ import annotations
 
+import copy
 import json
 import secrets
 import subprocess
@@ -16,6 +17,8 @@ import pytest
 
 from lablib import Lab
 from needs import missing
+from podnet.api.objects import from_dict
+from podnet.apiserver.write import Writer
 from podnet.dataplane.bird.daemon import available
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -116,3 +119,25 @@ def test_never_with_bgp_through_the_router_on_birds_routes(racks: Lab):
     for where in ("request node n1", "request router", "reply node n2", "reply router"):
         bgp = checked(t, where, "BIRD's route") + checked(t, where, "kernel route")
         assert len(bgp) == 2 and all(c["ok"] for c in bgp), (where, bgp)
+
+
+def test_a_rack_in_an_as_of_its_own_over_ebgp(racks: Lab):
+    """AS per rack (Calico's Node spec.bgp.asNumber): n2, rack b's only node, moves to AS
+    65002. Its sessions come back as eBGP (with n1 and n3, and with the router, which takes
+    any AS but its own), and trace, predicting the AS path, agrees with BIRD's routes."""
+    def own_as(cur):
+        raw = copy.deepcopy(cur.raw)
+        raw.setdefault("spec", {})["bgp"] = {"asNumber": 65002}
+        return from_dict(raw)
+    s = racks.store()
+    try:
+        Writer(s).mutate("Node", "", "n2", own_as)
+    finally:
+        s.close()
+    t = trace(racks, "q1", f"q2:{PORT}")
+    route = next(s for s in hops(t)[1]["steps"] if s["kind"] == "route")
+    assert route["data"]["bgp"]["as_path"] == "65002", route
+    for where in ("request node n1", "request router", "reply node n2", "reply router"):
+        bird = checked(t, where, "BIRD's route")
+        assert len(bird) == 1 and bird[0]["ok"] and "AS path" in bird[0]["kernel"], (where, bird)
+    assert "AS path 64512" in checked(t, "reply node n2", "BIRD's route")[0]["kernel"]

@@ -129,6 +129,8 @@ def _node_spec(v: Any, path: str, errs: Errs) -> None:
     check_cidr(spec.get("podCIDR"), at(path, "podCIDR"), errs)
     for i, c in enumerate(check_list(spec.get("podCIDRs"), at(path, "podCIDRs"), errs)):
         check_cidr(c, at(at(path, "podCIDRs"), i), errs)
+    bgp = check_map(spec.get("bgp"), at(path, "bgp"), errs)  # Calico's: the node's own AS, reflector id
+    check_int(bgp.get("asNumber"), at(at(path, "bgp"), "asNumber"), errs, 1, validate_bgp.MAX_ASN)
 
 
 # ---- Pod, Deployment --------------------------------------------------------------------

@@ -6,6 +6,9 @@ its sessions, the prefixes it originates (its own blocks; Service ranges to peer
 the cluster) and the prefixes it accepts (inside podnet's pools only). Calico's semantics:
 
 - nodeToNodeMeshEnabled (default true): every node peers with every other node, per family.
+- A node's AS is its own `spec.bgp.asNumber` (Calico's Node field; "AS per rack" designs set
+  one per rack), else the BGPConfiguration's `asNumber`, else DEFAULT_ASN. Two nodes of
+  different ASes peer over eBGP; a reflector's clients are the nodes of its own AS only.
 - A BGPPeer applies to the node it names (`node`), the nodes its `nodeSelector` matches, or
   every node. `peerIP` + `asNumber` is one peer; `peerSelector` makes every matching node a
   peer (in the cluster's AS): route reflectors. A reflector (a Node with a cluster id) treats
@@ -83,6 +86,13 @@ def rr_cluster_id(node: Node) -> str:
     return str((bgp or {}).get("routeReflectorClusterID") or "")
 
 
+def node_asn(node: Node, default: int) -> int:
+    """The node's own AS (`spec.bgp.asNumber`), or `default` (the cluster's)."""
+    bgp = node.spec.get("bgp") if isinstance(node.spec.get("bgp"), dict) else {}
+    v = (bgp or {}).get("asNumber")
+    return v if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4294967295 else default
+
+
 def cluster_config(configs: Iterable[Resource]) -> dict[str, Any]:
     for c in configs:
         if c.name == CONFIG_NAME:
@@ -115,7 +125,8 @@ def plan_bgp(node_name: str, nodes: Iterable[Node], blocks: Iterable[Resource],
     if me is None:
         return None
     cfg = cluster_config(configs)
-    asn = int(cfg.get("asNumber") or DEFAULT_ASN)
+    cluster_asn = int(cfg.get("asNumber") or DEFAULT_ASN)
+    asn = node_asn(me, cluster_asn)
     mine = node_addrs(me)
     my_rr = rr_cluster_id(me)
     peers: dict[str, Peer] = {}
@@ -124,12 +135,13 @@ def plan_bgp(node_name: str, nodes: Iterable[Node], blocks: Iterable[Resource],
         if other.name == node_name:
             return
         o = node_addrs(other)
-        client = bool(my_rr) and not rr_cluster_id(other)
+        their = node_asn(other, cluster_asn)
+        client = bool(my_rr) and not rr_cluster_id(other) and their == asn  # reflection is iBGP's
         for ip, local in ((o.ip4, mine.ip4), (o.ip6, mine.ip6)):
             if ip and local and ip not in peers:
                 fam = ipaddress.ip_address(ip).version
                 far = same_subnet(mine.subnet(fam), o.subnet(fam)) is False
-                peers[ip] = Peer(f"pn_{what}_{_slug(other.name)}_{fam}", ip, asn, True, client, far)
+                peers[ip] = Peer(f"pn_{what}_{_slug(other.name)}_{fam}", ip, their, True, client, far)
 
     if cfg.get("nodeToNodeMeshEnabled", True) is not False:
         for other in sorted(by_name.values(), key=lambda n: n.name):

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Callable
 
 from podnet.api.objects import Resource, from_dict
-from podnet.calc.bgp import DEFAULT_ASN
 from podnet.dataplane.bird.conf import RouterPeering, render_router
 from podnet.dataplane.bird.daemon import Bird, birdc, sessions
 from podnet.lab import procs
@@ -59,7 +58,7 @@ def peering(spec: LabSpec) -> RouterPeering:
     if spec.dual_stack:
         ranges += [(spec.rack_router6(r), spec.rack_net6(r)) for r in range(spec.racks)]
         refuse += spec.underlays6 + [spec.outside6]
-    return RouterPeering(spec.router_ul4, ROUTER_ASN, DEFAULT_ASN, tuple(ranges), tuple(refuse))
+    return RouterPeering(spec.router_ul4, ROUTER_ASN, tuple(ranges), tuple(refuse))
 
 
 def start(spec: LabSpec, state: LabState, progress: Callable[[str], None]) -> int:

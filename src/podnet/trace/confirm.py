@@ -128,9 +128,13 @@ def _bgp_checks(p: Path, bgp_get: BgpGet) -> list[Check]:
             out.append(Check(got.get("proto") == "bird" and got.get("prefix") == b["prefix"], where,
                              f"kernel route for {st.data['dst']}", f"{b['prefix']} proto bird",
                              f"{got.get('prefix')} proto {got.get('proto')}"))
-            pred = f"next hop {b['next_hop']}" + (f" over session {b['session']}" if b["session"] else "")
-            ok = got.get("next_hop") == b["next_hop"] and (not b["session"] or got.get("session") == b["session"])
-            kern = f"next hop {got.get('next_hop')} over session {got.get('session')}"
+            path = b.get("as_path", "")
+            pred = f"next hop {b['next_hop']}" + (f" over session {b['session']}" if b["session"] else "") \
+                + f", AS path {path or '(empty: iBGP)'}"
+            ok = got.get("next_hop") == b["next_hop"] and (not b["session"] or got.get("session") == b["session"]) \
+                and got.get("as_path", "") == path
+            kern = f"next hop {got.get('next_hop')} over session {got.get('session')}, " \
+                f"AS path {got.get('as_path') or '(empty: iBGP)'}"
             out.append(Check(ok, where, f"BIRD's route {b['prefix']} (announced by {b['owner']})", pred, kern))
     return out
 

@@ -232,4 +232,5 @@ def bgp_route(ctl: str | None, netns: str, dst: str) -> dict[str, object]:
     if bc.returncode != 0:
         return {"error": f"birdc -s {ctl}: {(bc.stderr or bc.stdout).strip()}"}
     said = parse_route_all(bc.stdout)
-    return out | {"session": said.get("session", "(none)"), "next_hop": said.get("next_hop", "(none)")}
+    return out | {"session": said.get("session", "(none)"), "next_hop": said.get("next_hop", "(none)"),
+                  "as_path": said.get("as_path", "")}

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from podnet.api.defaults import ROUTE_PROTO
 from podnet.api.objects import Node, Pod
 from podnet.calc.model import ClusterState
-from podnet.calc.bgp import plan_bgp
+from podnet.calc.bgp import DEFAULT_ASN, cluster_config, node_asn, plan_bgp
 from podnet.calc.encap import DEFAULT_MODES, Crossing, crossing, pool_mode, same_subnet
 from podnet.calc.routes import VXLAN_DEV, Route, block_info, node_addrs, plan_routes
 from podnet.dataplane.net.podwire import GATEWAY_V4, GATEWAY_V6, host_ifname
@@ -36,6 +36,7 @@ class Bgp:
     next_hop: str
     session: str
     peer: str  # the node (or address) at the other end of that session
+    as_path: str = ""  # "" inside one AS (iBGP); the announcing node's AS over eBGP
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,8 @@ class Decision:
                                 "gateway": self.gateway}
         if self.bgp is not None:
             d["bgp"] = {"prefix": self.route.split()[0], "owner": self.bgp.owner,
-                        "next_hop": self.bgp.next_hop, "session": self.bgp.session, "peer": self.bgp.peer}
+                        "next_hop": self.bgp.next_hop, "session": self.bgp.session, "peer": self.bgp.peer,
+                        "as_path": self.bgp.as_path}
         return d
 
 
@@ -132,7 +134,9 @@ def bird_routes(state: ClusterState, facts: LabFacts, node: str) -> list[tuple[R
             [p for p in internal if p.family == fam and p.name.startswith("pn_rr_")]
         if not sess:
             return  # no session brings it: BIRD installs nothing
-        out.append((Route(dst, hop, "", owner), Bgp(owner, hop, sess[0].name, by_ip.get(sess[0].ip, sess[0].ip))))
+        path = str(sess[0].asn) if plan is not None and sess[0].asn != plan.asn else ""
+        out.append((Route(dst, hop, "", owner), Bgp(owner, hop, sess[0].name, by_ip.get(sess[0].ip, sess[0].ip),
+                                                     path)))
 
     for b in state.of_kind("IPAMBlock"):
         info = block_info(b)
@@ -149,7 +153,8 @@ def bird_routes(state: ClusterState, facts: LabFacts, node: str) -> list[tuple[R
 def _bgp_note(b: Bgp, via: str) -> str:
     frm = "" if b.peer == b.owner else f", learned from {b.peer}"
     hop = f", next hop {b.next_hop} resolved via the rack's router" if via != b.next_hop else ""
-    return f"  [learned over BGP: announced by {b.owner}{frm} (session {b.session}){hop}]"
+    ebgp = f", eBGP from AS {b.as_path}" if b.as_path else ""
+    return f"  [learned over BGP: announced by {b.owner}{frm} (session {b.session}{ebgp}){hop}]"
 
 
 def _route_text(r: Route) -> str:
@@ -234,7 +239,10 @@ def _router_bgp_route(state: ClusterState, facts: LabFacts,
         return None
     best = found[0]
     rack = facts.rack_of(best.node)
-    b = Bgp(best.node, best.gateway, "", best.node)
+    owner = state.get("Node", "", best.node)
+    cluster = int(cluster_config(state.of_kind("BGPConfiguration")).get("asNumber") or DEFAULT_ASN)
+    asn = node_asn(owner, cluster) if isinstance(owner, Node) else cluster
+    b = Bgp(best.node, best.gateway, "", best.node, str(asn))  # the router is in an AS of its own
     return Decision(f"{best.dst} via {best.gateway} dev {rack.router_dev} {BIRD_PROTO}"
                     f"  [learned over BGP: announced by {best.node}]", rack.router_dev, best.gateway,
                     "node", best.node, bgp=b)

@@ -217,6 +217,10 @@ CASES = [
     ("calico nodeSelector", make(POOL, lambda d: sp(d).update(nodeSelector="has(zone) && rack == 'r1'")), []),
     ("calico nodeSelector or", make(POOL, lambda d: sp(d).update(nodeSelector="has(a) || has(b)")),
      ['spec.nodeSelector: "has(a) || has(b)" is not a valid selector: \'||\' is not supported in a node selector']),
+    # a node's own AS (Calico's Node spec.bgp.asNumber, issue 21)
+    ("node AS", make(NODE, lambda d: sp(d).update(bgp={"asNumber": 65002})), []),
+    ("node AS range", make(NODE, lambda d: sp(d).update(bgp={"asNumber": 0})),
+     ["spec.bgp.asNumber: 0 is not in 1..4294967295"]),
     # endpoint slices
     ("slice address family", make(SLICE, lambda d: d["endpoints"][0].update(addresses=["fd00::1"])),
      ['endpoints[0].addresses[0]: "fd00::1" is not an IPv4 address']),

@@ -91,6 +91,38 @@ def test_route_reflector_peers_with_every_client_and_clients_only_with_it():
     assert not any(p.rr_client for p in p2.peers)
 
 
+def _with_asn(n: Node, asn: Any) -> Node:
+    d = n.to_dict()
+    d["spec"] = {**d.get("spec", {}), "bgp": {**(d.get("spec") or {}).get("bgp", {}), "asNumber": asn}}
+    out = from_dict(d)
+    assert isinstance(out, Node)
+    return out
+
+
+def test_a_node_of_its_own_as_peers_over_ebgp():
+    """Calico's Node spec.bgp.asNumber (AS per rack): n2 in AS 65002, the others in the
+    cluster's AS; sessions with n2 are eBGP on both ends; an unusable value is ignored."""
+    nodes = [NODES[0], _with_asn(NODES[1], 65002), NODES[2]]
+    p1, p2 = (plan_bgp(n, nodes, BLOCKS, POOLS, [], []) for n in ("n1", "n2"))
+    assert p1 is not None and p2 is not None
+    assert p1.asn == DEFAULT_ASN and p2.asn == 65002
+    assert {(p.ip, p.asn) for p in p1.peers if p.family == 4} == {("198.18.0.12", 65002), ("198.18.0.13", DEFAULT_ASN)}
+    assert {p.asn for p in p2.peers} == {DEFAULT_ASN} and all(p.internal for p in p2.peers)
+    cfg = obj("BGPConfiguration", "default", {"asNumber": 64600})
+    p3 = plan_bgp("n3", [NODES[0], _with_asn(NODES[1], "65002"), NODES[2]], BLOCKS, POOLS, [cfg], [])
+    assert p3 is not None and p3.asn == 64600 and {p.asn for p in p3.peers} == {64600}
+
+
+def test_a_reflector_reflects_only_to_nodes_of_its_own_as():
+    nodes = [node("n1", 1, {"route-reflector": "true"}, rr="1.0.0.1"), _with_asn(node("n2", 2), 65002), node("n3", 3)]
+    cfg = obj("BGPConfiguration", "default", {"nodeToNodeMeshEnabled": False})
+    rr = obj("BGPPeer", "to-rr", {"peerSelector": "route-reflector == 'true'"})
+    p1 = plan_bgp("n1", nodes, BLOCKS, POOLS, [cfg], [rr])
+    assert p1 is not None
+    assert {(p.ip, p.asn, p.rr_client) for p in p1.peers if p.family == 4} == {
+        ("198.18.0.12", 65002, False), ("198.18.0.13", DEFAULT_ASN, True)}
+
+
 def test_a_peer_address_that_is_a_node_is_a_cluster_peer():
     to_n3 = obj("BGPPeer", "to-n3", {"peerIP": "198.18.0.13", "asNumber": 64512})
     cfg = obj("BGPConfiguration", "default", {"nodeToNodeMeshEnabled": False})

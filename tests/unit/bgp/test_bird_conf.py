@@ -17,7 +17,7 @@ from podnet.calc.bgp import plan_bgp
 from podnet.dataplane.bird.conf import RouterPeering, render_node, render_router
 from podnet.dataplane.bird.daemon import BIRD_BIN, available, parse_protocols
 
-from test_bgp_plan import BLOCKS, NODES, POOLS, TOR, node, obj, pool
+from test_bgp_plan import BLOCKS, NODES, POOLS, TOR, _with_asn, node, obj, pool
 
 GOLDEN = GOLDEN_DIR / "bird"
 HERE = Path(__file__).parent
@@ -50,16 +50,19 @@ def _cases() -> dict[str, str]:
         "mesh-tor-services-n1": plan_bgp("n1", NODES, BLOCKS, pools, [services], [TOR]),
         "rr-reflector-n1": plan_bgp("n1", rr_nodes, BLOCKS, POOLS, [mesh_off], [to_rr]),
         "rr-client-n2": plan_bgp("n2", rr_nodes, BLOCKS, POOLS, [mesh_off], [to_rr]),
+        # AS per rack (Calico's Node spec.bgp.asNumber): n2, alone in rack b, in AS 65002
+        "as-per-rack-n1": plan_bgp("n1", [racks[0], _with_asn(racks[1], 65002), racks[2]], BLOCKS, xs_pools,
+                                   [], [TOR]),
     }
     out = {}
     for name, plan in plans.items():
         assert plan is not None
         out[name] = render_node(plan)
     out["router-racks"] = render_router(RouterPeering(
-        "198.18.0.1", 65000, 64512, (("198.18.0.1", "198.18.0.0/24"), ("198.18.1.1", "198.18.1.0/24")),
+        "198.18.0.1", 65000, (("198.18.0.1", "198.18.0.0/24"), ("198.18.1.1", "198.18.1.0/24")),
         ("198.18.0.0/24", "198.18.1.0/24", "203.0.113.0/24")))
     out["router"] = render_router(RouterPeering(
-        "198.18.0.1", 65000, 64512, (("198.18.0.1", "198.18.0.0/24"), ("fd00:198:18::1", "fd00:198:18::/64")),
+        "198.18.0.1", 65000, (("198.18.0.1", "198.18.0.0/24"), ("fd00:198:18::1", "fd00:198:18::/64")),
         ("198.18.0.0/24", "203.0.113.0/24", "fd00:198:18::/64", "fd00:203:113::/64")))
     return out
 
@@ -113,6 +116,16 @@ def test_racks_peers_in_another_rack_are_multihop_and_vxlan_pools_stay_out_of_th
     assert "export filter { if net ~ [ 10.246.0.0/16+ ] then reject; if source = RTS_BGP then accept;" in conf
     assert "learn;" not in CASES["mesh-n1"] and "10.246" not in CASES["mesh-n1"]
     assert "pn_nodes4_2" in CASES["router-racks"] and "neighbor range 198.18.1.0/24" in CASES["router-racks"]
+
+
+def test_as_per_rack_sessions_and_a_router_open_to_any_node_as():
+    conf = CASES["as-per-rack-n1"]
+    far = conf.split("protocol bgp pn_mesh_n2_4")[1].split("\n}\n")[0]
+    near = conf.split("protocol bgp pn_mesh_n3_4")[1].split("\n}\n")[0]
+    assert "local 198.18.0.11 as 64512;" in far and "neighbor 198.18.1.12 as 65002;" in far
+    assert "neighbor 198.18.0.13 as 64512;" in near
+    # the router takes any AS but its own, so a node's AS may change without reconfiguring it
+    assert "neighbor range 198.18.1.0/24 external;" in CASES["router-racks"]
 
 
 def test_graceful_restart_on_every_session_and_kernel_routes_kept_while_recovering():

@@ -8,6 +8,7 @@ import pytest
 
 import trace_racks_state as rk
 from golden_files import GOLDEN_DIR, check_golden
+from podnet.api.objects import from_dict
 from podnet.dataplane.bird.daemon import parse_route_all
 from podnet.trace import render
 from podnet.trace.confirm import compare
@@ -80,10 +81,29 @@ def test_never_with_bgp_goes_through_the_router_on_birds_routes():
     bgp = n1.step("route").data["bgp"]
     # n1 learned n2's block from n2 itself (the mesh), next hop n2, resolved via the rack's router
     assert bgp == {"prefix": "10.246.0.16/28", "owner": "n2", "next_hop": "198.18.1.12",
-                   "session": "pn_mesh_n2_4", "peer": "n2"}
+                   "session": "pn_mesh_n2_4", "peer": "n2", "as_path": ""}
     assert n1.step("route").data["gateway"] == "198.18.0.1"
     assert router.step("route").data["gateway"] == "198.18.1.12" and router.oif == "eth2"
     assert router.step("route").data["bgp"]["owner"] == "n2"
+    assert router.step("route").data["bgp"]["as_path"] == "64512"  # the router is in AS 65000: eBGP
+
+
+def test_a_node_in_an_as_of_its_own_is_learned_over_ebgp():
+    """AS per rack (Calico's Node spec.bgp.asNumber): n2 in AS 65002; n1 learns n2's block
+    over eBGP, its AS path 65002, and so does the router."""
+    st = rk.state()
+    n2 = st.get("Node", "", "n2")
+    d = n2.to_dict()
+    d["spec"] = {"bgp": {"asNumber": 65002}}
+    st.put(from_dict(d))
+    pod = find_pod(st, "default", "q1")
+    t = predict(st, rk.facts(), pod, resolve(st, "default", "10.246.0.18", 4, {}), 9090, "TCP", 4)
+    n1, router = t.request.hops[1], t.request.hops[3]
+    assert n1.step("route").data["bgp"]["as_path"] == "65002"
+    assert "(session pn_mesh_n2_4, eBGP from AS 65002)" in n1.step("route").text
+    assert router.step("route").data["bgp"]["as_path"] == "65002"
+    back = t.reply.hops[1].step("route").data["bgp"]  # n2 learns n1's block from AS 64512
+    assert back["as_path"] == "64512" and back["session"] == "pn_mesh_n1_4"
 
 
 def test_ipv6_inside_ipv4_vxlan_across_racks():
@@ -164,13 +184,13 @@ Table master4:
 
 def test_birds_route_read_and_held_against_the_prediction():
     assert parse_route_all(BIRD_SHOW) == {"prefix": "10.246.0.16/28", "session": "pn_mesh_n2_4",
-                                          "next_hop": "198.18.1.12"}
+                                          "next_hop": "198.18.1.12", "as_path": ""}
     assert parse_route_all("BIRD 2.0.12 ready.\nNetwork not found\n") == {}
     t = run("racks-bgp-never-other-rack", SPORT)
     said = {("pn-rk-n1", "10.246.0.18"): {"prefix": "10.246.0.16/28", "proto": "bird", "session": "pn_mesh_n2_4",
                                           "next_hop": "198.18.1.12"},
-            ("pn-rk-rt", "10.246.0.18"): {"prefix": "10.246.0.16/28", "proto": "bird", "session": "pn_nodes4_2",
-                                          "next_hop": "198.18.1.12"}}
+            ("pn-rk-rt", "10.246.0.18"): {"prefix": "10.246.0.16/28", "proto": "bird", "session": "dynbgp4",
+                                          "next_hop": "198.18.1.12", "as_path": "64512"}}
     checks = [c for c in compare(t, Observation(SPORT, "connected"), lambda *a: {"error": "-"}, set(),
                                  lambda ns, dst: said.get((ns, dst), {"error": "not asked"}))
               if c.where.startswith("request") and ("BGP" in c.what or "BIRD" in c.what or "kernel route" in c.what)]
@@ -184,5 +204,5 @@ def test_birds_route_read_and_held_against_the_prediction():
     assert bad == ["MISMATCH: request node n1: kernel route for 10.246.0.18: predicted 10.246.0.16/28 proto bird, "
                    "kernel 10.246.0.16/28 proto static — this is a podnet bug",
                    "MISMATCH: request node n1: BIRD's route 10.246.0.16/28 (announced by n2): predicted next hop "
-                   "198.18.1.12 over session pn_mesh_n2_4, kernel next hop 198.18.1.12 over session pn_rr_n3_4 — "
-                   "this is a podnet bug"]
+                   "198.18.1.12 over session pn_mesh_n2_4, AS path (empty: iBGP), kernel next hop 198.18.1.12 over "
+                   "session pn_rr_n3_4, AS path (empty: iBGP) — this is a podnet bug"]

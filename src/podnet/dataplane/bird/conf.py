@@ -113,10 +113,11 @@ def render_node(plan: BgpPlan) -> str:
 @dataclass(frozen=True)
 class RouterPeering:
     """The lab router as a top-of-rack: it accepts sessions from any address of the node
-    subnets (BIRD's dynamic `neighbor range`), so a new node peers without a config change."""
+    subnets (BIRD's dynamic `neighbor range`), so a new node peers without a config change,
+    and from any AS but its own (`external`: the nodes' AS is the cluster's, or each node's
+    own `spec.bgp.asNumber`, and may change without the router's configuration changing)."""
     router_id: str
     asn: int
-    node_asn: int
     ranges: tuple[tuple[str, str], ...]  # (router's own address, node subnet) per rack and family
     refuse: tuple[str, ...]  # networks a node may never announce (the underlay, the outside)
 
@@ -131,7 +132,7 @@ def render_router(r: RouterPeering) -> str:
         default = "0.0.0.0/0" if fam == 4 else "::/0"
         refuse = [p for p in r.refuse if ipaddress.ip_network(p).version == fam]
         out += (f"protocol bgp {name} {{\n    local {local} as {r.asn};\n"
-                f"    neighbor range {subnet} as {r.node_asn};\n    direct;\n" + TIMERS
+                f"    neighbor range {subnet} external;\n    direct;\n" + TIMERS
                 + f"    ipv{fam} {{\n        import filter {{\n"
                 f"            if net = {default} then reject;\n"
                 + (f"            if net ~ {_set(refuse)} then reject;\n" if refuse else "")

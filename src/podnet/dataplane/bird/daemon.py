@@ -206,7 +206,7 @@ _ROUTE_HEAD = re.compile(r"^(?P<prefix>\S+)\s+\S+\s+\[(?P<proto>\S+)")
 
 def parse_route_all(text: str) -> dict[str, str]:
     """`birdc show route for ADDR all` -> the best route's prefix, the protocol (the BGP
-    session) it came from and its BGP next hop (pure); {} when BIRD has none."""
+    session) it came from, its BGP next hop and AS path (pure); {} when BIRD has none."""
     out: dict[str, str] = {}
     for line in text.splitlines():
         if line.startswith(("Table ", "BIRD ", "Access ")) or not line.strip():
@@ -221,6 +221,8 @@ def parse_route_all(text: str) -> dict[str, str]:
         if out and s.startswith("BGP.next_hop:"):
             hops = s.split(":", 1)[1].split()
             out["next_hop"] = hops[0] if hops else ""
+        elif out and s.startswith("BGP.as_path:"):
+            out["as_path"] = s.split(":", 1)[1].strip()
     return out
 
 
