@@ -1,12 +1,15 @@
 """Racks (issue 21 §2): a lab of two L2 segments routed by the lab router, four nodes
-(n1, n3 in rack a: 198.18.0.0/24; n2, n4 in rack b: 198.18.1.0/24), dual stack. Two labs,
-one per module fixture: `--encap crosssubnet` (VXLAN only between racks, the agents route)
-and `--routing bgp` with vxlanMode Never (no encapsulation; BIRD routes, the router is
-every rack's ToR). What crosses the underlay is counted on the wire: nftables counters on
-the underlay's bridges (the lab's own namespace), per kind of frame.
+(n1, n3 in rack a: 198.18.0.0/24; n2, n4 in rack b: 198.18.1.0/24), dual stack. Three labs,
+one per class fixture: `--encap crosssubnet` (VXLAN only between racks, the agents route),
+`--routing bgp` with vxlanMode Never (no encapsulation; BIRD routes, the router is every
+rack's ToR), and both (CrossSubnet pools the agents route, a Never pool BIRD routes; there
+`podnet trace` across and within racks must agree with real packets, issue 21 §3). What
+crosses the underlay is counted on the wire: nftables counters on the underlay's bridges
+(the lab's own namespace), per kind of frame.
 """
 from __future__ import annotations
 
+import copy
 import ipaddress
 import json
 import os
@@ -23,6 +26,8 @@ import pytest
 from lablib import Lab, all_pairs, manifests
 from needs import missing
 from podnet.api.defaults import ROUTE_PROTO
+from podnet.api.objects import from_dict
+from podnet.apiserver.write import Writer
 from podnet.dataplane.bird.conf import GR_TIME
 from podnet.dataplane.bird.daemon import available
 from podnet.lab import procs
@@ -154,6 +159,37 @@ def _holds(cidr: str, ip: str) -> bool:
     return ipaddress.ip_address(ip) in ipaddress.ip_network(cidr)
 
 
+def _within(dst: str, pool: str) -> bool:
+    net, p = ipaddress.ip_network(dst), ipaddress.ip_network(pool)
+    return net.version == p.version and net.subnet_of(p)
+
+
+def trace(lab: Lab, src: str, dst: str, *args: str, timeout: float = 30.0) -> dict:
+    """The trace, once prediction and kernel agree (routes settle: BIRD's sessions come up
+    and the agents publish their subnets within seconds of the pods); the last one's
+    mismatches otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        cp = lab.podnet("trace", "--lab", lab.name, src, dst, *args, "-o", "json", check=False)
+        assert cp.returncode in (0, 3), cp.stdout + cp.stderr
+        t = json.loads(cp.stdout)
+        bad = [c["line"] for c in t["confirmation"]["checks"] if not c["ok"]]
+        if t["confirmation"]["ok"] and not bad:
+            return t
+        if time.monotonic() > deadline:
+            routes = subprocess.run(["ip", "-n", f"pn-{lab.name}-n1", "route"], capture_output=True, text=True).stdout
+            pytest.fail("\n".join(bad) + f"\nn1's routes:\n{routes}")
+        time.sleep(1.0)
+
+
+def hops(t: dict, direction: str = "request") -> list[dict]:
+    return t[direction]["hops"]
+
+
+def checked(t: dict, where: str, what: str) -> list[dict]:
+    return [c for c in t["confirmation"]["checks"] if c["where"] == where and c["what"].startswith(what)]
+
+
 class TestCrossSubnet:
     """--encap crosssubnet: the agents route, VXLAN between racks only."""
 
@@ -271,24 +307,54 @@ def _n2_sessions(lab: Lab) -> str:
     return cp.stdout
 
 
+# Beside the CrossSubnet pools, a pool BIRD routes (vxlanMode Never), its pods in their own
+# namespace (the tests above count the default namespace's): q1 on n1 (rack a), q2 on n2 (b).
+ANNOTATION = "annotations: {podnet.io/ipAddrs: '[\"%s\"]'}"
+ROUTED = """apiVersion: v1
+kind: Namespace
+metadata: {name: routed}
+---
+apiVersion: podnet.io/v1
+kind: IPPool
+metadata: {name: routed}
+spec: {cidr: 10.246.0.0/24, blockSize: 28, natOutgoing: true, vxlanMode: Never}
+""" + "".join(f"""---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  namespace: routed
+  {ANNOTATION % ip}
+spec:
+  nodeName: {node}
+  containers:
+  - {{name: srv, image: podnet/serve, ports: [{{containerPort: {PORT}}}]}}
+""" for name, node, ip in (("q1", "n1", "10.246.0.5"), ("q2", "n2", "10.246.0.21")))
+CROSSSUBNET_POOLS = ("10.244.0.0/16", "fd00:10:244::/56")
+
+
 @pytest.fixture(scope="class")
 def bgpxs(lab_home: Path) -> Iterator[Lab]:
     why = available()
     if why:
         missing(why)
-    yield from _lab(lab_home, "racksc", "--routing", "bgp", "--encap", "crosssubnet")
+    for lab in _lab(lab_home, "racksc", "--routing", "bgp", "--encap", "crosssubnet"):
+        lab.podnet("apply", "-f", "-", input=ROUTED)
+        yield lab
 
 
 class TestBgpCrossSubnet:
     """--routing bgp with CrossSubnet pools: the agents route the pools (VXLAN between
     racks, direct in a rack) as Calico's Felix routes VXLAN pools, and BIRD, which still
-    announces the blocks, installs none of them."""
+    announces the blocks, installs none of them. A Never pool beside them is BIRD's.
+    `podnet trace` across the racks (issue 21 §3), confirmed by real packets, on all three."""
 
     def test_the_agents_route_encapsulating_pools_and_bird_installs_none(self, bgpxs: Lab):
         wait_all_pairs(bgpxs, timeout=40.0)
         n1 = f"pn-{bgpxs.name}-n1"
         for fam in (4, 6):
-            assert not [r for r in routes_in(n1, fam) if r.get("protocol") == "bird"], fam
+            assert not [r for r in routes_in(n1, fam) if r.get("protocol") == "bird"
+                        and any(_within(r["dst"], pool) for pool in CROSSSUBNET_POOLS)], fam
             ours = {r["dst"]: r.get("dev") for r in routes_in(n1, fam) if r.get("protocol") == str(ROUTE_PROTO)}
             devs = {p.name: next(dev for dst, dev in ours.items() if _holds(dst, ips(bgpxs)[p.name][fam]))
                     for p in bgpxs.pods("default") if p.name != "p1"}
@@ -297,3 +363,61 @@ class TestBgpCrossSubnet:
         assert blocks_of(bgpxs, "n2") <= bird_dsts(f"pn-{bgpxs.name}-rt")
         cross = wire_delta(bgpxs, "p1", "p2", 4)
         assert cross["wrapped"] >= 20 and cross["plain4"] == 0, cross
+
+    @pytest.mark.parametrize("family", [4, 6])
+    def test_crosssubnet_across_racks_wrapped_through_the_router(self, bgpxs: Lab, family: int):
+        t = trace(bgpxs, "p1", f"p2:{PORT}", *(["-6"] if family == 6 else []))
+        assert [h["kind"] for h in hops(t)] == ["pod", "node", "underlay", "router", "underlay", "node", "pod"]
+        router = hops(t)[3]
+        outer = router["headers"]["outer"]
+        assert outer["l3"]["family"] == 4 and outer["l4"]["dport"] == 4789 and outer["l3"]["ttl"] == 63
+        assert router["headers"]["l3"]["family"] == family
+        # the kernel saw the wrapped packet at the router (marked by the inner port) and routed
+        # its outer header as predicted, both ways
+        for d in ("request", "reply"):
+            seen = checked(t, f"{d} router", "packet seen") + checked(t, f"{d} router", "leaves by") + \
+                checked(t, f"{d} router", "ip route get")
+            assert len(seen) == 3 and all(c["ok"] for c in seen), seen
+        assert hops(t)[5]["iif"] == "pnvx"
+
+
+    def test_same_rack_bare(self, bgpxs: Lab):
+        t = trace(bgpxs, "p1", f"p3:{PORT}")
+        assert [h["kind"] for h in hops(t)] == ["pod", "node", "underlay", "node", "pod"]
+        assert hops(t)[1]["oif"] == "eth0" and hops(t)[1]["headers"]["outer"] is None
+
+
+    def test_never_with_bgp_through_the_router_on_birds_routes(self, bgpxs: Lab):
+        t = trace(bgpxs, "-n", "routed", "q1", f"q2:{PORT}")
+        kinds = [h["kind"] for h in hops(t)]
+        assert kinds == ["pod", "node", "underlay", "router", "underlay", "node", "pod"]
+        assert all(h["headers"] is None or h["headers"]["outer"] is None for h in hops(t))
+        route = next(s for s in hops(t)[1]["steps"] if s["kind"] == "route")
+        assert route["data"]["bgp"]["session"] == "pn_mesh_n2_4" and "proto bird" in route["data"]["route"]
+        # the kernel's route is BIRD's and BIRD learned it over that session from n2, next hop n2;
+        # the router's too (learned from n2)
+        for where in ("request node n1", "request router", "reply node n2", "reply router"):
+            bgp = checked(t, where, "BIRD's route") + checked(t, where, "kernel route")
+            assert len(bgp) == 2 and all(c["ok"] for c in bgp), (where, bgp)
+
+
+    def test_a_rack_in_an_as_of_its_own_over_ebgp(self, bgpxs: Lab):
+        """AS per rack (Calico's Node spec.bgp.asNumber): n2, rack b's only node, moves to AS
+        65002. Its sessions come back as eBGP (with n1 and n3, and with the router, which takes
+        any AS but its own), and trace, predicting the AS path, agrees with BIRD's routes."""
+        def own_as(cur):
+            raw = copy.deepcopy(cur.raw)
+            raw.setdefault("spec", {})["bgp"] = {"asNumber": 65002}
+            return from_dict(raw)
+        s = bgpxs.store()
+        try:
+            Writer(s).mutate("Node", "", "n2", own_as)
+        finally:
+            s.close()
+        t = trace(bgpxs, "-n", "routed", "q1", f"q2:{PORT}")
+        route = next(s for s in hops(t)[1]["steps"] if s["kind"] == "route")
+        assert route["data"]["bgp"]["as_path"] == "65002", route
+        for where in ("request node n1", "request router", "reply node n2", "reply router"):
+            bird = checked(t, where, "BIRD's route")
+            assert len(bird) == 1 and bird[0]["ok"] and "AS path" in bird[0]["kernel"], (where, bird)
+        assert "AS path 64512" in checked(t, "reply node n2", "BIRD's route")[0]["kernel"]
