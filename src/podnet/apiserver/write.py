@@ -9,7 +9,7 @@ Forbidden, BadRequest) and the datastore's NotFound / AlreadyExists / Conflict.
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 from podnet.api.crds import check_object
 from podnet.api.objects import INTERNAL_KINDS, Resource, from_dict, is_namespaced
@@ -21,6 +21,9 @@ from podnet.apiserver.errors import Forbidden, GaveUp, Invalid
 from podnet.datastore.interface import AlreadyExists, Conflict, Datastore, NotFound
 from podnet.datastore.util import RetriesExhausted, update_with_retry
 
+if TYPE_CHECKING:
+    from podnet.datastore.kubernetes import KubernetesDatastore
+
 ATTEMPTS = 20
 
 
@@ -29,6 +32,10 @@ class Writer:
 
     def __init__(self, store: Datastore):
         self.store = store
+        # A store that is itself an API server (the Kubernetes datastore) admits, allocates
+        # and cascades on its side; doing it here as well would allocate twice, and against
+        # a real kube-apiserver into podnet's own allocation kinds (issue 15).
+        self.server = cast("KubernetesDatastore", store) if getattr(store, "serves_admission", False) else None
 
     # ---- create / update ----------------------------------------------------------------
     def create(self, obj: Resource) -> Resource:
@@ -36,6 +43,8 @@ class Writer:
         if obj.kind in INTERNAL_KINDS:
             return self.store.create(self._custom(obj))
         self._validate(obj)
+        if self.server is not None:
+            return self.server.create(obj)
         self._namespace_exists(obj)
         new = self._admit(_first_generation(obj))
         try:
@@ -95,6 +104,8 @@ class Writer:
         if new.kind in INTERNAL_KINDS:
             return self.store.update(self._custom(_keep_identity(new, live)), revision=live.resource_version)
         self._validate(new)
+        if self.server is not None:
+            return self.server.update(_keep_identity(new, live), revision=live.resource_version)
         check_immutable(live, new)
         admitted = self._admit(_keep_identity(new, live))
         return self.store.update(admitted, revision=live.resource_version)
@@ -134,7 +145,12 @@ class Writer:
         """Put the store back as it was before `outcome` (a later object of the same
         apply failed)."""
         after = outcome.after
-        if outcome.action == "created":
+        if outcome.action == "created" and self.server is not None:
+            try:
+                self.server.delete_object(after.kind, after.namespace, after.name, grace_period=0)
+            except NotFound:
+                pass
+        elif outcome.action == "created":
             try:
                 gone = self.store.delete(after.kind, after.namespace, after.name)
             except NotFound:
@@ -153,6 +169,8 @@ class Writer:
                propagation: str = "Background", grace_period: int | None = None) -> Resource:
         """Delete with cascade (see deleting.py); a scheduled Pod is only marked terminating
         unless `grace_period` is 0. Raises NotFound, Conflict, Forbidden, BadRequest."""
+        if self.server is not None:
+            return self.server.delete_object(kind, namespace, name, revision, propagation, grace_period)
         return deleting.delete_object(self.store, kind, namespace, name, revision, propagation,
                                       grace_period)
 

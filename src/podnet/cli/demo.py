@@ -49,10 +49,12 @@ def dig_short_answer(cp: subprocess.CompletedProcess[str]) -> list[str]:
 
 
 class Demo:
-    def __init__(self, console: Console, lab: str, examples: Path, routing: str = "static"):
+    def __init__(self, console: Console, lab: str, examples: Path, routing: str = "static",
+                 datastore: str = "sqlite"):
         self.con = console
         self.lab = lab
         self.routing = routing  # "bgp": the lab router learns the pods' blocks (demo_bgp.py)
+        self.datastore = datastore  # "kubernetes": every lab process talks only to the API server
         self.examples = examples
         self.failures: list[str] = []
         self.t0 = time.monotonic()
@@ -105,9 +107,11 @@ class Demo:
     # ---- the steps --------------------------------------------------------------------
     def build(self) -> None:
         self.con.rule("[bold]Building a 2-node dual-stack lab"
-                      + (", routed with BGP[/]" if self.routing == "bgp" else "[/]"))
+                      + (", routed with BGP" if self.routing == "bgp" else "")
+                      + (f", on the {self.datastore} datastore" if self.datastore != "sqlite" else "") + "[/]")
         cp = subprocess.run(self.podnet + ["up", "--name", self.lab, "--nodes", "2", "--dual-stack",
-                                           "--routing", self.routing], env=self.env, text=True)
+                                           "--routing", self.routing, "--datastore", self.datastore],
+                            env=self.env, text=True)
         if cp.returncode != 0:
             raise UserError("podnet up failed (see above)")
         for f in ("00-namespaces.yaml", "10-ippools.yaml", "20-web.yaml", "30-clients.yaml"):
@@ -331,7 +335,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not examples.is_dir():
         raise UserError(f"examples directory {examples} not found (give --examples DIR)")
     demo = Demo(Console(highlight=False, width=shutil.get_terminal_size((120, 40)).columns),
-                args.name, examples, args.routing)
+                args.name, examples, args.routing, args.datastore_kind)
     existing = subprocess.run(demo.podnet + ["down", "--name", args.name, "--force"],
                               capture_output=True, text=True, env=demo.env)
     if existing.returncode == 0 and "down" in existing.stdout:
@@ -360,5 +364,8 @@ def register(sub: Any) -> None:
     p.add_argument("--routing", choices=("static", "bgp"), default="static",
                    help="bgp: a lab routed with BIRD, and a last step showing the router learning "
                         "a node's block and the outside reaching a pod without NAT")
+    p.add_argument("--datastore", dest="datastore_kind", choices=("sqlite", "etcd", "kubernetes"),
+                   default="sqlite", help="the lab's datastore (kubernetes: every lab process talks "
+                                          "only to the lab's API server, as in a real cluster)")
     p.set_defaults(func=cmd_demo)
 

@@ -77,6 +77,11 @@ def _client_config(url: str) -> Any:
 
 
 class KubernetesDatastore:
+    # The API server behind this store validates, admits (ClusterIPs, NodePorts, defaults)
+    # and cascades deletes on its side, as kube-apiserver does: apiserver.write.Writer
+    # passes writes through instead of admitting them a second time here (issue 15).
+    serves_admission = True
+
     def __init__(self, url: str) -> None:
         from kubernetes import client
         self.url = url
@@ -214,10 +219,18 @@ class KubernetesDatastore:
                                     content_type=types[patch_type]), kk)
 
     def delete(self, kind: str, namespace: str, name: str, revision: int | None = None) -> Resource:
+        return self.delete_object(kind, namespace, name, revision, propagation="Orphan", grace_period=0)
+
+    def delete_object(self, kind: str, namespace: str, name: str, revision: int | None = None,
+                      propagation: str = "Background", grace_period: int | None = None) -> Resource:
+        """Beyond the interface: DELETE as a user's client sends it, the server doing the
+        rest (dependents by `propagation`, a Pod with a grace period only marked
+        terminating and returned so; `grace_period` None = the object's own)."""
         kk = _kind(kind)
         ns = norm_namespace(kind, namespace)
-        opts: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions",
-                                "propagationPolicy": "Orphan", "gracePeriodSeconds": 0}
+        opts: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
+        if grace_period is not None:
+            opts["gracePeriodSeconds"] = grace_period
         if revision:
             opts["preconditions"] = {"resourceVersion": str(revision)}
         out = self._call("DELETE", kk.path(ns, name), opts)

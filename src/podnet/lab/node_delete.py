@@ -12,7 +12,6 @@ other node routes to it any more.
 """
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -21,7 +20,8 @@ from typing import Callable
 
 from podnet.api.objects import Pod
 from podnet.apiserver.write import Writer
-from podnet.dataplane.net.netns import run
+from podnet.dataplane.net.links import ip_json
+from podnet.dataplane.net.netns import CommandError
 from podnet.datastore.interface import Datastore, NotFound
 from podnet.ipam.node_release import NodeRelease, release_node
 from podnet.lab import network, procs, tor
@@ -119,8 +119,11 @@ def routes_via(spec: LabSpec, node: NodeSpec) -> list[str]:
     out = []
     for ns in [n.netns for n in spec.nodes if n != node] + [spec.router_netns]:
         for fam in ("-4", "-6"):
-            cp = run(ns, ["ip", "-j", fam, "route", "show"], check=False)
-            for r in json.loads(cp.stdout) if cp.returncode == 0 and cp.stdout.strip() else []:
+            try:
+                routes = ip_json(ns, fam, "route", "show")
+            except CommandError:
+                continue
+            for r in routes:
                 hops = [r.get("gateway")] + [h.get("gateway") for h in r.get("nexthops") or []]
                 if set(hops) & set(node.ips):
                     out.append(f"{ns}: {r.get('dst')} via {node.name}")

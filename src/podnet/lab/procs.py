@@ -177,13 +177,17 @@ def stop_recorded(state: LabState, order: Sequence[str] = ()) -> list[str]:
                 batch.append(pid)
             stopped.append(n)
     stop(batch)
+    _forget(state, names)
+    return stopped
+
+
+def _forget(state: LabState, names: Sequence[str]) -> None:
     for n in names:
         state.forget_pid(n)
         try:
             state.path("pids", f"{n}.start").unlink()
         except FileNotFoundError:
             pass
-    return stopped
 
 
 def stop_named(state: LabState, names: Sequence[str]) -> list[str]:
@@ -192,10 +196,5 @@ def stop_named(state: LabState, names: Sequence[str]) -> list[str]:
     pids = state.pids()
     running = [n for n in names if n in pids and recorded_pid_matches(state, n, pids[n]) and alive(pids[n])]
     stop([pids[n] for n in running])
-    for n in names:
-        state.forget_pid(n)
-        try:
-            state.path("pids", f"{n}.start").unlink()
-        except FileNotFoundError:
-            pass
+    _forget(state, names)
     return running
