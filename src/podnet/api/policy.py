@@ -15,7 +15,10 @@ STAGED_ANNOTATION = "podnet.io/staged"
 
 
 def is_staged(obj: Resource) -> bool:
-    return obj.annotations.get(STAGED_ANNOTATION) == "true"
+    # the one annotation read directly (`annotations` copies them all: this runs for every
+    # policy on every sync)
+    v = (obj.metadata.get("annotations") or {}).get(STAGED_ANNOTATION)
+    return v is not None and str(v) == "true"
 
 
 # ---- NetworkPolicy --------------------------------------------------------------------

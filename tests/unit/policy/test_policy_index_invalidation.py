@@ -80,3 +80,22 @@ def test_a_carried_index_answers_as_a_fresh_one(c0, p0, batches):
         assert local == _local_ids(fresh)
         for q in _questions(state):
             assert _ask(idx, local, q) == _ask(fresh, local, q), (q, batch)
+
+
+_LABEL_MAPS = st.dictionaries(st.sampled_from(("pod", "ns", "extra", "team")), st.sampled_from(("a", "b", "y", "1")),
+                              max_size=3)
+_SELECTORS = st.builds(lambda ml, key, op, vals: LabelSelector.from_dict(
+    {"matchLabels": ml, "matchExpressions": [{"key": key, "operator": op, "values": vals}]
+     if op in ("Exists", "DoesNotExist") or vals else []}),
+    _LABEL_MAPS, st.sampled_from(("pod", "ns", "extra", "team")),
+    st.sampled_from(("In", "NotIn", "Exists", "DoesNotExist")), st.lists(st.sampled_from(("a", "b", "1")), max_size=2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_SELECTORS, _LABEL_MAPS, _LABEL_MAPS)
+def test_a_selector_reading_no_changed_key_decides_the_same(sel, old, new):
+    """What the planners' key filter (sync.read_keys, cluster_sync) rests on."""
+    from podnet.calc.policy.sync import changed_keys, selector_keys
+    if selector_keys(sel).isdisjoint(changed_keys([(old, new)])):
+        assert sel.matches(old) == sel.matches(new)
+    assert changed_keys([(old, new)]) == frozenset(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))

@@ -23,6 +23,7 @@ from podnet.api.selector import LabelSelector
 from podnet.calc.model import ClusterState
 from podnet.calc.policy.index import PodInfo, pod_info
 from podnet.calc.policy.match import EGRESS, INGRESS, NS_NAME_LABEL, ip_in_block, is_policy_pod, namespace_labels
+from podnet.calc.policy.sync import changed_keys, selector_keys
 from podnet.calc.policy.tiers import rules_in, subject_of
 
 
@@ -73,10 +74,54 @@ def plan_cluster(state: ClusterState, changed: set[ObjectKey],
         return plan
     ns_of = {i.ns: namespace_labels(state, i.ns) for i in pods}
     ns_of.update((n.ns, namespace_labels(state, n.ns)) for _, n in relabels)
+    # Only relabels (of pods or namespaces): a policy none of whose selectors reads a
+    # changed label key picks the same pods (sync.changed_keys), so it is not evaluated.
+    only_labels = not pods and not nodes
+    pod_keys = changed_keys((o.labels, n.labels) for o, n in relabels)
+    ns_keys = changed_keys(ns_pairs)
     for cnp in state.cluster_policies:
-        if cnp.name not in plan.recompile and _affected(cnp, pods, relabels, ns_pairs, ns_of, nodes):
+        if cnp.name in plan.recompile:
+            continue
+        if only_labels:
+            keys = _read_keys(cnp)
+            if keys is not None and pod_keys.isdisjoint(keys[0]) and ns_keys.isdisjoint(keys[1]):
+                continue
+        if _affected(cnp, pods, relabels, ns_pairs, ns_of, nodes):
             plan.recompile.add(cnp.name)
     return plan
+
+
+_KEYS: dict[int, tuple[ClusterNetworkPolicy, tuple[frozenset[str], frozenset[str]] | None]] = {}
+
+
+def _read_keys(cnp: ClusterNetworkPolicy) -> tuple[frozenset[str], frozenset[str]] | None:
+    """The pod and the namespace label keys that _affected's relabel checks read (peers'
+    selectors; the subject's, with ingress named ports); None for a malformed policy
+    (always evaluated). Memoised per object."""
+    hit = _KEYS.get(id(cnp))
+    if hit is not None and hit[0] is cnp:
+        return hit[1]
+    if len(_KEYS) > 100_000:
+        _KEYS.clear()
+    out: tuple[frozenset[str], frozenset[str]] | None
+    try:
+        subject = subject_of(cnp)
+        pk: set[str] = set()
+        nk: set[str] = set()
+        for direction in (INGRESS, EGRESS):
+            for cr in rules_in(cnp, direction):
+                if direction == INGRESS and any(isinstance(pp.port, str) for pp in cr.rule.ports or ()):
+                    nk |= selector_keys(subject[0])
+                    pk |= selector_keys(subject[1])
+                for pe in cr.rule.peers or ():
+                    if pe.ip_block is None:
+                        pk |= selector_keys(pe.pod_selector)
+                        nk |= selector_keys(pe.namespace_selector)
+        out = (frozenset(pk), frozenset(nk))
+    except (TypeError, ValueError, AttributeError, KeyError):
+        out = None
+    _KEYS[id(cnp)] = (cnp, out)
+    return out
 
 
 def _selects(sel: tuple[LabelSelector, LabelSelector], i: PodInfo, ns_of: dict[str, dict[str, str]]) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from podnet.api.objects import ObjectKey, Pod, PolicyPeer, Resource
+from podnet.api.selector import LabelSelector
 from podnet.calc.model import ClusterState
 from podnet.calc.policy.predicate import (EGRESS, INGRESS, NS_NAME_LABEL, ip_in_block, is_policy_pod,
                                 namespace_labels)
@@ -49,12 +50,65 @@ def affected_chains(state: ClusterState, changed: set[ObjectKey],
     infos = [pod_info(p) for p in pods if is_policy_pod(p)]
     pod_ns = {i.ns: namespace_labels(state, i.ns) for i in infos}
     pod_ns.update((n.ns, namespace_labels(state, n.ns)) for _, n in relabels)
+    # A relabel can change only what a selector reading one of the changed label keys
+    # picks: the policies whose selectors read none are skipped without evaluating them.
+    pod_keys = changed_keys((o.labels, n.labels) for o, n in relabels)
+    ns_keys = changed_keys(ns_pairs)
     for np in state.policies:
         pi = policy_info(np)
+        keys = read_keys(pi)
         for direction in pi.types:
             if (_touched(pi, direction, infos, pod_ns)
-                    or _pick_changed(pi, direction, relabels, pod_ns, ns_pairs)):
+                    or ((not pod_keys.isdisjoint(keys[direction][0]) or not ns_keys.isdisjoint(keys[direction][1]))
+                        and _pick_changed(pi, direction, relabels, pod_ns, ns_pairs))):
                 out.add(f"{pi.ns}/{pi.name}/{direction}")
+    return out
+
+
+_ABSENT = object()
+
+
+def changed_keys(pairs) -> frozenset[str]:
+    """The label keys whose value (or presence) differs between the old and new labels of
+    each pair: a selector reading none of them decides the same for both."""
+    out: set[str] = set()
+    for a, b in pairs:
+        out.update(k for k in a.keys() | b.keys() if a.get(k, _ABSENT) != b.get(k, _ABSENT))
+    return frozenset(out)
+
+
+def selector_keys(sel: LabelSelector | None) -> frozenset[str]:
+    """The label keys a selector reads (none: it decides the same for any labels)."""
+    if sel is None or sel.selects_nothing:
+        return frozenset()
+    return frozenset(r.key for r in sel.requirements)
+
+
+_KEYS: dict[int, tuple[PolicyInfo, dict[str, tuple[frozenset[str], frozenset[str]]]]] = {}
+
+
+def read_keys(pi: PolicyInfo) -> dict[str, tuple[frozenset[str], frozenset[str]]]:
+    """Per direction, the pod label keys and the namespace label keys that a relabel check
+    of the policy (_pick_changed) reads: its peers' podSelectors (and, with ingress named
+    ports, its own podSelector) and its peers' namespaceSelectors. Memoised per policy."""
+    hit = _KEYS.get(id(pi))
+    if hit is not None and hit[0] is pi:
+        return hit[1]
+    if len(_KEYS) > 200_000:
+        _KEYS.clear()
+    out: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+    for direction in (INGRESS, EGRESS):
+        pk: set[str] = set()
+        nk: set[str] = set()
+        for r in pi.rules[direction]:
+            if direction == INGRESS and any(isinstance(pp.port, str) for pp in r.ports or ()):
+                pk |= selector_keys(pi.selector)
+            for pe in r.peers or ():
+                if pe.ip_block is None:
+                    pk |= selector_keys(pe.pod_selector)
+                nk |= selector_keys(pe.namespace_selector)
+        out[direction] = (frozenset(pk), frozenset(nk))
+    _KEYS[id(pi)] = (pi, out)
     return out
 
 

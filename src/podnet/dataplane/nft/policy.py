@@ -106,93 +106,179 @@ def chain_name(kind: str, ns: str, name: str, direction: str) -> str:
 PodFragment = tuple[dict[str, tuple[str, ...]], list[tuple[str, str]], tuple[tuple[str, str, tuple[str, ...]], ...]]
 
 
+class _Sum:
+    """The union of fragments (NftModel) as the table holds it, kept by reference counts so
+    that a sync adds and removes only the fragments that changed: sets and chains shared by
+    several fragments (peer sets named by selectors, content-named sets, `default/` chains)
+    stay while one fragment still has them, with the content of the last one added."""
+
+    def __init__(self) -> None:
+        self.sets: dict[str, tuple[str, frozenset[str]]] = {}
+        self.chains: dict[str, tuple[str, ...]] = {}
+        self.counters: dict[str, int] = {}
+        self._sets_n: dict[str, int] = {}
+        self._chains_n: dict[str, int] = {}
+
+    def add(self, frag: NftModel) -> None:
+        for name, v in frag.sets.items():
+            self.sets[name] = v
+            self._sets_n[name] = self._sets_n.get(name, 0) + 1
+        self.add_chains(frag.chains)
+        for c in frag.counters:
+            self.counters[c] = self.counters.get(c, 0) + 1
+
+    def remove(self, frag: NftModel) -> None:
+        for name in frag.sets:
+            if self._sets_n[name] == 1:
+                del self._sets_n[name], self.sets[name]
+            else:
+                self._sets_n[name] -= 1
+        self.remove_chains(frag.chains)
+        for c in frag.counters:
+            if self.counters[c] == 1:
+                del self.counters[c]
+            else:
+                self.counters[c] -= 1
+
+    def add_chains(self, chains: dict[str, tuple[str, ...]]) -> None:
+        for name, rules in chains.items():
+            self.chains[name] = rules
+            self._chains_n[name] = self._chains_n.get(name, 0) + 1
+
+    def remove_chains(self, chains: dict[str, tuple[str, ...]]) -> None:
+        for name in chains:
+            if self._chains_n[name] == 1:
+                del self._chains_n[name], self.chains[name]
+            else:
+                self._chains_n[name] -= 1
+
+
 class RenderCache:
     """What `render` keeps between syncs (the caller owns it; `clear()` before a full one):
     per chain id the PolicyChain last rendered and its fragment, per pod its PodPolicy and
-    fragment, and the static sets' content built from those pods."""
+    fragment, per tier list its chains and fragment, and the sum of all those fragments
+    (`_Sum`, with the static sets' elements counted per pod), so that a partial sync
+    touches only the fragments that changed instead of summing them all again."""
 
     def __init__(self) -> None:
-        self.chains: dict[str, tuple[PolicyChain, NftModel]] = {}
-        self.pods: dict[ObjectKey, tuple[PodPolicy, PodFragment]] = {}
-        self.static: dict[str, tuple[str, frozenset[str]]] | None = None
-        self.cluster: dict[str, tuple[ClusterChain, NftModel]] = {}
-        self.tiers: dict[tuple[str, str, tuple[str, ...]], tuple[tuple[ClusterChain, ...], NftModel]] = {}
+        self.clear()
 
     def clear(self) -> None:
-        self.chains, self.pods, self.static, self.cluster, self.tiers = {}, {}, None, {}, {}
+        self.chains: dict[str, tuple[PolicyChain, NftModel]] = {}
+        self.pods: dict[ObjectKey, tuple[PodPolicy, PodFragment]] = {}
+        self.cluster: dict[str, tuple[ClusterChain, NftModel]] = {}
+        self.tiers: dict[tuple[str, str, tuple[str, ...]], tuple[tuple[ClusterChain, ...], NftModel]] = {}
+        self.sum = _Sum()
+        self.tier_count: dict[tuple[str, str, tuple[str, ...]], int] = {}  # pods per tier list
+        self.static_count: dict[str, dict[str, int]] = {k: {} for k in STATIC_SETS}  # elements, pods each
+        self.static: dict[str, tuple[str, frozenset[str]]] = {
+            k: (decl, frozenset()) for k, decl in STATIC_SETS.items()}
 
 
 ChainCache = RenderCache  # the earlier name
 
 
+def _policy_fragment(ch: PolicyChain) -> NftModel:
+    frag = NftModel()
+    lines: list[str] = []
+    for r in ch.rules:
+        lines.extend(_rule_lines(ch, r, frag))
+    frag.chains[chain_name("pol", ch.namespace, ch.policy, ch.direction)] = tuple(lines)
+    return frag
+
+
+def _sync_fragments(have: dict, want: dict, render_one, total: _Sum) -> None:
+    """Bring `have` (id -> (source, fragment)) to `want` (id -> source): a fragment whose
+    source is the very same object stays, others are rendered again; `total` follows."""
+    for cid, src in want.items():
+        hit = have.get(cid)
+        if hit is not None:
+            if hit[0] is src:
+                continue
+            total.remove(hit[1])
+        frag = render_one(src)
+        total.add(frag)
+        have[cid] = (src, frag)
+    if len(have) != len(want):  # (have holds every id of want now) some ids are gone
+        for cid in [k for k in have if k not in want]:
+            total.remove(have.pop(cid)[1])
+
+
 def render(c: CompiledPolicies, cache: RenderCache | None = None,
            host: HostProtection | None = None) -> NftModel:
     """With `cache`, an unchanged chain (the same object, reused by a partial compile) is not
-    rendered again, nor an unchanged pod; when no pod changed the static sets are reused."""
+    rendered again, nor an unchanged pod, nor a tier list whose policies' chains are the
+    same; and only what changed is added to or removed from the sum of the fragments."""
     cache = cache if cache is not None else RenderCache()
-    m = NftModel()
-    m.sets.update(host_nft.host_sets(host))
-    for cid, ch in c.chains.items():
-        hit = cache.chains.get(cid)
-        if hit is not None and hit[0] is ch:
-            frag = hit[1]
-        else:
-            frag = NftModel()
-            lines: list[str] = []
-            for r in ch.rules:
-                lines.extend(_rule_lines(ch, r, frag))
-            frag.chains[chain_name("pol", ch.namespace, ch.policy, ch.direction)] = tuple(lines)
-            cache.chains[cid] = (ch, frag)
-        m.sets.update(frag.sets)
-        m.chains.update(frag.chains)
-        m.counters |= frag.counters
-    for cid, ch_c in c.cluster.items():
-        chit = cache.cluster.get(cid)
-        if chit is not None and chit[0] is ch_c:
-            frag = chit[1]
-        else:
-            frag = cluster_nft.chain_fragment(ch_c)
-            cache.cluster[cid] = (ch_c, frag)
-        m.sets.update(frag.sets)
-        m.chains.update(frag.chains)
-        m.counters |= frag.counters
-    if len(cache.cluster) != len(c.cluster):
-        cache.cluster = {k: v for k, v in cache.cluster.items() if k in c.cluster}
-    if len(cache.chains) != len(c.chains):
-        for cid in set(cache.chains) - set(c.chains):
-            del cache.chains[cid]
-    pods: dict[ObjectKey, tuple[PodPolicy, PodFragment]] = {}
-    tier_keys: set[tuple[str, str, tuple[str, ...]]] = set()
-    same = len(c.pods) == len(cache.pods)
+    total = cache.sum
+    _sync_fragments(cache.chains, c.chains, _policy_fragment, total)
+    _sync_fragments(cache.cluster, c.cluster, cluster_nft.chain_fragment, total)
+    changed_static: set[str] = set()
     for key, pp in c.pods.items():
         phit = cache.pods.get(key)
-        if phit is not None and (phit[0] is pp or phit[0] == pp):
-            pods[key] = phit
-        else:
-            pods[key] = (pp, _render_pod(pp))
-            same = False
-        m.chains.update(pods[key][1][0])
-        tier_keys.update(pods[key][1][2])
-    tiers = {}
-    for tk in tier_keys:  # the tier chains: rendered again when one of their policies' chains changed
+        if phit is not None:
+            if phit[0] is pp:
+                continue
+            if phit[0] == pp:
+                cache.pods[key] = (pp, phit[1])
+                continue
+            _pod_out(cache, phit[1], changed_static)
+        frag = _render_pod(pp)
+        _pod_in(cache, frag, changed_static)
+        cache.pods[key] = (pp, frag)
+    if len(cache.pods) != len(c.pods):
+        for key in [k for k in cache.pods if k not in c.pods]:
+            _pod_out(cache, cache.pods.pop(key)[1], changed_static)
+    # the tier chains: rendered again when one of their policies' chains changed
+    for tk in [tk for tk in cache.tiers if tk not in cache.tier_count]:
+        total.remove(cache.tiers.pop(tk)[1])
+    for tk in cache.tier_count:
         chs = tuple(c.cluster[cid] for cid in tk[2])
         thit = cache.tiers.get(tk)
         if thit is not None and len(thit[0]) == len(chs) and all(a is b for a, b in zip(thit[0], chs)):
-            tiers[tk] = thit
-        else:
-            tiers[tk] = (chs, cluster_nft.tier_fragment(tk[0], tk[1], tk[2], chs))
-        m.sets.update(tiers[tk][1].sets)
-        m.chains.update(tiers[tk][1].chains)
-    cache.tiers = tiers
-    if not same or cache.static is None:
-        elems: dict[str, set[str]] = {k: set() for k in STATIC_SETS}
-        for _, (_, pod_elems, _) in pods.values():
-            for set_name, e in pod_elems:
-                elems[set_name].add(e)
-        cache.static = {name: (STATIC_SETS[name], frozenset(e)) for name, e in elems.items()}
-    cache.pods = pods
+            continue
+        if thit is not None:
+            total.remove(thit[1])
+        frag = cluster_nft.tier_fragment(tk[0], tk[1], tk[2], chs)
+        total.add(frag)
+        cache.tiers[tk] = (chs, frag)
+    for name in changed_static:
+        cache.static[name] = (STATIC_SETS[name], frozenset(cache.static_count[name]))
+    m = NftModel()
+    m.sets.update(host_nft.host_sets(host))
+    m.sets.update(total.sets)
     m.sets.update(cache.static)
+    m.chains = dict(total.chains)
+    m.counters = set(total.counters)
     return m
+
+
+def _pod_in(cache: RenderCache, frag: PodFragment, changed_static: set[str]) -> None:
+    chains, elems, tier_keys = frag
+    cache.sum.add_chains(chains)
+    for set_name, e in elems:
+        counts = cache.static_count[set_name]
+        counts[e] = counts.get(e, 0) + 1
+        changed_static.add(set_name)
+    for tk in tier_keys:
+        cache.tier_count[tk] = cache.tier_count.get(tk, 0) + 1
+
+
+def _pod_out(cache: RenderCache, frag: PodFragment, changed_static: set[str]) -> None:
+    chains, elems, tier_keys = frag
+    cache.sum.remove_chains(chains)
+    for set_name, e in elems:
+        counts = cache.static_count[set_name]
+        if counts[e] == 1:
+            del counts[e]
+        else:
+            counts[e] -= 1
+        changed_static.add(set_name)
+    for tk in tier_keys:
+        if cache.tier_count[tk] == 1:
+            del cache.tier_count[tk]
+        else:
+            cache.tier_count[tk] -= 1
 
 
 _POD_FRAGMENTS: dict[PodPolicy, PodFragment] = {}
