@@ -140,29 +140,52 @@ _FULL = {4: (0, (1 << 32) - 1), 6: (0, (1 << 128) - 1)}
 def tier_filter(chains: tuple[ClusterChain, ...]) -> TierFilter:
     """An over-approximation of what `chains`' rules match (CompiledRule.matches): a rule
     needs its peer (selector pods, blocks; or, for egress named ports, the named pod) and
-    one of its ports (numeric, or a named port's resolved number)."""
+    one of its ports (numeric, or a named port's resolved number). Each chain's part is
+    merged once per chain object (`_chain_filter`), so a list in which one policy changed
+    merges a few intervals per policy, not every peer address again."""
+    from podnet.calc.policy.compile import merge
+    parts = [_chain_filter(ch) for ch in chains]
+    any_port = any(p[2] for p in parts)
+    ports = [pr for p in parts for pr in p[1]]
+    merged: list[tuple[str, int, int]] = []
+    for proto in sorted({p for p, _, _ in ports}):
+        merged.extend((proto, lo, hi) for lo, hi in merge((lo, hi) for p, lo, hi in ports if p == proto))
+    return TierFilter({f: merge(iv for p in parts for iv in p[0][f]) for f in FAMILIES},
+                      None if any_port else tuple(merged))
+
+
+_CHAIN_FILTERS: dict[int, tuple[ClusterChain, tuple[dict[int, tuple[tuple[int, int], ...]],
+                                                    tuple[tuple[str, int, int], ...], bool]]] = {}
+
+
+def _chain_filter(ch: ClusterChain) -> tuple[dict[int, tuple[tuple[int, int], ...]], tuple[tuple[str, int, int], ...], bool]:
+    """One chain's part of tier_filter: its peers merged per family, its ports, whether some
+    rule matches every port; memoised per chain object."""
+    hit = _CHAIN_FILTERS.get(id(ch))
+    if hit is not None and hit[0] is ch:
+        return hit[1]
+    if len(_CHAIN_FILTERS) > 100_000:
+        _CHAIN_FILTERS.clear()
     from podnet.calc.policy.compile import merge
     peers: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
     ports: list[tuple[str, int, int]] = []
     any_port = False
-    for ch in chains:
-        for _, r in ch.rules:
-            named = {f: r.named.get(f, ()) for f in FAMILIES}
-            if not (r.any_peer or any(r.peer_ips.get(f) or r.peer_blocks.get(f) or named[f] for f in FAMILIES)):
-                continue  # matches nothing (its selectors pick no pod)
-            for f in FAMILIES:
-                if r.any_peer:
-                    peers[f].append(_FULL[f])
-                peers[f].extend((v, v) for v in r.peer_ips.get(f, ()))
-                peers[f].extend(r.peer_blocks.get(f, ()))
-                if ch.direction == EGRESS:  # keyed on the peer pod, which needs no other peer match
-                    peers[f].extend((ip, ip) for ip, _, _ in named[f])
-                ports.extend((proto, port, port) for _, proto, port in named[f])
-            if r.any_port:
-                any_port = True
-            else:
-                ports.extend((p.protocol, p.lo, p.hi) for p in r.ports)
-    merged: list[tuple[str, int, int]] = []
-    for proto in sorted({p for p, _, _ in ports}):
-        merged.extend((proto, lo, hi) for lo, hi in merge((lo, hi) for p, lo, hi in ports if p == proto))
-    return TierFilter({f: merge(peers[f]) for f in FAMILIES}, None if any_port else tuple(merged))
+    for _, r in ch.rules:
+        named = {f: r.named.get(f, ()) for f in FAMILIES}
+        if not (r.any_peer or any(r.peer_ips.get(f) or r.peer_blocks.get(f) or named[f] for f in FAMILIES)):
+            continue  # matches nothing (its selectors pick no pod)
+        for f in FAMILIES:
+            if r.any_peer:
+                peers[f].append(_FULL[f])
+            peers[f].extend((v, v) for v in r.peer_ips.get(f, ()))
+            peers[f].extend(r.peer_blocks.get(f, ()))
+            if ch.direction == EGRESS:  # keyed on the peer pod, which needs no other peer match
+                peers[f].extend((ip, ip) for ip, _, _ in named[f])
+            ports.extend((proto, port, port) for _, proto, port in named[f])
+        if r.any_port:
+            any_port = True
+        else:
+            ports.extend((p.protocol, p.lo, p.hi) for p in r.ports)
+    out = ({f: tuple(merge(peers[f])) for f in FAMILIES}, tuple(ports), any_port)
+    _CHAIN_FILTERS[id(ch)] = (ch, out)
+    return out

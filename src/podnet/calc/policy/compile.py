@@ -48,6 +48,9 @@ class CompiledRule:
     # which selectors fill peer_ips (`PodIndex.peer_key`s joined): rules with equal keys have
     # equal peer_ips, so the renderer names one set after it and edits it in place
     peer_key: str = ""
+    # what fills `named` (the selected pods' or the peers' key, and the port names): rules
+    # with equal keys have equal `named`, so the renderer names one set after it
+    named_key: str = ""
 
     def matches(self, direction: str, peer_ip: int, peer_fam: int, own_ip: int,
                 port: int, protocol: str) -> bool:
@@ -121,7 +124,22 @@ def _in(intervals: tuple[Interval, ...], x: int) -> bool:
     return any(lo <= x <= hi for lo, hi in intervals)
 
 
+_BLOCKS: dict[tuple[str, tuple[str, ...]], tuple[int, tuple[Interval, ...]]] = {}
+
+
 def block_intervals(cidr: str, excepts: Iterable[str]) -> tuple[int, tuple[Interval, ...]]:
+    """An ipBlock minus its excepts as merged intervals, memoised (parsing them was a tenth
+    of recompiling the chains a namespace relabel touches)."""
+    key = (cidr, tuple(excepts))
+    hit = _BLOCKS.get(key)
+    if hit is None:
+        if len(_BLOCKS) > 100_000:
+            _BLOCKS.clear()
+        hit = _BLOCKS[key] = _block_intervals(cidr, key[1])
+    return hit
+
+
+def _block_intervals(cidr: str, excepts: Iterable[str]) -> tuple[int, tuple[Interval, ...]]:
     net = ipaddress.ip_network(cidr, strict=False)
     cur = [(int(net.network_address), int(net.broadcast_address))]
     for e in excepts:
@@ -223,7 +241,7 @@ def _compile_rule(idx: PodIndex, np: NetworkPolicy, direction: str, i: int, rule
             idx.named_memo[memo_key] = memo
     return CompiledRule(RuleRef(np.namespace, np.name, direction, i), rule.peers is None,
                         pips, {f: merge(blocks[f]) for f in FAMILIES}, rule.ports is None,
-                        _merge_ports(ports), memo, peer_key)
+                        _merge_ports(ports), memo, peer_key, repr(memo_key) if memo_key is not None else "")
 
 
 def _compile_policy(idx: PodIndex, pi: PolicyInfo, local_ids: set[int],

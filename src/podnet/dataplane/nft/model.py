@@ -21,6 +21,11 @@ class NftModel:
     sets: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict)  # name -> (decl, elements)
     chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
     counters: set[str] = field(default_factory=set)
+    # (base, set names, chain names, counter names): every name outside these holds the very
+    # same object as in `base` (a renderer that knows what it touched says so; diff_script
+    # then compares only these, when diffing against that base)
+    delta: tuple["NftModel", frozenset[str], frozenset[str], frozenset[str]] | None = field(
+        default=None, compare=False, repr=False)
 
 
 def _q(name: str) -> str:
@@ -70,11 +75,22 @@ def diff_script(table: str, old: NftModel, new: NftModel) -> str:
     def _t(obj: str) -> str:
         return f"{TABLE_FAMILY} {table} {obj}"
     out: list[str] = []
-    for c in sorted(new.counters - old.counters):
+    if new.delta is not None and new.delta[0] is old:  # only the names the renderer touched
+        _, set_names, chain_names, counter_names = new.delta
+        new_sets = {n: new.sets[n] for n in set_names if n in new.sets}
+        new_chains = {n: new.chains[n] for n in chain_names if n in new.chains}
+        old_sets = {n: old.sets[n] for n in set_names if n in old.sets}
+        old_chains = {n: old.chains[n] for n in chain_names if n in old.chains}
+        new_counters = {c for c in counter_names if c in new.counters}
+        old_counters = {c for c in counter_names if c in old.counters}
+    else:
+        new_sets, new_chains, old_sets, old_chains = new.sets, new.chains, old.sets, old.chains
+        new_counters, old_counters = new.counters, old.counters
+    for c in sorted(new_counters - old_counters):
         out.append(f"add counter {_t(_q(c))}")
     # unchanged parts are mostly the very same objects: skip those before sorting
-    sets = sorted((n, v) for n, v in new.sets.items() if old.sets.get(n) is not v)
-    chains = sorted((n, r) for n, r in new.chains.items() if old.chains.get(n) is not r)
+    sets = sorted((n, v) for n, v in new_sets.items() if old.sets.get(n) is not v)
+    chains = sorted((n, r) for n, r in new_chains.items() if old.chains.get(n) is not r)
     for name, (decl, elems) in sets:
         prev = old.sets.get(name)
         kind = "map" if ": verdict" in decl else "set"
@@ -107,12 +123,12 @@ def diff_script(table: str, old: NftModel, new: NftModel) -> str:
         out.extend(f"add rule {_t(_q(name))} {r}" for r in rules)
     # Removals: flush every removed chain first (drops its jumps and set references),
     # then delete chains, then sets and counters nothing refers to any more.
-    gone_chains = sorted(n for n in old.chains if n not in new.chains)
+    gone_chains = sorted(n for n in old_chains if n not in new.chains)
     out.extend(f"flush chain {_t(_q(n))}" for n in gone_chains)
     out.extend(f"delete chain {_t(_q(n))}" for n in gone_chains)
-    for name in sorted(n for n in old.sets if n not in new.sets):
+    for name in sorted(n for n in old_sets if n not in new.sets):
         kind = "map" if ": verdict" in old.sets[name][0] else "set"
         out.append(f"delete {kind} {_t(_q(name))}")
-    for c in sorted(old.counters - new.counters):
+    for c in sorted(old_counters - new_counters):
         out.append(f"delete counter {_t(_q(c))}")
     return "\n".join(out) + ("\n" if out else "")

@@ -118,8 +118,11 @@ class _Sum:
         self.counters: dict[str, int] = {}
         self._sets_n: dict[str, int] = {}
         self._chains_n: dict[str, int] = {}
+        self.touched: tuple[set[str], set[str], set[str]] = (set(), set(), set())  # since the last render
 
     def add(self, frag: NftModel) -> None:
+        self.touched[0].update(frag.sets)
+        self.touched[2].update(frag.counters)
         for name, v in frag.sets.items():
             self.sets[name] = v
             self._sets_n[name] = self._sets_n.get(name, 0) + 1
@@ -128,6 +131,8 @@ class _Sum:
             self.counters[c] = self.counters.get(c, 0) + 1
 
     def remove(self, frag: NftModel) -> None:
+        self.touched[0].update(frag.sets)
+        self.touched[2].update(frag.counters)
         for name in frag.sets:
             if self._sets_n[name] == 1:
                 del self._sets_n[name], self.sets[name]
@@ -141,11 +146,13 @@ class _Sum:
                 self.counters[c] -= 1
 
     def add_chains(self, chains: dict[str, tuple[str, ...]]) -> None:
+        self.touched[1].update(chains)
         for name, rules in chains.items():
             self.chains[name] = rules
             self._chains_n[name] = self._chains_n.get(name, 0) + 1
 
     def remove_chains(self, chains: dict[str, tuple[str, ...]]) -> None:
+        self.touched[1].update(chains)
         for name in chains:
             if self._chains_n[name] == 1:
                 del self._chains_n[name], self.chains[name]
@@ -173,6 +180,7 @@ class RenderCache:
         self.static_count: dict[str, dict[str, int]] = {k: {} for k in STATIC_SETS}  # elements, pods each
         self.static: dict[str, tuple[str, frozenset[str]]] = {
             k: (decl, frozenset()) for k, decl in STATIC_SETS.items()}
+        self.last: NftModel | None = None  # the model the last render returned
 
 
 ChainCache = RenderCache  # the earlier name
@@ -245,11 +253,17 @@ def render(c: CompiledPolicies, cache: RenderCache | None = None,
     for name in changed_static:
         cache.static[name] = (STATIC_SETS[name], frozenset(cache.static_count[name]))
     m = NftModel()
-    m.sets.update(host_nft.host_sets(host))
+    hs = host_nft.host_sets(host)
+    m.sets.update(hs)
     m.sets.update(total.sets)
     m.sets.update(cache.static)
     m.chains = dict(total.chains)
     m.counters = set(total.counters)
+    if cache.last is not None:  # what diff_script needs to compare against the last model
+        m.delta = (cache.last, frozenset(total.touched[0] | changed_static | set(hs)),
+                   frozenset(total.touched[1]), frozenset(total.touched[2]))
+    total.touched = (set(), set(), set())
+    cache.last = m
     return m
 
 

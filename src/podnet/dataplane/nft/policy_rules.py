@@ -125,8 +125,11 @@ def rule_lines(direction: str, r: CompiledRule, model: NftModel, verdict: Callab
                 out.append(pm + ports + tail)
         if not r.named.get(fam):
             continue
-        # named after its rule, edited in place: pods come and go without touching the rule
-        nset = named_set(fam)
+        # named after what fills it (the selected pods' or the peers' selectors and the port
+        # names: shared by every rule with the same), else after its rule; edited in place,
+        # so pods come and go without touching the rule
+        nset = (f"nport{fam}/{hashlib.sha1(r.named_key.encode()).hexdigest()[:20]}" if r.named_key
+                else named_set(fam))
         model.sets[nset] = (f"type {ADDR_TYPE[fam]} . inet_proto . inet_service;",
                             _named_elems(fam, r.named[fam]))
         if direction == INGRESS:
