@@ -4,12 +4,14 @@ Why this is safe across processes (and across network namespaces, which share th
 filesystem): every write is one `BEGIN IMMEDIATE` transaction, so SQLite's file lock
 serialises writers machine-wide; the revision counter, the object row and the event
 row change together or not at all, and compare-and-swap is checked inside that lock.
-Readers never block writers (WAL). Watchers poll `PRAGMA data_version`, which changes
+Readers never block writers (WAL). Watchers check `PRAGMA data_version`, which changes
 only when another connection committed, and then read new rows of the `events` table
-by its integer primary key: a cheap indexed query, so a 10 ms poll costs little
-(30 ms once the store has been quiet for 2 s; ~0.5% of a core per idle watcher). A
-commit through this same client wakes its watchers at once (a condition they sleep on),
-so only other processes' writes wait for the poll.
+by its integer primary key: a cheap indexed query. They wake when a commit is made: one
+through this same client wakes them at once (a condition they sleep on), one by another
+client or process through the sentinel file every commit touches and one inotify watch
+per process (`sqlite_wake.py`). Where inotify cannot be had they poll instead, every
+10 ms (30 ms once the store has been quiet for 2 s); with it, the poll stays only as a
+safety net (every 0.1 s, 1 s when quiet).
 
 Events are auto-compacted (older than `retain_seconds`, or beyond the last
 `retain_events`) so the file does not grow forever; the compaction floor is kept in
@@ -32,6 +34,7 @@ from podnet.datastore.common import (decode, encode, norm_namespace, object_key,
                                      prepare_update, selected, stamp)
 from podnet.datastore.decoding import decode_object, placeholder, report, split_key
 from podnet.datastore import sqlite_rows as sql
+from podnet.datastore import sqlite_wake
 from podnet.datastore.interface import (AlreadyExists, BadEntry, Compacted,
                                         DatastoreError, Event, ListResult, NotFound, Undecodable,
                                         Unavailable)
@@ -42,6 +45,7 @@ BUSY_TIMEOUT_MS = 30_000
 POLL_INTERVAL = 0.01       # while the store is busy
 IDLE_POLL_INTERVAL = 0.03  # after IDLE_AFTER seconds without a change: a third of the wakeups
 IDLE_AFTER = 2.0
+WOKEN_POLL_INTERVAL, WOKEN_IDLE_POLL_INTERVAL = 0.1, 1.0   # with the inotify wake-up
 AUTO_COMPACT_EVERY = 1000  # revisions between auto-compaction checks
 
 
@@ -69,8 +73,10 @@ class SqliteDatastore:
         self._pid = os.getpid()
         self._closed = False
         self._generation = 0  # disconnect() bumps it; older connections are dropped
-        self._commits = 0     # this client's commits: its watchers sleep until it moves
+        self._commits = 0     # commits this client knows of (its own, others' by inotify)
         self._committed = threading.Condition()
+        self._woken: bool | None = None   # inotify wake-up subscribed (None: not yet asked)
+        self._sentinel = sqlite_wake.sentinel(self.path)
         parent = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(parent, exist_ok=True)
         if not self._has_schema():
@@ -145,18 +151,18 @@ class SqliteDatastore:
         conn = self._conn()
         try:
             if explicit:
-                return fn(conn)
-            conn.execute("BEGIN IMMEDIATE")
-            try:
                 result = fn(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            with self._committed:
-                self._commits += 1
-                self._committed.notify_all()
+            else:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = fn(conn)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            self._wake()
+            sqlite_wake.touch(self._sentinel)
             return result
         except sqlite3.Error as e:
             raise Unavailable(f"SQLite datastore {self.path}: {e}") from e
@@ -308,8 +314,23 @@ class SqliteDatastore:
         finally:
             conn.close()
 
+    def _wake(self) -> None:
+        with self._committed:
+            self._commits += 1
+            self._committed.notify_all()
+
+    def _poll_intervals(self) -> tuple[float, float]:
+        """(busy, idle) poll intervals: long with the inotify wake-up, short without."""
+        with self._lock:
+            if self._woken is None:
+                self._woken = sqlite_wake.subscribe(self.path, self._wake)
+        if self._woken:
+            return WOKEN_POLL_INTERVAL, WOKEN_IDLE_POLL_INTERVAL
+        return POLL_INTERVAL, IDLE_POLL_INTERVAL
+
     def _watch(self, conn: sqlite3.Connection, last: int, kinds: tuple[str, ...] | None,
                stop: Any) -> Iterator[Event]:
+        busy, quiet = self._poll_intervals()
         version = None
         changed_at = time.monotonic()
         generation = self._generation
@@ -323,7 +344,7 @@ class SqliteDatastore:
                 now = conn.execute("PRAGMA data_version").fetchone()[0]
                 if now == version:
                     idle = time.monotonic() - changed_at > IDLE_AFTER
-                    self._sleep(commits, IDLE_POLL_INTERVAL if idle else POLL_INTERVAL)
+                    self._sleep(commits, quiet if idle else busy)
                     continue
                 changed_at = time.monotonic()
                 rows, floor, top = sql.read_events(conn, last, kinds)
@@ -351,6 +372,8 @@ class SqliteDatastore:
 
     def close(self) -> None:
         self._closed = True
+        if self._woken:
+            sqlite_wake.unsubscribe(self.path, self._wake)
         with self._committed:   # its watchers end now, not at their next poll
             self._committed.notify_all()
         with self._lock:
