@@ -112,6 +112,12 @@ def test_partial_syncs_equal_libnftables():
         with pytest.raises(NftError, match="No such file or directory: delete element"):
             nodes[0].session.apply(bad)
         assert listed(names[0]) == before
+        # the helper's one netlink socket goes on: the next batch lands (a late reply of the
+        # refused one would carry another sequence number)
+        fast = nodes[0].session.applied_fast
+        nodes[0].session.apply(f"add element {T} vips4 {{ 10.96.9.9 }}\n")
+        assert nodes[0].session.applied_fast == fast + 1
+        assert '"10.96.9.9"' in listed(names[0])["sets"]["vips4"]
     finally:
         for n in nodes:
             n.session.close()

@@ -193,6 +193,16 @@ def _batch(script: str, seq: int) -> tuple[bytes, dict[int, str]] | None:
     return (data, what) if len(data) <= MAX_BATCH else None
 
 
+def seqs(batch_bytes: bytes) -> list[int]:
+    """The sequence numbers of every message of a batch (its begin and end included)."""
+    out, off = [], 0
+    while off < len(batch_bytes):
+        n, _typ, _flags, seq, _pid = struct.unpack_from("=IHHII", batch_bytes, off)
+        out.append(seq)
+        off += (n + 3) & ~3
+    return out
+
+
 def acked(batch_bytes: bytes) -> list[int]:
     """The sequence numbers of the messages that ask for an ack (what the helper waits for)."""
     out, off = [], 0
