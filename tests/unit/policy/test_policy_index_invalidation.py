@@ -78,6 +78,7 @@ def test_a_carried_index_answers_as_a_fresh_one(c0, p0, batches):
         fresh = PodIndex(state)
         local = _local_ids(idx)
         assert local == _local_ids(fresh)
+        assert [id(p) for p in idx.pods] == [id(p) for p in fresh.pods]  # the order compile reads
         for q in _questions(state):
             assert _ask(idx, local, q) == _ask(fresh, local, q), (q, batch)
 

@@ -4,6 +4,7 @@ carried over (`pod_index`) and updated in place for what changed. Pure; imports 
 """
 from __future__ import annotations
 
+import bisect
 import hashlib
 import ipaddress
 from collections import defaultdict
@@ -182,7 +183,8 @@ class PodIndex:
                 i = pod_info(new)
                 touched.append((i.ns, i.labels))
                 self.info[id(new)], self.ips[id(new)], self.named[id(new)] = i, i.ips, i.named
-                self.pods.append(new)
+                # the order a fresh index has: by namespace, then name
+                bisect.insort(self.pods, new, key=lambda p: (self.info[id(p)].ns, self.info[id(p)].name))
                 self.by_ns[i.ns].append(new)
                 for kv in i.labels.items():
                     self.by_label[(i.ns,) + kv].append(new)
@@ -195,7 +197,6 @@ class PodIndex:
             if not self.by_ns[ns]:
                 del self.by_ns[ns]
             self._cache.pop(ns, None)
-        self.pods.sort(key=lambda p: (self.info[id(p)].ns, self.info[id(p)].name))
         self.refresh_namespaces(spaces)  # a namespace may have come or gone with its pods
 
         def picks(ns: str | None, ns_sel: LabelSelector | None, pod_sel: LabelSelector) -> bool:
