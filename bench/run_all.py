@@ -29,13 +29,15 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHES = ("netns_exec", "datastore", "apiserver", "cni", "services", "dns", "policy", "policy_connect",
+BENCHES = ("netns_exec", "datastore", "datastore_watch", "apiserver", "cni", "services", "dns", "policy", "policy_connect",
            "flows", "agent_start", "lab_scale", "rollout")
 # per bench: (label, path into its JSON line, goal as (op, value) or None)
 Goal = tuple[str, float] | None
 HEADLINES: dict[str, list[tuple[str, str, Goal]]] = {
     "netns_exec": [("netns exec crowded/alone", "ratio", None)],
     "datastore": [("etcd create / raw put", "etcd_create_vs_raw_put", None)],
+    "datastore_watch": [("SQLite watch p50, 20 watchers (ms)", "figures.sqlite.p50_ms", ("<", 2)),
+                        ("SQLite watch p99, 20 watchers (ms)", "figures.sqlite.p99_ms", ("<", 10))],
     "apiserver": [("API create / store create", "create_api_vs_store", None)],
     "cni": [],
     "services": [("podnet full sync, big (s)", "figures.podnet.full_big_s", ("<", 10)),
