@@ -30,6 +30,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--pods", choices=POD_MODES, default="insecure",
                    help="a-b-c-d.<ns>.pod records: insecure (default, as kubeadm), verified, disabled")
     p.add_argument("--cache-ttl", type=int, default=30, help="cap on cached upstream answers, s (default 30)")
+    p.add_argument("--cache-mb", type=int, default=64,
+                   help="memory for the cluster zone's pre-built answers, MiB (default 64; "
+                        "least recently asked go first, half at a time)")
     p.add_argument("--sync-wait", type=float, default=5.0,
                    help="seconds to wait for the first zone before opening the ports (default 5)")
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
@@ -80,12 +83,14 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 <= args.ttl <= 3600:
         raise UserError(f"--ttl {args.ttl}: must be 0..3600")
+    if args.cache_mb < 1:
+        raise UserError(f"--cache-mb {args.cache_mb}: must be at least 1")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s podnet-dns %(levelname)s %(message)s")
     url = _datastore_url(args)
     try:
         srv = DnsServer(url, _listen(args), args.zone, args.ttl, _upstreams(args), args.pods,
-                        cache_ttl=args.cache_ttl)
+                        cache_ttl=args.cache_ttl, cache_bytes=args.cache_mb << 20)
     except DatastoreError as e:
         raise UserError(f"datastore {url}: {e}") from None
     except ValueError as e:  # a bad --zone or --pods

@@ -18,7 +18,8 @@ from podnet.api.objects import EndpointSlice, Pod, Service
 from podnet.calc.model import ClusterState
 from podnet.dns.records import (DNS_SERVICE, NS, POD_MODES, RR, SCHEMA_VERSION, SOA, TXT,
                                 VERSION_TTL, Zone, addr_rr, namespaces_of, pod_ips,
-                                service_part, slices_by_service, subdomain_pods, valid_name)
+                                service_part, slices_by_service, subdomain_pods, valid_name,
+                                wire_name)
 
 SvcKey = tuple[str, str]          # (namespace, name) of a Service
 ObjKey = tuple[str, str, str]     # (kind, namespace, name)
@@ -36,6 +37,7 @@ class ZoneBuilder:
         self._parts: dict[SvcKey, Zone] = {}
         self._owners: dict[str, list[SvcKey]] = {}   # name -> the parts that have it
         self._names: dict[str, RRsets] = {}          # merged names of all parts
+        self._wire: dict[bytes, RRsets] = {}         # the same, keyed by wire form (Zone.wire)
         self._additional: dict[str, list[RR]] = {}
         self._slices: dict[SvcKey, dict[str, EndpointSlice]] = {}
         self._slice_owner: dict[SvcKey, SvcKey] = {}  # (ns, slice name) -> its Service
@@ -60,7 +62,7 @@ class ZoneBuilder:
         return service_part(self.origin, self.ttl, svc, slices, pods)
 
     def _full(self, state: ClusterState) -> None:
-        self._parts, self._owners, self._names, self._additional = {}, {}, {}, {}
+        self._parts, self._owners, self._names, self._additional, self._wire = {}, {}, {}, {}, {}
         self._slices = {k: {sl.name: sl for sl in v} for k, v in slices_by_service(state).items()}
         self._slice_owner = {(ns, n): k for k, v in self._slices.items() for (ns, n) in
                              ((sl.namespace, sl.name) for sl in v.values())}
@@ -125,46 +127,54 @@ class ZoneBuilder:
 
     def _remerge(self, name: str) -> None:
         owners = self._owners.get(name)
+        wire = wire_name(name)
         if not owners:
             self._owners.pop(name, None)
             self._names.pop(name, None)
+            if wire is not None:
+                self._wire.pop(wire, None)
             return
         if len(owners) == 1:
-            self._names[name] = self._parts[owners[0]].rrsets[name]  # shared, not copied
-            return
-        merged: RRsets = {}
-        for k in sorted(owners):
-            for t, rrs in self._parts[k].rrsets[name].items():
-                have = merged.setdefault(t, [])
-                have.extend(rr for rr in rrs if rr not in have)
-        self._names[name] = merged
+            sets = self._parts[owners[0]].rrsets[name]  # shared, not copied
+        else:
+            sets = {}
+            for k in sorted(owners):
+                for t, rrs in self._parts[k].rrsets[name].items():
+                    have = sets.setdefault(t, [])
+                    have.extend(rr for rr in rrs if rr not in have)
+        self._names[name] = sets
+        if wire is not None:
+            self._wire[wire] = sets
 
     # ---- the zone -----------------------------------------------------------------------
     def _assemble(self, state: ClusterState, serial: int) -> Zone:
         origin, ttl = self.origin, self.ttl
         namespaces = namespaces_of(state)
+        wire_tab = dict(self._wire)
         zone = Zone(origin=origin, ttl=ttl, serial=serial, pods_mode=self.pods_mode, namespaces=namespaces,
-                    rrsets=dict(self._names), additional=dict(self._additional))
+                    rrsets=dict(self._names), additional=dict(self._additional), wire=wire_tab)
         # Zone-wide names never collide with a part's (those are <svc>.<ns>.svc.<zone> and
         # below, or reverse names), so writing them never touches a shared dict.
         ns_name = f"ns.dns.{origin}"
         dns_svc = state.get("Service", *DNS_SERVICE)
         ns_addrs = [rr for ip in (dns_svc.cluster_ips if isinstance(dns_svc, Service) else [])
                     if (rr := addr_rr(ns_name, ip, ttl))]
-        zone.rrsets[origin] = {SOA: [RR(origin, SOA, min(ttl, 300), zone.soa().data)],
-                               NS: [RR(origin, NS, ttl, ns_name)]}
-        zone.additional[origin] = ns_addrs
-        zone.rrsets[f"dns-version.{origin}"] = {TXT: [RR(f"dns-version.{origin}", TXT, VERSION_TTL,
-                                                         SCHEMA_VERSION)]}
-        zone.rrsets[f"dns.{origin}"] = {}
         ns_sets: RRsets = {}
         for rr in ns_addrs:
             ns_sets.setdefault(rr.rtype, []).append(rr)
-        zone.rrsets[ns_name] = ns_sets
+        wide: dict[str, RRsets] = {
+            origin: {SOA: [RR(origin, SOA, min(ttl, 300), zone.soa().data)], NS: [RR(origin, NS, ttl, ns_name)]},
+            f"dns-version.{origin}": {TXT: [RR(f"dns-version.{origin}", TXT, VERSION_TTL, SCHEMA_VERSION)]},
+            f"dns.{origin}": {}, ns_name: ns_sets}
         for sub in ("svc", "pod"):
-            zone.rrsets[f"{sub}.{origin}"] = {}
+            wide[f"{sub}.{origin}"] = {}
             for ns in namespaces:
-                zone.rrsets[f"{ns}.{sub}.{origin}"] = {}
+                wide[f"{ns}.{sub}.{origin}"] = {}
+        zone.additional[origin] = ns_addrs
+        zone.rrsets.update(wide)
+        for name, sets in wide.items():
+            if (w := wire_name(name)) is not None:
+                wire_tab[w] = sets
         if self.pods_mode == "verified":
             zone.pod_ips = pod_ips(state.pods)
         return zone

@@ -46,6 +46,10 @@ class Zone:
     # Extra records for the Additional section, by owner name (SRV targets' addresses).
     additional: dict[str, list[RR]] = field(default_factory=dict)
     namespaces: frozenset[str] = frozenset()
+    # The same RRset dicts keyed by the name's lower-case wire form (`wire_name`), so the
+    # responder can look a question up without parsing it. The builder keeps it; None for
+    # a zone put together by hand (the responder then always parses).
+    wire: dict[bytes, dict[int, list[RR]]] | None = None
     pod_ips: dict[str, frozenset[str]] = field(default_factory=dict)  # for pods verified
     _seen: set[RR] = field(default_factory=set, repr=False)
 
@@ -64,6 +68,19 @@ class Zone:
         return RR(o, SOA, min(self.ttl, 300),
                   (f"ns.dns.{self.origin}", f"hostmaster.{self.origin}", self.serial,
                    7200, 1800, 86400, self.ttl))
+
+
+def wire_name(name: str) -> bytes | None:
+    """`a.bc` -> b"\\x01a\\x02bc\\x00": the name as a question carries it, or None when no
+    question can (a character past latin-1; the parser decodes labels as latin-1)."""
+    try:
+        raw = name.encode("latin-1")
+    except UnicodeEncodeError:
+        return None
+    labels = raw.split(b".") if raw else []
+    if any(not 0 < len(lb) <= 63 for lb in labels):
+        return None
+    return b"".join(bytes((len(lb),)) + lb for lb in labels) + b"\x00"
 
 
 def canonical_ip(ip: str) -> tuple[int, str, bytes] | None:

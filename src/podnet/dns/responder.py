@@ -1,24 +1,30 @@
 """From query bytes to response bytes: the request handler, with its answer cache. No sockets.
 
-Three paths, cheapest first:
+Four paths, cheapest first:
 - fast (`fast`): a plain UDP query (no EDNS) whose lower-cased question is in the cache
   gets its pre-built answer with the client's ID and question case patched in; no parsing.
+- quick (`quick`, quick.py): the common cluster-zone answers (NXDOMAIN and NODATA from
+  a template per name length, one-address A/AAAA) without parsing either.
 - slow (`handle`): parse, answer from the zone, pack a template, cache it.
 - upstream: names outside the zone (and CNAME chains that leave it) come back as a
   `Pending`, which the server runs on a worker thread because it blocks on the network.
 
 The zone and the caches built from it live in one `_Snap`; a new zone swaps in a new
-snapshot, so a template built from the old zone can never land in the new cache.
+snapshot, so a template built from the old zone can never land in the new cache. The
+cache (cache.py) is bounded by memory and evicts a generation at a time.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from podnet.dns import wire
+from podnet.dns.cache import AnswerCache
 from podnet.dns.forward import Forwarder
 from podnet.dns.lookup import Answer, NOERROR, SERVFAIL, resolve
 from podnet.dns.pack import zone_template
+from podnet.dns.quick import QuickAnswers
 from podnet.dns.records import A, AAAA, REVERSE_V4, REVERSE_V6, Zone
 from podnet.dns.wire import BadQuery, Drop, Query
 
@@ -49,15 +55,10 @@ MAX_ROTATIONS = 16
 
 @dataclass
 class _Snap:
+    """One zone and everything built from it; replaced whole when the zone changes."""
     zone: Zone | None
-    templates: dict[bytes, tuple[bytes, ...]] = field(default_factory=dict)  # key -> templates
-    # key -> (RD 0, RD 1) UDP answers from byte 2 on (flags onward), or a _Rotating of them
-    udp: dict[bytes, tuple[bytes, bytes] | _Rotating] = field(default_factory=dict)
-    # the same with our OPT, for EDNS queries, when it fits in 512 bytes (so in any UDP size)
-    edns: dict[bytes, tuple[bytes, bytes] | _Rotating] = field(default_factory=dict)
-    # key -> (name, its RRset dict, its additional list): what a positive answer was built
-    # from, so an answer whose inputs are the same objects in the next zone can be kept.
-    deps: dict[bytes, tuple[str, object, object]] = field(default_factory=dict)
+    cache: AnswerCache = field(default_factory=AnswerCache)
+    quick: QuickAnswers | None = None
 
 
 class Pending:
@@ -94,44 +95,67 @@ class Pending:
 
 class Responder:
     def __init__(self, origin: str = "cluster.local", forwarder: Forwarder | None = None,
-                 max_cached: int = 100_000):
+                 cache_bytes: int = 64 << 20):
         self.origin = origin.strip(".").lower()
         self.forwarder = forwarder if forwarder is not None and forwarder.upstreams else None
-        self.max_cached = max_cached
-        self._snap = _Snap(None)
-        self.cached_udp: dict[bytes, tuple[bytes, bytes] | _Rotating] = self._snap.udp
+        self.cache_bytes = cache_bytes
+        self._snap = _Snap(None, AnswerCache(cache_bytes))
+        # the current generation's dicts, read by the server's inlined fast path
+        self.cached_udp: dict[bytes, tuple[bytes, bytes] | _Rotating] = self._snap.cache.cur.udp
+        self.cached_edns: dict[bytes, tuple[bytes, bytes] | _Rotating] = self._snap.cache.cur.edns
         self._turn = 0
 
     @property
     def zone(self) -> Zone | None:
         return self._snap.zone
 
+    @property
+    def cache(self) -> AnswerCache:
+        return self._snap.cache
+
     def set_zone(self, zone: Zone) -> None:
         """Swap in a new zone. Cached positive answers whose RRsets are the very same
         objects in the new zone (ZoneBuilder shares unchanged Services' records) stay;
         negative answers go, as they carry the SOA serial."""
-        old, snap = self._snap, _Snap(zone)
+        old = self._snap
+        cache = AnswerCache(self.cache_bytes)
+        snap = _Snap(zone, cache, QuickAnswers.for_zone(zone, cache))
         if old.zone is not None and old.zone.origin == zone.origin and old.zone.ttl == zone.ttl:
-            for key, dep in list(old.deps.items()):
-                name, sets, extra = dep
-                if zone.rrsets.get(name) is sets and zone.additional.get(name) is extra:
-                    tmpl, udp = old.templates.get(key), old.udp.get(key)
-                    if tmpl is not None and udp is not None:
-                        snap.templates[key], snap.udp[key], snap.deps[key] = tmpl, udp, dep
-                        if key in old.edns:
-                            snap.edns[key] = old.edns[key]
+            for gen in old.cache.generations():
+                for key, dep in list(gen.deps.items()):
+                    name, sets, extra = dep
+                    if name is None:  # a quick answer: its name's RRsets, by wire form
+                        keep = zone.wire is not None and zone.wire.get(key[:-4]) is sets
+                    else:
+                        keep = zone.rrsets.get(name) is sets and zone.additional.get(name) is extra
+                    if keep:
+                        snap.cache.put(key, gen.udp.get(key), gen.edns.get(key), gen.templates.get(key), dep)
         self._snap = snap
-        self.cached_udp = snap.udp  # for the server's inlined fast path
+        self._follow(snap.cache)
+
+    def _follow(self, cache: AnswerCache) -> None:
+        """Point the server's inlined fast path at the cache's current generation."""
+        self.cached_udp, self.cached_edns = cache.cur.udp, cache.cur.edns
 
     # ---- the fast path ------------------------------------------------------------------
+    def _hit(self, key: bytes, table: str) -> Any:
+        """The cached answer for `key` from the current generation, or moved over from the
+        old one."""
+        cache = self._snap.cache
+        entry = getattr(cache.cur, table).get(key)
+        if entry is None and cache.promote(key):
+            self._follow(cache)
+            entry = getattr(cache.cur, table).get(key)
+        return entry
+
     def fast(self, data: bytes) -> bytes | None:
-        """A cached answer for a plain UDP query, or None (then call `handle`).
-        The server inlines this same code in its UDP loop."""
+        """A cached answer for a plain UDP query, or None (then call `quick`, then `handle`).
+        The server inlines the current generation's part of this in its UDP loop."""
         if not data.startswith(_QD1, 4) or data[2] > 1:
             return None
         qs = data[12:]
         key = qs.lower()
-        entry = self.cached_udp.get(key)
+        entry = self._hit(key, "udp")
         if entry is None:
             return None
         t = entry[data[2]]
@@ -143,18 +167,57 @@ class Responder:
         """The same for a UDP query whose only extra record is a plain EDNS0 OPT."""
         if not data.startswith(_QD1_AR1, 4) or data[2] > 1:
             return None
-        end = wire.edns_question_end(data)
+        end = -11 if wire.bare_opt_tail(data) else wire.edns_question_end(data)
         if end is None:
             return None
         qs = data[12:end]
         key = qs.lower()
-        entry = self._snap.edns.get(key)
+        entry = self._hit(key, "edns")
         if entry is None:
             return None
         t = entry[data[2]]
         if key == qs:
             return data[:2] + t
         return data[:2] + t[:10] + qs + t[10 + len(qs):]
+
+    def udp(self, data: bytes) -> bytes | Pending | None:
+        """Everything for a UDP query the server's inlined fast path did not answer: the
+        quick path (negative answers are never cached: it is as cheap), the old cache
+        generation, then the slow path. Never raises (as `handle`)."""
+        try:
+            out = self.udp_strict(data)
+        except Exception:  # noqa: BLE001 - the slow path then answers (or says SERVFAIL)
+            log.exception("the quick path failed")
+            out = None
+        return self.handle(data) if out is None else out
+
+    def udp_strict(self, data: bytes) -> bytes | None:
+        """`udp` without the slow path and the safety net: what the fuzz test drives."""
+        if data.startswith(_QD1, 4) and data[2] < 2:
+            qs = data[12:]
+            return self.quick(data, qs, qs.lower(), False) or self.fast(data)
+        if data.startswith(_QD1_AR1, 4) and data[2] < 2 and \
+                (end := -11 if wire.bare_opt_tail(data) else wire.edns_question_end(data)):
+            qs = data[12:end]
+            key = qs.lower()
+            entry = self._snap.cache.cur.edns.get(key)
+            if entry is not None:
+                t = entry[data[2]]
+                return data[:2] + t if key == qs else data[:2] + t[:10] + qs + t[10 + len(qs):]
+            return self.quick(data, qs, key, True) or self.fast_edns(data)
+        return None
+
+    # ---- the quick path -----------------------------------------------------------------
+    def quick(self, data: bytes, qs: bytes, key: bytes, opt: bool) -> bytes | None:
+        """`QuickAnswers.answer` for the current zone (`qs` the question as sent, `key`
+        lower-cased, `opt`: a plain EDNS0 OPT follows): common cluster-zone answers
+        without parsing, or None (the slow path answers)."""
+        q = self._snap.quick
+        if q is None:
+            return None
+        out = q.answer(data, qs, key, opt)
+        self._follow(self._snap.cache)  # a positive answer may have rotated the generations
+        return out
 
     # ---- the slow path ------------------------------------------------------------------
     def handle(self, data: bytes, tcp: bool = False) -> bytes | Pending | None:
@@ -180,10 +243,10 @@ class Responder:
         if early is not None:
             return wire.error_response(early, q.qid, q.flags, q.question, q.edns)
         snap = self._snap
-        tmpls = snap.templates.get(q.key)
-        if tmpls is not None:
+        cached = self._hit(q.key, "templates")
+        if cached is not None:
             self._turn += 1
-            return wire.finalize(q, tmpls[self._turn % len(tmpls)], tcp)
+            return wire.finalize(q, cached[self._turn % len(cached)], tcp)
         if snap.zone is None:  # not synced yet: no negative answer we could stand behind
             if self.forwarder is not None and not self._ours(q.name):
                 return Pending(self, q, None, tcp)
@@ -218,26 +281,24 @@ class Responder:
         return None
 
     def _store(self, snap: _Snap, q: Query, tmpls: tuple[bytes, ...], ans: Answer) -> None:
-        if len(snap.templates) >= self.max_cached:
-            snap.templates.clear()
-            snap.udp.clear()
-            snap.deps.clear()
-            snap.edns.clear()
         qlen = len(q.question)
-        snap.templates[q.key] = tmpls
         # The template's question is the lower-cased one: key == question there.
         variants = [(wire.udp_variant(t, qlen)[2:], wire.udp_variant(wire.set_rd(t), qlen)[2:]) for t in tmpls]
-        snap.udp[q.key] = variants[0] if len(variants) == 1 else _Rotating(variants)
+        udp = variants[0] if len(variants) == 1 else _Rotating(variants)
+        edns = None
         opt = [wire.with_opt(t) for t in tmpls]
         if all(len(t) <= wire.PLAIN_UDP_SIZE for t in opt):
             ev = [(t[2:], wire.set_rd(t)[2:]) for t in opt]
-            snap.edns[q.key] = ev[0] if len(ev) == 1 else _Rotating(ev)
+            edns = ev[0] if len(ev) == 1 else _Rotating(ev)
         name = q.name
         assert snap.zone is not None
         sets = snap.zone.rrsets.get(name)
+        dep = None
         if ans.rcode == NOERROR and ans.answer and sets is not None and \
                 all(rr.name == name for rr in ans.answer):
-            snap.deps[q.key] = (name, sets, snap.zone.additional.get(name))
+            dep = (name, sets, snap.zone.additional.get(name))
+        snap.cache.put(q.key, udp, edns, tmpls, dep)
+        self._follow(snap.cache)
 
 
 def _orderings(ans: Answer, qtype: int) -> list[tuple]:

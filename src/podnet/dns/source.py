@@ -41,6 +41,7 @@ class ZoneFeed:
         # keys changed since the last build; None: rebuild everything (after a relist)
         self._changed: set[tuple[str, str, str]] | None = None
         self.rebuilds = 0
+        self.last_build_full = False  # the zone last handed to on_zone was built from scratch
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -90,4 +91,5 @@ class ZoneFeed:
                     self._changed = None  # the builder's tables may be half-updated: rebuild all next
                 continue
             self.rebuilds += 1
+            self.last_build_full = changed is None
             self.on_zone(zone)

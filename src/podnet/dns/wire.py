@@ -174,6 +174,14 @@ def edns_question_end(data: bytes) -> int | None:
     return end
 
 
+def bare_opt_tail(data: bytes) -> bool:
+    """The packet ends in a bare version-0 OPT (root owner, no options: 11 bytes), as
+    dnsperf and most stub resolvers send it: the question is then data[12:-11], no walk
+    needed. (If it is not a well-formed question, no cache key and no zone name matches.)"""
+    return len(data) >= 28 and data[-11] == 0 and data[-10] == 0 and data[-9] == OPT_TYPE \
+        and data[-5] == 0 and data[-2] == 0 and data[-1] == 0
+
+
 def with_opt(tmpl: bytes) -> bytes:
     """The template with our OPT appended (ARCOUNT + 1)."""
     ar = struct.unpack_from("!H", tmpl, 10)[0] + 1

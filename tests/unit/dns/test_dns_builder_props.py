@@ -7,6 +7,7 @@ from dns_cluster import endpoint_slice, namespace, pod, service
 from podnet.api.objects import from_dict
 from podnet.calc.model import ClusterState
 from podnet.dns.builder import ZoneBuilder, build_zone
+from podnet.dns.records import wire_name
 
 NAMESPACES = ["default", "other"]
 SERVICES = ["a", "b"]
@@ -89,4 +90,8 @@ def test_incremental_equals_fresh(batches):
             else:
                 state.remove(*arg)
                 changed.add(arg)
-        assert _norm(builder.build(state, changed=changed)) == _norm(build_zone(state))
+        zone = builder.build(state, changed=changed)
+        assert _norm(zone) == _norm(build_zone(state))
+        # the wire-keyed table the quick path reads: the very same RRset dicts, all names
+        assert zone.wire is not None and len(zone.wire) == len(zone.rrsets)
+        assert all(zone.wire[wire_name(n)] is sets for n, sets in zone.rrsets.items())

@@ -38,15 +38,15 @@ def check(data: bytes, tcp: bool) -> None:
     out = _r.handle_strict(data, tcp)
     if isinstance(out, Pending):
         out = out.run()
-    fast, fast_edns = _r.fast(data), _r.fast_edns(data)
-    for resp in (out, fast, fast_edns):
+    fast, fast_edns, via_udp = _r.fast(data), _r.fast_edns(data), _r.udp_strict(data)
+    for resp in (out, fast, fast_edns, via_udp):
         if resp is None:
             continue
         assert resp[:2] == data[:2]
         m = dns.message.from_wire(resp, ignore_trailing=False)
         assert m.flags & 0x8000  # QR
         assert len(m.question) <= 1
-        if not tcp and resp is out:
+        if not tcp and resp is out or resp is via_udp:
             assert len(resp) <= 4096
 
 
