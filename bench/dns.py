@@ -128,17 +128,10 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def cache_mb(n: int) -> int:
-    """podnet's answer cache sized to hold every positive answer of the mix (A and AAAA of
-    n names, ~640 bytes each) in its current generation, as dnsmasq gets --cache-size 2n:
-    both servers may cache the whole zone. Never below podnet's default of 64 MiB."""
-    return max(64, -(-2 * 2 * n * 640 // (1 << 20)))
-
-
 def start_servers(tmp: Path, url: str, n: int) -> dict[str, tuple[subprocess.Popen, int]]:
     podnet = subprocess.Popen(in_ns(str(ROOT / ".venv/bin/podnet"), "--datastore", url, "dns",
                                     "--listen", f"127.0.0.1:{PODNET_PORT}", "--upstream", "none",
-                                    "--cache-mb", str(cache_mb(n)), cpu=CPU_SERVER),
+                                    cpu=CPU_SERVER),
                               stdout=subprocess.DEVNULL, stderr=open(tmp / "podnet.log", "a"))
     dnsmasq = subprocess.Popen(in_ns("dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
                                      "--no-resolv", "--no-hosts", f"--addn-hosts={tmp / 'hosts'}",

@@ -14,9 +14,9 @@ wire form, kept by the builder) and answers from templates:
   its length: one template per (length, rcode, OPT), packed once by the real packer.
   The label walk that checks a name is well-formed is done once per *parent* name (the
   search domains under a name: few) and remembered.
-- A/AAAA of a name with exactly one such address: one RR whose owner is a pointer to the
-  question; cached (with what it was built from, so it survives zone changes that do not
-  touch its Service) like the slow path's answers.
+- A/AAAA of a name with exactly one such address: the header, the client's question and
+  one RR whose owner is a pointer to the question, packed on the spot: as cheap as a
+  cache hit's splicing, so these are not cached (the cache keeps the slow path's answers).
 Everything else (pod names, SRV, several addresses, CNAMEs, reverse names, questions under
 `dns.<zone>` or `hostmaster.<zone>`, ANY, other classes) returns None: the slow path
 answers. The unit tests hold each quick answer to the slow path's bytes.
@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import socket
 import struct
+from socket import inet_pton
 
 from podnet.dns import wire
-from podnet.dns.cache import ENTRY_OVERHEAD, AnswerCache
 from podnet.dns.lookup import MX, NOERROR, NXDOMAIN
 from podnet.dns.pack import zone_template
 from podnet.dns.records import (A, AAAA, CNAME, NS, PTR, REVERSE_V4, REVERSE_V6, SOA, SRV, TXT, Zone,
@@ -38,7 +38,8 @@ from podnet.dns.records import (A, AAAA, CNAME, NS, PTR, REVERSE_V4, REVERSE_V6,
 # NOTIMP, FORMERR) and `resolve` answers differently.
 QUICK_TYPES = frozenset({A, NS, CNAME, SOA, PTR, MX, TXT, AAAA, SRV})
 _ADDR_FAMILY = {A: socket.AF_INET, AAAA: socket.AF_INET6}
-_ANSWER_HEAD = struct.pack("!HHHH", 0x8480, 1, 1, 0) + b"\x00\x00"  # QR AA RA; qd 1, an 1, ns 0, ar 0
+# header from byte 2 of a one-address answer, by RD + 2 * (EDNS): QR AA (RD) RA; qd 1, an 1, ns 0, ar 0/1
+_ANSWER_HEAD = tuple(struct.pack("!HHHHH", 0x8480 | rd << 8, 1, 1, 0, opt) for opt in (0, 1) for rd in (0, 1))
 MAX_PARENTS = 4096  # remembered label walks (a memo, not answers)
 
 
@@ -46,8 +47,8 @@ class QuickAnswers:
     """The quick path's tables for one zone: its names by wire form, the negative templates
     by (name length, rcode, OPT) as (RD 0, RD 1) from byte 2 on, the parent names walked."""
 
-    def __init__(self, zone: Zone, names: dict[bytes, dict], origin_wire: bytes, cache: AnswerCache):
-        self.zone, self.names, self.cache = zone, names, cache
+    def __init__(self, zone: Zone, names: dict[bytes, dict], origin_wire: bytes):
+        self.zone, self.names = zone, names
         self.origin_wire = origin_wire
         # a question ending in one of these names would compress the SOA's own names
         # against itself: its negative answer would not be the template of its length
@@ -57,7 +58,7 @@ class QuickAnswers:
         self.parents: dict[bytes, int] = {}
 
     @classmethod
-    def for_zone(cls, zone: Zone, cache: AnswerCache) -> "QuickAnswers | None":
+    def for_zone(cls, zone: Zone) -> "QuickAnswers | None":
         """None when the zone has no wire table (built by hand) or its apex could be the
         tail of a reverse name (then "ends in the apex" would not mean "in the zone")."""
         ow = wire_name(zone.origin)
@@ -65,11 +66,12 @@ class QuickAnswers:
             return None
         if any(w.endswith(ow) or ow.endswith(w) for w in (wire_name(REVERSE_V4), wire_name(REVERSE_V6)) if w):
             return None
-        return cls(zone, zone.wire, ow, cache)
+        return cls(zone, zone.wire, ow)
 
     def answer(self, data: bytes, qs: bytes, key: bytes, opt: bool) -> bytes | None:
-        """The response to `data` (a UDP query with one question, `qs` as sent, `key`
-        lower-cased; `opt`: a plain EDNS0 OPT follows it), or None."""
+        """The response to `data` (a UDP query with one question, RD the only flag that may
+        be set; `qs` the question as sent, `key` lower-cased; `opt`: a bare EDNS0 OPT
+        follows it), or None."""
         if len(key) < 6 or key[-2:] != b"\x00\x01":
             return None  # (a name is at least one byte, the root; then type and class IN)
         qtype = key[-4] << 8 | key[-3]
@@ -78,13 +80,27 @@ class QuickAnswers:
         w = key[:-4]
         sets = self.names.get(w)
         if sets is None:
-            if not self._unknown_in_zone(w):
+            # NXDOMAIN if `w` is a well-formed name strictly below the apex, not pod-shaped:
+            # its first label, then its parent's walk (remembered: few parents).
+            n = w[0]
+            if not 0 < n < 64 or len(w) > wire.MAX_NAME:
                 return None
+            depth = self.parents.get(parent := w[n + 1:])
+            if depth is None:
+                depth = self._remember(parent)
+            if depth < 0 or depth == 2 and w.endswith(self.pod_suffix):
+                return None  # not ours to say; <ip>.<ns>.pod: the slow path decides
             rcode = NXDOMAIN
         else:
             rrs = sets.get(qtype)
             if rrs is not None:
-                return self._address(data, qs, key, qtype, rrs, sets, opt)
+                if len(rrs) != 1 or qtype not in _ADDR_FAMILY:
+                    return None  # several addresses rotate (the slow path's); others: additional
+                rr = rrs[0]
+                raw = inet_pton(_ADDR_FAMILY[qtype], rr.data)
+                out = data[:2] + _ANSWER_HEAD[data[2] + 2 * opt] + qs + b"\xc0\x0c" + \
+                    struct.pack("!HHIH", qtype, 1, rr.ttl, len(raw)) + raw
+                return out + wire.OPT_RR if opt else out
             if CNAME in sets or not w.endswith(self.origin_wire):
                 return None  # a CNAME to chase; a reverse name (its SOA is another's)
             rcode = NOERROR
@@ -98,22 +114,12 @@ class QuickAnswers:
         t = ent[data[2]]
         return data[:2] + t[:10] + qs + t[10 + len(qs):]
 
-    def _unknown_in_zone(self, w: bytes) -> bool:
-        """`w` (a lower-cased wire name not in the zone's table) is a well-formed name
-        strictly below the apex and not shaped like a pod name: NXDOMAIN."""
-        n = w[0]
-        if not 0 < n < 64 or len(w) > wire.MAX_NAME:
-            return False
-        parent = w[n + 1:]
-        depth = self.parents.get(parent)
-        if depth is None:
-            depth = self._depth(parent)
-            if len(self.parents) >= MAX_PARENTS:
-                self.parents.clear()  # a memo of label walks: refilled in a few queries
-            self.parents[parent] = depth
-        if depth < 0:
-            return False
-        return not (depth == 2 and w.endswith(self.pod_suffix))  # <ip>.<ns>.pod: the slow path decides
+    def _remember(self, parent: bytes) -> int:
+        depth = self._depth(parent)
+        if len(self.parents) >= MAX_PARENTS:
+            self.parents.clear()  # a memo of label walks: refilled in a few queries
+        self.parents[parent] = depth
+        return depth
 
     def _depth(self, w: bytes) -> int:
         """Labels of wire name `w` above the apex (0: the apex), or -1 when `w` is not a
@@ -142,21 +148,6 @@ class QuickAnswers:
         ent = (tmpl[2:], wire.set_rd(tmpl)[2:])
         self.neg[(len(w), rcode, opt)] = ent
         return ent
-
-    def _address(self, data: bytes, qs: bytes, key: bytes, qtype: int, rrs: list, sets: dict,
-                 opt: bool) -> bytes | None:
-        if len(rrs) != 1 or qtype not in _ADDR_FAMILY:
-            return None  # several addresses rotate (the slow path's); other types: additional
-        rr = rrs[0]
-        raw = socket.inet_pton(_ADDR_FAMILY[qtype], rr.data)
-        t0 = _ANSWER_HEAD + key + b"\xc0\x0c" + struct.pack("!HHIH", qtype, 1, rr.ttl, len(raw)) + raw
-        if opt:
-            t0 = wire.with_opt(b"\x00\x00" + t0)[2:]
-        ent = (t0, bytes((t0[0] | 1,)) + t0[1:])
-        # kept across zones while the name's RRsets are the same object
-        self.cache.put_one(key, ent, opt, (None, sets, None), ENTRY_OVERHEAD + len(key) + 2 * len(t0))
-        t = ent[data[2]]
-        return data[:2] + t if key == qs else data[:2] + t[:10] + qs + t[10 + len(qs):]
 
 
 def _labels(w: bytes) -> tuple[bytes, ...]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from podnet.dns import wire
 from podnet.dns.cache import AnswerCache
@@ -103,6 +103,7 @@ class Responder:
         # the current generation's dicts, read by the server's inlined fast path
         self.cached_udp: dict[bytes, tuple[bytes, bytes] | _Rotating] = self._snap.cache.cur.udp
         self.cached_edns: dict[bytes, tuple[bytes, bytes] | _Rotating] = self._snap.cache.cur.edns
+        self.quick_answer: Callable[[bytes, bytes, bytes, bool], bytes | None] = _no_quick
         self._turn = 0
 
     @property
@@ -119,19 +120,16 @@ class Responder:
         negative answers go, as they carry the SOA serial."""
         old = self._snap
         cache = AnswerCache(self.cache_bytes)
-        snap = _Snap(zone, cache, QuickAnswers.for_zone(zone, cache))
+        snap = _Snap(zone, cache, QuickAnswers.for_zone(zone))
         if old.zone is not None and old.zone.origin == zone.origin and old.zone.ttl == zone.ttl:
             for gen in old.cache.generations():
                 for key, dep in list(gen.deps.items()):
                     name, sets, extra = dep
-                    if name is None:  # a quick answer: its name's RRsets, by wire form
-                        keep = zone.wire is not None and zone.wire.get(key[:-4]) is sets
-                    else:
-                        keep = zone.rrsets.get(name) is sets and zone.additional.get(name) is extra
-                    if keep:
+                    if zone.rrsets.get(name) is sets and zone.additional.get(name) is extra:
                         snap.cache.put(key, gen.udp.get(key), gen.edns.get(key), gen.templates.get(key), dep)
         self._snap = snap
         self._follow(snap.cache)
+        self.quick_answer = snap.quick.answer if snap.quick is not None else _no_quick
 
     def _follow(self, cache: AnswerCache) -> None:
         """Point the server's inlined fast path at the cache's current generation."""
@@ -210,14 +208,10 @@ class Responder:
     # ---- the quick path -----------------------------------------------------------------
     def quick(self, data: bytes, qs: bytes, key: bytes, opt: bool) -> bytes | None:
         """`QuickAnswers.answer` for the current zone (`qs` the question as sent, `key`
-        lower-cased, `opt`: a plain EDNS0 OPT follows): common cluster-zone answers
-        without parsing, or None (the slow path answers)."""
-        q = self._snap.quick
-        if q is None:
-            return None
-        out = q.answer(data, qs, key, opt)
-        self._follow(self._snap.cache)  # a positive answer may have rotated the generations
-        return out
+        lower-cased, `opt`: a bare EDNS0 OPT follows): common cluster-zone answers
+        without parsing, or None (the slow path answers). The server calls
+        `quick_answer` directly."""
+        return self.quick_answer(data, qs, key, opt)
 
     # ---- the slow path ------------------------------------------------------------------
     def handle(self, data: bytes, tcp: bool = False) -> bytes | Pending | None:
@@ -299,6 +293,10 @@ class Responder:
             dep = (name, sets, snap.zone.additional.get(name))
         snap.cache.put(q.key, udp, edns, tmpls, dep)
         self._follow(snap.cache)
+
+
+def _no_quick(data: bytes, qs: bytes, key: bytes, opt: bool) -> None:
+    return None
 
 
 def _orderings(ans: Answer, qtype: int) -> list[tuple]:

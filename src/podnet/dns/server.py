@@ -235,7 +235,7 @@ class DnsServer:
                     pass
                 continue
             try:
-                res = responder.quick(data, qs, key, opt)
+                res = responder.quick_answer(data, qs, key, opt)
             except Exception:  # noqa: BLE001 - the slow path answers instead
                 log.exception("the quick path failed")
                 res = None

@@ -29,6 +29,7 @@ FORMERR, SERVFAIL, NOTIMP, REFUSED, BADVERS = 1, 2, 4, 5, 16
 _QR, _AA, _TC, _RD = 0x8000, 0x0400, 0x0200, 0x0100
 _RA = 0x0080
 _OPT_RR = b"\x00" + struct.pack("!HHIH", OPT_TYPE, OUR_UDP_SIZE, 0, 0)
+OPT_RR = _OPT_RR  # the OPT we append to answers
 
 
 class Drop(Exception):
