@@ -162,13 +162,13 @@ class DnsServer:
     def _on_zone(self, zone: Zone) -> None:
         self.responder.set_zone(zone)
         if self.feed.last_build_full:
-            # The cluster state and the zone are millions of long-lived objects (100k
-            # Services: ~5M); every full collection walked them all, and the answers the
-            # cache keeps trigger one every few hundred thousand queries: 35 us a cold
-            # answer instead of 7 (docs/design/dns.md). Freezing moves them out of the
-            # collector's reach; when a later zone drops them, reference counting still
-            # frees them (records, dicts and lists: no reference cycles). Only after full
-            # builds (start, relist): incremental ones add few objects.
+            # The cluster state and the zone are millions of long-lived objects at 100k
+            # Services; every full collection walked them all, and the objects the cache
+            # keeps trigger them: 35 us a cold answer instead of 7 (docs/design/dns.md).
+            # Freezing moves them out of the collector's reach; when a later zone drops
+            # them, reference counting still frees them (records, dicts and lists: no
+            # reference cycles). Only after full builds (start, relist): incremental
+            # ones add few objects.
             gc.freeze()
         if not self.synced.is_set():
             log.info("dns: synced, serving %s", zone.origin)
