@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from podnet.agent.policy_role import PolicyRole
-from podnet.api.objects import ClusterNetworkPolicy, ObjectKey
+from podnet.api.objects import ClusterNetworkPolicy, ObjectKey, from_dict
 from podnet.calc.model import ClusterState
 from podnet.calc.policy.cluster_sync import plan_cluster
 from podnet.calc.policy.compile import compile_policies
@@ -104,3 +104,22 @@ def test_ingress_named_ports_follow_the_subject():
         _sync(role, state, _apply(state, ch))
         assert role._compiled is not None and role._compiled.cluster["cnp/named/ingress"] != before
         _assert_equal_to_full(role, state)
+
+
+def test_a_pod_moving_to_another_node_leaves_the_named_ports_it_served():
+    """Found by the property above: ingress named ports resolve on the subject's LOCAL pods,
+    so a pod moved to another node (same labels, addresses and ports) must leave the
+    rule's named-port addresses. The planners took such a move for a change of nothing."""
+    cnp = ClusterNetworkPolicy({
+        "apiVersion": "policy.networking.k8s.io/v1alpha2", "kind": "ClusterNetworkPolicy",
+        "metadata": {"name": "c0"}, "spec": {"tier": "Admin", "priority": 1, "subject": {"namespaces": {}},
+                                             "ingress": [{"action": "Accept", "from": [{"namespaces": {}}],
+                                                          "protocols": [{"destinationNamedPort": "serve-80-tcp"}]}]}})
+    np = from_dict({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                    "metadata": {"name": "named", "namespace": "x"},
+                    "spec": {"podSelector": {}, "ingress": [{"ports": [{"port": "serve-80-tcp"}]}]}})
+    state = ClusterState.from_objects(e2e_model() + [node_2(), cnp, np], node_name="node-1")
+    role = PolicyRole("node-1")
+    _sync(role, state, None)
+    _sync(role, state, _apply(state, ("move", "x", "a", "node-2")))
+    _assert_equal_to_full(role, state)

@@ -45,7 +45,7 @@ def plan_cluster(state: ClusterState, changed: set[ObjectKey],
     """The plan for `changed` (keys of any kind); `previous` holds Pods and Namespaces as
     they were at the last sync, as for sync.affected_chains."""
     plan = ClusterPlan()
-    pods: list[PodInfo] = []  # changed in addresses or ports (or came, or went): either version counts
+    pods: list[PodInfo] = []  # changed in addresses, ports or node (or came, or went): either version counts
     relabels: list[tuple[PodInfo, PodInfo]] = []  # only labels changed: only a changed pick counts
     ns_pairs: list[tuple[dict[str, str], dict[str, str]]] = []
     nodes = False
@@ -60,7 +60,10 @@ def plan_cluster(state: ClusterState, changed: set[ObjectKey],
             new, old = state.get("Pod", k.namespace, k.name), previous.get(k)
             ni = pod_info(new) if isinstance(new, Pod) and is_policy_pod(new) else None
             oi = pod_info(old) if isinstance(old, Pod) and is_policy_pod(old) else None
-            if ni is not None and oi is not None and oi.canon == ni.canon and oi.named == ni.named:
+            # same addresses, ports and node (ingress named ports resolve on the local pods
+            # of a policy's subject): only a changed pick of the labels can count
+            if (ni is not None and oi is not None and oi.canon == ni.canon and oi.named == ni.named
+                    and ni.pod.node_name == oi.pod.node_name):
                 if oi.labels != ni.labels:
                     relabels.append((oi, ni))
                 continue

@@ -9,7 +9,7 @@ import hashlib
 import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from podnet.api.defaults import NETNS_ANNOTATION as LAB_NETNS_ANNOTATION
 from podnet.api.objects import NetworkPolicy, ObjectKey, Pod, PolicyPeer, PolicyRule
@@ -148,13 +148,13 @@ class PodIndex:
         self.named_memo = {k: v for k, v in self.named_memo.items()
                            if k[0].startswith("in ") and not k[0].startswith("in ('cnp',")}
 
-    def _drop_subjects(self, stale) -> None:
+    def _drop_subjects(self, stale: Callable[..., bool]) -> None:
         for key in [k for k in self._subjects if stale(*k)]:
             del self._subjects[key]
         for key in [k for k in self._local_subjects if stale(*k)]:
             del self._local_subjects[key]
 
-    def _drop_peer_ips(self, stale) -> None:
+    def _drop_peer_ips(self, stale: Callable[..., bool]) -> None:
         for key in [k for k, sels in self._peer_sels.items() if any(stale(*s) for s in sels)]:
             del self._peer_sels[key]
             self._peer_ips.pop(key, None)

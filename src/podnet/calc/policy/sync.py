@@ -7,7 +7,7 @@ recomputed whole, so they need no planning.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Iterable, Mapping
 
 from podnet.api.objects import ObjectKey, Pod, PolicyPeer, Resource
 from podnet.api.selector import LabelSelector
@@ -35,6 +35,7 @@ def affected_chains(state: ClusterState, changed: set[ObjectKey],
         elif k.kind == "Pod":
             new, old = state.get("Pod", k.namespace, k.name), previous.get(k)
             if (isinstance(new, Pod) and isinstance(old, Pod) and is_policy_pod(new) and is_policy_pod(old)
+                    and new.node_name == old.node_name   # named ports resolve on the local pods
                     and (oi := pod_info(old)).canon == (ni := pod_info(new)).canon and oi.named == ni.named):
                 if oi.labels != ni.labels:
                     relabels.append((oi, ni))
@@ -68,7 +69,7 @@ def affected_chains(state: ClusterState, changed: set[ObjectKey],
 _ABSENT = object()
 
 
-def changed_keys(pairs) -> frozenset[str]:
+def changed_keys(pairs: Iterable[tuple[Mapping[str, str], Mapping[str, str]]]) -> frozenset[str]:
     """The label keys whose value (or presence) differs between the old and new labels of
     each pair: a selector reading none of them decides the same for both."""
     out: set[str] = set()

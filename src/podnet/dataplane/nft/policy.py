@@ -247,9 +247,9 @@ def render(c: CompiledPolicies, cache: RenderCache | None = None,
             continue
         if thit is not None:
             total.remove(thit[1])
-        frag = cluster_nft.tier_fragment(tk[0], tk[1], tk[2], chs)
-        total.add(frag)
-        cache.tiers[tk] = (chs, frag)
+        tier_frag = cluster_nft.tier_fragment(tk[0], tk[1], tk[2], chs)
+        total.add(tier_frag)
+        cache.tiers[tk] = (chs, tier_frag)
     for name in changed_static:
         cache.static[name] = (STATIC_SETS[name], frozenset(cache.static_count[name]))
     m = NftModel()
