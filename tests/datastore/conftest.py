@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -117,6 +117,18 @@ def _kubernetes_backend(tmp_path) -> Iterator[Backend]:
         b.compact = lambda _store, rev: (server.compact(rev), server.restart())  # type: ignore[method-assign]
         yield b
         b.close_all()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def kube(tmp_path) -> Iterator[Any]:
+    """A `podnet apiserver` process over a SQLite store of its own (kube_server.py)."""
+    from kube_server import KubeApiServer
+    server = KubeApiServer(tmp_path)
+    server.start()
+    try:
+        yield server
     finally:
         server.stop()
 

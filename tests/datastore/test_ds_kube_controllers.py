@@ -19,17 +19,6 @@ pytestmark = pytest.mark.kubernetes
 GRACE = 2.0
 
 
-@pytest.fixture
-def kube(tmp_path):
-    from kube_server import KubeApiServer
-    server = KubeApiServer(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def obj(kind: str, name: str, spec: dict, ns: str = "", api: str = "v1", **meta):
     md = {"name": name, **({"namespace": ns} if ns else {}), **meta}
     return from_dict({"apiVersion": api, "kind": kind, "metadata": md, "spec": spec})

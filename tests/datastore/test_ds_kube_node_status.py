@@ -38,17 +38,6 @@ class NoKernel:
         pass
 
 
-@pytest.fixture
-def kube(tmp_path):
-    from kube_server import KubeApiServer
-    server = KubeApiServer(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 class Kubelet:
     """The node's kubelet as far as its Node goes: registers it, posts its status."""
 

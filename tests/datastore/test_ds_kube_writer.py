@@ -21,17 +21,6 @@ pytestmark = pytest.mark.kubernetes
 
 
 @pytest.fixture
-def kube(tmp_path):
-    from kube_server import KubeApiServer
-    server = KubeApiServer(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
 def writer(kube, monkeypatch):
     def client_side(*args, **kwargs):
         raise AssertionError("admission, release or cascade ran in the client")
