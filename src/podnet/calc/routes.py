@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from podnet.api.objects import IPPool, Node, Resource
 from podnet.calc.encap import DEFAULT_MODES, SUBNET_FIELDS, Crossing, crossing, pool_mode, same_subnet
@@ -139,6 +139,21 @@ def block_info(block: Resource) -> BlockInfo | None:
     return BlockInfo(str(net), owner, tuple(sorted(borrowed)))
 
 
+def block_destinations(blocks: Iterable[Resource], pools: list[IPPool],
+                       default: str) -> Iterator[tuple[str, str, str]]:
+    """(destination, node, the pool's vxlanMode) of every block with a node, and of every
+    address another node borrowed from a block."""
+    for b in blocks:
+        info = block_info(b)
+        if info is None:
+            continue
+        mode = pool_mode(info.cidr, pools, default)
+        if info.node:
+            yield info.cidr, info.node, mode
+        for ip, holder in info.borrowed:
+            yield f"{ip}/{32 if ipaddress.ip_address(ip).version == 4 else 128}", holder, mode
+
+
 def plan_routes(node_name: str, nodes: Iterable[Node], blocks: Iterable[Resource],
                 encap: str = "none", pools: Iterable[IPPool] = (),
                 routing: str = "static") -> RoutePlan:
@@ -172,15 +187,7 @@ def plan_routes(node_name: str, nodes: Iterable[Node], blocks: Iterable[Resource
             if gw4_or_6:
                 (routes if how is Crossing.DIRECT else unroutable).add(Route(dst, gw4_or_6, "", owner))
 
-    for b in blocks:
-        info = block_info(b)
-        if info is None:
-            continue
-        mode = pool_mode(info.cidr, pools, default)
-        if info.node:
-            add(info.cidr, info.node, mode)
-        for ip, holder in info.borrowed:
-            plen = 32 if ipaddress.ip_address(ip).version == 4 else 128
-            add(f"{ip}/{plen}", holder, mode)
+    for dst, owner, mode in block_destinations(blocks, pools, default):
+        add(dst, owner, mode)
     return RoutePlan(tuple(sorted(routes)), tuple(sorted(neighbours)), tuple(sorted(fdb)),
                      tuple(sorted(unroutable)))

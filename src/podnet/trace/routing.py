@@ -17,8 +17,8 @@ from podnet.api.defaults import ROUTE_PROTO
 from podnet.api.objects import Node, Pod
 from podnet.calc.model import ClusterState
 from podnet.calc.bgp import DEFAULT_ASN, cluster_config, node_asn, plan_bgp
-from podnet.calc.encap import DEFAULT_MODES, Crossing, crossing, pool_mode, same_subnet
-from podnet.calc.routes import VXLAN_DEV, Route, block_info, node_addrs, plan_routes
+from podnet.calc.encap import DEFAULT_MODES, Crossing, crossing, same_subnet
+from podnet.calc.routes import VXLAN_DEV, Route, block_destinations, node_addrs, plan_routes
 from podnet.dataplane.net.podwire import GATEWAY_V4, GATEWAY_V6, host_ifname
 from podnet.trace.facts import LabFacts
 
@@ -138,15 +138,8 @@ def bird_routes(state: ClusterState, facts: LabFacts, node: str) -> list[tuple[R
         out.append((Route(dst, hop, "", owner), Bgp(owner, hop, sess[0].name, by_ip.get(sess[0].ip, sess[0].ip),
                                                      path)))
 
-    for b in state.of_kind("IPAMBlock"):
-        info = block_info(b)
-        if info is None:
-            continue
-        mode = pool_mode(info.cidr, pools, default)
-        if info.node:
-            add(info.cidr, info.node, mode)
-        for ip, holder in info.borrowed:
-            add(f"{ip}/{32 if ipaddress.ip_address(ip).version == 4 else 128}", holder, mode)
+    for dst, owner, mode in block_destinations(state.of_kind("IPAMBlock"), pools, default):
+        add(dst, owner, mode)
     return out
 
 
