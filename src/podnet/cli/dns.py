@@ -30,8 +30,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--pods", choices=POD_MODES, default="insecure",
                    help="a-b-c-d.<ns>.pod records: insecure (default, as kubeadm), verified, disabled")
     p.add_argument("--cache-ttl", type=int, default=30, help="cap on cached upstream answers, s (default 30)")
-    p.add_argument("--cache-mb", type=int, default=64,
-                   help="memory for the cluster zone's pre-built answers, MiB (default 64; "
+    p.add_argument("--cache-mb", type=int, default=128,
+                   help="memory for the cluster zone's pre-built answers, MiB (default 128; "
                         "least recently asked go first, half at a time)")
     p.add_argument("--sync-wait", type=float, default=5.0,
                    help="seconds to wait for the first zone before opening the ports (default 5)")

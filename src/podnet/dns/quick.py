@@ -15,8 +15,9 @@ wire form, kept by the builder) and answers from templates:
   The label walk that checks a name is well-formed is done once per *parent* name (the
   search domains under a name: few) and remembered.
 - A/AAAA of a name with exactly one such address: the header, the client's question and
-  one RR whose owner is a pointer to the question, packed on the spot: as cheap as a
-  cache hit's splicing, so these are not cached (the cache keeps the slow path's answers).
+  one RR whose owner is a pointer to the question, packed on the spot.
+The responder keeps these answers in its cache too, until the cache first rotates in a
+zone (`Responder._quick_for`): past that the working set is bigger than the cache.
 Everything else (pod names, SRV, several addresses, CNAMEs, reverse names, questions under
 `dns.<zone>` or `hostmaster.<zone>`, ANY, other classes) returns None: the slow path
 answers. The unit tests hold each quick answer to the slow path's bytes.

@@ -103,7 +103,7 @@ class DnsServer:
     def __init__(self, store: Datastore | str, listen: Iterable[tuple[str, int]] = (("0.0.0.0", 53),),
                  zone: str = "cluster.local", ttl: int = 30, upstreams: Iterable[Any] | None = None,
                  pods_mode: str = "insecure", workers: int = 8, cache_ttl: int = 30,
-                 cache_bytes: int = 64 << 20):
+                 cache_bytes: int = 128 << 20):
         self.store = open_datastore(store) if isinstance(store, str) else store
         self._own_store = isinstance(store, str)
         self.listen = [(h, int(p)) for h, p in listen]

@@ -155,16 +155,31 @@ def test_negative_templates_follow_the_zone():
     assert dns.message.from_wire(_quick(r, data)).authority[0][0].serial == 4
 
 
-def test_quick_answers_follow_the_zone_and_leave_the_cache_alone():
+def test_quick_answers_are_kept_until_the_cache_rotates_and_follow_the_zone():
     builder = ZoneBuilder()
     st_ = _state()
     r = Responder()
     r.set_zone(builder.build(st_))
     v4 = _query(2, True, _question([b"v4only", b"default", b"svc", b"cluster", b"local"], 1), False)
-    assert [rd.to_text() for rrset in dns.message.from_wire(_quick(r, v4)).answer for rd in rrset] == \
-        ["10.96.0.21"]
-    assert len(r.cache) == 0  # as cheap as a hit: not cached
+    assert r.fast(v4) is None
+    first = r.udp(v4)
+    assert [rd.to_text() for rrset in dns.message.from_wire(first).answer for rd in rrset] == ["10.96.0.21"]
+    assert r.fast(v4) == first  # kept: the next asker gets a hit
+    no_rd = _query(3, False, _question([b"v4only", b"default", b"svc", b"cluster", b"local"], 1), False)
+    assert r.fast(no_rd) == _slow(_pair()[1], no_rd)  # the other RD variant is right too
     st_.put(service("default", "v4only", clusterIP="10.96.0.55"))
     r.set_zone(builder.build(st_, serial=2, changed={("Service", "default", "v4only")}))
+    assert r.fast(v4) is None
     m = dns.message.from_wire(r.udp(v4))
     assert [rd.to_text() for rrset in m.answer for rd in rrset] == ["10.96.0.55"]
+
+
+def test_quick_answers_stop_being_kept_once_the_cache_rotates():
+    r = Responder(cache_bytes=3000)  # room for a couple of answers a generation
+    r.set_zone(build_zone(_state()))
+    names = [f"n{i}.app.svc.cluster.local".encode().split(b".") for i in range(12)]
+    queries = [_query(i, True, _question(n, 1), False) for i, n in enumerate(names)]
+    for q in queries:
+        assert dns.message.from_wire(r.udp(q)).rcode() == dns.rcode.NXDOMAIN
+    assert r.cache.rotations == 1  # one rotation, then no more keeping
+    assert r.fast(queries[-1]) is None and len(r.cache) < len(queries)
