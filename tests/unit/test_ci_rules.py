@@ -39,3 +39,13 @@ def test_a_root_test_run_without_root_skips_but_fails_under_ci():
     out = {ci: p.communicate(timeout=120)[0] for ci, p in runs.items()}
     assert runs[False].returncode == 0 and " skipped" in out[False] and "passed" not in out[False], out[False]
     assert runs[True].returncode != 0 and "CI=true: a missing requirement fails the run" in out[True], out[True]
+
+
+def test_no_test_puts_bench_on_sys_path():
+    """bench/dns.py and bench/datastore.py share their names with dnspython's `dns` and with
+    tests/datastore: a test that puts bench/ on sys.path breaks the imports of tests that run
+    after it, in the full run only (it happened twice). Load a bench module by its path."""
+    tests = Path(__file__).resolve().parents[1]
+    offenders = [str(p.relative_to(tests)) for p in tests.rglob("*.py") if p != Path(__file__).resolve()
+                 and any("sys.path" in line and '"bench"' in line for line in p.read_text().splitlines())]
+    assert not offenders, offenders
