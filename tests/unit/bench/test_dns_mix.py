@@ -2,17 +2,11 @@
 (the third octet carries into the second), the same ones as before below 60,000."""
 from __future__ import annotations
 
-import importlib.util
 import ipaddress
-import sys
-from pathlib import Path
 
-_PATH = Path(__file__).resolve().parents[3] / "bench" / "dns_mix.py"
-_spec = importlib.util.spec_from_file_location("bench_dns_mix", _PATH)
-assert _spec and _spec.loader
-mix = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = mix
-_spec.loader.exec_module(mix)
+from bench_modules import load_bench
+
+mix = load_bench("dns_mix")
 
 
 def test_100k_names_get_distinct_valid_ipv4_addresses():

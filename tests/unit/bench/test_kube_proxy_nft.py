@@ -3,26 +3,11 @@ rules and elements for a service, as kube-proxy's own tests (pkg/proxy/nftables
 proxier_test.go) expect them, and its stale-chain handling across partial syncs."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
+from bench_modules import load_bench
 from podnet.calc.services import EndpointAddr, ServicePortEntry
 
 
-def _load_bench_module(name: str):
-    """Load bench/<name>.py by path: putting bench/ on sys.path would let bench/dns.py
-    shadow dnspython's `dns` package for every later test module."""
-    path = Path(__file__).resolve().parents[3] / "bench" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_kp = _load_bench_module("kube_proxy_nft")
+_kp = load_bench("kube_proxy_nft")
 KubeProxyLayout, hash_and_truncate = _kp.KubeProxyLayout, _kp.hash_and_truncate
 
 SVC1 = "service-ULMVA6XW-ns1/svc1/tcp/p80"

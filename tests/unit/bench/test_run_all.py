@@ -2,23 +2,17 @@
 JSON lines become the summary table (median, range, goal held N/M, load)."""
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-_PATH = Path(__file__).resolve().parents[3] / "bench" / "run_all.py"
-_spec = importlib.util.spec_from_file_location("bench_run_all", _PATH)
-assert _spec and _spec.loader
-ra = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = ra
-_spec.loader.exec_module(ra)
+from bench_modules import BENCH, load_bench
+
+ra = load_bench("run_all")
 
 
 def test_every_bench_with_a_main_is_run_and_the_helpers_are_not():
-    benches = {p.stem for p in _PATH.parent.glob("*.py") if "__main__" in p.read_text() and p.stem != "run_all"}
+    benches = {p.stem for p in BENCH.glob("*.py") if "__main__" in p.read_text() and p.stem != "run_all"}
     assert set(ra.BENCHES) <= benches
     # the rest are parts other benches run (the floor of lab_scale, etc.)
     assert benches - set(ra.BENCHES) <= {"lab_raw", "policy_scale", "policy_cluster", "dns_mix",

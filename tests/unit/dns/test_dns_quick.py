@@ -2,28 +2,20 @@
 takes, the very same bytes; the questions it must leave to the slow path, left."""
 from __future__ import annotations
 
-import importlib.util
 import struct
-import sys
-from pathlib import Path
 
 import dns.message
 import dns.rcode
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from bench_modules import load_bench
 from dns_cluster import cluster, endpoint_slice, ep, service
 from podnet.api.objects import from_dict
 from podnet.calc.model import ClusterState
 from podnet.dns.builder import ZoneBuilder, build_zone
 from podnet.dns.responder import Pending, Responder
 
-# bench/dns_mix.py (the bench's query mix), loaded by path: bench/ on sys.path would shadow
-# packages of the same name (bench/dns.py: dnspython's dns; bench/datastore.py: tests/datastore)
-_spec = importlib.util.spec_from_file_location("bench_dns_mix", Path(__file__).resolve().parents[3] / "bench" / "dns_mix.py")
-assert _spec and _spec.loader
-dns_mix = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = dns_mix
-_spec.loader.exec_module(dns_mix)
+dns_mix = load_bench("dns_mix")  # the bench's query mix
 
 
 def _state() -> ClusterState:
